@@ -1,0 +1,48 @@
+# The two commands a new user runs on a fresh Debian 12 machine:
+#   make demo   — builds edgevlm and answers a question with the shipped model
+#   make test   — builds and runs every test (unit, parity against llama.cpp, sanitizers, Python)
+# Both install the Debian packages they need first (scripts/install-deps.sh, a no-op when present).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= 2
+PYTHON     ?= /usr/bin/python3
+
+.PHONY: all deps build demo test test-unit test-asan test-python test-parity clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)
+
+test: build
+	$(MAKE) --no-print-directory test-unit test-asan test-python test-parity
+	@echo "make test: all suites passed"
+
+test-unit:
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
+
+# Parsers of untrusted input (GGUF, tokenizer metadata, images) under ASan+UBSan.
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEVLM_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*'
+
+test-python:
+	cd training && $(PYTHON) -m pytest -q -x
+
+test-parity:
+	bash tests/parity/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
