@@ -1,0 +1,53 @@
+// Matrix products y = W·x for a batch of activation rows, the bulk of every forward pass.
+// W is a weight tensor in GGUF layout: n_out rows of n_in elements (ne[0] = n_in), stored as
+// F32, F16, BF16, Q8_0 or Q4_0. Two implementations:
+//   - matmul_ref: portable scalar reference (each weight row dequantized to F32, float dot);
+//   - the AVX2+FMA+F16C kernels (matmul_avx2.cc), chosen at run time: F16/BF16 converted in
+//     registers; for Q8_0/Q4_0 the activations are quantized to Q8_0 blocks on the fly and the
+//     dot products run on 8-bit integers, as ggml does. Several activation rows share each
+//     weight block loaded (tiles of 4 weight rows × 2 activation rows), and the reduction is cut
+//     into slices whose activations stay in L2, so batched prefill is bound by arithmetic.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/thread_pool.h"
+#include "formats/gguf.h"
+#include "formats/quant.h"
+
+namespace edgevlm {
+
+struct WeightMatrix {
+  GGMLType type = GGMLType::F32;
+  const uint8_t* data = nullptr;  // row o starts at data + o * row_stride (a view, not owned)
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  size_t row_stride = 0;
+
+  // A view of a 2-D GGUF tensor; throws edgevlm::Error naming the tensor when it is not 2-D,
+  // its type has no matmul kernel, or its rows do not fill whole blocks.
+  static WeightMatrix from_tensor(const GGUFTensorInfo& t);
+  // A view of caller-owned memory in the given type (rows packed back to back).
+  static WeightMatrix from_data(GGMLType type, const void* data, int64_t n_in, int64_t n_out);
+};
+
+// Types the matmul kernels accept: F32, F16, BF16, Q8_0, Q4_0.
+bool matmul_supports(GGMLType t);
+
+// y[r·n_out + o] = Σ_i W[o, i] · x[r·n_in + i] for r < n_rows. Dispatches to AVX2 when the CPU
+// has it (see cpu_has_avx2), else to matmul_ref. Parallel over output rows.
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
+
+// Scalar reference; pool may be null (single thread).
+void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool* pool = nullptr);
+
+// The AVX2 path directly (tests compare it to matmul_ref). Call only when cpu_has_avx2().
+void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
+
+// Q8_0 quantization of activations as the integer kernels use it (as ggml's quantize_row_q8_0, ties to even:
+// d = max|x|/127, q = round(x/d)), exposed so tests can rebuild the exact integer result.
+// n must be a multiple of 32; qs gets n bytes, d gets n/32 scales.
+void quantize_act_q8(const float* x, int64_t n, int8_t* qs, float* d);
+
+}  // namespace edgevlm

@@ -1,0 +1,45 @@
+#include "ops/rope.h"
+
+#include <cmath>
+
+namespace edgevlm {
+
+std::vector<float> rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos) {
+  const int half = n_dims / 2;
+  std::vector<float> t(size_t(n_pos) * half * 2);
+  const float theta_scale = std::pow(freq_base, -2.0f / float(n_dims));
+  for (int64_t p = 0; p < n_pos; ++p) {
+    float theta = float(pos0 + p);
+    float* row = t.data() + p * half * 2;
+    for (int i = 0; i < half; ++i) {
+      row[2 * i] = std::cos(theta);
+      row[2 * i + 1] = std::sin(theta);
+      theta *= theta_scale;
+    }
+  }
+  return t;
+}
+
+void rope_apply(RopeType type, float* x, int n_heads, int head_dim, int n_dims, const float* cs) {
+  const int half = n_dims / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + int64_t(h) * head_dim;
+    if (type == RopeType::Normal) {
+      for (int i = 0; i < half; ++i) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float x0 = v[2 * i], x1 = v[2 * i + 1];
+        v[2 * i] = x0 * c - x1 * s;
+        v[2 * i + 1] = x0 * s + x1 * c;
+      }
+    } else {
+      for (int i = 0; i < half; ++i) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float x0 = v[i], x1 = v[i + half];
+        v[i] = x0 * c - x1 * s;
+        v[i + half] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+}  // namespace edgevlm

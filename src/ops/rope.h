@@ -1,0 +1,25 @@
+// Rotary position embeddings, applied exactly as llama.cpp (ggml_rope_ext, no scaling) does:
+//   theta_i(p) = p · base^(−2i/n_dims), computed as a running product in float like ggml;
+//   Normal (LLAMA_ROPE_TYPE_NORM, arch `llama`): rotates adjacent pairs (x[2i], x[2i+1]);
+//   NeoX   (LLAMA_ROPE_TYPE_NEOX, arch `qwen2`): rotates (x[i], x[i + n_dims/2]).
+// Dimensions at and beyond n_dims pass through unchanged. llama.cpp's converter permutes the Q and
+// K weights of Hugging Face `llama` checkpoints so that Normal rotation is right for GGUF files,
+// so the engine must not permute anything itself.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace edgevlm {
+
+enum class RopeType { Normal, NeoX };
+
+// cos/sin of every rotation angle for positions pos0 .. pos0+n_pos−1: a table of
+// n_pos × (n_dims/2) pairs (cos, sin).
+std::vector<float> rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos);
+
+// Rotates n_heads vectors of head_dim floats (contiguous) at one position; cs points at that
+// position's row of rope_table.
+void rope_apply(RopeType type, float* x, int n_heads, int head_dim, int n_dims, const float* cs);
+
+}  // namespace edgevlm
