@@ -1,0 +1,83 @@
+// Greedy generation with llama.cpp (through node-llama-cpp 3.21.1, its prebuilt CPU binaries) from a
+// list of token ids: no tokenizer is involved on either side of a parity check.
+//
+//   node greedy.mjs --model M.gguf --tokens 1,2,3 [-n 16] [--threads 2] [--kv f32|f16] [--top 2]
+//
+// Prints one JSON object: {"prompt": [...], "tokens": [...generated ids...], "steps": [{"token",
+// "top": [[id, logprob], ...]}, ...]}. The top-k log-probabilities come from llama.cpp's own softmax
+// of the logits (temperature 1 over the full vocabulary), so logprob differences are logit differences;
+// a parity check uses them to recognise near-ties.
+import {getLlama, LlamaLogLevel} from "node-llama-cpp";
+
+function parseArgs(argv) {
+    const o = {n: 16, threads: 2, kv: "f32", top: 0, ctx: 0};
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i], v = () => {
+            if (i + 1 >= argv.length) throw new Error(`flag ${a} needs a value`);
+            return argv[++i];
+        };
+        if (a === "--model" || a === "-m") o.model = v();
+        else if (a === "--tokens") o.tokens = v().split(",").filter((s) => s.trim() !== "").map(Number);
+        else if (a === "-n") o.n = Number(v());
+        else if (a === "--threads" || a === "-t") o.threads = Number(v());
+        else if (a === "--kv") o.kv = v();
+        else if (a === "--top") o.top = Number(v());
+        else if (a === "--ctx") o.ctx = Number(v());
+        else throw new Error(`unknown flag ${a}`);
+    }
+    if (!o.model) throw new Error("--model is required");
+    if (!o.tokens || o.tokens.length === 0 || o.tokens.some((t) => !Number.isInteger(t) || t < 0))
+        throw new Error("--tokens needs a comma-separated list of non-negative token ids");
+    if (!["f32", "f16"].includes(o.kv)) throw new Error("--kv must be f32 or f16");
+    return o;
+}
+
+export async function loadPeer(modelPath, {threads, kv = "f32", ctx = 0, batch = 512}) {
+    // build:"never" and skipDownload: use the prebuilt binaries shipped in the npm package, never try
+    // to compile or fetch llama.cpp at run time; gpu:false keeps everything on the CPU.
+    const llama = await getLlama({gpu: false, build: "never", skipDownload: true, usePrebuiltBinaries: true,
+        logLevel: LlamaLogLevel.error, maxThreads: threads, progressLogs: false});
+    const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: true});
+    const kvType = kv.toUpperCase();
+    const context = await model.createContext({
+        contextSize: ctx > 0 ? ctx : Math.min(model.trainContextSize, 2048),
+        batchSize: batch, threads: {ideal: threads, min: threads}, sequences: 1, flashAttention: false,
+        experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType,
+    });
+    return {llama, model, context};
+}
+
+function topK(probabilities, k) {
+    if (!probabilities || k <= 0) return undefined;
+    const arr = [...probabilities.entries()].sort((a, b) => b[1] - a[1]).slice(0, k);
+    return arr.map(([id, p]) => [id, Math.log(p)]);
+}
+
+async function main() {
+    const o = parseArgs(process.argv.slice(2));
+    const {llama, model, context} = await loadPeer(o.model, o);
+    const seq = context.getSequence();
+    const out = {prompt: o.tokens, tokens: [], steps: [], n_vocab: model.tokens ? undefined : undefined};
+    // temperature 0: llama.cpp's greedy sampler (argmax of the logits). yieldEogToken: a random model
+    // may pick <|endoftext|>, which must count as a generated token, not end the run.
+    const it = seq.evaluateWithMetadata(o.tokens, {probabilities: o.top > 0},
+        {temperature: 0, yieldEogToken: true});
+    for await (const r of it) {
+        out.tokens.push(r.token);
+        if (o.top > 0) out.steps.push({token: r.token, top: topK(r.probabilities, o.top)});
+        if (out.tokens.length >= o.n) break;
+    }
+    if (o.top <= 0) delete out.steps;
+    delete out.n_vocab;
+    process.stdout.write(JSON.stringify(out) + "\n");
+    await context.dispose();
+    await model.dispose();
+    await llama.dispose();
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+    main().catch((e) => {
+        process.stderr.write(`greedy.mjs: ${e.message}\n`);
+        process.exit(1);
+    });
+}
