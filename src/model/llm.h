@@ -76,7 +76,7 @@ class KvCache;
 
 // Decoder forward over n new positions (embeddings n × n_embd) appended at cache.n_past();
 // advances the cache. logits: n_vocab floats for the last position, or n × n_vocab when
-// all_logits. Throws edgevlm::Error when the positions do not fit in the cache.
+// all_logits; logits may be null when only the cache matters (earlier prefill chunks). Throws edgevlm::Error when the positions do not fit in the cache.
 void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int n, float* logits,
                  bool all_logits, ThreadPool& pool);
 

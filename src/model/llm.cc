@@ -1,0 +1,282 @@
+#include "model/llm.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "model/kv_cache.h"
+#include "ops/activations.h"
+#include "ops/attention.h"
+#include "ops/norms.h"
+
+namespace edgevlm {
+
+namespace {
+
+int get_count(const GGUFFile& f, const std::string& key, int64_t lo, int64_t hi) {
+  const GGUFValue* v = f.find(key);
+  EV_CHECK(v != nullptr, "%s: missing metadata key '%s'", f.path().c_str(), key.c_str());
+  int64_t x = f.get_int(key);
+  EV_CHECK(x >= lo && x <= hi, "%s: metadata '%s' = %lld is outside [%lld, %lld]", f.path().c_str(),
+           key.c_str(), (long long)x, (long long)lo, (long long)hi);
+  return int(x);
+}
+
+std::string shape_str(const std::vector<int64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+// Dimensions with trailing 1s removed (some writers store vectors as [n, 1]).
+std::vector<int64_t> squeezed(const std::vector<int64_t>& ne) {
+  std::vector<int64_t> s = ne;
+  while (s.size() > 1 && s.back() == 1) s.pop_back();
+  return s;
+}
+
+const GGUFTensorInfo& need_tensor(const GGUFFile& f, const std::string& name) {
+  const GGUFTensorInfo* t = f.find_tensor(name);
+  EV_CHECK(t != nullptr, "%s: tensor '%s' is missing", f.path().c_str(), name.c_str());
+  return *t;
+}
+
+WeightMatrix matrix(const GGUFFile& f, const std::string& name, int64_t n_in, int64_t n_out) {
+  const GGUFTensorInfo& t = need_tensor(f, name);
+  std::vector<int64_t> ne = squeezed(t.ne);
+  EV_CHECK(ne.size() == 2 && ne[0] == n_in && ne[1] == n_out,
+           "%s: tensor '%s' has shape %s, the model config needs [%lld, %lld]", f.path().c_str(),
+           name.c_str(), shape_str(t.ne).c_str(), (long long)n_in, (long long)n_out);
+  EV_CHECK(matmul_supports(t.type), "%s: tensor '%s' has type %s; supported: f32, f16, bf16, q8_0, q4_0",
+           f.path().c_str(), name.c_str(), type_name(t.type).c_str());
+  GGUFTensorInfo t2 = t;
+  t2.ne = ne;
+  return WeightMatrix::from_tensor(t2);
+}
+
+}  // namespace
+
+LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
+  LlmConfig c;
+  EV_CHECK(f.has("general.architecture"), "%s: missing metadata key 'general.architecture'", f.path().c_str());
+  c.arch = f.get_string("general.architecture");
+  EV_CHECK(c.arch == "llama" || c.arch == "qwen2",
+           "%s: architecture '%s' is not supported by the decoder (llama, qwen2)", f.path().c_str(),
+           c.arch.c_str());
+  const std::string a = c.arch + ".";
+  constexpr int64_t kMaxDim = 1 << 20;
+  c.n_embd = get_count(f, a + "embedding_length", 1, kMaxDim);
+  c.n_layer = get_count(f, a + "block_count", 1, 4096);
+  c.n_head = get_count(f, a + "attention.head_count", 1, 4096);
+  c.n_head_kv = f.has(a + "attention.head_count_kv") ? get_count(f, a + "attention.head_count_kv", 1, 4096)
+                                                      : c.n_head;
+  c.n_ff = get_count(f, a + "feed_forward_length", 1, kMaxDim);
+  c.n_ctx_train = get_count(f, a + "context_length", 1, 1 << 24);
+  EV_CHECK(f.has(a + "attention.layer_norm_rms_epsilon"), "%s: missing metadata key '%s'",
+           f.path().c_str(), (a + "attention.layer_norm_rms_epsilon").c_str());
+  c.rms_eps = float(f.get_float(a + "attention.layer_norm_rms_epsilon"));
+  EV_CHECK(c.rms_eps >= 0 && c.rms_eps < 1, "%s: '%sattention.layer_norm_rms_epsilon' = %g is out of range",
+           f.path().c_str(), a.c_str(), double(c.rms_eps));
+  c.rope_freq_base = float(f.get_float_or(a + "rope.freq_base", 10000.0));
+  EV_CHECK(c.rope_freq_base > 0 && std::isfinite(c.rope_freq_base), "%s: '%srope.freq_base' must be positive",
+           f.path().c_str(), a.c_str());
+  EV_CHECK(c.n_head % c.n_head_kv == 0, "%s: head_count %d is not a multiple of head_count_kv %d",
+           f.path().c_str(), c.n_head, c.n_head_kv);
+  if (f.has(a + "attention.key_length")) {
+    c.head_dim = get_count(f, a + "attention.key_length", 2, 4096);
+    if (f.has(a + "attention.value_length"))
+      EV_CHECK(f.get_int(a + "attention.value_length") == c.head_dim,
+               "%s: attention.value_length differs from key_length, which this decoder does not support",
+               f.path().c_str());
+  } else {
+    EV_CHECK(c.n_embd % c.n_head == 0, "%s: embedding_length %d is not a multiple of head_count %d",
+             f.path().c_str(), c.n_embd, c.n_head);
+    c.head_dim = c.n_embd / c.n_head;
+  }
+  c.n_rot = f.has(a + "rope.dimension_count") ? get_count(f, a + "rope.dimension_count", 0, c.head_dim)
+                                              : c.head_dim;
+  EV_CHECK(c.n_rot % 2 == 0, "%s: rope.dimension_count %d must be even", f.path().c_str(), c.n_rot);
+  c.rope_type = c.arch == "qwen2" ? RopeType::NeoX : RopeType::Normal;
+
+  const GGUFTensorInfo& emb = need_tensor(f, "token_embd.weight");
+  std::vector<int64_t> ne = squeezed(emb.ne);
+  EV_CHECK(ne.size() == 2 && ne[0] == c.n_embd && ne[1] >= 1 && ne[1] <= (1 << 24),
+           "%s: tensor 'token_embd.weight' has shape %s, expected [%d, n_vocab]", f.path().c_str(),
+           shape_str(emb.ne).c_str(), c.n_embd);
+  c.n_vocab = int(ne[1]);
+  c.tied_output = f.find_tensor("output.weight") == nullptr;
+  c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  return c;
+}
+
+const float* LlmModel::vector_f32(const std::string& name, int64_t n) {
+  const GGUFFile& f = *file_;
+  const GGUFTensorInfo& t = need_tensor(f, name);
+  std::vector<int64_t> ne = squeezed(t.ne);
+  EV_CHECK(ne.size() == 1 && ne[0] == n, "%s: tensor '%s' has shape %s, the model config needs [%lld]",
+           f.path().c_str(), name.c_str(), shape_str(t.ne).c_str(), (long long)n);
+  EV_CHECK(type_supported(t.type) && n % int64_t(type_block_elems(t.type)) == 0,
+           "%s: tensor '%s' has unsupported type %s", f.path().c_str(), name.c_str(), type_name(t.type).c_str());
+  EV_CHECK(t.data != nullptr && t.nbytes >= row_bytes(t.type, n), "%s: tensor '%s' data is truncated",
+           f.path().c_str(), name.c_str());
+  if (t.type == GGMLType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
+    return reinterpret_cast<const float*>(t.data);
+  owned_.emplace_back(size_t(n));
+  dequantize_row(t.type, t.data, owned_.back().data(), n);
+  return owned_.back().data();
+}
+
+std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f) {
+  std::unique_ptr<LlmModel> m(new LlmModel());
+  m->file_ = &f;
+  m->cfg_ = LlmConfig::from_gguf(f);
+  const LlmConfig& c = m->cfg_;
+  const int64_t q_dim = int64_t(c.n_head) * c.head_dim;
+  const int64_t kv_dim = int64_t(c.n_head_kv) * c.head_dim;
+
+  {
+    const GGUFTensorInfo& t = need_tensor(f, "token_embd.weight");
+    EV_CHECK(type_supported(t.type) && c.n_embd % int64_t(type_block_elems(t.type)) == 0,
+             "%s: tensor 'token_embd.weight' has unsupported type %s", f.path().c_str(), type_name(t.type).c_str());
+    if (c.tied_output) {
+      m->token_embd_ = matrix(f, "token_embd.weight", c.n_embd, c.n_vocab);
+    } else {
+      GGUFTensorInfo t2 = t;
+      t2.ne = squeezed(t.ne);
+      m->token_embd_.type = t.type;
+      m->token_embd_.data = t.data;
+      m->token_embd_.n_in = c.n_embd;
+      m->token_embd_.n_out = c.n_vocab;
+      m->token_embd_.row_stride = row_bytes(t.type, c.n_embd);
+      EV_CHECK(t.data != nullptr && m->token_embd_.row_stride * size_t(c.n_vocab) <= t.nbytes,
+               "%s: tensor 'token_embd.weight' data is truncated", f.path().c_str());
+    }
+  }
+  m->output_ = c.tied_output ? m->token_embd_ : matrix(f, "output.weight", c.n_embd, c.n_vocab);
+  m->output_norm_ = m->vector_f32("output_norm.weight", c.n_embd);
+
+  m->layers_.resize(size_t(c.n_layer));
+  for (int l = 0; l < c.n_layer; ++l) {
+    LlmLayer& L = m->layers_[size_t(l)];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    L.attn_norm = m->vector_f32(p + "attn_norm.weight", c.n_embd);
+    L.wq = matrix(f, p + "attn_q.weight", c.n_embd, q_dim);
+    L.wk = matrix(f, p + "attn_k.weight", c.n_embd, kv_dim);
+    L.wv = matrix(f, p + "attn_v.weight", c.n_embd, kv_dim);
+    L.wo = matrix(f, p + "attn_output.weight", q_dim, c.n_embd);
+    for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
+      const bool has = f.find_tensor(p + b) != nullptr;
+      EV_CHECK(has == c.qkv_bias, "%s: tensor '%s' is %s, but layer 0 %s QKV biases", f.path().c_str(),
+               (p + b).c_str(), has ? "present" : "missing", c.qkv_bias ? "has" : "has no");
+    }
+    if (c.qkv_bias) {
+      L.bq = m->vector_f32(p + "attn_q.bias", q_dim);
+      L.bk = m->vector_f32(p + "attn_k.bias", kv_dim);
+      L.bv = m->vector_f32(p + "attn_v.bias", kv_dim);
+    }
+    L.ffn_norm = m->vector_f32(p + "ffn_norm.weight", c.n_embd);
+    L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
+    L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
+    L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
+  }
+  return m;
+}
+
+void LlmModel::embed_tokens(const int32_t* tokens, int n, float* out) const {
+  for (int i = 0; i < n; ++i) {
+    const int32_t id = tokens[i];
+    EV_CHECK(id >= 0 && id < cfg_.n_vocab, "token id %d is outside the vocabulary [0, %d)", id, cfg_.n_vocab);
+    dequantize_row(token_embd_.type, token_embd_.data + size_t(id) * token_embd_.row_stride,
+                   out + int64_t(i) * cfg_.n_embd, cfg_.n_embd);
+  }
+}
+
+size_t LlmModel::weight_bytes_per_token() const {
+  auto mb = [](const WeightMatrix& w) { return w.row_stride * size_t(w.n_out); };
+  size_t total = mb(output_);
+  for (const LlmLayer& L : layers_)
+    total += mb(L.wq) + mb(L.wk) + mb(L.wv) + mb(L.wo) + mb(L.w_gate) + mb(L.w_up) + mb(L.w_down);
+  return total;
+}
+
+// The forward pass, top to bottom. Activations are row-major: one row per new position.
+void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int n, float* logits,
+                 bool all_logits, ThreadPool& pool) {
+  const LlmConfig& c = m.config();
+  EV_CHECK(n >= 1, "llm_forward: need at least one position, got %d", n);
+  EV_CHECK(cache.n_layer() == c.n_layer && cache.kv_dim() == c.n_head_kv * c.head_dim,
+           "llm_forward: the KV cache was made for another model shape");
+  const int pos0 = cache.n_past();
+  EV_CHECK(int64_t(pos0) + n <= cache.n_ctx(),
+           "%d new positions after %d cached ones exceed the context of %d positions", n, pos0, cache.n_ctx());
+
+  const int64_t D = c.n_embd, HD = c.head_dim;
+  const int64_t q_dim = int64_t(c.n_head) * HD, kv_dim = int64_t(c.n_head_kv) * HD;
+  std::vector<float> x(embeddings, embeddings + n * D);  // residual stream
+  std::vector<float> xb(size_t(n * D));                   // normalized input of a sub-block
+  std::vector<float> q(size_t(n * q_dim)), k(size_t(n * kv_dim)), v(size_t(n * kv_dim));
+  std::vector<float> att(size_t(n * q_dim));
+  std::vector<float> proj(size_t(n * D));
+  std::vector<float> gate(size_t(n * c.n_ff)), up(size_t(n * c.n_ff));
+  const std::vector<float> rope = rope_table(c.n_rot, c.rope_freq_base, pos0, n);
+  const int64_t rope_row = c.n_rot;  // (cos, sin) × n_rot/2 per position
+
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LlmLayer& L = m.layers()[size_t(l)];
+
+    // Attention: x += Wo · attn(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+    rms_norm(x.data(), L.attn_norm, c.rms_eps, D, n, xb.data());
+    matmul(L.wq, xb.data(), n, q.data(), pool);
+    matmul(L.wk, xb.data(), n, k.data(), pool);
+    matmul(L.wv, xb.data(), n, v.data(), pool);
+    if (L.bq) {
+      add_bias(q.data(), L.bq, q_dim, n);
+      add_bias(k.data(), L.bk, kv_dim, n);
+      add_bias(v.data(), L.bv, kv_dim, n);
+    }
+    for (int i = 0; i < n; ++i) {
+      const float* cs = rope.data() + i * rope_row;
+      rope_apply(c.rope_type, q.data() + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
+      rope_apply(c.rope_type, k.data() + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
+    }
+    cache.write(l, pos0, n, k.data(), v.data());
+
+    AttentionArgs a;
+    a.q = q.data();
+    a.q_stride = q_dim;
+    a.k = cache.k_f32(l);
+    a.v = cache.v_f32(l);
+    a.kv_stride = kv_dim;
+    a.out = att.data();
+    a.out_stride = q_dim;
+    a.n_q = n;
+    a.pos0 = pos0;
+    a.n_head = c.n_head;
+    a.n_head_kv = c.n_head_kv;
+    a.head_dim = c.head_dim;
+    a.scale = 1.0f / std::sqrt(float(c.head_dim));
+    attention(a, pool);
+    matmul(L.wo, att.data(), n, proj.data(), pool);
+    add_inplace(x.data(), proj.data(), n * D);
+
+    // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
+    rms_norm(x.data(), L.ffn_norm, c.rms_eps, D, n, xb.data());
+    matmul(L.w_gate, xb.data(), n, gate.data(), pool);
+    matmul(L.w_up, xb.data(), n, up.data(), pool);
+    swiglu(gate.data(), up.data(), n * int64_t(c.n_ff));
+    matmul(L.w_down, gate.data(), n, proj.data(), pool);
+    add_inplace(x.data(), proj.data(), n * D);
+  }
+  cache.advance(n);
+  if (logits == nullptr) return;
+
+  // Logits: only the last position unless all are asked for.
+  const int first = all_logits ? 0 : n - 1;
+  const int n_out = n - first;
+  rms_norm(x.data() + first * D, m.output_norm(), c.rms_eps, D, n_out, xb.data());
+  matmul(m.output(), xb.data(), n_out, logits, pool);
+}
+
+}  // namespace edgevlm
