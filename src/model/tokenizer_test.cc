@@ -1,0 +1,536 @@
+#include "model/tokenizer.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+
+#include "core/error.h"
+#include "formats/gguf.h"
+#include "model/tokenizer_pretok.h"
+#include "model/unicode.h"
+
+namespace edgevlm {
+namespace {
+
+const char* kSpace = "\xE2\x96\x81";  // ▁
+
+std::string shared_dir() {
+  const char* env = std::getenv("EDGEVLM_SHARED_DIR");
+  return env && *env ? std::string(env) : std::string(EDGEVLM_SOURCE_DIR) + "/../shared";
+}
+
+std::string vocab_path(const std::string& name) { return shared_dir() + "/testdata/tokenizer/" + name; }
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The vector files are llama.cpp's test-tokenizer-0 format (see the README beside them).
+struct VectorCase {
+  std::string text;
+  std::vector<int32_t> ids;
+};
+
+std::vector<VectorCase> read_vectors(const std::string& gguf_path) {
+  const std::string inp = read_all(gguf_path + ".inp");
+  const std::string outp = read_all(gguf_path + ".out");
+  const std::string sep = "\n__ggml_vocab_test__\n";
+  std::vector<std::string> texts;
+  size_t pos = 0;
+  while (true) {
+    const size_t p = inp.find(sep, pos);
+    if (p == std::string::npos) break;
+    texts.push_back(inp.substr(pos, p - pos));
+    pos = p + sep.size();
+  }
+  EXPECT_EQ(pos, inp.size()) << "the .inp file ends with a separator";
+  std::vector<VectorCase> cases;
+  std::istringstream lines(outp);
+  std::string line;
+  for (const std::string& t : texts) {
+    EXPECT_TRUE(static_cast<bool>(std::getline(lines, line))) << "missing output line";
+    VectorCase c{t, {}};
+    std::istringstream ids(line);
+    int32_t id;
+    while (ids >> id) c.ids.push_back(id);
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+std::string show(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) s += " " + std::to_string(id);
+  return s;
+}
+
+class TokenizerVectors : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TokenizerVectors, EncodeAndDecodeExactly) {
+  const std::string path = vocab_path(GetParam());
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "test vectors not found: " << path;
+  auto f = GGUFFile::open(path);
+  auto tok = Tokenizer::from_gguf(*f);
+  const std::vector<VectorCase> cases = read_vectors(path);
+  ASSERT_GT(cases.size(), 40u);
+  for (const VectorCase& c : cases) {
+    const std::vector<int32_t> got = tok->encode(c.text, /*add_bos=*/false, /*parse_special=*/false);
+    EXPECT_EQ(got, c.ids) << "text '" << c.text << "'\n got:" << show(got) << "\nwant:" << show(c.ids);
+    // Our SPM decode removes the space the encoder added, so the round trip is exact for all kinds.
+    EXPECT_EQ(tok->decode(c.ids), c.text) << "decoding" << show(c.ids);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedFiles, TokenizerVectors,
+                         ::testing::Values("ggml-vocab-gpt-2.gguf", "ggml-vocab-starcoder.gguf",
+                                           "ggml-vocab-phi-3.gguf"));
+
+std::unique_ptr<Tokenizer> open_shared(const std::string& name, std::unique_ptr<GGUFFile>& holder) {
+  const std::string path = vocab_path(name);
+  if (!std::filesystem::exists(path)) return nullptr;
+  holder = GGUFFile::open(path);
+  return Tokenizer::from_gguf(*holder);
+}
+
+TEST(Tokenizer, Gpt2SpecialTokensAndMetadata) {
+  std::unique_ptr<GGUFFile> f;
+  auto tok = open_shared("ggml-vocab-gpt-2.gguf", f);
+  if (!tok) GTEST_SKIP() << "gpt-2 vocab not found";
+  EXPECT_EQ(tok->kind(), TokenizerKind::BPE);
+  EXPECT_EQ(tok->n_vocab(), 50257);
+  EXPECT_EQ(tok->bos_id(), 50256);
+  EXPECT_EQ(tok->eos_id(), 50256);
+  EXPECT_FALSE(tok->add_bos_default());
+  EXPECT_TRUE(tok->is_end_of_generation(50256));
+  EXPECT_TRUE(tok->is_special(50256));
+  EXPECT_FALSE(tok->is_special(0));
+  EXPECT_EQ(tok->find_token("<|endoftext|>"), 50256);
+  EXPECT_EQ(tok->find_token("not a token at all"), -1);
+
+  const std::string text = "a<|endoftext|>b";
+  EXPECT_EQ(tok->encode(text, false, true), (std::vector<int32_t>{64, 50256, 65}));
+  const std::vector<int32_t> plain = tok->encode(text, false, false);  // the control token is plain text
+  EXPECT_GT(plain.size(), 3u);
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 50256), 0);
+  EXPECT_EQ(tok->decode(plain), text);
+  EXPECT_EQ(tok->encode("a", true, false), (std::vector<int32_t>{50256, 64}));
+  EXPECT_EQ(tok->decode({64, 50256, 65}, /*skip_special=*/true), "ab");
+  EXPECT_EQ(tok->decode({64, 50256, 65}), text);
+  EXPECT_EQ(tok->token_to_piece(220), " ");  // "Ġ"
+  EXPECT_THROW(tok->token_to_piece(50257), Error);
+  EXPECT_THROW(tok->token_to_piece(-1), Error);
+  EXPECT_THROW(tok->decode({1, 99999}), Error);
+}
+
+TEST(Tokenizer, Phi3SentencePieceDetails) {
+  std::unique_ptr<GGUFFile> f;
+  auto tok = open_shared("ggml-vocab-phi-3.gguf", f);
+  if (!tok) GTEST_SKIP() << "phi-3 vocab not found";
+  EXPECT_EQ(tok->kind(), TokenizerKind::SPM);
+  EXPECT_EQ(tok->bos_id(), 1);
+  EXPECT_EQ(tok->eos_id(), 32000);
+  EXPECT_EQ(tok->unk_id(), 0);
+  EXPECT_TRUE(tok->add_bos_default());
+  EXPECT_TRUE(tok->is_end_of_generation(32000));
+  EXPECT_TRUE(tok->is_end_of_generation(32007));  // <|end|>, found by name
+  EXPECT_FALSE(tok->is_end_of_generation(15043));
+
+  const std::vector<int32_t> hello = tok->encode("Hello world", true, false);
+  ASSERT_EQ(hello.size(), 3u);
+  EXPECT_EQ(hello[0], 1);
+  EXPECT_EQ(tok->token_text(hello[1]), std::string(kSpace) + "Hello");
+  EXPECT_EQ(tok->decode(hello, /*skip_special=*/true), "Hello world");
+  EXPECT_EQ(tok->token_to_piece(hello[1]), " Hello");  // streaming keeps the space
+
+  // Control tokens only with parse_special; the text after one gets the leading space again.
+  const std::vector<int32_t> chat = tok->encode("<|user|>\nHi<|end|>", false, true);
+  ASSERT_GE(chat.size(), 3u);
+  EXPECT_EQ(chat.front(), 32010);
+  EXPECT_EQ(chat.back(), 32007);
+  const std::vector<int32_t> raw = tok->encode("<|user|>", false, false);
+  EXPECT_EQ(std::count(raw.begin(), raw.end(), 32010), 0);
+  // </s> is a user-defined token here: split out even without parse_special, like llama.cpp.
+  const std::vector<int32_t> us = tok->encode("a</s>", false, false);
+  EXPECT_EQ(us.back(), 2);
+
+  // Byte fallback: a character with no token of its own becomes its UTF-8 bytes.
+  const std::vector<int32_t> rare = tok->encode("\xF0\x9F\xA6\x99", false, false);  // 🦙
+  ASSERT_EQ(rare.size(), 5u);  // ▁ + 4 bytes
+  EXPECT_EQ(tok->token_text(rare[1]), "<0xF0>");
+  EXPECT_EQ(tok->token_type(rare[1]), TokenType::Byte);
+  EXPECT_EQ(tok->token_to_piece(rare[1]), "\xF0");
+}
+
+// Streaming decode of real tokens: emoji and CJK characters span several byte tokens.
+TEST(Tokenizer, StreamingDecodeOfSplitCharacters) {
+  for (const char* name : {"ggml-vocab-gpt-2.gguf", "ggml-vocab-phi-3.gguf"}) {
+    std::unique_ptr<GGUFFile> f;
+    auto tok = open_shared(name, f);
+    if (!tok) GTEST_SKIP() << name << " not found";
+    const std::string text = "llama \xF0\x9F\xA6\x99 and \xF0\x9F\x98\xB6\xE2\x80\x8D\xF0\x9F\x8C\xAB\xEF\xB8\x8F "
+                             "\xE6\x88\x91\xE6\x83\xB3 ok";  // 🦙 😶‍🌫️ 我想
+    const std::vector<int32_t> ids = tok->encode(text, false, false);
+    Utf8StreamDecoder dec;
+    std::string streamed;
+    int held = 0;
+    for (int32_t id : ids) {
+      const std::string piece = tok->token_to_piece(id);
+      const std::string out = dec.push(piece);
+      if (out.size() < piece.size()) ++held;
+      // Whatever comes out is whole characters.
+      size_t i = 0;
+      while (i < out.size()) {
+        size_t len;
+        uint32_t cp;
+        ASSERT_EQ(utf8_check(out.data() + i, out.size() - i, &len, &cp), Utf8Status::Complete) << name;
+        i += len;
+      }
+      streamed += out;
+    }
+    EXPECT_FALSE(dec.pending());
+    streamed += dec.flush();
+    EXPECT_GT(held, 0) << name << ": some token should end inside a character";
+    std::string want = text;
+    if (tok->kind() == TokenizerKind::SPM) want = " " + want;  // pieces keep the added space
+    EXPECT_EQ(streamed, want) << name;
+  }
+}
+
+TEST(Utf8StreamDecoder, EmojiSplitAtEveryByte) {
+  const std::string s = "a\xF0\x9F\x98\x80" "b\xC3\xA9\xE2\x82\xAC";  // a😀bé€
+  for (size_t cut = 0; cut <= s.size(); ++cut) {
+    Utf8StreamDecoder d;
+    const std::string first = d.push(s.substr(0, cut));
+    const std::string second = d.push(s.substr(cut));
+    EXPECT_EQ(first + second + d.flush(), s) << cut;
+    EXPECT_TRUE(first.empty() || first.back() != '\xF0');
+  }
+  Utf8StreamDecoder d;
+  EXPECT_EQ(d.push("\xF0\x9F"), "");
+  EXPECT_TRUE(d.pending());
+  EXPECT_EQ(d.push("\x98"), "");
+  EXPECT_EQ(d.push("\x80!"), "\xF0\x9F\x98\x80!");
+  EXPECT_FALSE(d.pending());
+}
+
+TEST(Utf8StreamDecoder, InvalidBytesBecomeReplacementCharacters) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  Utf8StreamDecoder d;
+  EXPECT_EQ(d.push("\xFF" "a"), fffd + "a");             // never valid: replaced at once
+  EXPECT_EQ(d.push("\xE2\x82"), "");                     // could still become €
+  EXPECT_EQ(d.push("b"), fffd + "b");                    // ...but did not
+  EXPECT_EQ(d.push("\xC0\xAF"), fffd + fffd);            // overlong '/'
+  EXPECT_EQ(d.push("\xED\xA0\x80"), fffd + fffd + fffd); // UTF-16 surrogate
+  EXPECT_EQ(d.push("\xF4\x90\x80\x80"), fffd + fffd + fffd + fffd);  // past U+10FFFF
+  EXPECT_EQ(d.push("\xE2\x82"), "");
+  EXPECT_EQ(d.flush(), fffd);                            // unfinished at the end
+  EXPECT_EQ(d.flush(), "");
+  EXPECT_EQ(d.push("ok"), "ok");
+}
+
+TEST(Unicode, GeneralCategoriesAndWhiteSpace) {
+  EXPECT_TRUE(unicode_is_letter('a'));
+  EXPECT_TRUE(unicode_is_letter(0xE9));     // é
+  EXPECT_TRUE(unicode_is_letter(0x4E2D));   // 中
+  EXPECT_TRUE(unicode_is_letter(0x0431));   // б
+  EXPECT_TRUE(unicode_is_number('7'));
+  EXPECT_TRUE(unicode_is_number(0xBD));     // ½ (No)
+  EXPECT_TRUE(unicode_is_number(0x0663));   // Arabic-Indic three (Nd)
+  EXPECT_TRUE(unicode_is_number(0x2167));   // Roman numeral eight (Nl)
+  EXPECT_EQ(unicode_class(0x0301), UnicodeClass::Mark);
+  EXPECT_EQ(unicode_class(0x17B6), UnicodeClass::Mark);  // Khmer vowel sign: not a letter
+  EXPECT_EQ(unicode_class(0x1F999), UnicodeClass::Symbol);
+  EXPECT_EQ(unicode_class('!'), UnicodeClass::Punctuation);
+  EXPECT_EQ(unicode_class(0x200D), UnicodeClass::Other);
+  EXPECT_EQ(unicode_class(0x0378), UnicodeClass::Unassigned);
+  EXPECT_EQ(unicode_class(0x110000), UnicodeClass::Unassigned);
+  for (uint32_t ws : {0x09u, 0x0Au, 0x0Du, 0x20u, 0x85u, 0xA0u, 0x2009u, 0x3000u}) EXPECT_TRUE(unicode_is_whitespace(ws)) << ws;
+  for (uint32_t no : {0x1Cu, 0x200Bu, 0x61u, 0x0u}) EXPECT_FALSE(unicode_is_whitespace(no)) << no;
+}
+
+std::vector<std::string> split(const std::string& text, PreTokenizerKind kind) {
+  std::vector<std::string> words;
+  size_t pos = 0;
+  for (size_t len : pretokenize(text, kind)) {
+    words.push_back(text.substr(pos, len));
+    pos += len;
+  }
+  EXPECT_EQ(pos, text.size());
+  return words;
+}
+
+// Expected splits worked out by hand from each regex's alternatives (first match wins, greedy).
+TEST(PreTokenizer, RegexSemantics) {
+  using V = std::vector<std::string>;
+  const std::string t = "I'M 12345 ok\n\n  hi";
+  EXPECT_EQ(split(t, PreTokenizerKind::Gpt2), (V{"I", "'", "M", " 12345", " ok", "\n\n ", " hi"}));
+  EXPECT_EQ(split(t, PreTokenizerKind::Starcoder),
+            (V{"I", "'", "M", " ", "1", "2", "3", "4", "5", " ok", "\n\n ", " hi"}));
+  EXPECT_EQ(split(t, PreTokenizerKind::Llama3), (V{"I", "'M", " ", "123", "45", " ok", "\n\n", " ", " hi"}));
+  EXPECT_EQ(split(t, PreTokenizerKind::Qwen2), (V{"I", "'M", " ", "1", "2", "3", "4", "5", " ok", "\n\n", " ", " hi"}));
+  EXPECT_EQ(split("they're  (x)!!\t", PreTokenizerKind::Gpt2), (V{"they", "'re", " ", " (", "x", ")!!", "\t"}));
+  EXPECT_EQ(split("a.\n\nb", PreTokenizerKind::Llama3), (V{"a", ".\n\n", "b"}));
+  EXPECT_EQ(split("\tword", PreTokenizerKind::Llama3), (V{"\tword"}));
+  EXPECT_EQ(split("\tword", PreTokenizerKind::Gpt2), (V{"\t", "word"}));
+  // Invalid UTF-8 is kept byte for byte and groups like punctuation.
+  EXPECT_EQ(split("ab\xFF\xFEz", PreTokenizerKind::Gpt2), (V{"ab", "\xFF\xFE", "z"}));
+  EXPECT_TRUE(split("", PreTokenizerKind::Gpt2).empty());
+}
+
+// ---- Small vocabularies written with the project's GGUF writer ----
+
+std::string gpt2_chars(const std::string& bytes) {
+  std::string s;
+  for (unsigned char c : bytes) utf8_append(s, gpt2_byte_to_codepoint(c));
+  return s;
+}
+
+struct MiniBpe {
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  std::vector<std::string> merges;
+  std::string pre = "gpt-2";
+};
+
+MiniBpe mini_bpe(const std::vector<std::string>& merged, const std::vector<std::string>& merges) {
+  MiniBpe m;
+  for (int b = 0; b < 256; ++b) {
+    m.tokens.push_back(gpt2_chars(std::string(1, static_cast<char>(b))));
+    m.types.push_back(1);
+  }
+  for (const std::string& t : merged) {
+    m.tokens.push_back(gpt2_chars(t));
+    m.types.push_back(1);
+  }
+  for (const std::string& mg : merges) m.merges.push_back(mg);
+  return m;
+}
+
+std::vector<uint8_t> write_bpe(const MiniBpe& m, const std::function<void(GGUFWriter&)>& tweak = {}) {
+  GGUFWriter w;
+  w.set_string("general.architecture", "llama");
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", m.pre);
+  w.set("tokenizer.ggml.tokens", GGUFValue::from_strings(m.tokens));
+  w.set("tokenizer.ggml.token_type", GGUFValue::from_i32s(m.types));
+  w.set("tokenizer.ggml.merges", GGUFValue::from_strings(m.merges));
+  if (tweak) tweak(w);
+  return w.serialize();
+}
+
+std::unique_ptr<Tokenizer> load(const std::vector<uint8_t>& img) {
+  auto f = GGUFFile::from_memory(img.data(), img.size(), "mini.gguf");
+  return Tokenizer::from_gguf(*f);  // the tokenizer keeps no reference to the file
+}
+
+TEST(Tokenizer, BpeMergesByRankLeftmostFirst) {
+  // ids: 256 "ab", 257 "bc", 258 "abc", 259 "aa"
+  MiniBpe m = mini_bpe({"ab", "bc", "abc", "aa"}, {"b c", "a b", "a bc", "a a"});
+  auto tok = load(write_bpe(m));
+  EXPECT_EQ(tok->encode("abc", false, false), (std::vector<int32_t>{258}));  // b c (rank 0), then a bc
+  EXPECT_EQ(tok->encode("ab", false, false), (std::vector<int32_t>{256}));
+  EXPECT_EQ(tok->encode("aaa", false, false), (std::vector<int32_t>{259, 'a'}));  // leftmost pair first
+  EXPECT_EQ(tok->encode("aaaa", false, false), (std::vector<int32_t>{259, 259}));
+
+  // With "a b" ranked first, "abc" ends as ab + c: there is no merge "ab c".
+  MiniBpe m2 = mini_bpe({"ab", "bc", "abc"}, {"a b", "b c", "a bc"});
+  auto tok2 = load(write_bpe(m2));
+  EXPECT_EQ(tok2->encode("abc", false, false), (std::vector<int32_t>{256, 'c'}));
+  // Token ids of single bytes are the bytes here; " ab" is one word, "Ġ" + "ab" (no merge "Ġ a").
+  EXPECT_EQ(tok2->encode("ab ab", false, false), (std::vector<int32_t>{256, ' ', 256}));
+}
+
+TEST(Tokenizer, SpecialTokensLongestFirstAndUserDefined) {
+  MiniBpe m = mini_bpe({}, {});
+  m.tokens.push_back("<|x|>");  // 256 control
+  m.types.push_back(3);
+  m.tokens.push_back("<|x|>y");  // 257 control, longer
+  m.types.push_back(3);
+  m.tokens.push_back("<tool>");  // 258 user-defined
+  m.types.push_back(4);
+  m.tokens.push_back("<|im_end|>");  // 259 control, end of turn by name
+  m.types.push_back(3);
+  auto tok = load(write_bpe(m));
+  EXPECT_EQ(tok->encode("<|x|>y<|x|>", false, true), (std::vector<int32_t>{257, 256}));
+  EXPECT_EQ(tok->encode("a<tool>b", false, false), (std::vector<int32_t>{'a', 258, 'b'}));
+  EXPECT_EQ(tok->encode("<|x|>", false, false).size(), 5u);
+  EXPECT_TRUE(tok->is_end_of_generation(259));
+  EXPECT_FALSE(tok->is_end_of_generation(256));
+  EXPECT_EQ(tok->bos_id(), -1);
+  EXPECT_EQ(tok->encode("a", /*add_bos=*/true, false), (std::vector<int32_t>{'a'}));  // no BOS to add
+  EXPECT_EQ(tok->decode({'a', 258, 259}, true), "a<tool>");  // user-defined text is kept
+}
+
+std::vector<uint8_t> write_spm(const std::vector<std::string>& tokens, const std::vector<float>& scores,
+                               const std::vector<int32_t>& types,
+                               const std::function<void(GGUFWriter&)>& tweak = {}) {
+  GGUFWriter w;
+  w.set_string("tokenizer.ggml.model", "llama");
+  w.set("tokenizer.ggml.tokens", GGUFValue::from_strings(tokens));
+  w.set("tokenizer.ggml.scores", GGUFValue::from_f32s(scores));
+  w.set("tokenizer.ggml.token_type", GGUFValue::from_i32s(types));
+  if (tweak) tweak(w);
+  return w.serialize();
+}
+
+TEST(Tokenizer, SentencePieceMergesByScore) {
+  const std::string sp = kSpace;
+  // 0 <unk> 1 <s> 2 </s> 3 ▁ 4 a 5 b 6 c 7 ▁a 8 ab 9 bc 10 ▁ab 11 abc
+  std::vector<std::string> toks = {"<unk>", "<s>", "</s>", sp, "a", "b", "c", sp + "a", "ab", "bc", sp + "ab", "abc"};
+  std::vector<float> scores = {0, 0, 0, -1, -1, -1, -1, -3, -2, -0.5f, -4, -5};
+  std::vector<int32_t> types = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  auto tok = load(write_spm(toks, scores, types));
+  // "▁abc": pairs ▁a(-3) ab(-2) bc(-0.5) → bc first, then ▁a(-3) vs a+bc=abc(-5) → ▁a, then ▁a+bc not a token.
+  EXPECT_EQ(tok->encode("abc", false, false), (std::vector<int32_t>{7, 9}));
+  EXPECT_EQ(tok->encode("ab", true, false), (std::vector<int32_t>{1, 10}));  // ab(-2) then ▁+ab
+  EXPECT_EQ(tok->decode({1, 10}, true), "ab");
+  EXPECT_EQ(tok->decode({1, 10}), "<s> ab");  // the leading space is only dropped from the first piece
+  // No byte tokens: an unknown character becomes <unk>.
+  EXPECT_EQ(tok->encode("a\xC3\xA9", false, false), (std::vector<int32_t>{7, 0}));
+  EXPECT_EQ(tok->decode({7, 0}, true), "a");
+
+  auto no_prefix = load(write_spm(toks, scores, types, [](GGUFWriter& w) {
+    w.set_bool("tokenizer.ggml.add_space_prefix", false);
+    w.set_bool("tokenizer.ggml.add_bos_token", false);
+  }));
+  EXPECT_EQ(no_prefix->encode("abc", false, false), (std::vector<int32_t>{11}));  // bc, then a+bc
+  EXPECT_EQ(no_prefix->encode("ab c", false, false), (std::vector<int32_t>{8, 3, 6}));
+  EXPECT_FALSE(no_prefix->add_bos_default());
+  EXPECT_EQ(no_prefix->decode({3, 4}), " a");
+}
+
+// ---- Bad metadata: always edgevlm::Error, naming what is wrong ----
+
+void expect_error(const std::vector<uint8_t>& img, const std::string& needle) {
+  try {
+    load(img);
+    ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(Tokenizer, BadMetadataIsAnError) {
+  const MiniBpe good = mini_bpe({"ab"}, {"a b"});
+  EXPECT_NO_THROW(load(write_bpe(good)));
+
+  GGUFWriter none;
+  none.set_string("general.architecture", "llama");
+  expect_error(none.serialize(), "tokenizer.ggml.model");
+
+  GGUFWriter no_tokens;
+  no_tokens.set_string("tokenizer.ggml.model", "gpt2");
+  expect_error(no_tokens.serialize(), "tokenizer.ggml.tokens");
+
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set("tokenizer.ggml.tokens", GGUFValue::from_i32s({1, 2})); }),
+               "tokenizer.ggml.tokens");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set("tokenizer.ggml.tokens", GGUFValue::from_strings({})); }),
+               "tokenizer.ggml.tokens");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set_string("tokenizer.ggml.model", "t5"); }), "t5");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set_string("tokenizer.ggml.pre", "mystery"); }), "mystery");
+
+  MiniBpe unknown_part = good;
+  unknown_part.merges.push_back("a zz");
+  expect_error(write_bpe(unknown_part), "merges[1]");
+  MiniBpe unknown_result = good;
+  unknown_result.merges.push_back("b c");  // "bc" is not a token
+  expect_error(write_bpe(unknown_result), "'bc'");
+  MiniBpe no_space = good;
+  no_space.merges.push_back("abc");
+  expect_error(write_bpe(no_space), "merges[1]");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set("tokenizer.ggml.merges", GGUFValue::from_i32s({})); }),
+               "tokenizer.ggml.merges");
+
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set_u32("tokenizer.ggml.bos_token_id", 257); }),
+               "tokenizer.ggml.bos_token_id");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set_i32("tokenizer.ggml.eos_token_id", -7); }),
+               "tokenizer.ggml.eos_token_id");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set_string("tokenizer.ggml.eos_token_id", "2"); }),
+               "tokenizer.ggml.eos_token_id");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set("tokenizer.ggml.token_type", GGUFValue::from_i32s({1})); }),
+               "tokenizer.ggml.token_type");
+  expect_error(write_bpe(good, [&](GGUFWriter& w) {
+                 std::vector<int32_t> t(good.tokens.size(), 1);
+                 t[5] = 9;
+                 w.set("tokenizer.ggml.token_type", GGUFValue::from_i32s(t));
+               }),
+               "token_type[5]");
+  expect_error(write_bpe(good, [](GGUFWriter& w) { w.set("tokenizer.ggml.scores", GGUFValue::from_f32s({1, 2})); }),
+               "tokenizer.ggml.scores");
+  // -1 means "no such token", as some converters write it.
+  auto t = load(write_bpe(good, [](GGUFWriter& w) { w.set_i32("tokenizer.ggml.padding_token_id", -1); }));
+  EXPECT_EQ(t->pad_id(), -1);
+
+  GGUFWriter spm_no_tokens;
+  spm_no_tokens.set_string("tokenizer.ggml.model", "llama");
+  spm_no_tokens.set("tokenizer.ggml.scores", GGUFValue::from_f32s({0}));
+  expect_error(spm_no_tokens.serialize(), "tokenizer.ggml.tokens");
+}
+
+// ---- Speed: encoding 10k words must take milliseconds, with no quadratic corner ----
+
+std::string ten_thousand_words() {
+  static const char* syl[] = {"ka", "lo", "mi", "ne", "ro", "tu", "sha", "ven", "qu", "ix", "zo", "é", "ß", "中"};
+  uint64_t x = 12345;
+  std::string s;
+  for (int w = 0; w < 10000; ++w) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    const int n = 1 + (x >> 60) % 4;
+    for (int k = 0; k < n; ++k) s += syl[(x >> (8 * k + 8)) % 14];
+    s += (x >> 40) % 10 == 0 ? ", " : (x >> 40) % 17 == 0 ? "\n" : " ";
+    if ((x >> 20) % 50 == 0) s += std::to_string(x % 100000) + " ";
+  }
+  return s;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+TEST(Tokenizer, EncodesTenThousandWordsQuickly) {
+  const std::string text = ten_thousand_words();
+  for (const char* name : {"ggml-vocab-gpt-2.gguf", "ggml-vocab-phi-3.gguf", "ggml-vocab-starcoder.gguf"}) {
+    std::unique_ptr<GGUFFile> f;
+    auto tok = open_shared(name, f);
+    if (!tok) GTEST_SKIP() << name << " not found";
+    auto t0 = std::chrono::steady_clock::now();
+    const std::vector<int32_t> ids = tok->encode(text, false, true);
+    const double enc_ms = ms_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    const std::string back = tok->decode(ids);
+    const double dec_ms = ms_since(t0);
+    EXPECT_EQ(back, text) << name;
+    std::printf("%s: %zu bytes -> %zu tokens, encode %.1f ms, decode %.1f ms\n", name, text.size(), ids.size(),
+                enc_ms, dec_ms);
+    EXPECT_LT(enc_ms, 3000) << name;  // milliseconds in Release; generous for sanitizer builds
+  }
+}
+
+TEST(Tokenizer, LongRunsAreNotQuadratic) {
+  for (const char* name : {"ggml-vocab-gpt-2.gguf", "ggml-vocab-phi-3.gguf"}) {
+    std::unique_ptr<GGUFFile> f;
+    auto tok = open_shared(name, f);
+    if (!tok) GTEST_SKIP() << name << " not found";
+    for (const std::string& run : {std::string(100000, 'a'), std::string(100000, ' '),
+                                   std::string(30000, 'x') + std::string(30000, '\n') + "\xE4\xB8\xAD"}) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const std::vector<int32_t> ids = tok->encode(run, false, false);
+      const double ms = ms_since(t0);
+      EXPECT_EQ(tok->decode(ids), run) << name;
+      EXPECT_LT(ms, 3000) << name << " run of " << run.size();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace edgevlm
