@@ -1,0 +1,326 @@
+#include "vision/dynamic_resolution.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "core/error.h"
+#include "vision/resize.h"
+
+namespace edgevlm {
+
+TilingStrategy parse_tiling_strategy(std::string_view name) {
+  if (name == "relaxed") return TilingStrategy::Relaxed;
+  if (name == "llava-next" || name == "llava_next" || name == "llavanext") return TilingStrategy::LlavaNext;
+  if (name == "internvl" || name == "internvl-1.5") return TilingStrategy::InternVL;
+  if (name == "single") return TilingStrategy::Single;
+  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl or single)", int(name.size()),
+       name.data());
+}
+
+const char* tiling_strategy_name(TilingStrategy s) {
+  switch (s) {
+    case TilingStrategy::Relaxed: return "relaxed";
+    case TilingStrategy::LlavaNext: return "llava-next";
+    case TilingStrategy::InternVL: return "internvl";
+    case TilingStrategy::Single: return "single";
+  }
+  return "?";
+}
+
+std::string grid_str(Grid g) { return std::to_string(g.m) + "x" + std::to_string(g.n); }
+
+std::vector<Grid> default_grid_candidates(int max_tiles, int min_tiles) {
+  EV_CHECK(max_tiles >= 1 && max_tiles <= 1024, "max_tiles must be in 1..1024, got %d", max_tiles);
+  EV_CHECK(min_tiles >= 1 && min_tiles <= max_tiles, "min_tiles must be in 1..max_tiles (%d), got %d", max_tiles,
+           min_tiles);
+  std::vector<Grid> out;
+  for (int t = min_tiles; t <= max_tiles; ++t)
+    for (int m = 1; m <= t; ++m)
+      if (t % m == 0) out.push_back({m, t / m});
+  return out;
+}
+
+namespace {
+
+void check_size(int w, int h) { EV_CHECK(w > 0 && h > 0, "image size must be positive, got %d x %d", w, h); }
+
+void check_candidates(const std::vector<Grid>& c, int tile) {
+  EV_CHECK(!c.empty(), "the list of candidate grids is empty");
+  EV_CHECK(tile > 0 && tile <= 8192, "tile size must be in 1..8192, got %d", tile);
+  for (const Grid& g : c)
+    EV_CHECK(g.m >= 1 && g.n >= 1 && g.m <= 1024 && g.n <= 1024 && g.m * g.n <= 1024,
+             "invalid candidate grid %dx%d", g.m, g.n);
+}
+
+// LLaVA-NeXT's effective and wasted resolution, in the same arithmetic as its Python (float64).
+struct Fit {
+  int64_t effective, wasted;
+};
+Fit fit_of(int w0, int h0, Grid g, int tile) {
+  const double W = double(tile) * g.m, H = double(tile) * g.n;
+  const double scale = std::min(W / w0, H / h0);
+  const int64_t dw = int64_t(w0 * scale), dh = int64_t(h0 * scale);
+  const int64_t re = std::min(dw * dh, int64_t(w0) * h0);
+  return {re, int64_t(W) * int64_t(H) - re};
+}
+
+}  // namespace
+
+Grid select_grid_llava_next(int w, int h, const std::vector<Grid>& c, int tile) {
+  check_size(w, h);
+  check_candidates(c, tile);
+  Grid best = c.front();
+  int64_t re_max = 0, rw_min = std::numeric_limits<int64_t>::max();
+  bool any = false;
+  for (const Grid& g : c) {
+    Fit f = fit_of(w, h, g, tile);
+    if (!any || f.effective > re_max || (f.effective == re_max && f.wasted < rw_min)) {
+      re_max = f.effective;
+      rw_min = f.wasted;
+      best = g;
+      any = true;
+    }
+  }
+  return best;
+}
+
+Grid select_grid_relaxed(int w, int h, const std::vector<Grid>& c, int tile, double alpha) {
+  check_size(w, h);
+  check_candidates(c, tile);
+  EV_CHECK(alpha >= 0 && std::isfinite(alpha), "alpha must be a finite number >= 0, got %g", alpha);
+  std::optional<Grid> best;
+  int64_t re_max = 0, rw_min = std::numeric_limits<int64_t>::max();
+  for (const Grid& g : c) {
+    Fit f = fit_of(w, h, g, tile);
+    const double a = alpha * double(re_max);
+    if (double(f.effective - re_max) > a || (double(re_max - f.effective) < a && f.wasted < rw_min)) {
+      re_max = f.effective;
+      rw_min = f.wasted;
+      best = g;
+    }
+  }
+  return best ? *best : select_grid_llava_next(w, h, c, tile);
+}
+
+Grid select_grid_internvl(int w, int h, const std::vector<Grid>& c, int tile) {
+  check_size(w, h);
+  check_candidates(c, tile);
+  const double aspect = double(w) / h;
+  const double area = double(w) * h;
+  double best_diff = std::numeric_limits<double>::infinity();
+  Grid best{1, 1};
+  for (const Grid& g : c) {
+    const double diff = std::abs(aspect - double(g.m) / g.n);
+    if (diff < best_diff) {
+      best_diff = diff;
+      best = g;
+    } else if (diff == best_diff && area > 0.5 * tile * tile * g.m * g.n) {
+      best = g;
+    }
+  }
+  return best;
+}
+
+void TilingConfig::validate() const {
+  EV_CHECK(tile_size > 0 && tile_size <= 8192, "tile size must be in 1..8192, got %d", tile_size);
+  EV_CHECK(max_tiles >= 1 && max_tiles <= 1024, "max tiles must be in 1..1024, got %d", max_tiles);
+  EV_CHECK(min_tiles >= 1 && min_tiles <= max_tiles, "min tiles must be in 1..%d, got %d", max_tiles, min_tiles);
+  EV_CHECK(alpha >= 0 && std::isfinite(alpha), "alpha must be a finite number >= 0, got %g", alpha);
+  if (!candidates.empty()) check_candidates(candidates, tile_size);
+  for (int c = 0; c < 3; ++c)
+    EV_CHECK(std::isfinite(mean[c]) && std::isfinite(std[c]) && std[c] != 0,
+             "normalisation mean/std for channel %d must be finite with std != 0 (mean %g, std %g)", c,
+             double(mean[c]), double(std[c]));
+}
+
+std::vector<Grid> TilingConfig::effective_candidates() const {
+  return candidates.empty() ? default_grid_candidates(max_tiles, min_tiles) : candidates;
+}
+
+ResizeMode TilingConfig::effective_resize() const {
+  if (resize != ResizeMode::Auto) return resize;
+  return strategy == TilingStrategy::InternVL ? ResizeMode::Stretch : ResizeMode::Pad;
+}
+
+std::array<uint8_t, 3> TilingConfig::effective_pad() const {
+  if (pad_rgb) return *pad_rgb;
+  std::array<uint8_t, 3> p;
+  for (int c = 0; c < 3; ++c) p[c] = uint8_t(std::clamp(int(double(mean[c]) * 255.0), 0, 255));
+  return p;
+}
+
+Grid choose_grid(const TilingConfig& cfg, int w, int h) {
+  cfg.validate();
+  check_size(w, h);
+  switch (cfg.strategy) {
+    case TilingStrategy::Relaxed:
+      return select_grid_relaxed(w, h, cfg.effective_candidates(), cfg.tile_size, cfg.alpha);
+    case TilingStrategy::LlavaNext: return select_grid_llava_next(w, h, cfg.effective_candidates(), cfg.tile_size);
+    case TilingStrategy::InternVL: return select_grid_internvl(w, h, cfg.effective_candidates(), cfg.tile_size);
+    case TilingStrategy::Single: return {1, 1};
+  }
+  return {1, 1};
+}
+
+bool has_thumbnail(const TilingConfig& cfg, Grid g) {
+  if (cfg.thumbnail == ThumbnailPlacement::None) return false;
+  return g.tiles() > 1 || cfg.thumbnail_with_single_tile;
+}
+
+int total_tiles(const TilingConfig& cfg, Grid g) { return g.tiles() + (has_thumbnail(cfg, g) ? 1 : 0); }
+
+Image fit_to_canvas(const Image& img, int cw, int ch, ResizeMode mode, std::array<uint8_t, 3> pad) {
+  EV_CHECK(!img.empty(), "cannot tile an empty image (%d x %d)", img.width, img.height);
+  EV_CHECK(cw > 0 && ch > 0, "invalid canvas %d x %d", cw, ch);
+  if (mode == ResizeMode::Stretch) return resize_bicubic(img, cw, ch);
+  EV_CHECK(mode == ResizeMode::Pad, "fit_to_canvas needs ResizeMode Pad or Stretch");
+  // LLaVA-NeXT resize_and_pad_image, in its float64 arithmetic.
+  const double sw = double(cw) / img.width, sh = double(ch) / img.height;
+  int nw, nh;
+  if (sw < sh) {
+    nw = cw;
+    nh = int(std::min(std::ceil(img.height * sw), double(ch)));
+  } else {
+    nh = ch;
+    nw = int(std::min(std::ceil(img.width * sh), double(cw)));
+  }
+  nw = std::max(nw, 1);
+  nh = std::max(nh, 1);
+  Image canvas(cw, ch);
+  for (size_t i = 0; i < canvas.pixels.size(); i += 3) std::memcpy(&canvas.pixels[i], pad.data(), 3);
+  Image r = resize_bicubic(img, nw, nh);
+  const int ox = (cw - nw) / 2, oy = (ch - nh) / 2;
+  for (int y = 0; y < nh; ++y) std::memcpy(canvas.at(ox, oy + y), r.row(y), size_t(nw) * 3);
+  return canvas;
+}
+
+namespace {
+
+struct NormLut {
+  float v[3][256];
+  explicit NormLut(const TilingConfig& cfg) {
+    for (int c = 0; c < 3; ++c)
+      for (int i = 0; i < 256; ++i) v[c][i] = (float(i) / 255.0f - cfg.mean[c]) / cfg.std[c];
+  }
+};
+
+// Writes the t×t region at (x0, y0) of src as planar CHW floats.
+void emit_tile(const Image& src, int x0, int y0, int t, const NormLut& lut, float* out) {
+  const size_t plane = size_t(t) * t;
+  for (int y = 0; y < t; ++y) {
+    const uint8_t* p = src.at(x0, y0 + y);
+    float* r = out + size_t(y) * t;
+    float* g = r + plane;
+    float* b = g + plane;
+    for (int x = 0; x < t; ++x, p += 3) {
+      r[x] = lut.v[0][p[0]];
+      g[x] = lut.v[1][p[1]];
+      b[x] = lut.v[2][p[2]];
+    }
+  }
+}
+
+}  // namespace
+
+TiledImage preprocess_image(const Image& img, const TilingConfig& cfg) {
+  EV_CHECK(!img.empty(), "cannot preprocess an empty image (%d x %d)", img.width, img.height);
+  const Grid g = choose_grid(cfg, img.width, img.height);
+  const int t = cfg.tile_size;
+  EV_CHECK(int64_t(g.m) * t <= 65536 && int64_t(g.n) * t <= 65536, "grid %s of tile %d is too large", grid_str(g).c_str(),
+           t);
+  const ResizeMode mode = cfg.effective_resize();
+  const auto pad = cfg.effective_pad();
+  const NormLut lut(cfg);
+
+  TiledImage out;
+  out.grid = g;
+  out.tile_size = t;
+  const bool thumb = has_thumbnail(cfg, g);
+  out.n_tiles = g.tiles() + (thumb ? 1 : 0);
+  if (thumb) out.thumbnail_index = cfg.thumbnail == ThumbnailPlacement::First ? 0 : g.tiles();
+  out.data.resize(out.tile_floats() * out.n_tiles);
+
+  const Image canvas = fit_to_canvas(img, g.m * t, g.n * t, mode, pad);
+  for (int row = 0; row < g.n; ++row)
+    for (int col = 0; col < g.m; ++col)
+      emit_tile(canvas, col * t, row * t, t, lut, out.data.data() + out.grid_tile_index(col, row) * out.tile_floats());
+  if (thumb) {
+    // A 1×1 canvas already is the thumbnail.
+    const Image th = g.tiles() == 1 ? canvas : fit_to_canvas(img, t, t, mode, pad);
+    emit_tile(th, 0, 0, t, lut, out.data.data() + size_t(out.thumbnail_index) * out.tile_floats());
+  }
+  return out;
+}
+
+TilingStatistics tiling_statistics(const TilingConfig& base, int64_t samples, uint64_t seed, SizeDistribution dist,
+                                   int min_side, int max_side, int tokens_per_tile) {
+  base.validate();
+  EV_CHECK(samples > 0, "samples must be positive");
+  EV_CHECK(min_side >= 1 && max_side >= min_side, "invalid side range %d..%d", min_side, max_side);
+  const std::vector<Grid> cand = base.effective_candidates();
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> side(min_side, max_side);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const double log_a = std::log(8.0);
+  const double log_lo = 2 * std::log(double(min_side)), log_hi = 2 * std::log(double(max_side));
+
+  TilingStatistics s;
+  s.samples = samples;
+  s.tokens_per_tile = tokens_per_tile;
+  double tiles_sum[4] = {0, 0, 0, 0};
+  for (int64_t i = 0; i < samples; ++i) {
+    int w, h;
+    if (dist == SizeDistribution::UniformSides) {
+      w = side(rng);
+      h = side(rng);
+    } else {
+      const double aspect = std::exp((2 * unit(rng) - 1) * log_a);
+      const double area = std::exp(log_lo + (log_hi - log_lo) * unit(rng));
+      w = std::max(1, int(std::lround(std::sqrt(area * aspect))));
+      h = std::max(1, int(std::lround(std::sqrt(area / aspect))));
+    }
+    const Grid gr = select_grid_relaxed(w, h, cand, base.tile_size, base.alpha);
+    const Grid gl = select_grid_llava_next(w, h, cand, base.tile_size);
+    const Grid gi = select_grid_internvl(w, h, cand, base.tile_size);
+    const Grid grids[4] = {gr, gl, gi, Grid{1, 1}};
+    for (int k = 0; k < 4; ++k) tiles_sum[k] += total_tiles(base, grids[k]);
+    auto cmp = [](int a, int b) { return a < b ? 0 : a == b ? 1 : 2; };
+    s.vs_llava[cmp(gr.tiles(), gl.tiles())]++;
+    s.vs_internvl[cmp(gr.tiles(), gi.tiles())]++;
+    s.same_grid_llava += gr == gl;
+    s.same_grid_internvl += gr == gi;
+  }
+  for (int k = 0; k < 4; ++k) {
+    s.mean_tiles[k] = tiles_sum[k] / double(samples);
+    s.mean_tokens[k] = s.mean_tiles[k] * tokens_per_tile;
+  }
+  return s;
+}
+
+std::string format_tiling_statistics(const TilingStatistics& s) {
+  char buf[2048];
+  auto pct = [&](int64_t v) { return 100.0 * double(v) / double(s.samples); };
+  std::string out;
+  std::snprintf(buf, sizeof buf,
+                "| relaxed vs | fewer tiles | same tiles | more tiles | identical grid |\n"
+                "|---|---|---|---|---|\n"
+                "| llava-next | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n"
+                "| internvl | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n\n",
+                pct(s.vs_llava[0]), pct(s.vs_llava[1]), pct(s.vs_llava[2]), pct(s.same_grid_llava),
+                pct(s.vs_internvl[0]), pct(s.vs_internvl[1]), pct(s.vs_internvl[2]), pct(s.same_grid_internvl));
+  out += buf;
+  std::snprintf(buf, sizeof buf,
+                "| strategy | mean tiles (incl. thumbnail) | mean image tokens (%d per tile) |\n"
+                "|---|---|---|\n"
+                "| relaxed | %.2f | %.0f |\n| llava-next | %.2f | %.0f |\n| internvl | %.2f | %.0f |\n"
+                "| single | %.2f | %.0f |\n",
+                s.tokens_per_tile, s.mean_tiles[0], s.mean_tokens[0], s.mean_tiles[1], s.mean_tokens[1],
+                s.mean_tiles[2], s.mean_tokens[2], s.mean_tiles[3], s.mean_tokens[3]);
+  out += buf;
+  return out;
+}
+
+}  // namespace edgevlm

@@ -1,0 +1,234 @@
+#include "vision/image.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include <sys/stat.h>
+
+#include "core/error.h"
+
+// The one stb_image implementation in the project. Static linkage keeps it private to this file
+// (no clash with a system libstb or another copy); only the formats we document are compiled in,
+// which also keeps the attack surface of the decoder small.
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_ONLY_PNM
+#define STBI_NO_HDR
+#define STBI_NO_LINEAR
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#include "stb_image.h"
+#pragma GCC diagnostic pop
+
+namespace edgevlm {
+
+Image::Image(int w, int h) : width(w), height(h), pixels(static_cast<size_t>(w) * h * 3, 0) {}
+
+namespace {
+
+uint16_t rd16(const uint8_t* p, bool le) { return le ? (p[0] | p[1] << 8) : (p[0] << 8 | p[1]); }
+uint32_t rd32(const uint8_t* p, bool le) {
+  return le ? (uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24)
+            : (uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]));
+}
+
+// Orientation from a TIFF structure (the payload of an Exif APP1 after "Exif\0\0"); 0 if absent.
+int tiff_orientation(const uint8_t* t, size_t n) {
+  if (n < 8) return 0;
+  bool le;
+  if (t[0] == 'I' && t[1] == 'I') le = true;
+  else if (t[0] == 'M' && t[1] == 'M') le = false;
+  else return 0;
+  if (rd16(t + 2, le) != 42) return 0;
+  uint32_t ifd = rd32(t + 4, le);
+  if (ifd > n || n - ifd < 2) return 0;
+  unsigned count = rd16(t + ifd, le);
+  for (unsigned i = 0; i < count; ++i) {
+    size_t e = size_t(ifd) + 2 + size_t(i) * 12;
+    if (e > n || n - e < 12) break;
+    if (rd16(t + e, le) != 0x0112) continue;
+    uint16_t type = rd16(t + e + 2, le);
+    uint32_t cnt = rd32(t + e + 4, le);
+    if (cnt < 1) return 0;
+    // The spec says SHORT; some writers use LONG. Either way the value sits inline.
+    uint32_t v = type == 3 ? rd16(t + e + 8, le) : type == 4 ? rd32(t + e + 8, le) : 0;
+    return (v >= 1 && v <= 8) ? int(v) : 0;
+  }
+  return 0;
+}
+
+bool is_jpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+
+// stb_image decodes a JPEG whose entropy-coded data stops early by padding with zeros, which
+// would hand a silently grey-bottomed image to the model. Like PIL (without
+// LOAD_TRUNCATED_IMAGES) we refuse a JPEG with no end-of-image marker after its first scan.
+bool jpeg_has_eoi_after_scan(const uint8_t* d, size_t n) {
+  size_t p = 2;
+  while (p + 4 <= n) {
+    if (d[p] != 0xFF) return false;
+    uint8_t m = d[p + 1];
+    if (m == 0xFF) { ++p; continue; }
+    p += 2;
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;
+    if (m == 0xD9) return false;  // EOI before any scan
+    size_t len = size_t(d[p]) << 8 | d[p + 1];
+    if (len < 2 || len > n - p) return false;
+    p += len;
+    if (m == 0xDA) break;
+  }
+  for (; p + 1 < n; ++p)
+    if (d[p] == 0xFF && d[p + 1] == 0xD9) return true;
+  return false;
+}
+
+inline uint8_t over_white8(unsigned c, unsigned a) { return uint8_t((c * a + 255u * (255u - a) + 127u) / 255u); }
+inline uint8_t over_white16(uint64_t c, uint64_t a) {
+  const uint64_t den = 65535ull * 65535ull;
+  return uint8_t(((c * a + 65535ull * (65535ull - a)) * 255ull + den / 2) / den);
+}
+inline uint8_t to8(unsigned v16) { return uint8_t((v16 * 255u + 32767u) / 65535u); }
+
+template <typename T>
+void to_rgb(const T* src, int comp, Image& out) {
+  const size_t n = size_t(out.width) * out.height;
+  uint8_t* o = out.pixels.data();
+  for (size_t i = 0; i < n; ++i, o += 3) {
+    const T* s = src + i * comp;
+    if constexpr (sizeof(T) == 1) {
+      switch (comp) {
+        case 1: o[0] = o[1] = o[2] = s[0]; break;
+        case 2: o[0] = o[1] = o[2] = over_white8(s[0], s[1]); break;
+        case 3: o[0] = s[0]; o[1] = s[1]; o[2] = s[2]; break;
+        default: for (int c = 0; c < 3; ++c) o[c] = over_white8(s[c], s[3]); break;
+      }
+    } else {
+      switch (comp) {
+        case 1: o[0] = o[1] = o[2] = to8(s[0]); break;
+        case 2: o[0] = o[1] = o[2] = over_white16(s[0], s[1]); break;
+        case 3: for (int c = 0; c < 3; ++c) o[c] = to8(s[c]); break;
+        default: for (int c = 0; c < 3; ++c) o[c] = over_white16(s[c], s[3]); break;
+      }
+    }
+  }
+}
+
+struct StbiFree {
+  void operator()(void* p) const { stbi_image_free(p); }
+};
+
+}  // namespace
+
+int jpeg_exif_orientation(const uint8_t* d, size_t n) {
+  if (!d || !is_jpeg(d, n)) return 1;
+  size_t p = 2;
+  while (p + 4 <= n) {
+    if (d[p] != 0xFF) return 1;  // lost marker sync: give up rather than guess
+    uint8_t m = d[p + 1];
+    if (m == 0xFF) { ++p; continue; }  // fill byte
+    p += 2;
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;  // markers without a length
+    if (m == 0xDA || m == 0xD9) return 1;                  // metadata precedes the first scan
+    size_t len = size_t(d[p]) << 8 | d[p + 1];
+    if (len < 2 || len > n - p) return 1;
+    if (m == 0xE1 && len >= 2 + 6 && std::memcmp(d + p + 2, "Exif\0\0", 6) == 0) {
+      int o = tiff_orientation(d + p + 8, len - 8);
+      if (o) return o;
+    }
+    p += len;
+  }
+  return 1;
+}
+
+Image apply_exif_orientation(const Image& src, int orientation) {
+  if (orientation < 2 || orientation > 8) return src;
+  const int W = src.width, H = src.height;
+  const bool swap = orientation >= 5;
+  Image out(swap ? H : W, swap ? W : H);
+  for (int y = 0; y < out.height; ++y) {
+    for (int x = 0; x < out.width; ++x) {
+      int sx, sy;
+      switch (orientation) {
+        case 2: sx = W - 1 - x; sy = y; break;
+        case 3: sx = W - 1 - x; sy = H - 1 - y; break;
+        case 4: sx = x; sy = H - 1 - y; break;
+        case 5: sx = y; sy = x; break;
+        case 6: sx = y; sy = H - 1 - x; break;
+        case 7: sx = W - 1 - y; sy = H - 1 - x; break;
+        default: sx = W - 1 - y; sy = x; break;  // 8
+      }
+      std::memcpy(out.at(x, y), src.at(sx, sy), 3);
+    }
+  }
+  return out;
+}
+
+Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOptions& opt,
+                             const std::string& name) {
+  const char* nm = name.c_str();
+  if (!data || size == 0) fail("image '%s' is empty (0 bytes)", nm);
+  if (opt.max_file_bytes > 0 && size > uint64_t(opt.max_file_bytes))
+    fail("image '%s' is %zu bytes, over the file size limit of %lld bytes", nm, size,
+         (long long)opt.max_file_bytes);
+  if (size > size_t(INT_MAX)) fail("image '%s' is %zu bytes, more than the decoder can take", nm, size);
+  const int len = int(size);
+
+  int w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(data, len, &w, &h, &comp))
+    fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (%s)", nm, stbi_failure_reason());
+  if (w <= 0 || h <= 0 || comp < 1 || comp > 4)
+    fail("image '%s': invalid header (%d x %d, %d channels)", nm, w, h, comp);
+  const int64_t pixels = int64_t(w) * h;
+  if (opt.max_pixels > 0 && pixels > opt.max_pixels)
+    fail("image '%s' is %d x %d = %lld pixels, over the limit of %lld pixels", nm, w, h,
+         (long long)pixels, (long long)opt.max_pixels);
+  const bool jpeg = is_jpeg(data, size);
+  if (jpeg && !jpeg_has_eoi_after_scan(data, size))
+    fail("image '%s': truncated or corrupt JPEG (no end-of-image marker after the scan data)", nm);
+
+  const bool wide = stbi_is_16_bit_from_memory(data, len) != 0;
+  int dw = 0, dh = 0, dc = 0;
+  std::unique_ptr<void, StbiFree> buf(
+      wide ? static_cast<void*>(stbi_load_16_from_memory(data, len, &dw, &dh, &dc, comp))
+           : static_cast<void*>(stbi_load_from_memory(data, len, &dw, &dh, &dc, comp)));
+  if (!buf) fail("image '%s': corrupt or truncated image data (%s)", nm, stbi_failure_reason());
+  if (dw != w || dh != h)
+    fail("image '%s': header says %d x %d but the data decodes to %d x %d", nm, w, h, dw, dh);
+
+  Image img(w, h);
+  if (wide) to_rgb(static_cast<const uint16_t*>(buf.get()), comp, img);
+  else to_rgb(static_cast<const uint8_t*>(buf.get()), comp, img);
+  if (jpeg && opt.apply_exif_orientation) {
+    int o = jpeg_exif_orientation(data, size);
+    if (o != 1) img = apply_exif_orientation(img, o);
+  }
+  return img;
+}
+
+Image load_image(const std::string& path, const ImageLoadOptions& opt) {
+  const char* nm = path.c_str();
+  struct stat st;
+  if (::stat(nm, &st) != 0) fail("cannot open image '%s': %s", nm, std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail("cannot read image '%s': not a regular file", nm);
+  if (st.st_size == 0) fail("image '%s' is empty (0 bytes)", nm);
+  if (opt.max_file_bytes > 0 && st.st_size > opt.max_file_bytes)
+    fail("image '%s' is %lld bytes, over the file size limit of %lld bytes", nm, (long long)st.st_size,
+         (long long)opt.max_file_bytes);
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(nm, "rb"), std::fclose);
+  if (!f) fail("cannot open image '%s': %s", nm, std::strerror(errno));
+  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+  if (std::fread(bytes.data(), 1, bytes.size(), f.get()) != bytes.size())
+    fail("cannot read image '%s': short read", nm);
+  return load_image_from_memory(bytes.data(), bytes.size(), opt, path);
+}
+
+}  // namespace edgevlm
