@@ -95,10 +95,15 @@ void split_gpt2(const Window& w, std::vector<size_t>& ends) {
   }
 }
 
-void split_llama3(const Window& w, size_t max_digits, std::vector<size_t>& ends) {
+// fold_long_s: Llama-3's (?i:...) case folding also maps U+017F (long s) to 's'; Qwen2's
+// explicit [sS] classes do not.
+void split_llama3(const Window& w, size_t max_digits, bool fold_long_s, std::vector<size_t>& ends) {
   size_t pos = w.b;
   auto emit = [&](size_t end) { ends.push_back(end); pos = end; };
-  auto lower = [](uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+  // Among all codepoints only the capitals and U+017F case-fold to one of the letters compared.
+  auto lower = [&](uint32_t c) -> uint32_t {
+    return c >= 'A' && c <= 'Z' ? c + 32 : (fold_long_s && c == 0x17F) ? 's' : c;
+  };
   while (pos < w.e) {
     const uint32_t c = w.cp(pos);
     const uint8_t f = w.flags(pos);
@@ -190,10 +195,10 @@ std::vector<size_t> pretokenize(std::string_view text, PreTokenizerKind kind) {
       break;
     }
     case PreTokenizerKind::Llama3:
-      split_llama3(Window{c, 0, n}, 3, ends);
+      split_llama3(Window{c, 0, n}, 3, true, ends);
       break;
     case PreTokenizerKind::Qwen2:
-      split_llama3(Window{c, 0, n}, 1, ends);
+      split_llama3(Window{c, 0, n}, 1, false, ends);
       break;
   }
   std::vector<size_t> lengths;
