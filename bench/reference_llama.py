@@ -89,8 +89,8 @@ class LlamaReference:
             y = y + b
         return y
 
-    def forward(self, tokens):
-        """Logits (n_tok, n_vocab) float32 for every position of the token list."""
+    def forward(self, tokens, last_only=False):
+        """Logits (n_tok, n_vocab) float32 for every position of the token list (or (1, n_vocab))."""
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.min() < 0 or tokens.max() >= self.n_vocab:
             raise SystemExit(f"token id out of range [0, {self.n_vocab})")
@@ -115,6 +115,8 @@ class LlamaReference:
             g = self.linear(h, L["ffn_gate"])
             u = self.linear(h, L["ffn_up"])
             x = (x + self.linear(g / (1 + np.exp(-g)) * u, L["ffn_down"])).astype(np.float32)
+        if last_only:
+            x = x[-1:]
         return self.linear(self.rms_norm(x, self.out_norm), self.output).astype(np.float32)
 
 
@@ -128,7 +130,7 @@ def main():
     args = ap.parse_args()
     m = LlamaReference(args.model)
     toks = [int(t) for t in args.tokens.split(",") if t.strip()]
-    logits = m.forward(toks)
+    logits = m.forward(toks, last_only=not args.all)
     res = logits if args.all else logits[-1]
     if args.out:
         if args.out.endswith(".npy"):
@@ -142,7 +144,7 @@ def main():
         seq = list(toks)
         gen = []
         for _ in range(args.greedy):
-            nxt = int(np.argmax(m.forward(seq)[-1]))
+            nxt = int(np.argmax(m.forward(seq, last_only=True)[-1]))
             gen.append(nxt)
             seq.append(nxt)
         print("greedy", ",".join(map(str, gen)))

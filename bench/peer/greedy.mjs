@@ -2,7 +2,10 @@
 // list of token ids: no tokenizer is involved on either side of a parity check.
 //
 //   node greedy.mjs --model M.gguf --tokens 1,2,3 [-n 16] [--threads 2] [--kv f32|f16] [--top 2]
+//                   [--force 7,8,9]
 //
+// --force: teacher forcing — after each step, feed the given id instead of llama.cpp's own pick, so
+// that llama.cpp's choice is reported at every step of another engine's sequence (n = its length).
 // Prints one JSON object: {"prompt": [...], "tokens": [...generated ids...], "steps": [{"token",
 // "top": [[id, logprob], ...]}, ...]}. The top-k log-probabilities come from llama.cpp's own softmax
 // of the logits (temperature 1 over the full vocabulary), so logprob differences are logit differences;
@@ -23,12 +26,17 @@ function parseArgs(argv) {
         else if (a === "--kv") o.kv = v();
         else if (a === "--top") o.top = Number(v());
         else if (a === "--ctx") o.ctx = Number(v());
+        else if (a === "--force") o.force = v().split(",").filter((s) => s.trim() !== "").map(Number);
         else throw new Error(`unknown flag ${a}`);
     }
     if (!o.model) throw new Error("--model is required");
     if (!o.tokens || o.tokens.length === 0 || o.tokens.some((t) => !Number.isInteger(t) || t < 0))
         throw new Error("--tokens needs a comma-separated list of non-negative token ids");
     if (!["f32", "f16"].includes(o.kv)) throw new Error("--kv must be f32 or f16");
+    if (o.force) {
+        if (o.force.some((t) => !Number.isInteger(t) || t < 0)) throw new Error("--force needs token ids");
+        o.n = o.force.length;
+    }
     return o;
 }
 
@@ -62,11 +70,17 @@ async function main() {
     // may pick <|endoftext|>, which must count as a generated token, not end the run.
     const it = seq.evaluateWithMetadata(o.tokens, {probabilities: o.top > 0},
         {temperature: 0, yieldEogToken: true});
-    for await (const r of it) {
+    // The generator protocol: next(id) makes `id` the next token fed to the model.
+    let step = await it.next();
+    while (!step.done) {
+        const r = step.value;
         out.tokens.push(r.token);
         if (o.top > 0) out.steps.push({token: r.token, top: topK(r.probabilities, o.top)});
         if (out.tokens.length >= o.n) break;
+        step = await it.next(o.force ? o.force[out.tokens.length - 1] : undefined);
     }
+    await it.return();
+    if (o.force) out.forced = o.force;
     if (o.top <= 0) delete out.steps;
     delete out.n_vocab;
     process.stdout.write(JSON.stringify(out) + "\n");
