@@ -1,0 +1,176 @@
+"""Scores a model on the test (or val) split, per task: exact match, and ANLS for the free-text tasks.
+
+  PyTorch:  python3 training/evaluate.py --ckpt training/runs/nano/final.pt [--split test --per-task 100]
+  edgevlm:  python3 training/evaluate.py --ckpt ... --cli build/edgevlm --model models/nano.gguf \
+                --mmproj models/nano-mmproj.gguf       (also scores the PyTorch answers and their agreement)
+  tiling:   --policy relaxed|llava_next|single   (accuracy and image tokens per policy)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import sequence  # noqa: E402
+import tiling  # noqa: E402
+
+ANLS_TASKS = {"ocr_word", "ocr_code", "multilingual", "banner", "strip", "document", "caption"}
+
+
+def levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def anls(pred: str, gold: str, tau: float = 0.5) -> float:
+    p, g = pred.strip().lower(), gold.strip().lower()
+    if not p and not g:
+        return 1.0
+    nl = levenshtein(p, g) / max(len(p), len(g))
+    return 1.0 - nl if nl < tau else 0.0
+
+
+@torch.no_grad()
+def generate(model, tok, samples, tcfg, max_new=20, batch=32):
+    """Greedy answers to the first question of each sample, batched: a padded prefill (causal, so no
+    sequence sees another's padding), then one KV-cached step per token at per-sample positions."""
+    model.eval()
+    c = model.c
+    im_end = tok.id("<|im_end|>")
+    out, n_img_tokens = [], []
+    for s0 in range(0, len(samples), batch):
+        chunk = samples[s0:s0 + batch]
+        encs = [sequence.encode_chat(tok, s, tcfg, c.tokens_per_tile, n_turns=1, with_answers=False) for s in chunk]
+        lens = [len(e[0]) for e in encs]
+        n_img_tokens += [sum(1 for t in e[0] if t == sequence.IMG) for e in encs]
+        B, Lp = len(chunk), max(lens)
+        ids = torch.zeros(B, Lp, dtype=torch.long)
+        img_mask = torch.zeros(B, Lp, dtype=torch.bool)
+        for b, e in enumerate(encs):
+            s = torch.tensor(e[0])
+            img_mask[b, :len(s)] = s == sequence.IMG
+            ids[b, :len(s)] = torch.where(s == sequence.IMG, torch.zeros_like(s), s)
+        pix = [e[2] for e in encs if e[2] is not None]
+        img = model.encode_tiles(torch.from_numpy(np.concatenate(pix))).reshape(-1, c.width) if pix else None
+        emb = model.embed(ids, img_mask, img)
+        cache = model.llm.new_cache(B, Lp + max_new)
+        valid = torch.zeros(B, Lp + max_new, dtype=torch.bool)
+        h = model.llm.hidden_cached(emb, torch.zeros(B, dtype=torch.long), cache, valid)
+        cur = torch.tensor(lens)
+        for b in range(B):
+            valid[b, :lens[b]] = True
+        logits = model.llm.out(h[torch.arange(B), cur - 1])
+        done = [False] * B
+        gen = [[] for _ in range(B)]
+        for _ in range(max_new):
+            nxt = logits.argmax(-1)
+            for b in range(B):
+                if not done[b]:
+                    if int(nxt[b]) == im_end:
+                        done[b] = True
+                    else:
+                        gen[b].append(int(nxt[b]))
+            if all(done):
+                break
+            h = model.llm.hidden_cached(model.llm.tok(nxt)[:, None], cur, cache, valid)
+            valid[torch.arange(B), cur] = True
+            cur = cur + 1
+            logits = model.llm.out(h[:, 0])
+        out += [tok.decode(g) for g in gen]
+    return out, n_img_tokens
+
+
+def score(samples, preds):
+    per = {}
+    for s, p in zip(samples, preds):
+        gold = s["qa"][0][1]
+        d = per.setdefault(s["task"], {"n": 0, "em": 0, "anls": 0.0})
+        d["n"] += 1
+        d["em"] += int(p.strip() == gold)
+        d["anls"] += anls(p, gold)
+    tot = {"n": sum(d["n"] for d in per.values()), "em": sum(d["em"] for d in per.values()),
+           "anls": sum(d["anls"] for d in per.values())}
+    table = {t: {"n": d["n"], "exact_match": d["em"] / d["n"], "anls": d["anls"] / d["n"]} for t, d in per.items()}
+    table["overall"] = {"n": tot["n"], "exact_match": tot["em"] / tot["n"], "anls": tot["anls"] / tot["n"]}
+    return table
+
+
+def markdown(table, title="") -> str:
+    lines = [f"### {title}" if title else "", "| task | n | exact match | ANLS |", "|---|---|---|---|"]
+    for t, d in table.items():
+        a = f"{d['anls']:.3f}" if t in ANLS_TASKS or t == "overall" else "–"
+        lines.append(f"| {t} | {d['n']} | {100 * d['exact_match']:.1f}% | {a} |")
+    return "\n".join(lines)
+
+
+def run_cli(cli, model_path, mmproj, samples, workdir):
+    """Answers through the edgevlm CLI (`edgevlm run`), one process per prompt, greedy, F32.
+    The CLI is expected to print the answer alone on stdout with --quiet."""
+    preds = []
+    for i, s in enumerate(samples):
+        q = s["qa"][0][0]
+        cmd = [cli, "run", "--model", model_path, "--temp", "0", "--quiet", "--prompt", q]
+        if s["image"] is not None:
+            p = os.path.join(workdir, f"{i}.png")
+            s["image"].save(p)
+            cmd += ["--mmproj", mmproj, "--image", p]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        preds.append(r.stdout.strip() if r.returncode == 0 else f"<error rc={r.returncode}: {r.stderr.strip()[:200]}>")
+    return preds
+
+
+def main():
+    import train  # noqa: E402  (model loading helpers)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", required=True, help="a checkpoint written by train.py (final.pt)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--per-task", type=int, default=100)
+    ap.add_argument("--policy", default=None, help="override the tiling policy (relaxed, llava_next, single)")
+    ap.add_argument("--cli", default=None, help="path of the edgevlm binary to score as well")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--mmproj", default=None)
+    ap.add_argument("--out", default=None, help="write the results JSON here")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    model, tok, tcfg = train.load_checkpoint(a.ckpt)
+    if a.policy:
+        tcfg = tiling.TilingConfig(**{**tcfg.__dict__, "policy": a.policy})
+    samples = data.eval_set(a.split, a.per_task)
+    t0 = time.time()
+    preds, ntok = generate(model, tok, samples, tcfg)
+    res = {"split": a.split, "policy": tcfg.policy, "pytorch": score(samples, preds),
+           "image_tokens_mean": float(np.mean([n for n, s in zip(ntok, samples) if s["image"] is not None])),
+           "seconds": time.time() - t0}
+    print(markdown(res["pytorch"], f"PyTorch, {a.split}, tiling {tcfg.policy}, "
+                   f"{res['image_tokens_mean']:.1f} image tokens/image"))
+    if a.cli:
+        with tempfile.TemporaryDirectory() as d:
+            cp = run_cli(a.cli, a.model, a.mmproj, samples, d)
+        res["edgevlm"] = score(samples, cp)
+        res["agreement"] = float(np.mean([x.strip() == y.strip() for x, y in zip(preds, cp)]))
+        print(markdown(res["edgevlm"], "edgevlm CLI"))
+        print(f"edgevlm == PyTorch on {100 * res['agreement']:.1f}% of prompts")
+    if a.out:
+        res["examples"] = [{"task": s["task"], "q": s["qa"][0][0], "gold": s["qa"][0][1], "pred": p}
+                           for s, p in zip(samples, preds)]
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Dynamic resolution: grid choice (BlueLM-V-3B relaxed aspect-ratio matching, Algorithm 1), resize and
+pad, tiles + thumbnail, and the marker-token layout of one image. docs/FORMAT.md section 2 is the
+specification; src/vision mirrors this file in C++."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+START, END, TILE_SEP, ROW_SEP = "<image>", "</image>", "<tile>", "<row>"
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    tile: int = 64
+    max_tiles: int = 4
+    policy: str = "relaxed"          # relaxed | llava_next | single
+    alpha: float = float(np.float32(0.1))   # the f32 GGUF key widened to double, as the engine sees it
+    thumbnail: bool = True
+    mean: tuple = (0.5, 0.5, 0.5)
+    std: tuple = (0.5, 0.5, 0.5)
+
+
+def candidates(max_tiles: int):
+    """(m columns, n rows) in the order the search visits them."""
+    return [(m, n) for m in range(1, max_tiles + 1) for n in range(1, max_tiles + 1) if m * n <= max_tiles]
+
+
+def select_grid(w0: int, h0: int, tile: int, max_tiles: int, policy: str = "relaxed",
+                alpha: float = float(np.float32(0.1)), cands=None):
+    if w0 <= 0 or h0 <= 0:
+        raise ValueError(f"image size {w0}x{h0} is empty")
+    if policy == "single":
+        return (1, 1)
+    if policy not in ("relaxed", "llava_next"):
+        raise ValueError(f"unknown tiling policy {policy!r}")
+    best, re_max, rw_min = (1, 1), 0, math.inf
+    for m, n in (cands if cands is not None else candidates(max_tiles)):
+        W, H = tile * m, tile * n
+        scale = min(W / w0, H / h0)
+        re = min(int(math.floor(w0 * scale)) * int(math.floor(h0 * scale)), w0 * h0)
+        rw = W * H - re
+        if policy == "relaxed":
+            take = (re - re_max) > alpha * re_max or ((re_max - re) < alpha * re_max and rw < rw_min)
+        else:
+            take = re > re_max or (re == re_max and rw < rw_min)
+        if take:
+            best, re_max, rw_min = (m, n), re, rw
+    return best
+
+
+def resize_and_pad(img: Image.Image, W: int, H: int) -> Image.Image:
+    w0, h0 = img.size
+    if W * h0 <= H * w0:
+        nw, nh = W, min((h0 * W + w0 - 1) // w0, H)
+    else:
+        nh, nw = H, min((w0 * H + h0 - 1) // h0, W)
+    nw, nh = max(nw, 1), max(nh, 1)
+    resized = img if (nw, nh) == (w0, h0) else img.resize((nw, nh), Image.BICUBIC)
+    canvas = Image.new("RGB", (W, H), (0, 0, 0))
+    canvas.paste(resized, ((W - nw) // 2, (H - nh) // 2))
+    return canvas
+
+
+def image_to_tiles(img: Image.Image, cfg: TilingConfig):
+    """Returns ((m, n), uint8 array [n_tiles, T, T, 3]) in engine order: grid row-major, thumbnail last."""
+    img = img.convert("RGB")
+    m, n = select_grid(img.width, img.height, cfg.tile, cfg.max_tiles, cfg.policy, cfg.alpha)
+    T = cfg.tile
+    canvas = np.asarray(resize_and_pad(img, T * m, T * n))
+    tiles = [canvas[r * T:(r + 1) * T, c * T:(c + 1) * T] for r in range(n) for c in range(m)]
+    if m * n > 1 and cfg.thumbnail:
+        tiles.append(np.asarray(resize_and_pad(img, T, T)))
+    return (m, n), np.stack(tiles)
+
+
+def normalize(tiles_u8: np.ndarray, cfg: TilingConfig) -> np.ndarray:
+    """uint8 [N, T, T, 3] → float32 [N, 3, T, T]."""
+    x = tiles_u8.astype(np.float32) / 255.0
+    x = (x - np.array(cfg.mean, np.float32)) / np.array(cfg.std, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def layout(m: int, n: int, has_thumbnail: bool):
+    """The image's token sequence: strings are marker tokens, ints are tile indices (each tile = its
+    merged embeddings)."""
+    seq = [START]
+    for r in range(n):
+        for c in range(m):
+            if r > 0 and c == 0:
+                seq.append(ROW_SEP)
+            elif c > 0:
+                seq.append(TILE_SEP)
+            seq.append(r * m + c)
+    if has_thumbnail:
+        seq += [ROW_SEP, m * n]
+    seq.append(END)
+    return seq

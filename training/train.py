@@ -1,0 +1,412 @@
+"""The nano model's training recipe (BlueLM-V-3B's two stages, preceded by component pretraining).
+
+  python3 training/train.py --out training/runs/nano            # the full recipe (≤ ~100 min, 2 threads)
+  python3 training/train.py --out training/runs/smoke --smoke   # a 3-minute end-to-end check
+  python3 training/train.py --out training/runs/nano --resume   # continue after an interruption
+
+Phases (each has a sample cap and a wall-clock share of --minutes; it ends at whichever comes first,
+and its cosine learning-rate schedule follows max(sample progress, time progress)):
+  siglip  ViT + a small text tower, SigLIP sigmoid loss on (image, description) pairs
+  text    decoder language modelling on text-only renderings of the tasks and pure-text questions
+  stage1  projector only (ViT and decoder frozen), answer tokens only
+  stage2  everything, answer tokens only
+Then: export of the GGUF pair, test-split evaluation per task, loss plot. Outputs in --out:
+  tokenizer.json, log.jsonl, loss.png, last.pt (resume), final.pt, nano.gguf, nano-mmproj.gguf,
+  results.json, results.md; with --install DIR the GGUF pair and results are copied there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+import sequence  # noqa: E402
+import tiling  # noqa: E402
+from model import ModelConfig, VLM  # noqa: E402
+from tokenizer import BPETokenizer  # noqa: E402
+
+PHASES = ["siglip", "text", "stage1", "stage2"]
+PHASE_BASE = {"siglip": 100_000_000, "text": 200_000_000, "stage1": 300_000_000, "stage2": 400_000_000}
+CORPUS_BASE = 900_000_000
+
+
+class TextTower(nn.Module):
+    """SigLIP's text encoder, training-only (not exported)."""
+
+    def __init__(self, vocab, d=128, layers=2, ctx=64):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(torch.randn(ctx, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(d, 4, 2 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, layers)
+        self.head = nn.Linear(d, d)
+        self.ctx = ctx
+
+    def forward(self, ids, pad):
+        ids = ids[:, :self.ctx]
+        pad = pad[:, :self.ctx]
+        x = self.tok(ids) + self.pos[:ids.shape[1]]
+        x = self.enc(x, src_key_padding_mask=pad)
+        keep = (~pad).float().unsqueeze(-1)
+        return self.head((x * keep).sum(1) / keep.sum(1).clamp(min=1))
+
+
+class SigLIPHead(nn.Module):
+    def __init__(self, v_width, d=128):
+        super().__init__()
+        self.img = nn.Linear(v_width, d)
+        self.t = nn.Parameter(torch.tensor(math.log(10.0)))
+        self.b = nn.Parameter(torch.tensor(-10.0))
+
+
+def siglip_loss(zi, zt, t, b):
+    zi, zt = F.normalize(zi, dim=-1), F.normalize(zt, dim=-1)
+    logits = zi @ zt.T * t.exp() + b
+    labels = 2 * torch.eye(len(zi)) - 1
+    return -F.logsigmoid(labels * logits).sum() / len(zi)
+
+
+def text_only(tok, sample):
+    """A ChatML conversation with the image replaced by its description; LM loss on every token."""
+    ids = []
+    for t, (q, a) in enumerate(sample["qa"]):
+        ctx = (sample["desc"] + "\n") if (t == 0 and sample["image"] is not None) else ""
+        ids += [tok.id("<|im_start|>")] + tok.encode(f"user\n{ctx}{q}") + [tok.id("<|im_end|>")] + tok.encode("\n")
+        ids += [tok.id("<|im_start|>")] + tok.encode(f"assistant\n{a}") + [tok.id("<|im_end|>")] + tok.encode("\n")
+    return ids, [1] * len(ids), None
+
+
+class Trainer:
+    def __init__(self, a):
+        self.a = a
+        os.makedirs(a.out, exist_ok=True)
+        self.tcfg = tiling.TilingConfig(tile=a.tile, max_tiles=a.max_tiles, policy=a.policy)
+        tok_path = os.path.join(a.out, "tokenizer.json")
+        if os.path.exists(tok_path):
+            self.tok = BPETokenizer.load(tok_path)
+        else:
+            t0 = time.time()
+            texts = data.corpus_texts(a.corpus, base=CORPUS_BASE)
+            self.tok = BPETokenizer.train(texts, a.vocab)
+            self.tok.save(tok_path)
+            print(f"tokenizer: {self.tok.n_vocab} tokens, {len(self.tok.merges)} merges, {time.time() - t0:.1f}s", flush=True)
+        self.mc = ModelConfig(tile=a.tile, patch=a.patch, v_width=a.v_width, v_layers=a.v_layers, v_heads=a.v_heads,
+                              v_ff=4 * a.v_width, vocab=self.tok.n_vocab, width=a.width, layers=a.layers,
+                              heads=a.heads, kv_heads=a.kv_heads, ff=a.ff)
+        torch.manual_seed(a.seed)
+        self.model = VLM(self.mc)
+        self.text_tower = TextTower(self.tok.n_vocab, d=a.v_width)
+        self.sig = SigLIPHead(a.v_width, a.v_width)
+        self.pad = self.tok.id("<|endoftext|>")
+        self.log = open(os.path.join(a.out, "log.jsonl"), "a")
+        self.state = {"phase": 0, "samples": 0, "elapsed": 0.0, "step": 0}
+        self.opt = None
+        n = sum(p.numel() for p in self.model.parameters())
+        print(f"model: {n / 1e6:.2f}M parameters (ViT {sum(p.numel() for p in self.model.vit.parameters()) / 1e6:.2f}M), "
+              f"config {self.mc.to_dict()}", flush=True)
+
+    # ---- schedule
+    def phase_cfg(self, name):
+        a = self.a
+        share = dict(zip(PHASES, a.shares))[name]
+        cap = dict(zip(PHASES, a.samples))[name]
+        lr = dict(zip(PHASES, a.lrs))[name]
+        return share * a.minutes * 60, cap, lr
+
+    def params_for(self, name):
+        m = self.model
+        for p in m.parameters():
+            p.requires_grad_(False)
+        if name == "siglip":
+            ps = list(m.vit.parameters()) + list(self.text_tower.parameters()) + list(self.sig.parameters())
+        elif name == "text":
+            ps = list(m.llm.parameters())
+        elif name == "stage1":
+            ps = list(m.proj.parameters())
+        else:
+            ps = list(m.parameters())
+        for p in ps:
+            p.requires_grad_(True)
+        return ps
+
+    # ---- batches
+    def batches(self, name, start):
+        """Yields (batch, n_samples) forever; sample indices continue from `start` so resume is exact.
+        Draws 4 batches at once and groups them by length to cut padding."""
+        a = self.a
+        i = start
+        bs = a.batch if name != "siglip" else a.siglip_batch
+        while True:
+            group = []
+            while len(group) < 4 * bs:
+                s = data.make_sample("train", PHASE_BASE[name] + i)
+                i += 1
+                if name == "siglip":
+                    if s["image"] is None:
+                        continue
+                    group.append(s)
+                elif name == "text":
+                    group.append(text_only(self.tok, s))
+                else:
+                    if name == "stage1" and s["image"] is None:
+                        continue
+                    ids, loss, pix, _ = sequence.encode_chat(self.tok, s, self.tcfg, self.mc.tokens_per_tile)
+                    group.append((ids, loss, pix))
+            if name != "siglip":
+                group.sort(key=lambda e: len(e[0]))
+            chunks = [group[k * bs:(k + 1) * bs] for k in range(4)]
+            rng = np.random.default_rng(i)
+            for k in rng.permutation(4):
+                yield chunks[k], i
+
+    def loss(self, name, batch):
+        if name == "siglip":
+            tiles, owner, caps = [], [], []
+            for j, s in enumerate(batch):
+                _, t = tiling.image_to_tiles(s["image"], self.tcfg)
+                tiles.append(tiling.normalize(t, self.tcfg))
+                owner += [j] * len(t)
+                caps.append(self.tok.encode(s["desc"]))
+            h = self.model.vit(torch.from_numpy(np.concatenate(tiles))).mean(1)
+            owner = torch.tensor(owner)
+            pooled = torch.zeros(len(batch), h.shape[1]).index_add(0, owner, h)
+            pooled = pooled / torch.bincount(owner, minlength=len(batch)).unsqueeze(1).float()
+            L = max(len(c) for c in caps)
+            ids = torch.full((len(caps), L), self.pad)
+            pad = torch.ones(len(caps), L, dtype=torch.bool)
+            for j, c in enumerate(caps):
+                ids[j, :len(c)] = torch.tensor(c)
+                pad[j, :len(c)] = False
+            return siglip_loss(self.sig.img(pooled), self.text_tower(ids, pad), self.sig.t, self.sig.b)
+        ids, img_mask, pixels, loss_mask, targets = sequence.collate(batch, self.pad)
+        if name == "text":
+            e = self.model.llm.tok(ids)
+            h = self.model.llm.hidden(e)
+            return F.cross_entropy(self.model.llm.out(h[loss_mask]), targets[loss_mask])
+        return self.model(ids, img_mask, pixels, loss_mask, targets)
+
+    # ---- checkpoints
+    def save(self, path, final=False):
+        ck = {"model": self.model.state_dict(), "config": self.mc.to_dict(), "tiling": asdict(self.tcfg),
+              "tokenizer_merges": [list(m) for m in self.tok.merges], "state": dict(self.state),
+              "args": vars(self.a)}
+        if not final:
+            ck["text_tower"] = self.text_tower.state_dict()
+            ck["sig"] = self.sig.state_dict()
+            ck["opt"] = self.opt.state_dict() if self.opt is not None else None
+        tmp = path + ".tmp"
+        torch.save(ck, tmp)
+        os.replace(tmp, path)
+
+    def resume(self, path):
+        ck = torch.load(path)
+        self.model.load_state_dict(ck["model"])
+        self.text_tower.load_state_dict(ck["text_tower"])
+        self.sig.load_state_dict(ck["sig"])
+        self.state = ck["state"]
+        self._resume_opt = ck.get("opt")
+        print(f"resumed at {self.state}", flush=True)
+
+    # ---- one phase
+    def run_phase(self, pi):
+        name = PHASES[pi]
+        budget, cap, lr_max = self.phase_cfg(name)
+        if budget <= 0 or cap <= 0:
+            self.state.update(phase=pi + 1, samples=0, elapsed=0.0, step=0)
+            return
+        ps = self.params_for(name)
+        self.opt = torch.optim.AdamW(ps, lr=lr_max, betas=(0.9, 0.98), weight_decay=0.01)
+        if getattr(self, "_resume_opt", None) is not None and self.state["step"] > 0:
+            self.opt.load_state_dict(self._resume_opt)
+        self._resume_opt = None
+        st = self.state
+        warm = self.a.warmup
+        t_start = time.time() - st["elapsed"]
+        last_ck = time.time()
+        next_val = self.a.val_every
+        for batch, idx_end in self.batches(name, st["samples"]):
+            prog = max(st["samples"] / cap, (time.time() - t_start) / budget)
+            if prog >= 1.0:
+                break
+            lr = lr_max * min(1.0, (st["step"] + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * prog)))
+            for g in self.opt.param_groups:
+                g["lr"] = lr
+            self.model.train()
+            loss = self.loss(name, batch)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(ps, 1.0)
+            self.opt.step()
+            st["step"] += 1
+            st["samples"] = idx_end
+            st["elapsed"] = time.time() - t_start
+            if st["step"] % self.a.log_every == 0:
+                rec = {"phase": name, "step": st["step"], "samples": st["samples"], "loss": round(loss.item(), 5),
+                       "lr": lr, "elapsed": round(st["elapsed"], 1), "progress": round(prog, 4)}
+                self.log.write(json.dumps(rec) + "\n")
+                self.log.flush()
+                print(json.dumps(rec), flush=True)
+            if name == "stage2" and prog >= next_val:
+                next_val += self.a.val_every
+                self.validate(name)
+            if time.time() - last_ck > self.a.ckpt_minutes * 60:
+                self.save(os.path.join(self.a.out, "last.pt"))
+                last_ck = time.time()
+        if name in ("stage1", "stage2"):
+            self.validate(name)
+        st.update(phase=pi + 1, samples=0, elapsed=0.0, step=0)
+        self.opt = None
+        self.save(os.path.join(self.a.out, "last.pt"))
+
+    def validate(self, name):
+        import evaluate
+        samples = data.eval_set("val", self.a.val_per_task)
+        t0 = time.time()
+        preds, _ = evaluate.generate(self.model, self.tok, samples, self.tcfg)
+        res = evaluate.score(samples, preds)
+        rec = {"phase": name, "val": {t: round(d["exact_match"], 3) for t, d in res.items()},
+               "step": self.state["step"], "samples": self.state["samples"],
+               "elapsed": round(self.state["elapsed"], 1), "val_seconds": round(time.time() - t0, 1)}
+        self.log.write(json.dumps(rec) + "\n")
+        self.log.flush()
+        print(json.dumps(rec), flush=True)
+
+    def run(self):
+        while self.state["phase"] < len(PHASES):
+            print(f"== phase {PHASES[self.state['phase']]}", flush=True)
+            self.run_phase(self.state["phase"])
+        self.save(os.path.join(self.a.out, "final.pt"), final=True)
+        plot(os.path.join(self.a.out, "log.jsonl"), os.path.join(self.a.out, "loss.png"))
+
+
+def plot(log_path, png):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    recs = [json.loads(l) for l in open(log_path)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    off = 0.0
+    for name in PHASES:
+        r = [x for x in recs if x.get("phase") == name and "loss" in x]
+        if r:
+            axes[0].plot([off + x["elapsed"] / 60 for x in r], [x["loss"] for x in r], label=name, lw=0.8)
+            off += r[-1]["elapsed"] / 60
+    axes[0].set_xlabel("minutes")
+    axes[0].set_ylabel("loss")
+    axes[0].set_yscale("log")
+    axes[0].legend()
+    axes[0].set_title("training loss per phase")
+    v = [x for x in recs if "val" in x and x["phase"] == "stage2"]
+    if v:
+        for t in list(v[-1]["val"]):
+            axes[1].plot([x["samples"] for x in v], [x["val"][t] for x in v], label=t,
+                         lw=2.0 if t == "overall" else 0.8)
+        axes[1].set_xlabel("stage-2 samples")
+        axes[1].set_ylabel("val exact match")
+        axes[1].legend(fontsize=7, ncol=2)
+        axes[1].set_title("validation exact match")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+
+
+def load_checkpoint(path):
+    ck = torch.load(path)
+    mc = ModelConfig(**ck["config"])
+    model = VLM(mc)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    tok = BPETokenizer([tuple(m) for m in ck["tokenizer_merges"]])
+    return model, tok, tiling.TilingConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ck["tiling"].items()})
+
+
+def finish(a):
+    import evaluate
+    import export
+    model, tok, tcfg = load_checkpoint(os.path.join(a.out, "final.pt"))
+    paths = export.export_pair(model, tok, tcfg, os.path.join(a.out, "nano"), "f32")
+    print("exported", paths, flush=True)
+    samples = data.eval_set("test", a.test_per_task)
+    t0 = time.time()
+    preds, ntok = evaluate.generate(model, tok, samples, tcfg)
+    table = evaluate.score(samples, preds)
+    res = {"split": "test", "per_task": a.test_per_task, "policy": tcfg.policy, "pytorch": table,
+           "image_tokens_mean": float(np.mean([n for n, s in zip(ntok, samples) if s["image"] is not None])),
+           "eval_seconds": time.time() - t0,
+           "examples": [{"task": s["task"], "q": s["qa"][0][0], "gold": s["qa"][0][1], "pred": p}
+                        for s, p in zip(samples, preds)]}
+    md = evaluate.markdown(table, f"nano, test split, PyTorch greedy, tiling {tcfg.policy}")
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1, ensure_ascii=False)
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write(md + "\n")
+    print(md, flush=True)
+    if a.install:
+        os.makedirs(a.install, exist_ok=True)
+        for p in paths + [os.path.join(a.out, "results.md"), os.path.join(a.out, "loss.png")]:
+            shutil.copy(p, a.install)
+        print("installed into", a.install, flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="training/runs/nano")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="tiny budget: checks the pipeline end to end")
+    ap.add_argument("--install", default=None, help="copy the GGUF pair and results here (e.g. models)")
+    ap.add_argument("--minutes", type=float, default=100.0, help="wall-clock budget of the four phases")
+    ap.add_argument("--shares", type=float, nargs=4, default=[0.08, 0.05, 0.05, 0.82])
+    ap.add_argument("--samples", type=int, nargs=4, default=[20000, 20000, 8000, 400000],
+                    help="sample cap per phase")
+    ap.add_argument("--lrs", type=float, nargs=4, default=[1e-3, 1e-3, 1e-3, 6e-4])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--siglip-batch", type=int, default=32)
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--vocab", type=int, default=1024)
+    ap.add_argument("--corpus", type=int, default=3000)
+    ap.add_argument("--tile", type=int, default=64)
+    ap.add_argument("--patch", type=int, default=8)
+    ap.add_argument("--max-tiles", type=int, default=4)
+    ap.add_argument("--policy", default="relaxed")
+    ap.add_argument("--v-width", type=int, default=128)
+    ap.add_argument("--v-layers", type=int, default=4)
+    ap.add_argument("--v-heads", type=int, default=4)
+    ap.add_argument("--width", type=int, default=192)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=6)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--ff", type=int, default=512)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--val-every", type=float, default=0.1, help="stage-2 validation every this much progress")
+    ap.add_argument("--val-per-task", type=int, default=10)
+    ap.add_argument("--test-per-task", type=int, default=100)
+    ap.add_argument("--ckpt-minutes", type=float, default=5.0)
+    a = ap.parse_args()
+    if a.smoke:
+        a.minutes, a.val_per_task, a.test_per_task, a.log_every, a.corpus = 3.0, 2, 4, 2, 500
+        a.val_every = 0.5
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    tr = Trainer(a)
+    if a.resume and os.path.exists(os.path.join(a.out, "last.pt")):
+        tr.resume(os.path.join(a.out, "last.pt"))
+    tr.run()
+    finish(a)
+    print(f"total {(time.time() - t0) / 60:.1f} minutes", flush=True)
+
+
+if __name__ == "__main__":
+    main()
