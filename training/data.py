@@ -246,7 +246,7 @@ def t_document(rng):
 
 
 def t_chart(rng):
-    w, h = int(rng.integers(80, 136)), int(rng.integers(64, 110))
+    w, h = int(rng.integers(96, 128)), int(rng.integers(56, 65))
     img = Image.new("RGB", (w, h), (255, 255, 255))
     d = ImageDraw.Draw(img)
     if rng.random() < 0.7:   # bar chart, value printed above each bar
@@ -254,7 +254,7 @@ def t_chart(rng):
         cols = list(rng.permutation(SHAPE_COLORS)[:n])
         vals = list(rng.choice(np.arange(1, 10), n, replace=False))
         bw = (w - 8) // n
-        top = 16
+        top = 15
         fnt = font(DEJAVU + "DejaVuSans-Bold.ttf", 12)
         for i, (c, v) in enumerate(zip(cols, vals)):
             x0 = 4 + i * bw + 2
@@ -285,7 +285,8 @@ def t_chart(rng):
 
 
 def _shape_scene(rng, n_min, n_max):
-    w, h = int(rng.integers(60, 110)), int(rng.integers(60, 110))
+    # at most the tile size: one tile (16 image tokens) is enough to count and name shapes
+    w, h = int(rng.integers(56, 65)), int(rng.integers(48, 65))
     bg = (255, 255, 255) if rng.random() < 0.6 else tuple(int(v) for v in rng.integers(200, 256, 3))
     img = Image.new("RGB", (w, h), bg)
     d = ImageDraw.Draw(img)
@@ -293,7 +294,7 @@ def _shape_scene(rng, n_min, n_max):
     objs = []
     cell = max(1, w // n)
     for i in range(n):   # one object per vertical band: no overlaps, left-to-right order is known
-        s = int(rng.integers(14, min(26, cell - 2, h - 4) + 1)) if min(cell - 2, h - 4) >= 14 else min(cell - 2, h - 4)
+        s = int(rng.integers(10, min(20, cell - 1, h - 4) + 1)) if min(cell - 1, h - 4) >= 10 else min(cell - 1, h - 4)
         x0 = i * cell + int(rng.integers(0, max(1, cell - s)))
         y0 = int(rng.integers(0, max(1, h - s)))
         shape, col = pick(rng, SHAPES), pick(rng, SHAPE_COLORS)
@@ -309,7 +310,7 @@ def _shape_scene(rng, n_min, n_max):
 
 
 def t_shapes(rng):
-    img, objs, w, h = _shape_scene(rng, 1, 5)
+    img, objs, w, h = _shape_scene(rng, 1, 4)
     n = len(objs)
     qa = [("How many shapes are there?", str(n))]
     shape = pick(rng, SHAPES)
