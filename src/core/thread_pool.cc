@@ -15,10 +15,16 @@
 
 namespace edgevlm {
 
+// Protocol. A job is published as a ticket (generation << 32 | next chunk index) in one atomic
+// word; every thread, the caller included, claims chunks by compare-and-swap on that word, so a
+// claim succeeds only while the job it read the fields of is still the current one. The caller
+// waits only for chunks that were claimed, never for a worker that has not woken up yet — on a
+// machine shared with other processes a descheduled worker then costs nothing.
+
 namespace {
 thread_local bool t_inside_pool = false;
-// About 50-100 µs of spinning before a thread goes to sleep.
-constexpr int kSpinIters = 20000;
+constexpr int kSpinIters = 4000;  // tens of µs of polling before a worker sleeps
+constexpr uint64_t kIndexMask = 0xFFFFFFFFull;
 }  // namespace
 
 int ThreadPool::hardware_threads() {
@@ -29,59 +35,66 @@ int ThreadPool::hardware_threads() {
 ThreadPool::ThreadPool(int n_threads) {
   EV_CHECK(n_threads >= 1 && n_threads <= 1024, "thread count must be in [1, 1024], got %d", n_threads);
   n_threads_ = n_threads;
-  workers_.reserve(n_threads - 1);
-  for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_main(i); });
+  workers_.reserve(size_t(n_threads - 1));
+  for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this] { worker_main(); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
-    stop_ = true;
-    generation_.fetch_add(1, std::memory_order_release);
+    stop_.store(true);
   }
   cv_work_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_chunks() {
+// Claims and runs chunks of job `gen` until none are left. Returns when the job is exhausted
+// or superseded.
+void ThreadPool::run_chunks(uint32_t gen) {
   for (;;) {
-    int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
-    if (c >= n_chunks_) break;
-    int64_t b = c * chunk_;
-    int64_t e = std::min(n_, b + chunk_);
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    if (uint32_t(t >> 32) != gen) return;
+    const int64_t idx = int64_t(t & kIndexMask);
+    const int64_t n_chunks = n_chunks_.load(std::memory_order_relaxed);
+    const int64_t chunk = chunk_.load(std::memory_order_relaxed), n = n_.load(std::memory_order_relaxed);
+    const std::function<void(int64_t, int64_t)>* fn = fn_.load(std::memory_order_relaxed);
+    if (idx >= n_chunks) return;
+    if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
+    // The claim succeeded, so job `gen` was still unfinished and the fields read above are its.
+    const int64_t b = idx * chunk;
+    const int64_t e = std::min(n, b + chunk);
     try {
-      (*fn_)(b, e);
+      (*fn)(b, e);
     } catch (...) {
       std::lock_guard<std::mutex> lk(err_mu_);
       if (!error_) error_ = std::current_exception();
     }
+    done_chunks_.fetch_add(1, std::memory_order_acq_rel);
   }
 }
 
-void ThreadPool::worker_main(int) {
+void ThreadPool::worker_main() {
   t_inside_pool = true;
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen) {
+    uint32_t gen;
+    for (;;) {
+      gen = uint32_t(ticket_.load(std::memory_order_acquire) >> 32);
+      if (gen != seen || stop_.load(std::memory_order_acquire)) break;
       if (++spins < kSpinIters) {
         EV_CPU_RELAX();
         continue;
       }
       std::unique_lock<std::mutex> lk(mu_);
-      cv_work_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      break;
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      while (uint32_t(ticket_.load(std::memory_order_seq_cst) >> 32) == seen && !stop_.load()) cv_work_.wait(lk);
+      sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+      spins = 0;
     }
-    seen = generation_.load(std::memory_order_acquire);
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (stop_) return;
-    }
-    run_chunks();
-    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lk(mu_);
-      cv_done_.notify_one();
-    }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = gen;
+    run_chunks(gen);
   }
 }
 
@@ -93,34 +106,29 @@ void ThreadPool::parallel_for_grain(int64_t n, int64_t grain,
     for (int64_t b = 0; b < n; b += grain) fn(b, std::min(n, b + grain));
     return;
   }
+  const int64_t max_chunks = int64_t(1) << 30;
+  if ((n + grain - 1) / grain > max_chunks) grain = (n + max_chunks - 1) / max_chunks;
+
   std::lock_guard<std::mutex> call_lk(call_mu_);
-  fn_ = &fn;
-  n_ = n;
-  chunk_ = grain;
-  n_chunks_ = (n + grain - 1) / grain;
-  next_chunk_.store(0, std::memory_order_relaxed);
+  const int64_t n_chunks = (n + grain - 1) / grain;
+  fn_.store(&fn, std::memory_order_relaxed);
+  n_.store(n, std::memory_order_relaxed);
+  chunk_.store(grain, std::memory_order_relaxed);
+  n_chunks_.store(n_chunks, std::memory_order_relaxed);
+  done_chunks_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
-  busy_workers_.store(int(workers_.size()), std::memory_order_relaxed);
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+  const uint32_t gen = ++generation_;
+  ticket_.store(uint64_t(gen) << 32, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+    { std::lock_guard<std::mutex> lk(mu_); }
+    cv_work_.notify_all();
   }
-  cv_work_.notify_all();
 
   t_inside_pool = true;
-  run_chunks();
+  run_chunks(gen);
   t_inside_pool = false;
 
-  int spins = 0;
-  while (busy_workers_.load(std::memory_order_acquire) != 0) {
-    if (++spins < kSpinIters) {
-      EV_CPU_RELAX();
-      continue;
-    }
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_done_.wait(lk, [&] { return busy_workers_.load(std::memory_order_acquire) == 0; });
-  }
-  fn_ = nullptr;
+  while (done_chunks_.load(std::memory_order_acquire) != n_chunks) EV_CPU_RELAX();
   if (error_) {
     std::exception_ptr e = error_;
     error_ = nullptr;

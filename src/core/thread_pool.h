@@ -1,6 +1,8 @@
-// A persistent pool of worker threads for data-parallel kernels. Workers spin briefly after a
+// A persistent pool of worker threads for data-parallel kernels. Workers poll briefly after a
 // job (decode issues hundreds of small jobs per token, and waking a sleeping thread costs more
-// than the job) and then sleep on a condition variable, so an idle pool costs no CPU.
+// than the job) and then sleep on a condition variable, so an idle pool costs no CPU. The
+// caller works too and never waits for a worker that has not started: work is claimed in
+// chunks, so a descheduled worker on a busy machine delays nothing.
 #pragma once
 
 #include <atomic>
@@ -38,27 +40,30 @@ class ThreadPool {
   static int hardware_threads();
 
  private:
-  void worker_main(int index);
-  void run_chunks();
+  void worker_main();
+  void run_chunks(uint32_t gen);
 
   int n_threads_;
   std::vector<std::thread> workers_;
 
   std::mutex call_mu_;  // one parallel_for at a time from outside the pool
 
+  // Wake-up of sleeping workers.
   std::mutex mu_;
   std::condition_variable cv_work_;
-  std::condition_variable cv_done_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> busy_workers_{0};
-  bool stop_ = false;
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
 
-  // The current job (written before generation_ is bumped, read after).
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0;
-  int64_t chunk_ = 1;
-  int64_t n_chunks_ = 0;
-  std::atomic<int64_t> next_chunk_{0};
+  // The current job: fields written by the caller before the ticket is published.
+  std::atomic<uint64_t> ticket_{0};  // generation << 32 | next chunk to claim
+  uint32_t generation_ = 0;
+  // Atomic (relaxed) only because a late worker may read them while the next job is written;
+  // its claim then fails and it discards what it read.
+  std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
+  std::atomic<int64_t> n_{0};
+  std::atomic<int64_t> chunk_{1};
+  std::atomic<int64_t> n_chunks_{0};
+  std::atomic<int64_t> done_chunks_{0};
   std::mutex err_mu_;
   std::exception_ptr error_;
 };

@@ -1,0 +1,95 @@
+// Chunked prefill must be invisible in the results: chunk sizes 1, 3 and 128 give the logits
+// (≤ 1e-4 relative) and greedy continuations of one unchunked forward pass.
+#include "engine/prefill.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "model/llm_test_util.h"
+
+namespace edgevlm {
+namespace {
+
+int argmax(const std::vector<float>& v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); }
+
+// Greedy continuation of n tokens after the prefill left `logits`.
+std::vector<int> greedy(const LlmModel& m, KvCache& cache, std::vector<float> logits, int n, ThreadPool& pool) {
+  std::vector<int> out;
+  std::vector<float> emb(size_t(m.config().n_embd));
+  for (int i = 0; i < n; ++i) {
+    int32_t tok = argmax(logits);
+    out.push_back(tok);
+    m.embed_tokens(&tok, 1, emb.data());
+    llm_forward(m, cache, emb.data(), 1, logits.data(), false, pool);
+  }
+  return out;
+}
+
+TEST(PrefillChunked, SameLogitsAndTokensAsUnchunked) {
+  ThreadPool pool(2);
+  for (auto [arch, wt] : {std::pair{"llama", GGMLType::F32}, std::pair{"qwen2", GGMLType::Q4_0},
+                          std::pair{"llama", GGMLType::Q8_0}}) {
+    SCOPED_TRACE(std::string(arch) + " " + type_name(wt));
+    testing::TinySpec s;
+    s.arch = arch;
+    s.wtype = wt;
+    s.qkv_bias = s.arch == "qwen2";
+    s.n_embd = 32;
+    s.n_head = 2;
+    s.n_head_kv = 1;
+    s.n_ff = 64;
+    auto tm = testing::make_tiny_model(s);
+    const LlmModel& m = *tm.model;
+    const int n = 150;  // more than one chunk of 128
+    std::vector<int32_t> toks(n);
+    for (int i = 0; i < n; ++i) toks[size_t(i)] = int32_t((i * 37 + 11) % m.config().n_vocab);
+    std::vector<float> emb(size_t(n) * m.config().n_embd);
+    m.embed_tokens(toks.data(), n, emb.data());
+
+    KvCache c_full(m.config(), 180);
+    std::vector<float> full(size_t(m.config().n_vocab));
+    llm_forward(m, c_full, emb.data(), n, full.data(), false, pool);
+    std::vector<int> want = greedy(m, c_full, full, 8, pool);
+    float scale = 0;
+    for (float v : full) scale = std::max(scale, std::fabs(v));
+
+    for (int chunk : {1, 3, 128}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk));
+      KvCache cache(m.config(), 180);
+      std::vector<float> got = prefill_chunked(m, cache, emb.data(), n, chunk, pool);
+      EXPECT_EQ(cache.n_past(), n);
+      ASSERT_EQ(got.size(), full.size());
+      for (size_t v = 0; v < got.size(); ++v) ASSERT_NEAR(got[v], full[v], 1e-4f * scale) << "logit " << v;
+      EXPECT_EQ(greedy(m, cache, got, 8, pool), want);
+    }
+  }
+}
+
+TEST(PrefillChunked, TooLongPromptNamesBothNumbers) {
+  ThreadPool pool(1);
+  auto tm = testing::make_tiny_model(testing::TinySpec());
+  const LlmModel& m = *tm.model;
+  KvCache cache(m.config(), 20);
+  std::vector<float> emb(size_t(30) * m.config().n_embd, 0.05f);
+  prefill_chunked(m, cache, emb.data(), 7, 4, pool);
+  try {
+    prefill_chunked(m, cache, emb.data(), 14, 4, pool);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("14"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("20"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(cache.n_past(), 7);  // nothing was written past the check
+  EXPECT_THROW(prefill_chunked(m, cache, emb.data(), 3, 0, pool), Error);
+  EXPECT_THROW(prefill_chunked(m, cache, emb.data(), 0, 4, pool), Error);
+  std::vector<float> ok = prefill_chunked(m, cache, emb.data(), 13, 4, pool);  // exactly fills 20
+  EXPECT_EQ(cache.n_past(), 20);
+  EXPECT_EQ(int(ok.size()), m.config().n_vocab);
+}
+
+}  // namespace
+}  // namespace edgevlm

@@ -1,0 +1,195 @@
+// Matrix-product kernels: the AVX2 path against the scalar reference for every weight type, odd
+// shapes (row tails, partial tiles, sliced reductions, blocked activation rows) and several
+// thread counts. Tolerances:
+//   F32/F16/BF16: |y − y_ref| ≤ 1e-5 · Σ|w·x| (only the summation order differs);
+//   Q8_0/Q4_0 vs the integer result rebuilt in double from the same 8-bit activations:
+//     ≤ 1e-5 · Σ|w·x| (exact integer dots, float scales);
+//   Q8_0/Q4_0 vs matmul_ref (float activations): the bound that rounding activations to 8 bits
+//     implies, Σ_blocks Σ|w| · (max|x_blk| / 254), plus 1e-5 · Σ|w·x|.
+#include "ops/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/cpu_features.h"
+
+namespace edgevlm {
+namespace {
+
+struct Problem {
+  GGMLType type;
+  int64_t n_in, n_out, n_rows;
+  std::vector<uint8_t> wbytes;
+  std::vector<float> wdeq;  // dequantized weights [n_out][n_in]
+  std::vector<float> x;
+  WeightMatrix w() const { return WeightMatrix::from_data(type, wbytes.data(), n_in, n_out); }
+};
+
+Problem make_problem(GGMLType t, int64_t n_in, int64_t n_out, int64_t n_rows, uint64_t seed) {
+  Problem p{t, n_in, n_out, n_rows, {}, {}, {}};
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> wf(size_t(n_in * n_out));
+  for (float& v : wf) v = nd(rng);
+  const size_t rb = row_bytes(t, n_in);
+  p.wbytes.resize(rb * size_t(n_out));
+  p.wdeq.resize(wf.size());
+  for (int64_t o = 0; o < n_out; ++o) {
+    quantize_row(t, wf.data() + o * n_in, p.wbytes.data() + size_t(o) * rb, n_in);
+    dequantize_row(t, p.wbytes.data() + size_t(o) * rb, p.wdeq.data() + o * n_in, n_in);
+  }
+  p.x.resize(size_t(n_in * n_rows));
+  for (float& v : p.x) v = nd(rng) * (1.0f + float(rng() % 4));
+  return p;
+}
+
+double abs_dot(const Problem& p, int64_t o, int64_t r) {
+  double s = 0;
+  for (int64_t i = 0; i < p.n_in; ++i) s += std::fabs(double(p.wdeq[size_t(o * p.n_in + i)]) * p.x[size_t(r * p.n_in + i)]);
+  return s;
+}
+
+// Σ over blocks of Σ|w| · max|x_blk|/254: what 8-bit activations can move a dot product.
+double act_quant_bound(const Problem& p, int64_t o, int64_t r) {
+  double b = 0;
+  for (int64_t k = 0; k < p.n_in; k += 32) {
+    double wsum = 0, amax = 0;
+    for (int64_t i = k; i < k + 32; ++i) {
+      wsum += std::fabs(p.wdeq[size_t(o * p.n_in + i)]);
+      amax = std::max(amax, double(std::fabs(p.x[size_t(r * p.n_in + i)])));
+    }
+    b += wsum * amax / 254.0;
+  }
+  return b;
+}
+
+// The integer kernels' exact result: activations through quantize_act_q8, weights dequantized
+// (for Q8_0/Q4_0 each dequantized weight is d·q exactly), products summed in double.
+double int8_exact(const Problem& p, int64_t o, int64_t r) {
+  std::vector<int8_t> qs(size_t(p.n_in));
+  std::vector<float> d(size_t(p.n_in / 32));
+  quantize_act_q8(p.x.data() + r * p.n_in, p.n_in, qs.data(), d.data());
+  double s = 0;
+  for (int64_t i = 0; i < p.n_in; ++i) s += double(p.wdeq[size_t(o * p.n_in + i)]) * d[size_t(i / 32)] * qs[size_t(i)];
+  return s;
+}
+
+struct Shape {
+  int64_t n_in, n_out, n_rows;
+};
+
+void check_type(GGMLType t, const std::vector<Shape>& shapes) {
+  const bool quant = t == GGMLType::Q8_0 || t == GGMLType::Q4_0;
+  uint64_t seed = 1;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (const Shape& s : shapes) {
+      SCOPED_TRACE(type_name(t) + " n_in=" + std::to_string(s.n_in) + " n_out=" + std::to_string(s.n_out) +
+                   " rows=" + std::to_string(s.n_rows) + " threads=" + std::to_string(threads));
+      Problem p = make_problem(t, s.n_in, s.n_out, s.n_rows, seed++);
+      std::vector<float> ref(size_t(s.n_out * s.n_rows)), got(ref.size(), NAN);
+      matmul_ref(p.w(), p.x.data(), s.n_rows, ref.data(), &pool);
+      matmul_avx2(p.w(), p.x.data(), s.n_rows, got.data(), pool);
+      for (int64_t r = 0; r < s.n_rows; ++r)
+        for (int64_t o = 0; o < s.n_out; ++o) {
+          const size_t i = size_t(r * s.n_out + o);
+          const double ad = abs_dot(p, o, r);
+          if (quant) {
+            ASSERT_NEAR(got[i], int8_exact(p, o, r), 1e-5 * ad + 1e-6) << "row " << r << " out " << o;
+            ASSERT_NEAR(got[i], ref[i], act_quant_bound(p, o, r) + 1e-5 * ad) << "row " << r << " out " << o;
+          } else {
+            ASSERT_NEAR(got[i], ref[i], 1e-5 * ad + 1e-6) << "row " << r << " out " << o;
+          }
+        }
+    }
+  }
+}
+
+std::vector<Shape> quant_shapes() {
+  // Partial tiles of weight rows (n_out % 4) and activation rows (odd), reductions long enough
+  // to be sliced (130 × 2048 bytes of activations exceed the kernel's L2 budget).
+  return {{32, 1, 1}, {64, 7, 1}, {96, 13, 3}, {256, 33, 5}, {1024, 6, 9}, {2048, 9, 130}};
+}
+std::vector<Shape> float_shapes() {
+  // Row lengths that are not multiples of 8 exercise the scalar tails; 300 rows × 1024 F32
+  // force both reduction slices and activation-row blocks.
+  return {{1, 1, 1}, {7, 5, 2}, {37, 9, 3}, {100, 11, 5}, {256, 17, 1}, {1024, 11, 300}};
+}
+
+class MatmulAvx2 : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or EDGEVLM_NO_SIMD set)";
+  }
+};
+
+TEST_F(MatmulAvx2, F32) { check_type(GGMLType::F32, float_shapes()); }
+TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes()); }
+TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes()); }
+TEST_F(MatmulAvx2, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes()); }
+TEST_F(MatmulAvx2, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes()); }
+
+// The reference itself against a plain double dot product of the dequantized weights.
+TEST(MatmulRef, MatchesDoubleDot) {
+  for (GGMLType t : {GGMLType::F32, GGMLType::F16, GGMLType::BF16, GGMLType::Q8_0, GGMLType::Q4_0}) {
+    Problem p = make_problem(t, 64, 5, 3, 7);
+    std::vector<float> y(15);
+    matmul_ref(p.w(), p.x.data(), 3, y.data());
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t o = 0; o < 5; ++o) {
+        double s = 0;
+        for (int64_t i = 0; i < 64; ++i) s += double(p.wdeq[size_t(o * 64 + i)]) * p.x[size_t(r * 64 + i)];
+        EXPECT_NEAR(y[size_t(r * 5 + o)], s, 1e-5 * abs_dot(p, o, r)) << type_name(t);
+      }
+  }
+}
+
+// A hand-built Q4_0 block: checks the nibble order (byte j = element j low, j+16 high) and the
+// offset of 8 on every path, with exact small numbers.
+TEST(MatmulRef, Q4_0HandBlock) {
+  BlockQ4_0 b;
+  b.d = f32_to_f16(0.5f);
+  for (int j = 0; j < 16; ++j) b.qs[j] = uint8_t((j & 15) | ((15 - j) << 4));
+  std::vector<float> x(32, 0.0f);
+  x[1] = 1.0f;   // element 1: low nibble of byte 1 = 1 → 0.5·(1−8) = −3.5
+  x[17] = 2.0f;  // element 17: high nibble of byte 1 = 14 → 0.5·(14−8) = 3
+  WeightMatrix w = WeightMatrix::from_data(GGMLType::Q4_0, &b, 32, 1);
+  float y = 0;
+  matmul_ref(w, x.data(), 1, &y);
+  EXPECT_FLOAT_EQ(y, -3.5f + 6.0f);
+  ThreadPool pool(1);
+  matmul(w, x.data(), 1, &y, pool);
+  // Activations in 8 bits: scale 2/127, so 1.0 → q = 63.5 rounded to even = 64, 2.0 → 127.
+  EXPECT_NEAR(y, -3.5 * (64 * 2.0 / 127) + 3.0 * 2.0, 1e-5);
+}
+
+TEST(MatmulApi, FromTensorValidates) {
+  GGUFTensorInfo t;
+  t.name = "blk.3.ffn_up.weight";
+  t.type = GGMLType::Q4_0;
+  t.ne = {48, 4};  // not a multiple of 32
+  std::vector<uint8_t> buf(1024);
+  t.data = buf.data();
+  t.nbytes = buf.size();
+  try {
+    WeightMatrix::from_tensor(t);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.3.ffn_up.weight"), std::string::npos);
+  }
+  t.type = GGMLType::Q4_K;
+  t.ne = {256, 2};
+  EXPECT_THROW(WeightMatrix::from_tensor(t), Error);
+  t.type = GGMLType::F32;
+  t.ne = {64, 64};  // 16 KiB of F32 from a 1 KiB buffer
+  EXPECT_THROW(WeightMatrix::from_tensor(t), Error);
+  t.ne = {16, 8};
+  EXPECT_EQ(WeightMatrix::from_tensor(t).n_out, 8);
+}
+
+}  // namespace
+}  // namespace edgevlm

@@ -1,0 +1,188 @@
+// Norms, RoPE, activations and attention against direct double-precision formulas.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/activations.h"
+#include "ops/attention.h"
+#include "ops/cpu_features.h"
+#include "ops/norms.h"
+#include "ops/rope.h"
+
+namespace edgevlm {
+namespace {
+
+std::vector<float> randv(size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(n);
+  for (float& x : v) x = scale * nd(rng);
+  return v;
+}
+
+TEST(Norms, RmsNorm) {
+  const int n = 37, rows = 3;
+  auto x = randv(n * rows, 1), w = randv(n, 2);
+  std::vector<float> y(x.size());
+  rms_norm(x.data(), w.data(), 1e-5f, n, rows, y.data());
+  for (int r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int i = 0; i < n; ++i) ss += double(x[r * n + i]) * x[r * n + i];
+    const double inv = 1.0 / std::sqrt(ss / n + 1e-5);
+    for (int i = 0; i < n; ++i) EXPECT_NEAR(y[r * n + i], x[r * n + i] * inv * w[i], 1e-5);
+  }
+  rms_norm(x.data(), w.data(), 1e-5f, n, rows, x.data());  // in place
+  EXPECT_EQ(x, y);
+}
+
+TEST(Norms, LayerNorm) {
+  const int n = 50, rows = 2;
+  auto x = randv(n * rows, 3, 3.0f), w = randv(n, 4), b = randv(n, 5);
+  for (float& v : x) v += 10.0f;  // a large mean must not hurt
+  std::vector<float> y(x.size()), y0(x.size());
+  layer_norm(x.data(), w.data(), b.data(), 1e-6f, n, rows, y.data());
+  layer_norm(x.data(), nullptr, nullptr, 1e-6f, n, rows, y0.data());
+  for (int r = 0; r < rows; ++r) {
+    double m = 0, v = 0;
+    for (int i = 0; i < n; ++i) m += x[r * n + i];
+    m /= n;
+    for (int i = 0; i < n; ++i) v += (x[r * n + i] - m) * (x[r * n + i] - m);
+    v /= n;
+    for (int i = 0; i < n; ++i) {
+      const double z = (x[r * n + i] - m) / std::sqrt(v + 1e-6);
+      EXPECT_NEAR(y[r * n + i], z * w[i] + b[i], 1e-4);
+      EXPECT_NEAR(y0[r * n + i], z, 1e-4);
+    }
+  }
+}
+
+TEST(Rope, NormalAndNeoXMatchFormula) {
+  const int hd = 12, n_heads = 2, n_dims = 8;  // last 4 dims of each head pass through
+  const float base = 10000.0f;
+  for (RopeType type : {RopeType::Normal, RopeType::NeoX}) {
+    for (int pos : {0, 1, 17, 1000}) {
+      auto x = randv(hd * n_heads, 10 + pos);
+      std::vector<float> y = x;
+      std::vector<float> cs = rope_table(n_dims, base, pos, 1);
+      rope_apply(type, y.data(), n_heads, hd, n_dims, cs.data());
+      for (int h = 0; h < n_heads; ++h) {
+        const float* xv = x.data() + h * hd;
+        const float* yv = y.data() + h * hd;
+        for (int i = 0; i < n_dims / 2; ++i) {
+          const double th = pos * std::pow(double(base), -2.0 * i / n_dims);
+          const int a = type == RopeType::Normal ? 2 * i : i;
+          const int b = type == RopeType::Normal ? 2 * i + 1 : i + n_dims / 2;
+          // ggml computes the angle as a running float product; allow for its rounding.
+          const double tol = 1e-5 * (1.0 + std::fabs(th));
+          EXPECT_NEAR(yv[a], xv[a] * std::cos(th) - xv[b] * std::sin(th), tol);
+          EXPECT_NEAR(yv[b], xv[a] * std::sin(th) + xv[b] * std::cos(th), tol);
+        }
+        for (int i = n_dims; i < hd; ++i) EXPECT_EQ(yv[i], xv[i]);
+      }
+    }
+  }
+}
+
+TEST(Rope, TableIsGgmlRunningProduct) {
+  // Rows for positions 5 and 6 computed together equal rows computed alone.
+  std::vector<float> both = rope_table(16, 500000.0f, 5, 2), one = rope_table(16, 500000.0f, 6, 1);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(both[16 + i], one[i]);
+}
+
+TEST(Activations, SwigluGeluSoftmax) {
+  auto g = randv(33, 1, 3.0f), u = randv(33, 2);
+  std::vector<float> s = g;
+  swiglu(s.data(), u.data(), 33);
+  for (int i = 0; i < 33; ++i) EXPECT_NEAR(s[i], g[i] / (1.0 + std::exp(-double(g[i]))) * u[i], 1e-5);
+  std::vector<float> ge = g;
+  gelu_tanh(ge.data(), 33);
+  for (int i = 0; i < 33; ++i) {
+    const double x = g[i];
+    EXPECT_NEAR(ge[i], 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))), 1e-5);
+  }
+  std::vector<float> sm = {1000.0f, 1001.0f, 999.0f, -1e30f};  // huge values must not overflow
+  softmax(sm.data(), 4);
+  const double e0 = std::exp(-1.0), e2 = std::exp(-2.0), z = e0 + 1 + e2;
+  EXPECT_NEAR(sm[0], e0 / z, 1e-6);
+  EXPECT_NEAR(sm[1], 1 / z, 1e-6);
+  EXPECT_NEAR(sm[2], e2 / z, 1e-6);
+  EXPECT_EQ(sm[3], 0.0f);
+  std::vector<float> y = {1, 2, 3, 4}, b = {10, 20};
+  add_bias(y.data(), b.data(), 2, 2);
+  EXPECT_EQ(y, (std::vector<float>{11, 22, 13, 24}));
+}
+
+// Naive attention in double for one query row.
+void naive_attention(const AttentionArgs& a, int i, std::vector<double>& out) {
+  out.assign(size_t(a.n_head) * a.head_dim, 0.0);
+  const int kv_len = int(a.pos0) + i + 1;
+  for (int h = 0; h < a.n_head; ++h) {
+    const int g = h / (a.n_head / a.n_head_kv);
+    std::vector<double> s(static_cast<size_t>(kv_len));
+    double mx = -1e300, sum = 0;
+    for (int t = 0; t < kv_len; ++t) {
+      double d = 0;
+      for (int j = 0; j < a.head_dim; ++j)
+        d += double(a.q[i * a.q_stride + h * a.head_dim + j]) * a.k[t * a.kv_stride + g * a.head_dim + j];
+      s[size_t(t)] = d * a.scale;
+      mx = std::max(mx, s[size_t(t)]);
+    }
+    for (double& e : s) sum += (e = std::exp(e - mx));
+    for (int t = 0; t < kv_len; ++t)
+      for (int j = 0; j < a.head_dim; ++j)
+        out[size_t(h * a.head_dim + j)] += s[size_t(t)] / sum * a.v[t * a.kv_stride + g * a.head_dim + j];
+  }
+}
+
+TEST(Attention, RefAndAvx2MatchNaive) {
+  struct C { int n_head, n_head_kv, head_dim, n_q, pos0; };
+  for (C c : {C{1, 1, 8, 1, 0}, C{4, 2, 20, 5, 3}, C{6, 3, 64, 9, 30}, C{8, 1, 80, 3, 100}, C{4, 4, 7, 2, 11}}) {
+    SCOPED_TRACE(::testing::Message() << "heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.head_dim
+                                      << " n_q " << c.n_q << " pos0 " << c.pos0);
+    const int kv_dim = c.n_head_kv * c.head_dim, q_dim = c.n_head * c.head_dim;
+    const int n_pos = c.pos0 + c.n_q;
+    auto q = randv(size_t(c.n_q) * q_dim, 1, 0.5f), k = randv(size_t(n_pos) * kv_dim, 2, 0.5f),
+         v = randv(size_t(n_pos) * kv_dim, 3);
+    std::vector<float> out_ref(size_t(c.n_q) * q_dim), out_fast(out_ref.size());
+    AttentionArgs a;
+    a.q = q.data(); a.q_stride = q_dim; a.k = k.data(); a.v = v.data(); a.kv_stride = kv_dim;
+    a.out_stride = q_dim; a.n_q = c.n_q; a.pos0 = c.pos0; a.n_head = c.n_head; a.n_head_kv = c.n_head_kv;
+    a.head_dim = c.head_dim; a.scale = 1.0f / std::sqrt(float(c.head_dim));
+    a.out = out_ref.data();
+    attention_ref(a);
+    ThreadPool pool(3);
+    a.out = out_fast.data();
+    attention(a, pool);
+    std::vector<double> want;
+    for (int i = 0; i < c.n_q; ++i) {
+      naive_attention(a, i, want);
+      for (int j = 0; j < q_dim; ++j) {
+        ASSERT_NEAR(out_ref[size_t(i * q_dim + j)], want[size_t(j)], 1e-5) << i << "," << j;
+        ASSERT_NEAR(out_fast[size_t(i * q_dim + j)], want[size_t(j)], 1e-5) << i << "," << j;
+      }
+    }
+    // Causality: changing the last position's K/V leaves every earlier query row unchanged.
+    for (int j = 0; j < kv_dim; ++j) k[size_t((n_pos - 1) * kv_dim + j)] += 5, v[size_t((n_pos - 1) * kv_dim + j)] -= 5;
+    std::vector<float> out2(out_fast.size());
+    a.out = out2.data();
+    attention(a, pool);
+    for (int i = 0; i + 1 < c.n_q; ++i)
+      for (int j = 0; j < q_dim; ++j) ASSERT_EQ(out2[size_t(i * q_dim + j)], out_fast[size_t(i * q_dim + j)]);
+  }
+}
+
+TEST(Attention, RejectsBadGrouping) {
+  std::vector<float> buf(64);
+  AttentionArgs a;
+  a.q = a.k = a.v = buf.data(); a.out = buf.data();
+  a.n_q = 1; a.n_head = 3; a.n_head_kv = 2; a.head_dim = 4;
+  ThreadPool pool(1);
+  EXPECT_THROW(attention(a, pool), Error);
+  EXPECT_THROW(attention_ref(a), Error);
+}
+
+}  // namespace
+}  // namespace edgevlm
