@@ -38,7 +38,7 @@ def test_tiles_order_and_thumbnail():
     assert (m, n) == (2, 1) and tiles.shape == (3, 64, 64, 3)
     assert tiles[0, :, :, 0].min() == 255 and tiles[1, :, :, 2].min() == 255
     # the thumbnail is the whole image letterboxed into one tile: black bars top and bottom
-    assert tiles[2, 0].max() == 0 and tiles[2, 32, 5, 0] > 200 and tiles[2, 32, 60, 2] > 200
+    assert (tiles[2, 0] == 127).all() and tiles[2, 32, 5, 0] > 200 and tiles[2, 32, 60, 2] > 200
 
 
 def test_single_tile_has_no_thumbnail():
@@ -47,10 +47,14 @@ def test_single_tile_has_no_thumbnail():
 
 
 def test_resize_and_pad_centres():
-    img = tiling.resize_and_pad(Image.new("RGB", (100, 50), (255, 255, 255)), 64, 64)
+    img = tiling.resize_and_pad(Image.new("RGB", (100, 50), (255, 255, 255)), 64, 64, (0, 0, 0))
     a = np.asarray(img)
     assert a[0].max() == 0 and a[-1].max() == 0          # 64x32 content, 16 rows of padding each side
     assert a[16:48].min() == 255
+
+
+def test_candidate_order_matches_engine():
+    assert tiling.candidates(4) == [(1, 1), (1, 2), (2, 1), (1, 3), (3, 1), (1, 4), (2, 2), (4, 1)]
 
 
 def test_layout():

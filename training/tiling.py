@@ -24,8 +24,10 @@ class TilingConfig:
 
 
 def candidates(max_tiles: int):
-    """(m columns, n rows) in the order the search visits them."""
-    return [(m, n) for m in range(1, max_tiles + 1) for n in range(1, max_tiles + 1) if m * n <= max_tiles]
+    """(m columns, n rows) in the order the search visits them: ascending m·n, then ascending m (the
+    order of src/vision/dynamic_resolution: each step up in tiles must pay for itself)."""
+    c = [(m, n) for m in range(1, max_tiles + 1) for n in range(1, max_tiles + 1) if m * n <= max_tiles]
+    return sorted(c, key=lambda g: (g[0] * g[1], g[0]))
 
 
 def select_grid(w0: int, h0: int, tile: int, max_tiles: int, policy: str = "relaxed",
@@ -36,8 +38,9 @@ def select_grid(w0: int, h0: int, tile: int, max_tiles: int, policy: str = "rela
         return (1, 1)
     if policy not in ("relaxed", "llava_next"):
         raise ValueError(f"unknown tiling policy {policy!r}")
-    best, re_max, rw_min = (1, 1), 0, math.inf
-    for m, n in (cands if cands is not None else candidates(max_tiles)):
+    cands = cands if cands is not None else candidates(max_tiles)
+    best, re_max, rw_min = None, 0, math.inf
+    for m, n in cands:
         W, H = tile * m, tile * n
         scale = min(W / w0, H / h0)
         re = min(int(math.floor(w0 * scale)) * int(math.floor(h0 * scale)), w0 * h0)
@@ -46,20 +49,29 @@ def select_grid(w0: int, h0: int, tile: int, max_tiles: int, policy: str = "rela
             take = (re - re_max) > alpha * re_max or ((re_max - re) < alpha * re_max and rw < rw_min)
         else:
             take = re > re_max or (re == re_max and rw < rw_min)
-        if take:
+        if take or (policy == "llava_next" and best is None):
             best, re_max, rw_min = (m, n), re, rw
+    if best is None:   # every Re was 0 (a sliver of an image): fall back to LLaVA-NeXT's choice
+        return select_grid(w0, h0, tile, max_tiles, "llava_next", alpha, cands)
     return best
 
 
-def resize_and_pad(img: Image.Image, W: int, H: int) -> Image.Image:
+def pad_rgb(mean):
+    """LLaVA's expand2square colour: int(255·mean) per channel (127 for SigLIP's 0.5)."""
+    return tuple(int(m * 255) for m in mean)
+
+
+def resize_and_pad(img: Image.Image, W: int, H: int, pad=(127, 127, 127)) -> Image.Image:
+    """LLaVA-NeXT resize_and_pad_image, with its float64 arithmetic."""
     w0, h0 = img.size
-    if W * h0 <= H * w0:
-        nw, nh = W, min((h0 * W + w0 - 1) // w0, H)
+    sw, sh = W / w0, H / h0
+    if sw < sh:
+        nw, nh = W, min(math.ceil(h0 * sw), H)
     else:
-        nh, nw = H, min((w0 * H + h0 - 1) // h0, W)
+        nh, nw = H, min(math.ceil(w0 * sh), W)
     nw, nh = max(nw, 1), max(nh, 1)
     resized = img if (nw, nh) == (w0, h0) else img.resize((nw, nh), Image.BICUBIC)
-    canvas = Image.new("RGB", (W, H), (0, 0, 0))
+    canvas = Image.new("RGB", (W, H), pad)
     canvas.paste(resized, ((W - nw) // 2, (H - nh) // 2))
     return canvas
 
@@ -69,10 +81,11 @@ def image_to_tiles(img: Image.Image, cfg: TilingConfig):
     img = img.convert("RGB")
     m, n = select_grid(img.width, img.height, cfg.tile, cfg.max_tiles, cfg.policy, cfg.alpha)
     T = cfg.tile
-    canvas = np.asarray(resize_and_pad(img, T * m, T * n))
+    pad = pad_rgb(cfg.mean)
+    canvas = np.asarray(resize_and_pad(img, T * m, T * n, pad))
     tiles = [canvas[r * T:(r + 1) * T, c * T:(c + 1) * T] for r in range(n) for c in range(m)]
     if m * n > 1 and cfg.thumbnail:
-        tiles.append(np.asarray(resize_and_pad(img, T, T)))
+        tiles.append(np.asarray(resize_and_pad(img, T, T, pad)))
     return (m, n), np.stack(tiles)
 
 
