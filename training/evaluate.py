@@ -1,8 +1,8 @@
 """Scores a model on the test (or val) split, per task: exact match, and ANLS for the free-text tasks.
 
   PyTorch:  python3 training/evaluate.py --ckpt training/runs/nano/final.pt [--split test --per-task 100]
-  edgevlm:  python3 training/evaluate.py --ckpt ... --cli build/edgevlm --model models/nano.gguf \
-                --mmproj models/nano-mmproj.gguf       (also scores the PyTorch answers and their agreement)
+  edgevlm:  python3 training/evaluate.py --ckpt ... --cli build/edgevlm --model models/edgevlm-nano.gguf \
+                --mmproj models/edgevlm-nano-mmproj.gguf       (also scores the PyTorch answers and their agreement)
   tiling:   --policy relaxed|llava_next|single   (accuracy and image tokens per policy)
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Writes the GGUF pair (LLM + mmproj) from a train.py checkpoint, following docs/FORMAT.md.
 
-  python3 training/export.py --ckpt training/runs/nano/final.pt --out models/nano [--type f32|f16|q8_0]
-  → models/nano.gguf, models/nano-mmproj.gguf
+  python3 training/export.py --ckpt training/runs/nano/final.pt --out models/edgevlm-nano [--type f32|f16|q8_0]
+  → models/edgevlm-nano.gguf, models/edgevlm-nano-mmproj.gguf
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ and its cosine learning-rate schedule follows max(sample progress, time progress
   stage1  projector only (ViT and decoder frozen), answer tokens only
   stage2  everything, answer tokens only
 Then: export of the GGUF pair, test-split evaluation per task, loss plot. Outputs in --out:
-  tokenizer.json, log.jsonl, loss.png, last.pt (resume), final.pt, nano.gguf, nano-mmproj.gguf,
+  tokenizer.json, log.jsonl, loss.png, last.pt (resume), final.pt, edgevlm-nano.gguf, edgevlm-nano-mmproj.gguf,
   results.json, results.md; with --install DIR the GGUF pair and results are copied there.
 """
 from __future__ import annotations
@@ -335,7 +335,7 @@ def finish(a):
     import evaluate
     import export
     model, tok, tcfg = load_checkpoint(os.path.join(a.out, "final.pt"))
-    paths = export.export_pair(model, tok, tcfg, os.path.join(a.out, "nano"), "f32")
+    paths = export.export_pair(model, tok, tcfg, os.path.join(a.out, "edgevlm-nano"), "f32")
     print("exported", paths, flush=True)
     samples = data.eval_set("test", a.test_per_task)
     t0 = time.time()
