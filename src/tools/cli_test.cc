@@ -1,0 +1,225 @@
+// Runs the built `edgevlm` binary as a user would: flags, errors, output format, and that its
+// tokens are the ones the library's Generator produces for the same prompt.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "engine/generate.h"
+#include "engine/tiny_model_for_tests.h"
+#include "model/chat_template.h"
+#include "model/kv_cache.h"
+
+namespace edgevlm {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace testing_tiny;
+
+std::string binary_path() {
+  if (const char* b = std::getenv("EDGEVLM_BUILD_DIR")) return std::string(b) + "/edgevlm";
+  return (fs::read_symlink("/proc/self/exe").parent_path() / "edgevlm").string();
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+struct RunResult {
+  int rc;
+  std::string out, err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new fs::path(fs::temp_directory_path() / ("edgevlm_cli_test_" + std::to_string(getpid())));
+    fs::create_directories(*dir_);
+    model_ = make_tiny_model().release();
+    std::ofstream f(*dir_ / "tiny.gguf", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(model_->bytes.data()), static_cast<std::streamsize>(model_->bytes.size()));
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(*dir_, ec);
+    delete dir_;
+    delete model_;
+  }
+  void SetUp() override {
+    if (!fs::exists(binary_path())) GTEST_SKIP() << "edgevlm binary not built at " << binary_path();
+  }
+
+  RunResult run(const std::vector<std::string>& args) {
+    std::string cmd = quote(binary_path());
+    for (const auto& a : args) cmd += " " + quote(a);
+    const fs::path out = *dir_ / "stdout", err = *dir_ / "stderr";
+    cmd += " >" + quote(out.string()) + " 2>" + quote(err.string()) + " </dev/null";
+    int status = std::system(cmd.c_str());
+    RunResult r;
+    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+  std::string model() const { return (*dir_ / "tiny.gguf").string(); }
+
+  static fs::path* dir_;
+  static TinyModel* model_;
+};
+
+fs::path* CliTest::dir_ = nullptr;
+TinyModel* CliTest::model_ = nullptr;
+
+void expect_error(const RunResult& r, const std::string& fragment = "") {
+  EXPECT_EQ(r.rc, 1) << r.out << r.err;
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  if (!fragment.empty()) {
+    EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(CliTest, TopLevelHelpListsCommands) {
+  auto r = run({"--help"});
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_NE(r.out.find("generate"), std::string::npos);
+  EXPECT_NE(r.out.find("gen-model"), std::string::npos);
+  expect_error(run({"no-such-command"}), "unknown command");
+  EXPECT_EQ(run({}).rc, 1);
+}
+
+TEST_F(CliTest, GenerateHelpDocumentsEveryFlag) {
+  auto r = run({"generate", "--help"});
+  EXPECT_EQ(r.rc, 0) << r.err;
+  for (const char* flag : {"--model", "--prompt", "--prompt-file", "--prompt-tokens", "--n-predict", "--temp",
+                           "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n", "--seed",
+                           "--chunk", "--threads", "--ctx", "--chat-template", "--system", "--stop", "--raw",
+                           "--ignore-eos", "--special", "--print-token-ids", "--dump-logits", "--verbose"})
+    EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+}
+
+TEST_F(CliTest, UserErrorsPrintErrorAndExit1) {
+  expect_error(run({"generate", "-m", (*dir_ / "missing.gguf").string(), "-p", "hi"}), "missing.gguf");
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "--no-such-flag"}));
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "--temp", "warm"}));
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "-t", "0"}));
+  expect_error(run({"generate", "-m", model()}), "prompt");
+  expect_error(run({"generate", "-p", "hi"}));
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "--chat-template", "vicuna"}), "vicuna");
+  expect_error(run({"generate", "-m", model(), "--prompt-tokens", "1,x"}), "x");
+  expect_error(run({"generate", "-m", model(), "--prompt-tokens", "1,100000"}), "100000");
+  expect_error(run({"generate", "-m", model(), "--prompt-file", (*dir_ / "nope.txt").string()}), "nope.txt");
+  // Prompt longer than the context, and prompt + requested tokens longer than it.
+  expect_error(run({"generate", "-m", model(), "--ctx", "8", "--raw", "-p", "the cat sat on the mat the cat sat"}),
+               "context");
+  expect_error(run({"generate", "-m", model(), "--ctx", "8", "--prompt-tokens", "1,40", "-n", "7"}), "context");
+  // A file that is not GGUF.
+  {
+    std::ofstream f(*dir_ / "junk.gguf");
+    f << "not a gguf file at all, just text that is long enough to read a header from";
+  }
+  expect_error(run({"generate", "-m", (*dir_ / "junk.gguf").string(), "-p", "hi"}), "junk.gguf");
+}
+
+TEST_F(CliTest, TokensLogitsAndTimingMatchTheLibrary) {
+  const std::vector<int32_t> prompt = {1, 40, 41, 9};
+  const int n = 6;
+  const fs::path logits_path = *dir_ / "logits.bin";
+  auto r = run({"generate", "-m", model(), "--prompt-tokens", "1,40,41,9", "-n", std::to_string(n), "-t", "2",
+                "--ignore-eos", "--print-token-ids", "--dump-logits", logits_path.string()});
+  ASSERT_EQ(r.rc, 0) << r.err;
+
+  // The library, in process, on the same file.
+  ThreadPool pool(2);
+  KvCache cache(model_->model->config(), kCtx);
+  Generator g(*model_->model, *model_->tok, cache, pool);
+  GenerateParams p;
+  p.n_predict = n;
+  p.stop_at_eog = false;
+  p.keep_first_logits = true;
+  auto ref = g.generate(prompt, p);
+
+  std::string expect_ids = "ids:";
+  for (int32_t id : ref.tokens) expect_ids += " " + std::to_string(id);
+  EXPECT_NE(r.out.find("\n" + expect_ids + "\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.rfind(ref.text, 0), 0u) << "streamed text first: " << r.out;
+
+  // Last line: the timing line.
+  std::regex timing(
+      R"(\n\[timing\] load [0-9.]+ ms \| prefill 4 tok, [0-9.]+ tok/s \| decode 6 tok, [0-9.]+ tok/s\n$)");
+  EXPECT_TRUE(std::regex_search(r.out, timing)) << r.out;
+
+  std::string raw = slurp(logits_path);
+  ASSERT_EQ(raw.size(), ref.first_logits.size() * sizeof(float));
+  std::vector<float> dumped(ref.first_logits.size());
+  std::memcpy(dumped.data(), raw.data(), raw.size());
+  for (size_t i = 0; i < dumped.size(); ++i) EXPECT_FLOAT_EQ(dumped[i], ref.first_logits[i]) << i;
+}
+
+TEST_F(CliTest, ChatTemplateFromModelRawAndOverride) {
+  // The tiny model carries a ChatML template; with it the prompt is the rendered conversation
+  // with one BOS in front, with --raw just BOS + the text.
+  auto count = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"generate", "-m", model(), "-p", "hello world", "-n", "1", "-v", "--ignore-eos",
+                                     "--ctx", "512"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = run(args);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    std::smatch m;
+    std::regex re(R"(\[prompt\] (\d+) tokens, chat template (\w+))");
+    EXPECT_TRUE(std::regex_search(r.err, m, re)) << r.err;
+    return std::make_pair(m.size() > 2 ? std::stoi(m[1]) : -1, m.size() > 2 ? m[2].str() : "");
+  };
+  const Tokenizer& tok = *model_->tok;
+  auto chatml_ids = tok.encode(apply_chat_template(ChatTemplate::ChatML, {{"user", "hello world"}}), true, true);
+  auto raw_ids = tok.encode("hello world", true, true);
+
+  auto a = count({});
+  EXPECT_EQ(a.second, "chatml");
+  EXPECT_EQ(a.first, static_cast<int>(chatml_ids.size()));
+  auto b = count({"--raw"});
+  EXPECT_EQ(b.second, "none");
+  EXPECT_EQ(b.first, static_cast<int>(raw_ids.size()));
+  auto c = count({"--chat-template", "none"});
+  EXPECT_EQ(c.second, "none");
+  auto d = count({"--chat-template", "llama3"});
+  EXPECT_EQ(d.second, "llama3");
+  auto e = count({"--system", "be brief"});
+  EXPECT_GT(e.first, a.first);
+}
+
+TEST_F(CliTest, SeedMakesSamplingReproducible) {
+  auto ids = [&](const std::string& seed) {
+    auto r = run({"generate", "-m", model(), "--prompt-tokens", "1,40", "-n", "12", "--temp", "1.5", "--top-k", "0",
+                  "--top-p", "1", "--min-p", "0", "--seed", seed, "--ignore-eos", "--print-token-ids"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    auto pos = r.out.find("ids:");
+    return pos == std::string::npos ? std::string() : r.out.substr(pos, r.out.find('\n', pos) - pos);
+  };
+  auto a = ids("7");
+  EXPECT_FALSE(a.empty());
+  EXPECT_EQ(a, ids("7"));
+  EXPECT_NE(a, ids("8"));
+}
+
+}  // namespace
+}  // namespace edgevlm
