@@ -67,28 +67,61 @@ int tiff_orientation(const uint8_t* t, size_t n) {
   return 0;
 }
 
-bool is_jpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+// Offset just past the start-of-image marker, or 0 when stb_image would not take the buffer for a
+// JPEG (it allows 0xFF fill bytes before SOI, so we do too).
+size_t jpeg_soi_end(const uint8_t* d, size_t n) {
+  size_t p = 0;
+  while (p < n && d[p] == 0xFF) ++p;
+  return (p >= 1 && p < n && d[p] == 0xD8) ? p + 1 : 0;
+}
 
-// stb_image decodes a JPEG whose entropy-coded data stops early by padding with zeros, which
-// would hand a silently grey-bottomed image to the model. Like PIL (without
-// LOAD_TRUNCATED_IMAGES) we refuse a JPEG with no end-of-image marker after its first scan.
-bool jpeg_has_eoi_after_scan(const uint8_t* d, size_t n) {
-  size_t p = 2;
-  while (p + 4 <= n) {
-    if (d[p] != 0xFF) return false;
+// Walks the whole marker structure of a JPEG before stb_image sees it; returns why it is refused,
+// or nullptr. Two reasons:
+// - stb_image decodes a JPEG whose entropy-coded data stops early by padding with zeros, which would
+//   hand a silently grey-bottomed image to the model. Like PIL (without LOAD_TRUNCATED_IMAGES) we
+//   refuse a JPEG that ends before its end-of-image marker.
+// - stb_image 2.27 (Debian's libstb-dev) writes past its Huffman tables when a DHT segment declares
+//   more than 256 codes (fixed upstream in 2.28). Every DHT is checked here first.
+// The walk is strict (no junk between segments); stb would skip such junk, we call the file corrupt,
+// so stb never parses a segment this walk has not checked.
+const char* jpeg_structure_error(const uint8_t* d, size_t n) {
+  size_t p = jpeg_soi_end(d, n);
+  bool scanned = false;
+  while (true) {
+    if (p + 2 > n) return "truncated JPEG (ends before the end-of-image marker)";
+    if (d[p] != 0xFF) return "corrupt JPEG (bytes between segments)";
     uint8_t m = d[p + 1];
-    if (m == 0xFF) { ++p; continue; }
+    if (m == 0xFF) { ++p; continue; }  // fill byte
     p += 2;
+    if (m == 0xD9) return scanned ? nullptr : "corrupt JPEG (end-of-image marker before any scan)";
     if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) continue;
-    if (m == 0xD9) return false;  // EOI before any scan
-    size_t len = size_t(d[p]) << 8 | d[p + 1];
-    if (len < 2 || len > n - p) return false;
+    if (m == 0x00) return "corrupt JPEG (invalid marker)";
+    if (n - p < 2) return "truncated JPEG (ends inside a segment header)";
+    const size_t len = size_t(d[p]) << 8 | d[p + 1];
+    if (len < 2) return "corrupt JPEG (segment length below 2)";
+    if (len > n - p) return "truncated JPEG (ends inside a segment)";
+    if (m == 0xC4) {
+      size_t q = p + 2;
+      const size_t end = p + len;
+      while (q < end) {
+        if (end - q < 17) return "corrupt JPEG (short Huffman table)";
+        if ((d[q] >> 4) > 1 || (d[q] & 15) > 3) return "corrupt JPEG (bad Huffman table id)";
+        size_t codes = 0;
+        for (int i = 1; i <= 16; ++i) codes += d[q + i];
+        if (codes > 256) return "corrupt JPEG (Huffman table with more than 256 codes)";
+        if (end - q - 17 < codes) return "corrupt JPEG (Huffman table longer than its segment)";
+        q += 17 + codes;
+      }
+    }
     p += len;
-    if (m == 0xDA) break;
+    if (m == 0xDA) {
+      scanned = true;
+      // Entropy-coded data runs to the next marker: 0xFF followed by neither 0x00 (a stuffed 0xFF),
+      // 0xFF (fill) nor a restart marker.
+      while (p + 1 < n && !(d[p] == 0xFF && d[p + 1] != 0x00 && d[p + 1] != 0xFF && (d[p + 1] < 0xD0 || d[p + 1] > 0xD7)))
+        ++p;
+    }
   }
-  for (; p + 1 < n; ++p)
-    if (d[p] == 0xFF && d[p + 1] == 0xD9) return true;
-  return false;
 }
 
 inline uint8_t over_white8(unsigned c, unsigned a) { return uint8_t((c * a + 255u * (255u - a) + 127u) / 255u); }
@@ -129,8 +162,8 @@ struct StbiFree {
 }  // namespace
 
 int jpeg_exif_orientation(const uint8_t* d, size_t n) {
-  if (!d || !is_jpeg(d, n)) return 1;
-  size_t p = 2;
+  size_t p = d ? jpeg_soi_end(d, n) : 0;
+  if (p == 0) return 1;
   while (p + 4 <= n) {
     if (d[p] != 0xFF) return 1;  // lost marker sync: give up rather than guess
     uint8_t m = d[p + 1];
@@ -182,6 +215,11 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   if (size > size_t(INT_MAX)) fail("image '%s' is %zu bytes, more than the decoder can take", nm, size);
   const int len = int(size);
 
+  // Before stb_image reads any JPEG header (see jpeg_structure_error).
+  const bool jpeg = jpeg_soi_end(data, size) != 0;
+  if (jpeg) {
+    if (const char* why = jpeg_structure_error(data, size)) fail("image '%s': %s", nm, why);
+  }
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp))
     fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (%s)", nm, stbi_failure_reason());
@@ -191,9 +229,6 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   if (opt.max_pixels > 0 && pixels > opt.max_pixels)
     fail("image '%s' is %d x %d = %lld pixels, over the limit of %lld pixels", nm, w, h,
          (long long)pixels, (long long)opt.max_pixels);
-  const bool jpeg = is_jpeg(data, size);
-  if (jpeg && !jpeg_has_eoi_after_scan(data, size))
-    fail("image '%s': truncated or corrupt JPEG (no end-of-image marker after the scan data)", nm);
 
   const bool wide = stbi_is_16_bit_from_memory(data, len) != 0;
   int dw = 0, dh = 0, dc = 0;
