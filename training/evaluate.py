@@ -117,19 +117,21 @@ def markdown(table, title="") -> str:
     return "\n".join(lines)
 
 
-def run_cli(cli, model_path, mmproj, samples, workdir):
-    """Answers through the edgevlm CLI (`edgevlm run`), one process per prompt, greedy, F32.
-    The CLI is expected to print the answer alone on stdout with --quiet."""
+def run_cli(cli, model_path, mmproj, samples, workdir, extra=()):
+    """Answers through the edgevlm CLI, one process per prompt, greedy: `edgevlm run -m MODEL
+    --mmproj MMPROJ --image IMG -p QUESTION -n 32 --temp 0` (the flags scripts/demo.sh uses). The
+    answer is the first line of stdout (timings go to stderr)."""
     preds = []
     for i, s in enumerate(samples):
         q = s["qa"][0][0]
-        cmd = [cli, "run", "--model", model_path, "--temp", "0", "--quiet", "--prompt", q]
+        cmd = [cli, "run", "-m", model_path, "-p", q, "-n", "32", "--temp", "0", *extra]
         if s["image"] is not None:
             p = os.path.join(workdir, f"{i}.png")
             s["image"].save(p)
             cmd += ["--mmproj", mmproj, "--image", p]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        preds.append(r.stdout.strip() if r.returncode == 0 else f"<error rc={r.returncode}: {r.stderr.strip()[:200]}>")
+        lines = [l for l in r.stdout.splitlines() if l.strip()]
+        preds.append(lines[0].strip() if r.returncode == 0 and lines else f"<error rc={r.returncode}: {r.stderr.strip()[:200]}>")
     return preds
 
 
@@ -140,6 +142,8 @@ def main():
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-task", type=int, default=100)
     ap.add_argument("--policy", default=None, help="override the tiling policy (relaxed, llava_next, single)")
+    ap.add_argument("--compare-tiling", action="store_true",
+                    help="score relaxed, llava_next and single tiling: accuracy and image tokens per image")
     ap.add_argument("--cli", default=None, help="path of the edgevlm binary to score as well")
     ap.add_argument("--model", default=None)
     ap.add_argument("--mmproj", default=None)
@@ -151,6 +155,24 @@ def main():
     if a.policy:
         tcfg = tiling.TilingConfig(**{**tcfg.__dict__, "policy": a.policy})
     samples = data.eval_set(a.split, a.per_task)
+    if a.compare_tiling:
+        rows = ["| tiling | overall exact match | image tokens / image | " + " | ".join(data.TASK_NAMES) + " |",
+                "|---" * (3 + len(data.TASK_NAMES)) + "|"]
+        out = {}
+        for pol in ("relaxed", "llava_next", "single"):
+            tc = tiling.TilingConfig(**{**tcfg.__dict__, "policy": pol})
+            preds, ntok = generate(model, tok, samples, tc)
+            table = score(samples, preds)
+            ntok_mean = float(np.mean([n for n, s in zip(ntok, samples) if s["image"] is not None]))
+            out[pol] = {"table": table, "image_tokens_mean": ntok_mean}
+            rows.append(f"| {pol} | {100 * table['overall']['exact_match']:.1f}% | {ntok_mean:.1f} | "
+                        + " | ".join(f"{100 * table[t]['exact_match']:.0f}%" for t in data.TASK_NAMES) + " |")
+            print(rows[-1], flush=True)
+        print("\n".join(rows))
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump({"split": a.split, "per_task": a.per_task, "policies": out, "markdown": "\n".join(rows)}, f, indent=1)
+        return
     t0 = time.time()
     preds, ntok = generate(model, tok, samples, tcfg)
     res = {"split": a.split, "policy": tcfg.policy, "pytorch": score(samples, preds),

@@ -240,7 +240,10 @@ class Trainer:
             prog = max(st["samples"] / cap, (time.time() - t_start) / budget)
             if prog >= 1.0:
                 break
-            lr = lr_max * min(1.0, (st["step"] + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * prog)))
+            # warm-up ends after `warm` steps or 5 % of the phase, whichever comes first (a phase cut short
+            # by its time share on a busy machine may have only a few dozen steps)
+            w = min(1.0, max((st["step"] + 1) / warm, prog / 0.05))
+            lr = lr_max * w * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * prog)))
             for g in self.opt.param_groups:
                 g["lr"] = lr
             self.model.train()
@@ -390,7 +393,7 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=2)
     ap.add_argument("--ff", type=int, default=512)
     ap.add_argument("--log-every", type=int, default=10)
-    ap.add_argument("--val-every", type=float, default=0.125, help="stage-2 validation every this much progress")
+    ap.add_argument("--val-every", type=float, default=0.2, help="stage-2 validation every this much progress")
     ap.add_argument("--val-per-task", type=int, default=6)
     ap.add_argument("--test-per-task", type=int, default=100)
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
