@@ -85,6 +85,22 @@ std::string replace_all(std::string_view s, std::string_view from, std::string_v
   return out;
 }
 
+constexpr uint64_t kNoMerge = ~uint64_t{0};
+
+uint64_t mix64(uint64_t x) {  // splitmix64 finalizer
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+size_t table_size(size_t n) {  // a power of two, at most half full
+  size_t s = 16;
+  while (s < 2 * n) s *= 2;
+  return s;
+}
+
 bool is_special_type(TokenType t) {
   return t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown;
 }
@@ -139,8 +155,17 @@ void Tokenizer::load(const GGUFFile& f) {
     }
   }
 
-  token_to_id_.reserve(n);
-  for (size_t i = 0; i < n; ++i) token_to_id_[tokens_[i]] = static_cast<int32_t>(i);  // a duplicate: last wins
+  vocab_slots_.assign(table_size(n), -1);
+  const size_t vmask = vocab_slots_.size() - 1;
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t h = std::hash<std::string_view>{}(tokens_[i]) & vmask;; h = (h + 1) & vmask) {
+      int32_t& slot = vocab_slots_[h];
+      if (slot < 0 || tokens_[slot] == tokens_[i]) {
+        slot = static_cast<int32_t>(i);  // a duplicate text: the last id wins, as in llama.cpp
+        break;
+      }
+    }
+  }
 
   // Special ids: -1 (or its u32 image) means "none"; anything else must name a token.
   auto read_id = [&](const char* key, int32_t fallback) -> int32_t {
@@ -197,21 +222,38 @@ void Tokenizer::load(const GGUFFile& f) {
   if (!spm) {
     EV_CHECK(f.has("tokenizer.ggml.merges"), "%s: tokenizer.ggml.merges is missing (needed by a gpt2 tokenizer)",
              path);
-    const std::vector<std::string> merges = f.get_strings("tokenizer.ggml.merges");
-    merges_.reserve(merges.size());
+    // Read in place: a copy of a 150k-entry string array costs as much as the rest of the load.
+    const GGUFValue* mv = f.find("tokenizer.ggml.merges");
+    if (mv->type != GGUFType::ARRAY || !mv->arr || mv->arr->elem_type != GGUFType::STRING) {
+      f.get_strings("tokenizer.ggml.merges");  // throws the reader's error naming the type
+      fail("%s: tokenizer.ggml.merges is not an array of strings", path);
+    }
+    const std::vector<std::string>& merges = mv->arr->strings;
+    merge_slots_.assign(table_size(merges.size()), MergeSlot{kNoMerge, 0, 0});
+    const size_t mmask = merge_slots_.size() - 1;
+    std::string joined;
     for (size_t i = 0; i < merges.size(); ++i) {
       const std::string& m = merges[i];
       const size_t sp = m.find(' ', 1);
       EV_CHECK(sp != std::string::npos && sp + 1 < m.size(),
                "%s: tokenizer.ggml.merges[%zu] '%s' is not two tokens separated by a space", path, i, m.c_str());
-      const std::string left = m.substr(0, sp), right = m.substr(sp + 1);
-      const int32_t l = find_token(left), r = find_token(right), res = find_token(left + right);
+      const std::string_view left(m.data(), sp), right(m.data() + sp + 1, m.size() - sp - 1);
+      joined.assign(left);
+      joined.append(right);
+      const int32_t l = find_token(left), r = find_token(right), res = find_token(joined);
       EV_CHECK(l >= 0 && r >= 0, "%s: tokenizer.ggml.merges[%zu] '%s' names a token that is not in the vocabulary",
                path, i, m.c_str());
       EV_CHECK(res >= 0, "%s: tokenizer.ggml.merges[%zu] '%s' makes '%s', which is not in the vocabulary", path, i,
-               m.c_str(), (left + right).c_str());
+               m.c_str(), joined.c_str());
       const uint64_t key = (static_cast<uint64_t>(l) << 32) | static_cast<uint32_t>(r);
-      merges_.emplace(key, Merge{static_cast<int32_t>(i), res});  // a repeated pair keeps its first rank
+      for (size_t h = mix64(key) & mmask;; h = (h + 1) & mmask) {
+        MergeSlot& slot = merge_slots_[h];
+        if (slot.key == key) break;  // a repeated pair keeps its first rank
+        if (slot.key == kNoMerge) {
+          slot = {key, static_cast<int32_t>(i), res};
+          break;
+        }
+      }
     }
   }
 
@@ -264,8 +306,23 @@ void Tokenizer::check_id(int32_t id) const {
 }
 
 int32_t Tokenizer::find_token(std::string_view text) const {
-  const auto it = token_to_id_.find(text);
-  return it == token_to_id_.end() ? -1 : it->second;
+  const size_t mask = vocab_slots_.size() - 1;
+  for (size_t h = std::hash<std::string_view>{}(text) & mask;; h = (h + 1) & mask) {
+    const int32_t id = vocab_slots_[h];
+    if (id < 0) return -1;
+    if (tokens_[id] == text) return id;
+  }
+}
+
+const Tokenizer::MergeSlot* Tokenizer::find_merge(int32_t left, int32_t right) const {
+  if (merge_slots_.empty()) return nullptr;
+  const uint64_t key = (static_cast<uint64_t>(left) << 32) | static_cast<uint32_t>(right);
+  const size_t mask = merge_slots_.size() - 1;
+  for (size_t h = mix64(key) & mask;; h = (h + 1) & mask) {
+    const MergeSlot& slot = merge_slots_[h];
+    if (slot.key == key) return &slot;
+    if (slot.key == kNoMerge) return nullptr;
+  }
 }
 
 const std::string& Tokenizer::token_text(int32_t id) const {
@@ -416,9 +473,9 @@ void Tokenizer::bpe_word(std::string_view word, std::vector<int32_t>& out) const
     if (l < 0 || r < 0) return;
     const int32_t a = sym[l].id, b = sym[r].id;
     if (a < 0 || b < 0) return;
-    const auto it = merges_.find((static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b));
-    if (it == merges_.end()) return;
-    heap.push_back({it->second.rank, l, r, a, b, it->second.result});
+    const MergeSlot* m = find_merge(a, b);
+    if (!m) return;
+    heap.push_back({m->rank, l, r, a, b, m->result});
     std::push_heap(heap.begin(), heap.end());
   };
   for (int i = 1; i < n; ++i) add(i - 1, i);

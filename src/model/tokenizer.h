@@ -11,7 +11,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "model/tokenizer_pretok.h"
@@ -71,13 +70,9 @@ class Tokenizer {
 
  private:
   Tokenizer() = default;
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-  struct Merge {
-    int32_t rank;
-    int32_t result;
+  struct MergeSlot {
+    uint64_t key;  // left id << 32 | right id; kNoMerge when the slot is empty
+    int32_t rank, result;
   };
   struct Fragment {
     size_t begin, end;  // raw text span, when token < 0
@@ -90,6 +85,7 @@ class Tokenizer {
   void bpe_word(std::string_view word, std::vector<int32_t>& out) const;
   void encode_spm(std::string_view text, bool space_prefix, std::vector<int32_t>& out) const;
   void check_id(int32_t id) const;
+  const MergeSlot* find_merge(int32_t left, int32_t right) const;
 
   TokenizerKind kind_ = TokenizerKind::BPE;
   std::string pre_name_;
@@ -102,8 +98,9 @@ class Tokenizer {
   std::vector<float> scores_;
   std::vector<TokenType> types_;
   std::vector<std::string> pieces_;  // token_to_piece of every id, computed at load
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> token_to_id_;
-  std::unordered_map<uint64_t, Merge> merges_;  // BPE: (left id << 32 | right id) → rank, result
+  // Open-addressing hash tables (power-of-two sizes, linear probing), read-only after load.
+  std::vector<int32_t> vocab_slots_;     // token ids by text; -1 empty
+  std::vector<MergeSlot> merge_slots_;  // BPE: (left, right) → rank, merged token
   int32_t byte_token_[256];  // BPE: token of the byte's GPT-2 character; SPM: <0xXX>; -1 if none
   std::vector<int32_t> special_tokens_;  // matched by partition(), longest text first
   std::vector<int32_t> eog_ids_;
