@@ -53,10 +53,9 @@ void quantize_act_q8(const float* x, int64_t n, int8_t* qs, float* d) {
     const float* xb = x + b * kQK;
     float amax = 0;
     for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(xb[j]));
-    float scale = amax / 127.0f;
-    float inv = scale != 0 ? 1.0f / scale : 0.0f;
+    const float inv = amax != 0 ? 127.0f / amax : 0.0f;
     for (int j = 0; j < kQK; ++j) qs[b * kQK + j] = int8_t(std::nearbyint(xb[j] * inv));
-    d[b] = scale;
+    d[b] = f16_to_f32(f32_to_f16(amax / 127.0f));
   }
 }
 

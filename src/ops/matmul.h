@@ -45,8 +45,10 @@ void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_rows, float* y,
 // The AVX2 path directly (tests compare it to matmul_ref). Call only when cpu_has_avx2().
 void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
 
-// Q8_0 quantization of activations as the integer kernels use it (as ggml's quantize_row_q8_0, ties to even:
-// d = max|x|/127, q = round(x/d)), exposed so tests can rebuild the exact integer result.
+// Q8_0 quantization of activations as the integer kernels use it, the arithmetic of ggml's AVX2
+// quantize_row_q8_0 (q = round-to-even(x · 127/max|x|), scale d = max|x|/127 kept at F16
+// precision, as block_q8_0 stores it), so that products match llama.cpp's closely. Exposed so
+// tests can rebuild the exact integer result.
 // n must be a multiple of 32; qs gets n bytes, d gets n/32 scales.
 void quantize_act_q8(const float* x, int64_t n, int8_t* qs, float* d);
 

@@ -110,14 +110,14 @@ void check_type(GGMLType t, const std::vector<Shape>& shapes) {
 }
 
 std::vector<Shape> quant_shapes() {
-  // Partial tiles of weight rows (n_out % 4) and activation rows (odd), reductions long enough
-  // to be sliced (130 × 2048 bytes of activations exceed the kernel's L2 budget).
-  return {{32, 1, 1}, {64, 7, 1}, {96, 13, 3}, {256, 33, 5}, {1024, 6, 9}, {2048, 9, 130}};
+  // Partial tiles of weight rows (n_out % 4) and activation rows (odd), the unpacked-tile path
+  // (≥ 4 rows), reductions long enough to be sliced (130 × 2048 bytes exceed the L2 budget).
+  return {{32, 1, 1}, {64, 7, 1}, {96, 13, 3}, {256, 33, 5}, {1024, 6, 9}, {160, 5, 4}, {2048, 9, 130}};
 }
 std::vector<Shape> float_shapes() {
   // Row lengths that are not multiples of 8 exercise the scalar tails; 300 rows × 1024 F32
   // force both reduction slices and activation-row blocks.
-  return {{1, 1, 1}, {7, 5, 2}, {37, 9, 3}, {100, 11, 5}, {256, 17, 1}, {1024, 11, 300}};
+  return {{1, 1, 1}, {7, 5, 2}, {37, 9, 3}, {100, 11, 5}, {37, 6, 4}, {256, 17, 1}, {1024, 11, 300}};
 }
 
 class MatmulAvx2 : public ::testing::Test {
@@ -163,8 +163,9 @@ TEST(MatmulRef, Q4_0HandBlock) {
   EXPECT_FLOAT_EQ(y, -3.5f + 6.0f);
   ThreadPool pool(1);
   matmul(w, x.data(), 1, &y, pool);
-  // Activations in 8 bits: scale 2/127, so 1.0 → q = 63.5 rounded to even = 64, 2.0 → 127.
-  EXPECT_NEAR(y, -3.5 * (64 * 2.0 / 127) + 3.0 * 2.0, 1e-5);
+  // Activations in 8 bits: 1.0 · 127/2 = 63.5 rounds to even 64, 2.0 → 127; scale 2/127 in F16.
+  const double d = f16_to_f32(f32_to_f16(2.0f / 127));
+  EXPECT_NEAR(y, -3.5 * 64 * d + 3.0 * 127 * d, 1e-5);
 }
 
 TEST(MatmulApi, FromTensorValidates) {
