@@ -69,6 +69,11 @@ Fit fit_of(int w0, int h0, Grid g, int tile) {
 
 }  // namespace
 
+int64_t effective_resolution(int w, int h, Grid g, int tile) {
+  check_size(w, h);
+  return fit_of(w, h, g, tile).effective;
+}
+
 Grid select_grid_llava_next(int w, int h, const std::vector<Grid>& c, int tile) {
   check_size(w, h);
   check_candidates(c, tile);
@@ -292,6 +297,10 @@ TilingStatistics tiling_statistics(const TilingConfig& base, int64_t samples, ui
     s.vs_internvl[cmp(gr.tiles(), gi.tiles())]++;
     s.same_grid_llava += gr == gl;
     s.same_grid_internvl += gr == gi;
+    const int64_t re_l = fit_of(w, h, gl, base.tile_size).effective;
+    if (re_l > 0)
+      s.min_effective_ratio_vs_llava =
+          std::min(s.min_effective_ratio_vs_llava, double(fit_of(w, h, gr, base.tile_size).effective) / double(re_l));
   }
   for (int k = 0; k < 4; ++k) {
     s.mean_tiles[k] = tiles_sum[k] / double(samples);
@@ -304,13 +313,18 @@ std::string format_tiling_statistics(const TilingStatistics& s) {
   char buf[2048];
   auto pct = [&](int64_t v) { return 100.0 * double(v) / double(s.samples); };
   std::string out;
-  std::snprintf(buf, sizeof buf,
-                "| relaxed vs | fewer tiles | same tiles | more tiles | identical grid |\n"
-                "|---|---|---|---|---|\n"
-                "| llava-next | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n"
-                "| internvl | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n\n",
-                pct(s.vs_llava[0]), pct(s.vs_llava[1]), pct(s.vs_llava[2]), pct(s.same_grid_llava),
-                pct(s.vs_internvl[0]), pct(s.vs_internvl[1]), pct(s.vs_internvl[2]), pct(s.same_grid_internvl));
+  auto cell = [&](int64_t v) {
+    char c[48];
+    std::snprintf(c, sizeof c, "%.1f%% (%lld)", pct(v), (long long)v);
+    return std::string(c);
+  };
+  out += "| relaxed vs | fewer tiles | same tiles | more tiles | identical grid |\n|---|---|---|---|---|\n";
+  out += "| llava-next | " + cell(s.vs_llava[0]) + " | " + cell(s.vs_llava[1]) + " | " + cell(s.vs_llava[2]) + " | " +
+         cell(s.same_grid_llava) + " |\n";
+  out += "| internvl | " + cell(s.vs_internvl[0]) + " | " + cell(s.vs_internvl[1]) + " | " + cell(s.vs_internvl[2]) +
+         " | " + cell(s.same_grid_internvl) + " |\n\n";
+  std::snprintf(buf, sizeof buf, "Smallest Re(relaxed) / Re(llava-next) over these sizes: %.4f\n\n",
+                s.min_effective_ratio_vs_llava);
   out += buf;
   std::snprintf(buf, sizeof buf,
                 "| strategy | mean tiles (incl. thumbnail) | mean image tokens (%d per tile) |\n"

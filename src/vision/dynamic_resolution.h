@@ -30,9 +30,9 @@
 // default_grid_candidates() lists every m×n with min_tiles ≤ m·n ≤ max_tiles in ascending m·n, then
 // ascending m (so 1×2 before 2×1). Ascending tile count is the order of InternVL's target_ratios
 // (whose tie rule relies on it), and it makes Algorithm 1 a scan from cheap to expensive grids
-// where each step up in tiles must pay for itself with > α more effective resolution — the paper's
-// aim of fewer tiles on device. A descending scan instead changes the relaxed choice for about 2.5%
-// of random sizes (e.g. it can keep a larger grid that a smaller one would match within α).
+// where each step up in tiles must pay for itself with > α more effective resolution; with α = 0 it
+// then reproduces llava-next exactly. Other orders give other choices (100×1205: 1×4 scanning up,
+// 1×3 scanning down); docs/TILING.md measures the effect (descending: 0.5% fewer tiles on average).
 // User-supplied candidates are scanned in the order given.
 //
 // Preprocessing each strategy implies (ResizeMode::Auto):
@@ -79,6 +79,9 @@ enum class ThumbnailPlacement { None, First, Last };
 
 // Every m×n with min_tiles ≤ m·n ≤ max_tiles, in the documented order (ascending m·n, then m).
 std::vector<Grid> default_grid_candidates(int max_tiles, int min_tiles = 1);
+
+// LLaVA-NeXT's effective resolution Re of a grid for a width × height image (see above).
+int64_t effective_resolution(int width, int height, Grid g, int tile_size);
 
 Grid select_grid_relaxed(int width, int height, const std::vector<Grid>& candidates, int tile_size,
                          double alpha);
@@ -147,6 +150,8 @@ struct TilingStatistics {
   int64_t vs_llava[3] = {0, 0, 0};
   int64_t vs_internvl[3] = {0, 0, 0};
   int64_t same_grid_llava = 0, same_grid_internvl = 0;
+  // Smallest ratio Re(relaxed grid) / Re(llava-next grid) seen: how much resolution relaxed gave up.
+  double min_effective_ratio_vs_llava = 1.0;
   // Mean tiles (grid + thumbnail) and image tokens per image, for relaxed, llava-next, internvl, single.
   double mean_tiles[4] = {0, 0, 0, 0};
   double mean_tokens[4] = {0, 0, 0, 0};

@@ -289,6 +289,8 @@ TEST(DynamicResolution, StatisticsTable) {
     EXPECT_DOUBLE_EQ(s.mean_tokens[3], 196.0);  // single: one tile, no thumbnail
     // The point of the relaxed rule: it spends fewer tokens than LLaVA-NeXT's best fit on average.
     EXPECT_LT(s.mean_tokens[0], s.mean_tokens[1]);
+    // ... and never gives up more than the α margin: Re(llava) ≤ (1 + α)·Re(relaxed).
+    EXPECT_GE(s.min_effective_ratio_vs_llava, 1.0 / (1.0 + cfg.alpha) - 1e-12);
   }
   // Order sensitivity of Algorithm 1 on the first distribution.
   auto asc = default_grid_candidates(16);
