@@ -1,0 +1,380 @@
+#include "vision/mmproj.h"
+
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+
+namespace edgevlm {
+
+const char* projector_type_name(ProjectorType t) {
+  switch (t) {
+    case ProjectorType::Lfm2: return "lfm2";
+    case ProjectorType::Idefics3: return "idefics3";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& ne) {
+  std::string s = "[";
+  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+// Reads tensors by name and checks them against the shapes the config implies.
+class Reader {
+ public:
+  Reader(const GGUFFile& f, size_t& bytes) : f_(f), bytes_(bytes) {}
+
+  const GGUFTensorInfo* find(const std::string& name) const { return f_.find_tensor(name); }
+
+  const GGUFTensorInfo& get(const std::string& name, const std::vector<int64_t>& ne) {
+    const GGUFTensorInfo* t = f_.find_tensor(name);
+    if (!t) fail("mmproj '%s': tensor '%s' is missing", f_.path().c_str(), name.c_str());
+    if (t->ne != ne)
+      fail("mmproj '%s': tensor '%s' has shape %s, expected %s", f_.path().c_str(), name.c_str(),
+           shape_str(t->ne).c_str(), shape_str(ne).c_str());
+    bytes_ += t->nbytes;
+    return *t;
+  }
+
+  // 1-D tensor of n values, converted to F32.
+  std::vector<float> vec(const std::string& name, int64_t n) {
+    const GGUFTensorInfo& t = get(name, {n});
+    return to_f32(t);
+  }
+  std::vector<float> vec_opt(const std::string& name, int64_t n) {
+    return find(name) ? vec(name, n) : std::vector<float>{};
+  }
+
+  std::vector<float> to_f32(const GGUFTensorInfo& t) const {
+    const int64_t n = t.n_elements();
+    if (!type_supported(t.type) || n % int64_t(type_block_elems(t.type)) != 0)
+      fail("mmproj '%s': tensor '%s' has type %s, which cannot be read here", f_.path().c_str(),
+           t.name.c_str(), type_name(t.type).c_str());
+    if (t.data == nullptr || t.nbytes < row_bytes(t.type, n))
+      fail("mmproj '%s': tensor '%s': data is smaller than its shape needs", f_.path().c_str(), t.name.c_str());
+    std::vector<float> out(static_cast<size_t>(n));
+    dequantize_row(t.type, t.data, out.data(), n);
+    return out;
+  }
+
+  // 2-D matrix with ne = [n_in, n_out].
+  WeightMatrix mat(const std::string& name, int64_t n_in, int64_t n_out) {
+    const GGUFTensorInfo& t = get(name, {n_in, n_out});
+    try {
+      return WeightMatrix::from_tensor(t);
+    } catch (const Error& e) {
+      fail("mmproj '%s': %s", f_.path().c_str(), e.what());
+    }
+  }
+
+ private:
+  const GGUFFile& f_;
+  size_t& bytes_;
+};
+
+int positive_key(const GGUFFile& f, const std::string& key, int64_t max) {
+  if (!f.has(key)) fail("mmproj '%s': key '%s' is missing", f.path().c_str(), key.c_str());
+  const int64_t v = f.get_int(key);
+  if (v < 1 || v > max)
+    fail("mmproj '%s': key '%s' = %lld is out of range [1, %lld]", f.path().c_str(), key.c_str(),
+         (long long)v, (long long)max);
+  return int(v);
+}
+
+std::array<float, 3> rgb_key(const GGUFFile& f, const std::string& key, std::array<float, 3> fallback) {
+  if (!f.has(key)) return fallback;
+  std::vector<float> v = f.get_floats(key);
+  if (v.size() != 3)
+    fail("mmproj '%s': key '%s' has %zu values, expected 3 (R, G, B)", f.path().c_str(), key.c_str(), v.size());
+  for (float x : v)
+    if (!std::isfinite(x)) fail("mmproj '%s': key '%s' holds a non-finite value", f.path().c_str(), key.c_str());
+  return {v[0], v[1], v[2]};
+}
+
+}  // namespace
+
+std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
+  std::unique_ptr<MmprojModel> m(new MmprojModel());
+  m->file_ = &f;
+  VisionConfig& c = m->cfg_;
+  const char* path = f.path().c_str();
+
+  const std::string arch = f.get_string_or("general.architecture", "");
+  if (arch != "clip")
+    fail("mmproj '%s': general.architecture is '%s', expected 'clip' (is this the language model file?)",
+         path, arch.c_str());
+  if (!f.get_bool_or("clip.has_vision_encoder", true))
+    fail("mmproj '%s': clip.has_vision_encoder is false: the file has no vision encoder", path);
+  if (!f.has("clip.projector_type"))
+    fail("mmproj '%s': key 'clip.projector_type' is missing (supported: lfm2, idefics3)", path);
+  const std::string ptype = f.get_string("clip.projector_type");
+  if (ptype == "lfm2") {
+    c.projector = ProjectorType::Lfm2;
+  } else if (ptype == "idefics3") {
+    c.projector = ProjectorType::Idefics3;
+  } else {
+    fail("mmproj '%s': clip.projector_type '%s' is not supported (supported: lfm2, idefics3)", path, ptype.c_str());
+  }
+  // The ViT's MLP is GELU (tanh form, as ggml_gelu); other activations would silently differ.
+  if (!f.get_bool_or("clip.use_gelu", true))
+    fail("mmproj '%s': clip.use_gelu is false; only GELU vision encoders are supported", path);
+  if (f.get_bool_or("clip.use_silu", false))
+    fail("mmproj '%s': clip.use_silu is set; only GELU vision encoders are supported", path);
+
+  c.image_size = positive_key(f, "clip.vision.image_size", 8192);
+  c.patch_size = positive_key(f, "clip.vision.patch_size", c.image_size);
+  c.n_embd = positive_key(f, "clip.vision.embedding_length", 1 << 16);
+  c.n_ff = positive_key(f, "clip.vision.feed_forward_length", 1 << 18);
+  c.n_layer = positive_key(f, "clip.vision.block_count", 1024);
+  c.n_head = positive_key(f, "clip.vision.attention.head_count", c.n_embd);
+  c.eps = float(f.get_float_or("clip.vision.attention.layer_norm_epsilon", 1e-6));
+  c.scale_factor = f.has("clip.vision.projector.scale_factor")
+                       ? positive_key(f, "clip.vision.projector.scale_factor", 64)
+                       : 2;
+  c.proj_norm_eps = float(f.get_float_or("edgevlm.projector.input_norm_epsilon", 1e-5));
+  if (c.image_size % c.patch_size != 0)
+    fail("mmproj '%s': clip.vision.image_size %d is not a multiple of clip.vision.patch_size %d", path,
+         c.image_size, c.patch_size);
+  if (c.n_embd % c.n_head != 0)
+    fail("mmproj '%s': clip.vision.embedding_length %d is not a multiple of the head count %d", path, c.n_embd,
+         c.n_head);
+  if (c.scale_factor > c.patches_per_side())
+    fail("mmproj '%s': clip.vision.projector.scale_factor %d exceeds the %d patches per tile side", path,
+         c.scale_factor, c.patches_per_side());
+  if (!(c.eps > 0 && c.eps < 1) || !(c.proj_norm_eps > 0 && c.proj_norm_eps < 1))
+    fail("mmproj '%s': a layer-norm epsilon is out of range (0, 1)", path);
+  c.image_mean = rgb_key(f, "clip.vision.image_mean", c.image_mean);
+  c.image_std = rgb_key(f, "clip.vision.image_std", c.image_std);
+  for (float s : c.image_std)
+    if (!(s > 0)) fail("mmproj '%s': clip.vision.image_std must be positive", path);
+
+  c.tiling_policy = f.get_string_or("edgevlm.tiling.policy", c.tiling_policy);
+  if (c.tiling_policy != "relaxed" && c.tiling_policy != "llava_next" && c.tiling_policy != "llava-next" &&
+      c.tiling_policy != "internvl" && c.tiling_policy != "single")
+    fail("mmproj '%s': edgevlm.tiling.policy '%s' is unknown (relaxed, llava_next, internvl, single)", path,
+         c.tiling_policy.c_str());
+  c.tiling_alpha = float(f.get_float_or("edgevlm.tiling.alpha", c.tiling_alpha));
+  if (!(c.tiling_alpha >= 0 && c.tiling_alpha < 10))
+    fail("mmproj '%s': edgevlm.tiling.alpha %g is out of range [0, 10)", path, double(c.tiling_alpha));
+  c.max_tiles = f.has("edgevlm.tiling.max_tiles") ? positive_key(f, "edgevlm.tiling.max_tiles", 64) : c.max_tiles;
+  c.thumbnail = f.get_bool_or("edgevlm.tiling.thumbnail", c.thumbnail);
+  c.image_start = f.get_string_or("edgevlm.image.start_token", "");
+  c.image_end = f.get_string_or("edgevlm.image.end_token", "");
+  c.tile_separator = f.get_string_or("edgevlm.image.tile_separator", "");
+  c.row_separator = f.get_string_or("edgevlm.image.row_separator", "");
+
+  // ---- tensors
+  Reader r(f, m->weight_bytes_);
+  const int P = c.patch_size, D = c.n_embd, F = c.n_ff, N = c.n_patches();
+  {
+    const GGUFTensorInfo& t = r.get("v.patch_embd.weight", {P, P, 3, D});
+    // The kernel is a matrix product over unfolded patches: row o holds (c, ky, kx) in order.
+    try {
+      m->patch_embd = WeightMatrix::from_data(t.type, t.data, int64_t(3) * P * P, D);
+    } catch (const Error& e) {
+      fail("mmproj '%s': tensor 'v.patch_embd.weight': %s", path, e.what());
+    }
+    if (t.data == nullptr || m->patch_embd.row_stride * size_t(D) > t.nbytes)
+      fail("mmproj '%s': tensor 'v.patch_embd.weight': data is smaller than its shape needs", path);
+  }
+  m->patch_bias = r.vec_opt("v.patch_embd.bias", D);
+  if (m->patch_bias.empty()) m->patch_bias.assign(size_t(D), 0.0f);
+  m->pos_embd = r.to_f32(r.get("v.position_embd.weight", {D, N}));
+
+  m->blocks.resize(size_t(c.n_layer));
+  for (int i = 0; i < c.n_layer; ++i) {
+    VitBlock& b = m->blocks[size_t(i)];
+    const std::string p = "v.blk." + std::to_string(i) + ".";
+    b.ln1_w = r.vec(p + "ln1.weight", D);
+    b.ln1_b = r.vec(p + "ln1.bias", D);
+    b.ln2_w = r.vec(p + "ln2.weight", D);
+    b.ln2_b = r.vec(p + "ln2.bias", D);
+    b.q = r.mat(p + "attn_q.weight", D, D);
+    b.k = r.mat(p + "attn_k.weight", D, D);
+    b.v = r.mat(p + "attn_v.weight", D, D);
+    b.o = r.mat(p + "attn_out.weight", D, D);
+    b.up = r.mat(p + "ffn_up.weight", D, F);
+    b.down = r.mat(p + "ffn_down.weight", F, D);
+    b.q_b = r.vec_opt(p + "attn_q.bias", D);
+    b.k_b = r.vec_opt(p + "attn_k.bias", D);
+    b.v_b = r.vec_opt(p + "attn_v.bias", D);
+    b.o_b = r.vec_opt(p + "attn_out.bias", D);
+    b.up_b = r.vec_opt(p + "ffn_up.bias", F);
+    b.down_b = r.vec_opt(p + "ffn_down.bias", D);
+  }
+  if (r.find("v.blk." + std::to_string(c.n_layer) + ".ln1.weight"))
+    fail("mmproj '%s': the file has more ViT blocks than clip.vision.block_count = %d", path, c.n_layer);
+  // A missing weight with its bias present (or the reverse) is a broken file, not "no post-LN".
+  if (r.find("v.post_ln.weight") || r.find("v.post_ln.bias")) {
+    m->post_ln_w = r.vec("v.post_ln.weight", D);
+    m->post_ln_b = r.vec("v.post_ln.bias", D);
+  }
+
+  const int64_t MD = c.merged_dim();
+  if (c.projector == ProjectorType::Lfm2) {
+    int64_t out = f.has("clip.vision.projection_dim") ? positive_key(f, "clip.vision.projection_dim", 1 << 18) : 0;
+    if (out == 0) {
+      const GGUFTensorInfo* t = r.find("mm.2.weight");
+      if (!t) fail("mmproj '%s': tensor 'mm.2.weight' is missing", path);
+      if (t->ne.size() != 2) fail("mmproj '%s': tensor 'mm.2.weight' must be 2-D", path);
+      out = t->ne[1];
+    }
+    if (r.find("mm.input_norm.weight") || r.find("mm.input_norm.bias")) {
+      m->mm_norm_w = r.vec("mm.input_norm.weight", MD);
+      m->mm_norm_b = r.vec("mm.input_norm.bias", MD);
+    }
+    // mm.1 maps the merged token to the hidden width, which the file states only through mm.1's shape.
+    const GGUFTensorInfo* t1 = r.find("mm.1.weight");
+    if (!t1) fail("mmproj '%s': tensor 'mm.1.weight' is missing", path);
+    if (t1->ne.size() != 2)
+      fail("mmproj '%s': tensor 'mm.1.weight' has shape %s, expected [%lld, hidden]", path,
+           shape_str(t1->ne).c_str(), (long long)MD);
+    const int64_t hidden = t1->ne[1];
+    m->mm_1 = r.mat("mm.1.weight", MD, hidden);
+    m->mm_1_b = r.vec_opt("mm.1.bias", hidden);
+    m->mm_2 = r.mat("mm.2.weight", hidden, out);
+    m->mm_2_b = r.vec_opt("mm.2.bias", out);
+    c.projection_dim = int(out);
+  } else {
+    const GGUFTensorInfo* t = r.find("mm.model.fc.weight");
+    if (!t) fail("mmproj '%s': tensor 'mm.model.fc.weight' is missing (projector type idefics3)", path);
+    if (t->ne.size() != 2)
+      fail("mmproj '%s': tensor 'mm.model.fc.weight' has shape %s, expected [%lld, projection_dim]", path,
+           shape_str(t->ne).c_str(), (long long)MD);
+    int64_t out = t->ne[1];
+    if (f.has("clip.vision.projection_dim")) out = positive_key(f, "clip.vision.projection_dim", 1 << 18);
+    m->mm_fc = r.mat("mm.model.fc.weight", MD, out);
+    m->mm_fc_b = r.vec_opt("mm.model.fc.bias", out);
+    c.projection_dim = int(out);
+  }
+  return m;
+}
+
+// ---- random models
+
+NamedTensor* RandomMmproj::find(const std::string& name) {
+  for (auto& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+void RandomMmproj::erase(const std::string& name) {
+  std::erase_if(tensors, [&](const NamedTensor& t) { return t.name == name; });
+}
+
+GGUFWriter RandomMmproj::writer() const {
+  GGUFWriter w;
+  for (const auto& [k, v] : keys) w.set(k, v);
+  for (const auto& t : tensors) {
+    GGMLType type = GGMLType::F32;
+    if (t.is_matrix) {
+      type = weight_type;
+      // Block types need whole blocks per row (the patch embedding's rows are P·P·3 values; a GGUF
+      // row is its ne[0] = P); matrices whose rows do not fill blocks stay F32.
+      if (t.ne[0] % int64_t(type_block_elems(weight_type)) != 0 ||
+          (t.ne.size() != 2 && (t.ne[0] * t.ne[1] * t.ne[2]) % int64_t(type_block_elems(weight_type)) != 0))
+        type = GGMLType::F32;
+      if (t.ne.size() != 2 && weight_type != GGMLType::F16 && weight_type != GGMLType::BF16) type = GGMLType::F32;
+    }
+    w.add_tensor_f32(t.name, type, t.ne, t.values.data());
+  }
+  return w;
+}
+
+RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
+  EV_CHECK(s.image_size > 0 && s.patch_size > 0 && s.image_size % s.patch_size == 0,
+           "random mmproj: image size %d is not a positive multiple of patch size %d", s.image_size, s.patch_size);
+  EV_CHECK(s.n_embd > 0 && s.n_head > 0 && s.n_embd % s.n_head == 0,
+           "random mmproj: width %d is not a multiple of %d heads", s.n_embd, s.n_head);
+  RandomMmproj r;
+  r.weight_type = s.weight_type;
+  auto key = [&](const std::string& k, GGUFValue v) { r.keys.emplace_back(k, std::move(v)); };
+  key("general.architecture", GGUFValue::from_string("clip"));
+  key("general.name", GGUFValue::from_string("random-mmproj"));
+  key("clip.has_vision_encoder", GGUFValue::from_bool(true));
+  key("clip.has_text_encoder", GGUFValue::from_bool(false));
+  key("clip.projector_type", GGUFValue::from_string(projector_type_name(s.projector)));
+  key("clip.use_gelu", GGUFValue::from_bool(true));
+  key("clip.vision.image_size", GGUFValue::from_u32(uint32_t(s.image_size)));
+  key("clip.vision.patch_size", GGUFValue::from_u32(uint32_t(s.patch_size)));
+  key("clip.vision.embedding_length", GGUFValue::from_u32(uint32_t(s.n_embd)));
+  key("clip.vision.feed_forward_length", GGUFValue::from_u32(uint32_t(s.n_ff)));
+  key("clip.vision.block_count", GGUFValue::from_u32(uint32_t(s.n_layer)));
+  key("clip.vision.attention.head_count", GGUFValue::from_u32(uint32_t(s.n_head)));
+  key("clip.vision.attention.layer_norm_epsilon", GGUFValue::from_f32(1e-6f));
+  key("clip.vision.projection_dim", GGUFValue::from_u32(uint32_t(s.projection_dim)));
+  key("clip.vision.image_mean", GGUFValue::from_f32s({0.5f, 0.5f, 0.5f}));
+  key("clip.vision.image_std", GGUFValue::from_f32s({0.5f, 0.5f, 0.5f}));
+  key("clip.vision.projector.scale_factor", GGUFValue::from_u32(uint32_t(s.scale_factor)));
+  key("edgevlm.tiling.policy", GGUFValue::from_string(s.tiling_policy));
+  key("edgevlm.tiling.alpha", GGUFValue::from_f32(s.alpha));
+  key("edgevlm.tiling.max_tiles", GGUFValue::from_u32(uint32_t(s.max_tiles)));
+  key("edgevlm.tiling.thumbnail", GGUFValue::from_bool(s.thumbnail));
+  key("edgevlm.image.start_token", GGUFValue::from_string(s.image_start));
+  key("edgevlm.image.end_token", GGUFValue::from_string(s.image_end));
+  key("edgevlm.image.tile_separator", GGUFValue::from_string(s.tile_separator));
+  key("edgevlm.image.row_separator", GGUFValue::from_string(s.row_separator));
+  key("edgevlm.projector.input_norm_epsilon", GGUFValue::from_f32(1e-5f));
+
+  uint64_t state = s.seed * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+  auto uniform = [&]() {  // splitmix64 → [-1, 1)
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return float(double(z >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+  };
+  auto add = [&](const std::string& name, std::vector<int64_t> ne, float scale, float offset, bool matrix) {
+    NamedTensor t{name, std::move(ne), {}, matrix};
+    int64_t n = 1;
+    for (int64_t d : t.ne) n *= d;
+    t.values.resize(size_t(n));
+    for (float& v : t.values) v = offset + scale * uniform();
+    r.tensors.push_back(std::move(t));
+  };
+  const int64_t P = s.patch_size, D = s.n_embd, F = s.n_ff, N = int64_t(s.image_size / s.patch_size) * (s.image_size / s.patch_size);
+  const float k3 = std::sqrt(3.0f);  // uniform [-a, a] has variance a²/3
+  add("v.patch_embd.weight", {P, P, 3, D}, k3 / std::sqrt(float(3 * P * P)), 0, true);
+  add("v.patch_embd.bias", {D}, 0.1f, 0, false);
+  add("v.position_embd.weight", {D, N}, 0.5f, 0, false);
+  for (int i = 0; i < s.n_layer; ++i) {
+    const std::string p = "v.blk." + std::to_string(i) + ".";
+    add(p + "ln1.weight", {D}, 0.2f, 1.0f, false);
+    add(p + "ln1.bias", {D}, 0.1f, 0, false);
+    for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
+      add(p + n + ".weight", {D, D}, k3 / std::sqrt(float(D)), 0, true);
+      add(p + n + ".bias", {D}, 0.1f, 0, false);
+    }
+    add(p + "ln2.weight", {D}, 0.2f, 1.0f, false);
+    add(p + "ln2.bias", {D}, 0.1f, 0, false);
+    add(p + "ffn_up.weight", {D, F}, k3 / std::sqrt(float(D)), 0, true);
+    add(p + "ffn_up.bias", {F}, 0.1f, 0, false);
+    add(p + "ffn_down.weight", {F, D}, k3 / std::sqrt(float(F)), 0, true);
+    add(p + "ffn_down.bias", {D}, 0.1f, 0, false);
+  }
+  add("v.post_ln.weight", {D}, 0.2f, 1.0f, false);
+  add("v.post_ln.bias", {D}, 0.1f, 0, false);
+  const int64_t MD = D * s.scale_factor * s.scale_factor, OUT = s.projection_dim;
+  if (s.projector == ProjectorType::Lfm2) {
+    const int64_t H = s.proj_hidden > 0 ? s.proj_hidden : OUT;
+    add("mm.input_norm.weight", {MD}, 0.2f, 1.0f, false);
+    add("mm.input_norm.bias", {MD}, 0.1f, 0, false);
+    add("mm.1.weight", {MD, H}, k3 / std::sqrt(float(MD)), 0, true);
+    add("mm.1.bias", {H}, 0.1f, 0, false);
+    add("mm.2.weight", {H, OUT}, k3 / std::sqrt(float(H)), 0, true);
+    add("mm.2.bias", {OUT}, 0.1f, 0, false);
+  } else {
+    add("mm.model.fc.weight", {MD, OUT}, k3 / std::sqrt(float(MD)), 0, true);
+  }
+  return r;
+}
+
+void write_random_mmproj(const std::string& path, const RandomMmprojSpec& spec) {
+  make_random_mmproj(spec).writer().write(path);
+}
+
+}  // namespace edgevlm

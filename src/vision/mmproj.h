@@ -1,0 +1,131 @@
+// The vision side of a model: the "mmproj" GGUF (general.architecture = clip) with the clip.*
+// conventions of the GGUF ecosystem plus our edgevlm.* keys (docs/FORMAT.md §1):
+//   SigLIP ViT  v.patch_embd, v.position_embd, v.blk.N.{ln1,attn_q,attn_k,attn_v,attn_out,ln2,
+//               ffn_up,ffn_down}, v.post_ln (optional, as in llama.cpp)
+//   projector   clip.projector_type = lfm2:     2×2 merge → mm.input_norm (LN) → mm.1 → GELU → mm.2
+//                                     idefics3: 2×2 merge → mm.model.fc (one Linear, no bias)
+// Every size is read from the keys and every tensor's shape is checked against them at load, so
+// a bad file fails here with a message naming the tensor, never later inside a kernel.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "ops/matmul.h"
+
+namespace edgevlm {
+
+enum class ProjectorType { Lfm2, Idefics3 };
+const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3"
+
+struct VisionConfig {
+  int image_size = 0;      // tile side in pixels
+  int patch_size = 0;
+  int n_embd = 0;          // ViT width
+  int n_ff = 0;            // ViT MLP width
+  int n_layer = 0;
+  int n_head = 0;
+  float eps = 1e-6f;       // every LayerNorm of the ViT
+  int projection_dim = 0;  // LLM width: the projector's output
+  std::array<float, 3> image_mean = {0.5f, 0.5f, 0.5f};
+  std::array<float, 3> image_std = {0.5f, 0.5f, 0.5f};
+  int scale_factor = 2;    // s×s merge
+  ProjectorType projector = ProjectorType::Lfm2;
+  float proj_norm_eps = 1e-5f;  // mm.input_norm (llama.cpp hard-codes 1e-5 for lfm2)
+
+  // edgevlm.* (defaults for files from other tools, which have none: one tile, no markers).
+  std::string tiling_policy = "single";  // relaxed | llava_next | single (as written in the file)
+  float tiling_alpha = 0.1f;
+  int max_tiles = 1;
+  bool thumbnail = true;
+  std::string image_start, image_end, tile_separator, row_separator;
+
+  int patches_per_side() const { return image_size / patch_size; }
+  int n_patches() const { return patches_per_side() * patches_per_side(); }
+  int head_dim() const { return n_embd / n_head; }
+  int patch_dim() const { return 3 * patch_size * patch_size; }
+  int merged_side() const { return (patches_per_side() + scale_factor - 1) / scale_factor; }
+  int tokens_per_tile() const { return merged_side() * merged_side(); }
+  int merged_dim() const { return n_embd * scale_factor * scale_factor; }
+};
+
+struct VitBlock {
+  std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;
+  WeightMatrix q, k, v, o, up, down;
+  std::vector<float> q_b, k_b, v_b, o_b, up_b, down_b;  // empty when the file has no bias
+};
+
+// Weights are views into the GGUF mapping (matrices) or owned F32 copies (vectors).
+class MmprojModel {
+ public:
+  // Reads the config and checks every tensor. Keeps a reference to f, which must outlive the model.
+  // Throws edgevlm::Error naming the file and the key or tensor at fault.
+  static std::unique_ptr<MmprojModel> load(const GGUFFile& f);
+
+  const VisionConfig& config() const { return cfg_; }
+  const GGUFFile& file() const { return *file_; }
+  // Bytes of all weights (for memory reports).
+  size_t weight_bytes() const { return weight_bytes_; }
+
+  // ViT
+  WeightMatrix patch_embd;          // n_in = 3·P·P in (c, ky, kx) order, n_out = n_embd
+  std::vector<float> patch_bias;    // n_embd (zeros when absent)
+  std::vector<float> pos_embd;      // n_patches × n_embd
+  std::vector<VitBlock> blocks;
+  std::vector<float> post_ln_w, post_ln_b;  // empty when the file has no post-LN
+  // Projector
+  std::vector<float> mm_norm_w, mm_norm_b;  // lfm2: merged_dim (empty when absent)
+  WeightMatrix mm_1, mm_2;                  // lfm2
+  std::vector<float> mm_1_b, mm_2_b;
+  WeightMatrix mm_fc;                       // idefics3
+  std::vector<float> mm_fc_b;               // idefics3: empty (llama.cpp has none)
+
+ private:
+  MmprojModel() = default;
+  const GGUFFile* file_ = nullptr;
+  VisionConfig cfg_;
+  size_t weight_bytes_ = 0;
+};
+
+// ---- Random-weight mmproj files: the subjects of unit tests and of benchmarks at the paper's
+// sizes (so400m: image 384, patch 14, width 1152, 27 blocks, 16 heads, MLP 4304).
+struct RandomMmprojSpec {
+  int image_size = 32, patch_size = 8, n_embd = 32, n_ff = 64, n_layer = 2, n_head = 4;
+  int projection_dim = 48;  // LLM width
+  int proj_hidden = 0;      // lfm2: width of mm.1's output (0: projection_dim)
+  int scale_factor = 2;
+  ProjectorType projector = ProjectorType::Lfm2;
+  GGMLType weight_type = GGMLType::F32;  // 2-D matrices (and patch_embd when F16); vectors stay F32
+  uint64_t seed = 1;
+  std::string tiling_policy = "relaxed";
+  float alpha = 0.1f;
+  int max_tiles = 4;
+  bool thumbnail = true;
+  std::string image_start = "<image>", image_end = "</image>", tile_separator = "<tile>", row_separator = "<row>";
+};
+
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> ne;
+  std::vector<float> values;
+  bool is_matrix = false;  // stored in RandomMmprojSpec::weight_type
+};
+
+// Keys and F32 tensors of a random model, editable before writing (tests break them on purpose).
+struct RandomMmproj {
+  std::vector<std::pair<std::string, GGUFValue>> keys;
+  std::vector<NamedTensor> tensors;
+  GGMLType weight_type = GGMLType::F32;
+  NamedTensor* find(const std::string& name);
+  void erase(const std::string& name);
+  GGUFWriter writer() const;
+};
+// Deterministic in spec.seed: uniform weights of variance 1/n_in, LayerNorm weights near 1.
+RandomMmproj make_random_mmproj(const RandomMmprojSpec& spec);
+void write_random_mmproj(const std::string& path, const RandomMmprojSpec& spec);
+
+}  // namespace edgevlm

@@ -1,0 +1,72 @@
+#include "vision/projector.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "ops/activations.h"
+#include "ops/matmul.h"
+#include "ops/norms.h"
+
+namespace edgevlm {
+
+void merge_patches(const float* h, int n_tiles, int side, int d, int s, float* out) {
+  const int ms = (side + s - 1) / s;
+  const size_t merged = size_t(s) * s * d;
+  for (int t = 0; t < n_tiles; ++t) {
+    const float* ht = h + size_t(t) * side * side * d;
+    float* ot = out + size_t(t) * ms * ms * merged;
+    for (int my = 0; my < ms; ++my)
+      for (int mx = 0; mx < ms; ++mx) {
+        float* dst = ot + (size_t(my) * ms + mx) * merged;
+        for (int dy = 0; dy < s; ++dy)
+          for (int dx = 0; dx < s; ++dx) {
+            const int x = s * mx + dx, y = s * my + dy;
+            float* part = dst + (size_t(dy) * s + dx) * d;
+            if (x < side && y < side) {
+              std::memcpy(part, ht + (size_t(y) * side + x) * d, sizeof(float) * d);
+            } else {
+              std::memset(part, 0, sizeof(float) * d);  // padding of an odd side
+            }
+          }
+      }
+  }
+}
+
+namespace {
+
+void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* x, int64_t rows, float* y,
+            ThreadPool& pool) {
+  matmul(w, x, rows, y, pool);
+  if (!bias.empty()) add_bias(y, bias.data(), w.n_out, rows);
+}
+
+}  // namespace
+
+std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int n_tiles, ThreadPool& pool) {
+  const VisionConfig& c = m.config();
+  EV_CHECK(n_tiles >= 0, "project_tiles: negative tile count %d", n_tiles);
+  const int64_t rows = int64_t(n_tiles) * c.tokens_per_tile();
+  const int64_t MD = c.merged_dim();
+  std::vector<float> merged(size_t(rows * MD));
+  merge_patches(vit_out, n_tiles, c.patches_per_side(), c.n_embd, c.scale_factor, merged.data());
+  std::vector<float> out(size_t(rows) * c.projection_dim);
+  if (rows == 0) return out;
+
+  if (c.projector == ProjectorType::Idefics3) {
+    linear(m.mm_fc, m.mm_fc_b, merged.data(), rows, out.data(), pool);
+    return out;
+  }
+  if (!m.mm_norm_w.empty()) {
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+      layer_norm(merged.data() + r0 * MD, m.mm_norm_w.data(), m.mm_norm_b.data(), c.proj_norm_eps, MD, r1 - r0,
+                 merged.data() + r0 * MD);
+    });
+  }
+  std::vector<float> hidden(size_t(rows * m.mm_1.n_out));
+  linear(m.mm_1, m.mm_1_b, merged.data(), rows, hidden.data(), pool);
+  gelu_tanh(hidden.data(), int64_t(hidden.size()));
+  linear(m.mm_2, m.mm_2_b, hidden.data(), rows, out.data(), pool);
+  return out;
+}
+
+}  // namespace edgevlm

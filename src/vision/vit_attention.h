@@ -1,0 +1,23 @@
+// Bidirectional (unmasked) multi-head attention of the ViT, batched over tiles: every token of a
+// tile attends to every token of the same tile, never across tiles. The two products per
+// (tile, head) run through the matmul kernels: scores = K_h·q (K_h as the weight matrix) and
+// out = V_hᵀ·p (V_hᵀ as the weight matrix), so the AVX2 path does the arithmetic.
+#pragma once
+
+#include <cstdint>
+
+#include "core/thread_pool.h"
+
+namespace edgevlm {
+
+// q, k, v, out: n_tiles·n_tok rows of n_head·head_dim floats (row-major, tile-major), head j in
+// features [j·head_dim, (j+1)·head_dim). out = concat_j softmax(scale · q_j k_jᵀ) v_j per tile.
+// out must not alias q, k or v. Parallel over (tile, head) pairs.
+void vit_attention(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
+                   int n_head, int head_dim, float scale, ThreadPool& pool);
+
+// Plain scalar loops: the reference the tests compare the matmul path against.
+void vit_attention_ref(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
+                       int n_head, int head_dim, float scale);
+
+}  // namespace edgevlm
