@@ -138,7 +138,8 @@ int generate_main(int argc, char** argv) {
                  "chatml | llama3 | none | auto (auto: recognised from the model's tokenizer.chat_template)")
       ->capture_default_str();
   app.add_option("--system", system_prompt, "System message (with a chat template)");
-  app.add_option("--stop", stop, "Stop when this text appears (not printed); repeatable; \\n and \\t are escapes");
+  app.add_option("--stop", stop, "Stop when this text appears (not printed); repeatable; \\n and \\t are escapes")
+      ->allow_extra_args(false);  // --stop A B is an error, not two stop strings
   app.add_flag("--raw", raw, "Use the prompt as is, without a chat template");
   app.add_flag("--ignore-eos", ignore_eos, "Keep generating past end-of-generation tokens");
   app.add_flag("--special", special, "Print the text of special tokens too");
