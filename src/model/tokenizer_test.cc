@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <random>
 #include <sstream>
 
 #include "core/error.h"
@@ -523,6 +525,141 @@ TEST(Tokenizer, SentencePieceMergesByScore) {
   EXPECT_EQ(no_prefix->encode("ab c", false, false), (std::vector<int32_t>{8, 3, 6}));
   EXPECT_FALSE(no_prefix->add_bos_default());
   EXPECT_EQ(no_prefix->decode({3, 4}), " a");
+}
+
+// ---- Randomized: the heap-based merge loops against naive O(n^2) references ----
+
+// Naive byte-level BPE on one word: repeatedly merge the adjacent pair of lowest rank (leftmost).
+std::vector<std::string> naive_bpe(const std::string& word, const std::map<std::pair<std::string, std::string>, int>& rank) {
+  std::vector<std::string> sym;
+  for (unsigned char c : word) sym.push_back(gpt2_chars(std::string(1, static_cast<char>(c))));
+  while (true) {
+    int best = -1, best_rank = 0;
+    for (size_t i = 0; i + 1 < sym.size(); ++i) {
+      const auto it = rank.find({sym[i], sym[i + 1]});
+      if (it != rank.end() && (best < 0 || it->second < best_rank)) {
+        best = static_cast<int>(i);
+        best_rank = it->second;
+      }
+    }
+    if (best < 0) return sym;
+    sym[best] += sym[best + 1];
+    sym.erase(sym.begin() + best + 1);
+  }
+}
+
+TEST(Tokenizer, RandomBpeMatchesNaiveReference) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    MiniBpe m = mini_bpe({}, {});
+    std::map<std::pair<std::string, std::string>, int> rank;
+    std::vector<std::string> pool;  // token texts (GPT-2 characters) over a small alphabet
+    for (char c : std::string("ab c\n")) pool.push_back(gpt2_chars(std::string(1, c)));
+    for (int k = 0; k < 60; ++k) {
+      const std::string l = pool[rng() % pool.size()], r = pool[rng() % pool.size()];
+      if (rank.count({l, r})) continue;
+      rank[{l, r}] = static_cast<int>(m.merges.size());
+      m.merges.push_back(l + " " + r);
+      if (std::find(m.tokens.begin(), m.tokens.end(), l + r) == m.tokens.end()) {
+        m.tokens.push_back(l + r);
+        m.types.push_back(1);
+        pool.push_back(l + r);
+      }
+    }
+    auto tok = load(write_bpe(m));
+    for (int t = 0; t < 30; ++t) {
+      std::string text;
+      const int len = rng() % 40;
+      for (int i = 0; i < len; ++i) text += rng() % 10 ? "ab c\n"[rng() % 5] : static_cast<char>(rng() % 256);
+      std::vector<int32_t> want;
+      size_t pos = 0;
+      for (size_t wl : pretokenize(text, PreTokenizerKind::Gpt2)) {
+        for (const std::string& s : naive_bpe(text.substr(pos, wl), rank)) want.push_back(tok->find_token(s));
+        pos += wl;
+      }
+      const std::vector<int32_t> got = tok->encode(text, false, false);
+      ASSERT_EQ(got, want) << "round " << round << " text '" << text << "'";
+      ASSERT_EQ(tok->decode(got), text);
+    }
+  }
+}
+
+// Naive SentencePiece-style BPE: merge the adjacent pair whose concatenation is the vocabulary entry
+// of highest score (leftmost among equals); leftovers become byte tokens.
+std::vector<int32_t> naive_spm(const Tokenizer& tok, const std::string& text) {
+  std::string s = kSpace;
+  for (char c : text) s += c == ' ' ? std::string(kSpace) : std::string(1, c);
+  std::vector<std::string> sym;
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = std::min(utf8_lead_len(static_cast<unsigned char>(s[i])), s.size() - i);
+    sym.push_back(s.substr(i, len));
+    i += len;
+  }
+  while (true) {
+    int best = -1;
+    float best_score = 0;
+    for (size_t i = 0; i + 1 < sym.size(); ++i) {
+      const int32_t id = tok.find_token(sym[i] + sym[i + 1]);
+      if (id >= 0 && (best < 0 || tok.token_score(id) > best_score)) {
+        best = static_cast<int>(i);
+        best_score = tok.token_score(id);
+      }
+    }
+    if (best < 0) break;
+    sym[best] += sym[best + 1];
+    sym.erase(sym.begin() + best + 1);
+  }
+  std::vector<int32_t> ids;
+  for (const std::string& x : sym) {
+    const int32_t id = tok.find_token(x);
+    if (id >= 0) {
+      ids.push_back(id);
+      continue;
+    }
+    for (unsigned char c : x) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "<0x%02X>", c);
+      ids.push_back(tok.find_token(buf));
+    }
+  }
+  return ids;
+}
+
+TEST(Tokenizer, RandomSentencePieceMatchesNaiveReference) {
+  std::mt19937 rng(11);
+  const std::vector<std::string> alphabet = {"a", "b", kSpace, "\xC3\xA9"};
+  for (int round = 0; round < 20; ++round) {
+    // Real vocabularies always hold "▁" (else spaces would decode as the bytes of "▁").
+    std::vector<std::string> toks = {"<unk>", "<s>", "</s>", kSpace};
+    std::vector<float> scores = {0, 0, 0, -1};
+    std::vector<int32_t> types = {2, 3, 3, 1};
+    for (int b = 0; b < 256; ++b) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+      toks.push_back(buf);
+      scores.push_back(0);
+      types.push_back(6);
+    }
+    for (int k = 0; k < 40; ++k) {
+      std::string t;
+      const int len = 1 + rng() % 4;
+      for (int i = 0; i < len; ++i) t += alphabet[rng() % alphabet.size()];
+      if (std::find(toks.begin(), toks.end(), t) != toks.end()) continue;
+      toks.push_back(t);
+      scores.push_back(-static_cast<float>(rng() % 8));  // many equal scores: ties must go leftmost
+      types.push_back(1);
+    }
+    auto tok = load(write_spm(toks, scores, types));
+    for (int t = 0; t < 30; ++t) {
+      std::string text;
+      const int len = rng() % 30;
+      for (int i = 0; i < len; ++i) text += rng() % 8 ? std::string(1, "ab  "[rng() % 4]) : "\xC3\xA9";
+      if (rng() % 5 == 0) text += static_cast<char>(0x80 + rng() % 128);  // invalid UTF-8
+      const std::vector<int32_t> got = tok->encode(text, false, false);
+      ASSERT_EQ(got, text.empty() ? std::vector<int32_t>{} : naive_spm(*tok, text)) << "text '" << text << "'";
+      ASSERT_EQ(tok->decode(got), text);
+    }
+  }
 }
 
 // ---- Bad metadata: always edgevlm::Error, naming what is wrong ----
