@@ -73,11 +73,21 @@ void pass_horizontal(const uint8_t* src, int w, int h, int C, uint8_t* dst, int 
     for (int xx = 0; xx < out_w; ++xx) {
       const int xmin = c.bounds[size_t(xx) * 2], n = c.bounds[size_t(xx) * 2 + 1];
       const int32_t* k = &c.k[size_t(xx) * c.ksize];
-      for (int ch = 0; ch < C; ++ch) {
-        int32_t acc = 1 << (kPrecisionBits - 1);
-        for (int x = 0; x < n; ++x) acc += int32_t(s[size_t(x + xmin) * C + ch]) * k[x];
-        d[size_t(xx) * C + ch] = clip8(acc);
+      // All channels per tap: one pass over the source pixels (integer sums, so order is exact).
+      int32_t acc[4] = {1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1), 1 << (kPrecisionBits - 1),
+                        1 << (kPrecisionBits - 1)};
+      const uint8_t* px = s + size_t(xmin) * C;
+      if (C == 3) {
+        for (int x = 0; x < n; ++x, px += 3) {
+          acc[0] += int32_t(px[0]) * k[x];
+          acc[1] += int32_t(px[1]) * k[x];
+          acc[2] += int32_t(px[2]) * k[x];
+        }
+      } else {
+        for (int x = 0; x < n; ++x, px += C)
+          for (int ch = 0; ch < C; ++ch) acc[ch] += int32_t(px[ch]) * k[x];
       }
+      for (int ch = 0; ch < C; ++ch) d[size_t(xx) * C + ch] = clip8(acc[ch]);
     }
   }
 }
