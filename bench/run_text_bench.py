@@ -83,9 +83,9 @@ def main():
                                                     "testdata", "tokenizer", "ggml-vocab-gpt-2.gguf"))
     ap.add_argument("--types", default="f16,q8_0,q4_0")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--prompt", type=int, default=128)
-    ap.add_argument("-n", type=int, default=64)
+    ap.add_argument("-n", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"), help="'-' for stdout only")
     args = ap.parse_args()
@@ -101,6 +101,10 @@ def main():
     ids = prompt_ids(args.prompt, 50257, args.seed)
     res = {t: {"ev_p": [], "ev_d": [], "lc_p": [], "lc_d": []} for t in types}
     t0 = time.time()
+    load0 = os.getloadavg()[0]
+    if load0 > (os.cpu_count() or 1):
+        print(f"run_text_bench: warning: load average {load0:.1f} exceeds the {os.cpu_count()} CPUs; "
+              "the figures will measure contention more than speed", file=sys.stderr)
     for r in range(args.rounds):
         for t in types:
             p, d = edgevlm_once(args.edgevlm, models[t], ids, args.n, args.threads)
@@ -133,11 +137,18 @@ def main():
         "flash attention off, one warm-up pass per process before the timed one; edgevlm: one `edgevlm generate` "
         "process per measurement (its prefill includes the first touch of the mapped weights).",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, load average {load:.1f} at the end "
-        f"(shared machine: compare the ratios, not the absolute figures). Date: "
+        f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, load average {load0:.1f} at the start and "
+        f"{load:.1f} at the end (shared machine: compare the ratios, not the absolute figures). Date: "
         f"{datetime.date.today().isoformat()}. Command: `bench/run_text_bench.sh build` "
         f"({time.time() - t0:.0f} s).",
         "",
+    ]
+    if max(load0, load) > (os.cpu_count() or 1):
+        lines += [f"**Caution: measured on an oversubscribed machine (load average above the {os.cpu_count()} CPUs).** "
+                  "Other processes held most of the cores. ggml's worker threads busy-wait between operations, "
+                  "which likely makes llama.cpp lose more to contention than edgevlm, so these ratios probably "
+                  "overstate edgevlm's lead. Rerun on a quiet machine before quoting them.", ""]
+    lines += [
         "| weights | file | prefill tok/s edgevlm | prefill tok/s llama.cpp | ratio | decode tok/s edgevlm "
         "| decode tok/s llama.cpp | ratio | decode weight GB/s edgevlm |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
