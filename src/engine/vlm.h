@@ -1,0 +1,98 @@
+// The vision-language path: images → tiles → ViT → projector → image embeddings, and prompt
+// assembly, which splices those embeddings into the text at the chat template's image places.
+//
+// Image places: the user's text carries one placeholder kImagePlaceholder ("<image>") per image, in
+// order (add_image_placeholders puts "<image>\n" in front for images the text does not place, as
+// llama.cpp's mtmd does). The chat template keeps the placeholder verbatim; assemble_prompt then
+// cuts the rendered prompt at each placeholder and puts the image's sequence there
+// (docs/FORMAT.md §2), with the marker tokens the mmproj names (edgevlm.image.*):
+//   <image> tile(0,0) <tile> tile(1,0) … <row> tile(0,1) … tile(m−1,n−1) [<row> thumbnail] </image>
+// (thumbnail first when the tiling puts it first: <image> thumbnail <row> tile(0,0) …). Markers
+// the file leaves empty are left out. The text between images is tokenised with special tokens.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "vision/dynamic_resolution.h"
+#include "vision/image.h"
+#include "vision/mmproj.h"
+#include "vision/vit.h"
+
+namespace edgevlm {
+
+class LlmModel;
+class Tokenizer;
+
+inline constexpr std::string_view kImagePlaceholder = "<image>";
+
+// Per-run choices that override the model's edgevlm.tiling.* keys (unset: the model's value).
+struct TilingOverrides {
+  std::string strategy;  // "relaxed" | "llava-next" | "internvl" | "single"; "" = model's
+  int max_tiles = 0;     // 0 = model's
+  double alpha = -1;     // < 0 = model's
+};
+
+// The tiling the model asks for (tile size, policy, α, max tiles, thumbnail, mean/std), with overrides.
+TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o = {});
+
+struct ImageEmbeddings {
+  Grid grid;
+  int n_tiles = 0;           // grid tiles + thumbnail
+  int thumbnail_index = -1;  // -1: none
+  int tokens_per_tile = 0;
+  int n_embd = 0;
+  std::vector<float> data;     // n_tiles × tokens_per_tile × n_embd, tiles in TiledImage order
+  std::vector<float> vit_out;  // n_tiles × n_patches × vit width, only when asked for
+  double preprocess_ms = 0, vit_ms = 0, projector_ms = 0;
+  int positions() const;       // embedding positions of the image alone (markers not counted)
+  const float* tile(int i) const { return data.data() + size_t(i) * tokens_per_tile * n_embd; }
+};
+
+// Preprocesses (dynamic resolution) and encodes one image: ViT batched `vit_batch` tiles at a time,
+// then the merge and projector.
+ImageEmbeddings encode_image(const MmprojModel& m, const Image& img, const TilingConfig& cfg, ThreadPool& pool,
+                             int vit_batch = kDefaultVitBatch, bool keep_vit_out = false);
+// Same from tiles already preprocessed (n_tiles × 3 × T × T normalised, TiledImage layout).
+ImageEmbeddings encode_tiles(const MmprojModel& m, const TiledImage& tiles, ThreadPool& pool,
+                             int vit_batch = kDefaultVitBatch, bool keep_vit_out = false);
+
+// Number of kImagePlaceholder occurrences in text.
+int count_image_placeholders(std::string_view text);
+// Prepends "<image>\n" for each image the text does not place. Throws edgevlm::Error when the text
+// holds more placeholders than there are images.
+std::string add_image_placeholders(std::string text, int n_images);
+
+// Marker token ids, looked up in the LLM vocabulary (a string that is not one token is tokenised).
+struct ImageMarkers {
+  std::vector<int32_t> start, end, tile_sep, row_sep;
+};
+ImageMarkers image_markers(const VisionConfig& c, const Tokenizer& tok);
+
+// One image's sequence: a marker token (token ≥ 0) or all tokens_per_tile positions of a tile.
+struct LayoutItem {
+  int32_t token = -1;
+  int tile = -1;
+};
+std::vector<LayoutItem> image_layout(const ImageEmbeddings& img, const ImageMarkers& mk);
+
+struct VlmPrompt {
+  int n_positions = 0;
+  int n_embd = 0;
+  std::vector<float> embeddings;  // n_positions × n_embd
+  std::vector<int32_t> tokens;    // per position: the token id, or -1 for an image position
+  int n_image_positions = 0;
+  std::vector<int32_t> text_tokens() const;  // tokens without the image positions
+};
+
+// Builds the embedding sequence of `text` (the rendered chat prompt with one placeholder per image,
+// in order). add_bos prepends the BOS token when the vocabulary has one and the text does not
+// begin with it. Throws edgevlm::Error when the placeholder count differs from images.size() or
+// an image's width is not the LLM's.
+VlmPrompt assemble_prompt(const LlmModel& llm, const Tokenizer& tok, const ImageMarkers& markers,
+                          std::string_view text, const std::vector<const ImageEmbeddings*>& images, bool add_bos);
+
+}  // namespace edgevlm
