@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -124,6 +125,111 @@ const char* jpeg_structure_error(const uint8_t* d, size_t n) {
   }
 }
 
+// Binary PGM/PPM (P5/P6), the PNM flavours stb_image reads. stb_image 2.27 does not check that the
+// pixel data is all there (a short file leaves uninitialised memory in the image), overflows an int
+// on long numbers, returns 16-bit samples in file (big-endian) byte order and ignores maxval. So the
+// header is parsed here first, strictly, with the same token rules, and the data length checked.
+struct PnmHeader {
+  int64_t width = 0, height = 0, maxval = 0;
+  int channels = 0;
+  size_t data_offset = 0;
+};
+bool is_pnm(const uint8_t* d, size_t n) { return n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6'); }
+bool pnm_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
+
+const char* pnm_parse(const uint8_t* d, size_t n, PnmHeader& h) {
+  h.channels = d[1] == '6' ? 3 : 1;
+  size_t p = 2;
+  auto skip = [&] {
+    while (p < n) {
+      if (pnm_space(d[p])) ++p;
+      else if (d[p] == '#') while (p < n && d[p] != '\n' && d[p] != '\r') ++p;
+      else break;
+    }
+  };
+  auto number = [&](int64_t& v) -> bool {
+    size_t start = p;
+    v = 0;
+    while (p < n && d[p] >= '0' && d[p] <= '9' && p - start < 9) v = v * 10 + (d[p++] - '0');
+    return p > start && !(p < n && d[p] >= '0' && d[p] <= '9');
+  };
+  if (p >= n || !pnm_space(d[p])) return "corrupt PNM header";
+  skip();
+  if (!number(h.width)) return "corrupt PNM header (width)";
+  skip();
+  if (!number(h.height)) return "corrupt PNM header (height)";
+  skip();
+  if (!number(h.maxval)) return "corrupt PNM header (maximum value)";
+  if (h.maxval < 1 || h.maxval > 65535) return "corrupt PNM header (maximum value must be 1..65535)";
+  if (p >= n || !pnm_space(d[p])) return "truncated PNM (no pixel data)";
+  h.data_offset = p + 1;
+  const uint64_t need = uint64_t(h.width) * uint64_t(h.height) * h.channels * (h.maxval > 255 ? 2 : 1);
+  if (n - h.data_offset < need) return "truncated PNM (less pixel data than the header declares)";
+  return nullptr;
+}
+
+// stb_image pads a short BMP or GIF with zeros and reports success, which would pass a partly blank
+// image to the model. These walks refuse files that end before the (first) image's data does.
+const char* bmp_truncation(const uint8_t* d, size_t n) {
+  if (n < 26) return "truncated BMP header";
+  const uint32_t offset = rd32(d + 10, true), dib = rd32(d + 14, true);
+  int64_t w, h;
+  uint32_t bpp, compression = 0;
+  if (dib == 12) {
+    w = rd16(d + 18, true);
+    h = rd16(d + 20, true);
+    bpp = rd16(d + 24, true);
+  } else {
+    if (n < 34) return "truncated BMP header";
+    w = int32_t(rd32(d + 18, true));
+    h = int32_t(rd32(d + 22, true));
+    bpp = rd16(d + 28, true);
+    compression = rd32(d + 30, true);
+  }
+  if (compression != 0 && compression != 3 && compression != 6) return nullptr;  // stb rejects RLE itself
+  const uint64_t row = (uint64_t(bpp) * uint64_t(w < 0 ? -w : w) + 31) / 32 * 4;
+  const uint64_t need = uint64_t(offset) + row * uint64_t(h < 0 ? -h : h);
+  return n < need ? "truncated BMP (less pixel data than the header declares)" : nullptr;
+}
+
+bool is_gif(const uint8_t* d, size_t n) { return n >= 6 && std::memcmp(d, "GIF8", 4) == 0; }
+
+const char* gif_truncation(const uint8_t* d, size_t n) {
+  if (n < 13) return "truncated GIF header";
+  size_t p = 13;
+  if (d[10] & 0x80) p += 3 * (size_t(1) << ((d[10] & 7) + 1));
+  auto sub_blocks = [&]() -> bool {  // true when the terminating empty block is inside the file
+    while (p < n) {
+      const size_t len = d[p++];
+      if (len == 0) return true;
+      if (len > n - p) return false;
+      p += len;
+    }
+    return false;
+  };
+  while (p < n) {
+    const uint8_t b = d[p++];
+    if (b == 0x21) {
+      if (p >= n) break;
+      ++p;
+      if (!sub_blocks()) break;
+    } else if (b == 0x2C) {
+      if (n - p < 9) break;
+      const uint8_t flags = d[p + 8];
+      p += 9;
+      if (flags & 0x80) p += 3 * (size_t(1) << ((flags & 7) + 1));
+      if (p >= n) break;
+      ++p;  // LZW minimum code size
+      return sub_blocks() ? nullptr : "truncated GIF (first frame's data is cut off)";
+    } else if (b == 0x3B) {
+      return "GIF without any image";
+    } else {
+      return "corrupt GIF (unknown block)";
+    }
+  }
+  return "truncated GIF (ends before its first frame)";
+}
+
 inline uint8_t over_white8(unsigned c, unsigned a) { return uint8_t((c * a + 255u * (255u - a) + 127u) / 255u); }
 inline uint8_t over_white16(uint64_t c, uint64_t a) {
   const uint64_t den = 65535ull * 65535ull;
@@ -220,6 +326,17 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   if (jpeg) {
     if (const char* why = jpeg_structure_error(data, size)) fail("image '%s': %s", nm, why);
   }
+  PnmHeader pnm;
+  const bool is_pnm_file = is_pnm(data, size);
+  if (is_pnm_file) {
+    if (const char* why = pnm_parse(data, size, pnm)) fail("image '%s': %s", nm, why);
+  }
+  if (size >= 2 && data[0] == 'B' && data[1] == 'M') {
+    if (const char* why = bmp_truncation(data, size)) fail("image '%s': %s", nm, why);
+  }
+  if (is_gif(data, size)) {
+    if (const char* why = gif_truncation(data, size)) fail("image '%s': %s", nm, why);
+  }
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp))
     fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (%s)", nm, stbi_failure_reason());
@@ -238,6 +355,23 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   if (!buf) fail("image '%s': corrupt or truncated image data (%s)", nm, stbi_failure_reason());
   if (dw != w || dh != h)
     fail("image '%s': header says %d x %d but the data decodes to %d x %d", nm, w, h, dw, dh);
+
+  if (is_pnm_file) {
+    const size_t count = size_t(w) * h * comp;
+    const unsigned maxval = unsigned(pnm.maxval);
+    if (wide) {
+      uint16_t* v = static_cast<uint16_t*>(buf.get());
+      const uint8_t* raw = data + pnm.data_offset;
+      // Samples are big-endian in the file; take them from there whatever order the decoder left.
+      for (size_t i = 0; i < count; ++i) {
+        const unsigned s16 = std::min<unsigned>(unsigned(raw[2 * i]) << 8 | raw[2 * i + 1], maxval);
+        v[i] = uint16_t((uint64_t(s16) * 65535u + maxval / 2) / maxval);
+      }
+    } else if (maxval != 255) {
+      uint8_t* v = static_cast<uint8_t*>(buf.get());
+      for (size_t i = 0; i < count; ++i) v[i] = uint8_t((std::min<unsigned>(v[i], maxval) * 255u + maxval / 2) / maxval);
+    }
+  }
 
   Image img(w, h);
   if (wide) to_rgb(static_cast<const uint16_t*>(buf.get()), comp, img);

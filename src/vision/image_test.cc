@@ -135,7 +135,7 @@ TEST(ImageLoad, FormatsAndPixelLayoutsMatchPilReference) {
   // Expected images were made by scripts/make_resize_reference.py (PIL); lossless formats are exact.
   const char* lossless[] = {"fmt_rgb.png",      "fmt_rgb.bmp",    "fmt_rgb.ppm",   "fmt_grey.pgm",
                             "fmt_grey.png",     "fmt_la.png",     "fmt_rgba.png",  "fmt_pal_trns.png",
-                            "fmt_grey16.png",   "fmt_rgb16.png",  "fmt_rgba16.png", "fmt_la16.png",
+                            "fmt_grey16.png",   "fmt_grey16.pgm", "fmt_rgb16.png",  "fmt_rgba16.png", "fmt_la16.png",
                             "fmt_anim.gif"};
   for (const char* f : lossless) {
     SCOPED_TRACE(f);
@@ -277,17 +277,44 @@ TEST(ImageLoad, TruncatedJpegIsAnErrorNamingTheFile) {
   }
 }
 
-TEST(ImageLoad, TruncatedOtherFormatsNeverCrash) {
-  for (const char* f : {"fmt_rgb.png", "fmt_rgb.bmp", "fmt_rgb.ppm", "fmt_anim.gif", "fmt_rgb16.png"}) {
+TEST(ImageLoad, TruncatedFilesFailOrDecodeCompletely) {
+  // Every prefix of every fixture either throws edgevlm::Error or decodes to exactly the full image
+  // (PNG without its IEND chunk, GIF after its first frame): never a silently blank part.
+  for (const char* f : {"fmt_rgb.png", "fmt_rgb.bmp", "fmt_rgb.ppm", "fmt_grey16.pgm", "fmt_anim.gif",
+                        "fmt_rgb16.png", "fmt_pal_trns.png", "fmt_rgb.jpg", "exif6.jpg"}) {
+    SCOPED_TRACE(f);
     const auto b = read_bytes(kFix + f);
-    for (size_t keep = 0; keep < b.size(); keep += 7) {
+    const Image full = load_image_from_memory(b.data(), b.size());
+    int decoded = 0;
+    for (size_t keep = 0; keep < b.size(); ++keep) {
       try {
         Image im = load_image_from_memory(b.data(), keep, {}, f);
-        EXPECT_EQ(im.pixels.size(), size_t(im.width) * im.height * 3);
-      } catch (const Error&) {
+        ASSERT_EQ(max_abs_diff(im, full), 0) << "prefix of " << keep << " bytes";
+        ++decoded;
+      } catch (const Error& e) {
+        ASSERT_NE(std::string(e.what()).find(f), std::string::npos) << e.what();
       }
     }
+    EXPECT_LT(decoded, int(b.size()) / 2 + 8);
   }
+}
+
+TEST(ImageLoad, PnmHeaderDataLengthAndMaxval) {
+  auto load = [](const std::string& s) {
+    return load_image_from_memory(reinterpret_cast<const uint8_t*>(s.data()), s.size(), {}, "x.pgm");
+  };
+  // maxval 15 is scaled to 0..255 (round(v·255/15)); comments are allowed between tokens.
+  Image im = load(std::string("P5 # made by hand\n3 1\n15\n") + char(0) + char(7) + char(15));
+  ASSERT_EQ(im.width, 3);
+  EXPECT_EQ(im.pixels, (std::vector<uint8_t>{0, 0, 0, 119, 119, 119, 255, 255, 255}));
+  // Short pixel data is an error (stb_image alone would return uninitialised memory).
+  std::string e = error_of([&] { load("P6\n4 4\n255\n" + std::string(47, 'a')); });
+  EXPECT_NE(e.find("truncated PNM"), std::string::npos) << e;
+  EXPECT_NO_THROW(load("P6\n4 4\n255\n" + std::string(48, 'a')));
+  // Numbers that would overflow the decoder's int, and maxval 0, are refused.
+  EXPECT_NE(error_of([&] { load("P5\n99999999999999999999 1\n255\n" + std::string(64, 'a')); }).find("width"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load("P5\n1 1\n0\n" + std::string(1, 'a')); }).find("maximum value"), std::string::npos);
 }
 
 TEST(ImageLoad, OnePixelImage) {
