@@ -6,7 +6,12 @@
 //   ImageOps.exif_transpose does, so width/height are those of the upright image;
 // - limits are checked before any pixel is decoded (file size first, then the header's
 //   width × height), each with an error that names the file and both numbers;
-// - a corrupt or truncated file throws edgevlm::Error naming the file; it never crashes.
+// - a corrupt or truncated file throws edgevlm::Error naming the file; it never crashes. Before
+//   stb_image (Debian's 2.27) sees the bytes, JPEG marker structure (incl. Huffman table sizes, which
+//   2.27 overruns otherwise), PNM headers and data length, BMP data length and the first GIF frame's
+//   extent are checked, so a truncated file is an error rather than a partly blank image (a prefix
+//   decodes only when it already holds the whole first image, e.g. a PNG missing IEND).
+// - PNM means binary PGM/PPM (P5/P6), 8 or 16 bits; maxval other than 255/65535 is rescaled.
 #pragma once
 
 #include <cstddef>
