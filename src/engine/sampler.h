@@ -47,13 +47,14 @@ class Sampler {
   const std::vector<Candidate>& last_candidates() const { return cand_; }
 
  private:
-  void apply_penalty(std::vector<Candidate>& c) const;
+  void apply_penalty(float* logits, int n_vocab) const;
   double uniform01();
 
   SamplerParams p_;
   std::mt19937_64 rng_;
   std::deque<int32_t> history_;
   std::vector<Candidate> cand_;
+  std::vector<float> work_;  // the logits after the penalty
 };
 
 }  // namespace edgevlm

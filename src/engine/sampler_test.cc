@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -123,6 +124,77 @@ TEST(SamplerTest, MinPExcludesUnlikelyTokens) {
   EXPECT_EQ(h.count(4), 0u);
   EXPECT_NEAR(h[2] / double(draws), 0.1 / 0.9, 0.012);
   EXPECT_NEAR(h[0] / double(draws), 0.4 / 0.9, 0.02);
+}
+
+// The filters written the obvious way (full sort, then cut), to check the lazily sorted ones.
+std::vector<std::pair<int32_t, double>> reference_survivors(const std::vector<float>& l, const SamplerParams& p) {
+  std::vector<int32_t> ids(l.size());
+  for (size_t i = 0; i < l.size(); ++i) ids[i] = static_cast<int32_t>(i);
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  if (p.top_k > 0 && p.top_k < (int)ids.size()) ids.resize(p.top_k);
+  auto probs = [&](double inv_t) {
+    std::vector<double> pr;
+    double sum = 0;
+    for (int32_t id : ids) sum += std::exp((l[id] - l[ids[0]]) * inv_t);
+    for (int32_t id : ids) pr.push_back(std::exp((l[id] - l[ids[0]]) * inv_t) / sum);
+    return pr;
+  };
+  auto pr = probs(1.0);
+  if (p.top_p < 1.0f) {
+    double cum = 0;
+    size_t keep = ids.size();
+    for (size_t i = 0; i < ids.size(); ++i)
+      if ((cum += pr[i]) >= p.top_p) {
+        keep = i + 1;
+        break;
+      }
+    ids.resize(keep);
+    pr.resize(keep);
+  }
+  if (p.min_p > 0.0f) {
+    size_t keep = 1;
+    while (keep < ids.size() && pr[keep] >= p.min_p * pr[0]) ++keep;
+    ids.resize(keep);
+  }
+  pr = probs(1.0 / p.temperature);
+  std::vector<std::pair<int32_t, double>> out;
+  for (size_t i = 0; i < ids.size(); ++i) out.push_back({ids[i], pr[i]});
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(SamplerTest, FiltersMatchAFullSortReference) {
+  // Large, fairly flat vocabularies push top-p past the first sorted blocks.
+  struct Case {
+    int n;
+    float scale, temp, top_p, min_p;
+    int top_k;
+  };
+  for (Case c : {Case{5000, 0.3f, 1.0f, 0.5f, 0.0f, 0}, Case{5000, 0.05f, 0.7f, 0.99f, 0.0f, 0},
+                 Case{20000, 3.0f, 1.3f, 0.9f, 0.0f, 0}, Case{5000, 0.5f, 1.0f, 1.0f, 0.3f, 0},
+                 Case{5000, 0.5f, 1.0f, 0.8f, 0.5f, 0}, Case{5000, 2.0f, 0.8f, 0.95f, 0.05f, 40},
+                 Case{3000, 1.0f, 2.0f, 1.0f, 0.0f, 0}}) {
+    std::vector<float> l = random_logits(c.n, 77 + c.n);
+    for (float& x : l) x *= c.scale / 3.0f;
+    SamplerParams p;
+    p.temperature = c.temp;
+    p.top_k = c.top_k;
+    p.top_p = c.top_p;
+    p.min_p = c.min_p;
+    Sampler s(p);
+    int32_t t = s.sample(l.data(), c.n);
+    auto ref = reference_survivors(l, p);
+    std::vector<std::pair<int32_t, double>> got;
+    for (auto& cand : s.last_candidates()) got.push_back({cand.id, cand.p});
+    std::sort(got.begin(), got.end());
+    ASSERT_EQ(got.size(), ref.size()) << "n " << c.n << " top_p " << c.top_p << " min_p " << c.min_p;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      ASSERT_EQ(got[i].first, ref[i].first);
+      EXPECT_NEAR(got[i].second, ref[i].second, 1e-6 + 1e-4 * ref[i].second);
+    }
+    EXPECT_TRUE(std::binary_search(ref.begin(), ref.end(), std::make_pair(t, 0.0),
+                                   [](auto& a, auto& b) { return a.first < b.first; }));
+  }
 }
 
 TEST(SamplerTest, TemperatureSharpensAndFlattens) {
