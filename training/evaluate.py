@@ -23,6 +23,7 @@ import data  # noqa: E402
 import sequence  # noqa: E402
 import tiling  # noqa: E402
 
+MAX_NEW = 24   # answer tokens at most, in PyTorch and through the CLI (-n)
 ANLS_TASKS = {"ocr_word", "ocr_code", "multilingual", "banner", "strip", "document", "caption"}
 
 
@@ -45,7 +46,7 @@ def anls(pred: str, gold: str, tau: float = 0.5) -> float:
 
 
 @torch.no_grad()
-def generate(model, tok, samples, tcfg, max_new=20, batch=32):
+def generate(model, tok, samples, tcfg, max_new=MAX_NEW, batch=32):
     """Greedy answers to the first question of each sample, batched: a padded prefill (causal, so no
     sequence sees another's padding), then one KV-cached step per token at per-sample positions."""
     model.eval()
@@ -119,19 +120,25 @@ def markdown(table, title="") -> str:
 
 def run_cli(cli, model_path, mmproj, samples, workdir, extra=()):
     """Answers through the edgevlm CLI, one process per prompt, greedy: `edgevlm run -m MODEL
-    --mmproj MMPROJ --image IMG -p QUESTION -n 32 --temp 0` (the flags scripts/demo.sh uses). The
-    answer is the first line of stdout (timings go to stderr)."""
+    --mmproj MMPROJ --image IMG -p QUESTION -n MAX_NEW --temp 0` (the flags scripts/demo.sh uses), or
+    `edgevlm generate` for questions without an image. The answer is stdout up to the closing
+    "[timing] ..." line."""
     preds = []
     for i, s in enumerate(samples):
         q = s["qa"][0][0]
-        cmd = [cli, "run", "-m", model_path, "-p", q, "-n", "32", "--temp", "0", *extra]
         if s["image"] is not None:
             p = os.path.join(workdir, f"{i}.png")
             s["image"].save(p)
-            cmd += ["--mmproj", mmproj, "--image", p]
+            cmd = [cli, "run", "-m", model_path, "--mmproj", mmproj, "--image", p]
+        else:   # pure-text questions: `run` needs an image, `generate` applies the same chat template
+            cmd = [cli, "generate", "-m", model_path]
+        cmd += ["-p", q, "-n", str(MAX_NEW), "--temp", "0", "-t", "1", *extra]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        lines = [l for l in r.stdout.splitlines() if l.strip()]
-        preds.append(lines[0].strip() if r.returncode == 0 and lines else f"<error rc={r.returncode}: {r.stderr.strip()[:200]}>")
+        out = r.stdout
+        k = out.rfind("[timing]")
+        if k >= 0:
+            out = out[:k]
+        preds.append(out.strip() if r.returncode == 0 else f"<error rc={r.returncode}: {r.stderr.strip()[:200]}>")
     return preds
 
 
@@ -185,6 +192,7 @@ def main():
             cp = run_cli(a.cli, a.model, a.mmproj, samples, d)
         res["edgevlm"] = score(samples, cp)
         res["agreement"] = float(np.mean([x.strip() == y.strip() for x, y in zip(preds, cp)]))
+        res["cli_answers"] = cp
         print(markdown(res["edgevlm"], "edgevlm CLI"))
         print(f"edgevlm == PyTorch on {100 * res['agreement']:.1f}% of prompts")
     if a.out:
