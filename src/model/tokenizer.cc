@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <limits>
 #include <queue>
 
@@ -257,11 +258,66 @@ void Tokenizer::load(const GGUFFile& f) {
     }
   }
 
+  // Tokens named like turn or text ends (and FIM markers) are control tokens whatever the file
+  // says, as in llama.cpp: then plain text that spells them stays text.
+  auto promote = [&](int32_t id) {
+    if (id >= 0 && types_[id] != TokenType::Control) types_[id] = TokenType::Control;
+  };
+  auto first_named = [&](std::initializer_list<const char*> names) {
+    for (const char* name : names) {
+      if (find_token(name) >= 0) return find_token(name);
+    }
+    return -1;
+  };
+  if (eot_ < 0) {
+    eot_ = first_named({"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+                        "<EOT>", "_<EOT>", "[EOT]", "<end_of_utterance>"});
+    promote(eot_);
+  }
+  if (eom_ < 0) {
+    eom_ = find_token("<|eom_id|>");
+    promote(eom_);
+  }
+  for (const char* name : {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>", "<|fim_suffix|>", "<fim-suffix>",
+                           "<fim_suffix>", "<SUF>", "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>",
+                           "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>", "<|repo_name|>",
+                           "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>"}) {
+    promote(find_token(name));
+  }
+  is_eog_.assign(n, 0);
+  for (const char* name : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>",
+                           "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>",
+                           "<eos>"}) {
+    const int32_t id = find_token(name);
+    if (id < 0) continue;
+    is_eog_[id] = 1;
+    promote(id);
+  }
+  for (int32_t id : {eos_, eot_, eom_}) {
+    if (id >= 0) is_eog_[id] = 1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (is_eog_[i]) eog_ids_.push_back(static_cast<int32_t>(i));
+  }
+
   for (size_t i = 0; i < n; ++i) {
     if (is_special_type(types_[i]) && !tokens_[i].empty()) special_tokens_.push_back(static_cast<int32_t>(i));
   }
   std::stable_sort(special_tokens_.begin(), special_tokens_.end(),
                    [&](int32_t a, int32_t b) { return tokens_[a].size() > tokens_[b].size(); });
+
+  // Phi-3's special tokens swallow the whitespace after them (HF rstrip). GGUF does not record
+  // this, so llama.cpp keys it on the model name, and so do we.
+  rstrip_.assign(n, 0);
+  std::string name = f.get_string_or("general.name", "");
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+    for (int32_t id : special_tokens_) rstrip_[id] = 1;
+    if (find_token("</s>") >= 0) rstrip_[find_token("</s>")] = 1;
+    for (const char* keep : {"<unk>", "<s>", "<|endoftext|>"}) {
+      if (find_token(keep) >= 0) rstrip_[find_token(keep)] = 0;
+    }
+  }
 
   pieces_.resize(n);
   for (size_t i = 0; i < n; ++i) {
@@ -285,19 +341,6 @@ void Tokenizer::load(const GGUFFile& f) {
         pieces_[i] = spm ? replace_all(t, kSpmSpace, " ") : gpt2_decode_text(t);
         break;
     }
-  }
-
-  is_eog_.assign(n, 0);
-  for (int32_t id : {eos_, eot_, eom_}) {
-    if (id >= 0) is_eog_[id] = 1;
-  }
-  for (const char* name : {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-                           "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>"}) {
-    const int32_t id = find_token(name);
-    if (id >= 0) is_eog_[id] = 1;
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (is_eog_[i]) eog_ids_.push_back(static_cast<int32_t>(i));
   }
 }
 
@@ -394,6 +437,9 @@ std::vector<Tokenizer::Fragment> Tokenizer::partition(std::string_view text, boo
         if (hit > pos) next.push_back({pos, hit, -1});
         next.push_back({hit, hit + s.size(), id});
         pos = hit + s.size();
+        if (rstrip_[id]) {
+          while (pos < fr.end && std::isspace(static_cast<unsigned char>(text[pos]))) ++pos;
+        }
       }
       if (pos < fr.end) next.push_back({pos, fr.end, -1});
     }

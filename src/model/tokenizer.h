@@ -103,6 +103,7 @@ class Tokenizer {
   std::vector<MergeSlot> merge_slots_;  // BPE: (left, right) → rank, merged token
   int32_t byte_token_[256];  // BPE: token of the byte's GPT-2 character; SPM: <0xXX>; -1 if none
   std::vector<int32_t> special_tokens_;  // matched by partition(), longest text first
+  std::vector<uint8_t> rstrip_;  // drop the whitespace after this special token when matching it
   std::vector<int32_t> eog_ids_;
   std::vector<uint8_t> is_eog_;
 };

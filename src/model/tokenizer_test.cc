@@ -161,9 +161,17 @@ TEST(Tokenizer, Phi3SentencePieceDetails) {
   EXPECT_EQ(chat.back(), 32007);
   const std::vector<int32_t> raw = tok->encode("<|user|>", false, false);
   EXPECT_EQ(std::count(raw.begin(), raw.end(), 32010), 0);
-  // </s> is a user-defined token here: split out even without parse_special, like llama.cpp.
-  const std::vector<int32_t> us = tok->encode("a</s>", false, false);
-  EXPECT_EQ(us.back(), 2);
+  // </s> is stored as user-defined, but like llama.cpp we treat end-of-text names as control
+  // tokens: plain text that spells them stays text.
+  EXPECT_EQ(tok->token_type(2), TokenType::Control);
+  EXPECT_TRUE(tok->is_end_of_generation(2));
+  EXPECT_NE(tok->encode("a</s>", false, false).back(), 2);
+  EXPECT_EQ(tok->encode("a</s>", false, true).back(), 2);
+  // Phi-3 (by general.name, as in llama.cpp): the whitespace after a special token is dropped, so
+  // the next word gets SentencePiece's added space instead. Reference: llama.cpp via node-llama-cpp
+  // 3.21.1, which gives [32010, 6324, 32007] ("<|user|>", "▁Hi", "<|end|>").
+  EXPECT_EQ(tok->encode("<|user|>\n Hi<|end|>", false, true), (std::vector<int32_t>{32010, 6324, 32007}));
+  EXPECT_EQ(tok->eot_id(), 32007);
 
   // Byte fallback: a character with no token of its own becomes its UTF-8 bytes.
   const std::vector<int32_t> rare = tok->encode("\xF0\x9F\xA6\x99", false, false);  // 🦙
@@ -525,6 +533,17 @@ TEST(Tokenizer, SentencePieceMergesByScore) {
   EXPECT_EQ(no_prefix->encode("ab c", false, false), (std::vector<int32_t>{8, 3, 6}));
   EXPECT_FALSE(no_prefix->add_bos_default());
   EXPECT_EQ(no_prefix->decode({3, 4}), " a");
+
+  // Whitespace after special tokens: kept in general, dropped for models named Phi-3.
+  toks.push_back("<|user|>");  // 12
+  scores.push_back(0);
+  types.push_back(3);
+  auto named = [&](const char* name) {
+    return load(write_spm(toks, scores, types, [&](GGUFWriter& w) { w.set_string("general.name", name); }));
+  };
+  EXPECT_EQ(named("Tiny")->encode("<|user|> a", false, true), (std::vector<int32_t>{12, 3, 7}));
+  EXPECT_EQ(named("Phi3 mini")->encode("<|user|> a", false, true), (std::vector<int32_t>{12, 7}));
+  EXPECT_EQ(named("Phi3 mini")->encode("<s> a", false, true), (std::vector<int32_t>{1, 3, 7}));  // <s> keeps it
 }
 
 // ---- Randomized: the heap-based merge loops against naive O(n^2) references ----
