@@ -5,10 +5,11 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+ARM_BUILD  ?= build-arm
 JOBS       ?= 2
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build demo test test-unit test-asan test-python test-parity clean
+.PHONY: all deps build demo test test-unit test-asan test-arm test-python test-parity clean
 
 all: build
 
@@ -25,7 +26,7 @@ demo: build
 	@bash scripts/demo.sh $(BUILD)
 
 test: build
-	$(MAKE) --no-print-directory test-unit test-asan test-python test-parity
+	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-parity
 	@echo "make test: all suites passed"
 
 test-unit:
@@ -38,6 +39,10 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*'
 
+# The aarch64 build (cross-compiled) and its kernel tests under qemu-user, with and without SDOT.
+test-arm: deps
+	JOBS=$(JOBS) bash scripts/test_arm.sh $(ARM_BUILD)
+
 test-python:
 	cd training && $(PYTHON) -m pytest -q -x
 
@@ -45,4 +50,4 @@ test-parity:
 	bash tests/parity/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(ARM_BUILD)

@@ -3,11 +3,22 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)  // arch/arm64/include/uapi/asm/hwcap.h
+#endif
+#endif
+
 namespace edgevlm {
 
+static bool env_set(const char* name) {
+  const char* env = std::getenv(name);
+  return env && *env && std::strcmp(env, "0") != 0;
+}
+
 static bool detect_avx2() {
-  const char* env = std::getenv("EDGEVLM_NO_SIMD");
-  if (env && *env && std::strcmp(env, "0") != 0) return false;
+  if (env_set("EDGEVLM_NO_SIMD")) return false;
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -17,8 +28,36 @@ static bool detect_avx2() {
 #endif
 }
 
+static bool detect_neon() {
+  if (env_set("EDGEVLM_NO_SIMD")) return false;
+#if defined(__aarch64__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+static bool detect_neon_dotprod() {
+  if (!cpu_has_neon() || env_set("EDGEVLM_NO_DOTPROD")) return false;
+#if defined(__aarch64__) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_avx2() {
   static const bool has = detect_avx2();
+  return has;
+}
+
+bool cpu_has_neon() {
+  static const bool has = detect_neon();
+  return has;
+}
+
+bool cpu_has_neon_dotprod() {
+  static const bool has = detect_neon_dotprod();
   return has;
 }
 

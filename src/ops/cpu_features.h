@@ -8,4 +8,13 @@ namespace edgevlm {
 // Evaluated once.
 bool cpu_has_avx2();
 
+// aarch64: NEON (Advanced SIMD) is part of the base ISA, so this is true on every aarch64 CPU
+// unless EDGEVLM_NO_SIMD is set; false on other architectures. The *_neon.cc kernels may run.
+bool cpu_has_neon();
+
+// aarch64 with the Armv8.2 dot-product instructions (SDOT/UDOT, Linux HWCAP_ASIMDDP; Cortex-A55,
+// A75 and later, not A53/A57/A72): the *_dotprod_neon.cc kernels may run. Implies cpu_has_neon().
+// EDGEVLM_NO_DOTPROD=1 turns it off alone (to run the plain-NEON kernels on a dotprod CPU).
+bool cpu_has_neon_dotprod();
+
 }  // namespace edgevlm

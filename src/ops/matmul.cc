@@ -6,6 +6,9 @@
 
 #include "core/error.h"
 #include "ops/cpu_features.h"
+#if defined(__aarch64__)
+#include "ops/matmul_neon.h"
+#endif
 
 namespace edgevlm {
 
@@ -92,6 +95,10 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, Thr
   if (n_rows <= 0) return;
   if (cpu_has_avx2()) {
     matmul_avx2(w, x, n_rows, y, pool);
+#if defined(__aarch64__)
+  } else if (cpu_has_neon()) {
+    matmul_neon(w, x, n_rows, y, pool);  // SDOT tiles when the CPU has them
+#endif
   } else {
     matmul_ref(w, x, n_rows, y, &pool);
   }

@@ -1,6 +1,7 @@
-// Matrix-product kernels: the AVX2 path against the scalar reference for every weight type, odd
-// shapes (row tails, partial tiles, sliced reductions, blocked activation rows) and several
-// thread counts. Tolerances:
+// Matrix-product kernels: the AVX2 path (x86-64) and the NEON paths (aarch64: plain Armv8.0 and
+// SDOT, run under qemu-user by scripts/test_arm.sh) against the scalar reference for every weight
+// type, odd shapes (row tails, partial tiles, sliced reductions, blocked activation rows) and
+// several thread counts. Tolerances, the same for every SIMD path:
 //   F32/F16/BF16: |y − y_ref| ≤ 1e-5 · Σ|w·x| (only the summation order differs);
 //   Q8_0/Q4_0 vs the integer result rebuilt in double from the same 8-bit activations:
 //     ≤ 1e-5 · Σ|w·x| (exact integer dots, float scales);
@@ -11,11 +12,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "ops/cpu_features.h"
+#if defined(__aarch64__)
+#include "ops/matmul_neon.h"
+#endif
 
 namespace edgevlm {
 namespace {
@@ -82,7 +90,29 @@ struct Shape {
   int64_t n_in, n_out, n_rows;
 };
 
-void check_type(GGMLType t, const std::vector<Shape>& shapes) {
+using Kernel = std::function<void(const WeightMatrix&, const float*, int64_t, float*, ThreadPool&)>;
+
+#if defined(__aarch64__)
+void neon_plain(const WeightMatrix& w, const float* x, int64_t n, float* y, ThreadPool& p) {
+  matmul_neon(w, x, n, y, p, NeonKernels::Plain);
+}
+void neon_dotprod(const WeightMatrix& w, const float* x, int64_t n, float* y, ThreadPool& p) {
+  matmul_neon(w, x, n, y, p, NeonKernels::Dotprod);
+}
+#endif
+
+// The SIMD kernels this CPU can run, by name.
+std::vector<std::pair<std::string, Kernel>> simd_kernels() {
+  std::vector<std::pair<std::string, Kernel>> k;
+  if (cpu_has_avx2()) k.emplace_back("avx2", matmul_avx2);
+#if defined(__aarch64__)
+  if (cpu_has_neon()) k.emplace_back("neon", neon_plain);
+  if (cpu_has_neon_dotprod()) k.emplace_back("neon-dotprod", neon_dotprod);
+#endif
+  return k;
+}
+
+void check_type(GGMLType t, const std::vector<Shape>& shapes, const Kernel& kernel) {
   const bool quant = t == GGMLType::Q8_0 || t == GGMLType::Q4_0;
   uint64_t seed = 1;
   for (int threads : {1, 2, 3}) {
@@ -93,7 +123,7 @@ void check_type(GGMLType t, const std::vector<Shape>& shapes) {
       Problem p = make_problem(t, s.n_in, s.n_out, s.n_rows, seed++);
       std::vector<float> ref(size_t(s.n_out * s.n_rows)), got(ref.size(), NAN);
       matmul_ref(p.w(), p.x.data(), s.n_rows, ref.data(), &pool);
-      matmul_avx2(p.w(), p.x.data(), s.n_rows, got.data(), pool);
+      kernel(p.w(), p.x.data(), s.n_rows, got.data(), pool);
       for (int64_t r = 0; r < s.n_rows; ++r)
         for (int64_t o = 0; o < s.n_out; ++o) {
           const size_t i = size_t(r * s.n_out + o);
@@ -127,11 +157,73 @@ class MatmulAvx2 : public ::testing::Test {
   }
 };
 
-TEST_F(MatmulAvx2, F32) { check_type(GGMLType::F32, float_shapes()); }
-TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes()); }
-TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes()); }
-TEST_F(MatmulAvx2, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes()); }
-TEST_F(MatmulAvx2, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes()); }
+TEST_F(MatmulAvx2, F32) { check_type(GGMLType::F32, float_shapes(), matmul_avx2); }
+TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes(), matmul_avx2); }
+TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes(), matmul_avx2); }
+TEST_F(MatmulAvx2, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes(), matmul_avx2); }
+TEST_F(MatmulAvx2, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), matmul_avx2); }
+
+#if defined(__aarch64__)
+class MatmulNeon : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_has_neon()) GTEST_SKIP() << "EDGEVLM_NO_SIMD set";
+  }
+};
+class MatmulNeonDotprod : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_has_neon_dotprod()) GTEST_SKIP() << "no Armv8.2 SDOT on this CPU (or EDGEVLM_NO_SIMD/NO_DOTPROD set)";
+  }
+};
+
+TEST_F(MatmulNeon, F32) { check_type(GGMLType::F32, float_shapes(), neon_plain); }
+TEST_F(MatmulNeon, F16) { check_type(GGMLType::F16, float_shapes(), neon_plain); }
+TEST_F(MatmulNeon, BF16) { check_type(GGMLType::BF16, float_shapes(), neon_plain); }
+TEST_F(MatmulNeon, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes(), neon_plain); }
+TEST_F(MatmulNeon, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), neon_plain); }
+// Only the int8 tiles differ between the variants.
+TEST_F(MatmulNeonDotprod, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes(), neon_dotprod); }
+TEST_F(MatmulNeonDotprod, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), neon_dotprod); }
+
+// Both variants sum each block exactly in int32; they differ only in how the int32 lanes split
+// the 32 products before the per-lane float multiply-add, so they agree to float rounding.
+TEST_F(MatmulNeonDotprod, AgreesWithPlain) {
+  ThreadPool pool(2);
+  for (GGMLType t : {GGMLType::Q8_0, GGMLType::Q4_0})
+    for (int64_t rows : {1, 6}) {
+      Problem p = make_problem(t, 512, 10, rows, 11);
+      std::vector<float> a(size_t(10 * rows)), b(a.size());
+      neon_plain(p.w(), p.x.data(), rows, a.data(), pool);
+      neon_dotprod(p.w(), p.x.data(), rows, b.data(), pool);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t o = 0; o < 10; ++o)
+          ASSERT_NEAR(a[size_t(r * 10 + o)], b[size_t(r * 10 + o)], 2e-6 * abs_dot(p, o, r))
+              << type_name(t) << " rows " << rows << " out " << o;
+    }
+}
+
+// matmul() takes the NEON path (SDOT when present) and never the scalar reference.
+TEST_F(MatmulNeon, DispatchUsesNeon) {
+  ThreadPool pool(2);
+  Problem p = make_problem(GGMLType::Q4_0, 256, 9, 3, 12);
+  std::vector<float> got(27), want(27), ref(27);
+  matmul(p.w(), p.x.data(), 3, got.data(), pool);
+  matmul_neon(p.w(), p.x.data(), 3, want.data(), pool,
+              cpu_has_neon_dotprod() ? NeonKernels::Dotprod : NeonKernels::Plain);
+  matmul_ref(p.w(), p.x.data(), 3, ref.data(), &pool);
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
+  EXPECT_NE(0, std::memcmp(got.data(), ref.data(), got.size() * sizeof(float)));  // 8-bit activations differ
+}
+
+TEST_F(MatmulNeon, DotprodRefusedWithoutSdot) {
+  if (cpu_has_neon_dotprod()) GTEST_SKIP() << "this CPU has SDOT";
+  ThreadPool pool(1);
+  Problem p = make_problem(GGMLType::Q8_0, 32, 1, 1, 13);
+  float y = 0;
+  EXPECT_THROW(neon_dotprod(p.w(), p.x.data(), 1, &y, pool), Error);
+}
+#endif
 
 // The reference itself against a plain double dot product of the dequantized weights.
 TEST(MatmulRef, MatchesDoubleDot) {
@@ -161,12 +253,13 @@ TEST(MatmulRef, Q4_0HandBlock) {
   float y = 0;
   matmul_ref(w, x.data(), 1, &y);
   EXPECT_FLOAT_EQ(y, -3.5f + 6.0f);
-  if (!cpu_has_avx2()) return;
   ThreadPool pool(1);
-  matmul_avx2(w, x.data(), 1, &y, pool);
-  // Activations in 8 bits: 1.0 · 127/2 = 63.5 rounds to even 64, 2.0 → 127; scale 2/127 in F16.
-  const double d = f16_to_f32(f32_to_f16(2.0f / 127));
-  EXPECT_NEAR(y, -3.5 * 64 * d + 3.0 * 127 * d, 1e-5);
+  for (const auto& [name, kernel] : simd_kernels()) {
+    kernel(w, x.data(), 1, &y, pool);
+    // Activations in 8 bits: 1.0 · 127/2 = 63.5 rounds to even 64, 2.0 → 127; scale 2/127 in F16.
+    const double d = f16_to_f32(f32_to_f16(2.0f / 127));
+    EXPECT_NEAR(y, -3.5 * 64 * d + 3.0 * 127 * d, 1e-5) << name;
+  }
 }
 
 TEST(MatmulApi, FromTensorValidates) {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The phone path on every change: cross-compiles the library and the kernel tests for aarch64
+# (Debian's g++-aarch64-linux-gnu, cmake/aarch64-linux-gnu.cmake) and runs the tests under
+# qemu-user twice, so both NEON variants run against the scalar reference:
+#   -cpu max        has the Armv8.2 dot product (SDOT): plain NEON and SDOT kernels are tested;
+#   -cpu cortex-a53 has not: the plain NEON kernels are what the dispatcher picks.
+# EDGEVLM_EXPECT_* make the tests fail if feature detection disagrees with the emulated CPU.
+# Usage: scripts/test_arm.sh [BUILD_DIR]   (default build-arm; JOBS=2)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD="${1:-build-arm}"
+JOBS="${JOBS:-2}"
+SYSROOT=/usr/aarch64-linux-gnu
+
+for tool in aarch64-linux-gnu-g++ qemu-aarch64; do
+  command -v "$tool" >/dev/null || { echo "test_arm: $tool missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
+done
+
+t0=$(date +%s)
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$BUILD" -j"$JOBS" --target edgevlm_kernel_tests
+t1=$(date +%s)
+echo "test_arm: cross build $((t1 - t0)) s"
+
+run() {  # cpu expect_dotprod
+  local t=$(date +%s)
+  echo "test_arm: qemu-aarch64 -cpu $1"
+  EDGEVLM_EXPECT_NEON=1 EDGEVLM_EXPECT_DOTPROD="$2" \
+    qemu-aarch64 -L "$SYSROOT" -cpu "$1" "$BUILD/edgevlm_kernel_tests" --gtest_brief=1
+  echo "test_arm: -cpu $1 passed in $(($(date +%s) - t)) s"
+}
+run max 1
+run cortex-a53 0
+echo "test_arm: all passed, $(($(date +%s) - t0)) s in all"

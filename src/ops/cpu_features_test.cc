@@ -1,0 +1,40 @@
+// CPU feature detection. scripts/test_arm.sh runs the kernel tests under qemu-user with
+// `-cpu max` (has SDOT) and `-cpu cortex-a53` (has not) and sets EDGEVLM_EXPECT_DOTPROD, so a
+// detection that silently failed (and left the SDOT tests skipped) is caught.
+#include "ops/cpu_features.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+namespace edgevlm {
+namespace {
+
+TEST(CpuFeatures, DotprodImpliesNeon) {
+  if (cpu_has_neon_dotprod()) {
+    EXPECT_TRUE(cpu_has_neon());
+  }
+#if !defined(__aarch64__)
+  EXPECT_FALSE(cpu_has_neon());
+  EXPECT_FALSE(cpu_has_neon_dotprod());
+#endif
+#if !defined(__x86_64__) && !defined(__i386__)
+  EXPECT_FALSE(cpu_has_avx2());
+#endif
+}
+
+TEST(CpuFeatures, MatchesWhatTheRunnerExpects) {
+  const char* neon = std::getenv("EDGEVLM_EXPECT_NEON");
+  const char* dot = std::getenv("EDGEVLM_EXPECT_DOTPROD");
+  if (!neon && !dot) GTEST_SKIP() << "EDGEVLM_EXPECT_NEON / EDGEVLM_EXPECT_DOTPROD not set";
+  if (neon) {
+    EXPECT_EQ(cpu_has_neon(), std::string(neon) == "1");
+  }
+  if (dot) {
+    EXPECT_EQ(cpu_has_neon_dotprod(), std::string(dot) == "1");
+  }
+}
+
+}  // namespace
+}  // namespace edgevlm
