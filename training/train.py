@@ -3,6 +3,8 @@
   python3 training/train.py --out training/runs/nano            # the full recipe (≤ ~100 min, 2 threads)
   python3 training/train.py --out training/runs/smoke --smoke   # a 3-minute end-to-end check
   python3 training/train.py --out training/runs/nano --resume   # continue after an interruption
+  python3 training/train.py --out training/runs/nano2 --init training/runs/nano/final.pt \
+      --shares 0 0 0 1 --minutes 60                             # more stage 2 from a finished run
 
 Phases (each has a sample cap and a wall-clock share of --minutes; it ends at whichever comes first,
 and its cosine learning-rate schedule follows max(sample progress, time progress)):
@@ -94,6 +96,9 @@ class Trainer:
         os.makedirs(a.out, exist_ok=True)
         self.tcfg = tiling.TilingConfig(tile=a.tile, max_tiles=a.max_tiles, policy=a.policy)
         tok_path = os.path.join(a.out, "tokenizer.json")
+        init = torch.load(a.init) if a.init else None
+        if init is not None and not os.path.exists(tok_path):
+            BPETokenizer([tuple(m) for m in init["tokenizer_merges"]]).save(tok_path)
         if os.path.exists(tok_path):
             self.tok = BPETokenizer.load(tok_path)
         else:
@@ -107,6 +112,9 @@ class Trainer:
                               heads=a.heads, kv_heads=a.kv_heads, ff=a.ff)
         torch.manual_seed(a.seed)
         self.model = VLM(self.mc)
+        if init is not None:   # continue from another run's weights (e.g. more stage 2 on a quieter machine)
+            self.model.load_state_dict(init["model"])
+            print(f"initialised from {a.init}", flush=True)
         self.text_tower = TextTower(self.tok.n_vocab, d=a.v_width)
         self.sig = SigLIPHead(a.v_width, a.v_width)
         self.pad = self.tok.id("<|endoftext|>")
@@ -366,6 +374,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="training/runs/nano")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default=None, help="start from this checkpoint's weights and tokenizer, e.g. "
+                    "--init training/runs/nano/final.pt --shares 0 0 0 1 --minutes 60 for more stage 2")
     ap.add_argument("--smoke", action="store_true", help="tiny budget: checks the pipeline end to end")
     ap.add_argument("--install", default=None, help="copy the GGUF pair and results here (e.g. models)")
     ap.add_argument("--minutes", type=float, default=105.0, help="wall-clock budget of the four phases")
