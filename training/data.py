@@ -322,7 +322,6 @@ def t_shapes(rng):
     if n == 1:
         o = objs[0]
         qa.append(("Is the shape in the top or bottom half?", "top" if o[3] < h / 2 else "bottom"))
-    i = int(rng.integers(n))
     rng.shuffle(qa)
     return img, qa[:3], "shapes: " + ", ".join(f"{c} {s}" for s, c, _, _ in objs)
 
