@@ -322,6 +322,7 @@ def t_shapes(rng):
     if n == 1:
         o = objs[0]
         qa.append(("Is the shape in the top or bottom half?", "top" if o[3] < h / 2 else "bottom"))
+    rng.integers(n)   # an unused draw, kept so that every sample stays what the shipped model was tested on
     rng.shuffle(qa)
     return img, qa[:3], "shapes: " + ", ".join(f"{c} {s}" for s, c, _, _ in objs)
 
