@@ -476,6 +476,23 @@ TEST(Tokenizer, BpeMergesByRankLeftmostFirst) {
   EXPECT_EQ(tok2->encode("ab ab", false, false), (std::vector<int32_t>{256, ' ', 256}));
 }
 
+TEST(Tokenizer, Llama3WholeWordsSkipMerges) {
+  // "abc" is a token but no merge path builds it; Llama-3 (ignore_merges) takes a whole-word match.
+  MiniBpe m = mini_bpe({"abc", "ab"}, {"a b"});
+  m.pre = "llama-bpe";
+  auto l3 = load(write_bpe(m));
+  EXPECT_EQ(l3->encode("abc", false, false), (std::vector<int32_t>{256}));
+  EXPECT_EQ(l3->encode("abcd", false, false), (std::vector<int32_t>{257, 'c', 'd'}));
+  EXPECT_EQ(l3->encode("1234", false, false), (std::vector<int32_t>{'1', '2', '3', '4'}));  // "123" and "4": no merges
+  EXPECT_TRUE(l3->add_bos_default());
+  m.pre = "gpt-2";
+  auto g2 = load(write_bpe(m));
+  EXPECT_EQ(g2->encode("abc", false, false), (std::vector<int32_t>{257, 'c'}));
+  EXPECT_FALSE(g2->add_bos_default());
+  m.pre = "qwen2";
+  EXPECT_EQ(load(write_bpe(m))->encode("abc", false, false), (std::vector<int32_t>{257, 'c'}));
+}
+
 TEST(Tokenizer, SpecialTokensLongestFirstAndUserDefined) {
   MiniBpe m = mini_bpe({}, {});
   m.tokens.push_back("<|x|>");  // 256 control
