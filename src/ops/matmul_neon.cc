@@ -67,24 +67,29 @@ struct LoadBF16 {
 template <class L, int rw, int rx>
 void tile_float(const uint8_t* w0, size_t ws, const float* x0, int64_t ldx, int64_t klen, float* y, int64_t ldy,
                 bool accumulate) {
-  float32x4_t acc[rw][rx];
-  for (int r = 0; r < rw; ++r)
-    for (int x = 0; x < rx; ++x) acc[r][x] = vdupq_n_f32(0.0f);
+  // Flat accumulators, a do-while and sums taken inside the branch: see tile_int8.
+  float v[rw * rx] = {};
   int64_t i = 0;
-  for (; i + 4 <= klen; i += 4) {
-    float32x4_t wv[rw];
-    for (int r = 0; r < rw; ++r) wv[r] = L::load4(w0 + r * ws, i);
-    for (int x = 0; x < rx; ++x) {
-      const float32x4_t xv = vld1q_f32(x0 + x * ldx + i);
-      for (int r = 0; r < rw; ++r) acc[r][x] = vfmaq_f32(acc[r][x], wv[r], xv);
-    }
+  if (klen >= 4) {
+    float32x4_t acc[rw * rx];
+    for (int j = 0; j < rw * rx; ++j) acc[j] = vdupq_n_f32(0.0f);
+    do {
+      float32x4_t wv[rw];
+      for (int r = 0; r < rw; ++r) wv[r] = L::load4(w0 + r * ws, i);
+      for (int x = 0; x < rx; ++x) {
+        const float32x4_t xv = vld1q_f32(x0 + x * ldx + i);
+        for (int r = 0; r < rw; ++r) acc[x * rw + r] = vfmaq_f32(acc[x * rw + r], wv[r], xv);
+      }
+      i += 4;
+    } while (i + 4 <= klen);
+    for (int j = 0; j < rw * rx; ++j) v[j] = vaddvq_f32(acc[j]);
   }
   for (int x = 0; x < rx; ++x)
     for (int r = 0; r < rw; ++r) {
-      float v = vaddvq_f32(acc[r][x]);
-      for (int64_t j = i; j < klen; ++j) v += L::get(w0 + r * ws, j) * x0[x * ldx + j];
+      float s = v[x * rw + r];
+      for (int64_t j = i; j < klen; ++j) s += L::get(w0 + r * ws, j) * x0[x * ldx + j];
       float& out = y[x * ldy + r];
-      out = accumulate ? out + v : v;
+      out = accumulate ? out + s : s;
     }
 }
 
@@ -99,16 +104,19 @@ void unpack_float(const uint8_t* w0, size_t ws, int rw, int64_t klen, float* out
 }
 
 // Unpacks rw rows × nblk blocks of Q4_0 into int8 −8..7 (row r at q + r·nblk·32) and float
-// scales (d[r·nblk + b]).
+// scales, block-major as LoadUnpacked reads them (d[b·4 + r], zero for rows past rw).
 void unpack_q4_0(const uint8_t* w0, size_t ws, int rw, int64_t nblk, int8_t* q, float* d) {
   const WeightTile t{w0, ws, nullptr};
   for (int r = 0; r < rw; ++r)
     for (int64_t ib = 0; ib < nblk; ++ib) {
       int8x16_t lo, hi;
-      neon::LoadQ4_0::load(t, r, ib, lo, hi, d[r * nblk + ib]);
+      neon::LoadQ4_0::load(t, r, ib, lo, hi);
       vst1q_s8(q + (r * nblk + ib) * kQK, lo);
       vst1q_s8(q + (r * nblk + ib) * kQK + 16, hi);
     }
+  for (int64_t ib = 0; ib < nblk; ++ib)
+    for (int r = 0; r < kRW; ++r)
+      d[ib * kRW + r] = r < rw ? h2f(reinterpret_cast<const BlockQ4_0*>(w0 + size_t(r) * ws)[ib].d) : 0.0f;
 }
 
 using FKernel = void (*)(const uint8_t*, size_t, const float*, int64_t, int64_t, float*, int64_t, bool);
@@ -213,7 +221,7 @@ void matmul_neon(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
     detail::AlignedBuf<float> scratch_d;
     if (pack) {
       scratch = detail::aligned_alloc_n<uint8_t>(size_t(kRW * kslice) * 4);
-      scratch_d = detail::aligned_alloc_n<float>(size_t(kRW * (kslice / kQK + 1)));
+      scratch_d = detail::aligned_alloc_n<float>(size_t(kRW * (kslice / kQK)));
     }
     for (int64_t rb0 = 0; rb0 < n_rows; rb0 += row_block) {
       const int64_t rb1 = std::min(n_rows, rb0 + row_block);
