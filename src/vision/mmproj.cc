@@ -136,9 +136,6 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
                        ? positive_key(f, "clip.vision.projector.scale_factor", 64)
                        : 2;
   c.proj_norm_eps = float(f.get_float_or("edgevlm.projector.input_norm_epsilon", 1e-5));
-  if (c.image_size % c.patch_size != 0)
-    fail("mmproj '%s': clip.vision.image_size %d is not a multiple of clip.vision.patch_size %d", path,
-         c.image_size, c.patch_size);
   if (c.n_embd % c.n_head != 0)
     fail("mmproj '%s': clip.vision.embedding_length %d is not a multiple of the head count %d", path, c.n_embd,
          c.n_head);
@@ -286,8 +283,8 @@ GGUFWriter RandomMmproj::writer() const {
 }
 
 RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
-  EV_CHECK(s.image_size > 0 && s.patch_size > 0 && s.image_size % s.patch_size == 0,
-           "random mmproj: image size %d is not a positive multiple of patch size %d", s.image_size, s.patch_size);
+  EV_CHECK(s.image_size > 0 && s.patch_size > 0 && s.patch_size <= s.image_size,
+           "random mmproj: bad image size %d / patch size %d", s.image_size, s.patch_size);
   EV_CHECK(s.n_embd > 0 && s.n_head > 0 && s.n_embd % s.n_head == 0,
            "random mmproj: width %d is not a multiple of %d heads", s.n_embd, s.n_head);
   RandomMmproj r;

@@ -24,7 +24,8 @@ const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3"
 
 struct VisionConfig {
   int image_size = 0;      // tile side in pixels
-  int patch_size = 0;
+  int patch_size = 0;      // need not divide image_size: as Conv2d, the last image_size % patch_size
+                           // rows and columns are not seen (so400m: 384 = 27·14 + 6)
   int n_embd = 0;          // ViT width
   int n_ff = 0;            // ViT MLP width
   int n_layer = 0;

@@ -91,6 +91,16 @@ TEST(Mmproj, PaperShapeArithmetic) {
   EXPECT_EQ(c.head_dim(), 72);
 }
 
+TEST(Mmproj, PatchSizeNeedNotDivideTheTile) {
+  RandomMmprojSpec spec;
+  spec.image_size = 30;
+  spec.patch_size = 7;  // 4×4 patches; the last 2 pixel rows and columns are not seen, as in Conv2d
+  auto f = to_file(make_random_mmproj(spec));
+  auto m = MmprojModel::load(*f);
+  EXPECT_EQ(m->config().patches_per_side(), 4);
+  EXPECT_EQ(m->pos_embd.size(), size_t(16 * 32));
+}
+
 TEST(Mmproj, LoadsIdefics3AndQuantizedWeights) {
   RandomMmprojSpec spec;
   spec.projector = ProjectorType::Idefics3;
@@ -193,7 +203,7 @@ TEST(MmprojBadInput, InconsistentKeys) {
     const char* expect;
   };
   std::vector<Case> cases = {
-      {"clip.vision.patch_size", GGUFValue::from_u32(7), "not a multiple"},
+      {"clip.vision.patch_size", GGUFValue::from_u32(33), "clip.vision.patch_size"},
       {"clip.vision.patch_size", GGUFValue::from_u32(0), "clip.vision.patch_size"},
       {"clip.vision.attention.head_count", GGUFValue::from_u32(5), "head count"},
       {"clip.vision.image_std", GGUFValue::from_f32s({0.5f, 0.0f, 0.5f}), "image_std"},

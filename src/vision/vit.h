@@ -16,7 +16,8 @@ namespace edgevlm {
 
 // Tiles in the layout of TiledImage::data: n_tiles × 3 × T × T, planar CHW, normalised.
 // Patch p = py·(T/P) + px becomes row p of `out` (3·P·P values in (c, ky, kx) order), the order of
-// v.patch_embd.weight's rows.
+// v.patch_embd.weight's rows. When P does not divide T the last T % P pixel rows and columns are
+// left out, as Conv2d with stride P does.
 void unfold_patches(const float* tile_chw, int tile_size, int patch_size, float* out);
 
 // Tiles per set of matmuls when the caller does not say: the paper's fastest batch on the phone.

@@ -175,20 +175,25 @@ RandomMmprojSpec small_spec() {
 }
 
 TEST(VitForward, MatchesDirectReferenceOfTheFormat) {
-  const RandomMmprojSpec s = small_spec();
-  RandomMmproj r = make_random_mmproj(s);
-  auto bytes = r.writer().serialize();
-  auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "vit");
-  auto m = MmprojModel::load(*f);
-  const int n_tiles = 3;
-  auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 11);
-  ThreadPool pool(2);
-  VitTimings tm;
-  auto out = vit_forward(*m, tiles.data(), n_tiles, pool, 2, &tm);
-  auto ref = reference_vit(r, s, tiles, n_tiles);
-  ASSERT_EQ(out.size(), size_t(n_tiles) * 25 * 24);
-  EXPECT_LT(max_abs_diff(out, ref), 1e-4f);
-  EXPECT_GE(tm.blocks_ms, 0.0);
+  RandomMmprojSpec uneven = small_spec();
+  uneven.image_size = 30;
+  uneven.patch_size = 7;  // 4×4 patches, 2 pixels left over per side (as so400m's 384 / 14)
+  for (const RandomMmprojSpec& s : {small_spec(), uneven}) {
+    SCOPED_TRACE("tile " + std::to_string(s.image_size) + " patch " + std::to_string(s.patch_size));
+    RandomMmproj r = make_random_mmproj(s);
+    auto bytes = r.writer().serialize();
+    auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "vit");
+    auto m = MmprojModel::load(*f);
+    const int n_tiles = 3, side = s.image_size / s.patch_size;
+    auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 11);
+    ThreadPool pool(2);
+    VitTimings tm;
+    auto out = vit_forward(*m, tiles.data(), n_tiles, pool, 2, &tm);
+    auto ref = reference_vit(r, s, tiles, n_tiles);
+    ASSERT_EQ(out.size(), size_t(n_tiles) * side * side * s.n_embd);
+    EXPECT_LT(max_abs_diff(out, ref), 1e-4f);
+    EXPECT_GE(tm.blocks_ms, 0.0);
+  }
 }
 
 TEST(VitForward, BatchSizeDoesNotChangeTheResult) {
