@@ -220,6 +220,25 @@ TEST(VlmBadInput, PromptAssemblyErrors) {
   }
 }
 
+TEST(VlmBadInput, ExtremeImagesEncodeToFiniteEmbeddings) {
+  Pair p = load_pair();
+  ThreadPool pool(2);
+  const TilingConfig tcfg = tiling_config_for(p.mm->config());
+  struct Case {
+    int w, h;
+  };
+  for (Case c : {Case{1, 1}, Case{20000, 50}, Case{50, 20000}, Case{2, 1}}) {
+    SCOPED_TRACE(std::to_string(c.w) + "x" + std::to_string(c.h));
+    Image img(c.w, c.h);
+    for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = uint8_t(i * 37 % 251);
+    ImageEmbeddings e = encode_image(*p.mm, img, tcfg, pool);
+    ASSERT_EQ(e.data.size(), size_t(e.positions()) * 48);
+    ASSERT_GE(e.n_tiles, 1);
+    ASSERT_LE(e.grid.tiles(), 4);
+    for (float v : e.data) ASSERT_TRUE(std::isfinite(v));
+  }
+}
+
 TEST(Vlm, MarkersAreSingleVocabularyTokens) {
   Pair p = load_pair();
   const ImageMarkers mk = image_markers(p.mm->config(), *p.tok);
