@@ -246,9 +246,7 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     AttentionArgs a;
     a.q = q.data();
     a.q_stride = q_dim;
-    a.k = cache.k_f32(l);
-    a.v = cache.v_f32(l);
-    a.kv_stride = kv_dim;
+    cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
     a.out = att.data();
     a.out_stride = q_dim;
     a.n_q = n;

@@ -1,39 +1,109 @@
 #include "ops/attention.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <vector>
 
 #include "core/error.h"
+#include "formats/quant.h"
 #include "ops/activations.h"
 #include "ops/cpu_features.h"
 
 namespace edgevlm {
 
-static void check_args(const AttentionArgs& a) {
+const char* kv_elem_name(KvElem t) {
+  switch (t) {
+    case KvElem::F32: return "f32";
+    case KvElem::F16: return "f16";
+    case KvElem::Q8: return "q8";
+  }
+  return "?";
+}
+
+namespace {
+
+std::atomic<QkMode> g_qk_mode{QkMode::Float};
+
+void check_args(const AttentionArgs& a) {
   EV_CHECK(a.n_head > 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && a.head_dim > 0,
            "attention: %d query heads cannot share %d KV heads", a.n_head, a.n_head_kv);
+  switch (a.kv_type) {
+    case KvElem::F32: EV_CHECK(a.k && a.v, "attention: F32 K/V rows missing"); break;
+    case KvElem::F16: EV_CHECK(a.k_raw && a.v_raw, "attention: F16 K/V rows missing"); break;
+    case KvElem::Q8:
+      EV_CHECK(a.k_raw && a.v_raw && a.k_scale && a.v_scale, "attention: INT8 K/V rows or scales missing");
+      break;
+  }
+}
+
+// Row of KV head g at position t as F32: a pointer into the F32 storage or into buf.
+const float* kv_row(const AttentionArgs& a, bool is_k, int64_t t, int g, float* buf) {
+  const int64_t off = t * a.kv_stride + int64_t(g) * a.head_dim;
+  switch (a.kv_type) {
+    case KvElem::F32: return (is_k ? a.k : a.v) + off;
+    case KvElem::F16: {
+      const uint16_t* s = static_cast<const uint16_t*>(is_k ? a.k_raw : a.v_raw) + off;
+      for (int d = 0; d < a.head_dim; ++d) buf[d] = f16_to_f32(s[d]);
+      return buf;
+    }
+    case KvElem::Q8: {
+      const int8_t* s = static_cast<const int8_t*>(is_k ? a.k_raw : a.v_raw) + off;
+      const uint16_t d = (is_k ? a.k_scale : a.v_scale)[t * a.n_head_kv + g];
+      dequantize_kv_row_q8(s, d, a.head_dim, buf);
+      return buf;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void set_attention_qk_mode(QkMode m) { g_qk_mode.store(m, std::memory_order_relaxed); }
+QkMode attention_qk_mode() { return g_qk_mode.load(std::memory_order_relaxed); }
+
+uint16_t quantize_kv_row_q8(const float* x, int n, int8_t* q) {
+  float amax = 0;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  // The scale is rounded to F16 first and the values divided by the stored scale, so that
+  // d·q reconstructs x as closely as the stored scale allows.
+  const uint16_t d16 = f32_to_f16(amax / 127.0f);
+  const float d = f16_to_f32(d16);
+  const float id = d > 0 ? 1.0f / d : 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * id);
+    q[i] = int8_t(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+  }
+  return d16;
+}
+
+void dequantize_kv_row_q8(const int8_t* q, uint16_t d16, int n, float* x) {
+  const float d = f16_to_f32(d16);
+  for (int i = 0; i < n; ++i) x[i] = d * float(q[i]);
 }
 
 void attention_ref(const AttentionArgs& a) {
   check_args(a);
   const int group = a.n_head / a.n_head_kv;
   std::vector<float> scores(size_t(a.pos0 + a.n_q));
+  std::vector<float> buf(size_t(a.head_dim));
   for (int i = 0; i < a.n_q; ++i) {
     const int64_t kv_len = a.pos0 + i + 1;
     for (int h = 0; h < a.n_head; ++h) {
       const int g = h / group;
       const float* qh = a.q + i * a.q_stride + int64_t(h) * a.head_dim;
       for (int64_t t = 0; t < kv_len; ++t) {
-        const float* kt = a.k + t * a.kv_stride + int64_t(g) * a.head_dim;
+        const float* kt = kv_row(a, true, t, g, buf.data());
         float s = 0;
         for (int d = 0; d < a.head_dim; ++d) s += qh[d] * kt[d];
-        scores[t] = s * a.scale;
+        scores[size_t(t)] = s * a.scale;
       }
       softmax(scores.data(), kv_len);
       float* oh = a.out + i * a.out_stride + int64_t(h) * a.head_dim;
       for (int d = 0; d < a.head_dim; ++d) oh[d] = 0;
       for (int64_t t = 0; t < kv_len; ++t) {
-        const float* vt = a.v + t * a.kv_stride + int64_t(g) * a.head_dim;
-        for (int d = 0; d < a.head_dim; ++d) oh[d] += scores[t] * vt[d];
+        const float* vt = kv_row(a, false, t, g, buf.data());
+        for (int d = 0; d < a.head_dim; ++d) oh[d] += scores[size_t(t)] * vt[d];
       }
     }
   }
@@ -41,11 +111,11 @@ void attention_ref(const AttentionArgs& a) {
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_q <= 0) return;
+  check_args(a);
   if (cpu_has_avx2()) {
     attention_avx2(a, pool);
     return;
   }
-  check_args(a);
   // Scalar path, parallel over query rows: each row is an independent attention_ref call.
   pool.parallel_for(a.n_q, [&](int64_t b, int64_t e) {
     AttentionArgs s = a;

@@ -1,6 +1,12 @@
-// Causal grouped-query attention over a key/value history (the KV cache's F32 rows).
+// Causal grouped-query attention over a key/value history (the KV cache's rows).
 // Query row i (i < n_q) sits at position pos0 + i and attends to positions 0 .. pos0 + i.
 // Query head h reads KV head h / (n_head / n_head_kv).
+//
+// The K/V rows may be stored as F32, F16 or INT8 (KvElem). INT8 rows carry one scale per
+// (position, KV head): x = d · q with q in [−127, 127] and d = max|x| / 127 stored as F16. One
+// scale per head row rather than per block of 32: head sizes need not be multiples of 32 (the
+// bluelm-v-3b shape has 80), the q·k product of a head is then one integer-or-float sum times one
+// scale, and the scale costs 2 bytes per head_dim bytes (2.5% at 80), so the cache is 0.51× F16.
 #pragma once
 
 #include <cstdint>
@@ -9,11 +15,15 @@
 
 namespace edgevlm {
 
+enum class KvElem { F32, F16, Q8 };
+const char* kv_elem_name(KvElem t);  // "f32", "f16", "q8"
+
 struct AttentionArgs {
   const float* q = nullptr;  // n_q rows, q_stride floats apart, each n_head × head_dim
   int64_t q_stride = 0;
-  const float* k = nullptr;  // position p, KV head g at k + p·kv_stride + g·head_dim
-  const float* v = nullptr;  // same layout as k
+  // F32 rows: position p, KV head g at k + p·kv_stride + g·head_dim (kv_stride in elements).
+  const float* k = nullptr;
+  const float* v = nullptr;
   int64_t kv_stride = 0;
   float* out = nullptr;  // n_q rows, out_stride floats apart, each n_head × head_dim
   int64_t out_stride = 0;
@@ -23,13 +33,35 @@ struct AttentionArgs {
   int n_head_kv = 0;
   int head_dim = 0;
   float scale = 1.0f;  // applied to q·k before the softmax (usually 1/√head_dim)
+
+  // Other storage (kv_type F16 or Q8): the rows are read from k_raw / v_raw instead of k / v,
+  // same element layout (uint16_t F16 or int8_t elements); Q8 scales (F16 bits) of position p,
+  // KV head g at k_scale[p·n_head_kv + g] and v_scale[...].
+  KvElem kv_type = KvElem::F32;
+  const void* k_raw = nullptr;
+  const void* v_raw = nullptr;
+  const uint16_t* k_scale = nullptr;
+  const uint16_t* v_scale = nullptr;
 };
 
-// Dispatches to AVX2 when the CPU has it. Parallel over (head, query) pairs.
+// Dispatches to AVX2 when the CPU has it. Parallel over (KV head, query) pairs.
 void attention(const AttentionArgs& a, ThreadPool& pool);
-// Scalar reference (softmax in float with a double sum).
+// Scalar reference (rows converted to F32, softmax in float with a double sum).
 void attention_ref(const AttentionArgs& a);
 // AVX2 path (call only when cpu_has_avx2()).
 void attention_avx2(const AttentionArgs& a, ThreadPool& pool);
+
+// How the AVX2 path forms q·k over INT8 keys: Float converts the keys to F32 in registers (each
+// conversion shared by the query heads of a group) and multiplies by the F32 query; Int8 also
+// quantizes the query to 8 bits (one scale per head) and sums int8 products (maddubs). Float is
+// the default: measured in `edgevlm bench --attention`, see docs/BENCHMARKS.md.
+enum class QkMode { Float, Int8 };
+void set_attention_qk_mode(QkMode m);  // process-wide; for benchmarks and tests
+QkMode attention_qk_mode();
+
+// INT8 KV row format: quantizes n floats to q (n bytes), returns the scale as F16 bits.
+uint16_t quantize_kv_row_q8(const float* x, int n, int8_t* q);
+// x = d · q for n elements.
+void dequantize_kv_row_q8(const int8_t* q, uint16_t d, int n, float* x);
 
 }  // namespace edgevlm

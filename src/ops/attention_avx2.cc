@@ -1,6 +1,10 @@
-// AVX2 attention: q·k with FMA, the softmax with a vectorized exp, and the weighted sum of V
-// accumulated in a per-row buffer. Parallel over (head, query) with heads outermost, so the
-// queries a thread handles share one KV head's rows in cache.
+// AVX2 attention over F32, F16 or INT8 K/V rows. One work item is (KV head, query row, a group
+// of up to 4 query heads sharing that KV head): every K and V row is loaded and converted to F32
+// once and used by all the heads of the group, so an INT8 or F16 cache costs little more
+// arithmetic than F32 while reading a half or a quarter of the bytes. q·k: FMA on converted
+// keys (QkMode::Float) or int8 products with the query quantized per head (QkMode::Int8, INT8
+// cache only); softmax with a vectorized exp; the weighted sum of V accumulated in registers
+// per 16 output features.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -8,67 +12,233 @@
 #include "core/error.h"
 #include "ops/attention.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include "ops/simd_avx2.h"
 
 namespace edgevlm {
 
 namespace {
 
-inline float dot(const float* a, const float* b, int n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+constexpr int kMaxGroup = 4;
+
+template <KvElem T>
+struct Elem;
+template <>
+struct Elem<KvElem::F32> {
+  using type = float;
+  static __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+  static float at(const float* p, int i) { return p[i]; }
+};
+template <>
+struct Elem<KvElem::F16> {
+  using type = uint16_t;
+  static __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static float at(const uint16_t* p, int i) { return _cvtsh_ss(p[i]); }
+};
+template <>
+struct Elem<KvElem::Q8> {
+  using type = int8_t;
+  static __m256 load8(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  float s = simd::hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+  static float at(const int8_t* p, int i) { return float(p[i]); }
+};
+
+inline float hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return float(_mm_cvtsi128_si32(s));
 }
 
-inline void axpy(float alpha, const float* x, float* y, int n) {
-  const __m256 va = _mm256_set1_ps(alpha);
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += alpha * x[i];
-}
+struct Item {
+  const AttentionArgs& a;
+  int g;      // KV head
+  int h0;     // first query head of the group
+  int i;      // query row
+  int64_t kv_len;
+  float* scores;  // NH × kv_len
+  int8_t* qq;     // NH × head_dim (QkMode::Int8)
+};
 
-void attend_one(const AttentionArgs& a, int i, int h, float* scores) {
-  const int group = a.n_head / a.n_head_kv;
-  const int g = h / group;
+// Unscaled q·k (times the row's K scale for Q8) for each head of the group and each position.
+template <KvElem T, int NH>
+void scores_float(const Item& it) {
+  using E = Elem<T>;
+  const AttentionArgs& a = it.a;
   const int hd = a.head_dim;
-  const int64_t kv_len = a.pos0 + i + 1;
-  const float* qh = a.q + i * a.q_stride + int64_t(h) * hd;
-  const float* kb = a.k + int64_t(g) * hd;
-  const float* vb = a.v + int64_t(g) * hd;
+  const auto* kb = static_cast<const typename E::type*>(T == KvElem::F32 ? static_cast<const void*>(a.k) : a.k_raw) +
+                   int64_t(it.g) * hd;
+  const float* qh[NH];
+  for (int j = 0; j < NH; ++j) qh[j] = a.q + it.i * a.q_stride + int64_t(it.h0 + j) * hd;
+  for (int64_t t = 0; t < it.kv_len; ++t) {
+    const auto* kt = kb + t * a.kv_stride;
+    __m256 acc[NH];
+    for (int j = 0; j < NH; ++j) acc[j] = _mm256_setzero_ps();
+    int d = 0;
+    for (; d + 8 <= hd; d += 8) {
+      const __m256 kf = E::load8(kt + d);
+      for (int j = 0; j < NH; ++j) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(qh[j] + d), kf, acc[j]);
+    }
+    float rs = a.scale;
+    if constexpr (T == KvElem::Q8) rs *= _cvtsh_ss(a.k_scale[t * a.n_head_kv + it.g]);
+    for (int j = 0; j < NH; ++j) {
+      float s = simd::hsum(acc[j]);
+      for (int e = d; e < hd; ++e) s += qh[j][e] * E::at(kt, e);
+      it.scores[j * it.kv_len + t] = s * rs;
+    }
+  }
+}
 
-  float mx = -INFINITY;
-  for (int64_t t = 0; t < kv_len; ++t) {
-    float s = dot(qh, kb + t * a.kv_stride, hd) * a.scale;
-    scores[t] = s;
-    mx = std::max(mx, s);
+// q·k with the query quantized to int8 per head: Σ q8·k8 in int32 (maddubs on |k| and the
+// query with k's sign), times the query's and the key row's scales.
+template <int NH>
+void scores_int8(const Item& it) {
+  const AttentionArgs& a = it.a;
+  const int hd = a.head_dim;
+  const int8_t* kb = static_cast<const int8_t*>(a.k_raw) + int64_t(it.g) * hd;
+  float sq[NH];
+  for (int j = 0; j < NH; ++j)
+    sq[j] = _cvtsh_ss(quantize_kv_row_q8(a.q + it.i * a.q_stride + int64_t(it.h0 + j) * hd, hd, it.qq + j * hd));
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t t = 0; t < it.kv_len; ++t) {
+    const int8_t* kt = kb + t * a.kv_stride;
+    __m256i acc[NH];
+    for (int j = 0; j < NH; ++j) acc[j] = _mm256_setzero_si256();
+    int d = 0;
+    for (; d + 32 <= hd; d += 32) {
+      const __m256i kk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kt + d));
+      const __m256i ak = _mm256_sign_epi8(kk, kk);
+      for (int j = 0; j < NH; ++j) {
+        const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(it.qq + j * hd + d));
+        const __m256i p = _mm256_maddubs_epi16(ak, _mm256_sign_epi8(qv, kk));
+        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(p, ones));
+      }
+    }
+    for (; d + 16 <= hd; d += 16) {
+      const __m128i kk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kt + d));
+      const __m128i ak = _mm_sign_epi8(kk, kk);
+      for (int j = 0; j < NH; ++j) {
+        const __m128i qv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(it.qq + j * hd + d));
+        const __m128i p = _mm_madd_epi16(_mm_maddubs_epi16(ak, _mm_sign_epi8(qv, kk)), _mm_set1_epi16(1));
+        acc[j] = _mm256_add_epi32(acc[j], _mm256_zextsi128_si256(p));
+      }
+    }
+    const float rs = a.scale * _cvtsh_ss(a.k_scale[t * a.n_head_kv + it.g]);
+    for (int j = 0; j < NH; ++j) {
+      float s = hsum_i32(acc[j]);
+      for (int e = d; e < hd; ++e) s += float(int(it.qq[j * hd + e]) * int(kt[e]));
+      it.scores[j * it.kv_len + t] = s * sq[j] * rs;
+    }
   }
-  const __m256 vmx = _mm256_set1_ps(mx);
-  __m256 vsum = _mm256_setzero_ps();
-  int64_t t = 0;
-  for (; t + 8 <= kv_len; t += 8) {
-    __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(scores + t), vmx));
-    _mm256_storeu_ps(scores + t, e);
-    vsum = _mm256_add_ps(vsum, e);
-  }
-  float sum = simd::hsum(vsum);
-  for (; t < kv_len; ++t) {
-    scores[t] = std::exp(scores[t] - mx);
-    sum += scores[t];
-  }
-  const float inv = 1.0f / sum;
+}
 
-  float* oh = a.out + i * a.out_stride + int64_t(h) * hd;
-  std::fill(oh, oh + hd, 0.0f);
-  for (int64_t t2 = 0; t2 < kv_len; ++t2) axpy(scores[t2] * inv, vb + t2 * a.kv_stride, oh, hd);
+// In place: scores → softmax weights (times the V row's scale for Q8, so the V loop needs none).
+template <KvElem T>
+void softmax_rows(const Item& it, int nh) {
+  const int64_t n = it.kv_len;
+  for (int j = 0; j < nh; ++j) {
+    float* s = it.scores + j * n;
+    __m256 vmx = _mm256_set1_ps(-INFINITY);
+    int64_t t = 0;
+    for (; t + 8 <= n; t += 8) vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(s + t));
+    float mx = simd::hmax(vmx);
+    for (; t < n; ++t) mx = std::max(mx, s[t]);
+    vmx = _mm256_set1_ps(mx);
+    __m256 vsum = _mm256_setzero_ps();
+    t = 0;
+    for (; t + 8 <= n; t += 8) {
+      const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(s + t), vmx));
+      _mm256_storeu_ps(s + t, e);
+      vsum = _mm256_add_ps(vsum, e);
+    }
+    float sum = simd::hsum(vsum);
+    for (; t < n; ++t) {
+      s[t] = std::exp(s[t] - mx);
+      sum += s[t];
+    }
+    const float inv = 1.0f / sum;
+    if constexpr (T == KvElem::Q8) {
+      const uint16_t* vs = it.a.v_scale + it.g;
+      for (t = 0; t < n; ++t) s[t] *= inv * _cvtsh_ss(vs[t * it.a.n_head_kv]);
+    } else {
+      const __m256 vinv = _mm256_set1_ps(inv);
+      for (t = 0; t + 8 <= n; t += 8) _mm256_storeu_ps(s + t, _mm256_mul_ps(_mm256_loadu_ps(s + t), vinv));
+      for (; t < n; ++t) s[t] *= inv;
+    }
+  }
+}
+
+// out_j = Σ_t w_j[t] · v_t, 16 features at a time in registers.
+template <KvElem T, int NH>
+void weighted_v(const Item& it) {
+  using E = Elem<T>;
+  const AttentionArgs& a = it.a;
+  const int hd = a.head_dim;
+  const auto* vb = static_cast<const typename E::type*>(T == KvElem::F32 ? static_cast<const void*>(a.v) : a.v_raw) +
+                   int64_t(it.g) * hd;
+  float* oh[NH];
+  for (int j = 0; j < NH; ++j) oh[j] = a.out + it.i * a.out_stride + int64_t(it.h0 + j) * hd;
+  const int64_t n = it.kv_len;
+  int d = 0;
+  for (; d + 16 <= hd; d += 16) {
+    __m256 acc0[NH], acc1[NH];
+    for (int j = 0; j < NH; ++j) acc0[j] = acc1[j] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < n; ++t) {
+      const auto* vt = vb + t * a.kv_stride + d;
+      const __m256 v0 = E::load8(vt), v1 = E::load8(vt + 8);
+      for (int j = 0; j < NH; ++j) {
+        const __m256 w = _mm256_broadcast_ss(it.scores + j * n + t);
+        acc0[j] = _mm256_fmadd_ps(w, v0, acc0[j]);
+        acc1[j] = _mm256_fmadd_ps(w, v1, acc1[j]);
+      }
+    }
+    for (int j = 0; j < NH; ++j) {
+      _mm256_storeu_ps(oh[j] + d, acc0[j]);
+      _mm256_storeu_ps(oh[j] + d + 8, acc1[j]);
+    }
+  }
+  for (; d + 8 <= hd; d += 8) {
+    __m256 acc[NH];
+    for (int j = 0; j < NH; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < n; ++t) {
+      const __m256 v0 = E::load8(vb + t * a.kv_stride + d);
+      for (int j = 0; j < NH; ++j) acc[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(it.scores + j * n + t), v0, acc[j]);
+    }
+    for (int j = 0; j < NH; ++j) _mm256_storeu_ps(oh[j] + d, acc[j]);
+  }
+  for (; d < hd; ++d) {
+    for (int j = 0; j < NH; ++j) {
+      float s = 0;
+      for (int64_t t = 0; t < n; ++t) s += it.scores[j * n + t] * E::at(vb + t * a.kv_stride, d);
+      oh[j][d] = s;
+    }
+  }
+}
+
+template <KvElem T, int NH>
+void attend(const Item& it, bool int8_qk) {
+  if constexpr (T == KvElem::Q8) {
+    if (int8_qk) {
+      scores_int8<NH>(it);
+    } else {
+      scores_float<T, NH>(it);
+    }
+  } else {
+    scores_float<T, NH>(it);
+  }
+  softmax_rows<T>(it, NH);
+  weighted_v<T, NH>(it);
+}
+
+template <KvElem T>
+void attend_n(const Item& it, int nh, bool int8_qk) {
+  switch (nh) {
+    case 1: attend<T, 1>(it, int8_qk); break;
+    case 2: attend<T, 2>(it, int8_qk); break;
+    case 3: attend<T, 3>(it, int8_qk); break;
+    default: attend<T, 4>(it, int8_qk); break;
+  }
 }
 
 }  // namespace
@@ -77,13 +247,29 @@ void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
   EV_CHECK(a.n_head > 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && a.head_dim > 0,
            "attention: %d query heads cannot share %d KV heads", a.n_head, a.n_head_kv);
   if (a.n_q <= 0) return;
-  const int64_t n_items = int64_t(a.n_head) * a.n_q;
+  const int group = a.n_head / a.n_head_kv;
+  // Query heads per item: up to 4 sharing one KV head, fewer when that would leave threads idle
+  // (decode of a model with few KV heads).
+  int sub = std::min(group, kMaxGroup);
+  while (sub > 1 && int64_t(a.n_head_kv) * ((group + sub - 1) / sub) * a.n_q < 2 * int64_t(pool.size())) sub = (sub + 1) / 2;
+  const int n_sub = (group + sub - 1) / sub;
+  const int64_t n_items = int64_t(a.n_head_kv) * n_sub * a.n_q;
+  const bool int8_qk = a.kv_type == KvElem::Q8 && attention_qk_mode() == QkMode::Int8;
   pool.parallel_for(n_items, [&](int64_t b, int64_t e) {
-    std::vector<float> scores(size_t(a.pos0 + a.n_q) + 8);
-    for (int64_t it = b; it < e; ++it) {
-      const int h = int(it / a.n_q);
-      const int i = int(it % a.n_q);
-      attend_one(a, i, h, scores.data());
+    std::vector<float> scores(size_t(sub) * size_t(a.pos0 + a.n_q) + 8);
+    std::vector<int8_t> qq(int8_qk ? size_t(sub) * size_t(a.head_dim) + 32 : 0);
+    for (int64_t idx = b; idx < e; ++idx) {
+      const int i = int(idx % a.n_q);
+      const int64_t gs = idx / a.n_q;
+      const int g = int(gs / n_sub), s = int(gs % n_sub);
+      const int h0 = g * group + s * sub;
+      const int nh = std::min(sub, (g + 1) * group - h0);
+      const Item it{a, g, h0, i, a.pos0 + i + 1, scores.data(), qq.data()};
+      switch (a.kv_type) {
+        case KvElem::F32: attend_n<KvElem::F32>(it, nh, false); break;
+        case KvElem::F16: attend_n<KvElem::F16>(it, nh, false); break;
+        case KvElem::Q8: attend_n<KvElem::Q8>(it, nh, int8_qk); break;
+      }
     }
   });
 }
@@ -93,7 +279,9 @@ void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
 #else
 
 namespace edgevlm {
-void attention_avx2(const AttentionArgs& a, ThreadPool& pool) { attention(a, pool); }
+void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
+  fail("attention: this build has no AVX2 kernels");
+}
 }  // namespace edgevlm
 
 #endif

@@ -1,0 +1,249 @@
+// Attention over F16 and INT8 K/V rows: the row format, the scalar reader against the F32 path on
+// the same (dequantized) values, the AVX2 kernels against the scalar reference in both q·k modes,
+// and the error INT8 storage adds against exact F32 attention.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/quant.h"
+#include "ops/attention.h"
+#include "ops/cpu_features.h"
+
+namespace edgevlm {
+namespace {
+
+std::vector<float> randv(size_t n, uint64_t seed, float scale) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(n);
+  for (float& x : v) x = scale * nd(rng);
+  return v;
+}
+
+float max_abs(const std::vector<float>& v) {
+  float m = 0;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+TEST(KvRowQ8, RoundTripAndEdges) {
+  for (int n : {1, 7, 16, 80, 128}) {
+    auto x = randv(size_t(n), uint64_t(n), 2.0f);
+    std::vector<int8_t> q(static_cast<size_t>(n));
+    const uint16_t d16 = quantize_kv_row_q8(x.data(), n, q.data());
+    const float d = f16_to_f32(d16);
+    EXPECT_NEAR(d, max_abs(x) / 127.0f, 1e-3f * d);
+    std::vector<float> y(static_cast<size_t>(n));
+    dequantize_kv_row_q8(q.data(), d16, n, y.data());
+    int at_max = 0;
+    for (int i = 0; i < n; ++i) {
+      EXPECT_LE(std::fabs(y[size_t(i)] - x[size_t(i)]), 0.5f * d * 1.01f + 1e-7f) << i;
+      EXPECT_GE(q[size_t(i)], -127);
+      at_max += std::abs(q[size_t(i)]) == 127;
+    }
+    EXPECT_GE(at_max, 1);  // the largest magnitude uses the full range
+  }
+  std::vector<float> zeros(32, 0.0f);
+  std::vector<int8_t> q(32, 5);
+  EXPECT_EQ(f16_to_f32(quantize_kv_row_q8(zeros.data(), 32, q.data())), 0.0f);
+  for (int8_t v : q) EXPECT_EQ(v, 0);
+}
+
+// K/V rows of one shape in F32 and in a storage type, plus the F32 values that storage holds.
+struct Kv {
+  KvElem type;
+  int n_pos, n_head_kv, head_dim;
+  std::vector<float> k, v;           // original values
+  std::vector<float> k_deq, v_deq;   // what the stored rows decode to
+  std::vector<uint16_t> k16, v16;    // F16 elements
+  std::vector<int8_t> k8, v8;        // Q8 elements
+  std::vector<uint16_t> ks, vs;      // Q8 scales
+
+  Kv(KvElem t, int n_pos_, int n_head_kv_, int hd, uint64_t seed)
+      : type(t), n_pos(n_pos_), n_head_kv(n_head_kv_), head_dim(hd) {
+    const size_t n = size_t(n_pos) * n_head_kv * hd;
+    k = randv(n, seed, 0.5f);
+    v = randv(n, seed + 1, 1.0f);
+    k_deq.resize(n), v_deq.resize(n);
+    if (t == KvElem::F16) {
+      k16.resize(n), v16.resize(n);
+      for (size_t i = 0; i < n; ++i) {
+        k16[i] = f32_to_f16(k[i]), v16[i] = f32_to_f16(v[i]);
+        k_deq[i] = f16_to_f32(k16[i]), v_deq[i] = f16_to_f32(v16[i]);
+      }
+    } else if (t == KvElem::Q8) {
+      k8.resize(n), v8.resize(n), ks.resize(n / size_t(hd)), vs.resize(n / size_t(hd));
+      for (size_t r = 0; r < n / size_t(hd); ++r) {
+        const size_t e = r * size_t(hd);
+        ks[r] = quantize_kv_row_q8(k.data() + e, hd, k8.data() + e);
+        vs[r] = quantize_kv_row_q8(v.data() + e, hd, v8.data() + e);
+        dequantize_kv_row_q8(k8.data() + e, ks[r], hd, k_deq.data() + e);
+        dequantize_kv_row_q8(v8.data() + e, vs[r], hd, v_deq.data() + e);
+      }
+    } else {
+      k_deq = k, v_deq = v;
+    }
+  }
+  void bind(AttentionArgs& a) const {
+    a.kv_stride = int64_t(n_head_kv) * head_dim;
+    a.kv_type = type;
+    a.k = k.data(), a.v = v.data();
+    if (type == KvElem::F16) a.k_raw = k16.data(), a.v_raw = v16.data();
+    if (type == KvElem::Q8) a.k_raw = k8.data(), a.v_raw = v8.data(), a.k_scale = ks.data(), a.v_scale = vs.data();
+  }
+  void bind_f32(AttentionArgs& a, bool dequantized) const {
+    a.kv_stride = int64_t(n_head_kv) * head_dim;
+    a.kv_type = KvElem::F32;
+    a.k = dequantized ? k_deq.data() : k.data();
+    a.v = dequantized ? v_deq.data() : v.data();
+    a.k_raw = a.v_raw = nullptr;
+    a.k_scale = a.v_scale = nullptr;
+  }
+};
+
+struct Shape {
+  int n_head, n_head_kv, head_dim, n_q, pos0;
+};
+const Shape kShapes[] = {{1, 1, 8, 1, 0},  {4, 2, 20, 5, 3},   {6, 3, 64, 9, 30},  {8, 1, 80, 3, 100},
+                         {4, 4, 7, 2, 11}, {32, 8, 80, 1, 300}, {32, 8, 80, 17, 40}, {12, 2, 48, 4, 9},
+                         {2, 1, 16, 6, 0}, {5, 1, 33, 3, 70}};
+
+struct AttnRun {
+  std::vector<float> q, out;
+  AttentionArgs a;
+  AttnRun(const Shape& c, uint64_t seed) {
+    const int q_dim = c.n_head * c.head_dim;
+    q = randv(size_t(c.n_q) * q_dim, seed, 0.5f);
+    out.assign(size_t(c.n_q) * q_dim, 0.0f);
+    a.q = q.data(), a.q_stride = q_dim, a.out = out.data(), a.out_stride = q_dim;
+    a.n_q = c.n_q, a.pos0 = c.pos0, a.n_head = c.n_head, a.n_head_kv = c.n_head_kv, a.head_dim = c.head_dim;
+    a.scale = 1.0f / std::sqrt(float(c.head_dim));
+  }
+};
+
+std::string name(const Shape& c, KvElem t) {
+  return ::testing::PrintToString(c.n_head) + "/" + std::to_string(c.n_head_kv) + " hd " +
+         std::to_string(c.head_dim) + " n_q " + std::to_string(c.n_q) + " pos0 " + std::to_string(c.pos0) + " " +
+         kv_elem_name(t);
+}
+
+// The reader of each storage type computes exactly what F32 attention computes on the values the
+// storage holds; the AVX2 kernels match that scalar reference.
+TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
+  ThreadPool pool(3);
+  for (const Shape& c : kShapes) {
+    for (KvElem t : {KvElem::F32, KvElem::F16, KvElem::Q8}) {
+      SCOPED_TRACE(name(c, t));
+      Kv kv(t, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 7);
+      AttnRun want(c, 3), ref(c, 3), fast(c, 3);
+      kv.bind_f32(want.a, true);
+      attention_ref(want.a);
+      kv.bind(ref.a);
+      attention_ref(ref.a);
+      EXPECT_LE(max_diff(ref.out, want.out), 1e-6f);
+      kv.bind(fast.a);
+      set_attention_qk_mode(QkMode::Float);
+      attention(fast.a, pool);
+      EXPECT_LE(max_diff(fast.out, want.out), 2e-5f);
+      if (cpu_has_avx2()) {
+        std::fill(fast.out.begin(), fast.out.end(), 0.0f);
+        attention_avx2(fast.a, pool);
+        EXPECT_LE(max_diff(fast.out, want.out), 2e-5f);
+      }
+    }
+  }
+}
+
+// What INT8 storage costs against exact F32 attention on the original values. Bound: the V error
+// alone is at most d/2 = max|v|/254 per element (the output is a convex combination of V rows);
+// the K error shifts each score by at most Σ|q|·d_k/2, which moves the softmax weights by a
+// few percent at these magnitudes. Stated tolerance: 3% of max|v| (F16: 0.2%).
+TEST(AttentionKv, Int8AndF16StorageCloseToF32) {
+  ThreadPool pool(2);
+  for (const Shape& c : kShapes) {
+    for (KvElem t : {KvElem::F16, KvElem::Q8}) {
+      for (QkMode mode : {QkMode::Float, QkMode::Int8}) {
+        if (t == KvElem::F16 && mode == QkMode::Int8) continue;
+        SCOPED_TRACE(name(c, t) + (mode == QkMode::Int8 ? " int8 q·k" : " float q·k"));
+        Kv kv(t, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 11);
+        AttnRun exact(c, 5), got(c, 5);
+        kv.bind_f32(exact.a, false);
+        attention_ref(exact.a);
+        kv.bind(got.a);
+        set_attention_qk_mode(mode);
+        attention(got.a, pool);
+        set_attention_qk_mode(QkMode::Float);
+        const float tol = (t == KvElem::Q8 ? 0.03f : 0.002f) * max_abs(kv.v);
+        EXPECT_LE(max_diff(got.out, exact.out), tol);
+      }
+    }
+  }
+}
+
+// Int8 q·k: the query is quantized too, so it can only be compared with a tolerance; it must still
+// be much closer to the Float mode than the bound above.
+TEST(AttentionKv, Int8QkModeCloseToFloatMode) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+  ThreadPool pool(2);
+  for (const Shape& c : kShapes) {
+    SCOPED_TRACE(name(c, KvElem::Q8));
+    Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 13);
+    AttnRun f(c, 9), i8(c, 9);
+    kv.bind(f.a);
+    kv.bind(i8.a);
+    set_attention_qk_mode(QkMode::Float);
+    attention_avx2(f.a, pool);
+    set_attention_qk_mode(QkMode::Int8);
+    attention_avx2(i8.a, pool);
+    set_attention_qk_mode(QkMode::Float);
+    EXPECT_LE(max_diff(f.out, i8.out), 0.01f * max_abs(kv.v));
+  }
+}
+
+TEST(AttentionKv, CausalOverInt8Rows) {
+  ThreadPool pool(2);
+  const Shape c{8, 2, 80, 6, 20};
+  Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 17);
+  AttnRun r1(c, 1), r2(c, 1);
+  kv.bind(r1.a);
+  attention(r1.a, pool);
+  // Rewrite the last position with different values: only the last query row may change.
+  const int last = c.pos0 + c.n_q - 1, hd = c.head_dim;
+  for (int g = 0; g < c.n_head_kv; ++g) {
+    const size_t e = (size_t(last) * c.n_head_kv + g) * hd;
+    for (int d = 0; d < hd; ++d) kv.k8[e + d] = int8_t(-kv.k8[e + d]), kv.v8[e + d] = int8_t(d % 100);
+  }
+  kv.bind(r2.a);
+  attention(r2.a, pool);
+  const int q_dim = c.n_head * hd;
+  for (int i = 0; i + 1 < c.n_q; ++i)
+    for (int j = 0; j < q_dim; ++j) ASSERT_EQ(r2.out[size_t(i * q_dim + j)], r1.out[size_t(i * q_dim + j)]);
+  EXPECT_GT(max_diff(r1.out, r2.out), 0.01f);
+}
+
+TEST(AttentionKv, MissingRowsOrScalesAreErrors) {
+  ThreadPool pool(1);
+  std::vector<float> buf(64);
+  std::vector<int8_t> q8(64);
+  AttentionArgs a;
+  a.q = buf.data(), a.out = buf.data(), a.n_q = 1, a.n_head = 2, a.n_head_kv = 1, a.head_dim = 4;
+  a.kv_type = KvElem::Q8;
+  a.k_raw = a.v_raw = q8.data();
+  EXPECT_THROW(attention(a, pool), Error);  // no scales
+  EXPECT_THROW(attention_ref(a), Error);
+  a.kv_type = KvElem::F16;
+  a.k_raw = nullptr;
+  EXPECT_THROW(attention(a, pool), Error);
+}
+
+}  // namespace
+}  // namespace edgevlm
