@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""bluelm-v-3b shape: edgevlm vs llama.cpp (node-llama-cpp 3.21.1) on the same GGUF, 1 and 2 threads.
+
+The decoder and mmproj are written by `edgevlm gen-bluelm` (random weights at the paper's precisions:
+LLM Q4_0 with Q8_0 embeddings/output, ViT Q8_0) into --workdir (never git). Each round runs, for every
+thread count, `edgevlm bench --json` (which also measures this machine's limits in the same process:
+read bandwidth, peak FMA and int8 multiply-add rates) and then llama.cpp (bench/peer/bench.mjs) with the
+same prompt length and decoded tokens. The table gives medians over the rounds plus the load average
+(the machines are shared; quote ratios, not absolute figures). Output: a Markdown section of
+docs/BENCHMARKS.md between the bluelm-bench markers, and stdout.
+
+Usage: bench/run_bluelm_bench.py [--edgevlm build/edgevlm] [--rounds 3] [--threads 1,2] [--prompt 512] [-n 32]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+BEGIN, END = "<!-- bluelm-bench:begin -->", "<!-- bluelm-bench:end -->"
+
+
+def run(cmd, what, timeout=3600):
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        sys.exit(f"run_bluelm_bench: {what} failed (exit {p.returncode}):\n  $ {' '.join(cmd)}\n{p.stderr[-3000:]}")
+    return p.stdout, time.time() - t0
+
+
+def last_json(out):
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    sys.exit(f"run_bluelm_bench: no JSON line in:\n{out[-2000:]}")
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--edgevlm", default=os.path.join(ROOT, "build", "edgevlm"))
+    ap.add_argument("--workdir", default="/tmp/edgevlm-bluelm")
+    ap.add_argument("--model", help="decoder GGUF (default: WORKDIR/bluelm-v-3b-q4_0.gguf, generated if missing)")
+    ap.add_argument("--mmproj", help="vision GGUF (default: WORKDIR/bluelm-v-3b-mmproj-q8_0.gguf); 'none' to skip")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--prompt", type=int, default=512)
+    ap.add_argument("-n", type=int, default=32)
+    ap.add_argument("--kv-type", default="q8", help="edgevlm's KV cache (llama.cpp's is F16)")
+    ap.add_argument("--tiles", type=int, default=4)
+    ap.add_argument("--no-peer", action="store_true", help="edgevlm only")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"), help="'-' for stdout only")
+    args = ap.parse_args()
+
+    os.makedirs(args.workdir, exist_ok=True)
+    model = args.model or os.path.join(args.workdir, "bluelm-v-3b-q4_0.gguf")
+    mmproj = args.mmproj or os.path.join(args.workdir, "bluelm-v-3b-mmproj-q8_0.gguf")
+    if args.mmproj == "none":
+        mmproj = None
+    if not os.path.exists(model) or (mmproj and not os.path.exists(mmproj)):
+        what = ["--only", "llm"] if not mmproj else []
+        print(f"run_bluelm_bench: generating the bluelm-v-3b files in {args.workdir}", flush=True)
+        run([args.edgevlm, "gen-bluelm", "--out-dir", args.workdir] + what, "gen-bluelm")
+    threads = [int(t) for t in args.threads.split(",")]
+
+    ev = {t: [] for t in threads}
+    lc = {t: [] for t in threads}
+    loads = []
+    t_start = time.time()
+    for r in range(args.rounds):
+        for t in threads:
+            cmd = [args.edgevlm, "bench", "--json", "-m", model, "-t", str(t), "-p", str(args.prompt), "-n", str(args.n),
+                   "--reps", "1", "--kv-type", args.kv_type]
+            if mmproj and r == 0:
+                cmd += ["--mmproj", mmproj, "--tiles", str(args.tiles)]
+            out, secs = run(cmd, f"edgevlm bench -t {t}")
+            e = last_json(out)
+            ev[t].append(e)
+            loads.append(e.get("load_start", -1))
+            line = (f"round {r + 1}/{args.rounds} t={t}: edgevlm prefill {e['prefill_tok_s']:.2f} decode "
+                    f"{e['decode_tok_s']:.2f} tok/s (load {e.get('load_start', -1):.1f}, {secs:.0f} s)")
+            if not args.no_peer:
+                out, secs = run(["node", os.path.join(ROOT, "bench", "peer", "bench.mjs"), "--model", model, "--threads",
+                                 str(t), "--prompt", str(args.prompt), "-n", str(args.n), "--reps", "1"],
+                                f"llama.cpp bench -t {t}")
+                p = last_json(out)
+                lc[t].append(p)
+                line += f" | llama.cpp prefill {p['prefill_tok_s']:.2f} decode {p['decode_tok_s']:.2f} ({secs:.0f} s)"
+            print(line, flush=True)
+
+    med = statistics.median
+    size_gb = os.path.getsize(model) / 1e9
+    lines = [BEGIN, "## bluelm-v-3b shape: edgevlm vs llama.cpp", "",
+             f"Model: `edgevlm gen-bluelm` (random weights; decoder 2.7B: hidden 2560, 32 layers, 32 heads of 80, "
+             f"8 KV heads, SwiGLU 6912, vocab 100096; Q4_0 matrices, Q8_0 token embeddings and output; "
+             f"{size_gb:.2f} GB). Prefill {args.prompt} tokens from an empty cache (edgevlm in chunks of 128, "
+             f"llama.cpp in one batch), then {args.n} greedy decode steps. edgevlm KV cache: {args.kv_type}; "
+             "llama.cpp: node-llama-cpp 3.21.1's prebuilt CPU build, F16 KV cache. Medians of "
+             f"{args.rounds} interleaved rounds; the limits (read bandwidth over a 1 GB buffer, peak FMA and "
+             "int8 maddubs rates with the same thread count) are measured inside each edgevlm run.", "",
+             f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs. Load average during the runs: "
+             f"{min(loads):.1f}–{max(loads):.1f} (shared machine; other engineers' builds and tests ran at the same "
+             f"time). Date {datetime.date.today().isoformat()}. Command: `bench/run_bluelm_bench.py --rounds "
+             f"{args.rounds} --threads {args.threads}` ({time.time() - t_start:.0f} s).", ""]
+    if max(loads) > (os.cpu_count() or 1):
+        lines += ["**Measured on an oversubscribed machine (load average above the CPU count):** the absolute "
+                  "figures and the fractions of the limits are depressed by contention; rerun on a quiet machine "
+                  "before quoting them.", ""]
+    lines += ["| threads | prefill tok/s edgevlm | llama.cpp | ratio | decode tok/s edgevlm | llama.cpp | ratio | "
+              "decode: % of read bandwidth | prefill: % of int8 peak | bandwidth GB/s | int8 G mul-add/s | "
+              "peak RSS MB |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for t in threads:
+        e = ev[t]
+        ep, ed = med([x["prefill_tok_s"] for x in e]), med([x["decode_tok_s"] for x in e])
+        fb = med([x.get("decode_frac_bandwidth", 0) for x in e])
+        fp = med([x.get("prefill_frac_peak", 0) for x in e])
+        bw = med([x.get("bandwidth_gbs", 0) for x in e])
+        i8 = med([x.get("peak_int8_gops", 0) for x in e])
+        rss = max(x.get("peak_rss_mb", 0) for x in e)
+        if lc[t]:
+            lp, ld = med([x["prefill_tok_s"] for x in lc[t]]), med([x["decode_tok_s"] for x in lc[t]])
+            peer = f"{lp:.2f} | {ep / lp:.2f}× | {ed:.2f} | {ld:.2f} | {ed / ld:.2f}×"
+        else:
+            peer = f"– | – | {ed:.2f} | – | –"
+        lines.append(f"| {t} | {ep:.2f} | {peer} | {100 * fb:.0f}% | {100 * fp:.0f}% | {bw:.1f} | {i8:.0f} | {rss:.0f} |")
+    vit = [x for t in threads for x in ev[t] if "vit_ms_per_tile" in x]
+    if vit:
+        lines += ["", "ViT (so400m at 384×384, 27 layers, Q8_0 matrices; MLP down-projections F16 since 4304 is not a "
+                  f"multiple of 32), batches of {args.tiles} tiles, first round:", "",
+                  "| threads | ms per tile | % of int8 peak |", "| ---: | ---: | ---: |"]
+        for t in threads:
+            for x in ev[t]:
+                if "vit_ms_per_tile" in x:
+                    lines.append(f"| {t} | {x['vit_ms_per_tile']:.0f} | {100 * x.get('vit_frac_peak', 0):.0f}% |")
+    lines += ["", "Ratio = edgevlm ÷ llama.cpp. Decode % of bandwidth = weight bytes per token × tokens/s ÷ measured "
+              "read bandwidth. Prefill % of peak = multiply-adds per token (matrices + attention) × tokens/s ÷ measured "
+              "int8 multiply-add rate.", "", "<details><summary>All runs</summary>", ""]
+    for t in threads:
+        lines.append(f"- {t} thread(s): edgevlm prefill {[round(x['prefill_tok_s'], 2) for x in ev[t]]}, decode "
+                     f"{[round(x['decode_tok_s'], 2) for x in ev[t]]}, load {[round(x.get('load_start', -1), 1) for x in ev[t]]}"
+                     + (f"; llama.cpp prefill {[round(x['prefill_tok_s'], 2) for x in lc[t]]}, decode "
+                        f"{[round(x['decode_tok_s'], 2) for x in lc[t]]}" if lc[t] else ""))
+    lines += ["", "</details>", END]
+    block = "\n".join(lines) + "\n"
+    print(block)
+    if args.out != "-":
+        doc = open(args.out).read() if os.path.exists(args.out) else "# Benchmarks\n\n"
+        if BEGIN in doc and END in doc:
+            doc = doc[:doc.index(BEGIN)] + block.rstrip("\n") + doc[doc.index(END) + len(END):]
+        else:
+            doc = doc.rstrip("\n") + "\n\n" + block
+        open(args.out, "w").write(doc)
+        print(f"run_bluelm_bench: wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

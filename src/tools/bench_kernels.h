@@ -1,0 +1,24 @@
+// Microbenchmarks of this machine's limits, for `edgevlm bench` to express its figures as
+// fractions of them: memory read bandwidth (what bounds decode) and peak FMA and int8 multiply-add
+// throughput (what bounds prefill and the ViT). Each runs `threads` OS threads at once.
+#pragma once
+
+#include <cstddef>
+
+namespace edgevlm {
+
+// GB/s (1e9 bytes) reading a buffer of `bytes` (≫ L3) split among the threads; best of `reps` passes.
+double bench_read_bandwidth(size_t bytes, int threads, int reps);
+// GFLOP/s of fused multiply-adds (2 flops each): independent AVX2 FMA chains, best of `reps`.
+double bench_peak_fma(int threads, int reps);
+// G int8 multiply-adds/s as the Q8_0/Q4_0 kernels do them (maddubs → madd → add), best of `reps`.
+double bench_peak_int8(int threads, int reps);
+
+// Scalar or AVX2 bodies (bench_kernels_avx2.cc), per thread: return a value so nothing is elided.
+namespace bench_detail {
+double read_sum_avx2(const void* p, size_t bytes);
+double fma_loop_avx2(long iters);   // 160 flops per iteration
+double int8_loop_avx2(long iters);  // 256 int8 multiply-adds per iteration
+}  // namespace bench_detail
+
+}  // namespace edgevlm

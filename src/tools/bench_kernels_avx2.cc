@@ -1,0 +1,67 @@
+#include "tools/bench_kernels.h"
+
+#include <cstdint>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+namespace edgevlm::bench_detail {
+
+double read_sum_avx2(const void* p, size_t bytes) {
+  const __m256i* v = static_cast<const __m256i*>(p);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  const size_t n = bytes / 128;
+  for (size_t i = 0; i < n; ++i) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(v + 4 * i));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + 4 * i + 1));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(v + 4 * i + 2));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(v + 4 * i + 3));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  alignas(32) int64_t out[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out), s);
+  return double(out[0] + out[1] + out[2] + out[3]);
+}
+
+double fma_loop_avx2(long iters) {
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+  __m256 a[10];
+  for (int k = 0; k < 10; ++k) a[k] = _mm256_set1_ps(1.0f + float(k));
+  for (long i = 0; i < iters; ++i) {
+    for (int k = 0; k < 10; ++k) a[k] = _mm256_fmadd_ps(a[k], x, y);
+    __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]));
+  }
+  __m256 s = a[0];
+  for (int k = 1; k < 10; ++k) s = _mm256_add_ps(s, a[k]);
+  alignas(32) float out[8];
+  _mm256_store_ps(out, s);
+  return double(out[0]);
+}
+
+double int8_loop_avx2(long iters) {
+  const __m256i u = _mm256_set1_epi8(3), s8 = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+  __m256i a[8];
+  for (int k = 0; k < 8; ++k) a[k] = _mm256_set1_epi32(k);
+  __m256i x = u;
+  for (long i = 0; i < iters; ++i) {
+    for (int k = 0; k < 8; ++k) {
+      a[k] = _mm256_add_epi32(a[k], _mm256_madd_epi16(_mm256_maddubs_epi16(x, s8), ones));
+      __asm__ volatile("" : "+x"(x));  // x "changes": every product is computed, none shared or hoisted
+    }
+  }
+  __m256i s = a[0];
+  for (int k = 1; k < 8; ++k) s = _mm256_add_epi32(s, a[k]);
+  return double(_mm256_extract_epi32(s, 0));
+}
+
+}  // namespace edgevlm::bench_detail
+
+#else
+
+namespace edgevlm::bench_detail {
+double read_sum_avx2(const void*, size_t) { return 0; }
+double fma_loop_avx2(long) { return 0; }
+double int8_loop_avx2(long) { return 0; }
+}  // namespace edgevlm::bench_detail
+
+#endif

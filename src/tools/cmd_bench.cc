@@ -1,0 +1,322 @@
+// `edgevlm bench`: the engine's speed on this machine, each figure next to the machine limit that
+// bounds it, measured in the same run:
+//   decode tokens/s    ↔ memory read bandwidth: fraction = weight bytes per token × tokens/s ÷ GB/s
+//   prefill tokens/s   ↔ peak int8 multiply-add rate (Q8_0/Q4_0 weights) or FMA rate (F16/F32)
+//   ViT ms per tile    ↔ the same, for the mmproj's matrices
+//   peak RSS (getrusage), and the load average, since the machines here are shared.
+// --attention times the attention kernel over F32/F16/INT8 KV caches (both q·k modes).
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
+#include "engine/prefill.h"
+#include "formats/gguf.h"
+#include "model/kv_cache.h"
+#include "model/llm.h"
+#include "ops/attention.h"
+#include "ops/cpu_features.h"
+#include "tools/bench_kernels.h"
+#include "tools/commands.h"
+#include "vision/mmproj.h"
+#include "vision/vit.h"
+
+namespace edgevlm {
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // Linux: kilobytes
+}
+
+double load_average() {
+  double l[1] = {0};
+  return getloadavg(l, 1) == 1 ? l[0] : -1;
+}
+
+std::string cpu_name() {
+  FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (!f) return "unknown CPU";
+  char line[512];
+  std::string name = "unknown CPU";
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "model name", 10) == 0) {
+      const char* c = std::strchr(line, ':');
+      if (c) {
+        name = c + 2;
+        while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+      }
+      break;
+    }
+  }
+  std::fclose(f);
+  return name;
+}
+
+bool integer_kernels(GGMLType t) { return t == GGMLType::Q8_0 || t == GGMLType::Q4_0; }
+
+// Multiply-adds of one weight matrix per activation row.
+double macs(const WeightMatrix& w) { return double(w.n_in) * double(w.n_out); }
+
+struct Limits {
+  double bw_gbs = 0, fma_gflops = 0, int8_gops = 0;
+};
+
+std::string json_num(double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6g", std::isfinite(v) ? v : 0.0);
+  return b;
+}
+
+void attention_bench(int n_head, int n_head_kv, int head_dim, ThreadPool& pool, int reps) {
+  std::printf("\nattention kernel (%d heads / %d KV heads of %d, %d threads), microseconds per call, median of %d:\n",
+              n_head, n_head_kv, head_dim, pool.size(), reps);
+  std::printf("  %-22s %12s %12s %12s %12s\n", "KV cache", "decode@512", "decode@2048", "decode@4096", "chunk128@512");
+  struct Mode {
+    const char* name;
+    KvType type;
+    QkMode qk;
+  };
+  const Mode modes[] = {{"f32", KvType::F32, QkMode::Float},
+                        {"f16", KvType::F16, QkMode::Float},
+                        {"q8 (dequantize q·k)", KvType::Q8, QkMode::Float},
+                        {"q8 (int8 q·k)", KvType::Q8, QkMode::Int8}};
+  LlmConfig c;
+  c.n_layer = 1, c.n_head = n_head, c.n_head_kv = n_head_kv, c.head_dim = head_dim, c.n_embd = n_head * head_dim;
+  const int n_ctx = 4096, kv_dim = n_head_kv * head_dim, q_dim = n_head * head_dim;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> k(size_t(n_ctx) * kv_dim), v(k.size()), q(size_t(128) * q_dim), out(q.size());
+  for (float& x : k) x = nd(rng);
+  for (float& x : v) x = nd(rng);
+  for (float& x : q) x = nd(rng);
+  for (const Mode& m : modes) {
+    KvCache cache(c, n_ctx, m.type);
+    cache.write(0, 0, n_ctx, k.data(), v.data());
+    set_attention_qk_mode(m.qk);
+    auto time_it = [&](int n_q, int pos0) {
+      AttentionArgs a;
+      a.q = q.data(), a.q_stride = q_dim, a.out = out.data(), a.out_stride = q_dim;
+      a.n_q = n_q, a.pos0 = pos0, a.n_head = n_head, a.n_head_kv = n_head_kv, a.head_dim = head_dim;
+      a.scale = 1.0f / std::sqrt(float(head_dim));
+      cache.attention_view(0, a);
+      std::vector<double> ts;
+      attention(a, pool);  // warm-up
+      for (int r = 0; r < reps; ++r) {
+        const Timer t;
+        attention(a, pool);
+        ts.push_back(t.elapsed_ms() * 1e3);
+      }
+      return median(ts);
+    };
+    std::printf("  %-22s %12.1f %12.1f %12.1f %12.1f\n", m.name, time_it(1, 511), time_it(1, 2047), time_it(1, 4095),
+                time_it(128, 384));
+  }
+  set_attention_qk_mode(QkMode::Float);
+}
+
+int bench_main(int argc, char** argv) {
+  CLI::App app{"Measure decode and prefill tokens/s, ViT ms per tile and peak memory, each as a fraction of\n"
+               "this machine's limits measured in the same run (memory bandwidth; peak FMA and int8 rates).",
+               "edgevlm bench"};
+  app.set_help_flag("-h,--help", "Print this help and exit");
+  std::string model_path, mmproj_path, kv_type = kv_type_name(kDefaultKvType);
+  int threads = 2, n_prompt = 512, n_gen = 32, chunk = kDefaultPrefillChunk, reps = 3, tiles = 4, bw_mb = 1024;
+  bool no_limits = false, json = false, attn = false;
+  app.add_option("-m,--model", model_path, "Language model GGUF");
+  app.add_option("--mmproj", mmproj_path, "Vision GGUF (ViT ms per tile)");
+  app.add_option("-t,--threads", threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("-p,--prompt", n_prompt, "Prompt tokens to prefill")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("-n,--gen", n_gen, "Tokens to decode after the prompt")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--chunk", chunk, "Prefill chunk size")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("-r,--reps", reps, "Repetitions (medians are reported)")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--tiles", tiles, "Tiles per ViT run (one batch)")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--kv-type", kv_type, "KV cache: q8 | f16 | f32")->capture_default_str();
+  app.add_option("--bw-mb", bw_mb, "Buffer of the bandwidth benchmark, MB (well above the L3 cache)")
+      ->capture_default_str()->check(CLI::Range(16, 1 << 16));
+  app.add_flag("--no-limits", no_limits, "Skip the machine-limit microbenchmarks");
+  app.add_flag("--attention", attn, "Also time the attention kernel over F32/F16/INT8 KV caches");
+  app.add_flag("--json", json, "End with one JSON line of all figures");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\nRun 'edgevlm bench --help' for the options.\n", e.what());
+    return 1;
+  }
+  try {
+    const KvType kvt = parse_kv_type(kv_type);
+    ThreadPool pool(threads);
+    std::vector<std::pair<std::string, double>> fig;  // for --json
+    const double load0 = load_average();
+    std::printf("edgevlm bench: %s, %d threads, %s kernels, load average %.2f\n", cpu_name().c_str(), threads,
+                cpu_has_avx2() ? "AVX2" : "scalar", load0);
+    fig.emplace_back("threads", threads);
+    fig.emplace_back("load_start", load0);
+
+    Limits lim;
+    if (!no_limits) {
+      lim.bw_gbs = bench_read_bandwidth(size_t(bw_mb) << 20, threads, 5);
+      lim.fma_gflops = bench_peak_fma(threads, 3);
+      lim.int8_gops = bench_peak_int8(threads, 3);
+      std::printf("limits: read bandwidth %.2f GB/s (%d MB buffer) | FMA %.1f GFLOP/s | int8 %.1f G multiply-adds/s\n",
+                  lim.bw_gbs, bw_mb, lim.fma_gflops, lim.int8_gops);
+      fig.emplace_back("bandwidth_gbs", lim.bw_gbs);
+      fig.emplace_back("peak_fma_gflops", lim.fma_gflops);
+      fig.emplace_back("peak_int8_gops", lim.int8_gops);
+    }
+
+    if (!model_path.empty()) {
+      const Timer load_t;
+      auto f = GGUFFile::open(model_path);
+      auto m = LlmModel::load(*f);
+      const LlmConfig& c = m->config();
+      const double load_ms = load_t.elapsed_ms();
+      const int n_ctx = n_prompt + n_gen + 1;
+      KvCache cache(c, n_ctx, kvt);
+      std::printf("model: %s (%s, %d layers, hidden %d, %d/%d heads of %d, ff %d, vocab %d), %s weights %s; "
+                  "KV cache %s %.1f MB for %d positions\n",
+                  model_path.c_str(), c.arch.c_str(), c.n_layer, c.n_embd, c.n_head, c.n_head_kv, c.head_dim, c.n_ff,
+                  c.n_vocab, type_name(m->layers()[0].wq.type).c_str(),
+                  (std::to_string(m->weight_bytes_per_token() / 1000000) + " MB/token").c_str(), kv_type_name(kvt),
+                  double(cache.bytes()) / 1e6, n_ctx);
+      std::mt19937 rng(7);
+      std::vector<int32_t> toks(static_cast<size_t>(n_prompt));
+      for (int32_t& t : toks) t = int32_t(rng() % uint32_t(std::max(1, c.n_vocab - 256)));
+      std::vector<float> emb(size_t(n_prompt) * c.n_embd), e1(size_t(c.n_embd)), logits(size_t(c.n_vocab));
+      m->embed_tokens(toks.data(), n_prompt, emb.data());
+      std::vector<double> pre, dec;
+      for (int r = 0; r <= reps; ++r) {  // the first repetition warms the page cache and is discarded
+        cache.clear();
+        Timer tp;
+        std::vector<float> last = prefill_chunked(*m, cache, emb.data(), n_prompt, chunk, pool);
+        const double pms = tp.elapsed_ms();
+        int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+        Timer td;
+        for (int g = 0; g < n_gen; ++g) {
+          m->embed_tokens(&next, 1, e1.data());
+          llm_forward(*m, cache, e1.data(), 1, logits.data(), false, pool);
+          next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        }
+        const double dms = td.elapsed_ms();
+        if (r == 0) continue;
+        pre.push_back(n_prompt / (pms / 1e3));
+        dec.push_back(n_gen / (dms / 1e3));
+      }
+      const double pt = median(pre), dt = median(dec);
+      const double wbytes = double(m->weight_bytes_per_token());
+      // KV bytes a decode step reads, at the middle of the decoded span.
+      const double kv_read = double(cache.bytes_per_position()) * (n_prompt + n_gen / 2.0);
+      const double dec_gbs = wbytes * dt / 1e9;
+      // Prefill work per token: every matrix but the output (computed once per prompt), plus attention.
+      double mac_tok = 0;
+      for (const LlmLayer& L : m->layers())
+        mac_tok += macs(L.wq) + macs(L.wk) + macs(L.wv) + macs(L.wo) + macs(L.w_gate) + macs(L.w_up) + macs(L.w_down);
+      const double attn_mac = 2.0 * c.n_layer * double(c.n_head) * c.head_dim * (n_prompt + 1) / 2.0;
+      const bool ints = integer_kernels(m->layers()[0].wq.type);
+      const double peak_mac = ints ? lim.int8_gops * 1e9 : lim.fma_gflops * 1e9 / 2;
+      std::printf("load %.0f ms\n", load_ms);
+      std::printf("prefill %d tokens (chunk %d): %.1f tok/s [runs:", n_prompt, chunk, pt);
+      for (double x : pre) std::printf(" %.1f", x);
+      std::printf("]");
+      if (peak_mac > 0)
+        std::printf("  = %.1f%% of peak %s (%.1f G multiply-adds/s of %.1f)", 100 * (mac_tok + attn_mac) * pt / peak_mac,
+                    ints ? "int8" : "FMA", (mac_tok + attn_mac) * pt / 1e9, peak_mac / 1e9);
+      std::printf("\ndecode %d tokens: %.2f tok/s [runs:", n_gen, dt);
+      for (double x : dec) std::printf(" %.2f", x);
+      std::printf("]  weights %.2f GB/s", dec_gbs);
+      if (lim.bw_gbs > 0) std::printf(" = %.1f%% of bandwidth (with KV reads %.1f%%)", 100 * dec_gbs / lim.bw_gbs,
+                                      100 * (wbytes + kv_read) * dt / 1e9 / lim.bw_gbs);
+      std::printf("\n");
+      fig.emplace_back("prefill_tok_s", pt);
+      fig.emplace_back("decode_tok_s", dt);
+      fig.emplace_back("weight_bytes_per_token", wbytes);
+      fig.emplace_back("decode_weight_gbs", dec_gbs);
+      fig.emplace_back("prefill_gmacs", (mac_tok + attn_mac) * pt / 1e9);
+      if (lim.bw_gbs > 0) fig.emplace_back("decode_frac_bandwidth", dec_gbs / lim.bw_gbs);
+      if (peak_mac > 0) fig.emplace_back("prefill_frac_peak", (mac_tok + attn_mac) * pt / peak_mac);
+      fig.emplace_back("kv_cache_mb", double(cache.bytes()) / 1e6);
+      if (attn) attention_bench(c.n_head, c.n_head_kv, c.head_dim, pool, std::max(reps, 5));
+    } else if (attn) {
+      attention_bench(32, 8, 80, pool, std::max(reps, 5));  // bluelm-v-3b's decoder
+    }
+
+    if (!mmproj_path.empty()) {
+      auto f = GGUFFile::open(mmproj_path);
+      auto mm = MmprojModel::load(*f);
+      const VisionConfig& vc = mm->config();
+      const int T = vc.image_size, N = vc.n_patches(), D = vc.n_embd;
+      std::mt19937 rng(3);
+      std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+      std::vector<float> px(size_t(tiles) * 3 * T * T);
+      for (float& x : px) x = ud(rng);
+      std::vector<double> ms;
+      for (int r = 0; r <= reps; ++r) {
+        Timer t;
+        std::vector<float> out = vit_forward(*mm, px.data(), tiles, pool, tiles);
+        if (r > 0) ms.push_back(t.elapsed_ms() / tiles);
+      }
+      const double tile_ms = median(ms);
+      double mac = macs(mm->patch_embd) * N;
+      for (const VitBlock& b : mm->blocks)
+        mac += (macs(b.q) + macs(b.k) + macs(b.v) + macs(b.o) + macs(b.up) + macs(b.down)) * N;
+      mac += 2.0 * double(N) * N * D * vc.n_layer;  // attention
+      const bool ints = integer_kernels(mm->blocks.empty() ? GGMLType::F32 : mm->blocks[0].q.type);
+      const double peak_mac = ints ? lim.int8_gops * 1e9 : lim.fma_gflops * 1e9 / 2;
+      std::printf("ViT (%d×%d tile, patch %d, %d layers, width %d, %s): %.1f ms per tile in batches of %d [runs:", T, T,
+                  vc.patch_size, vc.n_layer, D, type_name(mm->blocks.empty() ? GGMLType::F32 : mm->blocks[0].q.type).c_str(),
+                  tile_ms, tiles);
+      for (double x : ms) std::printf(" %.1f", x);
+      std::printf("]");
+      if (peak_mac > 0)
+        std::printf("  = %.1f%% of peak %s (%.1f G multiply-adds/s)", 100 * mac / (tile_ms / 1e3) / peak_mac,
+                    ints ? "int8" : "FMA", mac / (tile_ms / 1e3) / 1e9);
+      std::printf("\n");
+      fig.emplace_back("vit_ms_per_tile", tile_ms);
+      fig.emplace_back("vit_gmacs_per_tile", mac / 1e9);
+      if (peak_mac > 0) fig.emplace_back("vit_frac_peak", mac / (tile_ms / 1e3) / peak_mac);
+    }
+    if (model_path.empty() && mmproj_path.empty() && !attn && no_limits)
+      std::printf("nothing to measure: give -m MODEL, --mmproj FILE, --attention, or drop --no-limits\n");
+
+    const double rss = peak_rss_mb(), load1 = load_average();
+    std::printf("peak RSS %.0f MB; load average %.2f at the end\n", rss, load1);
+    fig.emplace_back("peak_rss_mb", rss);
+    fig.emplace_back("load_end", load1);
+    if (json) {
+      std::string s = "{";
+      for (size_t i = 0; i < fig.size(); ++i) s += (i ? ", \"" : "\"") + fig[i].first + "\": " + json_num(fig[i].second);
+      std::printf("%s}\n", s.c_str());
+    }
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+EDGEVLM_COMMAND(bench, "bench", "Decode/prefill tokens/s, ViT ms per tile, peak RSS, against this machine's limits",
+                bench_main);
+
+}  // namespace edgevlm
