@@ -149,7 +149,9 @@ GenerateResult Generator::generate_from_embeddings(const float* embeddings, int 
     llm_forward(model_, cache_, emb.data(), 1, logits.data(), false, pool_);
     ++r.n_decode;
 
-    if (params.emit_special || !tok_.is_special(id)) emit(stops.push(utf8.push(tok_.token_to_piece(id))));
+    // Ids past the tokenizer's vocabulary (embedding tables padded beyond it) have no text.
+    if (id < tok_.n_vocab() && (params.emit_special || !tok_.is_special(id)))
+      emit(stops.push(utf8.push(tok_.token_to_piece(id))));
     if (stops.stopped()) {
       r.stop_reason = StopReason::StopString;
       r.stop_string = stops.matched();
