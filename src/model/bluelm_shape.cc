@@ -197,8 +197,9 @@ void check_shape(const BlueLmShape& s) {
   EV_CHECK(s.n_embd % s.n_head == 0 && s.n_head % s.n_head_kv == 0 && (s.n_embd / s.n_head) % 2 == 0,
            "gen-bluelm: hidden %d, %d heads, %d KV heads do not make even, grouped heads", s.n_embd, s.n_head,
            s.n_head_kv);
-  EV_CHECK(s.image_size > 0 && s.patch_size > 0 && s.image_size % s.patch_size == 0,
-           "gen-bluelm: tile %d is not a multiple of patch %d", s.image_size, s.patch_size);
+  // SigLIP at 384 with patch 14 covers 27 × 14 = 378 pixels: the stride-14 convolution drops the rest.
+  EV_CHECK(s.image_size > 0 && s.patch_size > 0 && s.patch_size <= s.image_size,
+           "gen-bluelm: patch %d does not fit a tile of %d", s.patch_size, s.image_size);
   EV_CHECK(s.vit_embd > 0 && s.vit_heads > 0 && s.vit_embd % s.vit_heads == 0 && s.vit_layers > 0 && s.vit_ff > 0 &&
                s.proj_hidden > 0,
            "gen-bluelm: ViT width %d is not a multiple of %d heads (or a size is not positive)", s.vit_embd,

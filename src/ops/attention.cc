@@ -23,7 +23,7 @@ const char* kv_elem_name(KvElem t) {
 
 namespace {
 
-std::atomic<QkMode> g_qk_mode{QkMode::Float};
+std::atomic<QkMode> g_qk_mode{QkMode::Int8};
 
 void check_args(const AttentionArgs& a) {
   EV_CHECK(a.n_head > 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && a.head_dim > 0,

@@ -140,6 +140,7 @@ std::string name(const Shape& c, KvElem t) {
 // storage holds; the AVX2 kernels match that scalar reference.
 TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
   ThreadPool pool(3);
+  const QkMode prev = attention_qk_mode();
   for (const Shape& c : kShapes) {
     for (KvElem t : {KvElem::F32, KvElem::F16, KvElem::Q8}) {
       SCOPED_TRACE(name(c, t));
@@ -161,6 +162,7 @@ TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
       }
     }
   }
+  set_attention_qk_mode(prev);
 }
 
 // What INT8 storage costs against exact F32 attention on the original values. Bound: the V error
@@ -169,6 +171,7 @@ TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
 // few percent at these magnitudes. Stated tolerance: 3% of max|v| (F16: 0.2%).
 TEST(AttentionKv, Int8AndF16StorageCloseToF32) {
   ThreadPool pool(2);
+  const QkMode prev = attention_qk_mode();
   for (const Shape& c : kShapes) {
     for (KvElem t : {KvElem::F16, KvElem::Q8}) {
       for (QkMode mode : {QkMode::Float, QkMode::Int8}) {
@@ -181,7 +184,7 @@ TEST(AttentionKv, Int8AndF16StorageCloseToF32) {
         kv.bind(got.a);
         set_attention_qk_mode(mode);
         attention(got.a, pool);
-        set_attention_qk_mode(QkMode::Float);
+        set_attention_qk_mode(prev);
         const float tol = (t == KvElem::Q8 ? 0.03f : 0.002f) * max_abs(kv.v);
         EXPECT_LE(max_diff(got.out, exact.out), tol);
       }
@@ -194,6 +197,7 @@ TEST(AttentionKv, Int8AndF16StorageCloseToF32) {
 TEST(AttentionKv, Int8QkModeCloseToFloatMode) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
   ThreadPool pool(2);
+  const QkMode prev = attention_qk_mode();
   for (const Shape& c : kShapes) {
     SCOPED_TRACE(name(c, KvElem::Q8));
     Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 13);
@@ -204,7 +208,7 @@ TEST(AttentionKv, Int8QkModeCloseToFloatMode) {
     attention_avx2(f.a, pool);
     set_attention_qk_mode(QkMode::Int8);
     attention_avx2(i8.a, pool);
-    set_attention_qk_mode(QkMode::Float);
+    set_attention_qk_mode(prev);
     EXPECT_LE(max_diff(f.out, i8.out), 0.01f * max_abs(kv.v));
   }
 }
