@@ -1,0 +1,186 @@
+#include "engine/session.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "core/error.h"
+#include "formats/gguf.h"
+#include "model/kv_cache.h"
+#include "model/llm.h"
+#include "model/tokenizer.h"
+#include "vision/image.h"
+#include "vision/mmproj.h"
+
+namespace edgevlm {
+namespace {
+
+// The parity fixtures of tests/vision_parity (a tiny LLM + mmproj pair and the PyTorch reference's
+// greedy answers, made by tests/vision_parity/make_fixtures.py; see src/engine/vlm_test.cc).
+std::string fixture(const std::string& name) {
+  return std::string(EDGEVLM_SOURCE_DIR) + "/tests/vision_parity/fixtures/" + name;
+}
+
+SessionOptions fixture_options(bool low_memory = false) {
+  SessionOptions o;
+  o.model_path = fixture("tiny.gguf");
+  o.mmproj_path = fixture("tiny-mmproj.gguf");
+  o.threads = 2;
+  o.n_ctx = 1024;
+  o.low_memory = low_memory;
+  return o;
+}
+
+GenerateParams greedy(int n) {
+  GenerateParams gp;
+  gp.n_predict = n;
+  gp.sampler.temperature = 0;
+  return gp;
+}
+
+// `edgevlm run`'s path, synchronous: encode every image, assemble, generate.
+std::vector<int32_t> run_synchronously(const std::vector<std::string>& images, const std::string& question, int n) {
+  auto lf = GGUFFile::open(fixture("tiny.gguf"));
+  auto mf = GGUFFile::open(fixture("tiny-mmproj.gguf"));
+  auto llm = LlmModel::load(*lf);
+  auto tok = Tokenizer::from_gguf(*lf);
+  auto mm = MmprojModel::load(*mf);
+  ThreadPool pool(2);
+  const TilingConfig tcfg = tiling_config_for(mm->config());
+  std::vector<ImageEmbeddings> embs;
+  for (const auto& p : images) embs.push_back(encode_image(*mm, load_image(p), tcfg, pool));
+  std::vector<const ImageEmbeddings*> ptrs;
+  for (auto& e : embs) ptrs.push_back(&e);
+  const ChatTemplate tmpl = chat_template_for("auto", *lf);
+  const std::string text =
+      apply_chat_template(tmpl, {{"user", add_image_placeholders(question, int(images.size()))}}, true);
+  VlmPrompt vp = assemble_prompt(*llm, *tok, image_markers(mm->config(), *tok), text, ptrs, tok->add_bos_default());
+  KvCache cache(llm->config(), 1024);
+  Generator gen(*llm, *tok, cache, pool);
+  GenerateParams gp = greedy(n);
+  gp.stop_strings = chat_template_stop_strings(tmpl);
+  return gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, {}, vp.text_tokens()).tokens;
+}
+
+struct RefCase {
+  std::vector<std::string> images;
+  std::string question;
+  std::vector<int32_t> answer;
+};
+
+std::vector<RefCase> reference_cases() {
+  auto ref = GGUFFile::open(fixture("reference.gguf"));
+  std::vector<RefCase> cases;
+  const int n = int(ref->get_int("reference.cases"));
+  for (int ci = 0; ci < n; ++ci) {
+    const std::string pre = "case" + std::to_string(ci) + ".";
+    RefCase c;
+    for (const auto& f : ref->get_strings(pre + "images")) c.images.push_back(fixture(f));
+    c.question = ref->get_string(pre + "question");
+    for (int64_t v : ref->get_ints(pre + "answer_ids")) c.answer.push_back(int32_t(v));
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+void expect_same_tokens_as_reference(bool low_memory) {
+  const auto cases = reference_cases();
+  ASSERT_GE(cases.size(), 3u);
+  Session s(fixture_options(low_memory));
+  size_t compared = 0;
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    SCOPED_TRACE("case " + std::to_string(ci));
+    const RefCase& c = cases[ci];
+    s.reset();
+    for (const auto& p : c.images) s.attach_image(p);
+    EXPECT_EQ(s.pending_images(), int(c.images.size()));
+    std::string streamed;
+    SessionAnswer a = s.ask(c.question, greedy(int(c.answer.size())), [&](std::string_view t) {
+      streamed += t;
+      return true;
+    });
+    EXPECT_EQ(a.n_images, int(c.images.size()));
+    EXPECT_EQ(streamed, a.result.text);
+    // The reference answers were generated without stop strings; compare the prefix the session
+    // produced (it stops at the template's end of turn).
+    ASSERT_LE(a.result.tokens.size(), c.answer.size());
+    EXPECT_EQ(a.result.tokens, std::vector<int32_t>(c.answer.begin(), c.answer.begin() + a.result.tokens.size()));
+    compared += a.result.tokens.size();
+    if (ci < 2) EXPECT_EQ(a.result.tokens, run_synchronously(c.images, c.question, int(c.answer.size())));
+  }
+  EXPECT_GE(compared, 3 * cases.size());  // the answers really were compared, not cut at once
+}
+
+TEST(Session, SameTokensAsReferenceAndSynchronousPath) { expect_same_tokens_as_reference(false); }
+
+TEST(Session, LowMemorySameTokens) { expect_same_tokens_as_reference(true); }
+
+TEST(Session, EncodeErrorSurfacesAtAskAndSessionRecovers) {
+  Session s(fixture_options());
+  const std::string bad = ::testing::TempDir() + "/session_not_an_image.png";
+  {
+    std::ofstream f(bad, std::ios::binary);
+    f << "\x89PNG\r\n\x1a\n garbage, not a PNG";
+  }
+  s.attach_image(bad);
+  EXPECT_THROW(s.ask("What is it?", greedy(4)), Error);
+  EXPECT_EQ(s.n_past(), 0);  // the failed turn left nothing in the cache
+  EXPECT_EQ(s.pending_images(), 0);
+
+  s.attach_image(::testing::TempDir() + "/no_such_file_here.png");
+  try {
+    s.ask("What is it?", greedy(4));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no_such_file_here"), std::string::npos) << e.what();
+  }
+  // Still usable.
+  s.attach_image(fixture("square.png"));
+  SessionAnswer a = s.ask("What is it?", greedy(4));
+  EXPECT_GT(s.n_past(), 0);
+  EXPECT_EQ(a.n_images, 1);
+}
+
+TEST(Session, DestroyMidEncodeDoesNotHang) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int rep = 0; rep < 3; ++rep) {
+    Session s(fixture_options());
+    for (int i = 0; i < 5; ++i) s.attach_image(fixture("big.png"));
+    // destroyed with one encode running and four queued
+  }
+  {
+    Session s(fixture_options());
+    s.attach_image(fixture("big.png"));
+    s.reset();  // drops the image; the running encode finishes into nothing
+    SessionAnswer a = s.ask("Hello", greedy(3));
+    EXPECT_EQ(a.n_images, 0);
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 60.0);
+}
+
+TEST(Session, MultiTurnKeepsTheCache) {
+  Session s(fixture_options());
+  s.attach_image(fixture("square.png"));
+  SessionAnswer a1 = s.ask("What is it?", greedy(6));
+  const int after1 = s.n_past();
+  EXPECT_EQ(after1, a1.result.n_prompt + int(a1.result.tokens.size()));
+  SessionAnswer a2 = s.ask("And the colour?", greedy(6));
+  EXPECT_EQ(a2.n_images, 0);
+  // the second turn prefilled only its own text, on top of the first
+  EXPECT_EQ(s.n_past(), after1 + a2.result.n_prompt + int(a2.result.tokens.size()));
+  EXPECT_LT(a2.result.n_prompt, a1.result.n_prompt);
+  s.reset();
+  EXPECT_EQ(s.n_past(), 0);
+}
+
+TEST(Session, MismatchedPairIsAnError) {
+  SessionOptions o = fixture_options();
+  o.mmproj_path = fixture("tiny.gguf");  // an LLM file where the mmproj should be
+  EXPECT_THROW(Session s(o), Error);
+}
+
+}  // namespace
+}  // namespace edgevlm
