@@ -41,7 +41,7 @@ int run_main(int argc, char** argv) {
   double alpha = -1;
   float temp = 0.0f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
   int64_t seed = -1;
-  bool print_ids = false, verbose = false;
+  bool print_ids = false, verbose = false, low_memory = false;
 
   app.add_option("-m,--model", model_path, "Language model GGUF file")->required();
   app.add_option("--mmproj", mmproj_path, "Vision model GGUF file (clip / mmproj)")->required();
@@ -70,6 +70,8 @@ int run_main(int argc, char** argv) {
   app.add_option("--chat-template", chat_template, "chatml | llama3 | none | auto")->capture_default_str();
   app.add_option("--system", system_prompt, "System message");
   app.add_flag("--print-token-ids", print_ids, "After the answer, print the generated ids as 'ids: 4 5 6'");
+  app.add_flag("--low-memory", low_memory,
+               "Unmap the ViT weights once the images are encoded (peak RSS near max(ViT, LLM), not their sum)");
   app.add_flag("-v,--verbose", verbose, "Print model, tiling and prompt details to stderr");
 
   try {
@@ -90,7 +92,7 @@ int run_main(int argc, char** argv) {
   auto mm_file = GGUFFile::open(mmproj_path);
   auto mmproj = MmprojModel::load(*mm_file);
   const LlmConfig& cfg = model->config();
-  const VisionConfig& vc = mmproj->config();
+  const VisionConfig vc = mmproj->config();  // a copy: --low-memory frees the model
   EV_CHECK(vc.projection_dim == cfg.n_embd, "%s projects to width %d but %s has width %d: not a matching pair",
            mmproj_path.c_str(), vc.projection_dim, model_path.c_str(), cfg.n_embd);
   TilingOverrides ov;
@@ -121,6 +123,12 @@ int run_main(int argc, char** argv) {
       std::fprintf(stderr, "[image] %s: %dx%d → grid %s (%s), %d tiles, %d positions, ViT %.1f ms, projector %.1f ms\n",
                    path.c_str(), img.width, img.height, grid_str(e.grid).c_str(), tiling_strategy_name(tcfg.strategy),
                    e.n_tiles, e.positions(), e.vit_ms, e.projector_ms);
+  }
+
+  if (low_memory) {
+    // Encoding is done: unmap the mmproj before the LLM's weights are paged in by the prefill.
+    mmproj.reset();
+    mm_file.reset();
   }
 
   bool unknown = false;
