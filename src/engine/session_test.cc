@@ -176,6 +176,31 @@ TEST(Session, MultiTurnKeepsTheCache) {
   EXPECT_EQ(s.n_past(), 0);
 }
 
+bool mapped(const std::string& file_name) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find(file_name) != std::string::npos) return true;
+  return false;
+}
+
+TEST(Session, LowMemoryUnmapsTheVisionModelOutsideEncodes) {
+  if (!std::ifstream("/proc/self/maps")) GTEST_SKIP() << "no /proc/self/maps";
+  {
+    Session s(fixture_options(false));
+    s.attach_image(fixture("square.png"));
+    s.ask("What is it?", greedy(2));
+    EXPECT_TRUE(mapped("tiny-mmproj.gguf"));  // resident for the session's life
+  }
+  Session s(fixture_options(true));
+  EXPECT_FALSE(mapped("tiny-mmproj.gguf"));
+  s.attach_image(fixture("square.png"));
+  SessionAnswer a = s.ask("What is it?", greedy(2));
+  EXPECT_EQ(a.n_tiles, 1);
+  EXPECT_FALSE(mapped("tiny-mmproj.gguf"));
+  EXPECT_TRUE(mapped("tiny.gguf"));
+}
+
 TEST(Session, MismatchedPairIsAnError) {
   SessionOptions o = fixture_options();
   o.mmproj_path = fixture("tiny.gguf");  // an LLM file where the mmproj should be
