@@ -176,6 +176,25 @@ TEST(Session, MultiTurnKeepsTheCache) {
   EXPECT_EQ(s.n_past(), 0);
 }
 
+TEST(Session, ImagesInLaterTurnsAndOtherTemplates) {
+  for (const char* tmpl : {"chatml", "llama3", "none"}) {
+    SCOPED_TRACE(tmpl);
+    SessionOptions o = fixture_options();
+    o.chat_template = tmpl;
+    o.system_prompt = "Be brief.";
+    Session s(o);
+    s.attach_image(fixture("square.png"));
+    SessionAnswer a1 = s.ask("What is it?", greedy(5));
+    const int after1 = s.n_past();
+    s.attach_image(fixture("tall.png"));
+    SessionAnswer a2 = s.ask("Compare <image> with the first.", greedy(5));
+    EXPECT_EQ(a1.n_images, 1);
+    EXPECT_EQ(a2.n_images, 1);
+    EXPECT_GT(a2.n_tiles, 0);
+    EXPECT_EQ(s.n_past(), after1 + a2.result.n_prompt + int(a2.result.tokens.size()));
+  }
+}
+
 bool mapped(const std::string& file_name) {
   std::ifstream maps("/proc/self/maps");
   std::string line;
