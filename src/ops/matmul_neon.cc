@@ -1,6 +1,5 @@
 // NEON matrix products for aarch64 (compiled with -march=armv8-a: every aarch64 CPU runs this
-// file; the SDOT tiles are in matmul_dotprod_neon.cc). The work is laid out as in
-// matmul_avx2.cc, per thread:
+// file; the SDOT tiles are in matmul_dotprod_neon.cc). The work is laid out, per thread:
 //   for each block of activation rows (sized so a slice of them fits in L2)
 //     for each slice of the reduction dimension
 //       for each tile of 4 weight rows owned by this thread
