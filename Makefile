@@ -32,12 +32,12 @@ test: build
 test-unit:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
 
-# Parsers of untrusted input (GGUF, tokenizer metadata, images) under ASan+UBSan.
+# Parsers of untrusted input (GGUF, tokenizer metadata, images, mmproj files) under ASan+UBSan.
 test-asan:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEVLM_SANITIZE=ON >/dev/null
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_tests
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*'
+	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*'
 
 # The aarch64 build (cross-compiled) and its kernel tests under qemu-user, with and without SDOT.
 test-arm: deps
