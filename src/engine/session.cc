@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -129,7 +131,21 @@ void Session::drop_llm_pages() const {
   // Whole pages inside the tensor data only: the header pages before it stay untouched.
   lo = (lo + page - 1) / page * page;
   hi = hi / page * page;
-  if (lo < hi) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+  if (lo >= hi) return;
+  // MADV_DONTNEED zeroes anonymous memory: act only on a file mapping that holds the whole range
+  // (GGUFFile::open maps read-only; a file read into memory is left alone).
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long long b = 0, e = 0;
+    char perms[8] = {0};
+    if (std::sscanf(line.c_str(), "%llx-%llx %7s", &b, &e, perms) != 3) continue;
+    if (lo < b || hi > e) continue;
+    const size_t slash = line.find('/');
+    if (slash != std::string::npos && perms[1] != 'w')
+      madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    return;
+  }
 }
 
 SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const TextCallback& on_text) {

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <chrono>
+#include <thread>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -218,6 +220,42 @@ TEST(Session, LowMemoryUnmapsTheVisionModelOutsideEncodes) {
   EXPECT_EQ(a.n_tiles, 1);
   EXPECT_FALSE(mapped("tiny-mmproj.gguf"));
   EXPECT_TRUE(mapped("tiny.gguf"));
+}
+
+// Resident kB of the mappings of file_name (/proc/self/smaps), -1 when not mapped.
+long resident_kb(const std::string& file_name) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  long kb = -1;
+  bool in = false;
+  while (std::getline(smaps, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 16) {
+      in = line.find(file_name) != std::string::npos;
+      if (in && kb < 0) kb = 0;
+    } else if (in && line.rfind("Rss:", 0) == 0) {
+      kb += std::stol(line.substr(4));
+    }
+  }
+  return kb;
+}
+
+TEST(Session, LowMemoryDropsTheLlmPagesForAnEncode) {
+  if (!std::ifstream("/proc/self/smaps")) GTEST_SKIP() << "no /proc/self/smaps";
+  Session s(fixture_options(true));
+  s.attach_image(fixture("square.png"));
+  s.ask("What is it?", greedy(2));
+  const long before = resident_kb("tiny.gguf");
+  ASSERT_GT(before, 8);  // the turn paged the weights in
+  s.attach_image(fixture("square.png"));
+  // The background encode drops the pages before it starts; nothing touches them until ask().
+  long now = before;
+  for (int i = 0; i < 500 && now > before / 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    now = resident_kb("tiny.gguf");
+  }
+  EXPECT_LE(now, before / 4) << "resident before " << before << " kB";
+  s.ask("And now?", greedy(2));
+  EXPECT_GT(resident_kb("tiny.gguf"), now);
 }
 
 TEST(Session, MismatchedPairIsAnError) {
