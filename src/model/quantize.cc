@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace edgevlm {
 
@@ -275,7 +276,7 @@ uint32_t quant_file_type(QuantScheme s, ModelFileKind kind) {
 }
 
 QuantizeReport quantize_gguf(const std::string& in, const std::string& out, QuantScheme scheme,
-                             const std::function<void(const QuantizeProgress&)>& progress) {
+                             const std::function<void(const QuantizeProgress&)>& progress, int n_threads) {
   EV_CHECK(!out.empty(), "quantize: no output path");
   {
     struct stat a {}, b {};
@@ -312,7 +313,7 @@ QuantizeReport quantize_gguf(const std::string& in, const std::string& out, Quan
   for (size_t i = 0; i < w.n_tensors(); ++i) total += w.tensor_bytes(i);
   w.begin(out);
   uint64_t done = 0;
-  std::vector<float> rowf;
+  ThreadPool pool(n_threads > 0 ? n_threads : ThreadPool::hardware_threads());
   std::vector<uint8_t> buf;
   for (size_t i = 0; i < f->tensors().size(); ++i) {
     const GGUFTensorInfo& t = f->tensors()[i];
@@ -323,16 +324,18 @@ QuantizeReport quantize_gguf(const std::string& in, const std::string& out, Quan
     } else {
       const int64_t n = t.ne[0], rows = t.rows();
       const size_t in_rb = row_bytes(t.type, n), out_rb = row_bytes(to, n);
-      rowf.resize(size_t(n));
-      // Batches of rows of about 4 MB per write.
+      // Batches of rows of about 4 MB per write, converted in parallel.
       const int64_t batch = std::max<int64_t>(1, int64_t((4u << 20) / std::max<size_t>(out_rb, 1)));
       buf.resize(size_t(std::min(batch, rows)) * out_rb);
       for (int64_t r0 = 0; r0 < rows; r0 += batch) {
         const int64_t r1 = std::min(rows, r0 + batch);
-        for (int64_t r = r0; r < r1; ++r) {
-          dequantize_row(t.type, t.data + size_t(r) * in_rb, rowf.data(), n);
-          quantize_row(to, rowf.data(), buf.data() + size_t(r - r0) * out_rb, n);
-        }
+        pool.parallel_for(r1 - r0, [&](int64_t b, int64_t e) {
+          std::vector<float> rowf(static_cast<size_t>(n));
+          for (int64_t r = r0 + b; r < r0 + e; ++r) {
+            dequantize_row(t.type, t.data + size_t(r) * in_rb, rowf.data(), n);
+            quantize_row(to, rowf.data(), buf.data() + size_t(r - r0) * out_rb, n);
+          }
+        });
         w.write_data(buf.data(), size_t(r1 - r0) * out_rb);
       }
     }

@@ -99,8 +99,10 @@ struct QuantizeReport {
 };
 
 // Reads `in`, writes `out` (must differ). progress (may be empty) is called before each tensor.
-// Throws edgevlm::Error naming the file, tensor or value at fault.
+// Rows are converted on n_threads threads (0: all hardware threads); the output does not depend
+// on it. Throws edgevlm::Error naming the file, tensor or value at fault.
 QuantizeReport quantize_gguf(const std::string& in, const std::string& out, QuantScheme scheme,
-                             const std::function<void(const QuantizeProgress&)>& progress = {});
+                             const std::function<void(const QuantizeProgress&)>& progress = {},
+                             int n_threads = 0);
 
 }  // namespace edgevlm

@@ -22,10 +22,12 @@ int quantize_main(int argc, char** argv) {
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::string in, out, scheme = "bluelm";
   bool quiet = false;
+  int threads = 0;
   app.add_option("input", in, "Input GGUF (llama/qwen2 or clip)")->required();
   app.add_option("output", out, "Output GGUF")->required();
   app.add_option("-s,--scheme", scheme, "bluelm | q8_0 | q4_0 | f16 | f32")->capture_default_str();
   app.add_flag("-q,--quiet", quiet, "No progress output");
+  app.add_option("-t,--threads", threads, "Threads converting rows (default: all)")->check(CLI::Range(0, 1024));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -47,7 +49,7 @@ int quantize_main(int argc, char** argv) {
                    p.bytes_total ? 100.0 * double(p.bytes_done) / double(p.bytes_total) : 100.0,
                    p.tensor->name.c_str(), type_name(p.tensor->type).c_str(), type_name(p.to).c_str());
     };
-    const QuantizeReport r = quantize_gguf(in, out, s, progress);
+    const QuantizeReport r = quantize_gguf(in, out, s, progress, threads);
     std::string types;
     for (const auto& [t, c] : r.type_counts) types += " " + type_name(t) + "×" + std::to_string(c);
     std::fprintf(stderr, "quantize: %s (%s file, scheme %s): %.1f MB -> %.1f MB in %.1f s; tensors:%s\n",
