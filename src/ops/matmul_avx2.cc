@@ -1,16 +1,21 @@
 // AVX2 + FMA + F16C matrix products (compiled with -mavx2 -mfma -mf16c; run only after
-// cpu_has_avx2()). Layout of the work, per thread:
-//   for each block of activation rows (sized so a slice of them fits in L2)
-//     for each slice of the reduction dimension
-//       for each tile of 4 weight rows owned by this thread
-//         for each pair of activation rows: 4×2 dot products in registers
-// so each weight block is loaded once per activation row block and each activation slice is
-// read from L2, not memory. With several activation rows, a tile's slice of F16/BF16 weights is
-// first converted to F32 (and Q4_0 unpacked to bytes) once, then reused by every row pair. Quantized weights use ggml's integer dot products: Q8_0 × Q8_0 via
-// the sign trick (maddubs needs one unsigned operand), Q4_0 × Q8_0 with the nibbles (0..15)
-// as the unsigned operand and the offset of 8 folded out as 8·d_w·d_x·Σq_x per block.
+// cpu_has_avx2()).
+//
+// Q8_0 / Q4_0 weights are repacked into groups of 8 interleaved rows (matmul_internal.h) — once
+// into a cache for large matrices, else per call into per-thread scratch — so one pass over the
+// weights feeds 8 output rows from aligned 32-byte loads and the 8 results come out in one
+// register, with no horizontal sums. Activations are quantized to Q8_0 on the fly as ggml does.
+// Per thread: for each activation row block (sized to stay in L2), each slice of the reduction,
+// each weight group: tiles of 8 weight rows × up to 4 activation rows.
+//
+// F32/F16/BF16 weights: tiles of 4 weight rows × 2 activation rows with horizontal sums; with
+// several activation rows a tile's slice of F16/BF16 is first converted to F32 once, then reused.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "ops/matmul.h"
@@ -24,8 +29,6 @@
 namespace edgevlm {
 namespace {
 
-using detail::QuantizedActs;
-
 constexpr int kRW = 4;  // weight rows per tile
 constexpr int kRX = 2;  // activation rows per tile
 constexpr int64_t kL2Budget = 160 * 1024;  // bytes of activations kept hot per slice
@@ -34,119 +37,251 @@ using simd::hsum;
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
-// ---- int8 kernels ---------------------------------------------------------------------------
-// Each computes a tile of rw weight rows × rx activation rows over nblk blocks. Weight rows are
-// ws bytes apart and start at the slice's first block; activation row x's blocks start at
-// xq + x·x_nb·32 (scales xd/xs + x·x_nb).
+// ---- int8 kernels over repacked groups of 8 weight rows (layout in matmul_internal.h) --------
+// A tile is one group × rx activation rows (rx ≤ kRX). Per block and activation row, each
+// 32-byte weight step meets the 4 activation bytes it pairs with, broadcast to every row's lane;
+// the block's integer sums for the 8 rows land in the 8 lanes of one register, then one
+// multiply-add by (weight scales × activation scale) accumulates them in float. Q4_0 nibbles
+// (0..15) are maddubs' unsigned operand; their offset of 8 enters as the integer −8·Σq_x added
+// per block (ActRows::corr). Q8_0 uses the sign trick (maddubs needs one unsigned operand).
 
-struct ActSlice {
-  const int8_t* qs;  // row r0, first block of the slice
-  const float* d;
-  const float* s;
-  int64_t nb;  // blocks per activation row (row stride)
+constexpr int kGR = 8;  // weight rows per group
+
+template <GGMLType T>
+struct PackTraits;
+template <>
+struct PackTraits<GGMLType::Q4_0> {
+  static constexpr int kSteps = 4;  // 32-byte steps per block
+  static constexpr int kQB = 128;   // packed quant bytes per block and group
+  static constexpr int kBlockBytes = 18;
 };
+template <>
+struct PackTraits<GGMLType::Q8_0> {
+  static constexpr int kSteps = 8;
+  static constexpr int kQB = 256;
+  static constexpr int kBlockBytes = 34;
+};
+
+inline int packed_qb(GGMLType t) { return t == GGMLType::Q4_0 ? 128 : 256; }
+inline size_t group_stride(GGMLType t, int64_t nb) {
+  return (size_t(nb) * size_t(packed_qb(t) + 16) + 63) / 64 * 64;
+}
+
+// Repacks blocks [b0, b0 + nblk) of rows 8g..8g+7 into q (nblk·QB bytes) and d (nblk·8 scales).
+void pack_group(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t g, int64_t b0, int64_t nblk,
+                uint8_t* q, uint16_t* d) {
+  const int qb = packed_qb(t), steps = qb / 32;
+  const size_t bb = type_block_bytes(t);
+  for (int r = 0; r < kGR; ++r) {
+    const int64_t o = g * kGR + r;
+    if (o >= n_out) {
+      for (int64_t ib = 0; ib < nblk; ++ib) {
+        for (int k = 0; k < steps; ++k) std::memset(q + ib * qb + k * 32 + r * 4, 0, 4);
+        d[ib * kGR + r] = 0;
+      }
+      continue;
+    }
+    const uint8_t* blk = w + size_t(o) * ws + size_t(b0) * bb;
+    for (int64_t ib = 0; ib < nblk; ++ib, blk += bb) {
+      std::memcpy(&d[ib * kGR + r], blk, 2);
+      for (int k = 0; k < steps; ++k) std::memcpy(q + ib * qb + k * 32 + r * 4, blk + 2 + 4 * k, 4);
+    }
+  }
+}
+
+// Activation rows quantized to Q8_0: row x, block b at qs + (x·nb + b)·32, scale d[x·nb + b],
+// integer correction corr[x·nb + b] (−8·Σq for Q4_0 weights, 0 for Q8_0). Pointers are at the
+// first row and first block of the slice.
+struct ActRows {
+  const int8_t* qs;
+  const float* d;
+  const int32_t* corr;
+  int64_t nb;
+};
+
+inline __m256i bcast32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline void store_group(float* y, __m256 v, int rw, bool accumulate) {
+  if (rw == kGR) {
+    if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(y));
+    _mm256_storeu_ps(y, v);
+  } else {
+    alignas(32) float t[kGR];
+    _mm256_store_ps(t, v);
+    for (int r = 0; r < rw; ++r) y[r] = accumulate ? y[r] + t[r] : t[r];
+  }
+}
+
+// rx activation rows × one group over nblk blocks; y row x at y + x·ldy, rw valid outputs.
+template <int rx>
+void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, int64_t nblk, const ActRows& a, float* y, int64_t ldy,
+               int rw, bool accumulate) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[rx];
+  for (int x = 0; x < rx; ++x) acc[x] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < nblk; ++ib) {
+    const uint8_t* q = wq + ib * 128;
+    // Σ over the block of nibble·q_x fits int16: 8 maddubs sums of at most 2·15·127 each.
+    __m256i s[rx];
+    for (int x = 0; x < rx; ++x) s[x] = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
+      const __m256i lo = _mm256_and_si256(wv, m4);                          // elements 4k..4k+3
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);  // elements 16+4k..
+      for (int x = 0; x < rx; ++x) {
+        const int8_t* xq = a.qs + (x * a.nb + ib) * kQK;
+        s[x] = _mm256_add_epi16(s[x], _mm256_maddubs_epi16(lo, bcast32(xq + 4 * k)));
+        s[x] = _mm256_add_epi16(s[x], _mm256_maddubs_epi16(hi, bcast32(xq + 16 + 4 * k)));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wd + ib * kGR)));
+    for (int x = 0; x < rx; ++x) {
+      const int64_t ai = x * a.nb + ib;
+      const __m256i i32 = _mm256_add_epi32(_mm256_madd_epi16(s[x], ones), _mm256_set1_epi32(a.corr[ai]));
+      acc[x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ai])), acc[x]);
+    }
+  }
+  for (int x = 0; x < rx; ++x) store_group(y + x * ldy, acc[x], rw, accumulate);
+}
+
+template <int rx>
+void gemm_q8_0(const uint8_t* wq, const uint16_t* wd, int64_t nblk, const ActRows& a, float* y, int64_t ldy,
+               int rw, bool accumulate) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[rx];
+  for (int x = 0; x < rx; ++x) acc[x] = _mm256_setzero_ps();
+  for (int64_t ib = 0; ib < nblk; ++ib) {
+    const uint8_t* q = wq + ib * 256;
+    __m256i s[rx];
+    for (int x = 0; x < rx; ++x) s[x] = _mm256_setzero_si256();
+    for (int k = 0; k < 8; ++k) {
+      const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32 * k));
+      const __m256i aw = _mm256_sign_epi8(wv, wv);
+      for (int x = 0; x < rx; ++x) {
+        const __m256i xv = bcast32(a.qs + (x * a.nb + ib) * kQK + 4 * k);
+        // maddubs pairs reach 2·128·127, so each step widens to int32 at once.
+        const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv));
+        s[x] = _mm256_add_epi32(s[x], _mm256_madd_epi16(p, ones));
+      }
+    }
+    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wd + ib * kGR)));
+    for (int x = 0; x < rx; ++x) {
+      const int64_t ai = x * a.nb + ib;
+      acc[x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[x]), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ai])), acc[x]);
+    }
+  }
+  for (int x = 0; x < rx; ++x) store_group(y + x * ldy, acc[x], rw, accumulate);
+}
+
+constexpr int kRXQ = 4;  // activation rows per integer tile
+using GKernel = void (*)(const uint8_t*, const uint16_t*, int64_t, const ActRows&, float*, int64_t, int, bool);
+const GKernel kGemmQ4_0[kRXQ] = {gemm_q4_0<1>, gemm_q4_0<2>, gemm_q4_0<3>, gemm_q4_0<4>};
+const GKernel kGemmQ8_0[kRXQ] = {gemm_q8_0<1>, gemm_q8_0<2>, gemm_q8_0<3>, gemm_q8_0<4>};
+
+// ---- cache of repacked weights -------------------------------------------------------------
+
+struct PackedMatrix {
+  detail::AlignedBuf<uint8_t> buf;
+  size_t bytes = 0;
+  uint64_t fingerprint = 0;
+};
+
+struct PackKey {
+  const uint8_t* data;
+  GGMLType type;
+  int64_t n_in, n_out;
+  size_t row_stride;
+  bool operator==(const PackKey& o) const {
+    return data == o.data && type == o.type && n_in == o.n_in && n_out == o.n_out && row_stride == o.row_stride;
+  }
+};
+struct PackKeyHash {
+  size_t operator()(const PackKey& k) const {
+    return std::hash<const void*>()(k.data) ^ (size_t(k.n_in) * 0x9E3779B97F4A7C15ull) ^ size_t(k.n_out) ^
+           size_t(k.type);
+  }
+};
+
+// A few cache lines spread over the data: a different matrix mapped at a freed address is told
+// apart without reading the whole of it on every product.
+uint64_t fingerprint(const WeightMatrix& w) {
+  const size_t n = w.row_stride * size_t(w.n_out);
+  uint64_t h = 1469598103934665603ull;
+  for (int i = 0; i < 5; ++i) {
+    const size_t off = std::min(n - std::min<size_t>(n, 64), (n / 4) * size_t(i));
+    const size_t len = std::min<size_t>(64, n - off);
+    for (size_t j = 0; j + 8 <= len; j += 8) {
+      uint64_t v;
+      std::memcpy(&v, w.data + off + j, 8);
+      h = (h ^ v) * 1099511628211ull;
+    }
+  }
+  return h;
+}
+
+bool env_no_repack() {
+  const char* e = std::getenv("EDGEVLM_NO_REPACK");
+  return e && *e && std::strcmp(e, "0") != 0;
+}
+
+struct PackCache {
+  std::mutex mu;
+  std::unordered_map<PackKey, std::unique_ptr<PackedMatrix>, PackKeyHash> map;
+  size_t bytes = 0;
+  std::atomic<bool> enabled{!env_no_repack()};
+};
+
+PackCache& pack_cache() {
+  static PackCache* c = new PackCache();  // never destroyed: products may run during exit
+  return *c;
+}
+
+// The repacked copy of w, built on first use (in parallel on the pool), or null when w is small
+// or the cache is off.
+const uint8_t* packed_weights(const WeightMatrix& w, ThreadPool& pool) {
+  PackCache& c = pack_cache();
+  const size_t raw = w.row_stride * size_t(w.n_out);
+  if (!c.enabled.load(std::memory_order_relaxed) || raw < detail::kRepackMinBytes) return nullptr;
+  const PackKey key{w.data, w.type, w.n_in, w.n_out, w.row_stride};
+  const uint64_t fp = fingerprint(w);
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.map.find(key);
+  if (it != c.map.end()) {
+    if (it->second->fingerprint == fp) return it->second->buf.get();
+    c.bytes -= it->second->bytes;
+    c.map.erase(it);
+  }
+  const int64_t nb = w.n_in / kQK, n_groups = (w.n_out + kGR - 1) / kGR;
+  const size_t gs = group_stride(w.type, nb), qb = size_t(packed_qb(w.type));
+  auto pm = std::make_unique<PackedMatrix>();
+  pm->bytes = gs * size_t(n_groups);
+  pm->buf = detail::aligned_alloc_n<uint8_t>(pm->bytes);
+  EV_CHECK(pm->buf != nullptr, "matmul: out of memory repacking a %lld x %lld %s matrix", (long long)w.n_out,
+           (long long)w.n_in, type_name(w.type).c_str());
+  pm->fingerprint = fp;
+  uint8_t* base = pm->buf.get();
+  // Called with the cache locked: other callers wait rather than pack the same matrix twice.
+  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      uint8_t* q = base + size_t(g) * gs;
+      pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(q + nb * qb));
+    }
+  });
+  c.bytes += pm->bytes;
+  return c.map.emplace(key, std::move(pm)).first->second->buf.get();
+}
+
+// ---- float kernels (F32, F16, BF16 weights; F32 activations) ---------------------------------
 
 inline void store_tile(float* y, int64_t ldy, int x, int r, float v, bool accumulate) {
   float& out = y[x * ldy + r];
   out = accumulate ? out + v : v;
 }
-
-template <int rw, int rx>
-void tile_q8_0(const uint8_t* w0, size_t ws, const ActSlice& a, int64_t nblk, float* y, int64_t ldy,
-               bool accumulate) {
-  __m256 acc[rw][rx];
-  for (int r = 0; r < rw; ++r)
-    for (int x = 0; x < rx; ++x) acc[r][x] = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
-  const BlockQ8_0* wb[rw];
-  for (int r = 0; r < rw; ++r) wb[r] = reinterpret_cast<const BlockQ8_0*>(w0 + r * ws);
-  for (int64_t ib = 0; ib < nblk; ++ib) {
-    __m256i aw[rw], sw[rw];
-    float dw[rw];
-    for (int r = 0; r < rw; ++r) {
-      sw[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[r][ib].qs));
-      aw[r] = _mm256_sign_epi8(sw[r], sw[r]);
-      dw[r] = h2f(wb[r][ib].d);
-    }
-    for (int x = 0; x < rx; ++x) {
-      const int64_t ai = x * a.nb + ib;
-      const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.qs + ai * kQK));
-      const float dx = a.d[ai];
-      for (int r = 0; r < rw; ++r) {
-        __m256i sy = _mm256_sign_epi8(xq, sw[r]);
-        __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[r], sy), ones);
-        acc[r][x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw[r] * dx), acc[r][x]);
-      }
-    }
-  }
-  for (int x = 0; x < rx; ++x)
-    for (int r = 0; r < rw; ++r) store_tile(y, ldy, x, r, hsum(acc[r][x]), accumulate);
-}
-
-// Q4_0 weights, either straight from the file's blocks (Packed = false) or from a tile already
-// unpacked to one byte per weight (0..15) plus float scales (Packed = true: wq rows are nblk·32
-// bytes apart, wd rows nblk floats apart), which prefill reuses across many activation rows.
-template <bool Packed, int rw, int rx>
-void tile_q4_0_impl(const uint8_t* w0, size_t ws, const float* wd_packed, const ActSlice& a, int64_t nblk,
-                    float* y, int64_t ldy, bool accumulate) {
-  __m256 acc[rw][rx];
-  float corr[rw][rx] = {};
-  for (int r = 0; r < rw; ++r)
-    for (int x = 0; x < rx; ++x) acc[r][x] = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  for (int64_t ib = 0; ib < nblk; ++ib) {
-    __m256i wq[rw];
-    float dw[rw];
-    for (int r = 0; r < rw; ++r) {
-      if constexpr (Packed) {
-        wq[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(w0 + r * ws + ib * kQK));
-        dw[r] = wd_packed[r * nblk + ib];
-      } else {
-        const BlockQ4_0& b = reinterpret_cast<const BlockQ4_0*>(w0 + r * ws)[ib];
-        __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-        // Low nibbles are elements 0..15, high nibbles 16..31.
-        wq[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
-        dw[r] = h2f(b.d);
-      }
-    }
-    for (int x = 0; x < rx; ++x) {
-      const int64_t ai = x * a.nb + ib;
-      const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.qs + ai * kQK));
-      const float dx = a.d[ai];
-      const float sx = a.s[ai];
-      for (int r = 0; r < rw; ++r) {
-        __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(wq[r], xq), ones);
-        acc[r][x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dw[r] * dx), acc[r][x]);
-        corr[r][x] += dw[r] * sx;
-      }
-    }
-  }
-  for (int x = 0; x < rx; ++x)
-    for (int r = 0; r < rw; ++r) store_tile(y, ldy, x, r, hsum(acc[r][x]) - 8.0f * corr[r][x], accumulate);
-}
-
-template <int rw, int rx>
-void tile_q4_0(const uint8_t* w0, size_t ws, const ActSlice& a, int64_t nblk, float* y, int64_t ldy,
-               bool accumulate) {
-  tile_q4_0_impl<false, rw, rx>(w0, ws, nullptr, a, nblk, y, ldy, accumulate);
-}
-
-// Unpacks rw rows × nblk blocks of Q4_0 into bytes 0..15 and float scales.
-void unpack_q4_0(const uint8_t* w0, size_t ws, int rw, int64_t nblk, uint8_t* q, float* d) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  for (int r = 0; r < rw; ++r) {
-    const BlockQ4_0* b = reinterpret_cast<const BlockQ4_0*>(w0 + r * ws);
-    for (int64_t ib = 0; ib < nblk; ++ib) {
-      __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[ib].qs));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(q + (r * nblk + ib) * kQK),
-                         _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4));
-      d[r * nblk + ib] = h2f(b[ib].d);
-    }
-  }
-}
-
-// ---- float kernels (F32, F16, BF16 weights; F32 activations) ---------------------------------
 
 struct LoadF32 {
   static __m256 load8(const uint8_t* row, int64_t i) {
@@ -203,8 +338,6 @@ void unpack_float(const uint8_t* w0, size_t ws, int rw, int64_t klen, float* out
   }
 }
 
-using QKernel = void (*)(const uint8_t*, size_t, const ActSlice&, int64_t, float*, int64_t, bool);
-using PKernel = void (*)(const uint8_t*, size_t, const float*, const ActSlice&, int64_t, float*, int64_t, bool);
 using FKernel = void (*)(const uint8_t*, size_t, const float*, int64_t, int64_t, float*, int64_t, bool);
 
 #define EV_TILE_TABLE(...)                                                         \
@@ -225,22 +358,14 @@ template <int rw, int rx>
 void tile_bf16(const uint8_t* w, size_t ws, const float* x, int64_t ldx, int64_t k, float* y, int64_t ldy, bool acc) {
   tile_float<LoadBF16, rw, rx>(w, ws, x, ldx, k, y, ldy, acc);
 }
-template <int rw, int rx>
-void tile_q4_0_packed(const uint8_t* w, size_t ws, const float* wd, const ActSlice& a, int64_t nblk, float* y,
-                      int64_t ldy, bool acc) {
-  tile_q4_0_impl<true, rw, rx>(w, ws, wd, a, nblk, y, ldy, acc);
-}
-
-const QKernel kQ8_0[kRW][kRX] = EV_TILE_TABLE(tile_q8_0);
-const QKernel kQ4_0[kRW][kRX] = EV_TILE_TABLE(tile_q4_0);
-const PKernel kQ4_0P[kRW][kRX] = EV_TILE_TABLE(tile_q4_0_packed);
 const FKernel kF32[kRW][kRX] = EV_TILE_TABLE(tile_f32);
 const FKernel kF16[kRW][kRX] = EV_TILE_TABLE(tile_f16);
 const FKernel kBF16[kRW][kRX] = EV_TILE_TABLE(tile_bf16);
 
 // Same arithmetic as quantize_act_q8 (q = nearest-even(x · 127/amax), scale amax/127 rounded to
 // F16), so the integer result can be rebuilt exactly in tests.
-void quantize_row_avx2(const float* x, int64_t nb, int8_t* qs, float* d, float* s) {
+// corr[b] = corr_mul · Σq over the block (the weights' offset folded into the integer sum).
+void quantize_row_avx2(const float* x, int64_t nb, int8_t* qs, float* d, int32_t* corr, int32_t corr_mul) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * kQK;
@@ -274,61 +399,100 @@ void quantize_row_avx2(const float* x, int64_t nb, int8_t* qs, float* d, float* 
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
     t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
     d[b] = scale;
-    s[b] = scale * float(_mm_cvtsi128_si32(t));
+    corr[b] = corr_mul * _mm_cvtsi128_si32(t);
   }
 }
 
-}  // namespace
 
-void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
-  EV_CHECK(matmul_supports(w.type), "matmul: unsupported weight type %s", type_name(w.type).c_str());
-  if (n_rows <= 0) return;
-  const int64_t n_in = w.n_in, n_out = w.n_out;
-  const bool quant = w.type == GGMLType::Q8_0 || w.type == GGMLType::Q4_0;
+// Q8_0 / Q4_0 weights: activations quantized once per call (per-thread scratch, no allocation in
+// steady state), then tiles of one weight group × up to kRXQ activation rows.
+void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
+  const GGMLType t = w.type;
+  const int64_t n_in = w.n_in, n_out = w.n_out, nb = n_in / kQK;
+  thread_local detail::Scratch<int8_t> qs_buf;
+  thread_local detail::Scratch<float> d_buf;
+  thread_local detail::Scratch<int32_t> c_buf;
+  int8_t* qs = qs_buf.get(size_t(n_rows * n_in));
+  float* xd = d_buf.get(size_t(n_rows * nb));
+  int32_t* xc = c_buf.get(size_t(n_rows * nb));
+  const int32_t corr_mul = t == GGMLType::Q4_0 ? -8 : 0;
+  auto quant_rows = [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r)
+      quantize_row_avx2(x + r * n_in, nb, qs + r * n_in, xd + r * nb, xc + r * nb, corr_mul);
+  };
+  if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
 
-  QuantizedActs acts;
-  if (quant) {
-    acts.n_rows = n_rows;
-    acts.nb = n_in / kQK;
-    acts.qs = detail::aligned_alloc_n<int8_t>(size_t(n_rows * n_in));
-    acts.d = detail::aligned_alloc_n<float>(size_t(n_rows * acts.nb));
-    acts.s = detail::aligned_alloc_n<float>(size_t(n_rows * acts.nb));
-    auto quant_rows = [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r)
-        quantize_row_avx2(x + r * n_in, acts.nb, acts.qs.get() + r * n_in, acts.d.get() + r * acts.nb,
-                          acts.s.get() + r * acts.nb);
-    };
-    if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
+  const uint8_t* packed = packed_weights(w, pool);
+  const size_t gs = group_stride(t, nb);
+  const int qb = packed_qb(t);
+
+  // Slice the reduction so that (row block × slice) of activations stays within kL2Budget; a
+  // group's slice of packed weights (≤ 10 KiB for 2048 inputs) then stays in L1 for every row.
+  int64_t row_block = n_rows, kslice = n_in;
+  if (n_rows * n_in > kL2Budget) {
+    kslice = std::max<int64_t>(256, kL2Budget / n_rows) / kQK * kQK;
+    if (kslice >= n_in) kslice = n_in;
+    row_block = std::max<int64_t>(kRXQ, kL2Budget / kslice / kRXQ * kRXQ);
+    if (row_block > n_rows) row_block = n_rows;
   }
+  const GKernel* tab = t == GGMLType::Q4_0 ? kGemmQ4_0 : kGemmQ8_0;
+  const int64_t n_groups = (n_out + kGR - 1) / kGR;
+  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1) {
+    thread_local detail::Scratch<uint8_t> pack_buf;
+    uint8_t* scratch = packed ? nullptr : pack_buf.get(size_t(kslice / kQK) * size_t(qb + 16));
+    for (int64_t rb0 = 0; rb0 < n_rows; rb0 += row_block) {
+      const int64_t rb1 = std::min(n_rows, rb0 + row_block);
+      for (int64_t k0 = 0; k0 < n_in; k0 += kslice) {
+        const int64_t kb0 = k0 / kQK, nblk = (std::min(n_in, k0 + kslice) - k0) / kQK;
+        for (int64_t g = g0; g < g1; ++g) {
+          const uint8_t* q;
+          const uint16_t* d;
+          if (packed) {
+            q = packed + size_t(g) * gs + size_t(kb0) * size_t(qb);
+            d = reinterpret_cast<const uint16_t*>(packed + size_t(g) * gs + size_t(nb) * size_t(qb)) + kb0 * kGR;
+          } else {
+            pack_group(t, w.data, w.row_stride, n_out, g, kb0, nblk, scratch,
+                       reinterpret_cast<uint16_t*>(scratch + nblk * qb));
+            q = scratch;
+            d = reinterpret_cast<const uint16_t*>(scratch + nblk * qb);
+          }
+          const int rw = int(std::min<int64_t>(kGR, n_out - g * kGR));
+          for (int64_t r0 = rb0; r0 < rb1; r0 += kRXQ) {
+            const int rx = int(std::min<int64_t>(kRXQ, rb1 - r0));
+            const int64_t ai = r0 * nb + kb0;
+            const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
+            tab[rx - 1](q, d, nblk, a, y + r0 * n_out + g * kGR, n_out, rw, k0 > 0);
+          }
+        }
+      }
+    }
+  });
+}
 
+void matmul_float(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
+  const int64_t n_in = w.n_in, n_out = w.n_out;
   // Slice the reduction so that (row block × slice) of activations stays within kL2Budget.
-  const int64_t bpe = quant ? 1 : 4;
   int64_t row_block = n_rows;
   int64_t kslice = n_in;
-  if (n_rows * n_in * bpe > kL2Budget) {
-    kslice = std::max<int64_t>(256, kL2Budget / (n_rows * bpe)) / 32 * 32;
+  if (n_rows * n_in * 4 > kL2Budget) {
+    kslice = std::max<int64_t>(256, kL2Budget / (n_rows * 4)) / 32 * 32;
     if (kslice >= n_in) kslice = n_in;
-    row_block = std::max<int64_t>(kRX, kL2Budget / (kslice * bpe) / kRX * kRX);
+    row_block = std::max<int64_t>(kRX, kL2Budget / (kslice * 4) / kRX * kRX);
     if (row_block > n_rows) row_block = n_rows;
   }
 
-  // Weight tiles are converted once per slice (F16/BF16 → F32, Q4_0 → bytes) when at least
-  // kPackMinRows activation rows will reuse them; decode reads the file's layout directly.
+  // F16/BF16 weight tiles are converted to F32 once per slice when at least kPackMinRows
+  // activation rows will reuse them; decode reads the file's layout directly.
   constexpr int64_t kPackMinRows = 4;
   const GGMLType t = w.type;
-  const bool pack = n_rows >= kPackMinRows && (t == GGMLType::F16 || t == GGMLType::BF16 || t == GGMLType::Q4_0);
-  const QKernel(*qtab)[kRX] = t == GGMLType::Q8_0 ? kQ8_0 : t == GGMLType::Q4_0 ? kQ4_0 : nullptr;
+  const bool pack = n_rows >= kPackMinRows && (t == GGMLType::F16 || t == GGMLType::BF16);
   const FKernel(*ftab)[kRX] = t == GGMLType::F32 ? kF32 : t == GGMLType::F16 ? kF16 : kBF16;
-  const size_t elem_bytes = t == GGMLType::F32 ? 4 : 2;  // float types only
+  const size_t elem_bytes = t == GGMLType::F32 ? 4 : 2;
 
   const int64_t n_tiles = (n_out + kRW - 1) / kRW;
   pool.parallel_for(n_tiles, [&](int64_t tb, int64_t te) {
-    detail::AlignedBuf<uint8_t> scratch;
-    detail::AlignedBuf<float> scratch_d;
-    if (pack) {
-      scratch = detail::aligned_alloc_n<uint8_t>(size_t(kRW * kslice) * 4);
-      scratch_d = detail::aligned_alloc_n<float>(size_t(kRW * (kslice / kQK + 1)));
-    }
+    thread_local detail::Scratch<float> scratch_buf;
+    float* scratch = pack ? scratch_buf.get(size_t(kRW * kslice)) : nullptr;
     for (int64_t rb0 = 0; rb0 < n_rows; rb0 += row_block) {
       const int64_t rb1 = std::min(n_rows, rb0 + row_block);
       for (int64_t k0 = 0; k0 < n_in; k0 += kslice) {
@@ -338,39 +502,20 @@ void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
         for (int64_t tile = tb; tile < te; ++tile) {
           const int64_t o0 = tile * kRW;
           const int rw = int(std::min<int64_t>(kRW, n_out - o0));
-          const uint8_t* wrow = w.data + size_t(o0) * w.row_stride;
-          if (quant) {
-            const int64_t kb0 = k0 / kQK, nblk = klen / kQK;
-            const uint8_t* w0 = wrow + size_t(kb0) * type_block_bytes(t);
-            if (pack) unpack_q4_0(w0, w.row_stride, rw, nblk, scratch.get(), scratch_d.get());
-            for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
-              const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
-              const int64_t ai = r0 * acts.nb + kb0;
-              const ActSlice as{acts.qs.get() + ai * kQK, acts.d.get() + ai, acts.s.get() + ai, acts.nb};
-              float* yt = y + r0 * n_out + o0;
-              if (pack) {
-                kQ4_0P[rw - 1][rx - 1](scratch.get(), size_t(nblk) * kQK, scratch_d.get(), as, nblk, yt, n_out, accumulate);
-              } else {
-                qtab[rw - 1][rx - 1](w0, w.row_stride, as, nblk, yt, n_out, accumulate);
-              }
-            }
-          } else {
-            const uint8_t* w0 = wrow + size_t(k0) * elem_bytes;
-            const uint8_t* wk = w0;
-            size_t wks = w.row_stride;
-            const FKernel(*tab)[kRX] = ftab;
-            if (pack) {
-              float* f = reinterpret_cast<float*>(scratch.get());
-              if (t == GGMLType::F16) unpack_float<LoadF16>(w0, w.row_stride, rw, klen, f);
-              else unpack_float<LoadBF16>(w0, w.row_stride, rw, klen, f);
-              wk = scratch.get();
-              wks = size_t(klen) * 4;
-              tab = kF32;
-            }
-            for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
-              const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
-              tab[rw - 1][rx - 1](wk, wks, x + r0 * n_in + k0, n_in, klen, y + r0 * n_out + o0, n_out, accumulate);
-            }
+          const uint8_t* w0 = w.data + size_t(o0) * w.row_stride + size_t(k0) * elem_bytes;
+          const uint8_t* wk = w0;
+          size_t wks = w.row_stride;
+          const FKernel(*tab)[kRX] = ftab;
+          if (pack) {
+            if (t == GGMLType::F16) unpack_float<LoadF16>(w0, w.row_stride, rw, klen, scratch);
+            else unpack_float<LoadBF16>(w0, w.row_stride, rw, klen, scratch);
+            wk = reinterpret_cast<const uint8_t*>(scratch);
+            wks = size_t(klen) * 4;
+            tab = kF32;
+          }
+          for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
+            const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
+            tab[rw - 1][rx - 1](wk, wks, x + r0 * n_in + k0, n_in, klen, y + r0 * n_out + o0, n_out, accumulate);
           }
         }
       }
@@ -378,11 +523,61 @@ void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
   });
 }
 
+}  // namespace
+
+namespace detail {
+size_t matmul_packed_bytes() {
+  PackCache& c = pack_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.bytes;
+}
+size_t matmul_packed_count() {
+  PackCache& c = pack_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.map.size();
+}
+void matmul_packed_drop(const void* data) {
+  PackCache& c = pack_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto it = c.map.begin(); it != c.map.end();) {
+    if (it->first.data == data) {
+      c.bytes -= it->second->bytes;
+      it = c.map.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+void matmul_packed_clear() {
+  PackCache& c = pack_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.map.clear();
+  c.bytes = 0;
+}
+bool matmul_packed_enable(bool on) { return pack_cache().enabled.exchange(on); }
+}  // namespace detail
+
+void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
+  EV_CHECK(matmul_supports(w.type), "matmul: unsupported weight type %s", type_name(w.type).c_str());
+  if (n_rows <= 0) return;
+  if (w.type == GGMLType::Q8_0 || w.type == GGMLType::Q4_0) matmul_quant(w, x, n_rows, y, pool);
+  else matmul_float(w, x, n_rows, y, pool);
+}
+
 }  // namespace edgevlm
 
 #else  // no AVX2 at compile time (another architecture): the dispatcher never calls this.
 
 namespace edgevlm {
+namespace detail {
+// No repacked weights on this architecture.
+size_t matmul_packed_bytes() { return 0; }
+size_t matmul_packed_count() { return 0; }
+void matmul_packed_drop(const void*) {}
+void matmul_packed_clear() {}
+bool matmul_packed_enable(bool) { return false; }
+}  // namespace detail
+
 void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   matmul_ref(w, x, n_rows, y, &pool);
 }

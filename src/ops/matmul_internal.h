@@ -1,6 +1,7 @@
-// Shared between matmul.cc and matmul_avx2.cc; not part of the public API.
+// Shared between the matmul kernel files and their tests; not part of the public API.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -20,14 +21,45 @@ AlignedBuf<T> aligned_alloc_n(size_t n) {
   return AlignedBuf<T>(static_cast<T*>(std::aligned_alloc(64, bytes)));
 }
 
-// Activations quantized to Q8_0 blocks: row r, block b holds qs[(r·nb + b)·32 ...], scale
-// d[r·nb + b] and s[r·nb + b] = d · Σq (used to fold Q4_0's offset of 8 out of the inner loop).
-struct QuantizedActs {
-  int64_t n_rows = 0;
-  int64_t nb = 0;
-  AlignedBuf<int8_t> qs;
-  AlignedBuf<float> d;
-  AlignedBuf<float> s;
+// A growable 64-byte-aligned buffer for per-thread scratch (no allocation once large enough).
+template <typename T>
+struct Scratch {
+  AlignedBuf<T> buf;
+  size_t cap = 0;
+  T* get(size_t n) {
+    if (n > cap) {
+      buf = aligned_alloc_n<T>(n);
+      cap = n;
+    }
+    return buf.get();
+  }
 };
+
+// ---- AVX2 integer kernels: weights repacked into groups of 8 interleaved rows ----------------
+// A group holds weight rows 8g..8g+7 (rows past n_out are zero). For each 32-element block it
+// stores the quants of the 8 rows interleaved 4 bytes at a time (kernel step k holds bytes
+// 4k..4k+3 of every row, row r at bytes 4r..4r+3), so one 32-byte load feeds all 8 rows and the
+// 8 dot products finish in the 8 lanes of one register. Q4_0: 4 steps of packed nibbles (128
+// bytes per block); Q8_0: 8 steps of int8 (256 bytes). After the nb blocks of quants come the
+// nb × 8 F16 scales (row order). Groups are group_stride bytes apart, 64-byte aligned.
+//
+// Matrices of at least kRepackMinBytes are repacked once, on their first product, into a cache
+// keyed by the weight data's address, shape and type, and checked against a fingerprint of the
+// data (a few sampled cache lines) on every use: weights must not change in place while cached
+// (GGUF files are mapped read-only) unless matmul_packed_drop is called. Smaller matrices, and
+// any matrix while the cache is disabled, are repacked per call into per-thread scratch.
+constexpr size_t kRepackMinBytes = 32 * 1024;
+
+// Bytes held by repacked weights (the memory cost of the cache).
+size_t matmul_packed_bytes();
+// Number of cached matrices.
+size_t matmul_packed_count();
+// Forget the repacked copy of weights at this address (call before freeing or rewriting them).
+void matmul_packed_drop(const void* data);
+// Forget every repacked copy.
+void matmul_packed_clear();
+// Enable or disable the cache (default on; EDGEVLM_NO_REPACK=1 in the environment turns it off).
+// Returns the previous setting.
+bool matmul_packed_enable(bool on);
 
 }  // namespace edgevlm::detail

@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_internal.h"
 #if defined(__aarch64__)
 #include "ops/matmul_neon.h"
 #endif
@@ -162,6 +163,58 @@ TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes(), matmul_avx2)
 TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), matmul_avx2); }
+
+// Matrices of at least detail::kRepackMinBytes go through the cache of repacked weights: decode
+// (1 row), a few rows, and a sliced reduction (48 × 4096 bytes exceed the L2 budget), with partial 8-row groups (n_out % 8 ≠ 0), both with
+// the cache and with per-call repacking.
+std::vector<Shape> cached_shapes() { return {{2048, 37, 1}, {1024, 61, 3}, {4096, 17, 6}, {4096, 11, 48}}; }
+
+TEST_F(MatmulAvx2, RepackedCache) {
+  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q8_0})
+    for (bool on : {true, false}) {
+      SCOPED_TRACE(on ? "cache on" : "cache off");
+      detail::matmul_packed_clear();
+      const bool was = detail::matmul_packed_enable(on);
+      check_type(t, cached_shapes(), matmul_avx2);
+      detail::matmul_packed_enable(was);
+      if (on) {
+        EXPECT_GT(detail::matmul_packed_count(), 0u);
+        EXPECT_GT(detail::matmul_packed_bytes(), 0u);
+      } else {
+        EXPECT_EQ(detail::matmul_packed_count(), 0u);
+      }
+    }
+  detail::matmul_packed_clear();
+  EXPECT_EQ(detail::matmul_packed_bytes(), 0u);
+}
+
+// Weights rewritten in place (as when a freed mapping's address is reused by another file) are
+// repacked again, not served from the stale copy; drop forgets one matrix.
+TEST_F(MatmulAvx2, RepackedCacheSeesNewData) {
+  const bool was = detail::matmul_packed_enable(true);
+  detail::matmul_packed_clear();
+  ThreadPool pool(2);
+  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q8_0}) {
+    Problem p = make_problem(t, 2048, 40, 1, 21);
+    Problem p2 = make_problem(t, 2048, 40, 1, 22);
+    std::vector<uint8_t> buf = p.wbytes;
+    WeightMatrix w = WeightMatrix::from_data(t, buf.data(), 2048, 40);
+    std::vector<float> y(40);
+    matmul_avx2(w, p.x.data(), 1, y.data(), pool);
+    for (int64_t o = 0; o < 40; ++o) ASSERT_NEAR(y[size_t(o)], int8_exact(p, o, 0), 1e-5 * abs_dot(p, o, 0) + 1e-6);
+    const size_t bytes = detail::matmul_packed_bytes();
+    EXPECT_GE(bytes, buf.size());
+    buf = p2.wbytes;  // same address, new weights
+    matmul_avx2(w, p.x.data(), 1, y.data(), pool);
+    p2.x = p.x;
+    for (int64_t o = 0; o < 40; ++o)
+      ASSERT_NEAR(y[size_t(o)], int8_exact(p2, o, 0), 1e-5 * abs_dot(p2, o, 0) + 1e-6) << type_name(t);
+    EXPECT_EQ(detail::matmul_packed_bytes(), bytes);  // replaced, not added
+    detail::matmul_packed_drop(buf.data());
+    EXPECT_EQ(detail::matmul_packed_bytes(), 0u);
+  }
+  detail::matmul_packed_enable(was);
+}
 
 #if defined(__aarch64__)
 class MatmulNeon : public ::testing::Test {
