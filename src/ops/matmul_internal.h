@@ -62,4 +62,10 @@ void matmul_packed_clear();
 // Returns the previous setting.
 bool matmul_packed_enable(bool on);
 
+// Whether the CPU has AVX-VNNI (and EDGEVLM_NO_VNNI is unset): the AVX2 integer kernels then use
+// vpdpbusd. matmul_avx2_use_vnni switches between the two kernel sets (for tests; on is honoured
+// only when the CPU has it) and returns the previous setting.
+bool matmul_avx2_has_vnni();
+bool matmul_avx2_use_vnni(bool on);
+
 }  // namespace edgevlm::detail

@@ -161,8 +161,23 @@ class MatmulAvx2 : public ::testing::Test {
 TEST_F(MatmulAvx2, F32) { check_type(GGMLType::F32, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes(), matmul_avx2); }
-TEST_F(MatmulAvx2, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes(), matmul_avx2); }
-TEST_F(MatmulAvx2, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), matmul_avx2); }
+// Runs fn with the plain AVX2 integer kernels and, when the CPU has AVX-VNNI, with those too.
+void each_int8_variant(const std::function<void()>& fn) {
+  for (bool vnni : {false, true}) {
+    if (vnni && !detail::matmul_avx2_has_vnni()) continue;
+    SCOPED_TRACE(vnni ? "avx-vnni" : "avx2");
+    const bool was = detail::matmul_avx2_use_vnni(vnni);
+    fn();
+    detail::matmul_avx2_use_vnni(was);
+  }
+}
+
+TEST_F(MatmulAvx2, Q8_0) {
+  each_int8_variant([] { check_type(GGMLType::Q8_0, quant_shapes(), matmul_avx2); });
+}
+TEST_F(MatmulAvx2, Q4_0) {
+  each_int8_variant([] { check_type(GGMLType::Q4_0, quant_shapes(), matmul_avx2); });
+}
 
 // Matrices of at least detail::kRepackMinBytes go through the cache of repacked weights: decode
 // (1 row), a few rows, and a sliced reduction (48 × 4096 bytes exceed the L2 budget), with partial 8-row groups (n_out % 8 ≠ 0), both with
@@ -175,7 +190,7 @@ TEST_F(MatmulAvx2, RepackedCache) {
       SCOPED_TRACE(on ? "cache on" : "cache off");
       detail::matmul_packed_clear();
       const bool was = detail::matmul_packed_enable(on);
-      check_type(t, cached_shapes(), matmul_avx2);
+      each_int8_variant([&] { check_type(t, cached_shapes(), matmul_avx2); });
       detail::matmul_packed_enable(was);
       if (on) {
         EXPECT_GT(detail::matmul_packed_count(), 0u);
