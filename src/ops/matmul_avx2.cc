@@ -73,6 +73,30 @@ void pack_group(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t 
                 uint8_t* q, uint16_t* d, bool flip) {
   const int qb = packed_qb(t), steps = qb / 32;
   const size_t bb = type_block_bytes(t);
+  if ((g + 1) * kGR <= n_out) {
+    // A full group: per block, an 8 × (4 or 8) transpose of 32-bit words in registers.
+    const uint8_t* rows[kGR];
+    for (int r = 0; r < kGR; ++r) rows[r] = w + size_t(g * kGR + r) * ws + size_t(b0) * bb;
+    const __m256i flipv = _mm256_set1_epi8(flip ? char(0x80) : 0);
+    for (int64_t ib = 0; ib < nblk; ++ib) {
+      const size_t off = size_t(ib) * bb;
+      for (int r = 0; r < kGR; ++r) std::memcpy(&d[ib * kGR + r], rows[r] + off, 2);
+      for (int half = 0; half < steps / 4; ++half) {
+        __m256i v[4];
+        for (int r = 0; r < 4; ++r)
+          v[r] = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r + 4] + off + 2 + 16 * half)),
+                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[r] + off + 2 + 16 * half)));
+        const __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+        __m256i* out = reinterpret_cast<__m256i*>(q + ib * qb + 128 * half);
+        _mm256_storeu_si256(out + 0, _mm256_xor_si256(_mm256_unpacklo_epi64(t0, t2), flipv));
+        _mm256_storeu_si256(out + 1, _mm256_xor_si256(_mm256_unpackhi_epi64(t0, t2), flipv));
+        _mm256_storeu_si256(out + 2, _mm256_xor_si256(_mm256_unpacklo_epi64(t1, t3), flipv));
+        _mm256_storeu_si256(out + 3, _mm256_xor_si256(_mm256_unpackhi_epi64(t1, t3), flipv));
+      }
+    }
+    return;
+  }
   for (int r = 0; r < kGR; ++r) {
     const int64_t o = g * kGR + r;
     if (o >= n_out) {
