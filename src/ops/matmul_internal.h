@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "ops/matmul.h"
+
 namespace edgevlm::detail {
 
 struct AlignedFree {
@@ -61,6 +63,11 @@ void matmul_packed_clear();
 // Enable or disable the cache (default on; EDGEVLM_NO_REPACK=1 in the environment turns it off).
 // Returns the previous setting.
 bool matmul_packed_enable(bool on);
+
+// Builds the repacked copy of w now (on the pool) instead of on its first product, so that a
+// model loader can pay the one-time cost at load time. Returns whether w is (now) cached: false
+// for small matrices, float types, CPUs without AVX2, or with the cache disabled.
+bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool);
 
 // Whether the CPU has AVX-VNNI (and EDGEVLM_NO_VNNI is unset): the AVX2 integer kernels then use
 // vpdpbusd. matmul_avx2_use_vnni switches between the two kernel sets (for tests; on is honoured

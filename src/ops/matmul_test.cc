@@ -201,6 +201,19 @@ TEST_F(MatmulAvx2, RepackedCache) {
     }
   detail::matmul_packed_clear();
   EXPECT_EQ(detail::matmul_packed_bytes(), 0u);
+  // matmul_prepare builds the entry ahead of the first product; small matrices are not cached.
+  const bool was = detail::matmul_packed_enable(true);
+  ThreadPool pool(2);
+  Problem big = make_problem(GGMLType::Q4_0, 2048, 40, 1, 5), small = make_problem(GGMLType::Q4_0, 64, 8, 1, 6);
+  EXPECT_TRUE(detail::matmul_prepare(big.w(), pool));
+  EXPECT_EQ(detail::matmul_packed_count(), 1u);
+  EXPECT_FALSE(detail::matmul_prepare(small.w(), pool));
+  std::vector<float> y(40);
+  matmul_avx2(big.w(), big.x.data(), 1, y.data(), pool);
+  EXPECT_EQ(detail::matmul_packed_count(), 1u);
+  for (int64_t o = 0; o < 40; ++o) ASSERT_NEAR(y[size_t(o)], int8_exact(big, o, 0), 1e-5 * abs_dot(big, o, 0) + 1e-6);
+  detail::matmul_packed_enable(was);
+  detail::matmul_packed_clear();
 }
 
 // Weights rewritten in place (as when a freed mapping's address is reused by another file) are
