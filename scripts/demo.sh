@@ -9,13 +9,17 @@ MODEL=models/edgevlm-nano.gguf
 MMPROJ=models/edgevlm-nano-mmproj.gguf
 
 if [ -f "$MODEL" ] && [ -f "$MMPROJ" ] && "$BIN" --help 2>&1 | grep -q "^ *run"; then
-  for pair in "examples/receipt.png|What is the total?" "examples/banner.png|What does the banner say?"; do
-    img=${pair%%|*}; q=${pair#*|}
+  # image | question | the answer the test split holds (examples/README.md)
+  for case in "examples/receipt.png|What is the total?|2.00" \
+              "examples/banner.png|What does the banner say?|CAFE 74" \
+              "examples/chart.png|Which bar is the tallest?|green"; do
+    IFS='|' read -r img q want <<<"$case"
     [ -f "$img" ] || continue
     echo "image:    $img"
     echo "question: $q"
     printf "answer:   "
     "$BIN" run -m "$MODEL" --mmproj "$MMPROJ" --image "$img" -p "$q" -n 32
+    echo "expected: $want"
     echo
   done
   exit 0

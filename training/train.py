@@ -365,7 +365,7 @@ def finish(a):
     print(md, flush=True)
     if a.install:
         os.makedirs(a.install, exist_ok=True)
-        for p in paths + [os.path.join(a.out, "results.md"), os.path.join(a.out, "loss.png")]:
+        for p in list(paths) + [os.path.join(a.out, "results.md"), os.path.join(a.out, "loss.png")]:
             shutil.copy(p, a.install)
         print("installed into", a.install, flush=True)
 
