@@ -242,27 +242,23 @@ GGUFValue GGUFValue::from_strings(const std::vector<std::string>& xs) {
   return v;
 }
 
-GGUFValue GGUFValue::from_f32s(const std::vector<float>& xs) {
+namespace {
+// An array of packed scalars, copied as raw little-endian bytes.
+template <typename T>
+GGUFValue packed_array(GGUFType elem_type, const std::vector<T>& xs) {
   auto arr = std::make_shared<GGUFArray>();
-  arr->elem_type = GGUFType::FLOAT32;
-  arr->raw.resize(xs.size() * 4);
+  arr->elem_type = elem_type;
+  arr->raw.resize(xs.size() * sizeof(T));
   if (!xs.empty()) std::memcpy(arr->raw.data(), xs.data(), arr->raw.size());
   GGUFValue v;
   v.type = GGUFType::ARRAY;
   v.arr = std::move(arr);
   return v;
 }
+}  // namespace
 
-GGUFValue GGUFValue::from_i32s(const std::vector<int32_t>& xs) {
-  auto arr = std::make_shared<GGUFArray>();
-  arr->elem_type = GGUFType::INT32;
-  arr->raw.resize(xs.size() * 4);
-  if (!xs.empty()) std::memcpy(arr->raw.data(), xs.data(), arr->raw.size());
-  GGUFValue v;
-  v.type = GGUFType::ARRAY;
-  v.arr = std::move(arr);
-  return v;
-}
+GGUFValue GGUFValue::from_f32s(const std::vector<float>& xs) { return packed_array(GGUFType::FLOAT32, xs); }
+GGUFValue GGUFValue::from_i32s(const std::vector<int32_t>& xs) { return packed_array(GGUFType::INT32, xs); }
 
 namespace {
 bool is_integer_type(GGUFType type) {
