@@ -4,12 +4,15 @@
   edgevlm:  python3 training/evaluate.py --ckpt ... --cli build/edgevlm --model models/edgevlm-nano.gguf \
                 --mmproj models/edgevlm-nano-mmproj.gguf       (also scores the PyTorch answers and their agreement)
   tiling:   --policy relaxed|llava_next|single   (accuracy and image tokens per policy)
+  variants: --cli-args "--kv-type q8" --compare-with f32.json   (agreement of the CLI's answers with an
+            earlier run's, e.g. INT8 against F32 KV cache, or a quantized model against F32 files)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -154,6 +157,9 @@ def main():
     ap.add_argument("--cli", default=None, help="path of the edgevlm binary to score as well")
     ap.add_argument("--model", default=None)
     ap.add_argument("--mmproj", default=None)
+    ap.add_argument("--cli-args", default="", help="extra flags for every CLI call, e.g. \"--kv-type q8\"")
+    ap.add_argument("--compare-with", default=None,
+                    help="a results JSON of an earlier --cli run: report how often this run's CLI answers equal its")
     ap.add_argument("--out", default=None, help="write the results JSON here")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -189,12 +195,19 @@ def main():
                    f"{res['image_tokens_mean']:.1f} image tokens/image"))
     if a.cli:
         with tempfile.TemporaryDirectory() as d:
-            cp = run_cli(a.cli, a.model, a.mmproj, samples, d)
+            cp = run_cli(a.cli, a.model, a.mmproj, samples, d, shlex.split(a.cli_args))
         res["edgevlm"] = score(samples, cp)
         res["agreement"] = float(np.mean([x.strip() == y.strip() for x, y in zip(preds, cp)]))
         res["cli_answers"] = cp
         print(markdown(res["edgevlm"], "edgevlm CLI"))
         print(f"edgevlm == PyTorch on {100 * res['agreement']:.1f}% of prompts")
+        if a.compare_with:
+            ref = json.load(open(a.compare_with))["cli_answers"]
+            if len(ref) != len(cp):
+                sys.exit(f"--compare-with: {a.compare_with} holds {len(ref)} answers, this run {len(cp)}")
+            res["agreement_with_reference"] = float(np.mean([x.strip() == y.strip() for x, y in zip(ref, cp)]))
+            print(f"edgevlm ({a.cli_args or 'default flags'}) == {a.compare_with} on "
+                  f"{100 * res['agreement_with_reference']:.1f}% of prompts")
     if a.out:
         res["examples"] = [{"task": s["task"], "q": s["qa"][0][0], "gold": s["qa"][0][1], "pred": p}
                            for s, p in zip(samples, preds)]
