@@ -109,9 +109,9 @@ ImageEmbeddings Session::encode(const std::string& path) {
     drop_llm_pages();
     auto f = GGUFFile::open(opt_.mmproj_path);  // unmapped when this scope ends
     auto mm = MmprojModel::load(*f);
-    e = encode_image(*mm, img, tcfg_, *pool_, opt_.vit_batch);
+    e = encode_image(*mm, img, tcfg_, *pool_, VitOptions(opt_.vit_batch, opt_.vit_pipeline));
   } else {
-    e = encode_image(*mm_, img, tcfg_, *pool_, opt_.vit_batch);
+    e = encode_image(*mm_, img, tcfg_, *pool_, VitOptions(opt_.vit_batch, opt_.vit_pipeline));
   }
   e.preprocess_ms += load_ms;
   return e;

@@ -46,6 +46,7 @@ struct SessionOptions {
   int n_ctx = 0;          // 0: the model's context length, at most 4096
   TilingOverrides tiling;
   int vit_batch = kDefaultVitBatch;
+  bool vit_pipeline = kDefaultVitPipeline;  // prepare the next ViT batch while one runs (vit.h)
   std::string chat_template = "auto";  // chatml | llama3 | none | auto
   std::string system_prompt;
   bool low_memory = false;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "engine/prefill.h"
 #include "formats/gguf.h"
 #include "model/kv_cache.h"
 #include "model/llm.h"
@@ -43,8 +44,11 @@ GenerateParams greedy(int n) {
   return gp;
 }
 
-// `edgevlm run`'s path, synchronous: encode every image, assemble, generate.
-std::vector<int32_t> run_synchronously(const std::vector<std::string>& images, const std::string& question, int n) {
+// `edgevlm run`'s path, synchronous: encode every image, assemble, generate (chunk 0: the whole
+// prompt in one step).
+std::vector<int32_t> run_synchronously(const std::vector<std::string>& images, const std::string& question, int n,
+                                       VitOptions vit = {}, int chunk = kDefaultPrefillChunk,
+                                       int* n_prompt = nullptr) {
   auto lf = GGUFFile::open(fixture("tiny.gguf"));
   auto mf = GGUFFile::open(fixture("tiny-mmproj.gguf"));
   auto llm = LlmModel::load(*lf);
@@ -53,7 +57,7 @@ std::vector<int32_t> run_synchronously(const std::vector<std::string>& images, c
   ThreadPool pool(2);
   const TilingConfig tcfg = tiling_config_for(mm->config());
   std::vector<ImageEmbeddings> embs;
-  for (const auto& p : images) embs.push_back(encode_image(*mm, load_image(p), tcfg, pool));
+  for (const auto& p : images) embs.push_back(encode_image(*mm, load_image(p), tcfg, pool, vit));
   std::vector<const ImageEmbeddings*> ptrs;
   for (auto& e : embs) ptrs.push_back(&e);
   const ChatTemplate tmpl = chat_template_for("auto", *lf);
@@ -63,7 +67,9 @@ std::vector<int32_t> run_synchronously(const std::vector<std::string>& images, c
   KvCache cache(llm->config(), 1024);
   Generator gen(*llm, *tok, cache, pool);
   GenerateParams gp = greedy(n);
+  gp.chunk_size = chunk > 0 ? chunk : vp.n_positions;
   gp.stop_strings = chat_template_stop_strings(tmpl);
+  if (n_prompt) *n_prompt = vp.n_positions;
   return gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, {}, vp.text_tokens()).tokens;
 }
 
@@ -91,7 +97,9 @@ std::vector<RefCase> reference_cases() {
 void expect_same_tokens_as_reference(bool low_memory) {
   const auto cases = reference_cases();
   ASSERT_GE(cases.size(), 3u);
-  Session s(fixture_options(low_memory));
+  SessionOptions o = fixture_options(low_memory);
+  o.kv_type = KvType::F32;  // exact, like the reference (the INT8 default is exercised by the other tests)
+  Session s(o);
   size_t compared = 0;
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     SCOPED_TRACE("case " + std::to_string(ci));
@@ -119,6 +127,51 @@ void expect_same_tokens_as_reference(bool low_memory) {
 TEST(Session, SameTokensAsReferenceAndSynchronousPath) { expect_same_tokens_as_reference(false); }
 
 TEST(Session, LowMemorySameTokens) { expect_same_tokens_as_reference(true); }
+
+// Issue 6's acceptance: the same greedy tokens with every runtime feature on or off. The baseline
+// is the plainest path: synchronous, all tiles in one ViT batch, no pipeline, the whole prompt in
+// one prefill step. Each variant turns one feature to another setting, through the session
+// (decoupled: the image is encoded in the background) and through the synchronous path.
+TEST(Session, EveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
+  const std::vector<std::string> images = {fixture("big.png"), fixture("wide.png"), fixture("tall.png"),
+                                           fixture("square.png")};
+  const std::string q = "Describe the pictures.";
+  const int n = 10;
+  int n_prompt = 0;
+  const std::vector<int32_t> want = run_synchronously(images, q, n, VitOptions(0, false), 0, &n_prompt);
+  ASSERT_GE(want.size(), 3u);
+  ASSERT_GT(n_prompt, 128);  // chunks of 32 and 128 really cut the prompt
+
+  struct Variant {
+    const char* name;
+    int vit_batch;
+    bool pipeline, low_memory;
+    int chunk;  // 0: whole prompt
+  };
+  const Variant variants[] = {
+      {"defaults", kDefaultVitBatch, kDefaultVitPipeline, false, kDefaultPrefillChunk},
+      {"vit batch 1", 1, false, false, 0},   {"vit batch 2", 2, false, false, 0},
+      {"vit batch 4", 4, false, false, 0},   {"vit batch 1 pipelined", 1, true, false, 0},
+      {"vit batch 2 pipelined", 2, true, false, 0}, {"vit batch 4 pipelined", 4, true, false, 0},
+      {"low-memory", 0, false, true, 0},     {"low-memory pipelined", 2, true, true, 128},
+      {"chunk 32", 0, false, false, 32},     {"chunk 128", 0, false, false, 128},
+      {"chunk 512", 0, false, false, 512},
+  };
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    EXPECT_EQ(run_synchronously(images, q, n, VitOptions(v.vit_batch, v.pipeline), v.chunk), want) << "synchronous";
+    SessionOptions o = fixture_options(v.low_memory);
+    o.vit_batch = v.vit_batch;
+    o.vit_pipeline = v.pipeline;
+    Session s(o);
+    for (const auto& p : images) s.attach_image(p);
+    GenerateParams gp = greedy(n);
+    gp.chunk_size = v.chunk > 0 ? v.chunk : n_prompt;
+    SessionAnswer a = s.ask(q, gp);
+    EXPECT_EQ(a.result.n_prompt, n_prompt);
+    EXPECT_EQ(a.result.tokens, want) << "decoupled session";
+  }
+}
 
 TEST(Session, EncodeErrorSurfacesAtAskAndSessionRecovers) {
   Session s(fixture_options());
@@ -165,6 +218,7 @@ TEST(Session, DestroyMidEncodeDoesNotHang) {
 
 TEST(Session, MultiTurnKeepsTheCache) {
   Session s(fixture_options());
+  EXPECT_EQ(s.kv_type(), kDefaultKvType);
   s.attach_image(fixture("square.png"));
   SessionAnswer a1 = s.ask("What is it?", greedy(6));
   const int after1 = s.n_past();

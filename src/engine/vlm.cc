@@ -27,35 +27,58 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
 
 int ImageEmbeddings::positions() const { return n_tiles * tokens_per_tile; }
 
-ImageEmbeddings encode_tiles(const MmprojModel& m, const TiledImage& tiles, ThreadPool& pool, int vit_batch,
+namespace {
+
+// The merge and projector after the ViT, and the fields every encode fills.
+ImageEmbeddings project(const MmprojModel& m, std::vector<float> vit, Grid grid, int n_tiles, int thumbnail_index,
+                        const VitTimings& vt, ThreadPool& pool, bool keep_vit_out) {
+  const VisionConfig& c = m.config();
+  ImageEmbeddings e;
+  e.grid = grid;
+  e.n_tiles = n_tiles;
+  e.thumbnail_index = thumbnail_index;
+  e.tokens_per_tile = c.tokens_per_tile();
+  e.n_embd = c.projection_dim;
+  e.vit_timings = vt;
+  e.vit_ms = vt.wall_ms;
+  Timer t;
+  e.data = project_tiles(m, vit.data(), n_tiles, pool);
+  e.projector_ms = t.elapsed_ms();
+  if (keep_vit_out) e.vit_out = std::move(vit);
+  return e;
+}
+
+}  // namespace
+
+ImageEmbeddings encode_tiles(const MmprojModel& m, const TiledImage& tiles, ThreadPool& pool, VitOptions vit,
                              bool keep_vit_out) {
   const VisionConfig& c = m.config();
   EV_CHECK(tiles.tile_size == c.image_size, "image tiles are %d pixels but the vision model takes %d",
            tiles.tile_size, c.image_size);
   EV_CHECK(tiles.data.size() == size_t(tiles.n_tiles) * tiles.tile_floats(), "image tiles: %zu floats for %d tiles",
            tiles.data.size(), tiles.n_tiles);
-  ImageEmbeddings e;
-  e.grid = tiles.grid;
-  e.n_tiles = tiles.n_tiles;
-  e.thumbnail_index = tiles.thumbnail_index;
-  e.tokens_per_tile = c.tokens_per_tile();
-  e.n_embd = c.projection_dim;
-  Timer t;
-  std::vector<float> vit = vit_forward(m, tiles.data.data(), tiles.n_tiles, pool, vit_batch);
-  e.vit_ms = t.elapsed_ms();
-  t.reset();
-  e.data = project_tiles(m, vit.data(), tiles.n_tiles, pool);
-  e.projector_ms = t.elapsed_ms();
-  if (keep_vit_out) e.vit_out = std::move(vit);
-  return e;
+  VitTimings vt;
+  std::vector<float> out = vit_forward(m, tiles.data.data(), tiles.n_tiles, pool, vit, &vt);
+  return project(m, std::move(out), tiles.grid, tiles.n_tiles, tiles.thumbnail_index, vt, pool, keep_vit_out);
 }
 
 ImageEmbeddings encode_image(const MmprojModel& m, const Image& img, const TilingConfig& cfg, ThreadPool& pool,
-                             int vit_batch, bool keep_vit_out) {
+                             VitOptions vit, bool keep_vit_out) {
+  EV_CHECK(cfg.tile_size == m.config().image_size, "image tiles are %d pixels but the vision model takes %d",
+           cfg.tile_size, m.config().image_size);
   Timer t;
-  TiledImage tiles = preprocess_image(img, cfg);
+  const ImageTiler tiler(img, cfg);
   const double pre_ms = t.elapsed_ms();
-  ImageEmbeddings e = encode_tiles(m, tiles, pool, vit_batch, keep_vit_out);
+  VitTimings vt;
+  std::vector<float> out = vit_forward(
+      m,
+      [&tiler](int i, float* scratch) {
+        tiler.emit(i, scratch);
+        return static_cast<const float*>(scratch);
+      },
+      tiler.n_tiles(), pool, vit, &vt);
+  ImageEmbeddings e =
+      project(m, std::move(out), tiler.grid(), tiler.n_tiles(), tiler.thumbnail_index(), vt, pool, keep_vit_out);
   e.preprocess_ms = pre_ms;
   return e;
 }

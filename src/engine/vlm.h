@@ -47,18 +47,22 @@ struct ImageEmbeddings {
   int n_embd = 0;
   std::vector<float> data;     // n_tiles × tokens_per_tile × n_embd, tiles in TiledImage order
   std::vector<float> vit_out;  // n_tiles × n_patches × vit width, only when asked for
+  // preprocess: grid choice and the resize onto the canvas (cutting the tiles, the thumbnail's
+  // resize and normalising are part of the ViT's prepare stage, so that they can be pipelined).
   double preprocess_ms = 0, vit_ms = 0, projector_ms = 0;
+  VitTimings vit_timings;  // the ViT's stages (prepare / blocks / wall / hidden by the pipeline)
   int positions() const;       // embedding positions of the image alone (markers not counted)
   const float* tile(int i) const { return data.data() + size_t(i) * tokens_per_tile * n_embd; }
 };
 
-// Preprocesses (dynamic resolution) and encodes one image: ViT batched `vit_batch` tiles at a time,
-// then the merge and projector.
+// Preprocesses (dynamic resolution) and encodes one image: ViT batched vit.batch tiles at a time
+// (pipelined when vit.pipeline: the next batch's tiles are cut, normalised and patch-embedded
+// while the current batch runs), then the merge and projector. An int converts to VitOptions.
 ImageEmbeddings encode_image(const MmprojModel& m, const Image& img, const TilingConfig& cfg, ThreadPool& pool,
-                             int vit_batch = kDefaultVitBatch, bool keep_vit_out = false);
+                             VitOptions vit = {}, bool keep_vit_out = false);
 // Same from tiles already preprocessed (n_tiles × 3 × T × T normalised, TiledImage layout).
-ImageEmbeddings encode_tiles(const MmprojModel& m, const TiledImage& tiles, ThreadPool& pool,
-                             int vit_batch = kDefaultVitBatch, bool keep_vit_out = false);
+ImageEmbeddings encode_tiles(const MmprojModel& m, const TiledImage& tiles, ThreadPool& pool, VitOptions vit = {},
+                             bool keep_vit_out = false);
 
 // Number of kImagePlaceholder occurrences in text.
 int count_image_placeholders(std::string_view text);

@@ -202,6 +202,34 @@ TEST(VlmParity, BatchedEncodingOfSeveralImagesEqualsOneByOne) {
   EXPECT_LT(max_rel_err(all.data, one.data), 1e-5);
 }
 
+// encode_image cuts tiles lazily (ImageTiler, inside the ViT's prepare stage) and may pipeline
+// them: every batch size, pipelined or not, gives the embeddings of preprocess_image + one batch
+// (within float tolerance: batching may change summation order; pipelining changes nothing).
+TEST(VlmEncode, BatchAndPipelineGiveTheSameEmbeddings) {
+  Pair p = load_pair();
+  ThreadPool pool(2);
+  const TilingConfig tcfg = tiling_config_for(p.mm->config());
+  for (const char* file : {"big.png", "wide.png", "tall.png"}) {
+    SCOPED_TRACE(file);
+    const Image img = load_image(fixture(file));
+    const ImageEmbeddings base = encode_tiles(*p.mm, preprocess_image(img, tcfg), pool, VitOptions(0, false), true);
+    ASSERT_GT(base.n_tiles, 2);
+    for (int batch : {1, 2, 4, 0}) {
+      SCOPED_TRACE("batch " + std::to_string(batch));
+      const ImageEmbeddings serial = encode_image(*p.mm, img, tcfg, pool, VitOptions(batch, false), true);
+      const ImageEmbeddings piped = encode_image(*p.mm, img, tcfg, pool, VitOptions(batch, true), true);
+      EXPECT_EQ(serial.grid, base.grid);
+      EXPECT_EQ(serial.thumbnail_index, base.thumbnail_index);
+      EXPECT_LT(max_rel_err(serial.vit_out, base.vit_out), 1e-5);
+      EXPECT_LT(max_rel_err(serial.data, base.data), 1e-5);
+      EXPECT_EQ(piped.vit_out, serial.vit_out);
+      EXPECT_EQ(piped.data, serial.data);
+      EXPECT_EQ(piped.vit_timings.pipelined, piped.vit_timings.n_batches > 1);
+      EXPECT_DOUBLE_EQ(piped.vit_ms, piped.vit_timings.wall_ms);
+    }
+  }
+}
+
 TEST(VlmBadInput, PromptAssemblyErrors) {
   Pair p = load_pair();
   const ImageMarkers mk = image_markers(p.mm->config(), *p.tok);

@@ -230,33 +230,41 @@ void emit_tile(const Image& src, int x0, int y0, int t, const NormLut& lut, floa
 
 }  // namespace
 
-TiledImage preprocess_image(const Image& img, const TilingConfig& cfg) {
+ImageTiler::ImageTiler(const Image& img, const TilingConfig& cfg) : img_(img), cfg_(cfg) {
   EV_CHECK(!img.empty(), "cannot preprocess an empty image (%d x %d)", img.width, img.height);
-  const Grid g = choose_grid(cfg, img.width, img.height);
+  grid_ = choose_grid(cfg, img.width, img.height);
   const int t = cfg.tile_size;
-  EV_CHECK(int64_t(g.m) * t <= 65536 && int64_t(g.n) * t <= 65536, "grid %s of tile %d is too large", grid_str(g).c_str(),
-           t);
-  const ResizeMode mode = cfg.effective_resize();
-  const auto pad = cfg.effective_pad();
-  const NormLut lut(cfg);
+  EV_CHECK(int64_t(grid_.m) * t <= 65536 && int64_t(grid_.n) * t <= 65536, "grid %s of tile %d is too large",
+           grid_str(grid_).c_str(), t);
+  const bool thumb = has_thumbnail(cfg, grid_);
+  n_tiles_ = grid_.tiles() + (thumb ? 1 : 0);
+  if (thumb) thumbnail_index_ = cfg.thumbnail == ThumbnailPlacement::First ? 0 : grid_.tiles();
+  canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad());
+}
 
-  TiledImage out;
-  out.grid = g;
-  out.tile_size = t;
-  const bool thumb = has_thumbnail(cfg, g);
-  out.n_tiles = g.tiles() + (thumb ? 1 : 0);
-  if (thumb) out.thumbnail_index = cfg.thumbnail == ThumbnailPlacement::First ? 0 : g.tiles();
-  out.data.resize(out.tile_floats() * out.n_tiles);
-
-  const Image canvas = fit_to_canvas(img, g.m * t, g.n * t, mode, pad);
-  for (int row = 0; row < g.n; ++row)
-    for (int col = 0; col < g.m; ++col)
-      emit_tile(canvas, col * t, row * t, t, lut, out.data.data() + out.grid_tile_index(col, row) * out.tile_floats());
-  if (thumb) {
+void ImageTiler::emit(int i, float* out) const {
+  EV_CHECK(i >= 0 && i < n_tiles_, "tile %d of an image with %d tiles", i, n_tiles_);
+  const NormLut lut(cfg_);
+  const int t = cfg_.tile_size;
+  if (i == thumbnail_index_) {
     // A 1×1 canvas already is the thumbnail.
-    const Image th = g.tiles() == 1 ? canvas : fit_to_canvas(img, t, t, mode, pad);
-    emit_tile(th, 0, 0, t, lut, out.data.data() + size_t(out.thumbnail_index) * out.tile_floats());
+    if (grid_.tiles() == 1) emit_tile(canvas_, 0, 0, t, lut, out);
+    else emit_tile(fit_to_canvas(img_, t, t, cfg_.effective_resize(), cfg_.effective_pad()), 0, 0, t, lut, out);
+    return;
   }
+  const int g = thumbnail_index_ == 0 ? i - 1 : i;
+  emit_tile(canvas_, (g % grid_.m) * t, (g / grid_.m) * t, t, lut, out);
+}
+
+TiledImage preprocess_image(const Image& img, const TilingConfig& cfg) {
+  const ImageTiler tiler(img, cfg);
+  TiledImage out;
+  out.grid = tiler.grid();
+  out.tile_size = tiler.tile_size();
+  out.n_tiles = tiler.n_tiles();
+  out.thumbnail_index = tiler.thumbnail_index();
+  out.data.resize(out.tile_floats() * out.n_tiles);
+  for (int i = 0; i < out.n_tiles; ++i) tiler.emit(i, out.data.data() + size_t(i) * out.tile_floats());
   return out;
 }
 

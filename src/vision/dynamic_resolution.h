@@ -137,6 +137,29 @@ struct TiledImage {
 // adds the thumbnail and normalises.
 TiledImage preprocess_image(const Image& img, const TilingConfig& cfg);
 
+// preprocess_image in two steps, so that tiles can be cut one at a time: the pipelined encoder
+// (src/vision/vit.h) cuts and normalises the next ViT batch while the current one runs.
+// The constructor chooses the grid and resizes onto the canvas; emit(i) writes tile i (TiledImage
+// order, 3 × T × T normalised) and resizes the thumbnail when it is the one asked for. Calls for
+// different tiles may run concurrently. Keeps a reference to img, which must outlive the tiler.
+class ImageTiler {
+ public:
+  ImageTiler(const Image& img, const TilingConfig& cfg);
+  Grid grid() const { return grid_; }
+  int tile_size() const { return cfg_.tile_size; }
+  int n_tiles() const { return n_tiles_; }
+  int thumbnail_index() const { return thumbnail_index_; }
+  size_t tile_floats() const { return size_t(3) * cfg_.tile_size * cfg_.tile_size; }
+  void emit(int i, float* out) const;
+
+ private:
+  const Image& img_;
+  TilingConfig cfg_;
+  Grid grid_;
+  int n_tiles_ = 0, thumbnail_index_ = -1;
+  Image canvas_;
+};
+
 // ---- Statistics: how the strategies compare over many random image sizes.
 enum class SizeDistribution {
   UniformSides,       // width and height independently uniform in [min_side, max_side]

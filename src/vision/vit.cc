@@ -2,7 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -54,43 +60,57 @@ void add_rows(float* y, const float* x, int64_t n, int64_t rows, ThreadPool& poo
 
 }  // namespace
 
-std::vector<float> vit_forward(const MmprojModel& m, const float* tiles, int n_tiles, ThreadPool& pool, int batch,
-                               VitTimings* timings) {
+std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, int n_tiles, ThreadPool& pool,
+                               VitOptions opt, VitTimings* timings) {
+  const Timer wall;
   const VisionConfig& c = m.config();
   EV_CHECK(n_tiles >= 0, "vit_forward: negative tile count %d", n_tiles);
   const int64_t N = c.n_patches(), D = c.n_embd, F = c.n_ff, PD = c.patch_dim();
   const size_t tile_floats = size_t(3) * c.image_size * c.image_size;
   std::vector<float> result(size_t(n_tiles) * N * D);
-  if (n_tiles == 0) return result;
-  if (batch < 1 || batch > n_tiles) batch = n_tiles;
+  VitTimings tm;
+  const int batch = opt.batch < 1 || opt.batch > n_tiles ? n_tiles : opt.batch;
+  tm.n_batches = n_tiles == 0 ? 0 : (n_tiles + batch - 1) / batch;
 
-  const int64_t max_rows = int64_t(batch) * N;
-  std::vector<float> patches(size_t(max_rows * PD)), x(size_t(max_rows * D)), q(size_t(max_rows * D)),
-      k(size_t(max_rows * D)), v(size_t(max_rows * D)), a(size_t(max_rows * D)), ff(size_t(max_rows * F));
-  const float scale = 1.0f / std::sqrt(float(c.head_dim()));
-
-  for (int t0 = 0; t0 < n_tiles; t0 += batch) {
-    const int bt = std::min(batch, n_tiles - t0);
+  // Stage 1 of batch k: its tiles' pixels, unfolded into patch rows, through the patch embedding
+  // and + position embeddings, into the batch's rows of `result` (where its residual stream lives).
+  struct PrepBuffers {
+    std::vector<float> patches;
+    std::unique_ptr<float[]> pixels;  // scratch for the source; uninitialised, so untouched unless used
+  };
+  auto prepare = [&](int k, PrepBuffers& buf, ThreadPool& p) {
+    const int t0 = k * batch, bt = std::min(batch, n_tiles - t0);
     const int64_t rows = int64_t(bt) * N;
-    float* h = result.data() + size_t(t0) * N * D;  // the residual stream lives in the output
-
-    Timer timer;
-    pool.parallel_for(bt, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b)
-        unfold_patches(tiles + size_t(t0 + b) * tile_floats, c.image_size, c.patch_size,
-                       patches.data() + size_t(b * N * PD));
+    if (buf.patches.empty()) {
+      buf.patches.resize(size_t(int64_t(batch) * N * PD));
+      buf.pixels.reset(new float[size_t(batch) * tile_floats]);
+    }
+    float* h = result.data() + size_t(t0) * N * D;
+    p.parallel_for(bt, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* px = source(int(t0 + b), buf.pixels.get() + size_t(b) * tile_floats);
+        unfold_patches(px, c.image_size, c.patch_size, buf.patches.data() + size_t(b * N * PD));
+      }
     });
-    matmul(m.patch_embd, patches.data(), rows, h, pool);
-    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    matmul(m.patch_embd, buf.patches.data(), rows, h, p);
+    p.parallel_for(rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         float* hr = h + r * D;
         const float* pe = m.pos_embd.data() + (r % N) * D;
         for (int64_t i = 0; i < D; ++i) hr[i] += m.patch_bias[size_t(i)] + pe[i];
       }
     });
-    if (timings) timings->patch_embed_ms += timer.elapsed_ms();
+  };
 
-    timer.reset();
+  const int64_t max_rows = int64_t(batch) * N;
+  std::vector<float> x(size_t(max_rows * D)), q(size_t(max_rows * D)), k(size_t(max_rows * D)),
+      v(size_t(max_rows * D)), a(size_t(max_rows * D)), ff(size_t(max_rows * F));
+  const float scale = 1.0f / std::sqrt(float(c.head_dim()));
+  // Stage 2 of batch kb: the transformer blocks and the post-LN, on the pool.
+  auto blocks = [&](int kb) {
+    const int t0 = kb * batch, bt = std::min(batch, n_tiles - t0);
+    const int64_t rows = int64_t(bt) * N;
+    float* h = result.data() + size_t(t0) * N * D;
     for (const VitBlock& blk : m.blocks) {
       layer_norm_rows(h, blk.ln1_w, blk.ln1_b, c.eps, D, rows, x.data(), pool);
       linear(blk.q, blk.q_b, x.data(), rows, q.data(), pool);
@@ -107,9 +127,72 @@ std::vector<float> vit_forward(const MmprojModel& m, const float* tiles, int n_t
       add_rows(h, x.data(), D, rows, pool);
     }
     if (!m.post_ln_w.empty()) layer_norm_rows(h, m.post_ln_w, m.post_ln_b, c.eps, D, rows, h, pool);
-    if (timings) timings->blocks_ms += timer.elapsed_ms();
+  };
+
+  PrepBuffers main_buf;
+  if (!opt.pipeline || tm.n_batches < 2) {
+    for (int kb = 0; kb < tm.n_batches; ++kb) {
+      Timer t;
+      prepare(kb, main_buf, pool);
+      tm.prepare_ms += t.elapsed_ms();
+      t.reset();
+      blocks(kb);
+      tm.blocks_ms += t.elapsed_ms();
+    }
+  } else {
+    tm.pipelined = true;
+    Timer t;
+    prepare(0, main_buf, pool);  // nothing to overlap with yet: all threads on it
+    tm.prepare_ms += t.elapsed_ms();
+    // The producer prepares batches 1, 2, … on one thread of its own, running ahead of the blocks
+    // (each batch has its own rows in `result`, so it never waits for them).
+    std::mutex mu;
+    std::condition_variable cv;
+    int ready = 1;  // batches [0, ready) are prepared
+    std::exception_ptr error;
+    double producer_ms = 0;
+    std::jthread producer([&](std::stop_token st) {
+      try {
+        ThreadPool one(1);
+        PrepBuffers buf;
+        for (int kb = 1; kb < tm.n_batches && !st.stop_requested(); ++kb) {
+          Timer pt;
+          prepare(kb, buf, one);
+          producer_ms += pt.elapsed_ms();
+          std::lock_guard<std::mutex> lk(mu);
+          ready = kb + 1;
+          cv.notify_one();
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu);
+        error = std::current_exception();
+        cv.notify_one();
+      }
+    });  // declared after everything it uses: on an exception below it is stopped and joined first
+    for (int kb = 0; kb < tm.n_batches; ++kb) {
+      {
+        std::unique_lock<std::mutex> lk(mu);
+        cv.wait(lk, [&] { return ready > kb || error; });
+        if (ready <= kb) std::rethrow_exception(error);
+      }
+      t.reset();
+      blocks(kb);
+      tm.blocks_ms += t.elapsed_ms();
+    }
+    producer.join();
+    tm.prepare_ms += producer_ms;
   }
+  tm.wall_ms = wall.elapsed_ms();
+  if (timings) *timings = tm;
   return result;
+}
+
+std::vector<float> vit_forward(const MmprojModel& m, const float* tiles, int n_tiles, ThreadPool& pool, VitOptions opt,
+                               VitTimings* timings) {
+  const size_t tile_floats = size_t(3) * m.config().image_size * m.config().image_size;
+  return vit_forward(
+      m, [tiles, tile_floats](int i, float*) { return tiles + size_t(i) * tile_floats; }, n_tiles, pool, opt,
+      timings);
 }
 
 }  // namespace edgevlm

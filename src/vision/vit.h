@@ -4,9 +4,12 @@
 //   LN2 → Linear → gelu_tanh → Linear → +residual], post-LN.
 // All tiles of a batch go through each weight matrix together (B·N activation rows), which is
 // the paper's batched patch encoding: the weights are read once per batch, not once per tile.
+// Pipelined encoding (VitOptions::pipeline) overlaps the preparation of the next batch with the
+// blocks of the current one.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -22,15 +25,42 @@ void unfold_patches(const float* tile_chw, int tile_size, int patch_size, float*
 
 // Tiles per set of matmuls when the caller does not say: the paper's fastest batch on the phone.
 constexpr int kDefaultVitBatch = 4;
+// Whether the next batch is prepared while the current one runs (see VitOptions::pipeline).
+constexpr bool kDefaultVitPipeline = true;
 
-struct VitTimings {
-  double patch_embed_ms = 0;  // unfold + patch matmul + position embeddings
-  double blocks_ms = 0;       // transformer blocks + post-LN
+struct VitOptions {
+  // Implicit from a batch size, so that vit_forward(m, tiles, n, pool, 2) reads as before.
+  VitOptions(int batch_ = kDefaultVitBatch, bool pipeline_ = kDefaultVitPipeline)  // NOLINT
+      : batch(batch_), pipeline(pipeline_) {}
+  int batch;  // tiles per batch; < 1: all at once
+  // The paper's pipeline: while the pool runs the transformer blocks of batch k, one extra thread
+  // prepares batch k+1 (its tiles' pixels from the TileSource, unfold, patch embedding, position
+  // embeddings). Off: each batch is prepared on the pool, then run. Same results either way.
+  bool pipeline;
 };
 
-// Runs the ViT over n_tiles tiles, `batch` tiles at a time (batch < 1: all at once).
-// Returns n_tiles × n_patches × n_embd floats. Throws edgevlm::Error when n_tiles < 0.
+struct VitTimings {
+  double prepare_ms = 0;  // tile pixels + unfold + patch matmul + position embeddings, all batches
+  double blocks_ms = 0;   // transformer blocks + post-LN, all batches
+  double wall_ms = 0;     // the whole call
+  int n_batches = 0;
+  bool pipelined = false;  // a producer thread ran (pipeline asked for and more than one batch)
+  // Time the overlap saved: the serial sum of the stages minus the wall time (≈ 0 when serial).
+  double hidden_ms() const { return prepare_ms + blocks_ms > wall_ms ? prepare_ms + blocks_ms - wall_ms : 0; }
+};
+
+// Supplies tile i's normalised pixels (3 × T × T, planar CHW): returns a pointer to them, either
+// into memory of its own or into `scratch` (room for one tile) after writing them there. Called
+// once per tile, from the pool's threads or the producer thread, possibly concurrently for
+// different tiles. May throw; vit_forward then rethrows after stopping the producer.
+using TileSource = std::function<const float*(int tile, float* scratch)>;
+
+// Runs the ViT over n_tiles tiles, opt.batch tiles at a time. Returns n_tiles × n_patches × n_embd
+// floats. Throws edgevlm::Error when n_tiles < 0.
+std::vector<float> vit_forward(const MmprojModel& m, const TileSource& tiles, int n_tiles, ThreadPool& pool,
+                               VitOptions opt = {}, VitTimings* timings = nullptr);
+// Tiles already in memory, in the layout of TiledImage::data.
 std::vector<float> vit_forward(const MmprojModel& m, const float* tiles, int n_tiles, ThreadPool& pool,
-                               int batch = kDefaultVitBatch, VitTimings* timings = nullptr);
+                               VitOptions opt = {}, VitTimings* timings = nullptr);
 
 }  // namespace edgevlm

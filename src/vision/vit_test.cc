@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <random>
 
+#include "core/error.h"
 #include "vision/vit_attention.h"
 
 namespace edgevlm {
@@ -237,6 +239,78 @@ TEST(VitForward, QuantizedWeightsStayCloseToF32) {
   const float d = max_abs_diff(a, b);
   EXPECT_LT(d, 0.15f);
   EXPECT_GT(d, 0.0f);  // the quantized path really ran
+}
+
+// The pipeline moves work to another thread, never changes it: pipelined and serial runs agree
+// bit for bit at every batch size (Q8_0 too, whose activations are quantized per call), and the
+// timings say which mode ran.
+TEST(VitForward, PipelineGivesTheSerialResultAtEveryBatchSize) {
+  for (GGMLType wt : {GGMLType::F32, GGMLType::Q8_0}) {
+    SCOPED_TRACE(type_name(wt));
+    RandomMmprojSpec s = small_spec();
+    s.n_embd = 32, s.n_head = 4, s.n_ff = 64;
+    s.weight_type = wt;
+    auto bytes = make_random_mmproj(s).writer().serialize();
+    auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "vit");
+    auto m = MmprojModel::load(*f);
+    const int n_tiles = 9;  // a 2:4 grid + thumbnail
+    auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 14);
+    ThreadPool pool(2);
+    const auto all = vit_forward(*m, tiles.data(), n_tiles, pool, VitOptions(0, false));
+    for (int batch : {1, 2, 4, 6, 0}) {
+      SCOPED_TRACE("batch " + std::to_string(batch));
+      VitTimings ts, tp;
+      auto serial = vit_forward(*m, tiles.data(), n_tiles, pool, VitOptions(batch, false), &ts);
+      auto piped = vit_forward(*m, tiles.data(), n_tiles, pool, VitOptions(batch, true), &tp);
+      EXPECT_EQ(serial, piped);
+      EXPECT_LT(max_abs_diff(serial, all), 1e-5f);
+      const int n_batches = batch == 0 ? 1 : (n_tiles + batch - 1) / batch;
+      EXPECT_EQ(ts.n_batches, n_batches);
+      EXPECT_EQ(tp.n_batches, n_batches);
+      EXPECT_FALSE(ts.pipelined);
+      EXPECT_EQ(tp.pipelined, n_batches > 1);  // one batch: nothing to overlap
+      EXPECT_GT(tp.prepare_ms, 0.0);
+      EXPECT_GT(tp.blocks_ms, 0.0);
+      EXPECT_GE(tp.wall_ms, tp.blocks_ms);
+    }
+  }
+}
+
+// A tile source that fails (say, a bad thumbnail) surfaces as the error, in either mode, whichever
+// batch it is in, and no producer thread is left running.
+TEST(VitForward, SourceErrorIsRethrownInBothModes) {
+  const RandomMmprojSpec s = small_spec();
+  auto bytes = make_random_mmproj(s).writer().serialize();
+  auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "vit");
+  auto m = MmprojModel::load(*f);
+  const int n_tiles = 7;
+  auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 15);
+  const size_t tf = size_t(3) * s.image_size * s.image_size;
+  ThreadPool pool(2);
+  for (int bad : {0, 3, 6})
+    for (bool pipeline : {false, true}) {
+      SCOPED_TRACE("bad tile " + std::to_string(bad) + (pipeline ? " pipelined" : " serial"));
+      std::atomic<int> calls{0};
+      TileSource src = [&](int i, float* scratch) -> const float* {
+        ++calls;
+        EV_CHECK(i != bad, "tile %d is broken", i);
+        std::copy(tiles.begin() + long(i * tf), tiles.begin() + long((i + 1) * tf), scratch);
+        return scratch;
+      };
+      try {
+        vit_forward(*m, src, n_tiles, pool, VitOptions(2, pipeline));
+        FAIL() << "no error";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("tile " + std::to_string(bad) + " is broken"), std::string::npos);
+      }
+      EXPECT_LE(calls.load(), n_tiles);
+    }
+  // The copying source gives what the in-memory tiles give.
+  TileSource copy = [&](int i, float* scratch) -> const float* {
+    std::copy(tiles.begin() + long(i * tf), tiles.begin() + long((i + 1) * tf), scratch);
+    return scratch;
+  };
+  EXPECT_EQ(vit_forward(*m, copy, n_tiles, pool, VitOptions(2, true)), vit_forward(*m, tiles.data(), n_tiles, pool));
 }
 
 }  // namespace
