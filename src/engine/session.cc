@@ -51,7 +51,7 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
   pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : ThreadPool::hardware_threads());
   const int n_ctx = opt.n_ctx > 0 ? opt.n_ctx
                                   : std::min(cfg.n_ctx_train > 0 ? cfg.n_ctx_train : kDefaultMaxCtx, kDefaultMaxCtx);
-  cache_ = std::make_unique<KvCache>(cfg, n_ctx);
+  cache_ = std::make_unique<KvCache>(cfg, n_ctx, opt.kv_type);
   if (!opt.system_prompt.empty()) history_.push_back({"system", opt.system_prompt});
   worker_ = std::thread([this] { worker_main(); });
 }
@@ -69,6 +69,7 @@ Session::~Session() {
 
 int Session::n_past() const { return cache_->n_past(); }
 int Session::n_ctx() const { return cache_->n_ctx(); }
+KvType Session::kv_type() const { return cache_->type(); }
 
 void Session::attach_image(const std::string& path) {
   auto job = std::make_shared<Job>();

@@ -31,19 +31,20 @@
 #include "engine/generate.h"
 #include "engine/vlm.h"
 #include "model/chat_template.h"
+#include "model/kv_cache.h"
 
 namespace edgevlm {
 
 class GGUFFile;
 class LlmModel;
 class Tokenizer;
-class KvCache;
 class MmprojModel;
 
 struct SessionOptions {
   std::string model_path, mmproj_path;
   int threads = 0;        // 0: hardware threads
   int n_ctx = 0;          // 0: the model's context length, at most 4096
+  KvType kv_type = kDefaultKvType;
   TilingOverrides tiling;
   int vit_batch = kDefaultVitBatch;
   bool vit_pipeline = kDefaultVitPipeline;  // prepare the next ViT batch while one runs (vit.h)
@@ -88,6 +89,7 @@ class Session {
 
   int n_past() const;  // positions in the KV cache
   int n_ctx() const;
+  KvType kv_type() const;  // the cache's storage type (SessionOptions::kv_type)
   ChatTemplate chat_template() const { return tmpl_; }
   const LlmModel& llm() const { return *llm_; }
   const Tokenizer& tokenizer() const { return *tok_; }

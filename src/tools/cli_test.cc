@@ -112,9 +112,16 @@ TEST_F(CliTest, GenerateHelpDocumentsEveryFlag) {
   EXPECT_EQ(r.rc, 0) << r.err;
   for (const char* flag : {"--model", "--prompt", "--prompt-file", "--prompt-tokens", "--n-predict", "--temp",
                            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n", "--seed",
-                           "--chunk", "--threads", "--ctx", "--chat-template", "--system", "--stop", "--raw",
+                           "--chunk", "--threads", "--ctx", "--kv-type", "--chat-template", "--system", "--stop", "--raw",
                            "--ignore-eos", "--special", "--print-token-ids", "--dump-logits", "--verbose"})
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag;
+  // Every command that builds a KV cache takes the same flag, with the engine's default.
+  for (const char* cmd : {"generate", "run", "chat"}) {
+    auto h = run({cmd, "--help"});
+    EXPECT_EQ(h.rc, 0) << cmd << h.err;
+    EXPECT_NE(h.out.find(std::string("--kv-type TEXT:q8|f16|f32=") + kv_type_name(kDefaultKvType)), std::string::npos)
+        << cmd << h.out;
+  }
 }
 
 TEST_F(CliTest, UserErrorsPrintErrorAndExit1) {
@@ -125,6 +132,12 @@ TEST_F(CliTest, UserErrorsPrintErrorAndExit1) {
   expect_error(run({"generate", "-m", model()}), "prompt");
   expect_error(run({"generate", "-p", "hi"}));
   expect_error(run({"generate", "-m", model(), "-p", "hi", "--chat-template", "vicuna"}), "vicuna");
+  for (const char* cmd : {"generate", "run", "chat"}) {
+    std::vector<std::string> args = {cmd, "-m", model(), "--kv-type", "q4"};
+    if (std::string(cmd) != "generate") args.insert(args.end(), {"--mmproj", model()});
+    if (std::string(cmd) != "chat") args.insert(args.end(), {"-p", "hi"});
+    expect_error(run(args), "--kv-type: unknown KV cache type 'q4' (q8, f16 or f32)");
+  }
   expect_error(run({"generate", "-m", model(), "--prompt-tokens", "1,x"}), "x");
   expect_error(run({"generate", "-m", model(), "--prompt-tokens", "1,100000"}), "100000");
   expect_error(run({"generate", "-m", model(), "--prompt-file", (*dir_ / "nope.txt").string()}), "nope.txt");
@@ -144,35 +157,58 @@ TEST_F(CliTest, TokensLogitsAndTimingMatchTheLibrary) {
   const std::vector<int32_t> prompt = {1, 40, 41, 9};
   const int n = 6;
   const fs::path logits_path = *dir_ / "logits.bin";
-  auto r = run({"generate", "-m", model(), "--prompt-tokens", "1,40,41,9", "-n", std::to_string(n), "-t", "2",
-                "--ignore-eos", "--print-token-ids", "--dump-logits", logits_path.string()});
-  ASSERT_EQ(r.rc, 0) << r.err;
+  // No flag: the engine's default cache type; --kv-type f32: the exact one.
+  for (const std::string& flag : {std::string(), std::string("f32")}) {
+    SCOPED_TRACE("--kv-type " + flag);
+    const KvType type = flag.empty() ? kDefaultKvType : parse_kv_type(flag);
+    std::vector<std::string> args = {"generate", "-m", model(), "--prompt-tokens", "1,40,41,9", "-n",
+                                     std::to_string(n), "-t", "2", "--ignore-eos", "--print-token-ids",
+                                     "--dump-logits", logits_path.string()};
+    if (!flag.empty()) args.insert(args.end(), {"--kv-type", flag});
+    auto r = run(args);
+    ASSERT_EQ(r.rc, 0) << r.err;
 
-  // The library, in process, on the same file.
-  ThreadPool pool(2);
-  KvCache cache(model_->model->config(), kCtx);
-  Generator g(*model_->model, *model_->tok, cache, pool);
-  GenerateParams p;
-  p.n_predict = n;
-  p.stop_at_eog = false;
-  p.keep_first_logits = true;
-  auto ref = g.generate(prompt, p);
+    // The library, in process, on the same file.
+    ThreadPool pool(2);
+    KvCache cache(model_->model->config(), kCtx, type);
+    Generator g(*model_->model, *model_->tok, cache, pool);
+    GenerateParams p;
+    p.n_predict = n;
+    p.stop_at_eog = false;
+    p.keep_first_logits = true;
+    auto ref = g.generate(prompt, p);
 
-  std::string expect_ids = "ids:";
-  for (int32_t id : ref.tokens) expect_ids += " " + std::to_string(id);
-  EXPECT_NE(r.out.find("\n" + expect_ids + "\n"), std::string::npos) << r.out;
-  EXPECT_EQ(r.out.rfind(ref.text, 0), 0u) << "streamed text first: " << r.out;
+    std::string expect_ids = "ids:";
+    for (int32_t id : ref.tokens) expect_ids += " " + std::to_string(id);
+    EXPECT_NE(r.out.find("\n" + expect_ids + "\n"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.rfind(ref.text, 0), 0u) << "streamed text first: " << r.out;
 
-  // Last line: the timing line.
-  std::regex timing(
-      R"(\n\[timing\] load [0-9.]+ ms \| prefill 4 tok, [0-9.]+ tok/s \| decode 6 tok, [0-9.]+ tok/s\n$)");
-  EXPECT_TRUE(std::regex_search(r.out, timing)) << r.out;
+    // Last line: the timing line.
+    std::regex timing(
+        R"(\n\[timing\] load [0-9.]+ ms \| prefill 4 tok, [0-9.]+ tok/s \| decode 6 tok, [0-9.]+ tok/s\n$)");
+    EXPECT_TRUE(std::regex_search(r.out, timing)) << r.out;
 
-  std::string raw = slurp(logits_path);
-  ASSERT_EQ(raw.size(), ref.first_logits.size() * sizeof(float));
-  std::vector<float> dumped(ref.first_logits.size());
-  std::memcpy(dumped.data(), raw.data(), raw.size());
-  for (size_t i = 0; i < dumped.size(); ++i) EXPECT_FLOAT_EQ(dumped[i], ref.first_logits[i]) << i;
+    std::string raw = slurp(logits_path);
+    ASSERT_EQ(raw.size(), ref.first_logits.size() * sizeof(float));
+    std::vector<float> dumped(ref.first_logits.size());
+    std::memcpy(dumped.data(), raw.data(), raw.size());
+    for (size_t i = 0; i < dumped.size(); ++i) EXPECT_FLOAT_EQ(dumped[i], ref.first_logits[i]) << i;
+  }
+}
+
+TEST_F(CliTest, KvTypeQ8SameGreedyTokensAsF32) {
+  auto greedy_ids = [&](const char* type) {
+    auto r = run({"generate", "-m", model(), "--prompt-tokens", "1,40,41,9,12,33", "-n", "24", "--ignore-eos",
+                  "--print-token-ids", "--kv-type", type, "-v"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find(std::string("KV cache ") + type), std::string::npos) << r.err;
+    auto pos = r.out.find("ids:");
+    return pos == std::string::npos ? std::string() : r.out.substr(pos, r.out.find('\n', pos) - pos);
+  };
+  const std::string f32 = greedy_ids("f32");
+  ASSERT_GT(f32.size(), std::string("ids:").size() + 24);  // 24 ids were printed
+  EXPECT_EQ(greedy_ids("q8"), f32);
+  EXPECT_EQ(greedy_ids("f16"), f32);
 }
 
 TEST_F(CliTest, ChatTemplateFromModelRawAndOverride) {

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "engine/session.h"
+#include "tools/cli_util.h"
 #include "tools/commands.h"
 
 namespace edgevlm {
@@ -56,6 +57,7 @@ int chat_main(int argc, char** argv) {
   app.add_option("--vit-batch", o.vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--ctx", o.n_ctx, "KV cache size in tokens (default: the model's context length, at most 4096)")
       ->check(CLI::NonNegativeNumber);
+  add_kv_type_option(app, o.kv_type);
   app.add_option("--chat-template", o.chat_template, "chatml | llama3 | none | auto")->capture_default_str();
   app.add_option("--system", o.system_prompt, "System message");
   app.add_flag("--low-memory", o.low_memory,

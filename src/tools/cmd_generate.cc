@@ -20,6 +20,7 @@
 #include "model/kv_cache.h"
 #include "model/llm.h"
 #include "model/tokenizer.h"
+#include "tools/cli_util.h"
 #include "tools/commands.h"
 
 namespace edgevlm {
@@ -110,6 +111,7 @@ int generate_main(int argc, char** argv) {
   float temp = 0.0f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
   int64_t seed = -1;
   bool raw = false, print_ids = false, ignore_eos = false, special = false, verbose = false;
+  KvType kv_type = kDefaultKvType;
 
   app.add_option("-m,--model", model_path, "Language model GGUF file")->required();
   app.add_option("-p,--prompt", prompt, "Prompt text (the user message when a chat template is used)");
@@ -134,6 +136,7 @@ int generate_main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--ctx", ctx, "KV cache size in tokens (default: the model's context length, at most 4096)")
       ->check(CLI::NonNegativeNumber);
+  add_kv_type_option(app, kv_type);
   app.add_option("--chat-template", chat_template,
                  "chatml | llama3 | none | auto (auto: recognised from the model's tokenizer.chat_template)")
       ->capture_default_str();
@@ -171,7 +174,7 @@ int generate_main(int argc, char** argv) {
   EV_CHECK(tokenizer->n_vocab() <= cfg.n_vocab, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
            model_path.c_str(), tokenizer->n_vocab(), cfg.n_vocab);
   int n_ctx = ctx > 0 ? ctx : std::min(cfg.n_ctx_train > 0 ? cfg.n_ctx_train : kDefaultMaxCtx, kDefaultMaxCtx);
-  KvCache cache(cfg, n_ctx);
+  KvCache cache(cfg, n_ctx, kv_type);
   ThreadPool pool(threads);
   const double load_ms = load_timer.elapsed_ms();
 
@@ -198,9 +201,10 @@ int generate_main(int argc, char** argv) {
   EV_CHECK(!ids.empty(), "the prompt encodes to no tokens");
 
   if (verbose) {
-    std::fprintf(stderr, "[model] %s: arch %s, %d layers, embd %d, heads %d/%d, vocab %d, ctx %d (train %d)\n",
+    std::fprintf(stderr, "[model] %s: arch %s, %d layers, embd %d, heads %d/%d, vocab %d, ctx %d (train %d), "
+                 "KV cache %s\n",
                  model_path.c_str(), cfg.arch.c_str(), cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_head_kv,
-                 cfg.n_vocab, n_ctx, cfg.n_ctx_train);
+                 cfg.n_vocab, n_ctx, cfg.n_ctx_train, kv_type_name(kv_type));
     std::fprintf(stderr, "[prompt] %zu tokens, chat template %s, %d threads\n", ids.size(),
                  chat_template_name(tmpl), pool.size());
   }

@@ -19,6 +19,7 @@
 #include "model/kv_cache.h"
 #include "model/llm.h"
 #include "model/tokenizer.h"
+#include "tools/cli_util.h"
 #include "tools/commands.h"
 #include "vision/image.h"
 #include "vision/mmproj.h"
@@ -42,6 +43,7 @@ int run_main(int argc, char** argv) {
   float temp = 0.0f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
   int64_t seed = -1;
   bool print_ids = false, verbose = false, low_memory = false;
+  KvType kv_type = kDefaultKvType;
 
   app.add_option("-m,--model", model_path, "Language model GGUF file")->required();
   app.add_option("--mmproj", mmproj_path, "Vision model GGUF file (clip / mmproj)")->required();
@@ -67,6 +69,7 @@ int run_main(int argc, char** argv) {
   app.add_option("--vit-batch", vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--ctx", ctx, "KV cache size in tokens (default: the model's context length, at most 4096)")
       ->check(CLI::NonNegativeNumber);
+  add_kv_type_option(app, kv_type);
   app.add_option("--chat-template", chat_template, "chatml | llama3 | none | auto")->capture_default_str();
   app.add_option("--system", system_prompt, "System message");
   app.add_flag("--print-token-ids", print_ids, "After the answer, print the generated ids as 'ids: 4 5 6'");
@@ -151,10 +154,11 @@ int run_main(int argc, char** argv) {
            "the prompt takes %d positions (%d of them image) but the context holds %d; use fewer tiles "
            "(--max-tiles) or a larger --ctx",
            vp.n_positions, vp.n_image_positions, n_ctx);
-  KvCache cache(cfg, n_ctx);
+  KvCache cache(cfg, n_ctx, kv_type);
   if (verbose)
-    std::fprintf(stderr, "[prompt] %d positions (%d image), chat template %s, %d threads, ctx %d\n", vp.n_positions,
-                 vp.n_image_positions, chat_template_name(tmpl), pool.size(), n_ctx);
+    std::fprintf(stderr, "[prompt] %d positions (%d image), chat template %s, %d threads, ctx %d, KV cache %s\n",
+                 vp.n_positions, vp.n_image_positions, chat_template_name(tmpl), pool.size(), n_ctx,
+                 kv_type_name(kv_type));
 
   GenerateParams gp;
   gp.n_predict = std::min(n_predict, n_ctx - vp.n_positions);

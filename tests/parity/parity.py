@@ -58,7 +58,8 @@ def sh(cmd, what, timeout=300):
 
 def edgevlm_generate(exe, model, logits_path, chunk, threads):
     cmd = [exe, "generate", "-m", model, "--prompt-tokens", ",".join(map(str, PROMPT)), "-n", str(N_GEN),
-           "--temp", "0", "--ignore-eos", "--print-token-ids", "-t", str(threads), "--chunk", str(chunk)]
+           "--temp", "0", "--ignore-eos", "--print-token-ids", "-t", str(threads), "--chunk", str(chunk),
+           "--kv-type", "f32"]  # exact cache: compared with F32 references at tight tolerances
     if logits_path:
         cmd += ["--dump-logits", logits_path]
     out, dt = sh(cmd, f"edgevlm generate on {os.path.basename(model)}")
