@@ -5,6 +5,8 @@
 //   ViT ms per tile    ↔ the same, for the mmproj's matrices
 //   peak RSS (getrusage), and the load average, since the machines here are shared.
 // --attention times the attention kernel over F32/F16/INT8 KV caches (both q·k modes).
+// --vit-sweep, --prefill-sweep and --paper-table are the runtime benchmarks of issue 6
+// (tools/bench_runtime.h); with any of them the plain measurements are skipped.
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
@@ -27,6 +29,7 @@
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
 #include "tools/bench_kernels.h"
+#include "tools/bench_runtime.h"
 #include "tools/commands.h"
 #include "vision/mmproj.h"
 #include "vision/vit.h"
@@ -34,41 +37,10 @@
 namespace edgevlm {
 namespace {
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;  // Linux: kilobytes
-}
-
-double load_average() {
-  double l[1] = {0};
-  return getloadavg(l, 1) == 1 ? l[0] : -1;
-}
-
-std::string cpu_name() {
-  FILE* f = std::fopen("/proc/cpuinfo", "r");
-  if (!f) return "unknown CPU";
-  char line[512];
-  std::string name = "unknown CPU";
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "model name", 10) == 0) {
-      const char* c = std::strchr(line, ':');
-      if (c) {
-        name = c + 2;
-        while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-      }
-      break;
-    }
-  }
-  std::fclose(f);
-  return name;
 }
 
 bool integer_kernels(GGMLType t) { return t == GGMLType::Q8_0 || t == GGMLType::Q4_0; }
@@ -156,6 +128,32 @@ int bench_main(int argc, char** argv) {
   app.add_flag("--no-limits", no_limits, "Skip the machine-limit microbenchmarks");
   app.add_flag("--attention", attn, "Also time the attention kernel over F32/F16/INT8 KV caches");
   app.add_flag("--json", json, "End with one JSON line of all figures");
+  bool vit_sweep = false, prefill_sweep = false, paper = false, no_pipeline = false, low_memory = false;
+  int sweep_tokens = 2048, rounds = 1, vit_batch = kDefaultVitBatch, max_tiles = 0;
+  std::string chunks = "32,128,512,2048", resolutions = "384x768,768x768,768x1152,768x1536,768x1920", md_out, png_out;
+  std::vector<std::string> pairs;
+  app.add_flag("--vit-sweep", vit_sweep,
+               "ViT tile-batch sweep on a 2:4 image (batches 1, 2, 4, 6, all; pipelined and not); needs --mmproj");
+  app.add_flag("--prefill-sweep", prefill_sweep,
+               "Chunked-prefill sweep: tokens/s and activation memory per chunk size; needs -m");
+  app.add_option("--sweep-tokens", sweep_tokens, "Input tokens of --prefill-sweep")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--chunks", chunks, "Chunk sizes of --prefill-sweep")->capture_default_str();
+  app.add_flag("--paper-table", paper,
+               "The paper's table per image resolution (tiles, init, ViT, prefill, decode, peak memory) for each "
+               "--pair (or -m/--mmproj), as Markdown (--md) and a PNG chart (--png)");
+  app.add_option("--pair", pairs, "LABEL=LLM.gguf,MMPROJ.gguf for --paper-table (repeatable)");
+  app.add_option("--resolutions", resolutions, "Image sizes WxH of --paper-table")->capture_default_str();
+  app.add_option("--rounds", rounds, "Rounds per (pair, resolution) of --paper-table (medians reported)")
+      ->capture_default_str()->check(CLI::Range(1, 100));
+  app.add_option("--md", md_out, "Write the --paper-table Markdown to this file");
+  app.add_option("--png", png_out, "Draw the --paper-table chart into this PNG file");
+  app.add_option("--vit-batch", vit_batch, "Tiles per ViT batch (--paper-table)")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--max-tiles", max_tiles, "Most grid tiles per image (--paper-table; default: the model's)")
+      ->check(CLI::Range(1, 64));
+  app.add_flag("--no-pipeline", no_pipeline, "Encode tiles without the pipeline (--paper-table)");
+  app.add_flag("--low-memory", low_memory, "Unmap the ViT before the prefill, as run --low-memory (--paper-table)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -173,6 +171,35 @@ int bench_main(int argc, char** argv) {
                 cpu_has_avx2() ? "AVX2" : "scalar", load0);
     fig.emplace_back("threads", threads);
     fig.emplace_back("load_start", load0);
+
+    if (vit_sweep || prefill_sweep || paper) {
+      EV_CHECK(!vit_sweep || !mmproj_path.empty(), "--vit-sweep needs --mmproj");
+      EV_CHECK(!prefill_sweep || !model_path.empty(), "--prefill-sweep needs -m");
+      const std::vector<int> chunk_list = parse_int_list(chunks);
+      PaperTableOptions po;
+      if (paper) {
+        for (const std::string& p : pairs) {
+          const size_t eq = p.find('='), comma = p.find(',', eq == std::string::npos ? 0 : eq);
+          EV_CHECK(eq != std::string::npos && eq > 0 && comma != std::string::npos && comma > eq + 1 &&
+                       comma + 1 < p.size(),
+                   "--pair %s: expected LABEL=LLM.gguf,MMPROJ.gguf", p.c_str());
+          po.pairs.push_back({p.substr(0, eq), p.substr(eq + 1, comma - eq - 1), p.substr(comma + 1)});
+        }
+        if (po.pairs.empty()) {
+          EV_CHECK(!model_path.empty() && !mmproj_path.empty(), "--paper-table needs --pair or -m and --mmproj");
+          po.pairs.push_back({"model", model_path, mmproj_path});
+        }
+        po.resolutions = parse_resolutions(resolutions);
+        po.rounds = rounds, po.threads = threads, po.n_gen = n_gen, po.chunk = chunk, po.vit_batch = vit_batch;
+        po.max_tiles = max_tiles, po.pipeline = !no_pipeline, po.low_memory = low_memory, po.kv = kvt;
+        po.out_md = md_out, po.out_png = png_out;
+      }
+      if (vit_sweep) bench_vit_sweep(mmproj_path, pool, reps);
+      if (prefill_sweep) bench_prefill_sweep(model_path, threads, sweep_tokens, chunk_list, reps, kvt);
+      if (paper) bench_paper_table(po);
+      std::printf("load average %.2f at the end\n", load_average());
+      return 0;
+    }
 
     Limits lim;
     if (!no_limits) {

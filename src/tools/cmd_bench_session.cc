@@ -5,8 +5,6 @@
 // src/vision/mmproj.h) into --workdir and measures that.
 #include <CLI/CLI.hpp>
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -20,26 +18,12 @@
 #include "core/timer.h"
 #include "engine/session.h"
 #include "model/random_model.h"
+#include "tools/bench_runtime.h"
 #include "tools/commands.h"
 #include "vision/mmproj.h"
 
 namespace edgevlm {
 namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-double peak_rss_mib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) / 1024.0;
-}
 
 int bench_session_main(int argc, char** argv) {
   CLI::App app{"Time-to-first-token after the question, with and without encoding the image while the user types",
@@ -63,6 +47,9 @@ int bench_session_main(int argc, char** argv) {
   app.add_option("--ctx", o.n_ctx, "KV cache size")->check(CLI::NonNegativeNumber);
   app.add_option("--workdir", workdir, "Where the random pair is written")->capture_default_str();
   app.add_flag("--low-memory", o.low_memory, "Session in low-memory mode");
+  app.add_option("--vit-batch", o.vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));
+  bool no_pipeline = false;
+  app.add_flag("--no-pipeline", no_pipeline, "Encode tiles without the pipeline");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -71,6 +58,7 @@ int bench_session_main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\nRun 'edgevlm bench-session --help' for the options.\n", e.what());
     return 1;
   }
+  o.vit_pipeline = !no_pipeline;
   EV_CHECK(mode == "both" || mode == "decoupled" || mode == "sync", "--mode %s: expected both, decoupled or sync",
            mode.c_str());
   EV_CHECK(o.model_path.empty() == o.mmproj_path.empty(), "give both -m and --mmproj, or neither");
@@ -152,7 +140,7 @@ int bench_session_main(int argc, char** argv) {
   if (!sync.empty())
     std::printf("| synchronous (encode at submit) | %d | %.1f | %.1f | %d |\n", typing_ms, median(sync),
                 median(sync_wait), reps);
-  std::printf("[memory] peak RSS %.1f MiB%s\n", peak_rss_mib(), o.low_memory ? " (low-memory)" : "");
+  std::printf("[memory] peak RSS %.1f MiB%s\n", proc_status_mib("VmHWM"), o.low_memory ? " (low-memory)" : "");
   return 0;
 }
 
