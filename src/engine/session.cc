@@ -1,14 +1,11 @@
 #include "engine/session.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "core/timer.h"
 #include "formats/gguf.h"
 #include "model/kv_cache.h"
@@ -30,8 +27,10 @@ std::string trim_ws(const std::string& s) {
 }  // namespace
 
 Session::Session(const SessionOptions& opt) : opt_(opt) {
+  pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : ThreadPool::hardware_threads());
   llm_file_ = GGUFFile::open(opt.model_path);
-  llm_ = LlmModel::load(*llm_file_);
+  // Weights repacked now, except in low-memory mode: there on first use, after the first encode.
+  llm_ = LlmModel::load(*llm_file_, opt.low_memory ? nullptr : pool_.get());
   tok_ = Tokenizer::from_gguf(*llm_file_);
   {
     auto mm_file = GGUFFile::open(opt.mmproj_path);
@@ -48,7 +47,6 @@ Session::Session(const SessionOptions& opt) : opt_(opt) {
   tcfg_ = tiling_config_for(vc_, opt.tiling);
   markers_ = image_markers(vc_, *tok_);
   tmpl_ = chat_template_for(opt.chat_template, *llm_file_);
-  pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : ThreadPool::hardware_threads());
   const int n_ctx = opt.n_ctx > 0 ? opt.n_ctx
                                   : std::min(cfg.n_ctx_train > 0 ? cfg.n_ctx_train : kDefaultMaxCtx, kDefaultMaxCtx);
   cache_ = std::make_unique<KvCache>(cfg, n_ctx, opt.kv_type);
@@ -121,32 +119,15 @@ ImageEmbeddings Session::encode(const std::string& path) {
 // The LLM's matrices are views into its file mapping; dropping those pages from this process
 // (they stay in the page cache and fault back in on use) takes them out of RSS during an encode.
 void Session::drop_llm_pages() const {
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   uintptr_t lo = UINTPTR_MAX, hi = 0;
   for (const GGUFTensorInfo& t : llm_file_->tensors()) {
     if (!t.data || t.nbytes == 0) continue;
     lo = std::min(lo, uintptr_t(t.data));
     hi = std::max(hi, uintptr_t(t.data) + t.nbytes);
   }
-  if (lo >= hi) return;
-  // Whole pages inside the tensor data only: the header pages before it stay untouched.
-  lo = (lo + page - 1) / page * page;
-  hi = hi / page * page;
-  if (lo >= hi) return;
-  // MADV_DONTNEED zeroes anonymous memory: act only on a file mapping that holds the whole range
-  // (GGUFFile::open maps read-only; a file read into memory is left alone).
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    unsigned long long b = 0, e = 0;
-    char perms[8] = {0};
-    if (std::sscanf(line.c_str(), "%llx-%llx %7s", &b, &e, perms) != 3) continue;
-    if (lo < b || hi > e) continue;
-    const size_t slash = line.find('/');
-    if (slash != std::string::npos && perms[1] != 'w')
-      madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-    return;
-  }
+  // Whole pages inside the tensor data only (the header pages before it stay), and only from a
+  // read-only file mapping: a file read into memory is left alone.
+  if (lo < hi) release_file_pages(reinterpret_cast<const void*>(lo), hi - lo);
 }
 
 SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const TextCallback& on_text) {

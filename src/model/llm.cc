@@ -128,7 +128,7 @@ const float* LlmModel::vector_f32(const std::string& name, int64_t n) {
   return owned_.back().data();
 }
 
-std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f) {
+std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
   std::unique_ptr<LlmModel> m(new LlmModel());
   m->file_ = &f;
   m->cfg_ = LlmConfig::from_gguf(f);
@@ -181,7 +181,21 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f) {
     L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
     L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
   }
+  if (pool)
+    for (const WeightMatrix* w : m->matrices()) matmul_prepare(*w, *pool);
   return m;
+}
+
+LlmModel::~LlmModel() {
+  for (const WeightMatrix* w : matrices()) matmul_forget(*w);
+}
+
+std::vector<const WeightMatrix*> LlmModel::matrices() const {
+  // The embedding table is read by rows, not multiplied, unless it is also the output matrix.
+  std::vector<const WeightMatrix*> ws = {&output_};
+  for (const LlmLayer& L : layers_)
+    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
+  return ws;
 }
 
 void LlmModel::embed_tokens(const int32_t* tokens, int n, float* out) const {

@@ -45,8 +45,14 @@ struct LlmLayer {
 class LlmModel {
  public:
   // Validates every tensor's shape and type against the config; errors name the tensor.
-  // Keeps a reference to f, which must outlive the model.
-  static std::unique_ptr<LlmModel> load(const GGUFFile& f);
+  // Keeps a reference to f, which must outlive the model. With a pool, every matrix is also
+  // prepared for the kernels now (matmul_prepare, on the pool): the one-time repack happens here
+  // instead of in the first prefill, and each repacked copy replaces the file pages it was made
+  // from. Without one (e.g. while another model should have the memory), on first use.
+  static std::unique_ptr<LlmModel> load(const GGUFFile& f, ThreadPool* pool = nullptr);
+  ~LlmModel();  // frees the repacked copies of its matrices
+  LlmModel(const LlmModel&) = delete;
+  LlmModel& operator=(const LlmModel&) = delete;
 
   const LlmConfig& config() const { return cfg_; }
   const GGUFFile& file() const { return *file_; }
@@ -63,6 +69,7 @@ class LlmModel {
  private:
   LlmModel() = default;
   const float* vector_f32(const std::string& name, int64_t n);
+  std::vector<const WeightMatrix*> matrices() const;  // every matrix once (output = token_embd when tied)
 
   const GGUFFile* file_ = nullptr;
   LlmConfig cfg_;

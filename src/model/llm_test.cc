@@ -5,12 +5,18 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 
 #include "core/error.h"
 #include "model/kv_cache.h"
 #include "model/llm_test_util.h"
+#include "ops/cpu_features.h"
+#include "ops/matmul_internal.h"
 
 namespace edgevlm {
 namespace {
@@ -155,6 +161,64 @@ TEST(LlmForward, ErrorsOnContextOverflowAndBadTokens) {
   EXPECT_THROW(tm.model->embed_tokens(bad, 2, emb.data()), Error);
   int32_t neg = -1;
   EXPECT_THROW(tm.model->embed_tokens(&neg, 1, emb.data()), Error);
+}
+
+// Loading with a pool repacks every matrix at once and gives back the file pages each copy
+// replaces (read-only mapping). Embedding rows are still read from the table — when the output is
+// tied to it, from pages given back and faulted in again — and every embedding and logit is bit
+// for bit what the model computes with the originals kept resident.
+TEST(LlmLoad, PreparedWeightsReplaceFilePagesSameResults) {
+  ThreadPool pool(2);
+  for (bool tied : {true, false}) {
+    SCOPED_TRACE(tied ? "tied output" : "untied output");
+    TinySpec s;  // matrices of 34 KiB and more: all of them repacked by the AVX2 kernels
+    s.n_embd = 256, s.n_ff = 512, s.n_vocab = 300, s.n_head = 4, s.n_head_kv = 2, s.tied = tied;
+    s.wtype = GGMLType::Q8_0;
+    const std::vector<uint8_t> bytes = testing::build_tiny_gguf(s);
+    const std::string path = ::testing::TempDir() + "edgevlm_llm_prepare_" + std::to_string(getpid()) + ".gguf";
+    {
+      FILE* f = std::fopen(path.c_str(), "wb");
+      ASSERT_NE(f, nullptr);
+      ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+      std::fclose(f);
+    }
+    auto file = GGUFFile::open(path);
+    std::remove(path.c_str());
+    const int T = 7;
+    auto run = [&](const LlmModel& m) {
+      const LlmConfig& cfg = m.config();
+      std::vector<int32_t> toks = some_tokens(T, cfg.n_vocab);
+      std::vector<float> out(size_t(T) * cfg.n_embd), logits(size_t(T) * cfg.n_vocab);
+      m.embed_tokens(toks.data(), T, out.data());
+      KvCache cache(cfg, 16);
+      llm_forward(m, cache, out.data(), T, logits.data(), true, pool);
+      out.insert(out.end(), logits.begin(), logits.end());
+      return out;
+    };
+    detail::matmul_packed_clear();
+    const bool was = detail::matmul_release_originals(false);
+    std::vector<float> kept;
+    {
+      auto m = LlmModel::load(*file);  // repacked on first use, originals kept
+      kept = run(*m);
+    }
+    detail::matmul_release_originals(true);
+    const size_t released0 = detail::matmul_released_bytes();
+    auto m = LlmModel::load(*file, &pool);
+    const size_t released = detail::matmul_released_bytes() - released0;
+    if (cpu_has_avx2()) {
+      // All matrices: the 2 × 7 of the layers, plus the output (the embedding table when tied).
+      EXPECT_EQ(detail::matmul_packed_count(), 15u);
+      EXPECT_GE(released, m->weight_bytes_per_token() / 2);  // less the pages the fingerprints read
+    }
+    const std::vector<float> got = run(*m);
+    ASSERT_EQ(got.size(), kept.size());
+    EXPECT_EQ(std::memcmp(got.data(), kept.data(), got.size() * sizeof(float)), 0);
+    // The model frees its copies with it.
+    m.reset();
+    EXPECT_EQ(detail::matmul_packed_count(), 0u);
+    detail::matmul_release_originals(was);
+  }
 }
 
 TEST(KvCacheTest, SizeAndBookkeeping) {

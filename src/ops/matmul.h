@@ -39,6 +39,17 @@ bool matmul_supports(GGMLType t);
 // has it (see cpu_has_avx2), else to matmul_ref. Parallel over output rows.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
 
+// The AVX2 kernels read Q8_0/Q4_0 matrices of at least 32 KiB from a repacked copy, built on the
+// first product (ops/matmul_internal.h). matmul_prepare builds it now, on the pool, so that a
+// model loader pays the one-time cost at load time rather than the first prefill; once built,
+// the original's pages are given back when they lie in a read-only file mapping (the copy
+// replaces them in memory; read again, e.g. as embedding rows, they fault back in from the file).
+// Returns whether w now has a copy: false for float types, small matrices, other CPUs, or with
+// the cache disabled (EDGEVLM_NO_REPACK).
+bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool);
+// Frees w's repacked copy, if any (call before w's memory is unmapped or reused).
+void matmul_forget(const WeightMatrix& w);
+
 // Scalar reference; pool may be null (single thread).
 void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool* pool = nullptr);
 

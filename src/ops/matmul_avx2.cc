@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "ops/matmul.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul_internal.h"
@@ -351,12 +352,16 @@ detail::AlignedBuf<uint8_t> alloc_packed(size_t bytes) {
 }
 
 // A few cache lines spread over the data: a different matrix mapped at a freed address is told
-// apart without reading the whole of it on every product.
+// apart without reading the whole of it on every product. Line i starts at fingerprint_line(n, i)
+// (ascending) and is min(64, n − start) bytes long.
+constexpr int kFingerprintLines = 5;
+size_t fingerprint_line(size_t n, int i) { return std::min(n - std::min<size_t>(n, 64), (n / 4) * size_t(i)); }
+
 uint64_t fingerprint(const WeightMatrix& w) {
   const size_t n = w.row_stride * size_t(w.n_out);
   uint64_t h = 1469598103934665603ull;
-  for (int i = 0; i < 5; ++i) {
-    const size_t off = std::min(n - std::min<size_t>(n, 64), (n / 4) * size_t(i));
+  for (int i = 0; i < kFingerprintLines; ++i) {
+    const size_t off = fingerprint_line(n, i);
     const size_t len = std::min<size_t>(64, n - off);
     for (size_t j = 0; j + 8 <= len; j += 8) {
       uint64_t v;
@@ -365,6 +370,26 @@ uint64_t fingerprint(const WeightMatrix& w) {
     }
   }
   return h;
+}
+
+std::atomic<bool> g_release_originals{true};
+std::atomic<size_t> g_released_bytes{0};
+
+// Once the repacked copy exists the kernels never read the original again: its pages are given
+// back when they are clean pages of a read-only file mapping (release_file_pages), so the copy
+// replaces the mapped weights in memory instead of doubling them. The pages holding the
+// fingerprint's lines stay (it is checked on every product). Anything still reading the original
+// (embedding lookups in a tied table, the cache disabled, a later repack) faults it back in.
+void release_original(const WeightMatrix& w) {
+  if (!g_release_originals.load(std::memory_order_relaxed)) return;
+  const size_t n = w.row_stride * size_t(w.n_out);
+  size_t from = 0, released = 0;
+  for (int i = 0; i <= kFingerprintLines; ++i) {
+    const size_t to = i < kFingerprintLines ? fingerprint_line(n, i) : n;
+    if (to > from) released += release_file_pages(w.data + from, to - from);
+    if (i < kFingerprintLines) from = std::max(from, std::min(n, to + 64));
+  }
+  g_released_bytes.fetch_add(released, std::memory_order_relaxed);
 }
 
 bool env_no_repack() {
@@ -415,6 +440,7 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, ThreadPool& pool
       pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(q + nb * qb), flip);
     }
   });
+  release_original(w);
   c.bytes += pm->bytes;
   return c.map.emplace(key, std::move(pm)).first->second->buf.get();
 }
@@ -700,13 +726,18 @@ void matmul_packed_clear() {
   c.bytes = 0;
 }
 bool matmul_packed_enable(bool on) { return pack_cache().enabled.exchange(on); }
+bool matmul_release_originals(bool on) { return g_release_originals.exchange(on); }
+size_t matmul_released_bytes() { return g_released_bytes.load(); }
+bool matmul_avx2_has_vnni() { return cpu_vnni(); }
+bool matmul_avx2_use_vnni(bool on) { return g_use_vnni.exchange(on && cpu_vnni()); }
+}  // namespace detail
+
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
   if (!cpu_has_avx2() || (w.type != GGMLType::Q8_0 && w.type != GGMLType::Q4_0)) return false;
   return packed_weights(w, g_use_vnni.load() && w.type == GGMLType::Q8_0, pool) != nullptr;
 }
-bool matmul_avx2_has_vnni() { return cpu_vnni(); }
-bool matmul_avx2_use_vnni(bool on) { return g_use_vnni.exchange(on && cpu_vnni()); }
-}  // namespace detail
+
+void matmul_forget(const WeightMatrix& w) { detail::matmul_packed_drop(w.data); }
 
 void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   EV_CHECK(matmul_supports(w.type), "matmul: unsupported weight type %s", type_name(w.type).c_str());
@@ -727,10 +758,14 @@ size_t matmul_packed_count() { return 0; }
 void matmul_packed_drop(const void*) {}
 void matmul_packed_clear() {}
 bool matmul_packed_enable(bool) { return false; }
-bool matmul_prepare(const WeightMatrix&, ThreadPool&) { return false; }
+bool matmul_release_originals(bool) { return false; }
+size_t matmul_released_bytes() { return 0; }
 bool matmul_avx2_has_vnni() { return false; }
 bool matmul_avx2_use_vnni(bool) { return false; }
 }  // namespace detail
+
+bool matmul_prepare(const WeightMatrix&, ThreadPool&) { return false; }
+void matmul_forget(const WeightMatrix&) {}
 
 void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   matmul_ref(w, x, n_rows, y, &pool);

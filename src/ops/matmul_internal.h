@@ -63,11 +63,12 @@ void matmul_packed_clear();
 // Enable or disable the cache (default on; EDGEVLM_NO_REPACK=1 in the environment turns it off).
 // Returns the previous setting.
 bool matmul_packed_enable(bool on);
-
-// Builds the repacked copy of w now (on the pool) instead of on its first product, so that a
-// model loader can pay the one-time cost at load time. Returns whether w is (now) cached: false
-// for small matrices, float types, CPUs without AVX2, or with the cache disabled.
-bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool);
+// Whether building a cached copy gives back the original's pages when they belong to a read-only
+// file mapping (default on; see release_file_pages — the bytes read never change, the pages are
+// faulted back in from the file if read again). Returns the previous setting.
+bool matmul_release_originals(bool on);
+// Bytes of original weights given back so far (cumulative).
+size_t matmul_released_bytes();
 
 // Whether the CPU has AVX-VNNI (and EDGEVLM_NO_VNNI is unset): the AVX2 integer kernels then use
 // vpdpbusd. matmul_avx2_use_vnni switches between the two kernel sets (for tests; on is honoured

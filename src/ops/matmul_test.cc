@@ -9,9 +9,13 @@
 //     implies, Σ_blocks Σ|w| · (max|x_blk| / 254), plus 1e-5 · Σ|w·x|.
 #include "ops/matmul.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul_internal.h"
 #if defined(__aarch64__)
@@ -205,9 +210,9 @@ TEST_F(MatmulAvx2, RepackedCache) {
   const bool was = detail::matmul_packed_enable(true);
   ThreadPool pool(2);
   Problem big = make_problem(GGMLType::Q4_0, 2048, 40, 1, 5), small = make_problem(GGMLType::Q4_0, 64, 8, 1, 6);
-  EXPECT_TRUE(detail::matmul_prepare(big.w(), pool));
+  EXPECT_TRUE(matmul_prepare(big.w(), pool));
   EXPECT_EQ(detail::matmul_packed_count(), 1u);
-  EXPECT_FALSE(detail::matmul_prepare(small.w(), pool));
+  EXPECT_FALSE(matmul_prepare(small.w(), pool));
   std::vector<float> y(40);
   matmul_avx2(big.w(), big.x.data(), 1, y.data(), pool);
   EXPECT_EQ(detail::matmul_packed_count(), 1u);
@@ -241,6 +246,72 @@ TEST_F(MatmulAvx2, RepackedCacheSeesNewData) {
     detail::matmul_packed_drop(buf.data());
     EXPECT_EQ(detail::matmul_packed_bytes(), 0u);
   }
+  detail::matmul_packed_enable(was);
+}
+
+// The repacked copy replaces the original in memory when the weights are a read-only file
+// mapping (as GGUFFile::open maps them): the original's pages are given back, and the products
+// are bit for bit those computed while the original stays resident — through the cache, and again
+// after the copy is dropped and rebuilt from the pages faulted back in from the file.
+TEST_F(MatmulAvx2, RepackReleasesFilePagesSameResults) {
+  const bool was = detail::matmul_packed_enable(true);
+  ThreadPool pool(2);
+  for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q8_0}) {
+    SCOPED_TRACE(type_name(t));
+    const int64_t n_in = 4096, n_out = 67, n_rows = 6;  // partial 8-row group, sliced reduction
+    const Problem p = make_problem(t, n_in, n_out, n_rows, 31);
+    const std::string path = ::testing::TempDir() + "edgevlm_matmul_release_" + std::to_string(getpid());
+    {
+      FILE* f = std::fopen(path.c_str(), "wb");
+      ASSERT_NE(f, nullptr);
+      ASSERT_EQ(std::fwrite(p.wbytes.data(), 1, p.wbytes.size(), f), p.wbytes.size());
+      std::fclose(f);
+    }
+    const int fd = open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    void* map = mmap(nullptr, p.wbytes.size(), PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    std::remove(path.c_str());
+    ASSERT_NE(map, MAP_FAILED);
+    const WeightMatrix w = WeightMatrix::from_data(t, map, n_in, n_out);
+    auto products = [&] {
+      std::vector<float> y1(static_cast<size_t>(n_out)), y6(static_cast<size_t>(n_out * n_rows));
+      matmul_avx2(w, p.x.data(), 1, y1.data(), pool);
+      matmul_avx2(w, p.x.data(), n_rows, y6.data(), pool);
+      y1.insert(y1.end(), y6.begin(), y6.end());
+      return y1;
+    };
+    each_int8_variant([&] {
+      detail::matmul_packed_clear();
+      const bool rel = detail::matmul_release_originals(false);
+      const std::vector<float> kept = products();
+      detail::matmul_packed_clear();
+      detail::matmul_release_originals(true);
+      const size_t released0 = detail::matmul_released_bytes();
+      const long long resident0 = mapping_resident_bytes(map);
+      EXPECT_TRUE(matmul_prepare(w, pool));
+      const size_t released = detail::matmul_released_bytes() - released0;
+      // All but the partial end pages and the five pages the fingerprint reads.
+      EXPECT_GE(released + 7 * 4096, p.wbytes.size());
+      if (resident0 >= 0) {
+        EXPECT_LE(mapping_resident_bytes(map), resident0 - (long long)released);
+      }
+      const std::vector<float> a = products();
+      matmul_forget(w);  // rebuilt from the pages faulted back in
+      const std::vector<float> b = products();
+      ASSERT_EQ(a.size(), kept.size());
+      EXPECT_EQ(std::memcmp(a.data(), kept.data(), a.size() * sizeof(float)), 0);
+      EXPECT_EQ(std::memcmp(b.data(), kept.data(), b.size() * sizeof(float)), 0);
+      detail::matmul_release_originals(rel);
+    });
+    // Memory that is not a read-only file mapping is never released (it would be zeroed).
+    detail::matmul_packed_clear();
+    const size_t before = detail::matmul_released_bytes();
+    EXPECT_TRUE(matmul_prepare(p.w(), pool));
+    EXPECT_EQ(detail::matmul_released_bytes(), before);
+    munmap(map, p.wbytes.size());
+  }
+  detail::matmul_packed_clear();
   detail::matmul_packed_enable(was);
 }
 

@@ -167,15 +167,15 @@ int generate_main(int argc, char** argv) {
   if (!prompt_file.empty()) prompt = read_text_file(prompt_file);
 
   Timer load_timer;
+  ThreadPool pool(threads);
   auto gguf = GGUFFile::open(model_path);
-  auto model = LlmModel::load(*gguf);
+  auto model = LlmModel::load(*gguf, &pool);
   auto tokenizer = Tokenizer::from_gguf(*gguf);
   const LlmConfig& cfg = model->config();
   EV_CHECK(tokenizer->n_vocab() <= cfg.n_vocab, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
            model_path.c_str(), tokenizer->n_vocab(), cfg.n_vocab);
   int n_ctx = ctx > 0 ? ctx : std::min(cfg.n_ctx_train > 0 ? cfg.n_ctx_train : kDefaultMaxCtx, kDefaultMaxCtx);
   KvCache cache(cfg, n_ctx, kv_type);
-  ThreadPool pool(threads);
   const double load_ms = load_timer.elapsed_ms();
 
   // Prompt → ids.

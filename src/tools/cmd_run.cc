@@ -89,8 +89,10 @@ int run_main(int argc, char** argv) {
   }
 
   Timer load_timer;
+  ThreadPool pool(threads);
   auto llm_file = GGUFFile::open(model_path);
-  auto model = LlmModel::load(*llm_file);
+  // Weights repacked now, except with --low-memory: then on first use, once the ViT is unmapped.
+  auto model = LlmModel::load(*llm_file, low_memory ? nullptr : &pool);
   auto tokenizer = Tokenizer::from_gguf(*llm_file);
   auto mm_file = GGUFFile::open(mmproj_path);
   auto mmproj = MmprojModel::load(*mm_file);
@@ -103,7 +105,6 @@ int run_main(int argc, char** argv) {
   ov.max_tiles = max_tiles;
   ov.alpha = alpha;
   const TilingConfig tcfg = tiling_config_for(vc, ov);
-  ThreadPool pool(threads);
   const double load_ms = load_timer.elapsed_ms();
 
   // Images: decode, tile, encode. (The paper starts this before the question is known; the CLI

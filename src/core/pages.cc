@@ -1,0 +1,69 @@
+#include "core/pages.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace edgevlm {
+namespace {
+
+struct MapLine {
+  uintptr_t begin = 0, end = 0;
+  bool writable = false;
+  unsigned long long inode = 0;  // 0: anonymous (heap, stack, [vdso], ...)
+};
+
+// "b-e perms offset dev inode [path]", as /proc/self/maps and the header lines of smaps write it.
+bool parse_map_line(const std::string& line, MapLine& m) {
+  unsigned long long b = 0, e = 0, off = 0, ino = 0;
+  char perms[8] = {0};
+  unsigned dev_major = 0, dev_minor = 0;
+  if (std::sscanf(line.c_str(), "%llx-%llx %7s %llx %x:%x %llu", &b, &e, perms, &off, &dev_major, &dev_minor,
+                  &ino) != 7)
+    return false;
+  m.begin = uintptr_t(b);
+  m.end = uintptr_t(e);
+  m.writable = perms[1] == 'w';
+  m.inode = ino;
+  return true;
+}
+
+}  // namespace
+
+size_t release_file_pages(const void* p, size_t n) {
+  if (p == nullptr || n == 0) return 0;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (uintptr_t(p) + page - 1) / page * page;
+  const uintptr_t hi = (uintptr_t(p) + n) / page * page;
+  if (lo >= hi) return 0;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    MapLine m;
+    if (!parse_map_line(line, m) || lo < m.begin || lo >= m.end) continue;
+    if (hi > m.end || m.writable || m.inode == 0) return 0;
+    return madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0 ? size_t(hi - lo) : 0;
+  }
+  return 0;
+}
+
+long long mapping_resident_bytes(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool in = false;
+  while (std::getline(smaps, line)) {
+    MapLine m;
+    if (parse_map_line(line, m)) {
+      in = uintptr_t(p) >= m.begin && uintptr_t(p) < m.end;
+    } else if (in && line.rfind("Rss:", 0) == 0) {
+      return std::stoll(line.substr(4)) * 1024;
+    }
+  }
+  return -1;
+}
+
+}  // namespace edgevlm
