@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The phone path on every change: cross-compiles the library and the kernel tests for aarch64
 # (Debian's g++-aarch64-linux-gnu, cmake/aarch64-linux-gnu.cmake) and runs the tests under
-# qemu-user twice, so both NEON variants run against the scalar reference:
+# qemu-user twice, so both NEON variants run against the scalar reference. The kernel tests are one
+# list in CMakeLists.txt (EDGEVLM_KERNEL_TEST_SOURCES: src/ops/*_test.cc — matmul, attention,
+# CPU features, norms/RoPE — and formats/quant_test.cc).
 #   -cpu max        has the Armv8.2 dot product (SDOT): plain NEON and SDOT kernels are tested;
 #   -cpu cortex-a53 has not: the plain NEON kernels are what the dispatcher picks.
 # EDGEVLM_EXPECT_* make the tests fail if feature detection disagrees with the emulated CPU.

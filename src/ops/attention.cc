@@ -9,6 +9,9 @@
 #include "formats/quant.h"
 #include "ops/activations.h"
 #include "ops/cpu_features.h"
+#if defined(__aarch64__)
+#include "ops/attention_neon.h"
+#endif
 
 namespace edgevlm {
 
@@ -116,6 +119,12 @@ void attention(const AttentionArgs& a, ThreadPool& pool) {
     attention_avx2(a, pool);
     return;
   }
+#if defined(__aarch64__)
+  if (cpu_has_neon()) {
+    attention_neon(a, pool);  // SDOT for the int8 q·k when the CPU has it
+    return;
+  }
+#endif
   // Scalar path, parallel over query rows: each row is an independent attention_ref call.
   pool.parallel_for(a.n_q, [&](int64_t b, int64_t e) {
     AttentionArgs s = a;

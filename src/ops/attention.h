@@ -44,18 +44,20 @@ struct AttentionArgs {
   const uint16_t* v_scale = nullptr;
 };
 
-// Dispatches to AVX2 when the CPU has it. Parallel over (KV head, query) pairs.
+// Dispatches to AVX2 (x86-64) or NEON (aarch64, attention_neon.h) when the CPU has it, else the
+// scalar path. Parallel over (KV head, query) pairs.
 void attention(const AttentionArgs& a, ThreadPool& pool);
 // Scalar reference (rows converted to F32, softmax in float with a double sum).
 void attention_ref(const AttentionArgs& a);
 // AVX2 path (call only when cpu_has_avx2()).
 void attention_avx2(const AttentionArgs& a, ThreadPool& pool);
 
-// How the AVX2 path forms q·k over INT8 keys: Float converts the keys to F32 in registers (each
+// How the SIMD paths form q·k over INT8 keys: Float converts the keys to F32 in registers (each
 // conversion shared by the query heads of a group) and multiplies by the F32 query; Int8 also
-// quantizes the query to 8 bits (one scale per head) and sums int8 products (maddubs). Int8 is
-// the default: as fast at short contexts and 2-4× faster at 4096 positions (`edgevlm bench
-// --attention`, docs/BENCHMARKS.md), at an extra error of < 1% of max|v| (attention_test.cc).
+// quantizes the query to 8 bits (one scale per head) and sums int8 products exactly in int32
+// (AVX2 maddubs; NEON SDOT, or SMULL/SMLAL on cores without it). Int8 is the default: with AVX2
+// as fast at short contexts and 2-4× faster at 4096 positions (`edgevlm bench --attention`,
+// docs/BENCHMARKS.md), at an extra error of < 1% of max|v| (attention_test.cc).
 enum class QkMode { Float, Int8 };
 void set_attention_qk_mode(QkMode m);  // process-wide; for benchmarks and tests
 QkMode attention_qk_mode();

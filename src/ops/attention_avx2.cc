@@ -1,10 +1,8 @@
-// AVX2 attention over F32, F16 or INT8 K/V rows. One work item is (KV head, query row, a group
-// of up to 4 query heads sharing that KV head): every K and V row is loaded and converted to F32
-// once and used by all the heads of the group, so an INT8 or F16 cache costs little more
-// arithmetic than F32 while reading a half or a quarter of the bytes. q·k: FMA on converted
+// AVX2 attention over F32, F16 or INT8 K/V rows, one work item at a time (attention_internal.h:
+// a KV head, a query row and up to 4 query heads sharing that KV head). q·k: FMA on converted
 // keys (QkMode::Float) or int8 products with the query quantized per head (QkMode::Int8, INT8
 // cache only); softmax with a vectorized exp; the weighted sum of V accumulated in registers
-// per 16 output features.
+// per 16 output features. attention_neon.cc is the aarch64 counterpart, step for step.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -13,13 +11,14 @@
 #include "ops/attention.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include "ops/attention_internal.h"
 #include "ops/simd_avx2.h"
 
 namespace edgevlm {
 
 namespace {
 
-constexpr int kMaxGroup = 4;
+using attn::Item;
 
 template <KvElem T>
 struct Elem;
@@ -50,16 +49,6 @@ inline float hsum_i32(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
   return float(_mm_cvtsi128_si32(s));
 }
-
-struct Item {
-  const AttentionArgs& a;
-  int g;      // KV head
-  int h0;     // first query head of the group
-  int i;      // query row
-  int64_t kv_len;
-  float* scores;  // NH × kv_len
-  int8_t* qq;     // NH × head_dim (QkMode::Int8)
-};
 
 // Unscaled q·k (times the row's K scale for Q8) for each head of the group and each position.
 template <KvElem T, int NH>
@@ -244,32 +233,12 @@ void attend_n(const Item& it, int nh, bool int8_qk) {
 }  // namespace
 
 void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
-  EV_CHECK(a.n_head > 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && a.head_dim > 0,
-           "attention: %d query heads cannot share %d KV heads", a.n_head, a.n_head_kv);
-  if (a.n_q <= 0) return;
-  const int group = a.n_head / a.n_head_kv;
-  // Query heads per item: up to 4 sharing one KV head, fewer when that would leave threads idle
-  // (decode of a model with few KV heads).
-  int sub = std::min(group, kMaxGroup);
-  while (sub > 1 && int64_t(a.n_head_kv) * ((group + sub - 1) / sub) * a.n_q < 2 * int64_t(pool.size())) sub = (sub + 1) / 2;
-  const int n_sub = (group + sub - 1) / sub;
-  const int64_t n_items = int64_t(a.n_head_kv) * n_sub * a.n_q;
   const bool int8_qk = a.kv_type == KvElem::Q8 && attention_qk_mode() == QkMode::Int8;
-  pool.parallel_for(n_items, [&](int64_t b, int64_t e) {
-    std::vector<float> scores(size_t(sub) * size_t(a.pos0 + a.n_q) + 8);
-    std::vector<int8_t> qq(int8_qk ? size_t(sub) * size_t(a.head_dim) + 32 : 0);
-    for (int64_t idx = b; idx < e; ++idx) {
-      const int i = int(idx % a.n_q);
-      const int64_t gs = idx / a.n_q;
-      const int g = int(gs / n_sub), s = int(gs % n_sub);
-      const int h0 = g * group + s * sub;
-      const int nh = std::min(sub, (g + 1) * group - h0);
-      const Item it{a, g, h0, i, a.pos0 + i + 1, scores.data(), qq.data()};
-      switch (a.kv_type) {
-        case KvElem::F32: attend_n<KvElem::F32>(it, nh, false); break;
-        case KvElem::F16: attend_n<KvElem::F16>(it, nh, false); break;
-        case KvElem::Q8: attend_n<KvElem::Q8>(it, nh, int8_qk); break;
-      }
+  attn::for_each_item(a, pool, int8_qk, [&](const Item& it, int nh) {
+    switch (a.kv_type) {
+      case KvElem::F32: attend_n<KvElem::F32>(it, nh, false); break;
+      case KvElem::F16: attend_n<KvElem::F16>(it, nh, false); break;
+      case KvElem::Q8: attend_n<KvElem::Q8>(it, nh, int8_qk); break;
     }
   });
 }

@@ -1,16 +1,22 @@
 // Attention over F16 and INT8 K/V rows: the row format, the scalar reader against the F32 path on
-// the same (dequantized) values, the AVX2 kernels against the scalar reference in both q·k modes,
-// and the error INT8 storage adds against exact F32 attention.
+// the same (dequantized) values, the SIMD kernels (AVX2 on x86-64; plain NEON and NEON with SDOT
+// on aarch64, run under qemu by scripts/test_arm.sh) against the scalar reference in both q·k
+// modes, and the error INT8 storage adds against exact F32 attention.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "formats/quant.h"
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
+#if defined(__aarch64__)
+#include "ops/attention_neon.h"
+#endif
 
 namespace edgevlm {
 namespace {
@@ -130,6 +136,34 @@ struct AttnRun {
   }
 };
 
+// The query as QkMode::Int8 sees it: each head quantized to int8 with one scale, then decoded.
+void quantize_query(AttnRun& r, const Shape& c) {
+  std::vector<int8_t> q8(size_t(c.head_dim));
+  for (int i = 0; i < c.n_q; ++i)
+    for (int h = 0; h < c.n_head; ++h) {
+      float* qh = r.q.data() + (size_t(i) * c.n_head + h) * c.head_dim;
+      dequantize_kv_row_q8(q8.data(), quantize_kv_row_q8(qh, c.head_dim, q8.data()), c.head_dim, qh);
+    }
+}
+
+using Kernel = void (*)(const AttentionArgs&, ThreadPool&);
+
+#if defined(__aarch64__)
+void neon_plain(const AttentionArgs& a, ThreadPool& p) { attention_neon(a, p, NeonKernels::Plain); }
+void neon_dotprod(const AttentionArgs& a, ThreadPool& p) { attention_neon(a, p, NeonKernels::Dotprod); }
+#endif
+
+// The SIMD kernels this CPU can run, by name.
+std::vector<std::pair<std::string, Kernel>> simd_kernels() {
+  std::vector<std::pair<std::string, Kernel>> k;
+  if (cpu_has_avx2()) k.emplace_back("avx2", attention_avx2);
+#if defined(__aarch64__)
+  if (cpu_has_neon()) k.emplace_back("neon", neon_plain);
+  if (cpu_has_neon_dotprod()) k.emplace_back("neon-dotprod", neon_dotprod);
+#endif
+  return k;
+}
+
 std::string name(const Shape& c, KvElem t) {
   return ::testing::PrintToString(c.n_head) + "/" + std::to_string(c.n_head_kv) + " hd " +
          std::to_string(c.head_dim) + " n_q " + std::to_string(c.n_q) + " pos0 " + std::to_string(c.pos0) + " " +
@@ -137,7 +171,9 @@ std::string name(const Shape& c, KvElem t) {
 }
 
 // The reader of each storage type computes exactly what F32 attention computes on the values the
-// storage holds; the AVX2 kernels match that scalar reference.
+// storage holds; every SIMD kernel matches that scalar reference within float rounding (2e-5):
+// in QkMode::Float, and in QkMode::Int8 (INT8 storage) against the reference run on the
+// int8-quantized query, since the int8 q·k sums are exact.
 TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
   ThreadPool pool(3);
   const QkMode prev = attention_qk_mode();
@@ -145,7 +181,7 @@ TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
     for (KvElem t : {KvElem::F32, KvElem::F16, KvElem::Q8}) {
       SCOPED_TRACE(name(c, t));
       Kv kv(t, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 7);
-      AttnRun want(c, 3), ref(c, 3), fast(c, 3);
+      AttnRun want(c, 3), ref(c, 3), fast(c, 3), want_q8(c, 3);
       kv.bind_f32(want.a, true);
       attention_ref(want.a);
       kv.bind(ref.a);
@@ -155,10 +191,21 @@ TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
       set_attention_qk_mode(QkMode::Float);
       attention(fast.a, pool);
       EXPECT_LE(max_diff(fast.out, want.out), 2e-5f);
-      if (cpu_has_avx2()) {
-        std::fill(fast.out.begin(), fast.out.end(), 0.0f);
-        attention_avx2(fast.a, pool);
+      quantize_query(want_q8, c);
+      kv.bind_f32(want_q8.a, true);
+      attention_ref(want_q8.a);
+      for (const auto& [kname, kernel] : simd_kernels()) {
+        SCOPED_TRACE(kname);
+        set_attention_qk_mode(QkMode::Float);
+        std::fill(fast.out.begin(), fast.out.end(), NAN);
+        kernel(fast.a, pool);
         EXPECT_LE(max_diff(fast.out, want.out), 2e-5f);
+        if (t == KvElem::Q8) {
+          set_attention_qk_mode(QkMode::Int8);
+          std::fill(fast.out.begin(), fast.out.end(), NAN);
+          kernel(fast.a, pool);
+          EXPECT_LE(max_diff(fast.out, want_q8.out), 2e-5f) << "int8 q·k";
+        }
       }
     }
   }
@@ -192,26 +239,78 @@ TEST(AttentionKv, Int8AndF16StorageCloseToF32) {
   }
 }
 
-// Int8 q·k: the query is quantized too, so it can only be compared with a tolerance; it must still
-// be much closer to the Float mode than the bound above.
+// Int8 q·k: the query is quantized too, so against the Float mode it can only be compared with a
+// tolerance; it must still be much closer to the Float mode than the bound above.
 TEST(AttentionKv, Int8QkModeCloseToFloatMode) {
-  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+  const auto kernels = simd_kernels();
+  if (kernels.empty()) GTEST_SKIP() << "no SIMD kernels on this CPU";
   ThreadPool pool(2);
   const QkMode prev = attention_qk_mode();
-  for (const Shape& c : kShapes) {
-    SCOPED_TRACE(name(c, KvElem::Q8));
-    Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 13);
-    AttnRun f(c, 9), i8(c, 9);
-    kv.bind(f.a);
-    kv.bind(i8.a);
-    set_attention_qk_mode(QkMode::Float);
-    attention_avx2(f.a, pool);
-    set_attention_qk_mode(QkMode::Int8);
-    attention_avx2(i8.a, pool);
-    set_attention_qk_mode(prev);
-    EXPECT_LE(max_diff(f.out, i8.out), 0.01f * max_abs(kv.v));
+  for (const auto& [kname, kernel] : kernels) {
+    for (const Shape& c : kShapes) {
+      SCOPED_TRACE(kname + " " + name(c, KvElem::Q8));
+      Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 13);
+      AttnRun f(c, 9), i8(c, 9);
+      kv.bind(f.a);
+      kv.bind(i8.a);
+      set_attention_qk_mode(QkMode::Float);
+      kernel(f.a, pool);
+      set_attention_qk_mode(QkMode::Int8);
+      kernel(i8.a, pool);
+      set_attention_qk_mode(prev);
+      EXPECT_LE(max_diff(f.out, i8.out), 0.01f * max_abs(kv.v));
+    }
   }
 }
+
+#if defined(__aarch64__)
+// SDOT and the Armv8.0 widening products form the same exact int32 sums: bit-identical outputs.
+TEST(AttentionNeon, DotprodAgreesWithPlain) {
+  if (!cpu_has_neon_dotprod()) GTEST_SKIP() << "no Armv8.2 SDOT on this CPU (or EDGEVLM_NO_SIMD/NO_DOTPROD set)";
+  ThreadPool pool(2);
+  const QkMode prev = attention_qk_mode();
+  set_attention_qk_mode(QkMode::Int8);
+  for (const Shape& c : kShapes) {
+    SCOPED_TRACE(name(c, KvElem::Q8));
+    Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 19);
+    AttnRun p(c, 21), d(c, 21);
+    kv.bind(p.a);
+    kv.bind(d.a);
+    neon_plain(p.a, pool);
+    neon_dotprod(d.a, pool);
+    EXPECT_EQ(p.out, d.out);
+  }
+  set_attention_qk_mode(prev);
+}
+
+// attention() takes the NEON path (SDOT when present) and never the scalar reference.
+TEST(AttentionNeon, DispatchUsesNeon) {
+  if (!cpu_has_neon()) GTEST_SKIP() << "EDGEVLM_NO_SIMD set";
+  ThreadPool pool(2);
+  const QkMode prev = attention_qk_mode();
+  set_attention_qk_mode(QkMode::Int8);
+  const Shape c{8, 2, 80, 3, 20};
+  Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 23);
+  AttnRun got(c, 25), want(c, 25), ref(c, 25);
+  kv.bind(got.a), kv.bind(want.a), kv.bind(ref.a);
+  attention(got.a, pool);
+  attention_neon(want.a, pool, cpu_has_neon_dotprod() ? NeonKernels::Dotprod : NeonKernels::Plain);
+  attention_ref(ref.a);
+  set_attention_qk_mode(prev);
+  EXPECT_EQ(got.out, want.out);
+  EXPECT_NE(got.out, ref.out);  // the int8 query differs from the reference's F32 one
+}
+
+TEST(AttentionNeon, DotprodRefusedWithoutSdot) {
+  if (cpu_has_neon_dotprod()) GTEST_SKIP() << "this CPU has SDOT";
+  ThreadPool pool(1);
+  const Shape c{2, 1, 32, 1, 0};
+  Kv kv(KvElem::Q8, 1, 1, 32, 27);
+  AttnRun r(c, 29);
+  kv.bind(r.a);
+  EXPECT_THROW(neon_dotprod(r.a, pool), Error);
+}
+#endif
 
 TEST(AttentionKv, CausalOverInt8Rows) {
   ThreadPool pool(2);
