@@ -1,5 +1,6 @@
 #include "model/llm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -215,6 +216,21 @@ size_t LlmModel::weight_bytes_per_token() const {
   return total;
 }
 
+namespace {
+
+// Activation buffers of llm_forward, one set per calling thread, grown to the largest batch seen
+// and then reused: a decode step allocates none of them.
+struct ForwardBuffers {
+  std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope;
+  static float* get(std::vector<float>& buf, int64_t n) {
+    if (buf.size() < size_t(n)) buf.resize(size_t(n));
+    return buf.data();
+  }
+};
+thread_local ForwardBuffers t_forward_buffers;
+
+}  // namespace
+
 // The forward pass, top to bottom. Activations are row-major: one row per new position.
 void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int n, float* logits,
                  bool all_logits, ThreadPool& pool) {
@@ -228,40 +244,46 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
 
   const int64_t D = c.n_embd, HD = c.head_dim;
   const int64_t q_dim = int64_t(c.n_head) * HD, kv_dim = int64_t(c.n_head_kv) * HD;
-  std::vector<float> x(embeddings, embeddings + n * D);  // residual stream
-  std::vector<float> xb(size_t(n * D));                   // normalized input of a sub-block
-  std::vector<float> q(size_t(n * q_dim)), k(size_t(n * kv_dim)), v(size_t(n * kv_dim));
-  std::vector<float> att(size_t(n * q_dim));
-  std::vector<float> proj(size_t(n * D));
-  std::vector<float> gate(size_t(n * c.n_ff)), up(size_t(n * c.n_ff));
-  const std::vector<float> rope = rope_table(c.n_rot, c.rope_freq_base, pos0, n);
-  const int64_t rope_row = c.n_rot;  // (cos, sin) × n_rot/2 per position
+  const int64_t rope_row = c.n_rot / 2 * 2;  // (cos, sin) × n_rot/2 per position
+  ForwardBuffers& b = t_forward_buffers;
+  float* x = b.get(b.x, n * D);  // residual stream
+  std::copy(embeddings, embeddings + n * D, x);
+  float* xb = b.get(b.xb, n * D);  // normalized input of a sub-block
+  float* q = b.get(b.q, n * q_dim);
+  float* k = b.get(b.k, n * kv_dim);
+  float* v = b.get(b.v, n * kv_dim);
+  float* att = b.get(b.att, n * q_dim);
+  float* proj = b.get(b.proj, n * D);
+  float* gate = b.get(b.gate, n * c.n_ff);
+  float* up = b.get(b.up, n * c.n_ff);
+  float* rope = b.get(b.rope, n * rope_row);
+  rope_table(c.n_rot, c.rope_freq_base, pos0, n, rope);
 
   for (int l = 0; l < c.n_layer; ++l) {
     const LlmLayer& L = m.layers()[size_t(l)];
 
     // Attention: x += Wo · attn(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-    rms_norm(x.data(), L.attn_norm, c.rms_eps, D, n, xb.data());
-    matmul(L.wq, xb.data(), n, q.data(), pool);
-    matmul(L.wk, xb.data(), n, k.data(), pool);
-    matmul(L.wv, xb.data(), n, v.data(), pool);
+    rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
+    matmul(L.wq, xb, n, q, pool);
+    matmul(L.wk, xb, n, k, pool);
+    matmul(L.wv, xb, n, v, pool);
     if (L.bq) {
-      add_bias(q.data(), L.bq, q_dim, n);
-      add_bias(k.data(), L.bk, kv_dim, n);
-      add_bias(v.data(), L.bv, kv_dim, n);
+      add_bias(q, L.bq, q_dim, n);
+      add_bias(k, L.bk, kv_dim, n);
+      add_bias(v, L.bv, kv_dim, n);
     }
     for (int i = 0; i < n; ++i) {
-      const float* cs = rope.data() + i * rope_row;
-      rope_apply(c.rope_type, q.data() + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
-      rope_apply(c.rope_type, k.data() + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
+      const float* cs = rope + i * rope_row;
+      rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
+      rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
     }
-    cache.write(l, pos0, n, k.data(), v.data());
+    cache.write(l, pos0, n, k, v);
 
     AttentionArgs a;
-    a.q = q.data();
+    a.q = q;
     a.q_stride = q_dim;
     cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
-    a.out = att.data();
+    a.out = att;
     a.out_stride = q_dim;
     a.n_q = n;
     a.pos0 = pos0;
@@ -270,16 +292,16 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     a.head_dim = c.head_dim;
     a.scale = 1.0f / std::sqrt(float(c.head_dim));
     attention(a, pool);
-    matmul(L.wo, att.data(), n, proj.data(), pool);
-    add_inplace(x.data(), proj.data(), n * D);
+    matmul(L.wo, att, n, proj, pool);
+    add_inplace(x, proj, n * D);
 
     // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
-    rms_norm(x.data(), L.ffn_norm, c.rms_eps, D, n, xb.data());
-    matmul(L.w_gate, xb.data(), n, gate.data(), pool);
-    matmul(L.w_up, xb.data(), n, up.data(), pool);
-    swiglu(gate.data(), up.data(), n * int64_t(c.n_ff));
-    matmul(L.w_down, gate.data(), n, proj.data(), pool);
-    add_inplace(x.data(), proj.data(), n * D);
+    rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
+    matmul(L.w_gate, xb, n, gate, pool);
+    matmul(L.w_up, xb, n, up, pool);
+    swiglu(gate, up, n * int64_t(c.n_ff));
+    matmul(L.w_down, gate, n, proj, pool);
+    add_inplace(x, proj, n * D);
   }
   cache.advance(n);
   if (logits == nullptr) return;
@@ -287,8 +309,8 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   // Logits: only the last position unless all are asked for.
   const int first = all_logits ? 0 : n - 1;
   const int n_out = n - first;
-  rms_norm(x.data() + first * D, m.output_norm(), c.rms_eps, D, n_out, xb.data());
-  matmul(m.output(), xb.data(), n_out, logits, pool);
+  rms_norm(x + first * D, m.output_norm(), c.rms_eps, D, n_out, xb);
+  matmul(m.output(), xb, n_out, logits, pool);
 }
 
 }  // namespace edgevlm

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "core/error.h"
 #include "model/kv_cache.h"
@@ -145,6 +146,33 @@ TEST(LlmForward, IncrementalEqualsBatch) {
     }
     EXPECT_EQ(c2.n_past(), T);
   }
+}
+
+// llm_forward reuses its activation buffers per thread: calls with more, then fewer positions
+// (IncrementalEqualsBatch) and calls from several threads at once must not see each other's data.
+TEST(LlmForward, ConcurrentCallsFromSeveralThreads) {
+  auto tm = make_tiny_model(TinySpec());
+  const LlmConfig& cfg = tm.model->config();
+  const int T = 5;
+  std::vector<int32_t> toks = some_tokens(T, cfg.n_vocab, 9);
+  std::vector<float> emb(size_t(T) * cfg.n_embd);
+  tm.model->embed_tokens(toks.data(), T, emb.data());
+  auto forward = [&](int n) {
+    ThreadPool pool(1);
+    KvCache cache(cfg, 16);
+    std::vector<float> logits(size_t(n) * cfg.n_vocab);
+    llm_forward(*tm.model, cache, emb.data(), n, logits.data(), true, pool);
+    return logits;
+  };
+  const std::vector<float> ref5 = forward(5), ref3 = forward(3);
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int it = 0; it < 20; ++it) mismatches[size_t(t)] += (t % 2 ? forward(3) != ref3 : forward(5) != ref5);
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[size_t(t)], 0) << "thread " << t;
 }
 
 TEST(LlmForward, ErrorsOnContextOverflowAndBadTokens) {

@@ -5,19 +5,23 @@
 namespace edgevlm {
 
 std::vector<float> rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos) {
+  std::vector<float> t(size_t(n_pos) * size_t(n_dims / 2) * 2);
+  rope_table(n_dims, freq_base, pos0, n_pos, t.data());
+  return t;
+}
+
+void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float* out) {
   const int half = n_dims / 2;
-  std::vector<float> t(size_t(n_pos) * half * 2);
   const float theta_scale = std::pow(freq_base, -2.0f / float(n_dims));
   for (int64_t p = 0; p < n_pos; ++p) {
     float theta = float(pos0 + p);
-    float* row = t.data() + p * half * 2;
+    float* row = out + p * half * 2;
     for (int i = 0; i < half; ++i) {
       row[2 * i] = std::cos(theta);
       row[2 * i + 1] = std::sin(theta);
       theta *= theta_scale;
     }
   }
-  return t;
 }
 
 void rope_apply(RopeType type, float* x, int n_heads, int head_dim, int n_dims, const float* cs) {

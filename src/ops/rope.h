@@ -17,6 +17,8 @@ enum class RopeType { Normal, NeoX };
 // cos/sin of every rotation angle for positions pos0 .. pos0+n_pos−1: a table of
 // n_pos × (n_dims/2) pairs (cos, sin).
 std::vector<float> rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos);
+// The same table written to out (n_pos × n_dims floats), for callers that reuse a buffer.
+void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float* out);
 
 // Rotates n_heads vectors of head_dim floats (contiguous) at one position; cs points at that
 // position's row of rope_table.
