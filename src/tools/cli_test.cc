@@ -124,6 +124,27 @@ TEST_F(CliTest, GenerateHelpDocumentsEveryFlag) {
   }
 }
 
+// One parser and one set of sampling flags serve every command (tools/cli_util.h).
+TEST_F(CliTest, CommandsShareParsingAndSamplingFlags) {
+  for (const char* cmd : {"generate", "run", "chat", "quantize"}) {
+    SCOPED_TRACE(cmd);
+    auto h = run({cmd, "--help"});
+    EXPECT_EQ(h.rc, 0) << h.err;
+    EXPECT_NE(h.out.find("--help"), std::string::npos) << h.out;
+    auto bad = run({cmd, "--no-such-flag"});
+    expect_error(bad);
+    EXPECT_NE(bad.err.find(std::string("Run 'edgevlm ") + cmd + " --help' for the options."), std::string::npos)
+        << bad.err;
+    if (std::string(cmd) == "quantize") continue;
+    for (const char* flag : {"--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n", "--seed"})
+      EXPECT_NE(h.out.find(flag), std::string::npos) << flag;
+    std::vector<std::string> args = {cmd, "-m", model(), "--top-p", "1.5"};
+    if (std::string(cmd) != "generate") args.insert(args.end(), {"--mmproj", model()});
+    if (std::string(cmd) != "chat") args.insert(args.end(), {"-p", "hi"});
+    expect_error(run(args), "--top-p");
+  }
+}
+
 TEST_F(CliTest, UserErrorsPrintErrorAndExit1) {
   expect_error(run({"generate", "-m", (*dir_ / "missing.gguf").string(), "-p", "hi"}), "missing.gguf");
   expect_error(run({"generate", "-m", model(), "-p", "hi", "--no-such-flag"}));

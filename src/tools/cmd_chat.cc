@@ -8,7 +8,6 @@
 
 #include <cstdio>
 #include <iostream>
-#include <random>
 #include <string>
 
 #include "core/error.h"
@@ -35,9 +34,8 @@ int chat_main(int argc, char** argv) {
   app.set_help_flag("-h,--help", "Print this help and exit");
   SessionOptions o;
   o.threads = ThreadPool::hardware_threads();
-  int n_predict = 256, top_k = 40, chunk = 128;
-  float temp = 0.0f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
-  int64_t seed = -1;
+  int n_predict = 256, chunk = 128;
+  SamplerParams sampling;
   bool timing = false;
   app.add_option("-m,--model", o.model_path, "Language model GGUF file")->required();
   app.add_option("--mmproj", o.mmproj_path, "Vision model GGUF file (clip / mmproj)")->required();
@@ -45,12 +43,7 @@ int chat_main(int argc, char** argv) {
   app.add_option("--max-tiles", o.tiling.max_tiles, "Most grid tiles per image (default: the model's)")
       ->check(CLI::Range(1, 64));
   app.add_option("-n,--n-predict", n_predict, "Tokens to generate at most per answer")->capture_default_str();
-  app.add_option("--temp", temp, "Sampling temperature; 0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", top_k, "Keep the K most likely tokens; 0 = off")->capture_default_str();
-  app.add_option("--top-p", top_p, "Nucleus sampling threshold; 1 = off")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  app.add_option("--min-p", min_p, "Min-p threshold; 0 = off")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  app.add_option("--repeat-penalty", repeat_penalty, "Repetition penalty; 1 = off")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "RNG seed for sampling; -1 = random")->capture_default_str();
+  add_sampling_options(app, sampling);
   app.add_option("-t,--threads", o.threads, "Threads (default: hardware concurrency)")
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--chunk", chunk, "Prefill chunk size in tokens")->capture_default_str()->check(CLI::PositiveNumber);
@@ -63,26 +56,13 @@ int chat_main(int argc, char** argv) {
   app.add_flag("--low-memory", o.low_memory,
                "Map the ViT weights only while encoding and drop the LLM's pages meanwhile (lower peak RSS)");
   app.add_flag("--timing", timing, "After each answer, print a [timing] line");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\nRun 'edgevlm chat --help' for the options.\n", e.what());
-    return 1;
-  }
+  if (auto rc = parse_command_line(app, argc, argv)) return *rc;
 
   Session s(o);
   GenerateParams gp;
   gp.n_predict = n_predict;
   gp.chunk_size = chunk;
-  gp.sampler.temperature = temp;
-  gp.sampler.top_k = top_k;
-  gp.sampler.top_p = top_p;
-  gp.sampler.min_p = min_p;
-  gp.sampler.repeat_penalty = repeat_penalty;
-  gp.sampler.seed = seed >= 0 ? static_cast<uint64_t>(seed)
-                              : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  gp.sampler = sampling;
   const bool tty = isatty(STDIN_FILENO);
   if (tty) std::fprintf(stderr, "edgevlm chat: /image PATH, /reset, /quit; anything else is a question.\n");
 

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -106,10 +105,9 @@ int generate_main(int argc, char** argv) {
   std::string model_path, prompt, prompt_file, prompt_tokens, system_prompt, dump_logits;
   std::string chat_template = "auto";
   std::vector<std::string> stop;
-  int n_predict = 128, top_k = 40, repeat_last_n = 64, chunk = 128, ctx = 0;
+  int n_predict = 128, chunk = 128, ctx = 0;
   int threads = ThreadPool::hardware_threads();
-  float temp = 0.0f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
-  int64_t seed = -1;
+  SamplerParams sampling;
   bool raw = false, print_ids = false, ignore_eos = false, special = false, verbose = false;
   KvType kv_type = kDefaultKvType;
 
@@ -120,17 +118,7 @@ int generate_main(int argc, char** argv) {
                  "Prompt as raw token ids, e.g. 1,2,3 (no chat template, no BOS added)");
   app.add_option("-n,--n-predict", n_predict, "Tokens to generate at most; -1 = until the context is full")
       ->capture_default_str();
-  app.add_option("--temp", temp, "Sampling temperature; 0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", top_k, "Keep the K most likely tokens; 0 = off")->capture_default_str();
-  app.add_option("--top-p", top_p, "Nucleus sampling: keep the smallest set with this total probability; 1 = off")
-      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  app.add_option("--min-p", min_p, "Drop tokens below this fraction of the top probability; 0 = off")
-      ->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  app.add_option("--repeat-penalty", repeat_penalty, "Penalty for tokens seen in the last --repeat-last-n; 1 = off")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--repeat-last-n", repeat_last_n, "Window of the repetition penalty; 0 = off, -1 = all")
-      ->capture_default_str();
-  app.add_option("--seed", seed, "RNG seed for sampling; -1 = random")->capture_default_str();
+  add_sampling_options(app, sampling);
   app.add_option("--chunk", chunk, "Prefill chunk size in tokens")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("-t,--threads", threads, "Threads (default: hardware concurrency)")
       ->capture_default_str()->check(CLI::Range(1, 1024));
@@ -151,16 +139,7 @@ int generate_main(int argc, char** argv) {
                  "Write the logits of the first generated position to FILE (raw float32, little-endian)");
   app.add_flag("-v,--verbose", verbose, "Print model and prompt details to stderr");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\nRun 'edgevlm generate --help' for the options.\n", e.what());
-    return 1;
-  }
+  if (auto rc = parse_command_line(app, argc, argv)) return *rc;
 
   int n_prompt_sources = !prompt.empty() + !prompt_file.empty() + !prompt_tokens.empty();
   EV_CHECK(n_prompt_sources == 1, "give exactly one of -p/--prompt, --prompt-file, --prompt-tokens");
@@ -212,14 +191,7 @@ int generate_main(int argc, char** argv) {
   GenerateParams gp;
   gp.n_predict = n_predict;
   gp.chunk_size = chunk;
-  gp.sampler.temperature = temp;
-  gp.sampler.top_k = top_k;
-  gp.sampler.top_p = top_p;
-  gp.sampler.min_p = min_p;
-  gp.sampler.repeat_penalty = repeat_penalty;
-  gp.sampler.repeat_last_n = repeat_last_n;
-  gp.sampler.seed = seed >= 0 ? static_cast<uint64_t>(seed)
-                              : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  gp.sampler = sampling;
   for (auto& s : stop) gp.stop_strings.push_back(unescape(s));
   for (auto& s : chat_template_stop_strings(tmpl)) gp.stop_strings.push_back(s);
   gp.stop_at_eog = !ignore_eos;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/timer.h"
 #include "model/quantize.h"
+#include "tools/cli_util.h"
 #include "tools/commands.h"
 
 namespace edgevlm {
@@ -28,38 +29,26 @@ int quantize_main(int argc, char** argv) {
   app.add_option("-s,--scheme", scheme, "bluelm | q8_0 | q4_0 | f16 | f32")->capture_default_str();
   app.add_flag("-q,--quiet", quiet, "No progress output");
   app.add_option("-t,--threads", threads, "Threads converting rows (default: all)")->check(CLI::Range(0, 1024));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\nRun 'edgevlm quantize --help' for the options.\n", e.what());
-    return 1;
-  }
-  try {
-    const QuantScheme s = parse_quant_scheme(scheme);
-    const Timer timer;
-    double last = -1e9;
-    auto progress = [&](const QuantizeProgress& p) {
-      if (quiet) return;
-      const double t = timer.elapsed_ms();
-      if (p.index + 1 != p.count && t - last < 250) return;  // at most 4 lines a second
-      last = t;
-      std::fprintf(stderr, "[%4zu/%zu] %3.0f%%  %-36s %-5s -> %s\n", p.index + 1, p.count,
-                   p.bytes_total ? 100.0 * double(p.bytes_done) / double(p.bytes_total) : 100.0,
-                   p.tensor->name.c_str(), type_name(p.tensor->type).c_str(), type_name(p.to).c_str());
-    };
-    const QuantizeReport r = quantize_gguf(in, out, s, progress, threads);
-    std::string types;
-    for (const auto& [t, c] : r.type_counts) types += " " + type_name(t) + "×" + std::to_string(c);
-    std::fprintf(stderr, "quantize: %s (%s file, scheme %s): %.1f MB -> %.1f MB in %.1f s; tensors:%s\n",
-                 out.c_str(), r.kind == ModelFileKind::Llm ? "language model" : "vision", quant_scheme_name(s),
-                 double(r.in_bytes) / 1e6, double(r.out_bytes) / 1e6, timer.elapsed_ms() / 1e3, types.c_str());
-    return 0;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  if (auto rc = parse_command_line(app, argc, argv)) return *rc;
+  const QuantScheme s = parse_quant_scheme(scheme);
+  const Timer timer;
+  double last = -1e9;
+  auto progress = [&](const QuantizeProgress& p) {
+    if (quiet) return;
+    const double t = timer.elapsed_ms();
+    if (p.index + 1 != p.count && t - last < 250) return;  // at most 4 lines a second
+    last = t;
+    std::fprintf(stderr, "[%4zu/%zu] %3.0f%%  %-36s %-5s -> %s\n", p.index + 1, p.count,
+                 p.bytes_total ? 100.0 * double(p.bytes_done) / double(p.bytes_total) : 100.0,
+                 p.tensor->name.c_str(), type_name(p.tensor->type).c_str(), type_name(p.to).c_str());
+  };
+  const QuantizeReport r = quantize_gguf(in, out, s, progress, threads);
+  std::string types;
+  for (const auto& [t, c] : r.type_counts) types += " " + type_name(t) + "×" + std::to_string(c);
+  std::fprintf(stderr, "quantize: %s (%s file, scheme %s): %.1f MB -> %.1f MB in %.1f s; tensors:%s\n",
+               out.c_str(), r.kind == ModelFileKind::Llm ? "language model" : "vision", quant_scheme_name(s),
+               double(r.in_bytes) / 1e6, double(r.out_bytes) / 1e6, timer.elapsed_ms() / 1e3, types.c_str());
+  return 0;
 }
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -38,10 +37,8 @@ int run_main(int argc, char** argv) {
   std::string model_path, mmproj_path, prompt, tiling, chat_template = "auto", system_prompt;
   std::vector<std::string> images;
   int max_tiles = 0, n_predict = 128, threads = ThreadPool::hardware_threads(), chunk = 128, ctx = 0, vit_batch = 4;
-  int top_k = 40;
   double alpha = -1;
-  float temp = 0.0f, top_p = 0.95f, min_p = 0.05f, repeat_penalty = 1.0f;
-  int64_t seed = -1;
+  SamplerParams sampling;
   bool print_ids = false, verbose = false, low_memory = false;
   KvType kv_type = kDefaultKvType;
 
@@ -57,12 +54,7 @@ int run_main(int argc, char** argv) {
   app.add_option("--alpha", alpha, "α of relaxed aspect-ratio matching (default: the model's)")
       ->check(CLI::Range(0.0, 10.0));
   app.add_option("-n,--n-predict", n_predict, "Tokens to generate at most")->capture_default_str();
-  app.add_option("--temp", temp, "Sampling temperature; 0 = greedy")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--top-k", top_k, "Keep the K most likely tokens; 0 = off")->capture_default_str();
-  app.add_option("--top-p", top_p, "Nucleus sampling threshold; 1 = off")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  app.add_option("--min-p", min_p, "Min-p threshold; 0 = off")->capture_default_str()->check(CLI::Range(0.0f, 1.0f));
-  app.add_option("--repeat-penalty", repeat_penalty, "Repetition penalty; 1 = off")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seed", seed, "RNG seed for sampling; -1 = random")->capture_default_str();
+  add_sampling_options(app, sampling);
   app.add_option("-t,--threads", threads, "Threads (default: hardware concurrency)")
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--chunk", chunk, "Prefill chunk size in tokens")->capture_default_str()->check(CLI::PositiveNumber);
@@ -77,16 +69,7 @@ int run_main(int argc, char** argv) {
                "Unmap the ViT weights once the images are encoded (peak RSS near max(ViT, LLM), not their sum)");
   app.add_flag("-v,--verbose", verbose, "Print model, tiling and prompt details to stderr");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\nRun 'edgevlm run --help' for the options.\n", e.what());
-    return 1;
-  }
+  if (auto rc = parse_command_line(app, argc, argv)) return *rc;
 
   Timer load_timer;
   ThreadPool pool(threads);
@@ -164,13 +147,7 @@ int run_main(int argc, char** argv) {
   GenerateParams gp;
   gp.n_predict = std::min(n_predict, n_ctx - vp.n_positions);
   gp.chunk_size = chunk;
-  gp.sampler.temperature = temp;
-  gp.sampler.top_k = top_k;
-  gp.sampler.top_p = top_p;
-  gp.sampler.min_p = min_p;
-  gp.sampler.repeat_penalty = repeat_penalty;
-  gp.sampler.seed = seed >= 0 ? static_cast<uint64_t>(seed)
-                              : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  gp.sampler = sampling;
   gp.stop_strings = chat_template_stop_strings(tmpl);
 
   Generator gen(*model, *tokenizer, cache, pool);
