@@ -245,7 +245,13 @@ class Trainer:
             self.state.update(phase=pi + 1, samples=0, elapsed=0.0, step=0)
             return
         ps = self.params_for(name)
-        self.opt = torch.optim.AdamW(ps, lr=lr_max, betas=(0.9, 0.98), weight_decay=0.01)
+        # In stage 2 the ViT learns at its own, lower rate: at the decoder's 1e-3 its output lost most of
+        # its dependence on the image within a few hundred steps and the decoder learned to answer blind.
+        vit = {id(p) for p in self.model.vit.parameters()} if name == "stage2" else set()
+        groups = [{"params": [p for p in ps if id(p) not in vit], "lr": lr_max, "peak": lr_max}]
+        if vit:
+            groups.append({"params": [p for p in ps if id(p) in vit], "lr": self.a.vit_lr, "peak": self.a.vit_lr})
+        self.opt = torch.optim.AdamW(groups, lr=lr_max, betas=(0.9, 0.98), weight_decay=0.01)
         if getattr(self, "_resume_opt", None) is not None and self.state["step"] > 0:
             self.opt.load_state_dict(self._resume_opt)
         self._resume_opt = None
@@ -263,7 +269,7 @@ class Trainer:
             w = min(1.0, max((st["step"] + 1) / warm, prog / 0.05))
             lr = lr_max * w * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * prog)))
             for g in self.opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("peak", lr_max) / lr_max
             self.model.train()
             loss = self.loss(name, batch)
             self.opt.zero_grad(set_to_none=True)
@@ -397,6 +403,7 @@ def main():
     ap.add_argument("--samples", type=int, nargs=4, default=[8000, 12000, 4000, 60000],
                     help="sample cap per phase")
     ap.add_argument("--lrs", type=float, nargs=4, default=[1e-3, 1e-3, 1e-3, 1e-3])
+    ap.add_argument("--vit-lr", type=float, default=1e-4, help="peak learning rate of the ViT in stage 2")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--siglip-batch", type=int, default=32)
     ap.add_argument("--warmup", type=int, default=50)
