@@ -48,6 +48,8 @@ int chat_main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--chunk", chunk, "Prefill chunk size in tokens")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--vit-batch", o.vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));
+  bool no_pipeline = false;
+  app.add_flag("--no-pipeline", no_pipeline, "Prepare each ViT batch only after the previous one (no overlap)");
   app.add_option("--ctx", o.n_ctx, "KV cache size in tokens (default: the model's context length, at most 4096)")
       ->check(CLI::NonNegativeNumber);
   add_kv_type_option(app, o.kv_type);
@@ -57,6 +59,7 @@ int chat_main(int argc, char** argv) {
                "Map the ViT weights only while encoding and drop the LLM's pages meanwhile (lower peak RSS)");
   app.add_flag("--timing", timing, "After each answer, print a [timing] line");
   if (auto rc = parse_command_line(app, argc, argv)) return *rc;
+  o.vit_pipeline = !no_pipeline;
 
   Session s(o);
   GenerateParams gp;

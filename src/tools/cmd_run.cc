@@ -39,7 +39,7 @@ int run_main(int argc, char** argv) {
   int max_tiles = 0, n_predict = 128, threads = ThreadPool::hardware_threads(), chunk = 128, ctx = 0, vit_batch = 4;
   double alpha = -1;
   SamplerParams sampling;
-  bool print_ids = false, verbose = false, low_memory = false;
+  bool print_ids = false, verbose = false, low_memory = false, no_pipeline = false;
   KvType kv_type = kDefaultKvType;
 
   app.add_option("-m,--model", model_path, "Language model GGUF file")->required();
@@ -59,6 +59,7 @@ int run_main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 1024));
   app.add_option("--chunk", chunk, "Prefill chunk size in tokens")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--vit-batch", vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_flag("--no-pipeline", no_pipeline, "Prepare each ViT batch only after the previous one (no overlap)");
   app.add_option("--ctx", ctx, "KV cache size in tokens (default: the model's context length, at most 4096)")
       ->check(CLI::NonNegativeNumber);
   add_kv_type_option(app, kv_type);
@@ -100,7 +101,7 @@ int run_main(int argc, char** argv) {
     Timer t;
     Image img = load_image(path);
     image_load_ms += t.elapsed_ms();
-    embs.push_back(encode_image(*mmproj, img, tcfg, pool, vit_batch));
+    embs.push_back(encode_image(*mmproj, img, tcfg, pool, VitOptions(vit_batch, !no_pipeline)));
     const ImageEmbeddings& e = embs.back();
     image_load_ms += e.preprocess_ms;
     vit_ms += e.vit_ms + e.projector_ms;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "ops/matmul.h"
 
 namespace edgevlm {
 
@@ -372,6 +373,17 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
 
 void write_random_mmproj(const std::string& path, const RandomMmprojSpec& spec) {
   make_random_mmproj(spec).writer().write(path);
+}
+
+MmprojModel::~MmprojModel() {
+  for (const WeightMatrix* w : matrices()) matmul_forget(*w);
+}
+
+std::vector<const WeightMatrix*> MmprojModel::matrices() const {
+  std::vector<const WeightMatrix*> ws = {&patch_embd, &mm_1, &mm_2, &mm_fc};
+  for (const VitBlock& b : blocks)
+    for (const WeightMatrix* w : {&b.q, &b.k, &b.v, &b.o, &b.up, &b.down}) ws.push_back(w);
+  return ws;
 }
 
 }  // namespace edgevlm

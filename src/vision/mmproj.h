@@ -66,6 +66,9 @@ class MmprojModel {
   // Reads the config and checks every tensor. Keeps a reference to f, which must outlive the model.
   // Throws edgevlm::Error naming the file and the key or tensor at fault.
   static std::unique_ptr<MmprojModel> load(const GGUFFile& f);
+  ~MmprojModel();  // frees the repacked copies of its matrices (low-memory mode unmaps the file after each encode)
+  // Every weight matrix the ViT and projector multiply by.
+  std::vector<const WeightMatrix*> matrices() const;
 
   const VisionConfig& config() const { return cfg_; }
   const GGUFFile& file() const { return *file_; }

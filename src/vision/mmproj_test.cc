@@ -5,6 +5,9 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
+#include "ops/matmul.h"
+#include "ops/matmul_internal.h"
 
 namespace edgevlm {
 namespace {
@@ -126,6 +129,26 @@ TEST(Mmproj, FilesWithoutEdgevlmKeysGetOneTileAndNoMarkers) {
   EXPECT_EQ(m->config().max_tiles, 1);
   EXPECT_TRUE(m->config().image_start.empty());
   EXPECT_FLOAT_EQ(m->config().proj_norm_eps, 1e-5f);
+}
+
+// Low-memory mode unmaps the mmproj after each encode: the repacked copies must go with the model,
+// or every encode would leave its ViT weights behind.
+TEST(Mmproj, DestroyingTheModelFreesItsRepackedWeights) {
+  RandomMmprojSpec spec;
+  spec.n_embd = 128;
+  spec.n_ff = 512;  // 512 × 128 Q8_0 = 68 KiB, above the repacking threshold
+  spec.weight_type = GGMLType::Q8_0;
+  auto f = to_file(make_random_mmproj(spec));
+  ThreadPool pool(2);
+  const size_t before = detail::matmul_packed_bytes();
+  {
+    auto m = MmprojModel::load(*f);
+    bool any = false;
+    for (const WeightMatrix* w : m->matrices()) any |= matmul_prepare(*w, pool);
+    if (!any) GTEST_SKIP() << "no repacking kernels on this CPU";
+    EXPECT_GT(detail::matmul_packed_bytes(), before);
+  }
+  EXPECT_EQ(detail::matmul_packed_bytes(), before);
 }
 
 TEST(MmprojBadInput, MissingTensorIsNamed) {
