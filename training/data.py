@@ -364,14 +364,40 @@ TASKS = {
 TASK_NAMES = list(TASKS)
 
 
-def make_sample(split: str, index: int, task: str | None = None, max_turns: int | None = None):
-    """Sample `index` of `split`. With task=None the task is drawn from the mixture (training); training
-    uses every question about the image as turns of one conversation (more supervision per ViT pass),
-    evaluation passes the task and max_turns=1."""
-    rng = np.random.default_rng(np.random.SeedSequence([SPLIT_ID[split], index] + ([TASK_NAMES.index(task) + 1] if task else [])))
+# Training-only task: "list the contents" of another task's image, answered with its full description
+# (the words, values and shapes it shows). Every answer token depends on the image, so the decoder learns
+# to look before it can settle on answering from the question (docs/TRAINING.md); the paper's stage 1
+# uses image-caption pairs for the same reason. Not in TASKS: never evaluated.
+DESCRIBE = "describe"
+DESCRIBE_QUESTION = "List the contents of the image."
+IMAGE_TASKS = [t for t in TASK_NAMES if t != "text"]
+
+
+def curriculum_weights(progress: float) -> dict:
+    """Stage-2 task weights at `progress` (0..1 of the phase's samples): the describe task and the easy
+    visual tasks first, the reading tasks brought in over the first 30 %."""
+    ramp = min(1.0, 0.25 + 0.75 * progress / 0.3)
+    easy = {"caption", "shapes", "chart"}
+    w = {t: TASKS[t][1] * (1.0 if t in easy else ramp) * (2.0 if t in easy and progress < 0.3 else 1.0)
+         for t in TASK_NAMES}
+    w[DESCRIBE] = 4.0 - 3.0 * min(1.0, progress / 0.5)
+    return w
+
+
+def make_sample(split: str, index: int, task: str | None = None, max_turns: int | None = None,
+                weights: dict | None = None):
+    """Sample `index` of `split`. With task=None the task is drawn from the mixture (training; `weights`
+    overrides TASKS' weights and may include DESCRIBE); training uses every question about the image as
+    turns of one conversation (more supervision per ViT pass), evaluation passes the task and max_turns=1."""
+    rng = np.random.default_rng(np.random.SeedSequence([SPLIT_ID[split], index] + ([(TASK_NAMES + [DESCRIBE]).index(task) + 1] if task else [])))
     if task is None:
-        w = np.array([TASKS[t][1] for t in TASK_NAMES])
-        task = TASK_NAMES[int(rng.choice(len(w), p=w / w.sum()))]
+        names = list(weights) if weights else TASK_NAMES
+        w = np.array([weights[t] for t in names] if weights else [TASKS[t][1] for t in names])
+        task = names[int(rng.choice(len(w), p=w / w.sum()))]
+    if task == DESCRIBE:
+        img, _, desc = TASKS[pick(rng, IMAGE_TASKS)][0](rng)
+        return {"task": task, "image": img, "qa": [(DESCRIBE_QUESTION, desc)], "desc": desc, "split": split,
+                "index": index}
     img, qa, desc = TASKS[task][0](rng)
     qa = [qa[int(i)] for i in rng.permutation(len(qa))]
     n = len(qa) if max_turns is None else min(max_turns, len(qa))

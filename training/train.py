@@ -156,10 +156,12 @@ class Trainer:
         a = self.a
         i = start
         bs = a.batch if name != "siglip" else a.siglip_batch
+        cap = self.phase_cfg(name)[1]
         while True:
             group = []
             while len(group) < 4 * bs:
-                s = data.make_sample("train", PHASE_BASE[name] + i)
+                w = data.curriculum_weights(i / cap) if name == "stage2" and a.curriculum else None
+                s = data.make_sample("train", PHASE_BASE[name] + i, weights=w)
                 i += 1
                 if name == "siglip":
                     if s["image"] is None:
@@ -406,6 +408,8 @@ def main():
     ap.add_argument("--samples", type=int, nargs=4, default=[8000, 12000, 4000, 60000],
                     help="sample cap per phase")
     ap.add_argument("--lrs", type=float, nargs=4, default=[1e-3, 1e-3, 1e-3, 1e-3])
+    ap.add_argument("--no-curriculum", dest="curriculum", action="store_false",
+                    help="stage 2 on the fixed task mixture instead of data.curriculum_weights")
     ap.add_argument("--vit-lr", type=float, default=1e-4, help="peak learning rate of the ViT in stage 2")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--siglip-batch", type=int, default=32)

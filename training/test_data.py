@@ -1,0 +1,44 @@
+"""The data generator: determinism, split separation and the stage-2 curriculum."""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+
+
+def pixels(s):
+    return None if s["image"] is None else np.asarray(s["image"]).tobytes()
+
+
+def test_same_index_same_sample_and_splits_differ():
+    for task in ("ocr_word", "chart", "shapes"):
+        a, b = data.make_sample("train", 7, task=task), data.make_sample("train", 7, task=task)
+        assert a["qa"] == b["qa"] and pixels(a) == pixels(b)
+        t = data.make_sample("test", 7, task=task)
+        assert pixels(t) != pixels(a)
+
+
+def test_describe_answers_with_the_image_description():
+    for i in range(20):
+        s = data.make_sample("train", i, task=data.DESCRIBE)
+        assert s["image"] is not None
+        assert s["qa"] == [(data.DESCRIBE_QUESTION, s["desc"])] and s["desc"]
+    # the question is not one any evaluated task asks (its answer would contradict theirs)
+    asked = {q for t in data.TASK_NAMES for i in range(30) for q, _ in data.make_sample("val", i, task=t)["qa"]}
+    assert data.DESCRIBE_QUESTION not in asked
+
+
+def test_curriculum_starts_visual_and_ends_at_the_mixture():
+    w0, w1 = data.curriculum_weights(0.0), data.curriculum_weights(1.0)
+    assert w0[data.DESCRIBE] > max(v for k, v in w0.items() if k != data.DESCRIBE)
+    assert w0["ocr_word"] < w0["caption"] and w0["ocr_code"] < w0["shapes"]
+    for t in data.TASK_NAMES:
+        assert abs(w1[t] - data.TASKS[t][1]) < 1e-9
+    drawn = [data.make_sample("train", i, weights=w0)["task"] for i in range(300)]
+    assert drawn.count(data.DESCRIBE) > drawn.count("ocr_word")
+
+
+def test_evaluation_sets_never_contain_the_training_only_task():
+    assert all(s["task"] != data.DESCRIBE for s in data.eval_set("test", 2))
