@@ -3,20 +3,32 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/cpu_features.h"
+
 namespace edgevlm {
 
 void swiglu(float* gate, const float* up, int64_t n) {
+  const int64_t done = cpu_has_avx2() ? swiglu_avx2(gate, up, n) : 0;
+  swiglu_ref(gate + done, up + done, n - done);
+}
+
+void swiglu_ref(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     gate[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
 }
 
-void gelu_tanh(float* x, int64_t n) {
+void gelu_tanh(const float* x, float* y, int64_t n) {
+  const int64_t done = cpu_has_avx2() ? gelu_tanh_avx2(x, y, n) : 0;
+  gelu_tanh_ref(x + done, y + done, n - done);
+}
+
+void gelu_tanh_ref(const float* x, float* y, int64_t n) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    x[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)));
+    y[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * v * (1.0f + 0.044715f * v * v)));
   }
 }
 

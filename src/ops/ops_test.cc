@@ -115,6 +115,53 @@ TEST(Activations, SwigluGeluSoftmax) {
   EXPECT_EQ(y, (std::vector<float>{11, 22, 13, 24}));
 }
 
+// 0.5·x·(1 + tanh(u)) = x·sigmoid(2u): the form without cancellation, even in double, for x ≪ 0.
+double gelu_exact(double x) { return x / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }
+double silu_exact(double x) { return x / (1 + std::exp(-x)); }
+
+// Inputs from −12 to 12 in steps of 1/64, then values whose exp over- or underflows.
+std::vector<float> activation_inputs() {
+  std::vector<float> x;
+  for (int i = -768; i <= 768; ++i) x.push_back(float(i) / 64);
+  for (float v : {-1e4f, -200.0f, -90.0f, -45.0f, 45.0f, 90.0f, 200.0f, 1e4f, 1e-20f, -1e-20f}) x.push_back(v);
+  return x;
+}
+
+// The dispatched functions (AVX2 on x86, libm elsewhere) against double precision: within
+// 2e-7·(1 + |x|) absolute. The AVX2 loops alone are also close in relative terms where GELU and
+// SiLU are tiny (x ≪ 0, where the scalar 0.5·x·(1 + tanh) form cancels): 2e-6 plus the float
+// rounding of the exponent t (1.5e-7·|t|, t = 2u for GELU, x for SiLU).
+TEST(Activations, GeluAndSwigluMatchDoublePrecisionOnEveryPath) {
+  const std::vector<float> x = activation_inputs();
+  const int64_t n = int64_t(x.size());  // not a multiple of 8: the scalar tail runs too
+  std::vector<float> y(x.size()), ones(x.size(), 1.0f), up = randv(x.size(), 9);
+  gelu_tanh(x.data(), y.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_NEAR(y[i], gelu_exact(x[i]), 2e-7 * (1 + std::fabs(x[i]))) << "gelu(" << x[i] << ")";
+  std::vector<float> g = x;
+  swiglu(g.data(), up.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_NEAR(g[i], silu_exact(x[i]) * up[i], 2e-7 * (1 + std::fabs(x[i] * up[i]))) << "silu(" << x[i] << ")";
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2: the scalar loops were the path checked";
+  std::fill(y.begin(), y.end(), 7.0f);
+  const int64_t done = gelu_tanh_avx2(x.data(), y.data(), n);
+  EXPECT_EQ(done, n / 8 * 8);
+  EXPECT_EQ(y[size_t(done)], 7.0f);  // the tail is left to the caller
+  g = x;
+  EXPECT_EQ(swiglu_avx2(g.data(), ones.data(), n), done);
+  for (int64_t i = 0; i < done; ++i) {
+    const double ge = gelu_exact(x[i]), se = silu_exact(x[i]);
+    const double tg = 2 * std::sqrt(2 / M_PI) * (x[i] + 0.044715 * double(x[i]) * x[i] * x[i]);
+    ASSERT_TRUE(std::isfinite(y[i]) && std::isfinite(g[i])) << x[i];
+    if (std::fabs(ge) > 1e-30) {
+      ASSERT_NEAR(y[i], ge, (2e-6 + 1.5e-7 * std::fabs(tg)) * std::fabs(ge)) << "gelu(" << x[i] << ")";
+    }
+    if (std::fabs(se) > 1e-30) {
+      ASSERT_NEAR(g[i], se, (2e-6 + 1.5e-7 * std::fabs(x[i])) * std::fabs(se)) << "silu(" << x[i] << ")";
+    }
+  }
+}
+
 // Naive attention in double for one query row.
 void naive_attention(const AttentionArgs& a, int i, std::vector<double>& out) {
   out.assign(size_t(a.n_head) * a.head_dim, 0.0);
