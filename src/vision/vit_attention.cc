@@ -5,12 +5,17 @@
 #include <vector>
 
 #include "ops/activations.h"
+#include "ops/cpu_features.h"
 #include "ops/matmul.h"
 
 namespace edgevlm {
 
 void vit_attention(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
                    int n_head, int head_dim, float scale, ThreadPool& pool) {
+  if (cpu_has_avx2()) {
+    vit_attention_avx2(q, k, v, out, n_tiles, n_tok, n_head, head_dim, scale, pool);
+    return;
+  }
   const int64_t d = int64_t(n_head) * head_dim;
   const int64_t T = n_tok, hd = head_dim;
   pool.parallel_for(int64_t(n_tiles) * n_head, [&](int64_t begin, int64_t end) {

@@ -1,7 +1,7 @@
 // Bidirectional (unmasked) multi-head attention of the ViT, batched over tiles: every token of a
-// tile attends to every token of the same tile, never across tiles. The two products per
-// (tile, head) run through the matmul kernels: scores = K_h·q (K_h as the weight matrix) and
-// out = V_hᵀ·p (V_hᵀ as the weight matrix), so the AVX2 path does the arithmetic.
+// tile attends to every token of the same tile, never across tiles. On AVX2 a blocked kernel of
+// its own (vit_attention_avx2.cc); elsewhere the two products per (tile, head) run through the
+// matmul kernels (NEON on aarch64): scores = K_h·q (K_h as the weight matrix) and out = V_hᵀ·p.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,10 @@ namespace edgevlm {
 // out must not alias q, k or v. Parallel over (tile, head) pairs.
 void vit_attention(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
                    int n_head, int head_dim, float scale, ThreadPool& pool);
+
+// The AVX2 kernel directly (tests compare it to the reference). Call only when cpu_has_avx2().
+void vit_attention_avx2(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
+                        int n_head, int head_dim, float scale, ThreadPool& pool);
 
 // Plain scalar loops: the reference the tests compare the matmul path against.
 void vit_attention_ref(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "ops/cpu_features.h"
 #include "vision/vit_attention.h"
 
 namespace edgevlm {
@@ -54,6 +55,25 @@ TEST(VitAttention, MatchesScalarReference) {
   vit_attention(q.data(), k.data(), v.data(), out.data(), tiles, n_tok, heads, hd, scale, pool);
   vit_attention_ref(q.data(), k.data(), v.data(), ref.data(), tiles, n_tok, heads, hd, scale);
   EXPECT_LT(max_abs_diff(out, ref), 2e-6f);
+}
+
+// The AVX2 kernel's edges: token counts off its 6-row and 16-key blocks, head widths off its
+// 16- and 8-feature tiles, and large scores (softmax must subtract the row maximum).
+TEST(VitAttention, Avx2KernelMatchesScalarReferenceOverShapes) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+  ThreadPool pool(2);
+  struct Shape { int tiles, n_tok, heads, hd; float qscale; };
+  for (const Shape& sh : {Shape{2, 50, 3, 12, 1.0f}, Shape{1, 17, 2, 72, 1.0f}, Shape{1, 7, 1, 20, 1.0f},
+                          Shape{2, 33, 2, 8, 1.0f}, Shape{1, 40, 2, 16, 40.0f}, Shape{1, 1, 1, 4, 1.0f}}) {
+    SCOPED_TRACE(std::to_string(sh.n_tok) + " tokens, head " + std::to_string(sh.hd));
+    const size_t n = size_t(sh.tiles) * sh.n_tok * sh.heads * sh.hd;
+    auto q = random_vec(n, 21, sh.qscale), k = random_vec(n, 22), v = random_vec(n, 23);
+    std::vector<float> out(n, 99.0f), ref(n);
+    const float scale = 1.0f / std::sqrt(float(sh.hd));
+    vit_attention_avx2(q.data(), k.data(), v.data(), out.data(), sh.tiles, sh.n_tok, sh.heads, sh.hd, scale, pool);
+    vit_attention_ref(q.data(), k.data(), v.data(), ref.data(), sh.tiles, sh.n_tok, sh.heads, sh.hd, scale);
+    EXPECT_LT(max_abs_diff(out, ref), 2e-6f);
+  }
 }
 
 TEST(VitAttention, BidirectionalAndConfinedToItsTile) {
@@ -218,11 +238,14 @@ TEST(VitForward, BatchSizeDoesNotChangeTheResult) {
   EXPECT_TRUE(vit_forward(*m, tiles.data(), 0, pool).empty());
 }
 
-TEST(VitForward, QuantizedWeightsStayCloseToF32) {
+// n_ff 64: every matrix Q8_0 in the file; 56: the down-projections are F32 in the file and
+// quantized at load with padded rows (MmprojModel::blocks).
+class VitQuantized : public ::testing::TestWithParam<int> {};
+TEST_P(VitQuantized, WeightsStayCloseToF32) {
   RandomMmprojSpec s = small_spec();
   s.n_embd = 32;
   s.n_head = 4;
-  s.n_ff = 64;
+  s.n_ff = GetParam();
   s.projection_dim = 32;
   auto b32 = make_random_mmproj(s).writer().serialize();
   s.weight_type = GGMLType::Q8_0;
@@ -239,7 +262,9 @@ TEST(VitForward, QuantizedWeightsStayCloseToF32) {
   const float d = max_abs_diff(a, b);
   EXPECT_LT(d, 0.15f);
   EXPECT_GT(d, 0.0f);  // the quantized path really ran
+  EXPECT_EQ(m8->blocks[0].down.type, GGMLType::Q8_0);
 }
+INSTANTIATE_TEST_SUITE_P(VitForward, VitQuantized, ::testing::Values(64, 56));
 
 // The pipeline moves work to another thread, never changes it: pipelined and serial runs agree
 // bit for bit at every batch size (Q8_0 too, whose activations are quantized per call), and the
