@@ -310,7 +310,8 @@ int bench_main(int argc, char** argv) {
       const double tile_ms = median(ms);
       double mac = macs(mm->patch_embd) * N;
       for (const VitBlock& b : mm->blocks)
-        mac += (macs(b.q) + macs(b.k) + macs(b.v) + macs(b.o) + macs(b.up) + macs(b.down)) * N;
+        // The model's work: a padded down-projection's zero inputs do not count.
+        mac += (macs(b.q) + macs(b.k) + macs(b.v) + macs(b.o) + macs(b.up) + double(vc.n_ff) * b.down.n_out) * N;
       mac += 2.0 * double(N) * N * D * vc.n_layer;  // attention
       const bool ints = integer_kernels(mm->blocks.empty() ? GGMLType::F32 : mm->blocks[0].q.type);
       const double peak_mac = ints ? lim.int8_gops * 1e9 : lim.fma_gflops * 1e9 / 2;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "ops/matmul.h"
 
 namespace edgevlm {
@@ -76,6 +77,22 @@ class Reader {
   const GGUFFile& f_;
   size_t& bytes_;
 };
+
+// See MmprojModel::blocks: the down-projection as Q8_0 with its rows zero-padded to whole blocks.
+void quantize_padded_down(VitBlock& b) {
+  const WeightMatrix w = b.down;
+  const int64_t n_in = (w.n_in + kQK - 1) / kQK * kQK;
+  const size_t rs = row_bytes(GGMLType::Q8_0, n_in);
+  auto q8 = std::make_unique<uint8_t[]>(rs * size_t(w.n_out));
+  std::vector<float> row(size_t(n_in), 0.0f);
+  for (int64_t o = 0; o < w.n_out; ++o) {
+    dequantize_row(w.type, w.data + size_t(o) * w.row_stride, row.data(), w.n_in);
+    quantize_row(GGMLType::Q8_0, row.data(), q8.get() + size_t(o) * rs, n_in);
+  }
+  release_file_pages(w.data, w.row_stride * size_t(w.n_out));
+  b.down = WeightMatrix::from_data(GGMLType::Q8_0, q8.get(), n_in, w.n_out);
+  b.down_q8 = std::move(q8);
+}
 
 int positive_key(const GGUFFile& f, const std::string& key, int64_t max) {
   if (!f.has(key)) fail("mmproj '%s': key '%s' is missing", f.path().c_str(), key.c_str());
@@ -248,6 +265,13 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
     m->mm_fc = r.mat("mm.model.fc.weight", MD, out);
     m->mm_fc_b = r.vec_opt("mm.model.fc.bias", out);
     c.projection_dim = int(out);
+  }
+  {
+    bool int8 = !m->blocks.empty();
+    for (const VitBlock& b : m->blocks)
+      for (const WeightMatrix* w : {&b.q, &b.k, &b.v, &b.o, &b.up}) int8 = int8 && w->type == GGMLType::Q8_0;
+    for (VitBlock& b : m->blocks)
+      if (int8 && b.down.n_in % kQK != 0 && type_block_elems(b.down.type) == 1) quantize_padded_down(b);
   }
   return m;
 }

@@ -56,8 +56,11 @@ struct VisionConfig {
 
 struct VitBlock {
   std::vector<float> ln1_w, ln1_b, ln2_w, ln2_b;
+  // down.n_in ≥ n_ff: an INT8 ViT's down-projection may be a padded Q8_0 copy (down_q8), whose
+  // inputs past n_ff multiply zero weights and must be given as zeros.
   WeightMatrix q, k, v, o, up, down;
   std::vector<float> q_b, k_b, v_b, o_b, up_b, down_b;  // empty when the file has no bias
+  std::unique_ptr<uint8_t[]> down_q8;                    // owns down's data when it is that copy
 };
 
 // Weights are views into the GGUF mapping (matrices) or owned F32 copies (vectors).
@@ -79,6 +82,10 @@ class MmprojModel {
   WeightMatrix patch_embd;          // n_in = 3·P·P in (c, ky, kx) order, n_out = n_embd
   std::vector<float> patch_bias;    // n_embd (zeros when absent)
   std::vector<float> pos_embd;      // n_patches × n_embd
+  // INT8 ViT: when every block matrix is Q8_0 but the down-projections, which a GGUF file cannot
+  // hold as Q8_0 because their rows are not whole blocks (so400m's 4304), load quantizes those
+  // to Q8_0 too, rows zero-padded to whole blocks, so that the whole ViT runs on the int8
+  // kernels (the float path took a third of an encode); the file's pages are given back.
   std::vector<VitBlock> blocks;
   std::vector<float> post_ln_w, post_ln_b;  // empty when the file has no post-LN
   // Projector

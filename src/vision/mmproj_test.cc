@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "core/error.h"
@@ -118,6 +119,43 @@ TEST(Mmproj, LoadsIdefics3AndQuantizedWeights) {
   EXPECT_EQ(m->mm_fc.type, GGMLType::Q8_0);
   EXPECT_EQ(m->blocks[0].q.type, GGMLType::Q8_0);
   EXPECT_EQ(m->patch_embd.type, GGMLType::F32);  // rows of 8·8·3 = 192 stay F32 in the generator
+}
+
+// so400m's 4304-wide down-projections cannot be Q8_0 in a file; an otherwise Q8_0 ViT gets them
+// as Q8_0 rows zero-padded to whole blocks, each value within Q8_0's step of the file's.
+TEST(Mmproj, Int8VitQuantizesDownProjectionsWhoseRowsAreNotWholeBlocks) {
+  RandomMmprojSpec spec;
+  spec.n_embd = 32;
+  spec.n_ff = 40;
+  spec.weight_type = GGMLType::Q8_0;
+  RandomMmproj r = make_random_mmproj(spec);
+  auto f = to_file(r);
+  auto m = MmprojModel::load(*f);
+  for (int i = 0; i < spec.n_layer; ++i) {
+    const VitBlock& b = m->blocks[size_t(i)];
+    ASSERT_EQ(b.down.type, GGMLType::Q8_0);
+    ASSERT_EQ(b.down.n_in, 64);
+    ASSERT_EQ(b.down.n_out, 32);
+    ASSERT_EQ(b.down.data, b.down_q8.get());
+    const NamedTensor* src = r.find("v.blk." + std::to_string(i) + ".ffn_down.weight");  // ne {40, 32}
+    ASSERT_NE(src, nullptr);
+    std::vector<float> row(64);
+    for (int o = 0; o < 32; ++o) {
+      dequantize_row(GGMLType::Q8_0, b.down.data + size_t(o) * b.down.row_stride, row.data(), 64);
+      float amax = 0;
+      for (int j = 0; j < 40; ++j) amax = std::max(amax, std::fabs(src->values[size_t(o * 40 + j)]));
+      for (int j = 0; j < 40; ++j)  // half a step, plus the scale's F16 rounding over 127 steps
+        ASSERT_NEAR(row[size_t(j)], src->values[size_t(o * 40 + j)], 0.6f * amax / 127) << o << "," << j;
+      for (int j = 40; j < 64; ++j) ASSERT_EQ(row[size_t(j)], 0.0f);
+    }
+  }
+  // A float ViT keeps the file's matrix.
+  spec.weight_type = GGMLType::F32;
+  auto f32 = to_file(make_random_mmproj(spec));
+  auto m32 = MmprojModel::load(*f32);
+  EXPECT_EQ(m32->blocks[0].down.type, GGMLType::F32);
+  EXPECT_EQ(m32->blocks[0].down.n_in, 40);
+  EXPECT_FALSE(m32->blocks[0].down_q8);
 }
 
 TEST(Mmproj, FilesWithoutEdgevlmKeysGetOneTileAndNoMarkers) {

@@ -105,6 +105,15 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
   const int64_t max_rows = int64_t(batch) * N;
   std::vector<float> x(size_t(max_rows * D)), q(size_t(max_rows * D)), k(size_t(max_rows * D)),
       v(size_t(max_rows * D)), a(size_t(max_rows * D)), ff(size_t(max_rows * F));
+  // A padded down-projection (MmprojModel::blocks) reads the GELU output from rows of its own
+  // width, whose padding stays zero.
+  int64_t FP = F;
+  for (const VitBlock& blk : m.blocks) {
+    EV_CHECK(blk.down.n_in >= F, "vit_forward: down-projection has %lld inputs, fewer than n_ff %lld",
+             (long long)blk.down.n_in, (long long)F);
+    FP = std::max(FP, blk.down.n_in);
+  }
+  std::vector<float> ffp(FP > F ? size_t(max_rows * FP) : 0, 0.0f);
   const float scale = 1.0f / std::sqrt(float(c.head_dim()));
   // Stage 2 of batch kb: the transformer blocks and the post-LN, on the pool.
   auto blocks = [&](int kb) {
@@ -122,8 +131,13 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
 
       layer_norm_rows(h, blk.ln2_w, blk.ln2_b, c.eps, D, rows, x.data(), pool);
       linear(blk.up, blk.up_b, x.data(), rows, ff.data(), pool);
-      pool.parallel_for(rows, [&](int64_t r0, int64_t r1) { gelu_tanh(ff.data() + r0 * F, (r1 - r0) * F); });
-      linear(blk.down, blk.down_b, ff.data(), rows, x.data(), pool);
+      const int64_t fi = blk.down.n_in;
+      float* act = fi == F ? ff.data() : ffp.data();
+      pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+        if (fi == F) gelu_tanh(ff.data() + r0 * F, (r1 - r0) * F);
+        else for (int64_t r = r0; r < r1; ++r) gelu_tanh(ff.data() + r * F, act + r * fi, F);
+      });
+      linear(blk.down, blk.down_b, act, rows, x.data(), pool);
       add_rows(h, x.data(), D, rows, pool);
     }
     if (!m.post_ln_w.empty()) layer_norm_rows(h, m.post_ln_w, m.post_ln_b, c.eps, D, rows, h, pool);
