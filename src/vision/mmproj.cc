@@ -1,7 +1,12 @@
 #include "vision/mmproj.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/error.h"
 #include "core/pages.h"
@@ -83,7 +88,7 @@ void quantize_padded_down(VitBlock& b) {
   const WeightMatrix w = b.down;
   const int64_t n_in = (w.n_in + kQK - 1) / kQK * kQK;
   const size_t rs = row_bytes(GGMLType::Q8_0, n_in);
-  auto q8 = std::make_unique<uint8_t[]>(rs * size_t(w.n_out));
+  auto q8 = std::make_unique_for_overwrite<uint8_t[]>(rs * size_t(w.n_out));  // every byte written below
   std::vector<float> row(size_t(n_in), 0.0f);
   for (int64_t o = 0; o < w.n_out; ++o) {
     dequantize_row(w.type, w.data + size_t(o) * w.row_stride, row.data(), w.n_in);
@@ -270,8 +275,28 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
     bool int8 = !m->blocks.empty();
     for (const VitBlock& b : m->blocks)
       for (const WeightMatrix* w : {&b.q, &b.k, &b.v, &b.o, &b.up}) int8 = int8 && w->type == GGMLType::Q8_0;
+    std::vector<VitBlock*> todo;
     for (VitBlock& b : m->blocks)
-      if (int8 && b.down.n_in % kQK != 0 && type_block_elems(b.down.type) == 1) quantize_padded_down(b);
+      if (int8 && b.down.n_in % kQK != 0 && type_block_elems(b.down.type) == 1) todo.push_back(&b);
+    // About a second of scalar work for so400m on one core: spread over the CPU's threads.
+    std::atomic<size_t> next{0};
+    std::mutex mu;
+    std::exception_ptr error;
+    auto work = [&] {
+      try {
+        for (size_t j; (j = next++) < todo.size();) quantize_padded_down(*todo[j]);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu);
+        error = std::current_exception();
+      }
+    };
+    {
+      std::vector<std::jthread> threads;
+      const size_t n = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), todo.size());
+      for (size_t t = 1; t < n; ++t) threads.emplace_back(work);
+      work();
+    }
+    if (error) std::rethrow_exception(error);
   }
   return m;
 }
