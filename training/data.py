@@ -374,13 +374,14 @@ IMAGE_TASKS = [t for t in TASK_NAMES if t != "text"]
 
 
 def curriculum_weights(progress: float) -> dict:
-    """Stage-2 task weights at `progress` (0..1 of the phase's samples): the describe task and the easy
-    visual tasks first, the reading tasks brought in over the first 30 %."""
-    ramp = min(1.0, 0.25 + 0.75 * progress / 0.3)
-    easy = {"caption", "shapes", "chart"}
-    w = {t: TASKS[t][1] * (1.0 if t in easy else ramp) * (2.0 if t in easy and progress < 0.3 else 1.0)
-         for t in TASK_NAMES}
-    w[DESCRIBE] = 4.0 - 3.0 * min(1.0, progress / 0.5)
+    """Stage-2 task weights at `progress` (0..1 of the phase's samples). Colour-and-shape tasks alone
+    first (a decoder learns to look at them within ~100 steps, docs/TRAINING.md), then the other tasks
+    ramped in up to 30 %, the easy ones kept at twice their weight until then."""
+    easy = {"caption", "shapes"}
+    start, full = 0.04, 0.3
+    ramp = min(1.0, max(0.0, (progress - start) / (full - start)))
+    w = {t: TASKS[t][1] * ((2.0 - ramp) if t in easy else ramp) for t in TASK_NAMES}
+    w[DESCRIBE] = 1.0 * ramp
     return w
 
 
