@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 import sequence  # noqa: E402
 import tiling  # noqa: E402
-from model import ModelConfig, VLM  # noqa: E402
+from model import ModelConfig, VLM, merge2x2  # noqa: E402
 from tokenizer import BPETokenizer  # noqa: E402
 
 PHASES = ["siglip", "text", "stage1", "stage2"]
@@ -117,6 +117,8 @@ class Trainer:
             print(f"initialised from {a.init}", flush=True)
         self.text_tower = TextTower(self.tok.n_vocab, d=a.v_width)
         self.sig = SigLIPHead(a.v_width, a.v_width)
+        # Training-only head: which description tokens the image contains, from the ViT's pooled output.
+        self.content = nn.Linear(a.v_width, self.tok.n_vocab)
         self.pad = self.tok.id("<|endoftext|>")
         self.log = open(os.path.join(a.out, "log.jsonl"), "a")
         self.state = {"phase": 0, "samples": 0, "elapsed": 0.0, "step": 0}
@@ -144,7 +146,7 @@ class Trainer:
         elif name == "stage1":
             ps = list(m.proj.parameters())
         else:
-            ps = list(m.parameters())
+            ps = list(m.parameters()) + (list(self.content.parameters()) if self.a.content_loss > 0 else [])
         for p in ps:
             p.requires_grad_(True)
         return ps
@@ -173,7 +175,7 @@ class Trainer:
                     if name == "stage1" and s["image"] is None:
                         continue
                     ids, loss, pix, _ = sequence.encode_chat(self.tok, s, self.tcfg, self.mc.tokens_per_tile)
-                    group.append((ids, loss, pix))
+                    group.append((ids, loss, pix, self.tok.encode(s["desc"]) if pix is not None else []))
             if name != "siglip":
                 group.sort(key=lambda e: len(e[0]))
             chunks = [group[k * bs:(k + 1) * bs] for k in range(4)]
@@ -200,7 +202,7 @@ class Trainer:
                 ids[j, :len(c)] = torch.tensor(c)
                 pad[j, :len(c)] = False
             return siglip_loss(self.sig.img(pooled), self.text_tower(ids, pad), self.sig.t, self.sig.b)
-        ids, img_mask, pixels, loss_mask, targets = sequence.collate(batch, self.pad)
+        ids, img_mask, pixels, loss_mask, targets = sequence.collate([e[:3] for e in batch], self.pad)
         if name == "text":
             e = self.model.llm.tok(ids)
             h = self.model.llm.hidden(e)
@@ -208,9 +210,14 @@ class Trainer:
         if pixels is None or not pixels.shape[0]:
             return self.model(ids, img_mask, pixels, loss_mask, targets)
         m = self.model
-        img = m.encode_tiles(pixels).reshape(-1, m.c.width)
+        vit_out = m.vit(pixels)
+        img = m.proj(merge2x2(vit_out, m.c.tile // m.c.patch)).reshape(-1, m.c.width)
         h = m.llm.hidden(m.embed(ids, img_mask, img))
         ce = F.cross_entropy(m.llm.out(h[loss_mask]), targets[loss_mask])
+        if name == "stage2" and self.a.content_loss > 0:
+            aux = self.content_loss(vit_out, batch)
+            self.last_parts = {"answer_loss": round(ce.item(), 5), "content_loss": round(aux.item(), 3)}
+            ce = ce + self.a.content_loss * aux
         # Optionally hold image embeddings at the scale of token embeddings (the first model's were ~300×
         # larger); measured not to make the model look at its images (docs/TRAINING.md), so off by default.
         if self.a.scale_penalty <= 0:
@@ -218,6 +225,21 @@ class Trainer:
         rms_img = img.pow(2).mean().sqrt()
         rms_tok = m.llm.tok.weight.pow(2).mean().sqrt().detach()
         return ce + self.a.scale_penalty * torch.log(rms_img / rms_tok).pow(2)
+
+    def content_loss(self, vit_out, batch):
+        """Multi-label loss: from each image's mean ViT output, which tokens its description contains
+        (the words, numbers, colours and shapes it shows). A direct signal for the ViT to encode what the
+        image says; without it the decoder learned to use colours but never the text (docs/TRAINING.md)."""
+        with_img = [e for e in batch if e[2] is not None]
+        owner = torch.cat([torch.full((e[2].shape[0],), j) for j, e in enumerate(with_img)])
+        per_tile = vit_out.mean(1)
+        pooled = torch.zeros(len(with_img), per_tile.shape[1]).index_add(0, owner, per_tile)
+        pooled = pooled / torch.bincount(owner, minlength=len(with_img)).unsqueeze(1).float()
+        target = torch.zeros(len(with_img), self.tok.n_vocab)
+        for j, e in enumerate(with_img):
+            target[j, e[3]] = 1.0
+        bce = F.binary_cross_entropy_with_logits(self.content(pooled), target, reduction="sum")
+        return bce / len(with_img)
 
     # ---- checkpoints
     def save(self, path, final=False):
@@ -227,6 +249,7 @@ class Trainer:
         if not final:
             ck["text_tower"] = self.text_tower.state_dict()
             ck["sig"] = self.sig.state_dict()
+            ck["content"] = self.content.state_dict()
             ck["opt"] = self.opt.state_dict() if self.opt is not None else None
         tmp = path + ".tmp"
         torch.save(ck, tmp)
@@ -237,6 +260,8 @@ class Trainer:
         self.model.load_state_dict(ck["model"])
         self.text_tower.load_state_dict(ck["text_tower"])
         self.sig.load_state_dict(ck["sig"])
+        if "content" in ck:
+            self.content.load_state_dict(ck["content"])
         self.state = ck["state"]
         self._resume_opt = ck.get("opt")
         print(f"resumed at {self.state}", flush=True)
@@ -285,7 +310,8 @@ class Trainer:
             st["elapsed"] = time.time() - t_start
             if st["step"] % self.a.log_every == 0:
                 rec = {"phase": name, "step": st["step"], "samples": st["samples"], "loss": round(loss.item(), 5),
-                       "lr": lr, "elapsed": round(st["elapsed"], 1), "progress": round(prog, 4)}
+                       "lr": lr, "elapsed": round(st["elapsed"], 1), "progress": round(prog, 4),
+                       **getattr(self, "last_parts", {})}
                 self.log.write(json.dumps(rec) + "\n")
                 self.log.flush()
                 print(json.dumps(rec), flush=True)
@@ -390,7 +416,7 @@ def finish(a):
         print("installed into", a.install, flush=True)
 
 
-def main():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="training/runs/nano")
     ap.add_argument("--resume", action="store_true")
@@ -410,6 +436,8 @@ def main():
     ap.add_argument("--lrs", type=float, nargs=4, default=[1e-3, 1e-3, 1e-3, 1e-3])
     ap.add_argument("--no-curriculum", dest="curriculum", action="store_false",
                     help="stage 2 on the fixed task mixture instead of data.curriculum_weights")
+    ap.add_argument("--content-loss", type=float, default=0.05,
+                    help="weight of the ViT's description-token loss in stage 2 (0: off)")
     ap.add_argument("--vit-lr", type=float, default=1e-4, help="peak learning rate of the ViT in stage 2")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--siglip-batch", type=int, default=32)
@@ -435,10 +463,15 @@ def main():
     ap.add_argument("--val-per-task", type=int, default=6)
     ap.add_argument("--test-per-task", type=int, default=100)
     ap.add_argument("--ckpt-minutes", type=float, default=5.0)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.smoke:
         a.minutes, a.val_per_task, a.test_per_task, a.log_every, a.corpus = 3.0, 2, 4, 2, 500
         a.val_every = 0.5
+    return a
+
+
+def main():
+    a = parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.time()
     tr = Trainer(a)
