@@ -4,12 +4,14 @@
 The decoder and mmproj are written by `edgevlm gen-bluelm` (random weights at the paper's precisions:
 LLM Q4_0 with Q8_0 embeddings/output, ViT Q8_0) into --workdir (never git). Each round runs, for every
 thread count, `edgevlm bench --json` (which also measures this machine's limits in the same process:
-read bandwidth, peak FMA and int8 multiply-add rates) and then llama.cpp (bench/peer/bench.mjs) with the
+read bandwidth, peak FMA rate, and the int8 multiply-add rate of the instruction the integer kernels
+run: vpdpbusd with AVX-VNNI, maddubs otherwise or with --no-vnni) and then llama.cpp (bench/peer/bench.mjs) with the
 same prompt length and decoded tokens. The table gives medians over the rounds plus the load average
 (the machines are shared; quote ratios, not absolute figures). Output: a Markdown section of
 docs/BENCHMARKS.md between the bluelm-bench markers, and stdout.
 
 Usage: bench/run_bluelm_bench.py [--edgevlm build/edgevlm] [--rounds 3] [--threads 1,2] [--prompt 512] [-n 32]
+                                [--no-vnni]
 """
 
 import argparse
@@ -40,6 +42,12 @@ def last_json(out):
     sys.exit(f"run_bluelm_bench: no JSON line in:\n{out[-2000:]}")
 
 
+def peak_kind(runs):
+    """The instruction of the runs' int8 peak (older binaries without the key measured maddubs)."""
+    kinds = {"avx-vnni" if x.get("peak_int8_vnni", 0) else "avx2" for x in runs}
+    return "/".join(sorted(kinds))
+
+
 def cpu_name():
     try:
         for line in open("/proc/cpuinfo"):
@@ -63,6 +71,8 @@ def main():
     ap.add_argument("--kv-type", default="q8", help="edgevlm's KV cache (llama.cpp's is F16)")
     ap.add_argument("--tiles", type=int, default=4)
     ap.add_argument("--no-peer", action="store_true", help="edgevlm only")
+    ap.add_argument("--no-vnni", action="store_true",
+                    help="edgevlm's integer kernels without AVX-VNNI (the AVX2 path), against the maddubs peak")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"), help="'-' for stdout only")
     args = ap.parse_args()
 
@@ -84,7 +94,7 @@ def main():
     for r in range(args.rounds):
         for t in threads:
             cmd = [args.edgevlm, "bench", "--json", "-m", model, "-t", str(t), "-p", str(args.prompt), "-n", str(args.n),
-                   "--reps", "1", "--kv-type", args.kv_type]
+                   "--reps", "1", "--kv-type", args.kv_type] + (["--no-vnni"] if args.no_vnni else [])
             if mmproj and r == 0:
                 cmd += ["--mmproj", mmproj, "--tiles", str(args.tiles)]
             out, secs = run(cmd, f"edgevlm bench -t {t}")
@@ -110,18 +120,20 @@ def main():
              f"{size_gb:.2f} GB). Prefill {args.prompt} tokens from an empty cache (edgevlm in chunks of 128, "
              f"llama.cpp in one batch), then {args.n} greedy decode steps. edgevlm KV cache: {args.kv_type}; "
              "llama.cpp: node-llama-cpp 3.21.1's prebuilt CPU build, F16 KV cache. Medians of "
-             f"{args.rounds} interleaved rounds; the limits (read bandwidth over a 1 GB buffer, peak FMA and "
-             "int8 maddubs rates with the same thread count) are measured inside each edgevlm run.", "",
+             f"{args.rounds} interleaved rounds; the limits (read bandwidth over a 1 GB buffer, peak FMA rate, and "
+             "the int8 multiply-add rate of the instruction edgevlm's integer kernels run: vpdpbusd (AVX-VNNI) "
+             "where the CPU has it, else maddubs; same thread count) are measured inside each edgevlm run.", "",
              f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs. Load average during the runs: "
              f"{min(loads):.1f}–{max(loads):.1f} (shared machine; other engineers' builds and tests ran at the same "
              f"time). Date {datetime.date.today().isoformat()}. Command: `bench/run_bluelm_bench.py --rounds "
-             f"{args.rounds} --threads {args.threads}` ({time.time() - t_start:.0f} s).", ""]
+             f"{args.rounds} --threads {args.threads}{' --no-vnni' if args.no_vnni else ''}` "
+             f"({time.time() - t_start:.0f} s).", ""]
     if max(loads) > (os.cpu_count() or 1):
         lines += ["**Measured on an oversubscribed machine (load average above the CPU count):** the absolute "
                   "figures and the fractions of the limits are depressed by contention; rerun on a quiet machine "
                   "before quoting them.", ""]
     lines += ["| threads | prefill tok/s edgevlm | llama.cpp | ratio | decode tok/s edgevlm | llama.cpp | ratio | "
-              "decode: % of read bandwidth | prefill: % of int8 peak | bandwidth GB/s | int8 G mul-add/s | "
+              "decode: % of read bandwidth | prefill: % of int8 peak | bandwidth GB/s | int8 peak G mul-add/s | "
               "peak RSS MB |",
               "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for t in threads:
@@ -137,7 +149,8 @@ def main():
             peer = f"{lp:.2f} | {ep / lp:.2f}× | {ed:.2f} | {ld:.2f} | {ed / ld:.2f}×"
         else:
             peer = f"– | – | {ed:.2f} | – | –"
-        lines.append(f"| {t} | {ep:.2f} | {peer} | {100 * fb:.0f}% | {100 * fp:.0f}% | {bw:.1f} | {i8:.0f} | {rss:.0f} |")
+        lines.append(f"| {t} | {ep:.2f} | {peer} | {100 * fb:.0f}% | {100 * fp:.0f}% | {bw:.1f} | {i8:.0f} "
+                     f"({peak_kind(e)}) | {rss:.0f} |")
     vit = [x for t in threads for x in ev[t] if "vit_ms_per_tile" in x]
     if vit:
         lines += ["", "ViT (so400m at 384×384, 27 layers, Q8_0 matrices; the MLP down-projections, F16 in the file "
@@ -151,7 +164,8 @@ def main():
                                  f"{x.get('vit_load_ms', float('nan')):.0f} |")
     lines += ["", "Ratio = edgevlm ÷ llama.cpp. Decode % of bandwidth = weight bytes per token × tokens/s ÷ measured "
               "read bandwidth. Prefill % of peak = multiply-adds per token (matrices + attention) × tokens/s ÷ measured "
-              "int8 multiply-add rate.", "", "<details><summary>All runs</summary>", ""]
+              "int8 multiply-add rate of the kernels' instruction (avx-vnni: vpdpbusd, about twice the maddubs rate "
+              "on Zen 4; avx2: maddubs → madd → add).", "", "<details><summary>All runs</summary>", ""]
     for t in threads:
         lines.append(f"- {t} thread(s): edgevlm prefill {[round(x['prefill_tok_s'], 2) for x in ev[t]]}, decode "
                      f"{[round(x['decode_tok_s'], 2) for x in ev[t]]}, load {[round(x.get('load_start', -1), 1) for x in ev[t]]}"

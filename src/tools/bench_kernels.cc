@@ -87,11 +87,19 @@ double bench_peak_fma(int threads, int reps) {
   return best;
 }
 
-double bench_peak_int8(int threads, int reps) {
+const char* int8_peak_kind(bool vnni) {
+  if (!cpu_has_avx2()) return "scalar";
+  return vnni ? "avx-vnni" : "avx2 maddubs";
+}
+
+double bench_peak_int8(int threads, int reps, bool vnni) {
   const long iters = 20'000'000;
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    if (cpu_has_avx2()) {
+    if (cpu_has_avx2() && vnni) {
+      const double ms = run_threads(threads, [&](int) { return bench_detail::int8_loop_vnni(iters); });
+      best = std::max(best, 320.0 * double(iters) * threads / (ms * 1e6));
+    } else if (cpu_has_avx2()) {
       const double ms = run_threads(threads, [&](int) { return bench_detail::int8_loop_avx2(iters); });
       best = std::max(best, 256.0 * double(iters) * threads / (ms * 1e6));
     } else {

@@ -54,6 +54,24 @@ double int8_loop_avx2(long iters) {
   return double(_mm256_extract_epi32(s, 0));
 }
 
+// Ten chains of vpdpbusd (32 u8 × s8 multiply-adds each, summed into int32 in one instruction):
+// more than its latency × throughput, so the loop runs at the instruction's issue rate.
+__attribute__((target("avx2,fma,avxvnni"))) double int8_loop_vnni(long iters) {
+  const __m256i s8 = _mm256_set1_epi8(-2);
+  __m256i a[10];
+  for (int k = 0; k < 10; ++k) a[k] = _mm256_set1_epi32(k);
+  __m256i x = _mm256_set1_epi8(3);
+  for (long i = 0; i < iters; ++i) {
+    for (int k = 0; k < 10; ++k) {
+      a[k] = _mm256_dpbusd_avx_epi32(a[k], x, s8);
+      __asm__ volatile("" : "+x"(x));
+    }
+  }
+  __m256i s = a[0];
+  for (int k = 1; k < 10; ++k) s = _mm256_add_epi32(s, a[k]);
+  return double(_mm256_extract_epi32(s, 0));
+}
+
 }  // namespace edgevlm::bench_detail
 
 #else
@@ -62,6 +80,7 @@ namespace edgevlm::bench_detail {
 double read_sum_avx2(const void*, size_t) { return 0; }
 double fma_loop_avx2(long) { return 0; }
 double int8_loop_avx2(long) { return 0; }
+double int8_loop_vnni(long) { return 0; }
 }  // namespace edgevlm::bench_detail
 
 #endif

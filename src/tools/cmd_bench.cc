@@ -1,7 +1,9 @@
 // `edgevlm bench`: the engine's speed on this machine, each figure next to the machine limit that
 // bounds it, measured in the same run:
 //   decode tokens/s    ↔ memory read bandwidth: fraction = weight bytes per token × tokens/s ÷ GB/s
-//   prefill tokens/s   ↔ peak int8 multiply-add rate (Q8_0/Q4_0 weights) or FMA rate (F16/F32)
+//   prefill tokens/s   ↔ peak int8 multiply-add rate of the instruction the Q8_0/Q4_0 kernels run
+//                        (vpdpbusd with AVX-VNNI, else maddubs; --no-vnni forces the latter for
+//                        both), or FMA rate (F16/F32)
 //   ViT ms per tile    ↔ the same, for the mmproj's matrices
 //   peak RSS (getrusage), and the load average, since the machines here are shared.
 // --attention times the attention kernel over F32/F16/INT8 KV caches (both q·k modes).
@@ -28,6 +30,7 @@
 #include "model/llm.h"
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_internal.h"  // the integer kernels' VNNI switch
 #include "tools/bench_kernels.h"
 #include "tools/bench_runtime.h"
 #include "tools/commands.h"
@@ -50,6 +53,8 @@ double macs(const WeightMatrix& w) { return double(w.n_in) * double(w.n_out); }
 
 struct Limits {
   double bw_gbs = 0, fma_gflops = 0, int8_gops = 0;
+  const char* int8_kind = "";
+  std::string peak_name(bool ints) const { return ints ? std::string("int8 peak (") + int8_kind + ")" : "FMA peak"; }
 };
 
 std::string json_num(double v) {
@@ -113,7 +118,7 @@ int bench_main(int argc, char** argv) {
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::string model_path, mmproj_path, kv_type = kv_type_name(kDefaultKvType);
   int threads = 2, n_prompt = 512, n_gen = 32, chunk = kDefaultPrefillChunk, reps = 3, tiles = 4, bw_mb = 1024;
-  bool no_limits = false, json = false, attn = false;
+  bool no_limits = false, json = false, attn = false, no_vnni = false;
   app.add_option("-m,--model", model_path, "Language model GGUF");
   app.add_option("--mmproj", mmproj_path, "Vision GGUF (ViT ms per tile)");
   app.add_option("-t,--threads", threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
@@ -126,6 +131,9 @@ int bench_main(int argc, char** argv) {
   app.add_option("--bw-mb", bw_mb, "Buffer of the bandwidth benchmark, MB (well above the L3 cache)")
       ->capture_default_str()->check(CLI::Range(16, 1 << 16));
   app.add_flag("--no-limits", no_limits, "Skip the machine-limit microbenchmarks");
+  app.add_flag("--no-vnni", no_vnni,
+               "Run the integer kernels without AVX-VNNI (the AVX2 path of CPUs that lack it) and measure the "
+               "int8 peak of that path's instruction");
   app.add_flag("--attention", attn, "Also time the attention kernel over F32/F16/INT8 KV caches");
   app.add_flag("--json", json, "End with one JSON line of all figures");
   bool vit_sweep = false, prefill_sweep = false, paper = false, no_pipeline = false, low_memory = false;
@@ -164,11 +172,14 @@ int bench_main(int argc, char** argv) {
   }
   try {
     const KvType kvt = parse_kv_type(kv_type);
+    // Before any weights are repacked (Q8_0's packed layout depends on the kernel set).
+    const bool vnni = !no_vnni && detail::matmul_avx2_has_vnni();
+    detail::matmul_avx2_use_vnni(vnni);
     ThreadPool pool(threads);
     std::vector<std::pair<std::string, double>> fig;  // for --json
     const double load0 = load_average();
     std::printf("edgevlm bench: %s, %d threads, %s kernels, load average %.2f\n", cpu_name().c_str(), threads,
-                cpu_has_avx2() ? "AVX2" : "scalar", load0);
+                !cpu_has_avx2() ? "scalar" : vnni ? "AVX2 + AVX-VNNI" : "AVX2", load0);
     fig.emplace_back("threads", threads);
     fig.emplace_back("load_start", load0);
 
@@ -205,12 +216,15 @@ int bench_main(int argc, char** argv) {
     if (!no_limits) {
       lim.bw_gbs = bench_read_bandwidth(size_t(bw_mb) << 20, threads, 5);
       lim.fma_gflops = bench_peak_fma(threads, 3);
-      lim.int8_gops = bench_peak_int8(threads, 3);
-      std::printf("limits: read bandwidth %.2f GB/s (%d MB buffer) | FMA %.1f GFLOP/s | int8 %.1f G multiply-adds/s\n",
-                  lim.bw_gbs, bw_mb, lim.fma_gflops, lim.int8_gops);
+      lim.int8_gops = bench_peak_int8(threads, 3, vnni);
+      lim.int8_kind = int8_peak_kind(vnni);
+      std::printf("limits: read bandwidth %.2f GB/s (%d MB buffer) | FMA %.1f GFLOP/s | int8 peak (%s) %.1f G "
+                  "multiply-adds/s\n",
+                  lim.bw_gbs, bw_mb, lim.fma_gflops, lim.int8_kind, lim.int8_gops);
       fig.emplace_back("bandwidth_gbs", lim.bw_gbs);
       fig.emplace_back("peak_fma_gflops", lim.fma_gflops);
       fig.emplace_back("peak_int8_gops", lim.int8_gops);
+      fig.emplace_back("peak_int8_vnni", vnni ? 1 : 0);  // which instruction peak_int8_gops is of
     }
 
     if (!model_path.empty()) {
@@ -271,8 +285,8 @@ int bench_main(int argc, char** argv) {
       for (double x : pre) std::printf(" %.1f", x);
       std::printf("]");
       if (peak_mac > 0)
-        std::printf("  = %.1f%% of peak %s (%.1f G multiply-adds/s of %.1f)", 100 * (mac_tok + attn_mac) * pt / peak_mac,
-                    ints ? "int8" : "FMA", (mac_tok + attn_mac) * pt / 1e9, peak_mac / 1e9);
+        std::printf("  = %.1f%% of %s (%.1f G multiply-adds/s of %.1f)", 100 * (mac_tok + attn_mac) * pt / peak_mac,
+                    lim.peak_name(ints).c_str(), (mac_tok + attn_mac) * pt / 1e9, peak_mac / 1e9);
       std::printf("\ndecode %d tokens: %.2f tok/s [runs:", n_gen, dt);
       for (double x : dec) std::printf(" %.2f", x);
       std::printf("]  weights %.2f GB/s", dec_gbs);
@@ -324,8 +338,8 @@ int bench_main(int argc, char** argv) {
       for (double x : ms) std::printf(" %.1f", x);
       std::printf("]");
       if (peak_mac > 0)
-        std::printf("  = %.1f%% of peak %s (%.1f G multiply-adds/s)", 100 * mac / (tile_ms / 1e3) / peak_mac,
-                    ints ? "int8" : "FMA", mac / (tile_ms / 1e3) / 1e9);
+        std::printf("  = %.1f%% of %s (%.1f G multiply-adds/s)", 100 * mac / (tile_ms / 1e3) / peak_mac,
+                    lim.peak_name(ints).c_str(), mac / (tile_ms / 1e3) / 1e9);
       std::printf("\n");
       fig.emplace_back("vit_load_ms", vit_load_ms);
       fig.emplace_back("vit_ms_per_tile", tile_ms);
