@@ -75,5 +75,9 @@ size_t matmul_released_bytes();
 // only when the CPU has it) and returns the previous setting.
 bool matmul_avx2_has_vnni();
 bool matmul_avx2_use_vnni(bool on);
+// Whether the AVX2 integer kernels tile two 8-row weight groups per activation broadcast (default
+// on; off runs one group per tile, the earlier kernels: for tests of both and the kernel A/B in
+// `edgevlm bench --gemm`). Returns the previous setting.
+bool matmul_avx2_group_pairs(bool on);
 
 }  // namespace edgevlm::detail

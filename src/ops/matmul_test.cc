@@ -148,7 +148,10 @@ void check_type(GGMLType t, const std::vector<Shape>& shapes, const Kernel& kern
 std::vector<Shape> quant_shapes() {
   // Partial tiles of weight rows (n_out % 4) and activation rows (odd), the unpacked-tile path
   // (≥ 4 rows), reductions long enough to be sliced (130 × 2048 bytes exceed the L2 budget).
-  return {{32, 1, 1}, {64, 7, 1}, {96, 13, 3}, {256, 33, 5}, {1024, 6, 9}, {160, 5, 4}, {2048, 9, 130}};
+  // Group pairs: exact pairs (16, 32 outputs), a pair and a lone group (24, 40), a partial second
+  // group (13, 33, 61), each with row remainders 1, 2 and 3 after full tiles of 4 rows.
+  return {{32, 1, 1},    {64, 7, 1},    {96, 13, 3},   {256, 33, 5}, {1024, 6, 9},  {160, 5, 4},   {2048, 9, 130},
+          {64, 16, 2},   {128, 24, 7},  {96, 40, 6},   {64, 32, 8},  {128, 61, 11}, {2048, 17, 129}};
 }
 std::vector<Shape> float_shapes() {
   // Row lengths that are not multiples of 8 exercise the scalar tails; 300 rows × 1024 F32
@@ -166,14 +169,19 @@ class MatmulAvx2 : public ::testing::Test {
 TEST_F(MatmulAvx2, F32) { check_type(GGMLType::F32, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes(), matmul_avx2); }
-// Runs fn with the plain AVX2 integer kernels and, when the CPU has AVX-VNNI, with those too.
+// Runs fn with the plain AVX2 integer kernels and, when the CPU has AVX-VNNI, with those too; each
+// with tiles of two weight groups (the default) and of one.
 void each_int8_variant(const std::function<void()>& fn) {
   for (bool vnni : {false, true}) {
     if (vnni && !detail::matmul_avx2_has_vnni()) continue;
-    SCOPED_TRACE(vnni ? "avx-vnni" : "avx2");
-    const bool was = detail::matmul_avx2_use_vnni(vnni);
-    fn();
-    detail::matmul_avx2_use_vnni(was);
+    for (bool pairs : {true, false}) {
+      SCOPED_TRACE(std::string(vnni ? "avx-vnni" : "avx2") + (pairs ? ", group pairs" : ", single groups"));
+      const bool was = detail::matmul_avx2_use_vnni(vnni);
+      const bool was_pairs = detail::matmul_avx2_group_pairs(pairs);
+      fn();
+      detail::matmul_avx2_group_pairs(was_pairs);
+      detail::matmul_avx2_use_vnni(was);
+    }
   }
 }
 
