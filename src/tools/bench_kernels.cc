@@ -4,13 +4,19 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <cmath>
 #include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "formats/quant.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul.h"
+#include "ops/matmul_internal.h"
+#include "tools/bench_runtime.h"
 
 namespace edgevlm {
 
@@ -114,6 +120,58 @@ double bench_peak_int8(int threads, int reps, bool vnni) {
     }
   }
   return best;
+}
+
+std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
+  EV_CHECK(rows >= 1 && reps >= 1, "gemm benchmark: bad parameters");
+  EV_CHECK(cpu_has_avx2(), "gemm benchmark: the tilings compared are the AVX2 kernels'; this CPU runs others");
+  struct Case {
+    GGMLType type;
+    int64_t n_in, n_out;
+  };
+  // bluelm-v-3b's decoder (Q4_0): FFN up/gate, FFN down, attention q/o; its so400m ViT (Q8_0) MLP up.
+  const Case cases[] = {{GGMLType::Q4_0, 2560, 6912}, {GGMLType::Q4_0, 6912, 2560}, {GGMLType::Q4_0, 2560, 2560},
+                        {GGMLType::Q8_0, 1152, 4304}};
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  std::vector<GemmAb> out;
+  for (const Case& c : cases) {
+    std::vector<float> wf(size_t(c.n_in)), x(size_t(rows) * size_t(c.n_in)), y(size_t(rows) * size_t(c.n_out));
+    const size_t rb = row_bytes(c.type, c.n_in);
+    std::vector<uint8_t> wq(rb * size_t(c.n_out));
+    for (int64_t o = 0; o < c.n_out; ++o) {
+      for (float& v : wf) v = nd(rng);
+      quantize_row(c.type, wf.data(), wq.data() + size_t(o) * rb, c.n_in);
+    }
+    for (float& v : x) v = nd(rng);
+    const WeightMatrix w = WeightMatrix::from_data(c.type, wq.data(), c.n_in, c.n_out);
+    GemmAb r;
+    r.label = type_name(c.type) + " " + std::to_string(c.n_in) + "x" + std::to_string(c.n_out);
+    r.macs = double(rows) * double(c.n_in) * double(c.n_out);
+    matmul(w, x.data(), rows, y.data(), pool);  // repacks the weights (shared by both tilings)
+    std::vector<double> pairs, single;
+    double log_ratio = 0;
+    const bool was = detail::matmul_avx2_group_pairs(true);
+    for (int i = 0; i < reps; ++i) {
+      double ms[2];
+      for (int v = 0; v < 2; ++v) {
+        detail::matmul_avx2_group_pairs(v == 0);
+        const double t0 = now_ms();
+        matmul(w, x.data(), rows, y.data(), pool);
+        ms[v] = std::max(now_ms() - t0, 1e-6);
+      }
+      pairs.push_back(r.macs / (ms[0] * 1e6));
+      single.push_back(r.macs / (ms[1] * 1e6));
+      log_ratio += std::log(ms[1] / ms[0]);
+    }
+    detail::matmul_avx2_group_pairs(was);
+    matmul_forget(w);
+    r.pairs_gmacs = median(pairs);
+    r.single_gmacs = median(single);
+    r.ratio = std::exp(log_ratio / reps);
+    out.push_back(r);
+  }
+  return out;
 }
 
 }  // namespace edgevlm

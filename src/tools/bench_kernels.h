@@ -4,6 +4,10 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
 
 namespace edgevlm {
 
@@ -18,6 +22,18 @@ double bench_peak_fma(int threads, int reps);
 double bench_peak_int8(int threads, int reps, bool vnni);
 // The name of that peak's instruction for reports: "avx-vnni", "avx2 maddubs" or "scalar".
 const char* int8_peak_kind(bool vnni);
+
+// The AVX2 integer GEMM's tilings compared in one process: tiles of two 8-row weight groups (the
+// default) against one group (the earlier kernels), alternated `reps` times over a prefill chunk's
+// `rows` activation rows, so that load on a shared machine hits both alike. With the kernels'
+// current VNNI setting (matmul_avx2_use_vnni), on the pool's threads.
+struct GemmAb {
+  std::string label;  // e.g. "q4_0 2560x6912"
+  double macs = 0;    // multiply-adds per product
+  double pairs_gmacs = 0, single_gmacs = 0;  // medians, G multiply-adds/s
+  double ratio = 0;   // geometric mean over rounds of pairs ÷ single
+};
+std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps);
 
 // Scalar or AVX2 bodies (bench_kernels_avx2.cc), per thread: return a value so nothing is elided.
 namespace bench_detail {

@@ -7,6 +7,7 @@
 //   ViT ms per tile    ↔ the same, for the mmproj's matrices
 //   peak RSS (getrusage), and the load average, since the machines here are shared.
 // --attention times the attention kernel over F32/F16/INT8 KV caches (both q·k modes).
+// --gemm compares the integer GEMM's tilings (two weight groups per tile vs one) in one process.
 // --vit-sweep, --prefill-sweep and --paper-table are the runtime benchmarks of issue 6
 // (tools/bench_runtime.h); with any of them the plain measurements are skipped.
 #include <CLI/CLI.hpp>
@@ -118,7 +119,7 @@ int bench_main(int argc, char** argv) {
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::string model_path, mmproj_path, kv_type = kv_type_name(kDefaultKvType);
   int threads = 2, n_prompt = 512, n_gen = 32, chunk = kDefaultPrefillChunk, reps = 3, tiles = 4, bw_mb = 1024;
-  bool no_limits = false, json = false, attn = false, no_vnni = false;
+  bool no_limits = false, json = false, attn = false, no_vnni = false, gemm = false;
   app.add_option("-m,--model", model_path, "Language model GGUF");
   app.add_option("--mmproj", mmproj_path, "Vision GGUF (ViT ms per tile)");
   app.add_option("-t,--threads", threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
@@ -135,6 +136,9 @@ int bench_main(int argc, char** argv) {
                "Run the integer kernels without AVX-VNNI (the AVX2 path of CPUs that lack it) and measure the "
                "int8 peak of that path's instruction");
   app.add_flag("--attention", attn, "Also time the attention kernel over F32/F16/INT8 KV caches");
+  app.add_flag("--gemm", gemm,
+               "Also compare the integer GEMM's tilings (two weight groups per tile vs one) on --chunk rows of "
+               "bluelm-v-3b's matrix shapes, alternated --reps times in this process");
   app.add_flag("--json", json, "End with one JSON line of all figures");
   bool vit_sweep = false, prefill_sweep = false, paper = false, no_pipeline = false, low_memory = false;
   int sweep_tokens = 2048, rounds = 1, vit_batch = kDefaultVitBatch, max_tiles = 0;
@@ -346,8 +350,25 @@ int bench_main(int argc, char** argv) {
       fig.emplace_back("vit_gmacs_per_tile", mac / 1e9);
       if (peak_mac > 0) fig.emplace_back("vit_frac_peak", mac / (tile_ms / 1e3) / peak_mac);
     }
-    if (model_path.empty() && mmproj_path.empty() && !attn && no_limits)
-      std::printf("nothing to measure: give -m MODEL, --mmproj FILE, --attention, or drop --no-limits\n");
+    if (gemm) {
+      const int gemm_reps = std::max(reps, 5);
+      std::printf("\nint8 GEMM tilings, %d activation rows, %d threads, %s kernels, medians of %d alternated rounds:\n",
+                  chunk, threads, vnni ? "AVX-VNNI" : "AVX2", gemm_reps);
+      std::printf("  %-18s %16s %16s %8s %s\n", "weights", "2 groups G MAC/s", "1 group G MAC/s", "ratio",
+                  lim.int8_gops > 0 ? (std::string("  2 groups: % of ") + lim.peak_name(true)).c_str() : "");
+      for (const GemmAb& r : bench_gemm_tilings(chunk, pool, gemm_reps)) {
+        std::printf("  %-18s %16.1f %16.1f %7.2fx", r.label.c_str(), r.pairs_gmacs, r.single_gmacs, r.ratio);
+        if (lim.int8_gops > 0) std::printf("  %5.1f%%", 100 * r.pairs_gmacs / lim.int8_gops);
+        std::printf("\n");
+        std::string key = "gemm_" + r.label;
+        for (char& ch : key) if (ch == ' ') ch = '_';
+        fig.emplace_back(key + "_gmacs", r.pairs_gmacs);
+        fig.emplace_back(key + "_single_gmacs", r.single_gmacs);
+        fig.emplace_back(key + "_ratio", r.ratio);
+      }
+    }
+    if (model_path.empty() && mmproj_path.empty() && !attn && !gemm && no_limits)
+      std::printf("nothing to measure: give -m MODEL, --mmproj FILE, --attention, --gemm, or drop --no-limits\n");
 
     const double rss = peak_rss_mb(), load1 = load_average();
     std::printf("peak RSS %.0f MB; load average %.2f at the end\n", rss, load1);
