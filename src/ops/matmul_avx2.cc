@@ -160,10 +160,11 @@ inline void store_group(float* y, __m256 v, int rw, bool accumulate) {
 // A tile is ng groups (8·ng weight rows) × rx activation rows over nblk blocks. Group j's quants
 // start at wq + j·gstride bytes and its scales at wd + j·gstride bytes; y row x, group j at
 // y + x·ldy + 8j; rw valid outputs in the last group (the others are full). Two groups per tile
-// let each activation broadcast feed two weight groups: with one, every multiply instruction
-// waited on its own broadcast load, which held the VNNI kernels to about 45% of vpdpbusd's rate
-// on Zen 4; two groups × 4 rows measured 2.3× faster there. Accumulators are 1-D arrays
-// (GCC keeps them in registers; 2-D arrays went through the stack).
+// let each activation broadcast feed two weight groups (one broadcast per vpdpbusd instead of one
+// each): on Zen 4 the Q4_0 VNNI tiles went from about 53% to 64-67% of vpdpbusd's rate, 1.2×
+// (`edgevlm bench --gemm`, both tilings alternated in one process); the maddubs kernels, bound by
+// their multiply-add chain rather than the broadcasts, measured the same either way. Accumulators
+// are 1-D arrays (GCC keeps them in registers; 2-D arrays went through the stack).
 inline const uint8_t* group_at(const void* p, int g, size_t gstride) {
   return static_cast<const uint8_t*>(p) + size_t(g) * gstride;
 }
