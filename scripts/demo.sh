@@ -10,9 +10,12 @@ MMPROJ=models/edgevlm-nano-mmproj.gguf
 
 if [ -f "$MODEL" ] && [ -f "$MMPROJ" ] && "$BIN" --help 2>&1 | grep -q "^ *run"; then
   # image | question | the answer the test split holds (examples/README.md)
-  for case in "examples/receipt.png|What is the total?|2.00" \
-              "examples/banner.png|What does the banner say?|CAFE 74" \
-              "examples/chart.png|Which bar is the tallest?|green"; do
+  # the model reads colours, shapes and bar heights but not yet text (models/README.md): the receipt
+  # shows where it stands
+  for case in "examples/chart.png|Which bar is the tallest?|green" \
+              "examples/chart.png|Which bar is the shortest?|purple" \
+              "examples/shapes.png|How many triangles are there?|0" \
+              "examples/receipt.png|What is the total?|2.00"; do
     IFS='|' read -r img q want <<<"$case"
     [ -f "$img" ] || continue
     echo "image:    $img"
