@@ -178,6 +178,18 @@ inline void store_tile_q(float* y, int64_t ldy, const __m256* acc, int rw, bool 
     for (int x = 0; x < rx; ++x) store_group(y + x * ldy + g * kGR, acc[g * rx + x], g == ng - 1 ? rw : kGR, accumulate);
 }
 
+// acc += (int32 block sums) · weight scale · activation scale, for every (group, row) of a tile.
+template <int ng, int rx>
+__attribute__((always_inline)) inline void scale_block_into(__m256* acc, const __m256i* sums, const uint16_t* wd,
+                                                            size_t gstride, int64_t ib, const ActRows& a) {
+  for (int g = 0; g < ng; ++g) {
+    const __m256 dw = group_scales(wd, g, gstride, ib);
+    for (int x = 0; x < rx; ++x)
+      acc[g * rx + x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[g * rx + x]),
+                                        _mm256_mul_ps(dw, _mm256_set1_ps(a.d[x * a.nb + ib])), acc[g * rx + x]);
+  }
+}
+
 template <int ng, int rx>
 void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nblk, const ActRows& a, float* y,
                int64_t ldy, int rw, bool accumulate) {
@@ -208,15 +220,10 @@ void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nb
         }
       }
     }
-    for (int g = 0; g < ng; ++g) {
-      const __m256 dw = group_scales(wd, g, gstride, ib);
-      for (int x = 0; x < rx; ++x) {
-        const int64_t ai = x * a.nb + ib;
-        const __m256i i32 = _mm256_add_epi32(_mm256_madd_epi16(s[g * rx + x], ones), _mm256_set1_epi32(a.corr[ai]));
-        acc[g * rx + x] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ai])), acc[g * rx + x]);
-      }
-    }
+    for (int g = 0; g < ng; ++g)
+      for (int x = 0; x < rx; ++x)
+        s[g * rx + x] = _mm256_add_epi32(_mm256_madd_epi16(s[g * rx + x], ones), _mm256_set1_epi32(a.corr[x * a.nb + ib]));
+    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
   }
   store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
 }
@@ -247,14 +254,7 @@ void gemm_q8_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nb
         }
       }
     }
-    for (int g = 0; g < ng; ++g) {
-      const __m256 dw = group_scales(wd, g, gstride, ib);
-      for (int x = 0; x < rx; ++x) {
-        const int64_t ai = x * a.nb + ib;
-        acc[g * rx + x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[g * rx + x]), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[ai])),
-                                          acc[g * rx + x]);
-      }
-    }
+    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
   }
   store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
 }
@@ -274,6 +274,17 @@ const GKernel kGemmQ8_0[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0);
 // odd steps), two groups one chain per (group, row).
 #define EV_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 
+// A block's int32 sums: chain 0 of each (group, row) starts from the activation correction, the
+// optional second chain (at index ng·rx + ...) from zero.
+template <int ng, int rx, int nc>
+__attribute__((always_inline)) inline void start_chains(__m256i* s, const ActRows& a, int64_t ib) {
+  for (int g = 0; g < ng; ++g)
+    for (int x = 0; x < rx; ++x) {
+      s[g * rx + x] = _mm256_set1_epi32(a.corr[x * a.nb + ib]);
+      if constexpr (nc == 2) s[(ng + g) * rx + x] = _mm256_setzero_si256();
+    }
+}
+
 template <int ng, int rx>
 EV_VNNI void gemm_q4_0_vnni(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nblk, const ActRows& a,
                             float* y, int64_t ldy, int rw, bool accumulate) {
@@ -285,11 +296,7 @@ EV_VNNI void gemm_q4_0_vnni(const uint8_t* wq, const uint16_t* wd, size_t gstrid
     if constexpr (rx == 1)
       for (int g = 0; g < ng; ++g) prefetch_ahead<128>(group_at(wq, g, gstride) + ib * 128);
     __m256i s[nc * ng * rx];
-    for (int g = 0; g < ng; ++g)
-      for (int x = 0; x < rx; ++x) {
-        s[g * rx + x] = _mm256_set1_epi32(a.corr[x * a.nb + ib]);
-        if constexpr (nc == 2) s[(ng + g) * rx + x] = _mm256_setzero_si256();
-      }
+    start_chains<ng, rx, nc>(s, a, ib);
     for (int k = 0; k < 4; ++k) {
       __m256i lo[ng], hi[ng];
       for (int g = 0; g < ng; ++g) {
@@ -307,15 +314,9 @@ EV_VNNI void gemm_q4_0_vnni(const uint8_t* wq, const uint16_t* wd, size_t gstrid
         }
       }
     }
-    for (int g = 0; g < ng; ++g) {
-      const __m256 dw = group_scales(wd, g, gstride, ib);
-      for (int x = 0; x < rx; ++x) {
-        __m256i i32 = s[g * rx + x];
-        if constexpr (nc == 2) i32 = _mm256_add_epi32(i32, s[(ng + g) * rx + x]);
-        acc[g * rx + x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[x * a.nb + ib])),
-                                          acc[g * rx + x]);
-      }
-    }
+    if constexpr (nc == 2)
+      for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_add_epi32(s[i], s[ng * rx + i]);
+    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
   }
   store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
 }
@@ -330,11 +331,7 @@ EV_VNNI void gemm_q8_0_vnni(const uint8_t* wq, const uint16_t* wd, size_t gstrid
     if constexpr (rx == 1)
       for (int g = 0; g < ng; ++g) prefetch_ahead<256>(group_at(wq, g, gstride) + ib * 256);
     __m256i s[nc * ng * rx];
-    for (int g = 0; g < ng; ++g)
-      for (int x = 0; x < rx; ++x) {
-        s[g * rx + x] = _mm256_set1_epi32(a.corr[x * a.nb + ib]);
-        if constexpr (nc == 2) s[(ng + g) * rx + x] = _mm256_setzero_si256();
-      }
+    start_chains<ng, rx, nc>(s, a, ib);
     for (int k = 0; k < 8; k += 2) {
       __m256i w0[ng], w1[ng];
       for (int g = 0; g < ng; ++g) {
@@ -352,15 +349,9 @@ EV_VNNI void gemm_q8_0_vnni(const uint8_t* wq, const uint16_t* wd, size_t gstrid
         }
       }
     }
-    for (int g = 0; g < ng; ++g) {
-      const __m256 dw = group_scales(wd, g, gstride, ib);
-      for (int x = 0; x < rx; ++x) {
-        __m256i i32 = s[g * rx + x];
-        if constexpr (nc == 2) i32 = _mm256_add_epi32(i32, s[(ng + g) * rx + x]);
-        acc[g * rx + x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(dw, _mm256_set1_ps(a.d[x * a.nb + ib])),
-                                          acc[g * rx + x]);
-      }
-    }
+    if constexpr (nc == 2)
+      for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_add_epi32(s[i], s[ng * rx + i]);
+    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
   }
   store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
 }
