@@ -66,9 +66,9 @@ struct PackTraits<GGMLType::Q8_0> {
 };
 
 inline int packed_qb(GGMLType t) { return t == GGMLType::Q4_0 ? 128 : 256; }
-inline size_t group_stride(GGMLType t, int64_t nb) {
-  return (size_t(nb) * size_t(packed_qb(t) + 16) + 63) / 64 * 64;
-}
+// Bytes between consecutive groups' quants (a multiple of 128) and scales in a cached copy.
+inline size_t group_qstride(GGMLType t, int64_t nb) { return size_t(nb) * size_t(packed_qb(t)); }
+inline size_t group_dstride(int64_t nb) { return size_t(nb) * kGR * 2; }
 
 // Repacks blocks [b0, b0 + nblk) of rows 8g..8g+7 into q (nblk·QB bytes) and d (nblk·8 scales).
 // flip: store Q8_0 quants as q + 128 (unsigned), the VNNI kernels' layout.
@@ -141,9 +141,11 @@ inline __m256i bcast32(const int8_t* p) {
 // Decode streams the packed weights once; the hardware prefetcher alone leaves this core at
 // about 60% of its read bandwidth here, a software prefetch 2 KiB ahead brings it near the limit.
 constexpr int kPrefetchBytes = 2048;
+extern std::atomic<int> g_prefetch_bytes;
 template <int bytes>
 inline void prefetch_ahead(const uint8_t* q) {
-  for (int i = 0; i < bytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetchBytes + i), _MM_HINT_T0);
+  const int pf = g_prefetch_bytes.load(std::memory_order_relaxed);
+  if (pf > 0) for (int i = 0; i < bytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(q + pf + i), _MM_HINT_T0);
 }
 
 inline void store_group(float* y, __m256 v, int rw, bool accumulate) {
@@ -158,7 +160,7 @@ inline void store_group(float* y, __m256 v, int rw, bool accumulate) {
 }
 
 // A tile is ng groups (8·ng weight rows) × rx activation rows over nblk blocks. Group j's quants
-// start at wq + j·gstride bytes and its scales at wd + j·gstride bytes; y row x, group j at
+// start at wq + j·qstride bytes and its scales at wd + j·dstride bytes; y row x, group j at
 // y + x·ldy + 8j; rw valid outputs in the last group (the others are full). Two groups per tile
 // let each activation broadcast feed two weight groups (one broadcast per vpdpbusd instead of one
 // each): on Zen 4 the Q4_0 VNNI tiles went from about 53% to 64-67% of vpdpbusd's rate, 1.2×
@@ -181,9 +183,9 @@ inline void store_tile_q(float* y, int64_t ldy, const __m256* acc, int rw, bool 
 // acc += (int32 block sums) · weight scale · activation scale, for every (group, row) of a tile.
 template <int ng, int rx>
 __attribute__((always_inline)) inline void scale_block_into(__m256* acc, const __m256i* sums, const uint16_t* wd,
-                                                            size_t gstride, int64_t ib, const ActRows& a) {
+                                                            size_t dstride, int64_t ib, const ActRows& a) {
   for (int g = 0; g < ng; ++g) {
-    const __m256 dw = group_scales(wd, g, gstride, ib);
+    const __m256 dw = group_scales(wd, g, dstride, ib);
     for (int x = 0; x < rx; ++x)
       acc[g * rx + x] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[g * rx + x]),
                                         _mm256_mul_ps(dw, _mm256_set1_ps(a.d[x * a.nb + ib])), acc[g * rx + x]);
@@ -191,7 +193,7 @@ __attribute__((always_inline)) inline void scale_block_into(__m256* acc, const _
 }
 
 template <int ng, int rx>
-void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nblk, const ActRows& a, float* y,
+void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, size_t qstride, size_t dstride, int64_t nblk, const ActRows& a, float* y,
                int64_t ldy, int rw, bool accumulate) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
@@ -199,14 +201,14 @@ void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nb
   for (int i = 0; i < ng * rx; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < nblk; ++ib) {
     if constexpr (rx == 1)
-      for (int g = 0; g < ng; ++g) prefetch_ahead<128>(group_at(wq, g, gstride) + ib * 128);
+      for (int g = 0; g < ng; ++g) prefetch_ahead<128>(group_at(wq, g, qstride) + ib * 128);
     // Σ over the block of nibble·q_x fits int16: 8 maddubs sums of at most 2·15·127 each.
     __m256i s[ng * rx];
     for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_setzero_si256();
     for (int k = 0; k < 4; ++k) {
       __m256i lo[ng], hi[ng];
       for (int g = 0; g < ng; ++g) {
-        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(group_at(wq, g, gstride) + ib * 128 + 32 * k));
+        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(group_at(wq, g, qstride) + ib * 128 + 32 * k));
         lo[g] = _mm256_and_si256(wv, m4);                          // elements 4k..4k+3
         hi[g] = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);  // elements 16+4k..
       }
@@ -223,26 +225,26 @@ void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nb
     for (int g = 0; g < ng; ++g)
       for (int x = 0; x < rx; ++x)
         s[g * rx + x] = _mm256_add_epi32(_mm256_madd_epi16(s[g * rx + x], ones), _mm256_set1_epi32(a.corr[x * a.nb + ib]));
-    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
+    scale_block_into<ng, rx>(acc, s, wd, dstride, ib, a);
   }
   store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
 }
 
 template <int ng, int rx>
-void gemm_q8_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nblk, const ActRows& a, float* y,
+void gemm_q8_0(const uint8_t* wq, const uint16_t* wd, size_t qstride, size_t dstride, int64_t nblk, const ActRows& a, float* y,
                int64_t ldy, int rw, bool accumulate) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[ng * rx];
   for (int i = 0; i < ng * rx; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < nblk; ++ib) {
     if constexpr (rx == 1)
-      for (int g = 0; g < ng; ++g) prefetch_ahead<256>(group_at(wq, g, gstride) + ib * 256);
+      for (int g = 0; g < ng; ++g) prefetch_ahead<256>(group_at(wq, g, qstride) + ib * 256);
     __m256i s[ng * rx];
     for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
       __m256i wv[ng], aw[ng];
       for (int g = 0; g < ng; ++g) {
-        wv[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(group_at(wq, g, gstride) + ib * 256 + 32 * k));
+        wv[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(group_at(wq, g, qstride) + ib * 256 + 32 * k));
         aw[g] = _mm256_sign_epi8(wv[g], wv[g]);
       }
       for (int x = 0; x < rx; ++x) {
@@ -254,14 +256,14 @@ void gemm_q8_0(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nb
         }
       }
     }
-    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
+    scale_block_into<ng, rx>(acc, s, wd, dstride, ib, a);
   }
   store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
 }
 
 constexpr int kRXQ = 4;  // activation rows per integer tile
 constexpr int kNGQ = 2;  // weight groups per integer tile
-using GKernel = void (*)(const uint8_t*, const uint16_t*, size_t, int64_t, const ActRows&, float*, int64_t, int, bool);
+using GKernel = void (*)(const uint8_t*, const uint16_t*, size_t, size_t, int64_t, const ActRows&, float*, int64_t, int, bool);
 #define EV_GEMM_TABLE(k) \
   {{k<1, 1>, k<1, 2>, k<1, 3>, k<1, 4>}, {k<2, 1>, k<2, 2>, k<2, 3>, k<2, 4>}}
 const GKernel kGemmQ4_0[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q4_0);
@@ -273,6 +275,7 @@ const GKernel kGemmQ8_0[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0);
 // needs about 8 independent sums in flight: one group × 4 rows keeps two chains per row (even and
 // odd steps), two groups one chain per (group, row).
 #define EV_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define EV_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 // A block's int32 sums: chain 0 of each (group, row) starts from the activation correction, the
 // optional second chain (at index ng·rx + ...) from zero.
@@ -285,91 +288,60 @@ __attribute__((always_inline)) inline void start_chains(__m256i* s, const ActRow
     }
 }
 
-template <int ng, int rx>
-EV_VNNI void gemm_q4_0_vnni(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nblk, const ActRows& a,
-                            float* y, int64_t ldy, int rw, bool accumulate) {
-  constexpr int nc = ng == 1 ? 2 : 1;  // chains per (group, row): low nibbles on 0, high on nc − 1
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc[ng * rx];
-  for (int i = 0; i < ng * rx; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t ib = 0; ib < nblk; ++ib) {
-    if constexpr (rx == 1)
-      for (int g = 0; g < ng; ++g) prefetch_ahead<128>(group_at(wq, g, gstride) + ib * 128);
-    __m256i s[nc * ng * rx];
-    start_chains<ng, rx, nc>(s, a, ib);
-    for (int k = 0; k < 4; ++k) {
-      __m256i lo[ng], hi[ng];
-      for (int g = 0; g < ng; ++g) {
-        const __m256i wv = _mm256_load_si256(reinterpret_cast<const __m256i*>(group_at(wq, g, gstride) + ib * 128 + 32 * k));
-        lo[g] = _mm256_and_si256(wv, m4);
-        hi[g] = _mm256_and_si256(_mm256_srli_epi16(wv, 4), m4);
-      }
-      for (int x = 0; x < rx; ++x) {
-        const int8_t* xq = a.qs + (x * a.nb + ib) * kQK;
-        const __m256i xl = bcast32(xq + 4 * k), xh = bcast32(xq + 16 + 4 * k);
-        for (int g = 0; g < ng; ++g) s[g * rx + x] = _mm256_dpbusd_avx_epi32(s[g * rx + x], lo[g], xl);
-        for (int g = 0; g < ng; ++g) {
-          __m256i& sh = s[((nc - 1) * ng + g) * rx + x];
-          sh = _mm256_dpbusd_avx_epi32(sh, hi[g], xh);
-        }
-      }
-    }
-    if constexpr (nc == 2)
-      for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_add_epi32(s[i], s[ng * rx + i]);
-    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
-  }
-  store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
-}
-
-template <int ng, int rx>
-EV_VNNI void gemm_q8_0_vnni(const uint8_t* wq, const uint16_t* wd, size_t gstride, int64_t nblk, const ActRows& a,
-                            float* y, int64_t ldy, int rw, bool accumulate) {
-  constexpr int nc = ng == 1 ? 2 : 1;  // chains per (group, row): even steps on 0, odd on nc − 1
-  __m256 acc[ng * rx];
-  for (int i = 0; i < ng * rx; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t ib = 0; ib < nblk; ++ib) {
-    if constexpr (rx == 1)
-      for (int g = 0; g < ng; ++g) prefetch_ahead<256>(group_at(wq, g, gstride) + ib * 256);
-    __m256i s[nc * ng * rx];
-    start_chains<ng, rx, nc>(s, a, ib);
-    for (int k = 0; k < 8; k += 2) {
-      __m256i w0[ng], w1[ng];
-      for (int g = 0; g < ng; ++g) {
-        const uint8_t* q = group_at(wq, g, gstride) + ib * 256 + 32 * k;
-        w0[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(q));
-        w1[g] = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + 32));
-      }
-      for (int x = 0; x < rx; ++x) {
-        const int8_t* xq = a.qs + (x * a.nb + ib) * kQK;
-        const __m256i x0 = bcast32(xq + 4 * k), x1 = bcast32(xq + 4 * k + 4);
-        for (int g = 0; g < ng; ++g) s[g * rx + x] = _mm256_dpbusd_avx_epi32(s[g * rx + x], w0[g], x0);
-        for (int g = 0; g < ng; ++g) {
-          __m256i& so = s[((nc - 1) * ng + g) * rx + x];
-          so = _mm256_dpbusd_avx_epi32(so, w1[g], x1);
-        }
-      }
-    }
-    if constexpr (nc == 2)
-      for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_add_epi32(s[i], s[ng * rx + i]);
-    scale_block_into<ng, rx>(acc, s, wd, gstride, ib, a);
-  }
-  store_tile_q<ng, rx>(y, ldy, acc, rw, accumulate);
-}
+// Each kernel twice: VEX-encoded (AVX-VNNI) and EVEX-encoded (AVX512-VNNI + AVX512VL, the CPUs
+// with AVX-512 but without AVX-VNNI, e.g. Zen 4); the same code, one intrinsic apart.
+#define EV_VNNI_TARGET EV_VNNI
+#define EV_DPBUSD _mm256_dpbusd_avx_epi32
+#define EV_VNNI_FN(name) name##_vnni
+#include "ops/matmul_avx2_vnni.inc"
+#undef EV_VNNI_TARGET
+#undef EV_DPBUSD
+#undef EV_VNNI_FN
+#define EV_VNNI_TARGET EV_AVX512
+#define EV_DPBUSD _mm256_dpbusd_epi32
+#define EV_VNNI_FN(name) name##_evex
+#include "ops/matmul_avx2_vnni.inc"
+#undef EV_VNNI_TARGET
+#undef EV_DPBUSD
+#undef EV_VNNI_FN
 
 const GKernel kGemmQ4_0Vnni[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q4_0_vnni);
 const GKernel kGemmQ8_0Vnni[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0_vnni);
+const GKernel kGemmQ4_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q4_0_evex);
+const GKernel kGemmQ8_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0_evex);
 
-bool detect_vnni() {
-  const char* e = std::getenv("EDGEVLM_NO_VNNI");
-  if (e && *e && std::strcmp(e, "0") != 0) return false;
+std::atomic<int> g_prefetch_bytes{kPrefetchBytes};
+
+// Integer kernel sets this CPU has (EDGEVLM_NO_VNNI=1 leaves only AVX2; EDGEVLM_NO_AVX512=1 drops
+// the AVX-512 set).
+bool env_flag(const char* name) {
+  const char* e = std::getenv(name);
+  return e && *e && std::strcmp(e, "0") != 0;
+}
+bool detect_int_kernels(detail::IntKernels k) {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avxvnni");
+  switch (k) {
+    case detail::IntKernels::Avx2: return true;
+    case detail::IntKernels::AvxVnni: return !env_flag("EDGEVLM_NO_VNNI") && __builtin_cpu_supports("avxvnni");
+    case detail::IntKernels::Avx512Vnni:
+      return !env_flag("EDGEVLM_NO_VNNI") && !env_flag("EDGEVLM_NO_AVX512") && __builtin_cpu_supports("avx512f") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
 }
-bool cpu_vnni() {
-  static const bool has = detect_vnni();
-  return has;
+bool cpu_int_kernels(detail::IntKernels k) {
+  static const bool has[3] = {true, detect_int_kernels(detail::IntKernels::AvxVnni),
+                              detect_int_kernels(detail::IntKernels::Avx512Vnni)};
+  return has[int(k)];
 }
-std::atomic<bool> g_use_vnni{cpu_vnni()};
+detail::IntKernels best_int_kernels() {
+  if (cpu_int_kernels(detail::IntKernels::Avx512Vnni)) return detail::IntKernels::Avx512Vnni;
+  if (cpu_int_kernels(detail::IntKernels::AvxVnni)) return detail::IntKernels::AvxVnni;
+  return detail::IntKernels::Avx2;
+}
+bool cpu_vnni() { return best_int_kernels() != detail::IntKernels::Avx2; }
+std::atomic<int> g_int_kernels{int(best_int_kernels())};
 std::atomic<bool> g_group_pairs{true};
 
 // ---- cache of repacked weights -------------------------------------------------------------
@@ -486,9 +458,9 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, ThreadPool& pool
     c.map.erase(it);
   }
   const int64_t nb = w.n_in / kQK, n_groups = (w.n_out + kGR - 1) / kGR;
-  const size_t gs = group_stride(w.type, nb), qb = size_t(packed_qb(w.type));
+  const size_t qs = group_qstride(w.type, nb), ds = group_dstride(nb);
   auto pm = std::make_unique<PackedMatrix>();
-  pm->bytes = gs * size_t(n_groups);
+  pm->bytes = (qs + ds) * size_t(n_groups);
   pm->buf = alloc_packed(pm->bytes);
   EV_CHECK(pm->buf != nullptr, "matmul: out of memory repacking a %lld x %lld %s matrix", (long long)w.n_out,
            (long long)w.n_in, type_name(w.type).c_str());
@@ -497,8 +469,8 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, ThreadPool& pool
   // Called with the cache locked: other callers wait rather than pack the same matrix twice.
   pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
-      uint8_t* q = base + size_t(g) * gs;
-      pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(q + nb * qb), flip);
+      pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, base + size_t(g) * qs,
+                 reinterpret_cast<uint16_t*>(base + qs * size_t(n_groups) + size_t(g) * ds), flip);
     }
   });
   release_original(w);
@@ -645,7 +617,8 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   int8_t* qs = qs_buf.get(size_t(n_rows * n_in));
   float* xd = d_buf.get(size_t(n_rows * nb));
   int32_t* xc = c_buf.get(size_t(n_rows * nb));
-  const bool vnni = g_use_vnni.load(std::memory_order_relaxed);
+  const auto ik = detail::IntKernels(g_int_kernels.load(std::memory_order_relaxed));
+  const bool vnni = ik != detail::IntKernels::Avx2;
   const bool flip = vnni && t == GGMLType::Q8_0;
   const int32_t corr_mul = t == GGMLType::Q4_0 ? -8 : flip ? -128 : 0;
   auto quant_rows = [&](int64_t b, int64_t e) {
@@ -655,8 +628,10 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
 
   const uint8_t* packed = packed_weights(w, flip, pool);
-  const size_t gs = group_stride(t, nb);
   const int qb = packed_qb(t);
+  const int64_t n_groups = (n_out + kGR - 1) / kGR;
+  const size_t pqs = group_qstride(t, nb), pds = group_dstride(nb);
+  const uint16_t* pd = packed ? reinterpret_cast<const uint16_t*>(packed + pqs * size_t(n_groups)) : nullptr;
 
   // Slice the reduction so that (row block × slice) of activations stays within kL2Budget; a
   // group's slice of packed weights (≤ 10 KiB for 2048 inputs) then stays in L1 for every row.
@@ -668,13 +643,15 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
     if (row_block > n_rows) row_block = n_rows;
   }
   const GKernel(*tab)[kRXQ] =
-      t == GGMLType::Q4_0 ? (vnni ? kGemmQ4_0Vnni : kGemmQ4_0) : (vnni ? kGemmQ8_0Vnni : kGemmQ8_0);
-  const int64_t n_groups = (n_out + kGR - 1) / kGR;
+      ik == detail::IntKernels::Avx512Vnni ? (t == GGMLType::Q4_0 ? kGemmQ4_0Evex : kGemmQ8_0Evex)
+      : ik == detail::IntKernels::AvxVnni  ? (t == GGMLType::Q4_0 ? kGemmQ4_0Vnni : kGemmQ8_0Vnni)
+                                           : (t == GGMLType::Q4_0 ? kGemmQ4_0 : kGemmQ8_0);
   // Work units of ngu groups. Decode (one row) keeps one group per unit: it streams the weights
   // once, so sharing the one broadcast per step gains nothing and its prefetch is tuned for one stream.
   const int ngu = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed) ? kNGQ : 1;
   const int64_t n_units = (n_groups + ngu - 1) / ngu;
-  // Per-call repacking: a unit's groups go into scratch sgs bytes apart (64-byte aligned).
+  // Per-call repacking: a unit's groups go into scratch sgs bytes apart (64-byte aligned), each
+  // group's quants followed by its scales.
   const size_t sgs = (size_t(kslice / kQK) * size_t(qb + 16) + 63) / 64 * 64;
   pool.parallel_for(n_units, [&](int64_t u0, int64_t u1) {
     thread_local detail::Scratch<uint8_t> pack_buf;
@@ -688,11 +665,12 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
           const int ng = int(std::min<int64_t>(ngu, n_groups - g));
           const uint8_t* q;
           const uint16_t* d;
-          size_t gstride;
+          size_t qstride, dstride;
           if (packed) {
-            q = packed + size_t(g) * gs + size_t(kb0) * size_t(qb);
-            d = reinterpret_cast<const uint16_t*>(packed + size_t(g) * gs + size_t(nb) * size_t(qb)) + kb0 * kGR;
-            gstride = gs;
+            q = packed + size_t(g) * pqs + size_t(kb0) * size_t(qb);
+            d = pd + size_t(g) * pds / 2 + kb0 * kGR;
+            qstride = pqs;
+            dstride = pds;
           } else {
             for (int j = 0; j < ng; ++j) {
               uint8_t* sq = scratch + size_t(j) * sgs;
@@ -701,14 +679,14 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
             }
             q = scratch;
             d = reinterpret_cast<const uint16_t*>(scratch + nblk * qb);
-            gstride = sgs;
+            qstride = dstride = sgs;
           }
           const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
           for (int64_t r0 = rb0; r0 < rb1; r0 += kRXQ) {
             const int rx = int(std::min<int64_t>(kRXQ, rb1 - r0));
             const int64_t ai = r0 * nb + kb0;
             const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
-            tab[ng - 1][rx - 1](q, d, gstride, nblk, a, y + r0 * n_out + g * kGR, n_out, rw, k0 > 0);
+            tab[ng - 1][rx - 1](q, d, qstride, dstride, nblk, a, y + r0 * n_out + g * kGR, n_out, rw, k0 > 0);
           }
         }
       }
@@ -805,13 +783,24 @@ bool matmul_packed_enable(bool on) { return pack_cache().enabled.exchange(on); }
 bool matmul_release_originals(bool on) { return g_release_originals.exchange(on); }
 size_t matmul_released_bytes() { return g_released_bytes.load(); }
 bool matmul_avx2_has_vnni() { return cpu_vnni(); }
-bool matmul_avx2_use_vnni(bool on) { return g_use_vnni.exchange(on && cpu_vnni()); }
+bool matmul_avx2_use_vnni(bool on) {
+  const auto prev = IntKernels(g_int_kernels.exchange(int(on ? best_int_kernels() : IntKernels::Avx2)));
+  return prev != IntKernels::Avx2;
+}
+bool matmul_int_kernels_available(IntKernels k) { return cpu_int_kernels(k); }
+IntKernels matmul_int_kernels() { return IntKernels(g_int_kernels.load()); }
+IntKernels matmul_use_int_kernels(IntKernels k) {
+  EV_CHECK(cpu_int_kernels(k), "matmul: this CPU lacks the %s integer kernels", int_kernels_name(k));
+  return IntKernels(g_int_kernels.exchange(int(k)));
+}
+int matmul_avx2_prefetch_bytes(int bytes) { return g_prefetch_bytes.exchange(bytes); }
 bool matmul_avx2_group_pairs(bool on) { return g_group_pairs.exchange(on); }
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
   if (!cpu_has_avx2() || (w.type != GGMLType::Q8_0 && w.type != GGMLType::Q4_0)) return false;
-  return packed_weights(w, g_use_vnni.load() && w.type == GGMLType::Q8_0, pool) != nullptr;
+  return packed_weights(w, g_int_kernels.load() != int(detail::IntKernels::Avx2) && w.type == GGMLType::Q8_0, pool) !=
+         nullptr;
 }
 
 void matmul_forget(const WeightMatrix& w) { detail::matmul_packed_drop(w.data); }
@@ -839,6 +828,10 @@ bool matmul_release_originals(bool) { return false; }
 size_t matmul_released_bytes() { return 0; }
 bool matmul_avx2_has_vnni() { return false; }
 bool matmul_avx2_use_vnni(bool) { return false; }
+bool matmul_int_kernels_available(IntKernels) { return false; }
+IntKernels matmul_int_kernels() { return IntKernels::Avx2; }
+IntKernels matmul_use_int_kernels(IntKernels) { return IntKernels::Avx2; }
+int matmul_avx2_prefetch_bytes(int) { return 0; }
 bool matmul_avx2_group_pairs(bool) { return false; }
 }  // namespace detail
 

@@ -42,8 +42,12 @@ struct Scratch {
 // stores the quants of the 8 rows interleaved 4 bytes at a time (kernel step k holds bytes
 // 4k..4k+3 of every row, row r at bytes 4r..4r+3), so one 32-byte load feeds all 8 rows and the
 // 8 dot products finish in the 8 lanes of one register. Q4_0: 4 steps of packed nibbles (128
-// bytes per block); Q8_0: 8 steps of int8 (256 bytes). After the nb blocks of quants come the
-// nb × 8 F16 scales (row order). Groups are group_stride bytes apart, 64-byte aligned.
+// bytes per block); Q8_0: 8 steps of int8 (256 bytes). Each block's 8 F16 scales (row order) are
+// kept apart from the quants: a cached copy holds every group's quants back to back (nb blocks
+// per group), then every group's scales, so that decode reads two unbroken streams. With the scales
+// at the end of each group instead, every group broke the quant stream with a 1/9 gap, and the
+// hardware prefetcher lost it at each one: streaming such a copy from memory ran at about half the
+// read bandwidth, whatever the kernel (measured on Zen 4: 12 against 24 GB/s for the same bytes).
 //
 // Matrices of at least kRepackMinBytes are repacked once, on their first product, into a cache
 // keyed by the weight data's address, shape and type, and checked against a fingerprint of the
@@ -70,11 +74,30 @@ bool matmul_release_originals(bool on);
 // Bytes of original weights given back so far (cumulative).
 size_t matmul_released_bytes();
 
-// Whether the CPU has AVX-VNNI (and EDGEVLM_NO_VNNI is unset): the AVX2 integer kernels then use
-// vpdpbusd. matmul_avx2_use_vnni switches between the two kernel sets (for tests; on is honoured
-// only when the CPU has it) and returns the previous setting.
+// The x86 integer kernel sets (Q8_0/Q4_0 weights, 8-bit activations), chosen at run time:
+//   Avx2:       maddubs → madd (every AVX2 CPU);
+//   AvxVnni:    vpdpbusd on 256-bit registers, VEX-encoded (AVX-VNNI: Alder Lake+, Zen 5);
+//   Avx512Vnni: the same 256-bit tiles EVEX-encoded (AVX512-VNNI + VL: Ice Lake+, Zen 4), for the
+//               CPUs with AVX-512 but without AVX-VNNI. (512-bit decode kernels measured no faster
+//               on Zen 4, which splits 512-bit operations in two: decode is bound by the memory
+//               stream, and in L2 they ran at the 256-bit tiles' rate.)
+// The default is the highest the CPU has; EDGEVLM_NO_VNNI=1 leaves only Avx2, EDGEVLM_NO_AVX512=1
+// drops Avx512Vnni. The two VNNI sets store Q8_0 weights as q + 128 in the repacked copy.
+enum class IntKernels : int { Avx2 = 0, AvxVnni = 1, Avx512Vnni = 2 };
+inline const char* int_kernels_name(IntKernels k) {
+  return k == IntKernels::Avx512Vnni ? "avx512-vnni" : k == IntKernels::AvxVnni ? "avx-vnni" : "avx2";
+}
+bool matmul_int_kernels_available(IntKernels k);
+IntKernels matmul_int_kernels();
+// Switches kernel sets (for tests and benchmarks; throws when the CPU lacks k); returns the previous.
+IntKernels matmul_use_int_kernels(IntKernels k);
+// Whether the CPU has a VNNI set (either), and a switch between the best one and Avx2 (returns
+// whether a VNNI set was in use).
 bool matmul_avx2_has_vnni();
 bool matmul_avx2_use_vnni(bool on);
+// Software prefetch distance of the decode tiles (one activation row) in bytes, 0 for none (for
+// tuning in `edgevlm bench --gemv`); returns the previous.
+int matmul_avx2_prefetch_bytes(int bytes);
 // Whether the AVX2 integer kernels tile two 8-row weight groups per activation broadcast (default
 // on; off runs one group per tile, the earlier kernels: for tests of both and the kernel A/B in
 // `edgevlm bench --gemm`). Returns the previous setting.

@@ -151,7 +151,10 @@ std::vector<Shape> quant_shapes() {
   // Group pairs: exact pairs (16, 32 outputs), a pair and a lone group (24, 40), a partial second
   // group (13, 33, 61), each with row remainders 1, 2 and 3 after full tiles of 4 rows.
   return {{32, 1, 1},    {64, 7, 1},    {96, 13, 3},   {256, 33, 5}, {1024, 6, 9},  {160, 5, 4},   {2048, 9, 130},
-          {64, 16, 2},   {128, 24, 7},  {96, 40, 6},   {64, 32, 8},  {128, 61, 11}, {2048, 17, 129}};
+          {64, 16, 2},   {128, 24, 7},  {96, 40, 6},   {64, 32, 8},  {128, 61, 11}, {2048, 17, 129},
+          // Decode (one row): odd block counts, and a reduction long enough to be sliced, its
+          // second slice one block.
+          {96, 13, 1},   {160, 17, 1},  {163872, 3, 1}};
 }
 std::vector<Shape> float_shapes() {
   // Row lengths that are not multiples of 8 exercise the scalar tails; 300 rows × 1024 F32
@@ -169,20 +172,46 @@ class MatmulAvx2 : public ::testing::Test {
 TEST_F(MatmulAvx2, F32) { check_type(GGMLType::F32, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes(), matmul_avx2); }
-// Runs fn with the plain AVX2 integer kernels and, when the CPU has AVX-VNNI, with those too; each
+// Runs fn with every integer kernel set this CPU has (plain AVX2, AVX-VNNI, AVX512-VNNI), each
 // with tiles of two weight groups (the default) and of one.
 void each_int8_variant(const std::function<void()>& fn) {
-  for (bool vnni : {false, true}) {
-    if (vnni && !detail::matmul_avx2_has_vnni()) continue;
+  using detail::IntKernels;
+  for (IntKernels k : {IntKernels::Avx2, IntKernels::AvxVnni, IntKernels::Avx512Vnni}) {
+    if (!detail::matmul_int_kernels_available(k)) continue;
     for (bool pairs : {true, false}) {
-      SCOPED_TRACE(std::string(vnni ? "avx-vnni" : "avx2") + (pairs ? ", group pairs" : ", single groups"));
-      const bool was = detail::matmul_avx2_use_vnni(vnni);
+      SCOPED_TRACE(std::string(detail::int_kernels_name(k)) + (pairs ? ", group pairs" : ", single groups"));
+      const IntKernels was = detail::matmul_use_int_kernels(k);
       const bool was_pairs = detail::matmul_avx2_group_pairs(pairs);
       fn();
       detail::matmul_avx2_group_pairs(was_pairs);
-      detail::matmul_avx2_use_vnni(was);
+      detail::matmul_use_int_kernels(was);
     }
   }
+}
+
+// The kernel sets detected agree with the CPU flags Linux reports, so that a detection that failed
+// silently (and left a set's tests above skipped) is caught.
+TEST_F(MatmulAvx2, KernelSetsMatchCpuinfo) {
+  FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (!f) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::string flags;
+  char line[8192];
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "flags", 5) == 0) {
+      flags = std::string(line) + " ";
+      break;
+    }
+  std::fclose(f);
+  if (flags.empty()) GTEST_SKIP() << "no flags line in /proc/cpuinfo";
+  for (char& c : flags) if (c == '\t' || c == '\n' || c == ':') c = ' ';
+  auto has = [&](const char* flag) { return flags.find(std::string(" ") + flag + " ") != std::string::npos; };
+  auto env = [](const char* n) { const char* e = std::getenv(n); return e && *e && std::strcmp(e, "0") != 0; };
+  using detail::IntKernels;
+  EXPECT_TRUE(detail::matmul_int_kernels_available(IntKernels::Avx2));
+  EXPECT_EQ(detail::matmul_int_kernels_available(IntKernels::AvxVnni), has("avx_vnni") && !env("EDGEVLM_NO_VNNI"));
+  EXPECT_EQ(detail::matmul_int_kernels_available(IntKernels::Avx512Vnni),
+            has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512_vnni") && !env("EDGEVLM_NO_VNNI") &&
+                !env("EDGEVLM_NO_AVX512"));
 }
 
 TEST_F(MatmulAvx2, Q8_0) {
@@ -193,9 +222,11 @@ TEST_F(MatmulAvx2, Q4_0) {
 }
 
 // Matrices of at least detail::kRepackMinBytes go through the cache of repacked weights: decode
-// (1 row), a few rows, and a sliced reduction (48 × 4096 bytes exceed the L2 budget), with partial 8-row groups (n_out % 8 ≠ 0), both with
+// (1 row, an even and an odd number of blocks), a few rows, and a sliced reduction (48 × 4096 bytes exceed the L2 budget), with partial 8-row groups (n_out % 8 ≠ 0), both with
 // the cache and with per-call repacking.
-std::vector<Shape> cached_shapes() { return {{2048, 37, 1}, {1024, 61, 3}, {4096, 17, 6}, {4096, 11, 48}}; }
+std::vector<Shape> cached_shapes() {
+  return {{2048, 37, 1}, {2080, 61, 1}, {1024, 61, 3}, {4096, 17, 6}, {4096, 11, 48}};
+}
 
 TEST_F(MatmulAvx2, RepackedCache) {
   for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q8_0})

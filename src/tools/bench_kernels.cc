@@ -95,7 +95,8 @@ double bench_peak_fma(int threads, int reps) {
 
 const char* int8_peak_kind(bool vnni) {
   if (!cpu_has_avx2()) return "scalar";
-  return vnni ? "avx-vnni" : "avx2 maddubs";
+  if (!vnni) return "avx2 maddubs";
+  return detail::matmul_int_kernels() == detail::IntKernels::AvxVnni ? "avx-vnni" : "avx512-vnni";
 }
 
 double bench_peak_int8(int threads, int reps, bool vnni) {
@@ -103,7 +104,10 @@ double bench_peak_int8(int threads, int reps, bool vnni) {
   double best = 0;
   for (int r = 0; r < reps; ++r) {
     if (cpu_has_avx2() && vnni) {
-      const double ms = run_threads(threads, [&](int) { return bench_detail::int8_loop_vnni(iters); });
+      const bool evex = detail::matmul_int_kernels() != detail::IntKernels::AvxVnni;
+      const double ms = run_threads(threads, [&](int) {
+        return evex ? bench_detail::int8_loop_evex(iters) : bench_detail::int8_loop_vnni(iters);
+      });
       best = std::max(best, 320.0 * double(iters) * threads / (ms * 1e6));
     } else if (cpu_has_avx2()) {
       const double ms = run_threads(threads, [&](int) { return bench_detail::int8_loop_avx2(iters); });

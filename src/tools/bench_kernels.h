@@ -15,12 +15,13 @@ namespace edgevlm {
 double bench_read_bandwidth(size_t bytes, int threads, int reps);
 // GFLOP/s of fused multiply-adds (2 flops each): independent AVX2 FMA chains, best of `reps`.
 double bench_peak_fma(int threads, int reps);
-// G int8 multiply-adds/s of the instruction the Q8_0/Q4_0 kernels run: vpdpbusd when `vnni` (AVX-VNNI;
-// Zen 4 retires about twice the multiply-adds per cycle of the AVX2 sequence), else maddubs → madd →
-// add, best of `reps`. The caller passes the kernels' setting (matmul_avx2_use_vnni), so that a
+// G int8 multiply-adds/s of the instruction the Q8_0/Q4_0 kernels run: vpdpbusd when `vnni` (on 256-bit
+// registers, VEX- or EVEX-encoded as the kernel set in use, detail::matmul_int_kernels(); Zen 4
+// retires about twice the multiply-adds per cycle of the AVX2 sequence), else maddubs → madd → add,
+// best of `reps`. The caller passes the kernels' setting (matmul_avx2_use_vnni), so that a
 // "% of peak" compares the kernels with what their own instruction can do.
 double bench_peak_int8(int threads, int reps, bool vnni);
-// The name of that peak's instruction for reports: "avx-vnni", "avx2 maddubs" or "scalar".
+// The name of that peak's instruction for reports: "avx-vnni", "avx512-vnni", "avx2 maddubs" or "scalar".
 const char* int8_peak_kind(bool vnni);
 
 // The AVX2 integer GEMM's tilings compared in one process: tiles of two 8-row weight groups (the
@@ -41,6 +42,7 @@ double read_sum_avx2(const void* p, size_t bytes);
 double fma_loop_avx2(long iters);   // 160 flops per iteration
 double int8_loop_avx2(long iters);  // 256 int8 multiply-adds per iteration
 double int8_loop_vnni(long iters);  // 320 int8 multiply-adds per iteration; call only with AVX-VNNI
+double int8_loop_evex(long iters);  // the same, EVEX-encoded; call only with AVX512-VNNI + VL
 }  // namespace bench_detail
 
 }  // namespace edgevlm

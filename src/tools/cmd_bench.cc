@@ -2,7 +2,7 @@
 // bounds it, measured in the same run:
 //   decode tokens/s    ↔ memory read bandwidth: fraction = weight bytes per token × tokens/s ÷ GB/s
 //   prefill tokens/s   ↔ peak int8 multiply-add rate of the instruction the Q8_0/Q4_0 kernels run
-//                        (vpdpbusd with AVX-VNNI, else maddubs; --no-vnni forces the latter for
+//                        (vpdpbusd with AVX-VNNI or AVX512-VNNI, else maddubs; --no-vnni forces the latter for
 //                        both), or FMA rate (F16/F32)
 //   ViT ms per tile    ↔ the same, for the mmproj's matrices
 //   peak RSS (getrusage), and the load average, since the machines here are shared.
@@ -183,7 +183,7 @@ int bench_main(int argc, char** argv) {
     std::vector<std::pair<std::string, double>> fig;  // for --json
     const double load0 = load_average();
     std::printf("edgevlm bench: %s, %d threads, %s kernels, load average %.2f\n", cpu_name().c_str(), threads,
-                !cpu_has_avx2() ? "scalar" : vnni ? "AVX2 + AVX-VNNI" : "AVX2", load0);
+                !cpu_has_avx2() ? "scalar" : detail::int_kernels_name(detail::matmul_int_kernels()), load0);
     fig.emplace_back("threads", threads);
     fig.emplace_back("load_start", load0);
 
@@ -353,7 +353,7 @@ int bench_main(int argc, char** argv) {
     if (gemm) {
       const int gemm_reps = std::max(reps, 5);
       std::printf("\nint8 GEMM tilings, %d activation rows, %d threads, %s kernels, medians of %d alternated rounds:\n",
-                  chunk, threads, vnni ? "AVX-VNNI" : "AVX2", gemm_reps);
+                  chunk, threads, detail::int_kernels_name(detail::matmul_int_kernels()), gemm_reps);
       std::printf("  %-18s %16s %16s %8s %s\n", "weights", "2 groups G MAC/s", "1 group G MAC/s", "ratio",
                   lim.int8_gops > 0 ? (std::string("  2 groups: % of ") + lim.peak_name(true)).c_str() : "");
       for (const GemmAb& r : bench_gemm_tilings(chunk, pool, gemm_reps)) {
