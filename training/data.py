@@ -62,6 +62,22 @@ OPPOSITES = [("hot", "cold"), ("big", "small"), ("up", "down"), ("left", "right"
 
 _font_cache = {}
 
+# Where each drawn character lands, for the ViT's glyph loss (train.py): make_sample opens a record, and
+# every text drawn through draw_text appends (char, x0, y0, x1, y1) in image pixels. Drawing is unchanged
+# and no random numbers are drawn, so the images stay what earlier models were trained and tested on.
+_glyph_record: list | None = None
+
+
+def draw_text(d, xy, text, fnt, fill):
+    d.text(xy, text, font=fnt, fill=fill)
+    if _glyph_record is None:
+        return
+    x, y = xy
+    _, top, _, bottom = fnt.getbbox(text)
+    for i, ch in enumerate(text):
+        if not ch.isspace():
+            _glyph_record.append((ch, x + fnt.getlength(text[:i]), y + top, x + fnt.getlength(text[:i + 1]), y + bottom))
+
 
 def font(path, size):
     key = (path, size)
@@ -119,7 +135,7 @@ def draw_centered(img, text, fnt, fg, rng, jitter=True):
     fy = max(0, h - th)
     x = (fx // 2 + (int(rng.integers(-fx // 4, fx // 4 + 1)) if jitter and fx >= 4 else 0)) - l
     y = (fy // 2 + (int(rng.integers(-fy // 4, fy // 4 + 1)) if jitter and fy >= 4 else 0)) - t
-    d.text((x, y), text, font=fnt, fill=fg)
+    draw_text(d, (x, y), text, fnt, fg)
     return tw, th
 
 
@@ -212,7 +228,7 @@ def t_strip(rng):
     for i, wd in enumerate(words):
         f = fit_font(fp, wd, int(rng.integers(16, 22)), w - 4, row_h - 6)
         l, t, r, b = d.textbbox((0, 0), wd, font=f)
-        d.text(((w - (r - l)) // 2 - l, i * row_h + (row_h - (b - t)) // 2 - t), wd, font=f, fill=fg)
+        draw_text(d, ((w - (r - l)) // 2 - l, i * row_h + (row_h - (b - t)) // 2 - t), wd, f, fg)
     qa = [("What is the top word?", words[0]), ("What is the bottom word?", words[-1]),
           ("How many words are there?", str(n))]
     return img, qa, "strip: " + " ".join(words)
@@ -241,7 +257,7 @@ def t_document(rng):
     size = min(int(rng.integers(14, 18)), row_h - 3)
     for i, ln in enumerate(lines):
         f = fit_font(fp, ln, size, w - 8, row_h - 2)
-        d.text((4, 4 + i * row_h), ln, font=f, fill=fg)
+        draw_text(d, (4, 4 + i * row_h), ln, f, fg)
     return img, qa, ("receipt: " if kind == 0 else "form: ") + "; ".join(lines)
 
 
@@ -260,7 +276,7 @@ def t_chart(rng):
             x0 = 4 + i * bw + 2
             bh = int((h - top - 4) * v / 9)
             d.rectangle([x0, h - 4 - bh, x0 + bw - 5, h - 4], fill=COLORS[c])
-            d.text((x0 + (bw - 5) // 2 - 3, h - 4 - bh - 14), str(v), font=fnt, fill=(0, 0, 0))
+            draw_text(d, (x0 + (bw - 5) // 2 - 3, h - 4 - bh - 14), str(v), fnt, (0, 0, 0))
         i = int(rng.integers(n))
         qa = [("Which bar is the tallest?", cols[int(np.argmax(vals))]),
               ("Which bar is the shortest?", cols[int(np.argmin(vals))]),
@@ -373,6 +389,10 @@ DESCRIBE_QUESTION = "List the contents of the image."
 IMAGE_TASKS = [t for t in TASK_NAMES if t != "text"]
 
 
+# The read phase's mixture: the tasks whose images show characters.
+READING_WEIGHTS = {t: w for t, (_, w) in TASKS.items() if t not in ("shapes", "caption", "text")}
+
+
 def curriculum_weights(progress: float) -> dict:
     """Stage-2 task weights at `progress` (0..1 of the phase's samples). Colour-and-shape tasks alone
     first (a decoder learns to look at them within ~100 steps, docs/TRAINING.md), then the other tasks
@@ -385,11 +405,34 @@ def curriculum_weights(progress: float) -> dict:
     return w
 
 
+def _glyph_classes():
+    chars = {chr(c) for c in range(33, 127)}
+    for words in (EN_WORDS, FR_WORDS, DE_WORDS, ES_WORDS, RU_WORDS, ZH_WORDS, NAMES, CITIES, BANNER_WORDS):
+        for w in words:
+            chars.update(w + w.upper() + w.capitalize())
+    return sorted(chars)
+
+
+GLYPHS = _glyph_classes()                       # glyph class k + 1 is GLYPHS[k]; 0 is "no glyph"
+GLYPH_CLASS = {ch: k + 1 for k, ch in enumerate(GLYPHS)}
+
+
 def make_sample(split: str, index: int, task: str | None = None, max_turns: int | None = None,
                 weights: dict | None = None):
     """Sample `index` of `split`. With task=None the task is drawn from the mixture (training; `weights`
     overrides TASKS' weights and may include DESCRIBE); training uses every question about the image as
     turns of one conversation (more supervision per ViT pass), evaluation passes the task and max_turns=1."""
+    global _glyph_record
+    _glyph_record = []
+    try:
+        s = _make_sample(split, index, task, max_turns, weights)
+    finally:
+        glyphs, _glyph_record = _glyph_record, None
+    s["glyphs"] = [(GLYPH_CLASS[g[0]],) + g[1:] for g in glyphs if g[0] in GLYPH_CLASS]
+    return s
+
+
+def _make_sample(split, index, task, max_turns, weights):
     rng = np.random.default_rng(np.random.SeedSequence([SPLIT_ID[split], index] + ([(TASK_NAMES + [DESCRIBE]).index(task) + 1] if task else [])))
     if task is None:
         names = list(weights) if weights else TASK_NAMES

@@ -45,3 +45,37 @@ def test_curriculum_starts_visual_and_ends_at_the_mixture():
 
 def test_evaluation_sets_never_contain_the_training_only_task():
     assert all(s["task"] != data.DESCRIBE for s in data.eval_set("test", 2))
+
+
+def test_glyph_labels_spell_the_text_left_to_right():
+    """The glyph loss's per-patch labels sit where the characters are drawn: read column by column across
+    the grid's tiles, they spell the code in order (a mirrored, transposed or mis-tiled grid would not)."""
+    import tiling
+    tc = tiling.TilingConfig()
+    for i in range(30):
+        s = data.make_sample("val", i, task="ocr_code")
+        code = s["desc"].split(": ", 1)[1]
+        (m, n), tiles = tiling.image_to_tiles(s["image"], tc)
+        labels = tiling.glyph_labels(s["glyphs"], s["image"].size, (m, n), tc, 8, len(tiles))
+        assert labels.shape == (len(tiles), 8, 8)
+        canvas = np.concatenate([np.concatenate(list(labels[r * m:(r + 1) * m]), axis=1) for r in range(n)])
+        spelled = []
+        for col in canvas.T:
+            classes = set(col[col > 0].tolist())
+            assert len(classes) <= 1                       # one line of text: one character per column
+            if classes and (not spelled or spelled[-1] != min(classes)):
+                spelled.append(min(classes))
+        want = [data.GLYPH_CLASS[c] for k, c in enumerate(code) if k == 0 or code[k - 1] != c]
+        assert spelled == want, (i, code)
+
+
+def test_every_drawn_character_has_a_glyph_class():
+    for t in data.TASK_NAMES:
+        for i in range(20):
+            s = data.make_sample("train", i, task=t)
+            for g in s["glyphs"]:
+                assert 1 <= g[0] <= len(data.GLYPHS) and g[1] < g[3] and g[2] < g[4]
+    s = data.make_sample("val", 0, task="multilingual")
+    word = s["desc"].split(": ", 1)[1]
+    assert [data.GLYPHS[g[0] - 1] for g in s["glyphs"]] == [c for c in word if not c.isspace()]
+    assert data.make_sample("val", 0, task="shapes")["glyphs"] == []

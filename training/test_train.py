@@ -54,3 +54,35 @@ def test_stage2_loss_trains(tmp_path):
         loss.backward()
         opt.step()
     assert loss.item() < 0.7 * first
+
+
+def test_read_phase_trains_the_vit_on_glyphs(tmp_path):
+    torch.manual_seed(0)
+    tr = small_trainer(tmp_path)
+    batch, _ = next(tr.batches("read", 0))
+    assert all(s["image"] is not None and s["task"] in data.READING_WEIGHTS for s in batch)
+    assert sum(len(s["glyphs"]) for s in batch) > 0
+    ps = tr.params_for("read")
+    assert {id(p) for p in ps} == {id(p) for p in list(tr.model.vit.parameters()) + list(tr.glyph.parameters())}
+    opt = torch.optim.AdamW(ps, lr=3e-3)
+    first = None
+    for _ in range(15):
+        loss = tr.loss("read", batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.7 * first
+
+
+def test_stage2_glyph_labels_match_the_vit_tiles(tmp_path):
+    tr = small_trainer(tmp_path)
+    batch, _ = next(tr.batches("stage2", 40_000))
+    for e in batch:
+        if e[2] is None:
+            assert e[4] is None
+        else:
+            g = tr.mc.tile // tr.mc.patch
+            assert e[4].shape == (e[2].shape[0], g, g)
+    tr.loss("stage2", batch)
+    assert "glyph_loss" in tr.last_parts

@@ -61,18 +61,23 @@ def pad_rgb(mean):
     return tuple(int(m * 255) for m in mean)
 
 
-def resize_and_pad(img: Image.Image, W: int, H: int, pad=(127, 127, 127)) -> Image.Image:
-    """LLaVA-NeXT resize_and_pad_image, with its float64 arithmetic."""
-    w0, h0 = img.size
+def fit_box(w0: int, h0: int, W: int, H: int):
+    """Where resize_and_pad puts a w0×h0 image on a W×H canvas: (width, height, left, top)."""
     sw, sh = W / w0, H / h0
     if sw < sh:
         nw, nh = W, min(math.ceil(h0 * sw), H)
     else:
         nh, nw = H, min(math.ceil(w0 * sh), W)
     nw, nh = max(nw, 1), max(nh, 1)
-    resized = img if (nw, nh) == (w0, h0) else img.resize((nw, nh), Image.BICUBIC)
+    return nw, nh, (W - nw) // 2, (H - nh) // 2
+
+
+def resize_and_pad(img: Image.Image, W: int, H: int, pad=(127, 127, 127)) -> Image.Image:
+    """LLaVA-NeXT resize_and_pad_image, with its float64 arithmetic."""
+    nw, nh, left, top = fit_box(img.width, img.height, W, H)
+    resized = img if (nw, nh) == img.size else img.resize((nw, nh), Image.BICUBIC)
     canvas = Image.new("RGB", (W, H), pad)
-    canvas.paste(resized, ((W - nw) // 2, (H - nh) // 2))
+    canvas.paste(resized, (left, top))
     return canvas
 
 
@@ -87,6 +92,33 @@ def image_to_tiles(img: Image.Image, cfg: TilingConfig):
     if m * n > 1 and cfg.thumbnail:
         tiles.append(np.asarray(resize_and_pad(img, T, T, pad)))
     return (m, n), np.stack(tiles)
+
+
+def glyph_labels(glyphs, size, grid, cfg: TilingConfig, patch: int, n_tiles: int) -> np.ndarray:
+    """Per-patch labels for the glyph loss: [n_tiles, g, g] (g = tile / patch, tiles in image_to_tiles'
+    order), each patch labelled with the class of the character whose box holds the patch's centre, 0
+    where none does. glyphs: (class, x0, y0, x1, y1) in image pixels (data.draw_text)."""
+    (w0, h0), (m, n), T = size, grid, cfg.tile
+    g = T // patch
+    labels = np.zeros((n_tiles, g, g), np.int64)
+    views = [(m, n, [(r, c) for r in range(n) for c in range(m)])]
+    if n_tiles > m * n:
+        views.append((1, 1, [None]))                # the thumbnail: the whole image on one tile
+    k = 0
+    for vm, vn, cells in views:
+        nw, nh, left, top = fit_box(w0, h0, T * vm, T * vn)
+        full = np.zeros((vn * g, vm * g), np.int64)
+        centre_y = (np.arange(vn * g) + 0.5) * patch
+        centre_x = (np.arange(vm * g) + 0.5) * patch
+        for cls, x0, y0, x1, y1 in glyphs:
+            rows = (centre_y >= top + y0 * nh / h0) & (centre_y < top + y1 * nh / h0)
+            cols = (centre_x >= left + x0 * nw / w0) & (centre_x < left + x1 * nw / w0)
+            full[np.ix_(rows, cols)] = cls
+        for cell in cells:
+            r, c = cell if cell is not None else (0, 0)
+            labels[k] = full[r * g:(r + 1) * g, c * g:(c + 1) * g]
+            k += 1
+    return labels
 
 
 def normalize(tiles_u8: np.ndarray, cfg: TilingConfig) -> np.ndarray:

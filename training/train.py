@@ -9,6 +9,7 @@
 Phases (each has a sample cap and a wall-clock share of --minutes; it ends at whichever comes first,
 and its cosine learning-rate schedule follows max(sample progress, time progress)):
   siglip  ViT + a small text tower, SigLIP sigmoid loss on (image, description) pairs
+  read    ViT + a per-patch glyph head: which character each patch shows (the glyph loss)
   text    decoder language modelling on text-only renderings of the tasks and pure-text questions
   stage1  projector only (ViT and decoder frozen), answer tokens only
   stage2  everything, answer tokens only
@@ -39,8 +40,9 @@ import tiling  # noqa: E402
 from model import ModelConfig, VLM, merge2x2  # noqa: E402
 from tokenizer import BPETokenizer  # noqa: E402
 
-PHASES = ["siglip", "text", "stage1", "stage2"]
-PHASE_BASE = {"siglip": 100_000_000, "text": 200_000_000, "stage1": 300_000_000, "stage2": 400_000_000}
+PHASES = ["siglip", "read", "text", "stage1", "stage2"]
+PHASE_BASE = {"siglip": 100_000_000, "read": 500_000_000, "text": 200_000_000, "stage1": 300_000_000,
+              "stage2": 400_000_000}
 CORPUS_BASE = 900_000_000
 
 
@@ -117,8 +119,10 @@ class Trainer:
             print(f"initialised from {a.init}", flush=True)
         self.text_tower = TextTower(self.tok.n_vocab, d=a.v_width)
         self.sig = SigLIPHead(a.v_width, a.v_width)
-        # Training-only head: which description tokens the image contains, from the ViT's pooled output.
+        # Training-only heads: which description tokens the image contains, from the ViT's pooled output;
+        # which character each patch shows (its glyph class, 0 for none), from each patch's ViT output.
         self.content = nn.Linear(a.v_width, self.tok.n_vocab)
+        self.glyph = nn.Linear(a.v_width, len(data.GLYPHS) + 1)
         self.pad = self.tok.id("<|endoftext|>")
         self.log = open(os.path.join(a.out, "log.jsonl"), "a")
         self.state = {"phase": 0, "samples": 0, "elapsed": 0.0, "step": 0}
@@ -141,12 +145,15 @@ class Trainer:
             p.requires_grad_(False)
         if name == "siglip":
             ps = list(m.vit.parameters()) + list(self.text_tower.parameters()) + list(self.sig.parameters())
+        elif name == "read":
+            ps = list(m.vit.parameters()) + list(self.glyph.parameters())
         elif name == "text":
             ps = list(m.llm.parameters())
         elif name == "stage1":
             ps = list(m.proj.parameters())
         else:
             ps = list(m.parameters()) + (list(self.content.parameters()) if self.a.content_loss > 0 else [])
+            ps += list(self.glyph.parameters()) if self.a.glyph_loss > 0 else []
         for p in ps:
             p.requires_grad_(True)
         return ps
@@ -157,15 +164,16 @@ class Trainer:
         Draws 4 batches at once and groups them by length to cut padding."""
         a = self.a
         i = start
-        bs = a.batch if name != "siglip" else a.siglip_batch
+        bs = a.siglip_batch if name in ("siglip", "read") else a.batch
         cap = self.phase_cfg(name)[1]
         while True:
             group = []
             while len(group) < 4 * bs:
-                w = data.curriculum_weights(i / cap) if name == "stage2" and a.curriculum else None
+                w = data.curriculum_weights(i / cap) if name == "stage2" and a.curriculum else \
+                    data.READING_WEIGHTS if name == "read" else None
                 s = data.make_sample("train", PHASE_BASE[name] + i, weights=w)
                 i += 1
-                if name == "siglip":
+                if name in ("siglip", "read"):
                     if s["image"] is None:
                         continue
                     group.append(s)
@@ -174,16 +182,46 @@ class Trainer:
                 else:
                     if name == "stage1" and s["image"] is None:
                         continue
-                    ids, loss, pix, _ = sequence.encode_chat(self.tok, s, self.tcfg, self.mc.tokens_per_tile)
-                    group.append((ids, loss, pix, self.tok.encode(s["desc"]) if pix is not None else []))
-            if name != "siglip":
+                    ids, loss, pix, grid = sequence.encode_chat(self.tok, s, self.tcfg, self.mc.tokens_per_tile)
+                    group.append((ids, loss, pix, self.tok.encode(s["desc"]) if pix is not None else [],
+                                  self.glyph_labels(s, grid, pix)))
+            if name not in ("siglip", "read"):
                 group.sort(key=lambda e: len(e[0]))
             chunks = [group[k * bs:(k + 1) * bs] for k in range(4)]
             rng = np.random.default_rng(i)
             for k in rng.permutation(4):
                 yield chunks[k], i
 
+    def glyph_labels(self, s, grid, pixels):
+        if pixels is None:
+            return None
+        return tiling.glyph_labels(s["glyphs"], s["image"].size, grid, self.tcfg, self.mc.patch, pixels.shape[0])
+
+    def glyph_loss(self, vit_out, labels):
+        """Cross-entropy of each patch's glyph class (labels [tiles, g, g], tiles in vit_out's order). A dense,
+        local signal that teaches the ViT to read: through the decoder alone, and through the pooled content
+        loss, it learned colours and shapes but no characters (docs/TRAINING.md)."""
+        return F.cross_entropy(self.glyph(vit_out.reshape(-1, vit_out.shape[-1])), labels.reshape(-1))
+
+    @torch.no_grad()
+    def glyph_accuracy(self, vit_out, labels):
+        """The share of glyph patches whose class the glyph head gets right (background excluded)."""
+        on = labels.reshape(-1) > 0
+        pred = self.glyph(vit_out.reshape(-1, vit_out.shape[-1])[on]).argmax(-1)
+        return (pred == labels.reshape(-1)[on]).float().mean().item() if on.any() else 0.0
+
     def loss(self, name, batch):
+        if name == "read":
+            tiles, labels = [], []
+            for s in batch:
+                grid, t = tiling.image_to_tiles(s["image"], self.tcfg)
+                tiles.append(tiling.normalize(t, self.tcfg))
+                labels.append(tiling.glyph_labels(s["glyphs"], s["image"].size, grid, self.tcfg, self.mc.patch, len(t)))
+            vit_out = self.model.vit(torch.from_numpy(np.concatenate(tiles)))
+            labels = torch.from_numpy(np.concatenate(labels))
+            loss = self.glyph_loss(vit_out, labels)
+            self.last_parts = {"glyph_acc": round(self.glyph_accuracy(vit_out, labels), 3)}
+            return loss
         if name == "siglip":
             tiles, owner, caps = [], [], []
             for j, s in enumerate(batch):
@@ -214,10 +252,19 @@ class Trainer:
         img = m.proj(merge2x2(vit_out, m.c.tile // m.c.patch)).reshape(-1, m.c.width)
         h = m.llm.hidden(m.embed(ids, img_mask, img))
         ce = F.cross_entropy(m.llm.out(h[loss_mask]), targets[loss_mask])
-        if name == "stage2" and self.a.content_loss > 0:
-            aux = self.content_loss(vit_out, batch)
-            self.last_parts = {"answer_loss": round(ce.item(), 5), "content_loss": round(aux.item(), 3)}
-            ce = ce + self.a.content_loss * aux
+        if name == "stage2" and (self.a.content_loss > 0 or self.a.glyph_loss > 0):
+            parts = {"answer_loss": round(ce.item(), 5)}
+            if self.a.content_loss > 0:
+                aux = self.content_loss(vit_out, batch)
+                parts["content_loss"] = round(aux.item(), 3)
+                ce = ce + self.a.content_loss * aux
+            if self.a.glyph_loss > 0:
+                labels = torch.from_numpy(np.concatenate([e[4] for e in batch if e[4] is not None]))
+                aux = self.glyph_loss(vit_out, labels)
+                parts["glyph_loss"] = round(aux.item(), 3)
+                parts["glyph_acc"] = round(self.glyph_accuracy(vit_out, labels), 3)
+                ce = ce + self.a.glyph_loss * aux
+            self.last_parts = parts
         # Optionally hold image embeddings at the scale of token embeddings (the first model's were ~300×
         # larger); measured not to make the model look at its images (docs/TRAINING.md), so off by default.
         if self.a.scale_penalty <= 0:
@@ -250,6 +297,7 @@ class Trainer:
             ck["text_tower"] = self.text_tower.state_dict()
             ck["sig"] = self.sig.state_dict()
             ck["content"] = self.content.state_dict()
+            ck["glyph"] = self.glyph.state_dict()
             ck["opt"] = self.opt.state_dict() if self.opt is not None else None
         tmp = path + ".tmp"
         torch.save(ck, tmp)
@@ -262,6 +310,8 @@ class Trainer:
         self.sig.load_state_dict(ck["sig"])
         if "content" in ck:
             self.content.load_state_dict(ck["content"])
+        if "glyph" in ck:
+            self.glyph.load_state_dict(ck["glyph"])
         self.state = ck["state"]
         self._resume_opt = ck.get("opt")
         print(f"resumed at {self.state}", flush=True)
@@ -425,22 +475,24 @@ def parse_args(argv=None):
     ap.add_argument("--smoke", action="store_true", help="tiny budget: checks the pipeline end to end")
     ap.add_argument("--install", default=None, help="copy the GGUF pair and results here (e.g. models)")
     ap.add_argument("--minutes", type=float, default=105.0, help="wall-clock budget of the four phases")
-    ap.add_argument("--shares", type=float, nargs=4, default=[0.0, 0.0, 0.02, 0.98],
-                    help="wall-clock share per phase (siglip text stage1 stage2). The component pretraining "
-                         "phases are off by default: neither helped here (docs/TRAINING.md), SigLIP left a ViT "
-                         "whose output barely depended on the image")
+    ap.add_argument("--shares", type=float, nargs=5, default=[0.0, 0.25, 0.0, 0.02, 0.73],
+                    help="wall-clock share per phase (siglip read text stage1 stage2). SigLIP and text "
+                         "pretraining are off by default: neither helped here (docs/TRAINING.md), SigLIP left a "
+                         "ViT whose output barely depended on the image; the read phase teaches the ViT glyphs")
     ap.add_argument("--scale-penalty", type=float, default=0.0,
                     help="weight of the log² ratio of image- to token-embedding RMS (stages 1 and 2)")
-    ap.add_argument("--samples", type=int, nargs=4, default=[8000, 12000, 4000, 60000],
+    ap.add_argument("--samples", type=int, nargs=5, default=[8000, 80000, 12000, 4000, 60000],
                     help="sample cap per phase")
-    ap.add_argument("--lrs", type=float, nargs=4, default=[1e-3, 1e-3, 1e-3, 1e-3])
+    ap.add_argument("--lrs", type=float, nargs=5, default=[1e-3, 1e-3, 1e-3, 1e-3, 1e-3])
     ap.add_argument("--no-curriculum", dest="curriculum", action="store_false",
                     help="stage 2 on the fixed task mixture instead of data.curriculum_weights")
     ap.add_argument("--content-loss", type=float, default=0.05,
                     help="weight of the ViT's description-token loss in stage 2 (0: off)")
-    ap.add_argument("--vit-lr", type=float, default=1e-4, help="peak learning rate of the ViT in stage 2")
+    ap.add_argument("--glyph-loss", type=float, default=0.5,
+                    help="weight of the ViT's per-patch glyph loss in stage 2 (0: off)")
+    ap.add_argument("--vit-lr", type=float, default=3e-4, help="peak learning rate of the ViT in stage 2")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--siglip-batch", type=int, default=32)
+    ap.add_argument("--siglip-batch", type=int, default=32, help="batch of the ViT-only phases (siglip, read)")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
