@@ -69,6 +69,9 @@ inline int packed_qb(GGMLType t) { return t == GGMLType::Q4_0 ? 128 : 256; }
 // Bytes between consecutive groups' quants (a multiple of 128) and scales in a cached copy.
 inline size_t group_qstride(GGMLType t, int64_t nb) { return size_t(nb) * size_t(packed_qb(t)); }
 inline size_t group_dstride(int64_t nb) { return size_t(nb) * kGR * 2; }
+// The earlier layout, kept for the A/B in `edgevlm bench --gemv` (matmul_avx2_split_scales(false)):
+// each group's scales right after its quants, groups this many bytes apart (64-byte aligned).
+inline size_t group_stride_legacy(GGMLType t, int64_t nb) { return (group_qstride(t, nb) + group_dstride(nb) + 63) / 64 * 64; }
 
 // Repacks blocks [b0, b0 + nblk) of rows 8g..8g+7 into q (nblk·QB bytes) and d (nblk·8 scales).
 // flip: store Q8_0 quants as q + 128 (unsigned), the VNNI kernels' layout.
@@ -311,6 +314,7 @@ const GKernel kGemmQ4_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q4_0_evex);
 const GKernel kGemmQ8_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0_evex);
 
 std::atomic<int> g_prefetch_bytes{kPrefetchBytes};
+std::atomic<bool> g_split_scales{true};
 
 // Integer kernel sets this CPU has (EDGEVLM_NO_VNNI=1 leaves only AVX2; EDGEVLM_NO_AVX512=1 drops
 // the AVX-512 set).
@@ -358,9 +362,10 @@ struct PackKey {
   int64_t n_in, n_out;
   size_t row_stride;
   bool flip;  // Q8_0 stored as q + 128 (VNNI)
+  bool split;  // scales apart from the quants (the default), else at each group's end
   bool operator==(const PackKey& o) const {
     return data == o.data && type == o.type && n_in == o.n_in && n_out == o.n_out && row_stride == o.row_stride &&
-           flip == o.flip;
+           flip == o.flip && split == o.split;
   }
 };
 struct PackKeyHash {
@@ -444,11 +449,11 @@ PackCache& pack_cache() {
 
 // The repacked copy of w, built on first use (in parallel on the pool), or null when w is small
 // or the cache is off.
-const uint8_t* packed_weights(const WeightMatrix& w, bool flip, ThreadPool& pool) {
+const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, ThreadPool& pool) {
   PackCache& c = pack_cache();
   const size_t raw = w.row_stride * size_t(w.n_out);
   if (!c.enabled.load(std::memory_order_relaxed) || raw < detail::kRepackMinBytes) return nullptr;
-  const PackKey key{w.data, w.type, w.n_in, w.n_out, w.row_stride, flip};
+  const PackKey key{w.data, w.type, w.n_in, w.n_out, w.row_stride, flip, split};
   const uint64_t fp = fingerprint(w);
   std::lock_guard<std::mutex> lock(c.mu);
   auto it = c.map.find(key);
@@ -458,9 +463,9 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, ThreadPool& pool
     c.map.erase(it);
   }
   const int64_t nb = w.n_in / kQK, n_groups = (w.n_out + kGR - 1) / kGR;
-  const size_t qs = group_qstride(w.type, nb), ds = group_dstride(nb);
+  const size_t qs = group_qstride(w.type, nb), ds = group_dstride(nb), gs = group_stride_legacy(w.type, nb);
   auto pm = std::make_unique<PackedMatrix>();
-  pm->bytes = (qs + ds) * size_t(n_groups);
+  pm->bytes = split ? (qs + ds) * size_t(n_groups) : gs * size_t(n_groups);
   pm->buf = alloc_packed(pm->bytes);
   EV_CHECK(pm->buf != nullptr, "matmul: out of memory repacking a %lld x %lld %s matrix", (long long)w.n_out,
            (long long)w.n_in, type_name(w.type).c_str());
@@ -469,8 +474,9 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, ThreadPool& pool
   // Called with the cache locked: other callers wait rather than pack the same matrix twice.
   pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g) {
-      pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, base + size_t(g) * qs,
-                 reinterpret_cast<uint16_t*>(base + qs * size_t(n_groups) + size_t(g) * ds), flip);
+      uint8_t* q = split ? base + size_t(g) * qs : base + size_t(g) * gs;
+      uint8_t* d = split ? base + qs * size_t(n_groups) + size_t(g) * ds : q + qs;
+      pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(d), flip);
     }
   });
   release_original(w);
@@ -627,10 +633,11 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   };
   if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
 
-  const uint8_t* packed = packed_weights(w, flip, pool);
+  const bool split = g_split_scales.load(std::memory_order_relaxed);
+  const uint8_t* packed = packed_weights(w, flip, split, pool);
   const int qb = packed_qb(t);
   const int64_t n_groups = (n_out + kGR - 1) / kGR;
-  const size_t pqs = group_qstride(t, nb), pds = group_dstride(nb);
+  const size_t pqs = group_qstride(t, nb), pds = group_dstride(nb), pgs = group_stride_legacy(t, nb);
   const uint16_t* pd = packed ? reinterpret_cast<const uint16_t*>(packed + pqs * size_t(n_groups)) : nullptr;
 
   // Slice the reduction so that (row block × slice) of activations stays within kL2Budget; a
@@ -666,11 +673,15 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
           const uint8_t* q;
           const uint16_t* d;
           size_t qstride, dstride;
-          if (packed) {
+          if (packed && split) {
             q = packed + size_t(g) * pqs + size_t(kb0) * size_t(qb);
             d = pd + size_t(g) * pds / 2 + kb0 * kGR;
             qstride = pqs;
             dstride = pds;
+          } else if (packed) {
+            q = packed + size_t(g) * pgs + size_t(kb0) * size_t(qb);
+            d = reinterpret_cast<const uint16_t*>(packed + size_t(g) * pgs + pqs) + kb0 * kGR;
+            qstride = dstride = pgs;
           } else {
             for (int j = 0; j < ng; ++j) {
               uint8_t* sq = scratch + size_t(j) * sgs;
@@ -794,13 +805,14 @@ IntKernels matmul_use_int_kernels(IntKernels k) {
   return IntKernels(g_int_kernels.exchange(int(k)));
 }
 int matmul_avx2_prefetch_bytes(int bytes) { return g_prefetch_bytes.exchange(bytes); }
+bool matmul_avx2_split_scales(bool on) { return g_split_scales.exchange(on); }
 bool matmul_avx2_group_pairs(bool on) { return g_group_pairs.exchange(on); }
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
   if (!cpu_has_avx2() || (w.type != GGMLType::Q8_0 && w.type != GGMLType::Q4_0)) return false;
-  return packed_weights(w, g_int_kernels.load() != int(detail::IntKernels::Avx2) && w.type == GGMLType::Q8_0, pool) !=
-         nullptr;
+  return packed_weights(w, g_int_kernels.load() != int(detail::IntKernels::Avx2) && w.type == GGMLType::Q8_0,
+                        g_split_scales.load(), pool) != nullptr;
 }
 
 void matmul_forget(const WeightMatrix& w) { detail::matmul_packed_drop(w.data); }
@@ -832,6 +844,7 @@ bool matmul_int_kernels_available(IntKernels) { return false; }
 IntKernels matmul_int_kernels() { return IntKernels::Avx2; }
 IntKernels matmul_use_int_kernels(IntKernels) { return IntKernels::Avx2; }
 int matmul_avx2_prefetch_bytes(int) { return 0; }
+bool matmul_avx2_split_scales(bool) { return false; }
 bool matmul_avx2_group_pairs(bool) { return false; }
 }  // namespace detail
 

@@ -95,6 +95,10 @@ IntKernels matmul_use_int_kernels(IntKernels k);
 // whether a VNNI set was in use).
 bool matmul_avx2_has_vnni();
 bool matmul_avx2_use_vnni(bool on);
+// Whether cached copies keep the scales apart from the quants (default on, the layout above) or at
+// the end of each group, the earlier layout (for tests of both and the A/B in `edgevlm bench
+// --gemv`); copies of both layouts can be cached at once. Returns the previous setting.
+bool matmul_avx2_split_scales(bool on);
 // Software prefetch distance of the decode tiles (one activation row) in bytes, 0 for none (for
 // tuning in `edgevlm bench --gemv`); returns the previous.
 int matmul_avx2_prefetch_bytes(int bytes);

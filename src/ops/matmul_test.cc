@@ -230,11 +230,14 @@ std::vector<Shape> cached_shapes() {
 
 TEST_F(MatmulAvx2, RepackedCache) {
   for (GGMLType t : {GGMLType::Q4_0, GGMLType::Q8_0})
-    for (bool on : {true, false}) {
-      SCOPED_TRACE(on ? "cache on" : "cache off");
+    for (int mode : {0, 1, 2}) {  // cache on, cache on with the earlier layout, cache off
+      const bool on = mode < 2;
+      SCOPED_TRACE(mode == 0 ? "cache on" : mode == 1 ? "cache on, scales in groups" : "cache off");
       detail::matmul_packed_clear();
       const bool was = detail::matmul_packed_enable(on);
+      const bool was_split = detail::matmul_avx2_split_scales(mode != 1);
       each_int8_variant([&] { check_type(t, cached_shapes(), matmul_avx2); });
+      detail::matmul_avx2_split_scales(was_split);
       detail::matmul_packed_enable(was);
       if (on) {
         EXPECT_GT(detail::matmul_packed_count(), 0u);

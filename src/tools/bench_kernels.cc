@@ -178,4 +178,111 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
   return out;
 }
 
+std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
+  EV_CHECK(reps >= 1 && bytes >= (size_t(1) << 20), "gemv benchmark: bad parameters");
+  EV_CHECK(cpu_has_avx2(), "gemv benchmark: the variants compared are the AVX2 kernels'; this CPU runs others");
+  using detail::IntKernels;
+  struct Case {
+    GGMLType type;
+    int64_t n_in, n_out;
+  };
+  // bluelm-v-3b's decoder: FFN up/gate (Q4_0), and a quarter of the output matrix (Q8_0).
+  const Case cases[] = {{GGMLType::Q4_0, 2560, 6912}, {GGMLType::Q8_0, 2560, 25024}};
+  struct Variant {
+    IntKernels k;
+    int prefetch;
+    bool split = true;  // the cached copy's layout (detail::matmul_avx2_split_scales)
+  };
+  const IntKernels best = detail::matmul_int_kernels();
+  const int pf0 = detail::matmul_avx2_prefetch_bytes(0);
+  detail::matmul_avx2_prefetch_bytes(pf0);
+  std::vector<Variant> variants = {{best, pf0}, {best, pf0, false}, {best, 0}, {best, 2 * pf0}};
+  for (IntKernels k : {IntKernels::Avx512Vnni, IntKernels::AvxVnni, IntKernels::Avx2})
+    if (k != best && detail::matmul_int_kernels_available(k)) variants.push_back({k, pf0});
+
+  const int threads = pool.size();
+  const size_t slice = bytes / size_t(threads) / 4096 * 4096;
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> buf(static_cast<uint8_t*>(std::aligned_alloc(4096, slice * size_t(threads))));
+  EV_CHECK(buf != nullptr, "gemv benchmark: cannot allocate %zu MB", bytes >> 20);
+  run_threads(threads, [&](int t) {
+    std::memset(buf.get() + size_t(t) * slice, t + 1, slice);
+    return 0.0;
+  });
+
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  std::vector<GemvAb> out;
+  for (const Case& c : cases) {
+    const size_t rb = row_bytes(c.type, c.n_in), mat_bytes = rb * size_t(c.n_out);
+    const int n_mats = int(std::max<size_t>(1, (bytes + mat_bytes - 1) / mat_bytes));
+    // 64 quantized random rows, repeated (the values do not change the speed).
+    std::vector<float> wf(size_t(c.n_in));
+    std::vector<uint8_t> rows(rb * 64);
+    for (int r = 0; r < 64; ++r) {
+      for (float& v : wf) v = nd(rng);
+      quantize_row(c.type, wf.data(), rows.data() + size_t(r) * rb, c.n_in);
+    }
+    std::vector<std::vector<uint8_t>> wq(static_cast<size_t>(n_mats));
+    std::vector<WeightMatrix> ws;
+    for (int m = 0; m < n_mats; ++m) {
+      wq[size_t(m)].resize(mat_bytes);
+      for (int64_t o = 0; o < c.n_out; ++o)
+        std::memcpy(wq[size_t(m)].data() + size_t(o) * rb, rows.data() + size_t((o * 7 + m) % 64) * rb, rb);
+      ws.push_back(WeightMatrix::from_data(c.type, wq[size_t(m)].data(), c.n_in, c.n_out));
+    }
+    std::vector<float> x(size_t(c.n_in)), y(size_t(c.n_out));
+    for (float& v : x) v = nd(rng);
+    // Repack every matrix for every kernel set first (Q8_0's copy differs between sets).
+    for (const Variant& v : variants) {
+      detail::matmul_use_int_kernels(v.k);
+      detail::matmul_avx2_split_scales(v.split);
+      for (const WeightMatrix& w : ws) matmul(w, x.data(), 1, y.data(), pool);
+    }
+    const double total = double(mat_bytes) * n_mats;
+    std::vector<std::vector<double>> gbs(variants.size()), frac(variants.size());
+    std::vector<double> log_ratio(variants.size(), 0.0);
+    for (int i = 0; i < reps; ++i) {
+      const double read_ms = run_threads(threads, [&](int t) {
+        return bench_detail::read_sum_avx2(buf.get() + size_t(t) * slice, std::min(slice, size_t(total) / size_t(threads)));
+      });
+      const double read_gbs = double(std::min(slice * size_t(threads), size_t(total))) / (read_ms * 1e6);
+      // The order rotates from round to round, so that no variant always runs first after the read.
+      std::vector<double> ms(variants.size());
+      for (size_t j = 0; j < variants.size(); ++j) {
+        const size_t v = (j + size_t(i)) % variants.size();
+        detail::matmul_use_int_kernels(variants[v].k);
+        detail::matmul_avx2_prefetch_bytes(variants[v].prefetch);
+        detail::matmul_avx2_split_scales(variants[v].split);
+        const double t0 = now_ms();
+        for (const WeightMatrix& w : ws) matmul(w, x.data(), 1, y.data(), pool);
+        ms[v] = std::max(now_ms() - t0, 1e-6);
+      }
+      for (size_t v = 0; v < variants.size(); ++v) {
+        gbs[v].push_back(total / (ms[v] * 1e6));
+        frac[v].push_back(total / (ms[v] * 1e6) / read_gbs);
+        log_ratio[v] += std::log(ms[0] / ms[v]);
+      }
+    }
+    detail::matmul_use_int_kernels(best);
+    detail::matmul_avx2_prefetch_bytes(pf0);
+    detail::matmul_avx2_split_scales(true);
+    for (const WeightMatrix& w : ws) matmul_forget(w);
+    for (size_t v = 0; v < variants.size(); ++v) {
+      GemvAb r;
+      r.label = type_name(c.type) + " " + std::to_string(c.n_in) + "x" + std::to_string(c.n_out) + " x" +
+                std::to_string(n_mats);
+      r.variant = std::string(detail::int_kernels_name(variants[v].k)) + ", prefetch " +
+                  std::to_string(variants[v].prefetch) + " B" + (variants[v].split ? "" : ", scales in groups");
+      r.gbs = median(gbs[v]);
+      r.frac_read = median(frac[v]);
+      r.ratio = std::exp(log_ratio[v] / reps);
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
 }  // namespace edgevlm

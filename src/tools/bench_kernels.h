@@ -36,6 +36,20 @@ struct GemmAb {
 };
 std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps);
 
+// Decode's matrix products (one activation row), which stream their weights from memory: for each
+// case, matrices of one shape totalling at least `bytes` (≫ L3) are each multiplied once per round
+// by each variant (the kernel sets this CPU has; the default set at other software prefetch
+// distances and with the earlier layout of the cached copy, scales at each group's end), alternated with a read of a buffer of the same size on the same threads, `reps`
+// rounds. What decode's "% of read bandwidth" is made of, kernel by kernel.
+struct GemvAb {
+  std::string label;     // e.g. "q4_0 2560x6912 x10"
+  std::string variant;   // e.g. "avx512-vnni, prefetch 2048 B[, scales in groups]"
+  double gbs = 0;        // median GB/s of weights (GGUF bytes) multiplied
+  double frac_read = 0;  // median over rounds of this variant's GB/s ÷ the same round's read GB/s
+  double ratio = 0;      // geometric mean over rounds of the first variant's time ÷ this one's
+};
+std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes);
+
 // Scalar or AVX2 bodies (bench_kernels_avx2.cc), per thread: return a value so nothing is elided.
 namespace bench_detail {
 double read_sum_avx2(const void* p, size_t bytes);

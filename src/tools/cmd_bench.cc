@@ -8,6 +8,8 @@
 //   peak RSS (getrusage), and the load average, since the machines here are shared.
 // --attention times the attention kernel over F32/F16/INT8 KV caches (both q·k modes).
 // --gemm compares the integer GEMM's tilings (two weight groups per tile vs one) in one process.
+// --gemv compares decode's kernels (one activation row) streaming weights from memory, each against
+//        the read bandwidth measured in the same rounds.
 // --vit-sweep, --prefill-sweep and --paper-table are the runtime benchmarks of issue 6
 // (tools/bench_runtime.h); with any of them the plain measurements are skipped.
 #include <CLI/CLI.hpp>
@@ -118,8 +120,8 @@ int bench_main(int argc, char** argv) {
                "edgevlm bench"};
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::string model_path, mmproj_path, kv_type = kv_type_name(kDefaultKvType);
-  int threads = 2, n_prompt = 512, n_gen = 32, chunk = kDefaultPrefillChunk, reps = 3, tiles = 4, bw_mb = 1024;
-  bool no_limits = false, json = false, attn = false, no_vnni = false, gemm = false;
+  int threads = 2, n_prompt = 512, n_gen = 32, chunk = kDefaultPrefillChunk, reps = 3, tiles = 4, bw_mb = 1024, gemv_mb = 128;
+  bool no_limits = false, json = false, attn = false, no_vnni = false, gemm = false, gemv = false;
   app.add_option("-m,--model", model_path, "Language model GGUF");
   app.add_option("--mmproj", mmproj_path, "Vision GGUF (ViT ms per tile)");
   app.add_option("-t,--threads", threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
@@ -136,6 +138,12 @@ int bench_main(int argc, char** argv) {
                "Run the integer kernels without AVX-VNNI (the AVX2 path of CPUs that lack it) and measure the "
                "int8 peak of that path's instruction");
   app.add_flag("--attention", attn, "Also time the attention kernel over F32/F16/INT8 KV caches");
+  app.add_flag("--gemv", gemv,
+               "Compare decode's integer kernels (one activation row; each kernel set this CPU has, and "
+               "software prefetch distances) streaming --gemv-mb MB of weights, against a read of as "
+               "many bytes in the same rounds (medians of max(--reps, 15) alternated rounds)");
+  app.add_option("--gemv-mb", gemv_mb, "Weights per case of --gemv, MB (well above the L3 cache)")
+      ->check(CLI::Range(16, 4096));
   app.add_flag("--gemm", gemm,
                "Also compare the integer GEMM's tilings (two weight groups per tile vs one) on --chunk rows of "
                "bluelm-v-3b's matrix shapes, alternated --reps times in this process");
@@ -367,8 +375,23 @@ int bench_main(int argc, char** argv) {
         fig.emplace_back(key + "_ratio", r.ratio);
       }
     }
-    if (model_path.empty() && mmproj_path.empty() && !attn && !gemm && no_limits)
-      std::printf("nothing to measure: give -m MODEL, --mmproj FILE, --attention, --gemm, or drop --no-limits\n");
+    if (gemv) {
+      const int gemv_reps = std::max(reps, 15);
+      std::printf("\ndecode matrix products (1 activation row), %d threads, ~%d MB of weights per case, medians of "
+                  "%d alternated rounds:\n",
+                  threads, gemv_mb, gemv_reps);
+      std::printf("  %-22s %-46s %8s %12s %10s\n", "weights", "kernels", "GB/s", "% of read", "vs first");
+      for (const GemvAb& r : bench_gemv(pool, gemv_reps, size_t(gemv_mb) << 20)) {
+        std::printf("  %-22s %-46s %8.1f %11.0f%% %9.2fx\n", r.label.c_str(), r.variant.c_str(), r.gbs,
+                    100 * r.frac_read, r.ratio);
+        std::string key = "gemv_" + r.label + "_" + r.variant;
+        for (char& ch : key) if (ch == ' ' || ch == ',') ch = '_';
+        fig.emplace_back(key + "_gbs", r.gbs);
+        fig.emplace_back(key + "_frac_read", r.frac_read);
+      }
+    }
+    if (model_path.empty() && mmproj_path.empty() && !attn && !gemm && !gemv && no_limits)
+      std::printf("nothing to measure: give -m MODEL, --mmproj FILE, --attention, --gemm, --gemv, or drop --no-limits\n");
 
     const double rss = peak_rss_mb(), load1 = load_average();
     std::printf("peak RSS %.0f MB; load average %.2f at the end\n", rss, load1);
