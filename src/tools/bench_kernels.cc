@@ -196,7 +196,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
   const IntKernels best = detail::matmul_int_kernels();
   const int pf0 = detail::matmul_avx2_prefetch_bytes(0);
   detail::matmul_avx2_prefetch_bytes(pf0);
-  std::vector<Variant> variants = {{best, pf0}, {best, pf0, false}, {best, 0}, {best, 2 * pf0}};
+  std::vector<Variant> variants = {{best, pf0}, {best, pf0, false}, {best, 0}, {best, pf0 / 2}};
   for (IntKernels k : {IntKernels::Avx512Vnni, IntKernels::AvxVnni, IntKernels::Avx2})
     if (k != best && detail::matmul_int_kernels_available(k)) variants.push_back({k, pf0});
 
