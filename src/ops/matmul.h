@@ -4,7 +4,8 @@
 //   - matmul_ref: portable scalar reference (each weight row dequantized to F32, float dot);
 //   - the AVX2+FMA+F16C kernels (matmul_avx2.cc), chosen at run time: F16/BF16 converted in
 //     registers; for Q8_0/Q4_0 the activations are quantized to Q8_0 blocks on the fly and the
-//     dot products run on 8-bit integers, as ggml does (vpdpbusd where the CPU has AVX-VNNI).
+//     dot products run on 8-bit integers, as ggml does (vpdpbusd where the CPU has AVX-VNNI or
+//     AVX512-VNNI; see detail::IntKernels in matmul_internal.h).
 //     Several activation rows share each weight block loaded (integer tiles of 16 weight rows ×
 //     4 activation rows; float tiles of 4 × 2), and the reduction is cut into slices whose
 //     activations stay in L2, so batched prefill is bound by arithmetic.

@@ -4,7 +4,8 @@
 // Q8_0 / Q4_0 weights are repacked into groups of 8 interleaved rows (matmul_internal.h) — once
 // into a cache for large matrices, else per call into per-thread scratch — so one pass over the
 // weights feeds 8 output rows from aligned 32-byte loads and the 8 results come out in one
-// register, with no horizontal sums. Activations are quantized to Q8_0 on the fly as ggml does.
+// register, with no horizontal sums. Three integer kernel sets, chosen at run time: AVX2
+// (maddubs), AVX-VNNI and AVX512-VNNI (vpdpbusd on 256-bit registers, VEX- or EVEX-encoded). Activations are quantized to Q8_0 on the fly as ggml does.
 // Per thread: for each activation row block (sized to stay in L2), each slice of the reduction,
 // each pair of weight groups: tiles of 16 weight rows × up to 4 activation rows (decode: 8 × 1).
 //

@@ -237,6 +237,7 @@ int bench_main(int argc, char** argv) {
       fig.emplace_back("peak_fma_gflops", lim.fma_gflops);
       fig.emplace_back("peak_int8_gops", lim.int8_gops);
       fig.emplace_back("peak_int8_vnni", vnni ? 1 : 0);  // which instruction peak_int8_gops is of
+      fig.emplace_back("int_kernels", int(detail::matmul_int_kernels()));  // 0 avx2, 1 avx-vnni, 2 avx512-vnni
     }
 
     if (!model_path.empty()) {
