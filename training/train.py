@@ -126,6 +126,7 @@ class Trainer:
         self.pad = self.tok.id("<|endoftext|>")
         self.log = open(os.path.join(a.out, "log.jsonl"), "a")
         self.state = {"phase": 0, "samples": 0, "elapsed": 0.0, "step": 0}
+        self.progress = 0.0   # of the running phase: max(sample share, time share)
         self.opt = None
         n = sum(p.numel() for p in self.model.parameters())
         print(f"model: {n / 1e6:.2f}M parameters (ViT {sum(p.numel() for p in self.model.vit.parameters()) / 1e6:.2f}M), "
@@ -169,7 +170,10 @@ class Trainer:
         while True:
             group = []
             while len(group) < 4 * bs:
-                w = data.curriculum_weights(i / cap) if name == "stage2" and a.curriculum else \
+                # the curriculum follows the phase's progress, as the learning rate does: on a busy machine
+                # the phase ends on its time share long before its sample cap
+                prog = max(i / cap, self.progress)
+                w = data.curriculum_weights(prog) if name == "stage2" and a.curriculum else \
                     data.READING_WEIGHTS if name == "read" else None
                 s = data.make_sample("train", PHASE_BASE[name] + i, weights=w)
                 i += 1
@@ -337,10 +341,12 @@ class Trainer:
         st = self.state
         warm = self.a.warmup
         t_start = time.time() - st["elapsed"]
+        self.progress = max(st["samples"] / cap, st["elapsed"] / budget)
         last_ck = time.time()
         next_val = self.a.val_every
         for batch, idx_end in self.batches(name, st["samples"]):
             prog = max(st["samples"] / cap, (time.time() - t_start) / budget)
+            self.progress = prog
             if prog >= 1.0:
                 break
             # warm-up ends after `warm` steps or 5 % of the phase, whichever comes first (a phase cut short
