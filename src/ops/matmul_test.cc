@@ -1,7 +1,9 @@
-// Matrix-product kernels: the AVX2 path (x86-64) and the NEON paths (aarch64: plain Armv8.0 and
-// SDOT, run under qemu-user by scripts/test_arm.sh) against the scalar reference for every weight
-// type, odd shapes (row tails, partial tiles, sliced reductions, blocked activation rows) and
-// several thread counts. Tolerances, the same for every SIMD path:
+// Matrix-product kernels: the AVX2 path (x86-64; for Q8_0/Q4_0 every integer kernel set the CPU
+// has: plain AVX2, AVX-VNNI, AVX512-VNNI, each with one- and two-group tiles, and the cached copy
+// in both layouts) and the NEON paths (aarch64: plain Armv8.0 and SDOT, run under qemu-user by
+// scripts/test_arm.sh) against the scalar reference for every weight type, odd shapes (row tails,
+// partial tiles, sliced reductions, blocked activation rows, decode rows with odd block counts)
+// and several thread counts. Tolerances, the same for every SIMD path:
 //   F32/F16/BF16: |y − y_ref| ≤ 1e-5 · Σ|w·x| (only the summation order differs);
 //   Q8_0/Q4_0 vs the integer result rebuilt in double from the same 8-bit activations:
 //     ≤ 1e-5 · Σ|w·x| (exact integer dots, float scales);
