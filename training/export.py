@@ -61,29 +61,14 @@ def export_llm(model, tok, path, wtype=GGMLType.F32, name="edgevlm-nano"):
     w.add_bool("tokenizer.ggml.add_eos_token", False)
     w.add_string("tokenizer.chat_template", CHAT_TEMPLATE)
 
-    def add(n, t):
+    for n, t in _llm_tensors(llm):
         a = _np(t)
         w.add_tensor(n, a, _wtype(a, wtype))
-
-    add("token_embd.weight", llm.tok.weight)
-    for i, b in enumerate(llm.blocks):
-        add(f"blk.{i}.attn_norm.weight", b.attn_norm.w)
-        add(f"blk.{i}.attn_q.weight", b.q.weight)
-        add(f"blk.{i}.attn_k.weight", b.k.weight)
-        add(f"blk.{i}.attn_v.weight", b.v.weight)
-        add(f"blk.{i}.attn_output.weight", b.o.weight)
-        add(f"blk.{i}.ffn_norm.weight", b.ffn_norm.w)
-        add(f"blk.{i}.ffn_gate.weight", b.gate.weight)
-        add(f"blk.{i}.ffn_up.weight", b.up.weight)
-        add(f"blk.{i}.ffn_down.weight", b.down.weight)
-    add("output_norm.weight", llm.norm.w)
-    add("output.weight", llm.out.weight)
     w.write(path)
 
 
 def export_mmproj(model, tcfg: tiling.TilingConfig, path, wtype=GGMLType.F32, name="edgevlm-nano"):
     c = model.c
-    v = model.vit
     w = GGUFWriter()
     w.add_string("general.architecture", "clip")
     w.add_string("general.name", name)
@@ -113,28 +98,10 @@ def export_mmproj(model, tcfg: tiling.TilingConfig, path, wtype=GGMLType.F32, na
     w.add_string("edgevlm.image.row_separator", tiling.ROW_SEP)
     w.add_f32("edgevlm.projector.input_norm_epsilon", c.proj_eps)
 
-    def add(n, t, allow_quant=True):
+    keep_f32 = {"v.patch_embd.weight", "v.position_embd.weight"}   # the 4-D conv kernel and the table
+    for n, t in _mmproj_tensors(model):
         a = _np(t)
-        w.add_tensor(n, a, _wtype(a, wtype) if allow_quant else GGMLType.F32)
-
-    add("v.patch_embd.weight", v.patch_embd.weight, allow_quant=False)   # 4-D conv kernel: F32
-    add("v.patch_embd.bias", v.patch_embd.bias)
-    add("v.position_embd.weight", v.pos, allow_quant=False)
-    for i, b in enumerate(v.blocks):
-        p = f"v.blk.{i}."
-        for nm, mod in (("ln1", b.ln1), ("ln2", b.ln2), ("attn_q", b.q), ("attn_k", b.k), ("attn_v", b.v),
-                        ("attn_out", b.o), ("ffn_up", b.up), ("ffn_down", b.down)):
-            add(p + nm + ".weight", mod.weight)
-            add(p + nm + ".bias", mod.bias)
-    add("v.post_ln.weight", v.post_ln.weight)
-    add("v.post_ln.bias", v.post_ln.bias)
-    pr = model.proj
-    add("mm.input_norm.weight", pr.norm.weight)
-    add("mm.input_norm.bias", pr.norm.bias)
-    add("mm.1.weight", pr.l1.weight)
-    add("mm.1.bias", pr.l1.bias)
-    add("mm.2.weight", pr.l2.weight)
-    add("mm.2.bias", pr.l2.bias)
+        w.add_tensor(n, a, GGMLType.F32 if n in keep_f32 else _wtype(a, wtype))
     w.write(path)
 
 
@@ -144,6 +111,74 @@ def export_pair(model, tok, tcfg, out_prefix, type_name="f32"):
     export_llm(model, tok, out_prefix + ".gguf", t)
     export_mmproj(model, tcfg, out_prefix + "-mmproj.gguf", t)
     return out_prefix + ".gguf", out_prefix + "-mmproj.gguf"
+
+
+def _llm_tensors(llm):
+    yield "token_embd.weight", llm.tok.weight
+    for i, b in enumerate(llm.blocks):
+        for nm, t in (("attn_norm", b.attn_norm.w), ("attn_q", b.q.weight), ("attn_k", b.k.weight),
+                      ("attn_v", b.v.weight), ("attn_output", b.o.weight), ("ffn_norm", b.ffn_norm.w),
+                      ("ffn_gate", b.gate.weight), ("ffn_up", b.up.weight), ("ffn_down", b.down.weight)):
+            yield f"blk.{i}.{nm}.weight", t
+    yield "output_norm.weight", llm.norm.w
+    yield "output.weight", llm.out.weight
+
+
+def _mmproj_tensors(model):
+    v = model.vit
+    yield "v.patch_embd.weight", v.patch_embd.weight
+    yield "v.patch_embd.bias", v.patch_embd.bias
+    yield "v.position_embd.weight", v.pos
+    for i, b in enumerate(v.blocks):
+        for nm, mod in (("ln1", b.ln1), ("ln2", b.ln2), ("attn_q", b.q), ("attn_k", b.k), ("attn_v", b.v),
+                        ("attn_out", b.o), ("ffn_up", b.up), ("ffn_down", b.down)):
+            yield f"v.blk.{i}.{nm}.weight", mod.weight
+            yield f"v.blk.{i}.{nm}.bias", mod.bias
+    yield "v.post_ln.weight", v.post_ln.weight
+    yield "v.post_ln.bias", v.post_ln.bias
+    pr = model.proj
+    for nm, t in (("mm.input_norm.weight", pr.norm.weight), ("mm.input_norm.bias", pr.norm.bias),
+                  ("mm.1.weight", pr.l1.weight), ("mm.1.bias", pr.l1.bias), ("mm.2.weight", pr.l2.weight),
+                  ("mm.2.bias", pr.l2.bias)):
+        yield nm, t
+
+
+def import_pair(model_path, mmproj_path):
+    """The inverse of export_pair: (VLM, tokenizer, tiling config) from a GGUF pair, so that training can go
+    on from the shipped model (whose checkpoint is not in git). Exact for F32 files; quantized files give
+    their dequantized weights."""
+    import torch
+    from gguf_io import GGUFReader
+    from model import VLM, ModelConfig
+    from tokenizer import BPETokenizer
+    lm, mp = GGUFReader(model_path), GGUFReader(mmproj_path)
+    if lm.get("general.architecture") != "llama" or mp.get("clip.projector_type") != "lfm2":
+        raise ValueError(f"{model_path} / {mmproj_path}: not an edgevlm llama + lfm2 mmproj pair")
+    tok = BPETokenizer([tuple(m.split(" ", 1)) for m in lm.get("tokenizer.ggml.merges")])
+    c = ModelConfig(tile=mp.get("clip.vision.image_size"), patch=mp.get("clip.vision.patch_size"),
+                    v_width=mp.get("clip.vision.embedding_length"), v_layers=mp.get("clip.vision.block_count"),
+                    v_heads=mp.get("clip.vision.attention.head_count"),
+                    v_ff=mp.get("clip.vision.feed_forward_length"),
+                    v_eps=mp.get("clip.vision.attention.layer_norm_epsilon"),
+                    proj_eps=mp.get("edgevlm.projector.input_norm_epsilon"), vocab=tok.n_vocab,
+                    width=lm.get("llama.embedding_length"), layers=lm.get("llama.block_count"),
+                    heads=lm.get("llama.attention.head_count"), kv_heads=lm.get("llama.attention.head_count_kv"),
+                    ff=lm.get("llama.feed_forward_length"), rms_eps=lm.get("llama.attention.layer_norm_rms_epsilon"),
+                    rope_base=lm.get("llama.rope.freq_base"), ctx=lm.get("llama.context_length"))
+    model = VLM(c)
+    with torch.no_grad():
+        for reader, tensors in ((lm, _llm_tensors(model.llm)), (mp, _mmproj_tensors(model))):
+            for name, t in tensors:
+                a = reader.tensor(name)
+                if a.size != t.numel():
+                    raise ValueError(f"{reader.path}: tensor {name} has {a.size} values, the model wants {t.numel()}")
+                t.copy_(torch.from_numpy(np.ascontiguousarray(a)).reshape(t.shape))
+    tcfg = tiling.TilingConfig(tile=c.tile, max_tiles=mp.get("edgevlm.tiling.max_tiles"),
+                               policy=mp.get("edgevlm.tiling.policy"), alpha=mp.get("edgevlm.tiling.alpha"),
+                               thumbnail=mp.get("edgevlm.tiling.thumbnail"),
+                               mean=tuple(mp.get("clip.vision.image_mean")), std=tuple(mp.get("clip.vision.image_std")))
+    model.eval()
+    return model, tok, tcfg
 
 
 def main():

@@ -94,3 +94,24 @@ def test_mmproj_file_runs_a_tile_like_pytorch():
         with torch.no_grad():
             ref = m.encode_tiles(torch.from_numpy(x)[None])[0].numpy()
         np.testing.assert_allclose(y, ref, atol=2e-4, rtol=1e-3)
+
+
+def test_import_pair_inverts_export():
+    """import_pair (training from the shipped GGUF pair) gives back the exported model: the same weights,
+    tokenizer and tiling, so exporting it again writes the same bytes."""
+    with tempfile.TemporaryDirectory() as d:
+        m, tok, tc, (lp, vp) = _setup(d)
+        m2, tok2, tc2 = export.import_pair(lp, vp)
+        assert tok2.merges == tok.merges and tc2.policy == tc.policy and tc2.max_tiles == tc.max_tiles
+        sd, sd2 = m.state_dict(), m2.state_dict()
+        assert sd.keys() == sd2.keys()
+        for k in sd:
+            assert torch.equal(sd[k], sd2[k]), k
+        lp2, vp2 = export.export_pair(m2, tok2, tc2, os.path.join(d, "again"))
+        assert open(lp, "rb").read() == open(lp2, "rb").read()
+        assert open(vp, "rb").read() == open(vp2, "rb").read()
+        try:
+            export.import_pair(vp, lp)             # the files swapped: refused with a message, not a crash
+            raise AssertionError("a swapped pair was accepted")
+        except ValueError as e:
+            assert "not an edgevlm" in str(e)

@@ -98,7 +98,7 @@ class Trainer:
         os.makedirs(a.out, exist_ok=True)
         self.tcfg = tiling.TilingConfig(tile=a.tile, max_tiles=a.max_tiles, policy=a.policy)
         tok_path = os.path.join(a.out, "tokenizer.json")
-        init = torch.load(a.init) if a.init else None
+        init = load_init(a.init) if a.init else None
         if init is not None and not os.path.exists(tok_path):
             BPETokenizer([tuple(m) for m in init["tokenizer_merges"]]).save(tok_path)
         if os.path.exists(tok_path):
@@ -434,6 +434,16 @@ def plot(log_path, png):
     fig.savefig(png, dpi=100)
 
 
+def load_init(path):
+    """The weights and tokenizer to start from: a checkpoint, or a shipped GGUF pair (MODEL.gguf, with
+    MODEL-mmproj.gguf beside it), so that training can go on from the model in models/."""
+    if not path.endswith(".gguf"):
+        return torch.load(path)
+    import export
+    model, tok, _ = export.import_pair(path, path[:-len(".gguf")] + "-mmproj.gguf")
+    return {"model": model.state_dict(), "tokenizer_merges": [list(m) for m in tok.merges]}
+
+
 def load_checkpoint(path):
     ck = torch.load(path)
     mc = ModelConfig(**ck["config"])
@@ -476,8 +486,9 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="training/runs/nano")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init", default=None, help="start from this checkpoint's weights and tokenizer, e.g. "
-                    "--init training/runs/nano/final.pt --shares 0 0 0 1 --minutes 60 for more stage 2")
+    ap.add_argument("--init", default=None, help="start from this checkpoint's (or GGUF pair's) weights and "
+                    "tokenizer, e.g. --init models/edgevlm-nano.gguf --shares 0 0 0 0 1 --minutes 60 for more "
+                    "stage 2")
     ap.add_argument("--smoke", action="store_true", help="tiny budget: checks the pipeline end to end")
     ap.add_argument("--install", default=None, help="copy the GGUF pair and results here (e.g. models)")
     ap.add_argument("--minutes", type=float, default=105.0, help="wall-clock budget of the four phases")
