@@ -66,6 +66,10 @@ void set_attention_qk_mode(QkMode m) { g_qk_mode.store(m, std::memory_order_rela
 QkMode attention_qk_mode() { return g_qk_mode.load(std::memory_order_relaxed); }
 
 uint16_t quantize_kv_row_q8(const float* x, int n, int8_t* q) {
+  return cpu_has_avx2() ? quantize_kv_row_q8_avx2(x, n, q) : quantize_kv_row_q8_ref(x, n, q);
+}
+
+uint16_t quantize_kv_row_q8_ref(const float* x, int n, int8_t* q) {
   float amax = 0;
   for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
   // The scale is rounded to F16 first and the values divided by the stored scale, so that

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/quant.h"
 #include "ops/attention.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -232,6 +233,41 @@ void attend_n(const Item& it, int nh, bool int8_qk) {
 
 }  // namespace
 
+// quantize_kv_row_q8_ref step for step: the same scale (F16-rounded by the same function), the same
+// product x·(1/d), rounding to nearest even (nearbyint's default mode) and clamp to ±127.
+uint16_t quantize_kv_row_q8_avx2(const float* x, int n, int8_t* q) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 vmax = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+  float amax = simd::hmax(vmax);
+  for (; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const uint16_t d16 = f32_to_f16(amax / 127.0f);
+  const float d = f16_to_f32(d16);
+  const float id = d > 0 ? 1.0f / d : 0.0f;
+  const __m256 vid = _mm256_set1_ps(id), hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-127.0f);
+  auto q8 = [&](int j) {
+    const __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+  };
+  i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q8(i), q8(i + 8)), _mm256_packs_epi32(q8(i + 16), q8(i + 24)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
+                        _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = q8(i);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(w, w));
+  }
+  for (; i < n; ++i) {
+    const float v = std::nearbyint(x[i] * id);
+    q[i] = int8_t(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+  }
+  return d16;
+}
+
 void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
   const bool int8_qk = a.kv_type == KvElem::Q8 && attention_qk_mode() == QkMode::Int8;
   attn::for_each_item(a, pool, int8_qk, [&](const Item& it, int nh) {
@@ -251,6 +287,7 @@ namespace edgevlm {
 void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
   fail("attention: this build has no AVX2 kernels");
 }
+uint16_t quantize_kv_row_q8_avx2(const float* x, int n, int8_t* q) { return quantize_kv_row_q8_ref(x, n, q); }
 }  // namespace edgevlm
 
 #endif

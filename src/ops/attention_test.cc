@@ -64,6 +64,28 @@ TEST(KvRowQ8, RoundTripAndEdges) {
   for (int8_t v : q) EXPECT_EQ(v, 0);
 }
 
+// The AVX2 row quantizer gives the scalar reference's bytes and scale exactly: random rows of many
+// lengths and scales, and rows whose products fall on .5 (ties round to even) or past ±127.
+TEST(KvRowQ8, Avx2MatchesScalar) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2/FMA/F16C on this CPU (or EDGEVLM_NO_SIMD set)";
+  std::vector<std::vector<float>> rows;
+  for (int n : {1, 7, 8, 16, 31, 32, 40, 80, 96, 128, 200})
+    for (float s : {1e-6f, 0.3f, 2.0f, 1e4f}) rows.push_back(randv(size_t(n), uint64_t(n) * 7 + uint64_t(s * 10), s));
+  for (int n : {8, 40, 80}) {
+    std::vector<float> t(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) t[size_t(i)] = float(i % 2 ? -1 : 1) * (float(i % 127) + 0.5f);
+    t[0] = 127.0f;  // d = 1 exactly: every other product is a tie
+    rows.push_back(t);
+  }
+  rows.push_back(std::vector<float>(80, 0.0f));
+  for (const auto& x : rows) {
+    const int n = int(x.size());
+    std::vector<int8_t> qa(size_t(n), 9), qb(size_t(n), 7);
+    ASSERT_EQ(quantize_kv_row_q8_avx2(x.data(), n, qa.data()), quantize_kv_row_q8_ref(x.data(), n, qb.data())) << n;
+    for (int i = 0; i < n; ++i) ASSERT_EQ(qa[size_t(i)], qb[size_t(i)]) << "n=" << n << " i=" << i << " x=" << x[size_t(i)];
+  }
+}
+
 // K/V rows of one shape in F32 and in a storage type, plus the F32 values that storage holds.
 struct Kv {
   KvElem type;
