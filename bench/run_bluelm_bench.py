@@ -87,6 +87,8 @@ def main():
         print(f"run_bluelm_bench: generating the bluelm-v-3b files in {args.workdir}", flush=True)
         run([args.edgevlm, "gen-bluelm", "--out-dir", args.workdir] + what, "gen-bluelm")
     threads = [int(t) for t in args.threads.split(",")]
+    if not args.no_peer:
+        run([os.path.join(ROOT, "bench", "peer", "install.sh")], "installing the llama.cpp peer")
 
     ev = {t: [] for t in threads}
     lc = {t: [] for t in threads}

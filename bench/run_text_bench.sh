@@ -6,9 +6,5 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${1:-build}"; shift || true
 [[ "$BUILD" = /* ]] || BUILD="$ROOT/$BUILD"
 [ -x "$BUILD/edgevlm" ] || { echo "run_text_bench: no $BUILD/edgevlm (make build first)" >&2; exit 1; }
-PEER="$ROOT/bench/peer"
-if [ ! -f "$PEER/node_modules/@node-llama-cpp/linux-x64/package.json" ]; then
-  (cd "$PEER" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --ignore-scripts --prefer-offline \
-      --no-audit --no-fund >/dev/null) || { echo "run_text_bench: npm ci in bench/peer failed" >&2; exit 1; }
-fi
+"$ROOT/bench/peer/install.sh"
 exec "${PYTHON:-/usr/bin/python3}" "$ROOT/bench/run_text_bench.py" --edgevlm "$BUILD/edgevlm" "$@"

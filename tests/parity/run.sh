@@ -15,15 +15,8 @@ die() { echo "parity: $*" >&2; exit 1; }
 [ -f "$VOCAB" ] || die "missing tokenizer vocab $VOCAB (the random models copy its tokenizer)"
 command -v node >/dev/null || die "node is not installed (scripts/install-deps.sh installs nodejs)"
 
-# llama.cpp comes as node-llama-cpp's prebuilt linux-x64 binaries from the npm registry (only the
-# CPU package, ~80 MB); nothing is compiled or downloaded at run time.
-PEER="$ROOT/bench/peer"
-if [ ! -f "$PEER/node_modules/@node-llama-cpp/linux-x64/package.json" ] || \
-   [ ! -f "$PEER/node_modules/node-llama-cpp/package.json" ]; then
-  echo "parity: installing node-llama-cpp 3.21.1 into bench/peer/node_modules (npm ci)"
-  (cd "$PEER" && NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --omit=optional --ignore-scripts --prefer-offline \
-      --no-audit --no-fund >/dev/null) || die "npm ci in bench/peer failed (is the npm registry reachable?)"
-fi
+# llama.cpp: node-llama-cpp's prebuilt CPU binaries, installed once by bench/peer/install.sh.
+"$ROOT/bench/peer/install.sh" || die "could not install the llama.cpp peer"
 
 WORK="$BUILD/parity"
 mkdir -p "$WORK"
