@@ -13,6 +13,7 @@
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include "ops/attention_internal.h"
+#include "ops/matmul_internal.h"
 #include "ops/simd_avx2.h"
 
 namespace edgevlm {
@@ -44,13 +45,6 @@ struct Elem<KvElem::Q8> {
   static float at(const int8_t* p, int i) { return float(p[i]); }
 };
 
-inline float hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return float(_mm_cvtsi128_si32(s));
-}
-
 // Unscaled q·k (times the row's K scale for Q8) for each head of the group and each position.
 template <KvElem T, int NH>
 void scores_float(const Item& it) {
@@ -80,45 +74,68 @@ void scores_float(const Item& it) {
   }
 }
 
-// q·k with the query quantized to int8 per head: Σ q8·k8 in int32 (maddubs on |k| and the
-// query with k's sign), times the query's and the key row's scales.
+// The 8-row int8 q·k in the integer kernel set matmul runs (detail::IntKernels).
+#define EV_QK_TARGET
+#define EV_QK_DOT(acc, u, s) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)))
+#define EV_QK_FN(name) name##_avx2
+#include "ops/attention_qk_avx2.inc"
+#undef EV_QK_TARGET
+#undef EV_QK_DOT
+#undef EV_QK_FN
+#define EV_QK_TARGET __attribute__((target("avx2,fma,f16c,avxvnni")))
+#define EV_QK_DOT(acc, u, s) _mm256_dpbusd_avx_epi32(acc, u, s)
+#define EV_QK_FN(name) name##_vnni
+#include "ops/attention_qk_avx2.inc"
+#undef EV_QK_TARGET
+#undef EV_QK_DOT
+#undef EV_QK_FN
+#define EV_QK_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define EV_QK_DOT(acc, u, s) _mm256_dpbusd_epi32(acc, u, s)
+#define EV_QK_FN(name) name##_evex
+#include "ops/attention_qk_avx2.inc"
+#undef EV_QK_TARGET
+#undef EV_QK_DOT
+#undef EV_QK_FN
+
+using QkX8 = void (*)(const int8_t*, const int8_t*, int64_t, int, int32_t*);
+QkX8 qk_int8_x8_for(detail::IntKernels k) {
+  return k == detail::IntKernels::Avx512Vnni ? qk_int8_x8_evex : k == detail::IntKernels::AvxVnni ? qk_int8_x8_vnni
+                                                                                                  : qk_int8_x8_avx2;
+}
+
+// q·k with the query quantized to int8 per head: Σ q8·k8 in int32, times the query's and the key
+// row's scales. Eight key rows at a time (qk_int8_x8) where the head size is a multiple of 16.
 template <int NH>
-void scores_int8(const Item& it) {
+void scores_int8(const Item& it, QkX8 qk_x8) {
   const AttentionArgs& a = it.a;
   const int hd = a.head_dim;
   const int8_t* kb = static_cast<const int8_t*>(a.k_raw) + int64_t(it.g) * hd;
   float sq[NH];
   for (int j = 0; j < NH; ++j)
     sq[j] = _cvtsh_ss(quantize_kv_row_q8(a.q + it.i * a.q_stride + int64_t(it.h0 + j) * hd, hd, it.qq + j * hd));
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int64_t t = 0; t < it.kv_len; ++t) {
+  int64_t t = 0;
+  if (hd % 16 == 0) {
+    alignas(32) int32_t sums[8];
+    alignas(16) uint16_t ks[8];
+    const int64_t ksb = a.kv_stride;  // bytes between key rows (int8 elements)
+    for (; t + 8 <= it.kv_len; t += 8) {
+      for (int p = 0; p < 8; ++p) ks[p] = a.k_scale[(t + p) * a.n_head_kv + it.g];
+      const __m256 rs = _mm256_mul_ps(_mm256_set1_ps(a.scale), _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(ks))));
+      for (int j = 0; j < NH; ++j) {
+        qk_x8(it.qq + j * hd, kb + t * ksb, ksb, hd, sums);
+        const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums))),
+                                       _mm256_set1_ps(sq[j]));
+        _mm256_storeu_ps(it.scores + j * it.kv_len + t, _mm256_mul_ps(s, rs));
+      }
+    }
+  }
+  for (; t < it.kv_len; ++t) {
     const int8_t* kt = kb + t * a.kv_stride;
-    __m256i acc[NH];
-    for (int j = 0; j < NH; ++j) acc[j] = _mm256_setzero_si256();
-    int d = 0;
-    for (; d + 32 <= hd; d += 32) {
-      const __m256i kk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kt + d));
-      const __m256i ak = _mm256_sign_epi8(kk, kk);
-      for (int j = 0; j < NH; ++j) {
-        const __m256i qv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(it.qq + j * hd + d));
-        const __m256i p = _mm256_maddubs_epi16(ak, _mm256_sign_epi8(qv, kk));
-        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(p, ones));
-      }
-    }
-    for (; d + 16 <= hd; d += 16) {
-      const __m128i kk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kt + d));
-      const __m128i ak = _mm_sign_epi8(kk, kk);
-      for (int j = 0; j < NH; ++j) {
-        const __m128i qv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(it.qq + j * hd + d));
-        const __m128i p = _mm_madd_epi16(_mm_maddubs_epi16(ak, _mm_sign_epi8(qv, kk)), _mm_set1_epi16(1));
-        acc[j] = _mm256_add_epi32(acc[j], _mm256_zextsi128_si256(p));
-      }
-    }
     const float rs = a.scale * _cvtsh_ss(a.k_scale[t * a.n_head_kv + it.g]);
     for (int j = 0; j < NH; ++j) {
-      float s = hsum_i32(acc[j]);
-      for (int e = d; e < hd; ++e) s += float(int(it.qq[j * hd + e]) * int(kt[e]));
-      it.scores[j * it.kv_len + t] = s * sq[j] * rs;
+      int32_t s = 0;
+      for (int e = 0; e < hd; ++e) s += int(it.qq[j * hd + e]) * int(kt[e]);
+      it.scores[j * it.kv_len + t] = float(s) * sq[j] * rs;
     }
   }
 }
@@ -207,10 +224,10 @@ void weighted_v(const Item& it) {
 }
 
 template <KvElem T, int NH>
-void attend(const Item& it, bool int8_qk) {
+void attend(const Item& it, QkX8 int8_qk) {
   if constexpr (T == KvElem::Q8) {
     if (int8_qk) {
-      scores_int8<NH>(it);
+      scores_int8<NH>(it, int8_qk);
     } else {
       scores_float<T, NH>(it);
     }
@@ -221,8 +238,9 @@ void attend(const Item& it, bool int8_qk) {
   weighted_v<T, NH>(it);
 }
 
+// int8_qk: the 8-row q·k kernel for QkMode::Int8 over INT8 rows, null for float q·k.
 template <KvElem T>
-void attend_n(const Item& it, int nh, bool int8_qk) {
+void attend_n(const Item& it, int nh, QkX8 int8_qk) {
   switch (nh) {
     case 1: attend<T, 1>(it, int8_qk); break;
     case 2: attend<T, 2>(it, int8_qk); break;
@@ -269,11 +287,12 @@ uint16_t quantize_kv_row_q8_avx2(const float* x, int n, int8_t* q) {
 }
 
 void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
-  const bool int8_qk = a.kv_type == KvElem::Q8 && attention_qk_mode() == QkMode::Int8;
-  attn::for_each_item(a, pool, int8_qk, [&](const Item& it, int nh) {
+  const QkX8 int8_qk = a.kv_type == KvElem::Q8 && attention_qk_mode() == QkMode::Int8
+                           ? qk_int8_x8_for(detail::matmul_int_kernels()) : nullptr;
+  attn::for_each_item(a, pool, int8_qk != nullptr, [&](const Item& it, int nh) {
     switch (a.kv_type) {
-      case KvElem::F32: attend_n<KvElem::F32>(it, nh, false); break;
-      case KvElem::F16: attend_n<KvElem::F16>(it, nh, false); break;
+      case KvElem::F32: attend_n<KvElem::F32>(it, nh, nullptr); break;
+      case KvElem::F16: attend_n<KvElem::F16>(it, nh, nullptr); break;
       case KvElem::Q8: attend_n<KvElem::Q8>(it, nh, int8_qk); break;
     }
   });

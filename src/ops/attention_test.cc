@@ -14,6 +14,7 @@
 #include "formats/quant.h"
 #include "ops/attention.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_internal.h"
 #if defined(__aarch64__)
 #include "ops/attention_neon.h"
 #endif
@@ -284,6 +285,39 @@ TEST(AttentionKv, Int8QkModeCloseToFloatMode) {
     }
   }
 }
+
+#if defined(__x86_64__)
+// The int8 q·k runs in the integer kernel set matmul uses (maddubs, AVX-VNNI or AVX512-VNNI): all
+// form the same exact int32 sums, so the outputs are bit-identical; and they match the per-row
+// path of the reference (TypedStorageMatchesF32OnStoredValues) on head sizes with and without the
+// 8-row blocks (multiples of 16 or not) and key counts with and without a remainder.
+TEST(AttentionKv, Int8QkSameInEveryIntegerKernelSet) {
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
+  ThreadPool pool(2);
+  const QkMode prev = attention_qk_mode();
+  set_attention_qk_mode(QkMode::Int8);
+  const detail::IntKernels prev_k = detail::matmul_int_kernels();
+  for (const Shape& c : kShapes) {
+    SCOPED_TRACE(name(c, KvElem::Q8));
+    Kv kv(KvElem::Q8, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 31);
+    AttnRun base(c, 33);
+    kv.bind(base.a);
+    detail::matmul_use_int_kernels(detail::IntKernels::Avx2);
+    attention_avx2(base.a, pool);
+    for (detail::IntKernels k : {detail::IntKernels::AvxVnni, detail::IntKernels::Avx512Vnni}) {
+      if (!detail::matmul_int_kernels_available(k)) continue;
+      SCOPED_TRACE(detail::int_kernels_name(k));
+      AttnRun r(c, 33);
+      kv.bind(r.a);
+      detail::matmul_use_int_kernels(k);
+      attention_avx2(r.a, pool);
+      EXPECT_EQ(r.out, base.out);
+    }
+  }
+  detail::matmul_use_int_kernels(prev_k);
+  set_attention_qk_mode(prev);
+}
+#endif
 
 #if defined(__aarch64__)
 // SDOT and the Armv8.0 widening products form the same exact int32 sums: bit-identical outputs.
