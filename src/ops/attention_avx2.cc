@@ -144,6 +144,7 @@ void scores_int8(const Item& it, QkX8 qk_x8) {
 template <KvElem T>
 void softmax_rows(const Item& it, int nh) {
   const int64_t n = it.kv_len;
+  float inv[attn::kMaxGroup];
   for (int j = 0; j < nh; ++j) {
     float* s = it.scores + j * n;
     __m256 vmx = _mm256_set1_ps(-INFINITY);
@@ -164,15 +165,28 @@ void softmax_rows(const Item& it, int nh) {
       s[t] = std::exp(s[t] - mx);
       sum += s[t];
     }
-    const float inv = 1.0f / sum;
-    if constexpr (T == KvElem::Q8) {
-      const uint16_t* vs = it.a.v_scale + it.g;
-      for (t = 0; t < n; ++t) s[t] *= inv * _cvtsh_ss(vs[t * it.a.n_head_kv]);
-    } else {
-      const __m256 vinv = _mm256_set1_ps(inv);
+    inv[j] = 1.0f / sum;
+    if constexpr (T != KvElem::Q8) {
+      const __m256 vinv = _mm256_set1_ps(inv[j]);
       for (t = 0; t + 8 <= n; t += 8) _mm256_storeu_ps(s + t, _mm256_mul_ps(_mm256_loadu_ps(s + t), vinv));
-      for (; t < n; ++t) s[t] *= inv;
+      for (; t < n; ++t) s[t] *= inv[j];
     }
+  }
+  if constexpr (T == KvElem::Q8) {  // each V row's scale, converted once for all the heads
+    const uint16_t* vs = it.a.v_scale + it.g;
+    const int nkv = it.a.n_head_kv;
+    alignas(16) uint16_t v16[8];
+    int64_t t = 0;
+    for (; t + 8 <= n; t += 8) {
+      for (int p = 0; p < 8; ++p) v16[p] = vs[(t + p) * nkv];
+      const __m256 vd = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(v16)));
+      for (int j = 0; j < nh; ++j) {
+        float* s = it.scores + j * n + t;
+        _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_loadu_ps(s), _mm256_mul_ps(_mm256_set1_ps(inv[j]), vd)));
+      }
+    }
+    for (; t < n; ++t)
+      for (int j = 0; j < nh; ++j) it.scores[j * n + t] *= inv[j] * _cvtsh_ss(vs[t * nkv]);
   }
 }
 
