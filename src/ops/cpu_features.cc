@@ -28,6 +28,16 @@ static bool detect_avx2() {
 #endif
 }
 
+static bool detect_avx512_bf16() {
+  if (!cpu_has_avx2() || env_set("EDGEVLM_NO_AVX512")) return false;
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 static bool detect_neon() {
   if (env_set("EDGEVLM_NO_SIMD")) return false;
 #if defined(__aarch64__)
@@ -48,6 +58,11 @@ static bool detect_neon_dotprod() {
 
 bool cpu_has_avx2() {
   static const bool has = detect_avx2();
+  return has;
+}
+
+bool cpu_has_avx512_bf16() {
+  static const bool has = detect_avx512_bf16();
   return has;
 }
 

@@ -8,6 +8,10 @@ namespace edgevlm {
 // Evaluated once.
 bool cpu_has_avx2();
 
+// x86-64 with AVX512-BF16 and AVX512-VL (and F/BW; Zen 4, Sapphire Rapids, Cooper Lake) besides
+// cpu_has_avx2(): the *_avx512bf16.cc kernels may run. EDGEVLM_NO_AVX512=1 turns it off.
+bool cpu_has_avx512_bf16();
+
 // aarch64: NEON (Advanced SIMD) is part of the base ISA, so this is true on every aarch64 CPU
 // unless EDGEVLM_NO_SIMD is set; false on other architectures. The *_neon.cc kernels may run.
 bool cpu_has_neon();

@@ -11,7 +11,11 @@
 namespace edgevlm {
 
 void vit_attention(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
-                   int n_head, int head_dim, float scale, ThreadPool& pool) {
+                   int n_head, int head_dim, float scale, ThreadPool& pool, bool bf16) {
+  if (bf16 && cpu_has_avx512_bf16()) {
+    vit_attention_bf16(q, k, v, out, n_tiles, n_tok, n_head, head_dim, scale, pool);
+    return;
+  }
   if (cpu_has_avx2()) {
     vit_attention_avx2(q, k, v, out, n_tiles, n_tok, n_head, head_dim, scale, pool);
     return;

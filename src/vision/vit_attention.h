@@ -13,11 +13,18 @@ namespace edgevlm {
 // q, k, v, out: n_tiles·n_tok rows of n_head·head_dim floats (row-major, tile-major), head j in
 // features [j·head_dim, (j+1)·head_dim). out = concat_j softmax(scale · q_j k_jᵀ) v_j per tile.
 // out must not alias q, k or v. Parallel over (tile, head) pairs.
+// bf16: products on bf16-rounded q, k, softmax weights and v with f32 sums (vdpbf16ps, about twice
+// the f32 rate) where the CPU has AVX512-BF16 (cpu_has_avx512_bf16); f32 elsewhere. vit_forward
+// asks for it when the ViT's matrices are quantized (the INT8 ViT), never for float files.
 void vit_attention(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
-                   int n_head, int head_dim, float scale, ThreadPool& pool);
+                   int n_head, int head_dim, float scale, ThreadPool& pool, bool bf16 = false);
 
 // The AVX2 kernel directly (tests compare it to the reference). Call only when cpu_has_avx2().
 void vit_attention_avx2(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
+                        int n_head, int head_dim, float scale, ThreadPool& pool);
+
+// The AVX512-BF16 kernel directly. Call only when cpu_has_avx512_bf16().
+void vit_attention_bf16(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
                         int n_head, int head_dim, float scale, ThreadPool& pool);
 
 // Plain scalar loops: the reference the tests compare the matmul path against.

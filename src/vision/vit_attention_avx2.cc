@@ -16,7 +16,7 @@
 #include <cstring>
 #include <vector>
 
-#include "ops/simd_avx2.h"
+#include "vision/vit_attention_internal.h"
 
 namespace edgevlm {
 namespace {
@@ -74,25 +74,10 @@ template <int R>
 void query_block(const float* qs, int64_t hd, const float* kt, const float* vh, int64_t T, int64_t Tp, int64_t hdp,
                  float* s, float* o) {
   for (int64_t j0 = 0; j0 < Tp; j0 += kCols) scores_tile<R>(qs, hd, kt + j0 * hd, s + j0, Tp);
-  // Softmax over the T real keys; the padding keys [T, Tp) get weight 0.
-  for (int x = 0; x < R; ++x) {
+  for (int x = 0; x < R; ++x) {  // softmax; the padding keys [T, Tp) get weight 0
     float* sr = s + x * Tp;
-    __m256 vmx = _mm256_set1_ps(-INFINITY);
-    int64_t j = 0;
-    for (; j + 8 <= T; j += 8) vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(sr + j));
-    float mx = simd::hmax(vmx);
-    for (; j < T; ++j) mx = std::max(mx, sr[j]);
-    for (j = T; j < Tp; ++j) sr[j] = -INFINITY;  // exp(−inf − mx) = 0 below (simd::exp clamps to ~1e-38·0)
-    const __m256 m8 = _mm256_set1_ps(mx);
-    __m256 vs = _mm256_setzero_ps();
-    for (j = 0; j < Tp; j += 8) {
-      const __m256 e = simd::exp(_mm256_sub_ps(_mm256_loadu_ps(sr + j), m8));
-      _mm256_storeu_ps(sr + j, e);
-      vs = _mm256_add_ps(vs, e);
-    }
-    const float inv = 1.0f / simd::hsum(vs);
-    const __m256 vinv = _mm256_set1_ps(inv);
-    for (j = 0; j < Tp; j += 8) _mm256_storeu_ps(sr + j, _mm256_mul_ps(_mm256_loadu_ps(sr + j), vinv));
+    const __m256 vinv = _mm256_set1_ps(exp_padded_row(sr, T, Tp));
+    for (int64_t j = 0; j < Tp; j += 8) _mm256_storeu_ps(sr + j, _mm256_mul_ps(_mm256_loadu_ps(sr + j), vinv));
   }
   int64_t e0 = 0;
   for (; e0 + 16 <= hdp; e0 += 16) pv_tile<R, 2>(s, Tp, T, vh + e0 * T, o + e0, hdp);

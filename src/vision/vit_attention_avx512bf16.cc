@@ -1,0 +1,169 @@
+// BF16 ViT attention for CPUs with AVX512-BF16 and AVX512-VL (Zen 4, Sapphire Rapids, Cooper
+// Lake), compiled with those flags and run only after cpu_has_avx512_bf16(). The blocking of the
+// AVX2 kernel (vit_attention_avx2.cc), with vdpbf16ps in place of FMA: each f32 lane adds two
+// bf16 products per instruction, twice FMA's multiply-adds, and the 32 vector registers of
+// AVX-512 hold 8 query rows × 16 columns. q (scale folded in), Kᵀ, the softmax weights and V are
+// rounded to bf16 (8-bit mantissa, round to nearest even); scores, softmax and sums stay f32.
+// Layout: lane c of a panel holds a pair of consecutive reduction elements (two dims of key c
+// for the scores, two keys' values of feature c for the output), as vdpbf16ps pairs them.
+#include "vision/vit_attention.h"
+
+#if defined(__AVX512BF16__) && defined(__AVX512VL__) && defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "formats/quant.h"
+#include "vision/vit_attention_internal.h"
+
+namespace edgevlm {
+namespace {
+
+constexpr int kRows = 8;   // query rows per block: 8 × 2 accumulators + 2 panel loads + 1 broadcast
+constexpr int kCols = 16;  // keys (scores) or features (output) per panel
+
+// dst[i] = bf16(src[i] · mul) for i < n, zero up to n_pad.
+void to_bf16(const float* src, int64_t n, float mul, uint16_t* dst, int64_t n_pad) {
+  const __m256 m = _mm256_set1_ps(mul);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     reinterpret_cast<__m128i>(_mm256_cvtneps_pbh(_mm256_mul_ps(_mm256_loadu_ps(src + i), m))));
+  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i] * mul);
+  for (; i < n_pad; ++i) dst[i] = 0;
+}
+
+inline __m256bh as_bh(__m256i v) { return reinterpret_cast<__m256bh>(v); }
+
+// s[x·ldS + c] = Σ_e q[x][e] · k_c[e] for 16 keys c: q2 rows of h2 bf16 pairs, kp h2 × 16 pairs.
+template <int R>
+void scores_tile(const uint32_t* q2, int64_t h2, const uint32_t* kp, float* s, int64_t ldS) {
+  __m256 a0[R], a1[R];
+#pragma GCC unroll 8
+  for (int x = 0; x < R; ++x) a0[x] = a1[x] = _mm256_setzero_ps();
+  for (int64_t e = 0; e < h2; ++e) {
+    const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + e * kCols));
+    const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + e * kCols + 8));
+#pragma GCC unroll 8
+    for (int x = 0; x < R; ++x) {
+      const __m256i qb = _mm256_set1_epi32(int(q2[x * h2 + e]));
+      a0[x] = _mm256_dpbf16_ps(a0[x], as_bh(qb), as_bh(k0));
+      a1[x] = _mm256_dpbf16_ps(a1[x], as_bh(qb), as_bh(k1));
+    }
+  }
+#pragma GCC unroll 8
+  for (int x = 0; x < R; ++x) {
+    _mm256_storeu_ps(s + x * ldS, a0[x]);
+    _mm256_storeu_ps(s + x * ldS + 8, a1[x]);
+  }
+}
+
+// o[x·ldO + c] = Σ_j p[x][j] · v_j[c] for 8·C features c: p2 rows of n2 key pairs (ldP apart),
+// vp n2 × 8·C pairs.
+template <int R, int C>
+void pv_tile(const uint32_t* p2, int64_t ldP, int64_t n2, const uint32_t* vp, float* o, int64_t ldO) {
+  constexpr int ldV = 8 * C;
+  __m256 acc[R * C];
+#pragma GCC unroll 16
+  for (int i = 0; i < R * C; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n2; ++j) {
+    const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + j * ldV));
+    const __m256i v1 = C == 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + j * ldV + 8)) : v0;
+#pragma GCC unroll 8
+    for (int x = 0; x < R; ++x) {
+      const __m256i pb = _mm256_set1_epi32(int(p2[x * ldP + j]));
+      acc[x * C] = _mm256_dpbf16_ps(acc[x * C], as_bh(pb), as_bh(v0));
+      if constexpr (C == 2) acc[x * C + 1] = _mm256_dpbf16_ps(acc[x * C + 1], as_bh(pb), as_bh(v1));
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R * C; ++i) _mm256_storeu_ps(o + (i / C) * ldO + 8 * (i % C), acc[i]);
+}
+
+// One block of R query rows of one (tile, head): kt Tp/16 panels of h2 × 16 pairs, vh panels of
+// Tp/2 × 16 pairs (the last × 8 when hdp is not a multiple of 16).
+template <int R>
+void query_block(const uint32_t* q2, int64_t h2, const uint32_t* kt, const uint32_t* vh, int64_t T, int64_t Tp,
+                 int64_t hdp, float* s, uint32_t* p2, float* o) {
+  for (int64_t j0 = 0; j0 < Tp; j0 += kCols) scores_tile<R>(q2, h2, kt + j0 * h2, s + j0, Tp);
+  for (int x = 0; x < R; ++x) {
+    const float inv = exp_padded_row(s + x * Tp, T, Tp);  // normalized on the way to bf16
+    to_bf16(s + x * Tp, Tp, inv, reinterpret_cast<uint16_t*>(p2 + x * (Tp / 2)), Tp);
+  }
+  int64_t e0 = 0;
+  for (; e0 + 16 <= hdp; e0 += 16) pv_tile<R, 2>(p2, Tp / 2, Tp / 2, vh + e0 * (Tp / 2), o + e0, hdp);
+  if (e0 < hdp) pv_tile<R, 1>(p2, Tp / 2, Tp / 2, vh + e0 * (Tp / 2), o + e0, hdp);
+}
+
+using BlockFn = void (*)(const uint32_t*, int64_t, const uint32_t*, const uint32_t*, int64_t, int64_t, int64_t, float*,
+                         uint32_t*, float*);
+const BlockFn kBlock[kRows] = {query_block<1>, query_block<2>, query_block<3>, query_block<4>,
+                               query_block<5>, query_block<6>, query_block<7>, query_block<8>};
+
+}  // namespace
+
+void vit_attention_bf16(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
+                        int n_head, int head_dim, float scale, ThreadPool& pool) {
+  const int64_t d = int64_t(n_head) * head_dim, T = n_tok, hd = head_dim;
+  const int64_t Tp = (T + kCols - 1) / kCols * kCols, hdp = (hd + 7) / 8 * 8, h2 = (hd + 1) / 2;
+  pool.parallel_for(int64_t(n_tiles) * n_head, [&](int64_t begin, int64_t end) {
+    // Padding keys of Kᵀ, padding dims of q and k, and padding keys and features of V are zero
+    // (set once, never written): their products add nothing.
+    std::vector<uint32_t> kt(size_t(h2 * Tp), 0u), vh(size_t(Tp / 2 * hdp), 0u), q2(size_t(kRows * h2)),
+        p2(size_t(kRows * Tp / 2));
+    std::vector<uint16_t> row(size_t(2 * h2)), rows(size_t(2 * hdp), 0);
+    std::vector<float> s(size_t(kRows * Tp)), o(size_t(kRows * hdp));
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t row0 = (u / n_head) * T, col = (u % n_head) * hd;
+      for (int64_t t = 0; t < T; ++t) {  // Kᵀ: key t's dims, two per lane
+        to_bf16(k + (row0 + t) * d + col, hd, 1.0f, row.data(), 2 * h2);
+        uint32_t* kp = kt.data() + (t / kCols) * kCols * h2 + t % kCols;
+        for (int64_t e = 0; e < h2; ++e) std::memcpy(kp + e * kCols, row.data() + 2 * e, 4);
+      }
+      for (int64_t t = 0; t < T; t += 2) {  // V: keys t and t + 1 of each feature, paired
+        to_bf16(v + (row0 + t) * d + col, hd, 1.0f, rows.data(), hdp);
+        if (t + 1 < T) to_bf16(v + (row0 + t + 1) * d + col, hd, 1.0f, rows.data() + hdp, hdp);
+        else std::fill(rows.begin() + hdp, rows.end(), uint16_t(0));
+        for (int64_t e0 = 0; e0 < hdp; e0 += 16) {  // panels as query_block reads them: 16 wide, then 8
+          const int64_t w = e0 + 16 <= hdp ? 16 : 8;
+          uint32_t* dst = vh.data() + e0 * (Tp / 2) + (t / 2) * w;
+          // (key t, key t + 1) of features c..c+7: unpack interleaves within 128-bit halves.
+          const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + e0));
+          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + hdp + e0));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(a, b));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4), _mm_unpackhi_epi16(a, b));
+          if (w == 16) {
+            const __m128i a1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + e0 + 8));
+            const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + hdp + e0 + 8));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 8), _mm_unpacklo_epi16(a1, b1));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 12), _mm_unpackhi_epi16(a1, b1));
+          }
+        }
+      }
+      for (int64_t i0 = 0; i0 < T; i0 += kRows) {
+        const int r = int(std::min<int64_t>(kRows, T - i0));
+        for (int x = 0; x < r; ++x)
+          to_bf16(q + (row0 + i0 + x) * d + col, hd, scale, reinterpret_cast<uint16_t*>(q2.data() + x * h2), 2 * h2);
+        kBlock[r - 1](q2.data(), h2, kt.data(), vh.data(), T, Tp, hdp, s.data(), p2.data(), o.data());
+        for (int x = 0; x < r; ++x)
+          std::memcpy(out + (row0 + i0 + x) * d + col, o.data() + x * hdp, sizeof(float) * size_t(hd));
+      }
+    }
+  });
+}
+
+}  // namespace edgevlm
+
+#else
+
+#include "core/error.h"
+
+namespace edgevlm {
+void vit_attention_bf16(const float*, const float*, const float*, float*, int, int, int, int, float, ThreadPool&) {
+  fail("vit_attention_bf16: this build has no AVX512-BF16 kernels");
+}
+}  // namespace edgevlm
+
+#endif
