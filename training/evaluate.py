@@ -148,7 +148,7 @@ def run_cli(cli, model_path, mmproj, samples, workdir, extra=()):
 def main():
     import train  # noqa: E402  (model loading helpers)
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ckpt", required=True, help="a checkpoint written by train.py (final.pt)")
+    ap.add_argument("--ckpt", required=True, help="a checkpoint written by train.py (final.pt), or a GGUF pair's MODEL.gguf")
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-task", type=int, default=100)
     ap.add_argument("--policy", default=None, help="override the tiling policy (relaxed, llava_next, single)")

@@ -445,6 +445,13 @@ def load_init(path):
 
 
 def load_checkpoint(path):
+    """(model, tokenizer, tiling config) from a final.pt, or from a GGUF pair (MODEL.gguf with
+    MODEL-mmproj.gguf beside it), e.g. the shipped one: evaluate.py --ckpt models/edgevlm-nano.gguf."""
+    if path.endswith(".gguf"):
+        import export
+        model, tok, tcfg = export.import_pair(path, path[:-len(".gguf")] + "-mmproj.gguf")
+        model.eval()
+        return model, tok, tcfg
     ck = torch.load(path)
     mc = ModelConfig(**ck["config"])
     model = VLM(mc)
