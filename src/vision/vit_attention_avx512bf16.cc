@@ -158,11 +158,11 @@ void vit_attention_bf16(const float* q, const float* k, const float* v, float* o
 
 #else
 
-#include "core/error.h"
-
 namespace edgevlm {
-void vit_attention_bf16(const float*, const float*, const float*, float*, int, int, int, int, float, ThreadPool&) {
-  fail("vit_attention_bf16: this build has no AVX512-BF16 kernels");
+// Built without the AVX512-BF16 flags (EDGEVLM_NATIVE_X86=OFF): the f32 kernel.
+void vit_attention_bf16(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok, int n_head,
+                        int head_dim, float scale, ThreadPool& pool) {
+  vit_attention_avx2(q, k, v, out, n_tiles, n_tok, n_head, head_dim, scale, pool);
 }
 }  // namespace edgevlm
 
