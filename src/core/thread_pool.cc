@@ -15,16 +15,22 @@
 
 namespace edgevlm {
 
-// Protocol. A job is published as a ticket (generation << 32 | next chunk index) in one atomic
-// word; every thread, the caller included, claims chunks by compare-and-swap on that word, so a
-// claim succeeds only while the job it read the fields of is still the current one. The caller
-// waits only for chunks that were claimed, never for a worker that has not woken up yet — on a
-// machine shared with other processes a descheduled worker then costs nothing.
+// Protocol. A job is published as a ticket (generation << 32 | chunk count << 16 | next chunk
+// index) in one atomic word; every thread, the caller included, claims a chunk by compare-and-swap
+// on that word, which succeeds only while the word still names this job and a chunk below its
+// count. The job's other fields are read only after a successful claim: the caller writes the
+// next job's fields only after every claimed chunk of this one has finished, so they are this
+// job's. (They used to be read before the claim, the count among them: a worker could read one
+// job's ticket and the next job's count and function, claim a chunk past the first job's end, and
+// run a range of the second job twice, releasing its caller early or never: crashes and a hang
+// under load.) The caller waits only for chunks that were claimed, never for a worker that has
+// not woken up yet, so on a machine shared with other processes a descheduled worker costs nothing.
 
 namespace {
 thread_local bool t_inside_pool = false;
 constexpr int kSpinIters = 4000;  // tens of µs of polling before a worker sleeps
-constexpr uint64_t kIndexMask = 0xFFFFFFFFull;
+constexpr uint64_t kChunkMask = 0xFFFF;  // chunk count and index: 16 bits each in the ticket
+constexpr int64_t kMaxChunks = int64_t(kChunkMask);
 }  // namespace
 
 int ThreadPool::hardware_threads() {
@@ -54,13 +60,12 @@ void ThreadPool::run_chunks(uint32_t gen) {
   for (;;) {
     uint64_t t = ticket_.load(std::memory_order_acquire);
     if (uint32_t(t >> 32) != gen) return;
-    const int64_t idx = int64_t(t & kIndexMask);
-    const int64_t n_chunks = n_chunks_.load(std::memory_order_relaxed);
-    const int64_t chunk = chunk_.load(std::memory_order_relaxed), n = n_.load(std::memory_order_relaxed);
-    const std::function<void(int64_t, int64_t)>* fn = fn_.load(std::memory_order_relaxed);
+    const int64_t idx = int64_t(t & kChunkMask), n_chunks = int64_t((t >> 16) & kChunkMask);
     if (idx >= n_chunks) return;
     if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
-    // The claim succeeded, so job `gen` was still unfinished and the fields read above are its.
+    // Claimed chunk idx of job gen: the caller waits for it, so the fields stay this job's.
+    const int64_t chunk = chunk_.load(std::memory_order_relaxed), n = n_.load(std::memory_order_relaxed);
+    const std::function<void(int64_t, int64_t)>* fn = fn_.load(std::memory_order_relaxed);
     const int64_t b = idx * chunk;
     const int64_t e = std::min(n, b + chunk);
     try {
@@ -106,19 +111,19 @@ void ThreadPool::parallel_for_grain(int64_t n, int64_t grain,
     for (int64_t b = 0; b < n; b += grain) fn(b, std::min(n, b + grain));
     return;
   }
-  const int64_t max_chunks = int64_t(1) << 30;
-  if ((n + grain - 1) / grain > max_chunks) grain = (n + max_chunks - 1) / max_chunks;
+  // At most kMaxChunks ranges (the ticket's 16 bits), each a multiple of the asked grain.
+  const int64_t asked = (n + grain - 1) / grain;
+  if (asked > kMaxChunks) grain *= (asked + kMaxChunks - 1) / kMaxChunks;
 
   std::lock_guard<std::mutex> call_lk(call_mu_);
   const int64_t n_chunks = (n + grain - 1) / grain;
   fn_.store(&fn, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   chunk_.store(grain, std::memory_order_relaxed);
-  n_chunks_.store(n_chunks, std::memory_order_relaxed);
   done_chunks_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
   const uint32_t gen = ++generation_;
-  ticket_.store(uint64_t(gen) << 32, std::memory_order_seq_cst);
+  ticket_.store(uint64_t(gen) << 32 | uint64_t(n_chunks) << 16, std::memory_order_seq_cst);
   if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     { std::lock_guard<std::mutex> lk(mu_); }
     cv_work_.notify_all();

@@ -32,7 +32,8 @@ class ThreadPool {
   // first exception thrown by fn is rethrown here after every range has finished.
   void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
 
-  // Like parallel_for but with ranges of at most `grain` items aligned to multiples of it.
+  // Like parallel_for but with ranges of at most `grain` items aligned to multiples of it (at most
+  // 65535 ranges: a finer grain is coarsened to a multiple of itself).
   void parallel_for_grain(int64_t n, int64_t grain,
                           const std::function<void(int64_t begin, int64_t end)>& fn);
 
@@ -54,15 +55,13 @@ class ThreadPool {
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
 
-  // The current job: fields written by the caller before the ticket is published.
-  std::atomic<uint64_t> ticket_{0};  // generation << 32 | next chunk to claim
+  // The current job: fields written by the caller before the ticket is published, read by a
+  // worker only after it claimed a chunk of the job (thread_pool.cc, "Protocol").
+  std::atomic<uint64_t> ticket_{0};  // generation << 32 | chunk count << 16 | next chunk to claim
   uint32_t generation_ = 0;
-  // Atomic (relaxed) only because a late worker may read them while the next job is written;
-  // its claim then fails and it discards what it read.
   std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
   std::atomic<int64_t> n_{0};
   std::atomic<int64_t> chunk_{1};
-  std::atomic<int64_t> n_chunks_{0};
   std::atomic<int64_t> done_chunks_{0};
   std::mutex err_mu_;
   std::exception_ptr error_;
