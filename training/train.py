@@ -439,8 +439,7 @@ def load_init(path):
     MODEL-mmproj.gguf beside it), so that training can go on from the model in models/."""
     if not path.endswith(".gguf"):
         return torch.load(path)
-    import export
-    model, tok, _ = export.import_pair(path, path[:-len(".gguf")] + "-mmproj.gguf")
+    model, tok, _ = load_checkpoint(path)
     return {"model": model.state_dict(), "tokenizer_merges": [list(m) for m in tok.merges]}
 
 

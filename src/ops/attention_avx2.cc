@@ -103,6 +103,13 @@ QkX8 qk_int8_x8_for(detail::IntKernels k) {
                                                                                                   : qk_int8_x8_avx2;
 }
 
+// The F16 scales of KV rows t .. t+7 of one KV head (stride: scales between rows), as floats.
+inline __m256 row_scales8(const uint16_t* scale, int64_t t, int64_t stride) {
+  alignas(16) uint16_t h[8];
+  for (int p = 0; p < 8; ++p) h[p] = scale[(t + p) * stride];
+  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+}
+
 // q·k with the query quantized to int8 per head: Σ q8·k8 in int32, times the query's and the key
 // row's scales. Eight key rows at a time (qk_int8_x8) where the head size is a multiple of 16.
 template <int NH>
@@ -116,11 +123,9 @@ void scores_int8(const Item& it, QkX8 qk_x8) {
   int64_t t = 0;
   if (hd % 16 == 0) {
     alignas(32) int32_t sums[8];
-    alignas(16) uint16_t ks[8];
     const int64_t ksb = a.kv_stride;  // bytes between key rows (int8 elements)
     for (; t + 8 <= it.kv_len; t += 8) {
-      for (int p = 0; p < 8; ++p) ks[p] = a.k_scale[(t + p) * a.n_head_kv + it.g];
-      const __m256 rs = _mm256_mul_ps(_mm256_set1_ps(a.scale), _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(ks))));
+      const __m256 rs = _mm256_mul_ps(_mm256_set1_ps(a.scale), row_scales8(a.k_scale + it.g, t, a.n_head_kv));
       for (int j = 0; j < NH; ++j) {
         qk_x8(it.qq + j * hd, kb + t * ksb, ksb, hd, sums);
         const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums))),
@@ -175,11 +180,9 @@ void softmax_rows(const Item& it, int nh) {
   if constexpr (T == KvElem::Q8) {  // each V row's scale, converted once for all the heads
     const uint16_t* vs = it.a.v_scale + it.g;
     const int nkv = it.a.n_head_kv;
-    alignas(16) uint16_t v16[8];
     int64_t t = 0;
     for (; t + 8 <= n; t += 8) {
-      for (int p = 0; p < 8; ++p) v16[p] = vs[(t + p) * nkv];
-      const __m256 vd = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(v16)));
+      const __m256 vd = row_scales8(vs, t, nkv);
       for (int j = 0; j < nh; ++j) {
         float* s = it.scores + j * n + t;
         _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_loadu_ps(s), _mm256_mul_ps(_mm256_set1_ps(inv[j]), vd)));

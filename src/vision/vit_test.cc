@@ -57,14 +57,18 @@ TEST(VitAttention, MatchesScalarReference) {
   EXPECT_LT(max_abs_diff(out, ref), 2e-6f);
 }
 
-// The AVX2 kernel's edges: token counts off its 6-row and 16-key blocks, head widths off its
-// 16- and 8-feature tiles, and large scores (softmax must subtract the row maximum).
+// The SIMD kernels' edges: token counts off their 6- or 8-row and 16-key blocks, head widths off
+// their 16- and 8-feature tiles, odd ones (bf16 pairs dims), SigLIP's 729 tokens of 72, and large
+// scores (softmax must subtract the row maximum).
+struct AttnShape { int tiles, n_tok, heads, hd; float qscale; };
+const AttnShape kAttnShapes[] = {{2, 50, 3, 12, 1.0f}, {1, 17, 2, 72, 1.0f}, {1, 7, 1, 20, 1.0f},
+                                 {1, 7, 1, 21, 1.0f},  {2, 33, 2, 8, 1.0f},  {1, 40, 2, 16, 40.0f},
+                                 {1, 1, 1, 4, 1.0f},   {1, 729, 1, 72, 1.0f}, {1, 9, 2, 3, 1.0f}};
+
 TEST(VitAttention, Avx2KernelMatchesScalarReferenceOverShapes) {
   if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
   ThreadPool pool(2);
-  struct Shape { int tiles, n_tok, heads, hd; float qscale; };
-  for (const Shape& sh : {Shape{2, 50, 3, 12, 1.0f}, Shape{1, 17, 2, 72, 1.0f}, Shape{1, 7, 1, 20, 1.0f},
-                          Shape{2, 33, 2, 8, 1.0f}, Shape{1, 40, 2, 16, 40.0f}, Shape{1, 1, 1, 4, 1.0f}}) {
+  for (const AttnShape& sh : kAttnShapes) {
     SCOPED_TRACE(std::to_string(sh.n_tok) + " tokens, head " + std::to_string(sh.hd));
     const size_t n = size_t(sh.tiles) * sh.n_tok * sh.heads * sh.hd;
     auto q = random_vec(n, 21, sh.qscale), k = random_vec(n, 22), v = random_vec(n, 23);
@@ -80,8 +84,7 @@ TEST(VitAttention, Avx2KernelMatchesScalarReferenceOverShapes) {
 // the softmax weights rounded to bf16 (formats/quant.h's f32_to_bf16), products and sums in f32 or
 // better. Agreement within 5e-4 (a weight whose f32 value differs in the last bits may round to the
 // neighbouring bf16, 2^-8 of it; a wrong pairing or panel is off by ~max|v|) pins the layouts, pairing
-// and padding; the shapes cover token counts off the 8-row and 16-key blocks, odd head widths (a
-// padded pair), and SigLIP's 729 tokens of 72. Against exact f32 attention it stays within 1% of
+// and padding over kAttnShapes. Against exact f32 attention it stays within 1% of
 // max|v| (bf16's 8-bit mantissa on four operands), and within 5% where the scores span tens (a
 // peaked softmax, the 40× query: a score's rounding error grows with its size).
 std::vector<float> bf16_attention_reference(const std::vector<float>& q, const std::vector<float>& k,
@@ -119,10 +122,7 @@ std::vector<float> bf16_attention_reference(const std::vector<float>& q, const s
 TEST(VitAttention, Bf16KernelMatchesBf16Reference) {
   if (!cpu_has_avx512_bf16()) GTEST_SKIP() << "no AVX512-BF16 (or EDGEVLM_NO_AVX512 set)";
   ThreadPool pool(2);
-  struct Shape { int tiles, n_tok, heads, hd; float qscale; };
-  for (const Shape& sh : {Shape{2, 50, 3, 12, 1.0f}, Shape{1, 17, 2, 72, 1.0f}, Shape{1, 7, 1, 21, 1.0f},
-                          Shape{2, 33, 2, 8, 1.0f}, Shape{1, 40, 2, 16, 40.0f}, Shape{1, 1, 1, 4, 1.0f},
-                          Shape{1, 729, 1, 72, 1.0f}, Shape{1, 9, 2, 3, 1.0f}}) {
+  for (const AttnShape& sh : kAttnShapes) {
     SCOPED_TRACE(std::to_string(sh.n_tok) + " tokens, head " + std::to_string(sh.hd));
     const size_t n = size_t(sh.tiles) * sh.n_tok * sh.heads * sh.hd;
     auto q = random_vec(n, 31, sh.qscale), k = random_vec(n, 32), v = random_vec(n, 33);
