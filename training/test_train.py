@@ -86,3 +86,21 @@ def test_stage2_glyph_labels_match_the_vit_tiles(tmp_path):
             assert e[4].shape == (e[2].shape[0], g, g)
     tr.loss("stage2", batch)
     assert "glyph_loss" in tr.last_parts
+
+
+def test_glyph_loss_weights_background_and_skips_the_thumbnail(tmp_path):
+    torch.manual_seed(0)
+    tr = small_trainer(tmp_path)   # defaults: background weight 0.1, no thumbnail labels
+    s = next(s for s in (data.make_sample("train", i, task="banner") for i in range(20)))
+    grid, tiles = train.tiling.image_to_tiles(s["image"], tr.tcfg)
+    assert len(tiles) == grid[0] * grid[1] + 1   # a banner gets a grid and a thumbnail
+    labels = tr.glyph_labels(s, grid, len(tiles))
+    assert (labels[-1] == -1).all() and (labels[:-1] >= 0).all() and (labels[:-1] > 0).any()
+    vit_out = tr.model.vit(torch.from_numpy(train.tiling.normalize(tiles, tr.tcfg)))
+    got = tr.glyph_loss(vit_out, torch.from_numpy(labels))
+    # reference: per-patch cross-entropy, the thumbnail dropped, background patches at weight 0.1
+    logits = tr.glyph(vit_out[:-1].reshape(-1, vit_out.shape[-1]))
+    y = torch.from_numpy(labels[:-1]).reshape(-1)
+    ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    w = torch.where(y == 0, torch.tensor(0.1), torch.tensor(1.0))
+    assert torch.allclose(got, (ce * w).sum() / w.sum(), rtol=1e-5)

@@ -188,7 +188,7 @@ class Trainer:
                         continue
                     ids, loss, pix, grid = sequence.encode_chat(self.tok, s, self.tcfg, self.mc.tokens_per_tile)
                     group.append((ids, loss, pix, self.tok.encode(s["desc"]) if pix is not None else [],
-                                  self.glyph_labels(s, grid, pix)))
+                                  self.glyph_labels(s, grid, 0 if pix is None else pix.shape[0])))
             if name not in ("siglip", "read"):
                 group.sort(key=lambda e: len(e[0]))
             chunks = [group[k * bs:(k + 1) * bs] for k in range(4)]
@@ -196,16 +196,22 @@ class Trainer:
             for k in rng.permutation(4):
                 yield chunks[k], i
 
-    def glyph_labels(self, s, grid, pixels):
-        if pixels is None:
+    def glyph_labels(self, s, grid, n_tiles):
+        if not n_tiles:
             return None
-        return tiling.glyph_labels(s["glyphs"], s["image"].size, grid, self.tcfg, self.mc.patch, pixels.shape[0])
+        labels = tiling.glyph_labels(s["glyphs"], s["image"].size, grid, self.tcfg, self.mc.patch, n_tiles)
+        if not self.a.glyph_thumbnail and n_tiles > grid[0] * grid[1]:
+            labels[-1] = -1   # ignored by the loss
+        return labels
 
     def glyph_loss(self, vit_out, labels):
         """Cross-entropy of each patch's glyph class (labels [tiles, g, g], tiles in vit_out's order). A dense,
         local signal that teaches the ViT to read: through the decoder alone, and through the pooled content
         loss, it learned colours and shapes but no characters (docs/TRAINING.md)."""
-        return F.cross_entropy(self.glyph(vit_out.reshape(-1, vit_out.shape[-1])), labels.reshape(-1))
+        w = torch.ones(len(data.GLYPHS) + 1)
+        w[0] = self.a.glyph_bg_weight
+        return F.cross_entropy(self.glyph(vit_out.reshape(-1, vit_out.shape[-1])), labels.reshape(-1), weight=w,
+                               ignore_index=-1)
 
     @torch.no_grad()
     def glyph_accuracy(self, vit_out, labels):
@@ -220,7 +226,7 @@ class Trainer:
             for s in batch:
                 grid, t = tiling.image_to_tiles(s["image"], self.tcfg)
                 tiles.append(tiling.normalize(t, self.tcfg))
-                labels.append(tiling.glyph_labels(s["glyphs"], s["image"].size, grid, self.tcfg, self.mc.patch, len(t)))
+                labels.append(self.glyph_labels(s, grid, len(t)))
             vit_out = self.model.vit(torch.from_numpy(np.concatenate(tiles)))
             labels = torch.from_numpy(np.concatenate(labels))
             loss = self.glyph_loss(vit_out, labels)
@@ -513,6 +519,11 @@ def parse_args(argv=None):
                     help="weight of the ViT's description-token loss in stage 2 (0: off)")
     ap.add_argument("--glyph-loss", type=float, default=0.5,
                     help="weight of the ViT's per-patch glyph loss in stage 2 (0: off)")
+    ap.add_argument("--glyph-bg-weight", type=float, default=0.1,
+                    help="weight of the glyph loss's background class: most patches show no character, and at "
+                         "1.0 the head predicted background everywhere for the first ~5k images")
+    ap.add_argument("--glyph-thumbnail", action="store_true",
+                    help="glyph labels on the thumbnail tile too (its characters are a few pixels wide)")
     ap.add_argument("--vit-lr", type=float, default=3e-4, help="peak learning rate of the ViT in stage 2")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--siglip-batch", type=int, default=32, help="batch of the ViT-only phases (siglip, read)")
