@@ -173,9 +173,9 @@ class Trainer:
                 # the curriculum follows the phase's progress, as the learning rate does: on a busy machine
                 # the phase ends on its time share long before its sample cap
                 prog = max(i / cap, self.progress)
-                w = data.curriculum_weights(prog) if name == "stage2" and a.curriculum else \
+                w = data.curriculum_weights(prog if a.curriculum else 1.0) if name == "stage2" else \
                     data.READING_WEIGHTS if name == "read" else None
-                s = data.make_sample("train", PHASE_BASE[name] + i, weights=w)
+                s = data.make_sample("train", PHASE_BASE[name] + a.data_offset + i, weights=w)
                 i += 1
                 if name in ("siglip", "read"):
                     if s["image"] is None:
@@ -513,8 +513,12 @@ def parse_args(argv=None):
     ap.add_argument("--samples", type=int, nargs=5, default=[8000, 80000, 12000, 4000, 60000],
                     help="sample cap per phase")
     ap.add_argument("--lrs", type=float, nargs=5, default=[1e-3, 1e-3, 1e-3, 1e-3, 1e-3])
+    ap.add_argument("--data-offset", type=int, default=0,
+                    help="start each phase's training samples this far in: fresh images for a run that goes "
+                         "on from another run's weights (--init)")
     ap.add_argument("--no-curriculum", dest="curriculum", action="store_false",
-                    help="stage 2 on the fixed task mixture instead of data.curriculum_weights")
+                    help="stage 2 on the full mixture (the curriculum's end point, describe task included) from its "
+                         "first step: for a stage 2 continued from a run that already had the curriculum")
     ap.add_argument("--content-loss", type=float, default=0.05,
                     help="weight of the ViT's description-token loss in stage 2 (0: off)")
     ap.add_argument("--glyph-loss", type=float, default=0.5,
