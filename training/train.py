@@ -503,14 +503,14 @@ def parse_args(argv=None):
                     "stage 2")
     ap.add_argument("--smoke", action="store_true", help="tiny budget: checks the pipeline end to end")
     ap.add_argument("--install", default=None, help="copy the GGUF pair and results here (e.g. models)")
-    ap.add_argument("--minutes", type=float, default=105.0, help="wall-clock budget of the four phases")
-    ap.add_argument("--shares", type=float, nargs=5, default=[0.0, 0.25, 0.0, 0.02, 0.73],
+    ap.add_argument("--minutes", type=float, default=100.0, help="wall-clock budget of the four phases")
+    ap.add_argument("--shares", type=float, nargs=5, default=[0.0, 0.3, 0.0, 0.02, 0.68],
                     help="wall-clock share per phase (siglip read text stage1 stage2). SigLIP and text "
                          "pretraining are off by default: neither helped here (docs/TRAINING.md), SigLIP left a "
                          "ViT whose output barely depended on the image; the read phase teaches the ViT glyphs")
     ap.add_argument("--scale-penalty", type=float, default=0.0,
                     help="weight of the log² ratio of image- to token-embedding RMS (stages 1 and 2)")
-    ap.add_argument("--samples", type=int, nargs=5, default=[8000, 80000, 12000, 4000, 60000],
+    ap.add_argument("--samples", type=int, nargs=5, default=[8000, 66000, 12000, 4000, 60000],
                     help="sample cap per phase")
     ap.add_argument("--lrs", type=float, nargs=5, default=[1e-3, 1e-3, 1e-3, 1e-3, 1e-3])
     ap.add_argument("--data-offset", type=int, default=0,
