@@ -104,3 +104,57 @@ def test_glyph_loss_weights_background_and_skips_the_thumbnail(tmp_path):
     ce = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     w = torch.where(y == 0, torch.tensor(0.1), torch.tensor(1.0))
     assert torch.allclose(got, (ce * w).sum() / w.sum(), rtol=1e-5)
+
+
+def test_init_from_a_checkpoint_keeps_its_heads(tmp_path):
+    torch.manual_seed(0)
+    first = small_trainer(tmp_path / "a")
+    with torch.no_grad():
+        first.glyph.weight.add_(1.0)   # heads that a fresh initialisation would not reproduce
+    first.save(str(tmp_path / "a" / "final.pt"), final=True)
+    a = train.parse_args(["--out", str(tmp_path / "b"), "--init", str(tmp_path / "a" / "final.pt"), "--corpus", "150",
+                          "--vocab", "300", "--v-width", "32", "--v-layers", "1", "--v-heads", "2", "--width", "48",
+                          "--layers", "1", "--heads", "4", "--kv-heads", "2", "--ff", "64", "--batch", "6"])
+    second = train.Trainer(a)
+    assert not second.fresh_heads
+    assert torch.equal(second.glyph.weight, first.glyph.weight)
+    assert torch.equal(second.content.weight, first.content.weight)
+
+
+def test_fresh_heads_are_fitted_without_touching_the_model(tmp_path):
+    torch.manual_seed(0)
+    tr = small_trainer(tmp_path)
+    tr.a.head_steps, tr.a.log_every = 12, 100
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    batch, _ = next(tr.batches("stage2", 40_000))
+    tr.loss("stage2", batch)
+    glyph_before = tr.last_parts["glyph_loss"]
+    tr.fresh_heads = True
+    tr.fit_fresh_heads(40_000)
+    assert not tr.fresh_heads
+    assert all(torch.equal(before[k], v) for k, v in tr.model.state_dict().items())
+    tr.loss("stage2", batch)
+    assert tr.last_parts["glyph_loss"] < glyph_before
+
+
+def test_task_boost_shifts_the_stage2_mixture(tmp_path):
+    assert train.parse_task_boost(["ocr_word=3", "text=0"]) == {"ocr_word": 3.0, "text": 0.0}
+    for bad in (["nosuchtask=2"], ["ocr_word"], ["ocr_word=x"], ["ocr_word=-1"]):
+        try:
+            train.parse_task_boost(bad)
+        except SystemExit as e:
+            assert "--task-boost" in str(e)
+        else:
+            raise AssertionError(f"{bad} accepted")
+    a = train.parse_args(["--out", str(tmp_path), "--corpus", "150", "--vocab", "300", "--v-width", "32",
+                          "--v-layers", "1", "--v-heads", "2", "--width", "48", "--layers", "1", "--heads", "4",
+                          "--kv-heads", "2", "--ff", "64", "--batch", "6", "--no-curriculum",
+                          "--task-boost", "text=0", "ocr_word=20"])
+    tr = train.Trainer(a)
+    it = tr.batches("stage2", 0)
+    n_img, n_text = 0, 0
+    for _ in range(8):
+        batch, _ = next(it)
+        n_img += sum(e[2] is not None for e in batch)
+        n_text += sum(e[2] is None for e in batch)
+    assert n_text == 0 and n_img == 48   # text weight 0: every sample has an image

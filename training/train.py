@@ -123,6 +123,15 @@ class Trainer:
         # which character each patch shows (its glyph class, 0 for none), from each patch's ViT output.
         self.content = nn.Linear(a.v_width, self.tok.n_vocab)
         self.glyph = nn.Linear(a.v_width, len(data.GLYPHS) + 1)
+        # A run that goes on from another's weights keeps its heads where the checkpoint has them; a GGUF
+        # pair has none, and fresh heads are fitted alone before stage 2 (fit_fresh_heads).
+        self.fresh_heads = init is not None and "glyph" not in init
+        if init is not None:
+            for key, head in (("text_tower", self.text_tower), ("sig", self.sig), ("content", self.content),
+                              ("glyph", self.glyph)):
+                if key in init:
+                    head.load_state_dict(init[key])
+        self.task_boost = parse_task_boost(a.task_boost)
         self.pad = self.tok.id("<|endoftext|>")
         self.log = open(os.path.join(a.out, "log.jsonl"), "a")
         self.state = {"phase": 0, "samples": 0, "elapsed": 0.0, "step": 0}
@@ -175,6 +184,8 @@ class Trainer:
                 prog = max(i / cap, self.progress)
                 w = data.curriculum_weights(prog if a.curriculum else 1.0) if name == "stage2" else \
                     data.READING_WEIGHTS if name == "read" else None
+                if name == "stage2" and self.task_boost:
+                    w = {t: v * self.task_boost.get(t, 1.0) for t, v in w.items()}
                 s = data.make_sample("train", PHASE_BASE[name] + a.data_offset + i, weights=w)
                 i += 1
                 if name in ("siglip", "read"):
@@ -303,11 +314,13 @@ class Trainer:
         ck = {"model": self.model.state_dict(), "config": self.mc.to_dict(), "tiling": asdict(self.tcfg),
               "tokenizer_merges": [list(m) for m in self.tok.merges], "state": dict(self.state),
               "args": vars(self.a)}
+        # the training-only heads are kept in final.pt too (under 1 MB), so that a run going on from it
+        # (--init) starts with heads that match its ViT instead of random ones
+        ck["text_tower"] = self.text_tower.state_dict()
+        ck["sig"] = self.sig.state_dict()
+        ck["content"] = self.content.state_dict()
+        ck["glyph"] = self.glyph.state_dict()
         if not final:
-            ck["text_tower"] = self.text_tower.state_dict()
-            ck["sig"] = self.sig.state_dict()
-            ck["content"] = self.content.state_dict()
-            ck["glyph"] = self.glyph.state_dict()
             ck["opt"] = self.opt.state_dict() if self.opt is not None else None
         tmp = path + ".tmp"
         torch.save(ck, tmp)
@@ -333,6 +346,8 @@ class Trainer:
         if budget <= 0 or cap <= 0:
             self.state.update(phase=pi + 1, samples=0, elapsed=0.0, step=0)
             return
+        if name == "stage2" and self.fresh_heads and self.state["step"] == 0:
+            self.fit_fresh_heads(cap)
         ps = self.params_for(name)
         # In stage 2 the ViT learns at its own, lower rate: at the decoder's 1e-3 its output lost most of
         # its dependence on the image within a few hundred steps and the decoder learned to answer blind.
@@ -389,6 +404,32 @@ class Trainer:
         self.opt = None
         self.save(os.path.join(self.a.out, "last.pt"))
 
+    def fit_fresh_heads(self, cap):
+        """Fits random training-only heads to a trained ViT before stage 2 goes on: with random heads the
+        glyph loss starts near 3 (against ~0.3 trained) and its gradients through the ViT would undo part
+        of what the ViT knows during the first minutes. Uses samples past the phase's cap, which the phase
+        itself never reaches."""
+        heads = [p for h, w in ((self.content, self.a.content_loss), (self.glyph, self.a.glyph_loss)) if w > 0
+                 for p in h.parameters()]
+        if not heads or self.a.head_steps <= 0:
+            return
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        for p in heads:
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(heads, lr=3e-3, weight_decay=0.0)
+        self.model.eval()
+        batches = self.batches("stage2", cap)
+        for k in range(self.a.head_steps):
+            batch, _ = next(batches)
+            loss = self.loss("stage2", batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if (k + 1) % self.a.log_every == 0 or k == 0:
+                print(json.dumps({"phase": "heads", "step": k + 1, **self.last_parts}), flush=True)
+        self.fresh_heads = False
+
     def validate(self, name):
         import evaluate
         samples = data.eval_set("val", self.a.val_per_task)
@@ -438,6 +479,23 @@ def plot(log_path, png):
         axes[1].set_title("validation exact match")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
+
+
+def parse_task_boost(items):
+    """{"ocr_word": 2.0, ...} from ["ocr_word=2", ...]; names a task that does not exist as an error."""
+    boost = {}
+    for item in items or []:
+        task, sep, factor = item.partition("=")
+        if not sep or task not in data.TASKS and task != data.DESCRIBE:
+            raise SystemExit(f"--task-boost: expected TASK=FACTOR with TASK one of {data.TASK_NAMES + [data.DESCRIBE]}, "
+                             f"got {item!r}")
+        try:
+            boost[task] = float(factor)
+        except ValueError:
+            raise SystemExit(f"--task-boost: {factor!r} in {item!r} is not a number")
+        if boost[task] < 0:
+            raise SystemExit(f"--task-boost: factor of {task} must be >= 0, got {boost[task]}")
+    return boost
 
 
 def load_init(path):
@@ -519,6 +577,8 @@ def parse_args(argv=None):
     ap.add_argument("--no-curriculum", dest="curriculum", action="store_false",
                     help="stage 2 on the full mixture (the curriculum's end point, describe task included) from its "
                          "first step: for a stage 2 continued from a run that already had the curriculum")
+    ap.add_argument("--task-boost", nargs="*", default=[], metavar="TASK=FACTOR",
+                    help="multiply stage 2's weight of these tasks, e.g. ocr_word=2 text=1.5")
     ap.add_argument("--content-loss", type=float, default=0.05,
                     help="weight of the ViT's description-token loss in stage 2 (0: off)")
     ap.add_argument("--glyph-loss", type=float, default=0.5,
@@ -528,6 +588,9 @@ def parse_args(argv=None):
                          "1.0 the head predicted background everywhere for the first ~5k images")
     ap.add_argument("--glyph-thumbnail", action="store_true",
                     help="glyph labels on the thumbnail tile too (its characters are a few pixels wide)")
+    ap.add_argument("--head-steps", type=int, default=150,
+                    help="steps fitting the glyph and content heads alone before stage 2, when --init has none "
+                         "(a GGUF pair)")
     ap.add_argument("--vit-lr", type=float, default=3e-4, help="peak learning rate of the ViT in stage 2")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--siglip-batch", type=int, default=32, help="batch of the ViT-only phases (siglip, read)")
