@@ -34,13 +34,17 @@ train: deps
 	  --shares 0 0 0 0 1 --no-curriculum --data-offset 1000000 --minutes 40 --lrs 1e-3 1e-3 1e-3 1e-3 5e-4 \
 	  --samples 8000 80000 12000 4000 46000 --vit-lr 5e-4 --glyph-loss 1.0 --install models
 
-# The shipped model's third leg (docs/TRAINING.md, "Fifth attempt"): after `make train`, another ~100k stage-2
-# samples with the reading tasks and the text questions drawn more often (72 minutes at one thread).
+# The shipped model's third and fourth legs (docs/TRAINING.md, "Fifth attempt"): after `make train`, ~150k more
+# stage-2 samples with the reading tasks and the text questions drawn more often (72 + 40 minutes at one thread).
 train-more: deps
 	OMP_NUM_THREADS=1 $(PYTHON) training/train.py --out training/runs/nano-leg3 --init training/runs/nano-leg2/final.pt \
 	  --shares 0 0 0 0 1 --no-curriculum --data-offset 3000000 --minutes 72 --lrs 1e-3 1e-3 1e-3 1e-3 5e-4 \
 	  --samples 8000 80000 12000 4000 200000 --vit-lr 5e-4 --glyph-loss 1.0 --threads 1 \
-	  --task-boost ocr_word=2 ocr_number=2 ocr_code=1.5 text=2 chart=1.5 --install models
+	  --task-boost ocr_word=2 ocr_number=2 ocr_code=1.5 text=2 chart=1.5
+	OMP_NUM_THREADS=1 $(PYTHON) training/train.py --out training/runs/nano-leg4 --init training/runs/nano-leg3/final.pt \
+	  --shares 0 0 0 0 1 --no-curriculum --data-offset 4000000 --minutes 40 --lrs 1e-3 1e-3 1e-3 1e-3 3e-4 \
+	  --samples 8000 80000 12000 4000 200000 --vit-lr 3e-4 --glyph-loss 1.0 --threads 1 \
+	  --task-boost ocr_word=2 ocr_number=2 ocr_code=2 text=3 chart=1.5 --install models
 
 test: build
 	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-parity

@@ -79,3 +79,13 @@ def test_every_drawn_character_has_a_glyph_class():
     word = s["desc"].split(": ", 1)[1]
     assert [data.GLYPHS[g[0] - 1] for g in s["glyphs"]] == [c for c in word if not c.isspace()]
     assert data.make_sample("val", 0, task="shapes")["glyphs"] == []
+
+
+def test_examples_match_the_test_split(tmp_path):
+    """examples/ (what `make demo` asks) must be the generator's current test images: a change to data.py
+    that redraws them leaves the demo asking questions about images the model's test split no longer has."""
+    import make_examples
+    make_examples.main(str(tmp_path))
+    shipped = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "README.md")
+    assert open(tmp_path / "README.md").read() == open(shipped).read(), \
+        "examples/ is stale: run python3 training/make_examples.py"
