@@ -316,6 +316,8 @@ const GKernel kGemmQ8_0Vnni[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0_vnni);
 const GKernel kGemmQ4_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q4_0_evex);
 const GKernel kGemmQ8_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0_evex);
 
+#include "ops/matmul_avx512_tiles.inc"
+
 std::atomic<int> g_prefetch_bytes{kPrefetchBytes};
 std::atomic<bool> g_split_scales{true};
 
@@ -350,6 +352,7 @@ detail::IntKernels best_int_kernels() {
 bool cpu_vnni() { return best_int_kernels() != detail::IntKernels::Avx2; }
 std::atomic<int> g_int_kernels{int(best_int_kernels())};
 std::atomic<bool> g_group_pairs{true};
+std::atomic<bool> g_wide_tiles{true};
 
 // ---- cache of repacked weights -------------------------------------------------------------
 
@@ -645,20 +648,25 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
 
   // Slice the reduction so that (row block × slice) of activations stays within kL2Budget; a
   // group's slice of packed weights (≤ 10 KiB for 2048 inputs) then stays in L1 for every row.
+  // Work units of ngu groups. Decode (one row) keeps one group per unit: it streams the weights
+  // once, so sharing the one broadcast per step gains nothing and its prefetch is tuned for one stream.
+  const int ngu = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed) ? kNGQ : 1;
+  // Full group pairs of the AVX512-VNNI set run the 512-bit tiles (kRXZ activation rows each).
+  const GKernel* wide = ngu == kNGQ && ik == detail::IntKernels::Avx512Vnni && g_wide_tiles.load(std::memory_order_relaxed)
+                            ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z)
+                            : nullptr;
+  const int rx_step = wide ? kRXZ : kRXQ;
   int64_t row_block = n_rows, kslice = n_in;
   if (n_rows * n_in > kL2Budget) {
     kslice = std::max<int64_t>(256, kL2Budget / n_rows) / kQK * kQK;
     if (kslice >= n_in) kslice = n_in;
-    row_block = std::max<int64_t>(kRXQ, kL2Budget / kslice / kRXQ * kRXQ);
+    row_block = std::max<int64_t>(rx_step, kL2Budget / kslice / rx_step * rx_step);
     if (row_block > n_rows) row_block = n_rows;
   }
   const GKernel(*tab)[kRXQ] =
       ik == detail::IntKernels::Avx512Vnni ? (t == GGMLType::Q4_0 ? kGemmQ4_0Evex : kGemmQ8_0Evex)
       : ik == detail::IntKernels::AvxVnni  ? (t == GGMLType::Q4_0 ? kGemmQ4_0Vnni : kGemmQ8_0Vnni)
                                            : (t == GGMLType::Q4_0 ? kGemmQ4_0 : kGemmQ8_0);
-  // Work units of ngu groups. Decode (one row) keeps one group per unit: it streams the weights
-  // once, so sharing the one broadcast per step gains nothing and its prefetch is tuned for one stream.
-  const int ngu = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed) ? kNGQ : 1;
   const int64_t n_units = (n_groups + ngu - 1) / ngu;
   // Per-call repacking: a unit's groups go into scratch sgs bytes apart (64-byte aligned), each
   // group's quants followed by its scales.
@@ -696,6 +704,15 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
             qstride = dstride = sgs;
           }
           const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
+          if (wide && ng == kNGQ) {
+            for (int64_t r0 = rb0; r0 < rb1; r0 += kRXZ) {
+              const int rx = int(std::min<int64_t>(kRXZ, rb1 - r0));
+              const int64_t ai = r0 * nb + kb0;
+              const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
+              wide[rx - 1](q, d, qstride, dstride, nblk, a, y + r0 * n_out + g * kGR, n_out, rw, k0 > 0);
+            }
+            continue;
+          }
           for (int64_t r0 = rb0; r0 < rb1; r0 += kRXQ) {
             const int rx = int(std::min<int64_t>(kRXQ, rb1 - r0));
             const int64_t ai = r0 * nb + kb0;
@@ -810,6 +827,7 @@ IntKernels matmul_use_int_kernels(IntKernels k) {
 int matmul_avx2_prefetch_bytes(int bytes) { return g_prefetch_bytes.exchange(bytes); }
 bool matmul_avx2_split_scales(bool on) { return g_split_scales.exchange(on); }
 bool matmul_avx2_group_pairs(bool on) { return g_group_pairs.exchange(on); }
+bool matmul_avx512_wide_tiles(bool on) { return g_wide_tiles.exchange(on); }
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
@@ -849,6 +867,7 @@ IntKernels matmul_use_int_kernels(IntKernels) { return IntKernels::Avx2; }
 int matmul_avx2_prefetch_bytes(int) { return 0; }
 bool matmul_avx2_split_scales(bool) { return false; }
 bool matmul_avx2_group_pairs(bool) { return false; }
+bool matmul_avx512_wide_tiles(bool) { return false; }
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix&, ThreadPool&) { return false; }

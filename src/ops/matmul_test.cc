@@ -154,6 +154,8 @@ std::vector<Shape> quant_shapes() {
   // group (13, 33, 61), each with row remainders 1, 2 and 3 after full tiles of 4 rows.
   return {{32, 1, 1},    {64, 7, 1},    {96, 13, 3},   {256, 33, 5}, {1024, 6, 9},  {160, 5, 4},   {2048, 9, 130},
           {64, 16, 2},   {128, 24, 7},  {96, 40, 6},   {64, 32, 8},  {128, 61, 11}, {2048, 17, 129},
+          // 512-bit tiles of 8 activation rows: two full tiles, and one with a remainder of 4.
+          {256, 40, 16}, {96, 29, 12},
           // Decode (one row): odd block counts, and a reduction long enough to be sliced, its
           // second slice one block.
           {96, 13, 1},   {160, 17, 1},  {163872, 3, 1}};
@@ -180,11 +182,16 @@ void each_int8_variant(const std::function<void()>& fn) {
   using detail::IntKernels;
   for (IntKernels k : {IntKernels::Avx2, IntKernels::AvxVnni, IntKernels::Avx512Vnni}) {
     if (!detail::matmul_int_kernels_available(k)) continue;
-    for (bool pairs : {true, false}) {
-      SCOPED_TRACE(std::string(detail::int_kernels_name(k)) + (pairs ? ", group pairs" : ", single groups"));
+    for (int tiling : {0, 1, 2}) {  // group pairs in 512-bit tiles, in 256-bit tiles, single groups
+      if (tiling == 0 && k != IntKernels::Avx512Vnni) continue;
+      const bool pairs = tiling < 2;
+      SCOPED_TRACE(std::string(detail::int_kernels_name(k)) +
+                   (tiling == 0 ? ", 512-bit tiles" : pairs ? ", group pairs" : ", single groups"));
       const IntKernels was = detail::matmul_use_int_kernels(k);
       const bool was_pairs = detail::matmul_avx2_group_pairs(pairs);
+      const bool was_wide = detail::matmul_avx512_wide_tiles(tiling == 0);
       fn();
+      detail::matmul_avx512_wide_tiles(was_wide);
       detail::matmul_avx2_group_pairs(was_pairs);
       detail::matmul_use_int_kernels(was);
     }

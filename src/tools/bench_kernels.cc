@@ -96,7 +96,7 @@ double bench_peak_fma(int threads, int reps) {
 const char* int8_peak_kind(bool vnni) {
   if (!cpu_has_avx2()) return "scalar";
   if (!vnni) return "avx2 maddubs";
-  return detail::matmul_int_kernels() == detail::IntKernels::AvxVnni ? "avx-vnni" : "avx512-vnni";
+  return detail::matmul_int_kernels() == detail::IntKernels::AvxVnni ? "avx-vnni" : "avx512-vnni zmm";
 }
 
 double bench_peak_int8(int threads, int reps, bool vnni) {
@@ -104,11 +104,11 @@ double bench_peak_int8(int threads, int reps, bool vnni) {
   double best = 0;
   for (int r = 0; r < reps; ++r) {
     if (cpu_has_avx2() && vnni) {
-      const bool evex = detail::matmul_int_kernels() != detail::IntKernels::AvxVnni;
+      const bool zmm = detail::matmul_int_kernels() != detail::IntKernels::AvxVnni;
       const double ms = run_threads(threads, [&](int) {
-        return evex ? bench_detail::int8_loop_evex(iters) : bench_detail::int8_loop_vnni(iters);
+        return zmm ? bench_detail::int8_loop_zmm(iters) : bench_detail::int8_loop_vnni(iters);
       });
-      best = std::max(best, 320.0 * double(iters) * threads / (ms * 1e6));
+      best = std::max(best, (zmm ? 640.0 : 320.0) * double(iters) * threads / (ms * 1e6));
     } else if (cpu_has_avx2()) {
       const double ms = run_threads(threads, [&](int) { return bench_detail::int8_loop_avx2(iters); });
       best = std::max(best, 256.0 * double(iters) * threads / (ms * 1e6));
@@ -152,27 +152,39 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
     GemmAb r;
     r.label = type_name(c.type) + " " + std::to_string(c.n_in) + "x" + std::to_string(c.n_out);
     r.macs = double(rows) * double(c.n_in) * double(c.n_out);
-    matmul(w, x.data(), rows, y.data(), pool);  // repacks the weights (shared by both tilings)
-    std::vector<double> pairs, single;
-    double log_ratio = 0;
-    const bool was = detail::matmul_avx2_group_pairs(true);
+    matmul(w, x.data(), rows, y.data(), pool);  // repacks the weights (shared by every tiling)
+    struct Tiling {
+      const char* name;
+      bool wide, pairs;
+    };
+    std::vector<Tiling> tilings;
+    if (detail::matmul_int_kernels() == detail::IntKernels::Avx512Vnni) tilings.push_back({"512-bit, 2 groups", true, true});
+    tilings.push_back({"256-bit, 2 groups", false, true});
+    tilings.push_back({"256-bit, 1 group", false, false});
+    const size_t nv = tilings.size();
+    std::vector<std::vector<double>> rates(nv);
+    std::vector<double> log_ratio(nv, 0.0);
+    const bool was_pairs = detail::matmul_avx2_group_pairs(true), was_wide = detail::matmul_avx512_wide_tiles(true);
     for (int i = 0; i < reps; ++i) {
-      double ms[2];
-      for (int v = 0; v < 2; ++v) {
-        detail::matmul_avx2_group_pairs(v == 0);
+      std::vector<double> ms(nv);
+      for (size_t v = 0; v < nv; ++v) {
+        detail::matmul_avx2_group_pairs(tilings[v].pairs);
+        detail::matmul_avx512_wide_tiles(tilings[v].wide);
         const double t0 = now_ms();
         matmul(w, x.data(), rows, y.data(), pool);
         ms[v] = std::max(now_ms() - t0, 1e-6);
+        rates[v].push_back(r.macs / (ms[v] * 1e6));
+        log_ratio[v] += std::log(ms[0] / ms[v]);
       }
-      pairs.push_back(r.macs / (ms[0] * 1e6));
-      single.push_back(r.macs / (ms[1] * 1e6));
-      log_ratio += std::log(ms[1] / ms[0]);
     }
-    detail::matmul_avx2_group_pairs(was);
+    detail::matmul_avx2_group_pairs(was_pairs);
+    detail::matmul_avx512_wide_tiles(was_wide);
     matmul_forget(w);
-    r.pairs_gmacs = median(pairs);
-    r.single_gmacs = median(single);
-    r.ratio = std::exp(log_ratio / reps);
+    for (size_t v = 0; v < nv; ++v) {
+      r.variants.push_back(tilings[v].name);
+      r.gmacs.push_back(median(rates[v]));
+      r.vs_first.push_back(std::exp(log_ratio[v] / reps));
+    }
     out.push_back(r);
   }
   return out;

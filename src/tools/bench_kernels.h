@@ -15,24 +15,27 @@ namespace edgevlm {
 double bench_read_bandwidth(size_t bytes, int threads, int reps);
 // GFLOP/s of fused multiply-adds (2 flops each): independent AVX2 FMA chains, best of `reps`.
 double bench_peak_fma(int threads, int reps);
-// G int8 multiply-adds/s of the instruction the Q8_0/Q4_0 kernels run: vpdpbusd when `vnni` (on 256-bit
-// registers, VEX- or EVEX-encoded as the kernel set in use, detail::matmul_int_kernels(); Zen 4
-// retires about twice the multiply-adds per cycle of the AVX2 sequence), else maddubs → madd → add,
+// G int8 multiply-adds/s of the instruction the Q8_0/Q4_0 GEMM kernels run: vpdpbusd when `vnni` (on
+// 512-bit registers with the Avx512Vnni set, on 256-bit ones with AvxVnni, as detail::matmul_int_kernels();
+// Zen 4 retires about twice the multiply-adds per cycle of the AVX2 sequence, Zen 5 twice again with
+// 512-bit registers), else maddubs → madd → add,
 // best of `reps`. The caller passes the kernels' setting (matmul_avx2_use_vnni), so that a
 // "% of peak" compares the kernels with what their own instruction can do.
 double bench_peak_int8(int threads, int reps, bool vnni);
-// The name of that peak's instruction for reports: "avx-vnni", "avx512-vnni", "avx2 maddubs" or "scalar".
+// The name of that peak's instruction for reports: "avx-vnni", "avx512-vnni zmm", "avx2 maddubs" or "scalar".
 const char* int8_peak_kind(bool vnni);
 
-// The AVX2 integer GEMM's tilings compared in one process: tiles of two 8-row weight groups (the
-// default) against one group (the earlier kernels), alternated `reps` times over a prefill chunk's
-// `rows` activation rows, so that load on a shared machine hits both alike. With the kernels'
-// current VNNI setting (matmul_avx2_use_vnni), on the pool's threads.
+// The x86 integer GEMM's tilings compared in one process, alternated `reps` times over a prefill
+// chunk's `rows` activation rows so that load on a shared machine hits all alike: the default
+// first (with the Avx512Vnni set, 512-bit tiles of two 8-row weight groups), then 256-bit tiles of
+// two groups, then of one group (the earlier kernels). With the current kernel set, on the pool's
+// threads.
 struct GemmAb {
-  std::string label;  // e.g. "q4_0 2560x6912"
-  double macs = 0;    // multiply-adds per product
-  double pairs_gmacs = 0, single_gmacs = 0;  // medians, G multiply-adds/s
-  double ratio = 0;   // geometric mean over rounds of pairs ÷ single
+  std::string label;                  // e.g. "q4_0 2560x6912"
+  double macs = 0;                    // multiply-adds per product
+  std::vector<std::string> variants;  // e.g. "512-bit, 2 groups"
+  std::vector<double> gmacs;          // per variant: median G multiply-adds/s
+  std::vector<double> vs_first;       // per variant: geometric mean over rounds of its rate ÷ the first's
 };
 std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps);
 
@@ -56,7 +59,7 @@ double read_sum_avx2(const void* p, size_t bytes);
 double fma_loop_avx2(long iters);   // 160 flops per iteration
 double int8_loop_avx2(long iters);  // 256 int8 multiply-adds per iteration
 double int8_loop_vnni(long iters);  // 320 int8 multiply-adds per iteration; call only with AVX-VNNI
-double int8_loop_evex(long iters);  // the same, EVEX-encoded; call only with AVX512-VNNI + VL
+double int8_loop_zmm(long iters);   // 640 int8 multiply-adds per iteration (512-bit); only with AVX512-VNNI
 }  // namespace bench_detail
 
 }  // namespace edgevlm
