@@ -36,6 +36,10 @@ namespace {
 constexpr int kRW = 4;  // weight rows per tile
 constexpr int kRX = 2;  // activation rows per tile
 constexpr int64_t kL2Budget = 160 * 1024;  // bytes of activations kept hot per slice
+// The integer products' blocking: 8-bit activations of a row block's slice (in L2), and a unit's
+// slice of packed weights (in L1).
+constexpr int64_t kActBudgetQ = 384 * 1024;
+constexpr int64_t kWeightBudgetQ = 24 * 1024;
 
 using simd::hsum;
 
@@ -646,8 +650,6 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   const size_t pqs = group_qstride(t, nb), pds = group_dstride(nb), pgs = group_stride_legacy(t, nb);
   const uint16_t* pd = packed ? reinterpret_cast<const uint16_t*>(packed + pqs * size_t(n_groups)) : nullptr;
 
-  // Slice the reduction so that (row block × slice) of activations stays within kL2Budget; a
-  // group's slice of packed weights (≤ 10 KiB for 2048 inputs) then stays in L1 for every row.
   // Work units of ngu groups. Decode (one row) keeps one group per unit: it streams the weights
   // once, so sharing the one broadcast per step gains nothing and its prefetch is tuned for one stream.
   const int ngu = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed) ? kNGQ : 1;
@@ -656,11 +658,19 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
                             ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z)
                             : nullptr;
   const int rx_step = wide ? kRXZ : kRXQ;
+  // Block the product so that a unit's slice of packed weights stays in L1 for every row of a row
+  // block, and the row block's slice of activations in L2.
   int64_t row_block = n_rows, kslice = n_in;
-  if (n_rows * n_in > kL2Budget) {
-    kslice = std::max<int64_t>(256, kL2Budget / n_rows) / kQK * kQK;
-    if (kslice >= n_in) kslice = n_in;
-    row_block = std::max<int64_t>(rx_step, kL2Budget / kslice / rx_step * rx_step);
+  if (n_rows * n_in > kActBudgetQ) {
+    // Slices as long as a unit's packed weights allow within kWeightBudgetQ (equal lengths), then
+    // as many rows as fit the activation budget: every output is then written once per slice.
+    // (Slicing for the rows first gave the ViT's 2916 rows slices of 8 blocks, and its outputs
+    // went to memory and back 4-5 times per product.)
+    const int64_t unit_block_bytes = int64_t(kNGQ) * kGR * (packed_qb(t) / kGR + 2);
+    const int64_t max_blocks = std::max<int64_t>(1, kWeightBudgetQ / unit_block_bytes);
+    const int64_t n_slices = (nb + max_blocks - 1) / max_blocks;
+    kslice = (nb + n_slices - 1) / n_slices * kQK;
+    row_block = std::max<int64_t>(rx_step, kActBudgetQ / kslice / rx_step * rx_step);
     if (row_block > n_rows) row_block = n_rows;
   }
   const GKernel(*tab)[kRXQ] =

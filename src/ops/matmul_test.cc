@@ -149,16 +149,19 @@ void check_type(GGMLType t, const std::vector<Shape>& shapes, const Kernel& kern
 
 std::vector<Shape> quant_shapes() {
   // Partial tiles of weight rows (n_out % 4) and activation rows (odd), the unpacked-tile path
-  // (≥ 4 rows), reductions long enough to be sliced (130 × 2048 bytes exceed the L2 budget).
+  // (≥ 4 rows).
   // Group pairs: exact pairs (16, 32 outputs), a pair and a lone group (24, 40), a partial second
   // group (13, 33, 61), each with row remainders 1, 2 and 3 after full tiles of 4 rows.
   return {{32, 1, 1},    {64, 7, 1},    {96, 13, 3},   {256, 33, 5}, {1024, 6, 9},  {160, 5, 4},   {2048, 9, 130},
           {64, 16, 2},   {128, 24, 7},  {96, 40, 6},   {64, 32, 8},  {128, 61, 11}, {2048, 17, 129},
           // 512-bit tiles of 8 activation rows: two full tiles, and one with a remainder of 4.
           {256, 40, 16}, {96, 29, 12},
-          // Decode (one row): odd block counts, and a reduction long enough to be sliced, its
-          // second slice one block.
-          {96, 13, 1},   {160, 17, 1},  {163872, 3, 1}};
+          // The integer products' blocking (more than kActBudgetQ bytes of activations): slices of
+          // equal length, and two row blocks.
+          {4096, 17, 100}, {1024, 24, 400},
+          // Decode (one row): odd block counts, and a reduction long enough to be sliced (12289
+          // blocks: slices of 45 Q8_0 or 85 Q4_0 blocks, the last one shorter).
+          {96, 13, 1},   {160, 17, 1},  {393248, 3, 1}};
 }
 std::vector<Shape> float_shapes() {
   // Row lengths that are not multiples of 8 exercise the scalar tails; 300 rows × 1024 F32
@@ -231,10 +234,10 @@ TEST_F(MatmulAvx2, Q4_0) {
 }
 
 // Matrices of at least detail::kRepackMinBytes go through the cache of repacked weights: decode
-// (1 row, an even and an odd number of blocks), a few rows, and a sliced reduction (48 × 4096 bytes exceed the L2 budget), with partial 8-row groups (n_out % 8 ≠ 0), both with
+// (1 row, an even and an odd number of blocks), a few rows, and a sliced reduction (100 × 4096 bytes exceed kActBudgetQ), with partial 8-row groups (n_out % 8 ≠ 0), both with
 // the cache and with per-call repacking.
 std::vector<Shape> cached_shapes() {
-  return {{2048, 37, 1}, {2080, 61, 1}, {1024, 61, 3}, {4096, 17, 6}, {4096, 11, 48}};
+  return {{2048, 37, 1}, {2080, 61, 1}, {1024, 61, 3}, {4096, 17, 6}, {4096, 11, 100}};
 }
 
 TEST_F(MatmulAvx2, RepackedCache) {
