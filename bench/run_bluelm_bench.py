@@ -5,7 +5,7 @@ The decoder and mmproj are written by `edgevlm gen-bluelm` (random weights at th
 LLM Q4_0 with Q8_0 embeddings/output, ViT Q8_0) into --workdir (never git). Each round runs, for every
 thread count, `edgevlm bench --json` (which also measures this machine's limits in the same process:
 read bandwidth, peak FMA rate, and the int8 multiply-add rate of the instruction the integer kernels
-run: vpdpbusd with AVX-VNNI or AVX512-VNNI, maddubs otherwise or with --no-vnni) and then llama.cpp (bench/peer/bench.mjs) with the
+run: vpdpbusd on 512-bit registers with AVX512-VNNI, on 256-bit ones with AVX-VNNI, maddubs otherwise or with --no-vnni) and then llama.cpp (bench/peer/bench.mjs) with the
 same prompt length and decoded tokens. The table gives medians over the rounds plus the load average
 (the machines are shared; quote ratios, not absolute figures). Output: a Markdown section of
 docs/BENCHMARKS.md between the bluelm-bench markers, and stdout.
@@ -44,7 +44,7 @@ def last_json(out):
 
 def peak_kind(runs):
     """The instruction of the runs' int8 peak (older binaries without the keys: maddubs, or AVX-VNNI's vpdpbusd)."""
-    names = {0: "avx2", 1: "avx-vnni", 2: "avx512-vnni"}
+    names = {0: "avx2", 1: "avx-vnni", 2: "avx512-vnni zmm"}
     kinds = {names.get(int(x.get("int_kernels", 1)), "?") if x.get("peak_int8_vnni", 0) else "avx2" for x in runs}
     return "/".join(sorted(kinds))
 
@@ -98,7 +98,7 @@ def main():
         for t in threads:
             cmd = [args.edgevlm, "bench", "--json", "-m", model, "-t", str(t), "-p", str(args.prompt), "-n", str(args.n),
                    "--reps", "1", "--kv-type", args.kv_type] + (["--no-vnni"] if args.no_vnni else [])
-            if mmproj and r == 0:
+            if mmproj:
                 cmd += ["--mmproj", mmproj, "--tiles", str(args.tiles)]
             out, secs = run(cmd, f"edgevlm bench -t {t}")
             e = last_json(out)
@@ -124,8 +124,9 @@ def main():
              f"llama.cpp in one batch), then {args.n} greedy decode steps. edgevlm KV cache: {args.kv_type}; "
              "llama.cpp: node-llama-cpp 3.21.1's prebuilt CPU build, F16 KV cache. Medians of "
              f"{args.rounds} interleaved rounds; the limits (read bandwidth over a 1 GB buffer, peak FMA rate, and "
-             "the int8 multiply-add rate of the instruction edgevlm's integer kernels run: vpdpbusd on 256-bit "
-             "registers (AVX-VNNI, or AVX512-VNNI where the CPU has only that) where the CPU has it, else maddubs; same thread count) are measured inside each edgevlm run.", "",
+             "the int8 multiply-add rate of the instruction edgevlm's integer GEMM kernels run: vpdpbusd on 512-bit "
+             "registers where the CPU has AVX512-VNNI, on 256-bit ones with AVX-VNNI, else maddubs; same thread "
+             "count) are measured inside each edgevlm run.", "",
              f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs. Load average during the runs: "
              f"{min(loads):.1f}–{max(loads):.1f} (shared machine; other engineers' builds and tests ran at the same "
              f"time). Date {datetime.date.today().isoformat()}. Command: `bench/run_bluelm_bench.py --rounds "
@@ -158,17 +159,19 @@ def main():
     if vit:
         lines += ["", "ViT (so400m at 384×384, 27 layers, Q8_0 matrices; the MLP down-projections, F16 in the file "
                   "since 4304 is not a multiple of 32, quantized to Q8_0 with zero-padded rows at load), batches of "
-                  f"{args.tiles} tiles, first round:", "",
+                  f"{args.tiles} tiles, medians of the rounds:", "",
                   "| threads | ms per tile | % of int8 peak | mmproj load ms |", "| ---: | ---: | ---: | ---: |"]
         for t in threads:
-            for x in ev[t]:
-                if "vit_ms_per_tile" in x:
-                    lines.append(f"| {t} | {x['vit_ms_per_tile']:.0f} | {100 * x.get('vit_frac_peak', 0):.0f}% | "
-                                 f"{x.get('vit_load_ms', float('nan')):.0f} |")
+            xs = [x for x in ev[t] if "vit_ms_per_tile" in x]
+            if xs:
+                lines.append(f"| {t} | {med([x['vit_ms_per_tile'] for x in xs]):.0f} | "
+                             f"{100 * med([x.get('vit_frac_peak', 0) for x in xs]):.0f}% | "
+                             f"{med([x.get('vit_load_ms', float('nan')) for x in xs]):.0f} |")
     lines += ["", "Ratio = edgevlm ÷ llama.cpp. Decode % of bandwidth = weight bytes per token × tokens/s ÷ measured "
               "read bandwidth. Prefill % of peak = multiply-adds per token (matrices + attention) × tokens/s ÷ measured "
-              "int8 multiply-add rate of the kernels' instruction (avx-vnni / avx512-vnni: vpdpbusd, VEX- or "
-              "EVEX-encoded, about twice the maddubs rate on Zen 4; avx2: maddubs → madd → add).", "", "<details><summary>All runs</summary>", ""]
+              "int8 multiply-add rate of the GEMM kernels' instruction (avx512-vnni zmm: vpdpbusd on 512-bit registers, "
+              "twice the 256-bit rate on Zen 5, the same on Zen 4; avx-vnni: vpdpbusd on 256-bit registers, about "
+              "twice the maddubs rate; avx2: maddubs → madd → add).", "", "<details><summary>All runs</summary>", ""]
     for t in threads:
         lines.append(f"- {t} thread(s): edgevlm prefill {[round(x['prefill_tok_s'], 2) for x in ev[t]]}, decode "
                      f"{[round(x['decode_tok_s'], 2) for x in ev[t]]}, load {[round(x.get('load_start', -1), 1) for x in ev[t]]}"

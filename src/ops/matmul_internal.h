@@ -77,10 +77,11 @@ size_t matmul_released_bytes();
 // The x86 integer kernel sets (Q8_0/Q4_0 weights, 8-bit activations), chosen at run time:
 //   Avx2:       maddubs → madd (every AVX2 CPU);
 //   AvxVnni:    vpdpbusd on 256-bit registers, VEX-encoded (AVX-VNNI: Alder Lake+, Zen 5);
-//   Avx512Vnni: the same 256-bit tiles EVEX-encoded (AVX512-VNNI + VL: Ice Lake+, Zen 4), for the
-//               CPUs with AVX-512 but without AVX-VNNI. (512-bit decode kernels measured no faster
-//               on Zen 4, which splits 512-bit operations in two: decode is bound by the memory
-//               stream, and in L2 they ran at the 256-bit tiles' rate.)
+//   Avx512Vnni: AVX512-VNNI + VL (Ice Lake+, Zen 4+): products of several rows (prefill, the ViT)
+//               in 512-bit tiles (matmul_avx512_tiles.inc: twice the int8 rate on Zen 5), decode
+//               in the 256-bit tiles EVEX-encoded. (512-bit decode kernels measured no faster on
+//               Zen 4, which splits 512-bit operations in two, and slower on Zen 5: decode is bound
+//               by the memory stream.)
 // The default is the highest the CPU has; EDGEVLM_NO_VNNI=1 leaves only Avx2, EDGEVLM_NO_AVX512=1
 // drops Avx512Vnni. The two VNNI sets store Q8_0 weights as q + 128 in the repacked copy.
 enum class IntKernels : int { Avx2 = 0, AvxVnni = 1, Avx512Vnni = 2 };
