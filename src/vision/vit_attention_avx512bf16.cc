@@ -2,7 +2,8 @@
 // Lake), compiled with those flags and run only after cpu_has_avx512_bf16(). The blocking of the
 // AVX2 kernel (vit_attention_avx2.cc), with vdpbf16ps in place of FMA: each f32 lane adds two
 // bf16 products per instruction, twice FMA's multiply-adds, and the 32 vector registers of
-// AVX-512 hold 8 query rows × 16 columns. q (scale folded in), Kᵀ, the softmax weights and V are
+// AVX-512 hold 8 query rows × 32 columns (two 16-wide panels in 512-bit registers: twice the
+// 256-bit rate where the datapath is 512 bits wide, Zen 5). q (scale folded in), Kᵀ, the softmax weights and V are
 // rounded to bf16 (8-bit mantissa, round to nearest even); scores, softmax and sums stay f32.
 // Layout: lane c of a panel holds a pair of consecutive reduction elements (two dims of key c
 // for the scores, two keys' values of feature c for the output), as vdpbf16ps pairs them.
@@ -37,49 +38,63 @@ void to_bf16(const float* src, int64_t n, float mul, uint16_t* dst, int64_t n_pa
 
 inline __m256bh as_bh(__m256i v) { return reinterpret_cast<__m256bh>(v); }
 
-// s[x·ldS + c] = Σ_e q[x][e] · k_c[e] for 16 keys c: q2 rows of h2 bf16 pairs, kp h2 × 16 pairs.
-template <int R>
+inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
+
+// s[x·ldS + 16p + c] = Σ_e q[x][e] · k_{16p+c}[e] for P panels of 16 keys (panel p at kp + p·16·h2,
+// h2 × 16 pairs each): q2 rows of h2 bf16 pairs. One 512-bit register per row and panel; two panels
+// keep 2R sums in flight, more than vdpbf16ps's latency × rate.
+template <int R, int P>
 void scores_tile(const uint32_t* q2, int64_t h2, const uint32_t* kp, float* s, int64_t ldS) {
-  __m256 a0[R], a1[R];
-#pragma GCC unroll 8
-  for (int x = 0; x < R; ++x) a0[x] = a1[x] = _mm256_setzero_ps();
+  __m512 acc[R * P];
+#pragma GCC unroll 16
+  for (int i = 0; i < R * P; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t e = 0; e < h2; ++e) {
-    const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + e * kCols));
-    const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + e * kCols + 8));
+    __m512i kv[P];
+    for (int p = 0; p < P; ++p) kv[p] = _mm512_loadu_si512(kp + p * kCols * h2 + e * kCols);
 #pragma GCC unroll 8
     for (int x = 0; x < R; ++x) {
-      const __m256i qb = _mm256_set1_epi32(int(q2[x * h2 + e]));
-      a0[x] = _mm256_dpbf16_ps(a0[x], as_bh(qb), as_bh(k0));
-      a1[x] = _mm256_dpbf16_ps(a1[x], as_bh(qb), as_bh(k1));
+      const __m512i qb = _mm512_set1_epi32(int(q2[x * h2 + e]));
+      for (int p = 0; p < P; ++p) acc[x * P + p] = _mm512_dpbf16_ps(acc[x * P + p], as_bh(qb), as_bh(kv[p]));
     }
   }
-#pragma GCC unroll 8
-  for (int x = 0; x < R; ++x) {
-    _mm256_storeu_ps(s + x * ldS, a0[x]);
-    _mm256_storeu_ps(s + x * ldS + 8, a1[x]);
-  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R * P; ++i) _mm512_storeu_ps(s + (i / P) * ldS + kCols * (i % P), acc[i]);
 }
 
-// o[x·ldO + c] = Σ_j p[x][j] · v_j[c] for 8·C features c: p2 rows of n2 key pairs (ldP apart),
-// vp n2 × 8·C pairs.
-template <int R, int C>
-void pv_tile(const uint32_t* p2, int64_t ldP, int64_t n2, const uint32_t* vp, float* o, int64_t ldO) {
-  constexpr int ldV = 8 * C;
-  __m256 acc[R * C];
+// o[x·ldO + 16p + c] = Σ_j p[x][j] · v_j[16p + c] for P panels of 16 features (panel p at
+// vp + p·vstride, n2 × 16 pairs): p2 rows of n2 key pairs (ldP apart).
+template <int R, int P>
+void pv_tile(const uint32_t* p2, int64_t ldP, int64_t n2, const uint32_t* vp, int64_t vstride, float* o, int64_t ldO) {
+  __m512 acc[R * P];
 #pragma GCC unroll 16
-  for (int i = 0; i < R * C; ++i) acc[i] = _mm256_setzero_ps();
+  for (int i = 0; i < R * P; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t j = 0; j < n2; ++j) {
-    const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + j * ldV));
-    const __m256i v1 = C == 2 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + j * ldV + 8)) : v0;
+    __m512i vv[P];
+    for (int p = 0; p < P; ++p) vv[p] = _mm512_loadu_si512(vp + p * vstride + j * kCols);
 #pragma GCC unroll 8
     for (int x = 0; x < R; ++x) {
-      const __m256i pb = _mm256_set1_epi32(int(p2[x * ldP + j]));
-      acc[x * C] = _mm256_dpbf16_ps(acc[x * C], as_bh(pb), as_bh(v0));
-      if constexpr (C == 2) acc[x * C + 1] = _mm256_dpbf16_ps(acc[x * C + 1], as_bh(pb), as_bh(v1));
+      const __m512i pb = _mm512_set1_epi32(int(p2[x * ldP + j]));
+      for (int p = 0; p < P; ++p) acc[x * P + p] = _mm512_dpbf16_ps(acc[x * P + p], as_bh(pb), as_bh(vv[p]));
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < R * C; ++i) _mm256_storeu_ps(o + (i / C) * ldO + 8 * (i % C), acc[i]);
+  for (int i = 0; i < R * P; ++i) _mm512_storeu_ps(o + (i / P) * ldO + kCols * (i % P), acc[i]);
+}
+
+// The last panel of V when hdp is not a multiple of 16: 8 features, n2 × 8 pairs.
+template <int R>
+void pv_tile8(const uint32_t* p2, int64_t ldP, int64_t n2, const uint32_t* vp, float* o, int64_t ldO) {
+  __m256 acc[R];
+#pragma GCC unroll 8
+  for (int x = 0; x < R; ++x) acc[x] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n2; ++j) {
+    const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(vp + j * 8));
+#pragma GCC unroll 8
+    for (int x = 0; x < R; ++x)
+      acc[x] = _mm256_dpbf16_ps(acc[x], as_bh(_mm256_set1_epi32(int(p2[x * ldP + j]))), as_bh(v0));
+  }
+#pragma GCC unroll 8
+  for (int x = 0; x < R; ++x) _mm256_storeu_ps(o + x * ldO, acc[x]);
 }
 
 // One block of R query rows of one (tile, head): kt Tp/16 panels of h2 × 16 pairs, vh panels of
@@ -87,14 +102,21 @@ void pv_tile(const uint32_t* p2, int64_t ldP, int64_t n2, const uint32_t* vp, fl
 template <int R>
 void query_block(const uint32_t* q2, int64_t h2, const uint32_t* kt, const uint32_t* vh, int64_t T, int64_t Tp,
                  int64_t hdp, float* s, uint32_t* p2, float* o) {
-  for (int64_t j0 = 0; j0 < Tp; j0 += kCols) scores_tile<R>(q2, h2, kt + j0 * h2, s + j0, Tp);
+  int64_t j0 = 0;
+  for (; j0 + 2 * kCols <= Tp; j0 += 2 * kCols) scores_tile<R, 2>(q2, h2, kt + j0 * h2, s + j0, Tp);
+  if (j0 < Tp) scores_tile<R, 1>(q2, h2, kt + j0 * h2, s + j0, Tp);
   for (int x = 0; x < R; ++x) {
     const float inv = exp_padded_row(s + x * Tp, T, Tp);  // normalized on the way to bf16
     to_bf16(s + x * Tp, Tp, inv, reinterpret_cast<uint16_t*>(p2 + x * (Tp / 2)), Tp);
   }
+  const int64_t n2 = Tp / 2, vstride = kCols * n2;
   int64_t e0 = 0;
-  for (; e0 + 16 <= hdp; e0 += 16) pv_tile<R, 2>(p2, Tp / 2, Tp / 2, vh + e0 * (Tp / 2), o + e0, hdp);
-  if (e0 < hdp) pv_tile<R, 1>(p2, Tp / 2, Tp / 2, vh + e0 * (Tp / 2), o + e0, hdp);
+  for (; e0 + 2 * kCols <= hdp; e0 += 2 * kCols) pv_tile<R, 2>(p2, n2, n2, vh + e0 * n2, vstride, o + e0, hdp);
+  if (e0 + kCols <= hdp) {
+    pv_tile<R, 1>(p2, n2, n2, vh + e0 * n2, vstride, o + e0, hdp);
+    e0 += kCols;
+  }
+  if (e0 < hdp) pv_tile8<R>(p2, n2, n2, vh + e0 * n2, o + e0, hdp);
 }
 
 using BlockFn = void (*)(const uint32_t*, int64_t, const uint32_t*, const uint32_t*, int64_t, int64_t, int64_t, float*,
