@@ -39,7 +39,7 @@ constexpr int64_t kL2Budget = 160 * 1024;  // bytes of activations kept hot per 
 // The integer products' blocking: 8-bit activations of a row block's slice (in L2), and a unit's
 // slice of packed weights (in L1).
 constexpr int64_t kActBudgetQ = 384 * 1024;
-constexpr int64_t kWeightBudgetQ = 24 * 1024;
+constexpr int64_t kWeightBudgetQ = 40 * 1024;
 
 using simd::hsum;
 
@@ -652,11 +652,12 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
 
   // Work units of ngu groups. Decode (one row) keeps one group per unit: it streams the weights
   // once, so sharing the one broadcast per step gains nothing and its prefetch is tuned for one stream.
-  const int ngu = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed) ? kNGQ : 1;
-  // Full group pairs of the AVX512-VNNI set run the 512-bit tiles (kRXZ activation rows each).
-  const GKernel* wide = ngu == kNGQ && ik == detail::IntKernels::Avx512Vnni && g_wide_tiles.load(std::memory_order_relaxed)
-                            ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z)
-                            : nullptr;
+  // The AVX512-VNNI set runs the 512-bit tiles: units of 2·kNPZ groups, kRXZ activation rows.
+  const bool pairs = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed);
+  const GKernel(*wide)[kRXZ] = pairs && ik == detail::IntKernels::Avx512Vnni && g_wide_tiles.load(std::memory_order_relaxed)
+                                   ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z)
+                                   : nullptr;
+  const int ngu = wide ? 2 * kNPZ : pairs ? kNGQ : 1;
   const int rx_step = wide ? kRXZ : kRXQ;
   // Block the product so that a unit's slice of packed weights stays in L1 for every row of a row
   // block, and the row block's slice of activations in L2.
@@ -666,7 +667,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
     // as many rows as fit the activation budget: every output is then written once per slice.
     // (Slicing for the rows first gave the ViT's 2916 rows slices of 8 blocks, and its outputs
     // went to memory and back 4-5 times per product.)
-    const int64_t unit_block_bytes = int64_t(kNGQ) * kGR * (packed_qb(t) / kGR + 2);
+    const int64_t unit_block_bytes = int64_t(ngu) * kGR * (packed_qb(t) / kGR + 2);
     const int64_t max_blocks = std::max<int64_t>(1, kWeightBudgetQ / unit_block_bytes);
     const int64_t n_slices = (nb + max_blocks - 1) / max_blocks;
     kslice = (nb + n_slices - 1) / n_slices * kQK;
@@ -714,20 +715,21 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
             qstride = dstride = sgs;
           }
           const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
-          if (wide && ng == kNGQ) {
-            for (int64_t r0 = rb0; r0 < rb1; r0 += kRXZ) {
-              const int rx = int(std::min<int64_t>(kRXZ, rb1 - r0));
-              const int64_t ai = r0 * nb + kb0;
-              const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
-              wide[rx - 1](q, d, qstride, dstride, nblk, a, y + r0 * n_out + g * kGR, n_out, rw, k0 > 0);
-            }
-            continue;
-          }
-          for (int64_t r0 = rb0; r0 < rb1; r0 += kRXQ) {
-            const int rx = int(std::min<int64_t>(kRXQ, rb1 - r0));
+          for (int64_t r0 = rb0; r0 < rb1; r0 += rx_step) {
+            const int rx = int(std::min<int64_t>(rx_step, rb1 - r0));
             const int64_t ai = r0 * nb + kb0;
             const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
-            tab[ng - 1][rx - 1](q, d, qstride, dstride, nblk, a, y + r0 * n_out + g * kGR, n_out, rw, k0 > 0);
+            float* yt = y + r0 * n_out + g * kGR;
+            if (!wide) {
+              tab[ng - 1][rx - 1](q, d, qstride, dstride, nblk, a, yt, n_out, rw, k0 > 0);
+              continue;
+            }
+            // The unit's group pairs in one 512-bit tile; a last odd group in the 256-bit one.
+            const int np = ng / 2;
+            if (np > 0) wide[np - 1][rx - 1](q, d, qstride, dstride, nblk, a, yt, n_out, ng == 2 * np ? rw : kGR, k0 > 0);
+            if (ng % 2)
+              tab[0][rx - 1](q + 2 * np * qstride, reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint8_t*>(d) + 2 * np * dstride),
+                             qstride, dstride, nblk, a, yt + 2 * np * kGR, n_out, rw, k0 > 0);
           }
         }
       }

@@ -107,7 +107,7 @@ int matmul_avx2_prefetch_bytes(int bytes);
 // on; off runs one group per tile, the earlier kernels: for tests of both and the kernel A/B in
 // `edgevlm bench --gemm`). Returns the previous setting.
 bool matmul_avx2_group_pairs(bool on);
-// Whether the Avx512Vnni set runs its 512-bit tiles (two 8-row groups × up to 8 activation rows,
+// Whether the Avx512Vnni set runs its 512-bit tiles (four 8-row groups × up to 4 activation rows,
 // matmul_avx512_tiles.inc) for products of several rows (default on; off runs the 256-bit tiles,
 // for tests of both and the A/B in `edgevlm bench --gemm`). Returns the previous setting.
 bool matmul_avx512_wide_tiles(bool on);

@@ -158,7 +158,7 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
       bool wide, pairs;
     };
     std::vector<Tiling> tilings;
-    if (detail::matmul_int_kernels() == detail::IntKernels::Avx512Vnni) tilings.push_back({"512-bit, 2 groups", true, true});
+    if (detail::matmul_int_kernels() == detail::IntKernels::Avx512Vnni) tilings.push_back({"512-bit, 4 groups", true, true});
     tilings.push_back({"256-bit, 2 groups", false, true});
     tilings.push_back({"256-bit, 1 group", false, false});
     const size_t nv = tilings.size();

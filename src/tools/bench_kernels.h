@@ -27,13 +27,13 @@ const char* int8_peak_kind(bool vnni);
 
 // The x86 integer GEMM's tilings compared in one process, alternated `reps` times over a prefill
 // chunk's `rows` activation rows so that load on a shared machine hits all alike: the default
-// first (with the Avx512Vnni set, 512-bit tiles of two 8-row weight groups), then 256-bit tiles of
+// first (with the Avx512Vnni set, 512-bit tiles of four 8-row weight groups), then 256-bit tiles of
 // two groups, then of one group (the earlier kernels). With the current kernel set, on the pool's
 // threads.
 struct GemmAb {
   std::string label;                  // e.g. "q4_0 2560x6912"
   double macs = 0;                    // multiply-adds per product
-  std::vector<std::string> variants;  // e.g. "512-bit, 2 groups"
+  std::vector<std::string> variants;  // e.g. "512-bit, 4 groups"
   std::vector<double> gmacs;          // per variant: median G multiply-adds/s
   std::vector<double> vs_first;       // per variant: geometric mean over rounds of its rate ÷ the first's
 };
