@@ -37,7 +37,8 @@ constexpr int kRW = 4;  // weight rows per tile
 constexpr int kRX = 2;  // activation rows per tile
 constexpr int64_t kL2Budget = 160 * 1024;  // bytes of activations kept hot per slice
 // The integer products' blocking: 8-bit activations of a row block's slice (in L2), and a unit's
-// slice of packed weights (in L1).
+// slice of packed weights (in L1: 40 KiB fits Zen 5's 48 KiB; the 256-bit tiles' units of 2 groups
+// take half).
 constexpr int64_t kActBudgetQ = 384 * 1024;
 constexpr int64_t kWeightBudgetQ = 40 * 1024;
 
