@@ -131,6 +131,23 @@ void pack_group(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t 
   }
 }
 
+// Groups g and g + 1 (g + 1 below the group count) into the pair layout: per block, step k of g
+// then step k of g + 1 (64 bytes, one zmm), into q (nblk·2·QB bytes); per block the 8 scales of g
+// then the 8 of g + 1, into d (nblk·16 scales).
+void pack_pair(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t g, int64_t b0, int64_t nblk, uint8_t* q,
+               uint16_t* d, bool flip) {
+  const int qb = packed_qb(t);
+  thread_local detail::Scratch<uint8_t> tmp_buf;
+  uint8_t* tq = tmp_buf.get(size_t(nblk) * 2 * size_t(qb + 2 * kGR));
+  uint16_t* td = reinterpret_cast<uint16_t*>(tq + 2 * nblk * qb);
+  for (int j = 0; j < 2; ++j) pack_group(t, w, ws, n_out, g + j, b0, nblk, tq + j * nblk * qb, td + j * nblk * kGR, flip);
+  for (int64_t ib = 0; ib < nblk; ++ib)
+    for (int j = 0; j < 2; ++j) {
+      for (int k = 0; k < qb / 32; ++k) std::memcpy(q + (ib * 2 * qb + 64 * k + 32 * j), tq + (j * nblk + ib) * qb + 32 * k, 32);
+      std::memcpy(d + (ib * 2 + j) * kGR, td + (j * nblk + ib) * kGR, 2 * kGR);
+    }
+}
+
 // Activation rows quantized to Q8_0: row x, block b at qs + (x·nb + b)·32, scale d[x·nb + b],
 // integer correction corr[x·nb + b] (−8·Σq for Q4_0 weights, 0 for Q8_0). Pointers are at the
 // first row and first block of the slice.
@@ -153,10 +170,14 @@ inline __m256i bcast32(const int8_t* p) {
 // alternated rounds); prefetching to L2 (T1) at 4-16 KiB was 2-15% slower than 2 KiB to L1.
 constexpr int kPrefetchBytes = 4096;
 extern std::atomic<int> g_prefetch_bytes;
-template <int bytes>
-inline void prefetch_ahead(const uint8_t* q) {
+// One block of a tile's stream: its quants (qbytes at q) pf bytes ahead, and the scales (dbytes at
+// d) of the same blocks ahead in the scale stream, pf·dbytes/qbytes bytes further.
+template <int qbytes, int dbytes = 2 * kGR>
+inline void prefetch_ahead(const uint8_t* q, const uint16_t* d) {
   const int pf = g_prefetch_bytes.load(std::memory_order_relaxed);
-  if (pf > 0) for (int i = 0; i < bytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(q + pf + i), _MM_HINT_T0);
+  if (pf <= 0) return;
+  for (int i = 0; i < qbytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(q + pf + i), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(d) + pf / (qbytes / dbytes), _MM_HINT_T0);
 }
 
 inline void store_group(float* y, __m256 v, int rw, bool accumulate) {
@@ -212,7 +233,8 @@ void gemm_q4_0(const uint8_t* wq, const uint16_t* wd, size_t qstride, size_t dst
   for (int i = 0; i < ng * rx; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < nblk; ++ib) {
     if constexpr (rx == 1)
-      for (int g = 0; g < ng; ++g) prefetch_ahead<128>(group_at(wq, g, qstride) + ib * 128);
+      for (int g = 0; g < ng; ++g)
+        prefetch_ahead<128>(group_at(wq, g, qstride) + ib * 128, reinterpret_cast<const uint16_t*>(group_at(wd, g, dstride)) + ib * kGR);
     // Σ over the block of nibble·q_x fits int16: 8 maddubs sums of at most 2·15·127 each.
     __m256i s[ng * rx];
     for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_setzero_si256();
@@ -249,7 +271,8 @@ void gemm_q8_0(const uint8_t* wq, const uint16_t* wd, size_t qstride, size_t dst
   for (int i = 0; i < ng * rx; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t ib = 0; ib < nblk; ++ib) {
     if constexpr (rx == 1)
-      for (int g = 0; g < ng; ++g) prefetch_ahead<256>(group_at(wq, g, qstride) + ib * 256);
+      for (int g = 0; g < ng; ++g)
+        prefetch_ahead<256>(group_at(wq, g, qstride) + ib * 256, reinterpret_cast<const uint16_t*>(group_at(wd, g, dstride)) + ib * kGR);
     __m256i s[ng * rx];
     for (int i = 0; i < ng * rx; ++i) s[i] = _mm256_setzero_si256();
     for (int k = 0; k < 8; ++k) {
@@ -359,6 +382,12 @@ std::atomic<int> g_int_kernels{int(best_int_kernels())};
 std::atomic<bool> g_group_pairs{true};
 std::atomic<bool> g_wide_tiles{true};
 
+// Cached and per-call copies take the pair layout when the Avx512Vnni set runs its 512-bit tiles.
+bool use_pair_layout(detail::IntKernels ik, bool split) {
+  return split && ik == detail::IntKernels::Avx512Vnni && g_wide_tiles.load(std::memory_order_relaxed) &&
+         g_group_pairs.load(std::memory_order_relaxed);
+}
+
 // ---- cache of repacked weights -------------------------------------------------------------
 
 struct PackedMatrix {
@@ -374,9 +403,10 @@ struct PackKey {
   size_t row_stride;
   bool flip;  // Q8_0 stored as q + 128 (VNNI)
   bool split;  // scales apart from the quants (the default), else at each group's end
+  bool pairs;  // groups 2j and 2j + 1 interleaved (the 512-bit tiles' layout; with split only)
   bool operator==(const PackKey& o) const {
     return data == o.data && type == o.type && n_in == o.n_in && n_out == o.n_out && row_stride == o.row_stride &&
-           flip == o.flip && split == o.split;
+           flip == o.flip && split == o.split && pairs == o.pairs;
   }
 };
 struct PackKeyHash {
@@ -460,11 +490,11 @@ PackCache& pack_cache() {
 
 // The repacked copy of w, built on first use (in parallel on the pool), or null when w is small
 // or the cache is off.
-const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, ThreadPool& pool) {
+const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool pairs, ThreadPool& pool) {
   PackCache& c = pack_cache();
   const size_t raw = w.row_stride * size_t(w.n_out);
   if (!c.enabled.load(std::memory_order_relaxed) || raw < detail::kRepackMinBytes) return nullptr;
-  const PackKey key{w.data, w.type, w.n_in, w.n_out, w.row_stride, flip, split};
+  const PackKey key{w.data, w.type, w.n_in, w.n_out, w.row_stride, flip, split, pairs};
   const uint64_t fp = fingerprint(w);
   std::lock_guard<std::mutex> lock(c.mu);
   auto it = c.map.find(key);
@@ -483,11 +513,16 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, Thre
   pm->fingerprint = fp;
   uint8_t* base = pm->buf.get();
   // Called with the cache locked: other callers wait rather than pack the same matrix twice.
-  pool.parallel_for(n_groups, [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) {
+  // Units of one group, or of a pair in the pair layout (an odd last group stays on its own).
+  const int64_t per_unit = pairs ? 2 : 1;
+  pool.parallel_for((n_groups + per_unit - 1) / per_unit, [&](int64_t u0, int64_t u1) {
+    for (int64_t g = u0 * per_unit; g < std::min(n_groups, u1 * per_unit); g += per_unit) {
       uint8_t* q = split ? base + size_t(g) * qs : base + size_t(g) * gs;
       uint8_t* d = split ? base + qs * size_t(n_groups) + size_t(g) * ds : q + qs;
-      pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(d), flip);
+      if (pairs && g + 1 < n_groups)
+        pack_pair(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(d), flip);
+      else
+        pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(d), flip);
     }
   });
   release_original(w);
@@ -645,21 +680,23 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
 
   const bool split = g_split_scales.load(std::memory_order_relaxed);
-  const uint8_t* packed = packed_weights(w, flip, split, pool);
+  // The Avx512Vnni set's 512-bit tiles read the pair layout, and then run every product of the
+  // matrix, decode included (the odd last group of a matrix runs the 256-bit tiles).
+  const bool pair_layout = use_pair_layout(ik, split);
+  const uint8_t* packed = packed_weights(w, flip, split, pair_layout, pool);
   const int qb = packed_qb(t);
   const int64_t n_groups = (n_out + kGR - 1) / kGR;
   const size_t pqs = group_qstride(t, nb), pds = group_dstride(nb), pgs = group_stride_legacy(t, nb);
   const uint16_t* pd = packed ? reinterpret_cast<const uint16_t*>(packed + pqs * size_t(n_groups)) : nullptr;
 
-  // Work units of ngu groups. Decode (one row) keeps one group per unit: it streams the weights
-  // once, so sharing the one broadcast per step gains nothing and its prefetch is tuned for one stream.
-  // The AVX512-VNNI set runs the 512-bit tiles: units of 2·kNPZ groups, kRXZ activation rows.
+  // Work units of ngu groups. The 256-bit decode (one row) keeps one group per unit: it streams the
+  // weights once, so sharing the one broadcast per step gains nothing, and its prefetch is tuned for
+  // one stream. The pair layout runs units of one pair in decode, of 2·kNPZ groups × kRXZ rows else.
   const bool pairs = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed);
-  const GKernel(*wide)[kRXZ] = pairs && ik == detail::IntKernels::Avx512Vnni && g_wide_tiles.load(std::memory_order_relaxed)
-                                   ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z)
-                                   : nullptr;
-  const int ngu = wide ? 2 * kNPZ : pairs ? kNGQ : 1;
-  const int rx_step = wide ? kRXZ : kRXQ;
+  const GKernel(*wide)[kRXZ] = pair_layout ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z) : nullptr;
+  const GKernel wide_decode = t == GGMLType::Q4_0 ? gemv_q4_0_z<0> : gemv_q8_0_z<0>;
+  const int ngu = pair_layout ? (n_rows == 1 ? 2 : 2 * kNPZ) : pairs ? kNGQ : 1;
+  const int rx_step = pair_layout ? kRXZ : kRXQ;
   // Block the product so that a unit's slice of packed weights stays in L1 for every row of a row
   // block, and the row block's slice of activations in L2.
   int64_t row_block = n_rows, kslice = n_in;
@@ -696,9 +733,11 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
           const uint8_t* q;
           const uint16_t* d;
           size_t qstride, dstride;
+          // A pair interleaves its two groups' blocks: the slice starts twice as far in.
+          const int64_t per_block = pair_layout && ng >= 2 ? 2 : 1;
           if (packed && split) {
-            q = packed + size_t(g) * pqs + size_t(kb0) * size_t(qb);
-            d = pd + size_t(g) * pds / 2 + kb0 * kGR;
+            q = packed + size_t(g) * pqs + size_t(kb0 * per_block) * size_t(qb);
+            d = pd + size_t(g) * pds / 2 + kb0 * per_block * kGR;
             qstride = pqs;
             dstride = pds;
           } else if (packed) {
@@ -706,13 +745,20 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
             d = reinterpret_cast<const uint16_t*>(packed + size_t(g) * pgs + pqs) + kb0 * kGR;
             qstride = dstride = pgs;
           } else {
-            for (int j = 0; j < ng; ++j) {
+            // Group j at scratch + j·sgs, its scales after its quants; a pair (pair layout) takes
+            // two such places, its scales after the pair's quants.
+            for (int j = 0; j < ng;) {
               uint8_t* sq = scratch + size_t(j) * sgs;
-              pack_group(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq,
-                         reinterpret_cast<uint16_t*>(sq + nblk * qb), flip);
+              if (pair_layout && j + 1 < ng) {
+                pack_pair(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq, reinterpret_cast<uint16_t*>(sq + 2 * nblk * qb), flip);
+                j += 2;
+              } else {
+                pack_group(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq, reinterpret_cast<uint16_t*>(sq + nblk * qb), flip);
+                j += 1;
+              }
             }
             q = scratch;
-            d = reinterpret_cast<const uint16_t*>(scratch + nblk * qb);
+            d = reinterpret_cast<const uint16_t*>(scratch + nblk * qb * (pair_layout && ng >= 2 ? 2 : 1));
             qstride = dstride = sgs;
           }
           const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
@@ -727,10 +773,17 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
             }
             // The unit's group pairs in one 512-bit tile; a last odd group in the 256-bit one.
             const int np = ng / 2;
-            if (np > 0) wide[np - 1][rx - 1](q, d, qstride, dstride, nblk, a, yt, n_out, ng == 2 * np ? rw : kGR, k0 > 0);
-            if (ng % 2)
-              tab[0][rx - 1](q + 2 * np * qstride, reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint8_t*>(d) + 2 * np * dstride),
-                             qstride, dstride, nblk, a, yt + 2 * np * kGR, n_out, rw, k0 > 0);
+            if (np > 0)
+              (n_rows == 1 ? wide_decode : wide[np - 1][rx - 1])(q, d, qstride, dstride, nblk, a, yt, n_out,
+                                                                  ng == 2 * np ? rw : kGR, k0 > 0);
+            if (ng % 2) {
+              // The lone group: in the cache at its own place (slice offset of one group), in
+              // scratch after the pairs with its scales after its quants.
+              const int64_t gl = g + 2 * np;
+              const uint8_t* ql = packed ? packed + size_t(gl) * pqs + size_t(kb0) * size_t(qb) : q + 2 * np * qstride;
+              const uint16_t* dl = packed ? pd + size_t(gl) * pds / 2 + kb0 * kGR : reinterpret_cast<const uint16_t*>(ql + nblk * qb);
+              tab[0][rx - 1](ql, dl, qstride, dstride, nblk, a, yt + 2 * np * kGR, n_out, rw, k0 > 0);
+            }
           }
         }
       }
@@ -845,8 +898,10 @@ bool matmul_avx512_wide_tiles(bool on) { return g_wide_tiles.exchange(on); }
 
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
   if (!cpu_has_avx2() || (w.type != GGMLType::Q8_0 && w.type != GGMLType::Q4_0)) return false;
-  return packed_weights(w, g_int_kernels.load() != int(detail::IntKernels::Avx2) && w.type == GGMLType::Q8_0,
-                        g_split_scales.load(), pool) != nullptr;
+  const auto ik = detail::IntKernels(g_int_kernels.load());
+  const bool split = g_split_scales.load();
+  return packed_weights(w, ik != detail::IntKernels::Avx2 && w.type == GGMLType::Q8_0, split, use_pair_layout(ik, split),
+                        pool) != nullptr;
 }
 
 void matmul_forget(const WeightMatrix& w) { detail::matmul_packed_drop(w.data); }

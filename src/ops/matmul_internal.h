@@ -48,6 +48,9 @@ struct Scratch {
 // at the end of each group instead, every group broke the quant stream with a 1/9 gap, and the
 // hardware prefetcher lost it at each one: streaming such a copy from memory ran at about half the
 // read bandwidth, whatever the kernel (measured on Zen 4: 12 against 24 GB/s for the same bytes).
+// The pair layout (the Avx512Vnni set's, with its 512-bit tiles on) interleaves groups 2j and
+// 2j + 1 in the same places: per block, step k of one then step k of the other (64 bytes, one
+// zmm), and the 8 scales of one then the 8 of the other; an odd last group keeps the plain layout.
 //
 // Matrices of at least kRepackMinBytes are repacked once, on their first product, into a cache
 // keyed by the weight data's address, shape and type, and checked against a fingerprint of the
@@ -77,11 +80,9 @@ size_t matmul_released_bytes();
 // The x86 integer kernel sets (Q8_0/Q4_0 weights, 8-bit activations), chosen at run time:
 //   Avx2:       maddubs → madd (every AVX2 CPU);
 //   AvxVnni:    vpdpbusd on 256-bit registers, VEX-encoded (AVX-VNNI: Alder Lake+, Zen 5);
-//   Avx512Vnni: AVX512-VNNI + VL (Ice Lake+, Zen 4+): products of several rows (prefill, the ViT)
-//               in 512-bit tiles (matmul_avx512_tiles.inc: twice the int8 rate on Zen 5), decode
-//               in the 256-bit tiles EVEX-encoded. (512-bit decode kernels measured no faster on
-//               Zen 4, which splits 512-bit operations in two, and slower on Zen 5: decode is bound
-//               by the memory stream.)
+//   Avx512Vnni: AVX512-VNNI + VL (Ice Lake+, Zen 4+): 512-bit tiles over the pair layout
+//               (matmul_avx512_tiles.inc: twice the int8 rate on Zen 5), decode included; with
+//               the 512-bit tiles off, the 256-bit tiles EVEX-encoded over the plain layout.
 // The default is the highest the CPU has; EDGEVLM_NO_VNNI=1 leaves only Avx2, EDGEVLM_NO_AVX512=1
 // drops Avx512Vnni. The two VNNI sets store Q8_0 weights as q + 128 in the repacked copy.
 enum class IntKernels : int { Avx2 = 0, AvxVnni = 1, Avx512Vnni = 2 };
@@ -107,9 +108,10 @@ int matmul_avx2_prefetch_bytes(int bytes);
 // on; off runs one group per tile, the earlier kernels: for tests of both and the kernel A/B in
 // `edgevlm bench --gemm`). Returns the previous setting.
 bool matmul_avx2_group_pairs(bool on);
-// Whether the Avx512Vnni set runs its 512-bit tiles (four 8-row groups × up to 4 activation rows,
-// matmul_avx512_tiles.inc) for products of several rows (default on; off runs the 256-bit tiles,
-// for tests of both and the A/B in `edgevlm bench --gemm`). Returns the previous setting.
+// Whether the Avx512Vnni set runs its 512-bit tiles over the pair layout (matmul_avx512_tiles.inc;
+// default on, with group pairs and split scales; off runs the 256-bit tiles over the plain layout,
+// for tests of both and the A/Bs in `edgevlm bench --gemm` and `--gemv`). Returns the previous
+// setting.
 bool matmul_avx512_wide_tiles(bool on);
 
 }  // namespace edgevlm::detail

@@ -204,11 +204,13 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     IntKernels k;
     int prefetch;
     bool split = true;  // the cached copy's layout (detail::matmul_avx2_split_scales)
+    bool wide = true;   // the Avx512Vnni set's 512-bit tiles (detail::matmul_avx512_wide_tiles)
   };
   const IntKernels best = detail::matmul_int_kernels();
   const int pf0 = detail::matmul_avx2_prefetch_bytes(0);
   detail::matmul_avx2_prefetch_bytes(pf0);
   std::vector<Variant> variants = {{best, pf0}, {best, pf0, false}, {best, 0}, {best, pf0 / 2}};
+  if (best == IntKernels::Avx512Vnni) variants.push_back({best, pf0, true, false});
   for (IntKernels k : {IntKernels::Avx512Vnni, IntKernels::AvxVnni, IntKernels::Avx2})
     if (k != best && detail::matmul_int_kernels_available(k)) variants.push_back({k, pf0});
 
@@ -251,6 +253,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     for (const Variant& v : variants) {
       detail::matmul_use_int_kernels(v.k);
       detail::matmul_avx2_split_scales(v.split);
+      detail::matmul_avx512_wide_tiles(v.wide);
       for (const WeightMatrix& w : ws) matmul(w, x.data(), 1, y.data(), pool);
     }
     const double total = double(mat_bytes) * n_mats;
@@ -268,6 +271,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
         detail::matmul_use_int_kernels(variants[v].k);
         detail::matmul_avx2_prefetch_bytes(variants[v].prefetch);
         detail::matmul_avx2_split_scales(variants[v].split);
+        detail::matmul_avx512_wide_tiles(variants[v].wide);
         const double t0 = now_ms();
         for (const WeightMatrix& w : ws) matmul(w, x.data(), 1, y.data(), pool);
         ms[v] = std::max(now_ms() - t0, 1e-6);
@@ -281,13 +285,15 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     detail::matmul_use_int_kernels(best);
     detail::matmul_avx2_prefetch_bytes(pf0);
     detail::matmul_avx2_split_scales(true);
+    detail::matmul_avx512_wide_tiles(true);
     for (const WeightMatrix& w : ws) matmul_forget(w);
     for (size_t v = 0; v < variants.size(); ++v) {
       GemvAb r;
       r.label = type_name(c.type) + " " + std::to_string(c.n_in) + "x" + std::to_string(c.n_out) + " x" +
                 std::to_string(n_mats);
       r.variant = std::string(detail::int_kernels_name(variants[v].k)) + ", prefetch " +
-                  std::to_string(variants[v].prefetch) + " B" + (variants[v].split ? "" : ", scales in groups");
+                  std::to_string(variants[v].prefetch) + " B" + (variants[v].split ? "" : ", scales in groups") +
+                  (variants[v].wide || variants[v].k != IntKernels::Avx512Vnni ? "" : ", 256-bit tiles");
       r.gbs = median(gbs[v]);
       r.frac_read = median(frac[v]);
       r.ratio = std::exp(log_ratio[v] / reps);
