@@ -4,11 +4,25 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <string>
 
 namespace edgevlm {
+
+void* alloc_huge_bytes(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes < kHuge / 2) return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + (bytes == 0 ? 64 : 0));
+  if (bytes > SIZE_MAX - kHuge) return nullptr;
+  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);
+#if defined(MADV_HUGEPAGE)
+  if (p) madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
 namespace {
 
 struct MapLine {

@@ -420,14 +420,7 @@ struct PackKeyHash {
 // mode): first-touch faults of 4 KiB pages made the one-time repack cost several times the
 // copying itself (measured: 64 MB took ~210 ms here), and decode streams the buffer every token.
 detail::AlignedBuf<uint8_t> alloc_packed(size_t bytes) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  if (bytes < kHuge / 2) return detail::aligned_alloc_n<uint8_t>(bytes);
-  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
-  detail::AlignedBuf<uint8_t> b(static_cast<uint8_t*>(std::aligned_alloc(kHuge, rounded)));
-#if defined(MADV_HUGEPAGE)
-  if (b) madvise(b.get(), rounded, MADV_HUGEPAGE);
-#endif
-  return b;
+  return detail::AlignedBuf<uint8_t>(static_cast<uint8_t*>(alloc_huge_bytes(bytes)));
 }
 
 // A few cache lines spread over the data: a different matrix mapped at a freed address is told

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "core/timer.h"
 #include "formats/quant.h"
 #include "ops/cpu_features.h"
@@ -44,15 +45,16 @@ double read_sum_scalar(const void* p, size_t bytes) {
   return double(a0 + a1 + a2 + a3);
 }
 
+// The software prefetch distance of the prefetched read (the decode tiles' default).
+constexpr int kReadPrefetch = 4096;
+
 }  // namespace
 
 double bench_read_bandwidth(size_t bytes, int threads, int reps) {
   EV_CHECK(threads >= 1 && reps >= 1 && bytes >= (size_t(1) << 20), "bandwidth benchmark: bad parameters");
   bytes = bytes / (size_t(threads) * 4096) * (size_t(threads) * 4096);
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, Free> buf(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)));
+  // On 2 MiB pages where the kernel allows, as the weights' repacked copies are.
+  HugeBuffer<uint8_t> buf = alloc_huge<uint8_t>(bytes);
   EV_CHECK(buf != nullptr, "bandwidth benchmark: cannot allocate %zu MB", bytes >> 20);
   // Touched by the threads that will read it (first touch places the pages).
   const size_t slice = bytes / size_t(threads);
@@ -62,13 +64,15 @@ double bench_read_bandwidth(size_t bytes, int threads, int reps) {
   });
   const bool avx2 = cpu_has_avx2();
   double best = 0;
-  for (int r = 0; r < reps; ++r) {
-    const double ms = run_threads(threads, [&](int t) {
-      const uint8_t* p = buf.get() + size_t(t) * slice;
-      return avx2 ? bench_detail::read_sum_avx2(p, slice) : read_sum_scalar(p, slice);
-    });
-    best = std::max(best, double(bytes) / (ms * 1e6));
-  }
+  for (int r = 0; r < reps; ++r)
+    for (int pf : {0, kReadPrefetch}) {
+      if (pf > 0 && !avx2) continue;
+      const double ms = run_threads(threads, [&](int t) {
+        const uint8_t* p = buf.get() + size_t(t) * slice;
+        return avx2 ? bench_detail::read_sum_avx2(p, slice, pf) : read_sum_scalar(p, slice);
+      });
+      best = std::max(best, double(bytes) / (ms * 1e6));
+    }
   return best;
 }
 
@@ -216,10 +220,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
 
   const int threads = pool.size();
   const size_t slice = bytes / size_t(threads) / 4096 * 4096;
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, Free> buf(static_cast<uint8_t*>(std::aligned_alloc(4096, slice * size_t(threads))));
+  HugeBuffer<uint8_t> buf = alloc_huge<uint8_t>(slice * size_t(threads));
   EV_CHECK(buf != nullptr, "gemv benchmark: cannot allocate %zu MB", bytes >> 20);
   run_threads(threads, [&](int t) {
     std::memset(buf.get() + size_t(t) * slice, t + 1, slice);
@@ -260,9 +261,11 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     std::vector<std::vector<double>> gbs(variants.size()), frac(variants.size());
     std::vector<double> log_ratio(variants.size(), 0.0);
     for (int i = 0; i < reps; ++i) {
-      const double read_ms = run_threads(threads, [&](int t) {
-        return bench_detail::read_sum_avx2(buf.get() + size_t(t) * slice, std::min(slice, size_t(total) / size_t(threads)));
-      });
+      double read_ms = 1e300;
+      for (int pf : {0, kReadPrefetch})
+        read_ms = std::min(read_ms, run_threads(threads, [&](int t) {
+          return bench_detail::read_sum_avx2(buf.get() + size_t(t) * slice, std::min(slice, size_t(total) / size_t(threads)), pf);
+        }));
       const double read_gbs = double(std::min(slice * size_t(threads), size_t(total))) / (read_ms * 1e6);
       // The order rotates from round to round, so that no variant always runs first after the read.
       std::vector<double> ms(variants.size());

@@ -7,11 +7,15 @@
 
 namespace edgevlm::bench_detail {
 
-double read_sum_avx2(const void* p, size_t bytes) {
+double read_sum_avx2(const void* p, size_t bytes, int prefetch) {
   const __m256i* v = static_cast<const __m256i*>(p);
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   const size_t n = bytes / 128;
   for (size_t i = 0; i < n; ++i) {
+    if (prefetch > 0) {  // as the decode tiles do (T0, every line); may run past the end: harmless
+      _mm_prefetch(reinterpret_cast<const char*>(v + 4 * i) + prefetch, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(v + 4 * i) + prefetch + 64, _MM_HINT_T0);
+    }
     a0 = _mm256_add_epi64(a0, _mm256_load_si256(v + 4 * i));
     a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + 4 * i + 1));
     a2 = _mm256_add_epi64(a2, _mm256_load_si256(v + 4 * i + 2));
@@ -98,7 +102,7 @@ __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))) double 
 #else
 
 namespace edgevlm::bench_detail {
-double read_sum_avx2(const void*, size_t) { return 0; }
+double read_sum_avx2(const void*, size_t, int) { return 0; }
 double fma_loop_avx2(long) { return 0; }
 double int8_loop_avx2(long) { return 0; }
 double int8_loop_vnni(long) { return 0; }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "core/timer.h"
 #include "ops/activations.h"
 #include "ops/matmul.h"
@@ -103,8 +104,14 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
   };
 
   const int64_t max_rows = int64_t(batch) * N;
-  std::vector<float> x(size_t(max_rows * D)), q(size_t(max_rows * D)), k(size_t(max_rows * D)),
-      v(size_t(max_rows * D)), a(size_t(max_rows * D)), ff(size_t(max_rows * F));
+  // Activations, written before they are read (no zero fill), on 2 MiB pages (core/pages.h).
+  auto activations = [](int64_t n) {
+    HugeBuffer<float> b = alloc_huge<float>(size_t(n));
+    EV_CHECK(b != nullptr, "vit_forward: out of memory for %lld activations", (long long)n);
+    return b;
+  };
+  const HugeBuffer<float> x = activations(max_rows * D), q = activations(max_rows * D), k = activations(max_rows * D),
+                          v = activations(max_rows * D), a = activations(max_rows * D), ff = activations(max_rows * F);
   // A padded down-projection (MmprojModel::blocks) reads the GELU output from rows of its own
   // width, whose padding stays zero.
   int64_t FP = F;
@@ -113,7 +120,8 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
              (long long)blk.down.n_in, (long long)F);
     FP = std::max(FP, blk.down.n_in);
   }
-  std::vector<float> ffp(FP > F ? size_t(max_rows * FP) : 0, 0.0f);
+  const HugeBuffer<float> ffp = FP > F ? activations(max_rows * FP) : nullptr;
+  if (ffp) std::memset(ffp.get(), 0, size_t(max_rows * FP) * sizeof(float));
   const float scale = 1.0f / std::sqrt(float(c.head_dim()));
   // The INT8 ViT's attention runs on bf16 products where the CPU has them (twice the f32 rate, a
   // fifth of the ViT's work at 384 px); float files keep f32 attention, the reference's arithmetic.
@@ -125,25 +133,25 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     const int64_t rows = int64_t(bt) * N;
     float* h = result.data() + size_t(t0) * N * D;
     for (const VitBlock& blk : m.blocks) {
-      layer_norm_rows(h, blk.ln1_w, blk.ln1_b, c.eps, D, rows, x.data(), pool);
-      linear(blk.q, blk.q_b, x.data(), rows, q.data(), pool);
-      linear(blk.k, blk.k_b, x.data(), rows, k.data(), pool);
-      linear(blk.v, blk.v_b, x.data(), rows, v.data(), pool);
-      vit_attention(q.data(), k.data(), v.data(), a.data(), bt, int(N), c.n_head, c.head_dim(), scale, pool,
+      layer_norm_rows(h, blk.ln1_w, blk.ln1_b, c.eps, D, rows, x.get(), pool);
+      linear(blk.q, blk.q_b, x.get(), rows, q.get(), pool);
+      linear(blk.k, blk.k_b, x.get(), rows, k.get(), pool);
+      linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool);
+      vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(N), c.n_head, c.head_dim(), scale, pool,
                     bf16_attention);
-      linear(blk.o, blk.o_b, a.data(), rows, x.data(), pool);
-      add_rows(h, x.data(), D, rows, pool);
+      linear(blk.o, blk.o_b, a.get(), rows, x.get(), pool);
+      add_rows(h, x.get(), D, rows, pool);
 
-      layer_norm_rows(h, blk.ln2_w, blk.ln2_b, c.eps, D, rows, x.data(), pool);
-      linear(blk.up, blk.up_b, x.data(), rows, ff.data(), pool);
+      layer_norm_rows(h, blk.ln2_w, blk.ln2_b, c.eps, D, rows, x.get(), pool);
+      linear(blk.up, blk.up_b, x.get(), rows, ff.get(), pool);
       const int64_t fi = blk.down.n_in;
-      float* act = fi == F ? ff.data() : ffp.data();
+      float* act = fi == F ? ff.get() : ffp.get();
       pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-        if (fi == F) gelu_tanh(ff.data() + r0 * F, (r1 - r0) * F);
-        else for (int64_t r = r0; r < r1; ++r) gelu_tanh(ff.data() + r * F, act + r * fi, F);
+        if (fi == F) gelu_tanh(ff.get() + r0 * F, (r1 - r0) * F);
+        else for (int64_t r = r0; r < r1; ++r) gelu_tanh(ff.get() + r * F, act + r * fi, F);
       });
-      linear(blk.down, blk.down_b, act, rows, x.data(), pool);
-      add_rows(h, x.data(), D, rows, pool);
+      linear(blk.down, blk.down_b, act, rows, x.get(), pool);
+      add_rows(h, x.get(), D, rows, pool);
     }
     if (!m.post_ln_w.empty()) layer_norm_rows(h, m.post_ln_w, m.post_ln_b, c.eps, D, rows, h, pool);
   };
