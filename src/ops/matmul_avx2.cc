@@ -416,12 +416,6 @@ struct PackKeyHash {
   }
 };
 
-// Large copies go on 2 MiB pages where the kernel allows it (transparent huge pages in madvise
-// mode): first-touch faults of 4 KiB pages made the one-time repack cost several times the
-// copying itself (measured: 64 MB took ~210 ms here), and decode streams the buffer every token.
-detail::AlignedBuf<uint8_t> alloc_packed(size_t bytes) {
-  return detail::AlignedBuf<uint8_t>(static_cast<uint8_t*>(alloc_huge_bytes(bytes)));
-}
 
 // A few cache lines spread over the data: a different matrix mapped at a freed address is told
 // apart without reading the whole of it on every product. Line i starts at fingerprint_line(n, i)
@@ -500,7 +494,10 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool
   const size_t qs = group_qstride(w.type, nb), ds = group_dstride(nb), gs = group_stride_legacy(w.type, nb);
   auto pm = std::make_unique<PackedMatrix>();
   pm->bytes = split ? (qs + ds) * size_t(n_groups) : gs * size_t(n_groups);
-  pm->buf = alloc_packed(pm->bytes);
+  // On 2 MiB pages where the kernel allows: first-touch faults of 4 KiB pages made the one-time
+  // repack cost several times the copying itself (measured: 64 MB took ~210 ms here), and decode
+  // streams the buffer every token.
+  pm->buf = alloc_huge<uint8_t>(pm->bytes);
   EV_CHECK(pm->buf != nullptr, "matmul: out of memory repacking a %lld x %lld %s matrix", (long long)w.n_out,
            (long long)w.n_in, type_name(w.type).c_str());
   pm->fingerprint = fp;
@@ -687,7 +684,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   // one stream. The pair layout runs units of one pair in decode, of 2·kNPZ groups × kRXZ rows else.
   const bool pairs = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed);
   const GKernel(*wide)[kRXZ] = pair_layout ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z) : nullptr;
-  const GKernel wide_decode = t == GGMLType::Q4_0 ? gemv_q4_0_z<0> : gemv_q8_0_z<0>;
+  const GKernel wide_decode = t == GGMLType::Q4_0 ? gemv_q4_0_z : gemv_q8_0_z;
   const int ngu = pair_layout ? (n_rows == 1 ? 2 : 2 * kNPZ) : pairs ? kNGQ : 1;
   const int rx_step = pair_layout ? kRXZ : kRXQ;
   // Block the product so that a unit's slice of packed weights stays in L1 for every row of a row
@@ -751,7 +748,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
               }
             }
             q = scratch;
-            d = reinterpret_cast<const uint16_t*>(scratch + nblk * qb * (pair_layout && ng >= 2 ? 2 : 1));
+            d = reinterpret_cast<const uint16_t*>(scratch + nblk * qb * per_block);
             qstride = dstride = sgs;
           }
           const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group

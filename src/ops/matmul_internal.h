@@ -6,15 +6,13 @@
 #include <cstdlib>
 #include <memory>
 
+#include "core/pages.h"
 #include "ops/matmul.h"
 
 namespace edgevlm::detail {
 
-struct AlignedFree {
-  void operator()(void* p) const { std::free(p); }
-};
 template <typename T>
-using AlignedBuf = std::unique_ptr<T[], AlignedFree>;
+using AlignedBuf = HugeBuffer<T>;  // the same owner as core/pages' buffers (freed with std::free)
 
 template <typename T>
 AlignedBuf<T> aligned_alloc_n(size_t n) {

@@ -45,8 +45,12 @@ double read_sum_scalar(const void* p, size_t bytes) {
   return double(a0 + a1 + a2 + a3);
 }
 
-// The software prefetch distance of the prefetched read (the decode tiles' default).
-constexpr int kReadPrefetch = 4096;
+// The decode tiles' software prefetch distance (the prefetched read uses the same).
+int decode_prefetch_bytes() {
+  const int pf = detail::matmul_avx2_prefetch_bytes(0);
+  detail::matmul_avx2_prefetch_bytes(pf);
+  return pf;
+}
 
 }  // namespace
 
@@ -63,9 +67,10 @@ double bench_read_bandwidth(size_t bytes, int threads, int reps) {
     return 0.0;
   });
   const bool avx2 = cpu_has_avx2();
+  const int prefetch = decode_prefetch_bytes();
   double best = 0;
   for (int r = 0; r < reps; ++r)
-    for (int pf : {0, kReadPrefetch}) {
+    for (int pf : {0, prefetch}) {
       if (pf > 0 && !avx2) continue;
       const double ms = run_threads(threads, [&](int t) {
         const uint8_t* p = buf.get() + size_t(t) * slice;
@@ -211,8 +216,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     bool wide = true;   // the Avx512Vnni set's 512-bit tiles (detail::matmul_avx512_wide_tiles)
   };
   const IntKernels best = detail::matmul_int_kernels();
-  const int pf0 = detail::matmul_avx2_prefetch_bytes(0);
-  detail::matmul_avx2_prefetch_bytes(pf0);
+  const int pf0 = decode_prefetch_bytes();
   std::vector<Variant> variants = {{best, pf0}, {best, pf0, false}, {best, 0}, {best, pf0 / 2}};
   if (best == IntKernels::Avx512Vnni) variants.push_back({best, pf0, true, false});
   for (IntKernels k : {IntKernels::Avx512Vnni, IntKernels::AvxVnni, IntKernels::Avx2})
@@ -262,7 +266,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     std::vector<double> log_ratio(variants.size(), 0.0);
     for (int i = 0; i < reps; ++i) {
       double read_ms = 1e300;
-      for (int pf : {0, kReadPrefetch})
+      for (int pf : {0, pf0})
         read_ms = std::min(read_ms, run_threads(threads, [&](int t) {
           return bench_detail::read_sum_avx2(buf.get() + size_t(t) * slice, std::min(slice, size_t(total) / size_t(threads)), pf);
         }));
