@@ -131,21 +131,38 @@ void pack_group(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t 
   }
 }
 
-// Groups g and g + 1 (g + 1 below the group count) into the pair layout: per block, step k of g
-// then step k of g + 1 (64 bytes, one zmm), into q (nblk·2·QB bytes); per block the 8 scales of g
-// then the 8 of g + 1, into d (nblk·16 scales).
-void pack_pair(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t g, int64_t b0, int64_t nblk, uint8_t* q,
-               uint16_t* d, bool flip) {
-  const int qb = packed_qb(t);
+// The pair layout (matmul_internal.h) stores blocks two at a time: both blocks' interleaved quants,
+// then both blocks' 16 scales, so a pair is one unbroken stream. A pair's quants of one block:
+inline int pair_qbytes(GGMLType t) { return 2 * packed_qb(t); }
+// Two blocks (a multiple of 64 bytes): quants of block 2i, of block 2i + 1, scales of 2i, of 2i + 1.
+inline size_t pair_super_bytes(GGMLType t) { return 2 * size_t(pair_qbytes(t)) + 4 * kGR * 2; }
+// A pair over nblk blocks (an odd count leaves the last super-block's second half unused).
+inline size_t pair_bytes(GGMLType t, int64_t nblk) { return size_t((nblk + 1) / 2) * pair_super_bytes(t); }
+
+// Groups g and g + 1 (g + 1 below the group count), blocks [b0, b0 + nblk), into out
+// (pair_bytes(t, nblk)): per block, step k of g then step k of g + 1 (64 bytes, one zmm), and the
+// 8 scales of g then the 8 of g + 1.
+void pack_pair(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t g, int64_t b0, int64_t nblk, uint8_t* out,
+               bool flip) {
+  const int qb = packed_qb(t), pq = pair_qbytes(t);
+  const size_t sb = pair_super_bytes(t);
   thread_local detail::Scratch<uint8_t> tmp_buf;
   uint8_t* tq = tmp_buf.get(size_t(nblk) * 2 * size_t(qb + 2 * kGR));
   uint16_t* td = reinterpret_cast<uint16_t*>(tq + 2 * nblk * qb);
   for (int j = 0; j < 2; ++j) pack_group(t, w, ws, n_out, g + j, b0, nblk, tq + j * nblk * qb, td + j * nblk * kGR, flip);
-  for (int64_t ib = 0; ib < nblk; ++ib)
+  for (int64_t ib = 0; ib < nblk; ++ib) {
+    uint8_t* q = out + size_t(ib / 2) * sb + size_t(ib % 2) * size_t(pq);
+    uint8_t* d = out + size_t(ib / 2) * sb + 2 * size_t(pq) + size_t(ib % 2) * 4 * kGR;
     for (int j = 0; j < 2; ++j) {
-      for (int k = 0; k < qb / 32; ++k) std::memcpy(q + (ib * 2 * qb + 64 * k + 32 * j), tq + (j * nblk + ib) * qb + 32 * k, 32);
-      std::memcpy(d + (ib * 2 + j) * kGR, td + (j * nblk + ib) * kGR, 2 * kGR);
+      for (int k = 0; k < qb / 32; ++k) std::memcpy(q + 64 * k + 32 * j, tq + (j * nblk + ib) * qb + 32 * k, 32);
+      std::memcpy(d + 2 * kGR * j, td + (j * nblk + ib) * kGR, 2 * kGR);
     }
+  }
+  if (nblk % 2) {  // the unused half of the last super-block
+    uint8_t* last = out + size_t(nblk / 2) * sb;
+    std::memset(last + pq, 0, size_t(pq));
+    std::memset(last + 2 * pq + 4 * kGR, 0, 4 * kGR);
+  }
 }
 
 // Activation rows quantized to Q8_0: row x, block b at qs + (x·nb + b)·32, scale d[x·nb + b],
@@ -164,20 +181,38 @@ inline __m256i bcast32(const int8_t* p) {
   return _mm256_set1_epi32(v);
 }
 
-// Decode streams the packed weights once. With the cached layout's unbroken quant stream the
-// hardware prefetcher does most of the work; a software prefetch (to L1) 4 KiB ahead added about
-// 10% for Q4_0 and 3% for Q8_0 over 2 KiB on Zen 4 (`edgevlm bench --gemv`, 1 thread, 21
-// alternated rounds); prefetching to L2 (T1) at 4-16 KiB was 2-15% slower than 2 KiB to L1.
+// Decode streams the packed weights once, and the hardware prefetcher does most of the work; but it
+// stops at each 4 KiB page and has to find the stream again on the next. A software prefetch of
+// the first line of the page that starts pf bytes ahead (kPrefetchPageLines) hands it each page
+// early. Measured on Zen 5 (bluelm-v-3b decode, alternated runs): 1.2-1.4× the tokens/s of
+// prefetching every line 4 KiB ahead, which on Zen 4 had been 10% faster than 2 KiB (and
+// prefetching to L2 slower still); prefetching 4 or 8 lines of each page was slower than 1 or 2.
 constexpr int kPrefetchBytes = 4096;
+constexpr int kPrefetchPageLines = 1;
 extern std::atomic<int> g_prefetch_bytes;
-// One block of a tile's stream: its quants (qbytes at q) pf bytes ahead, and the scales (dbytes at
-// d) of the same blocks ahead in the scale stream, pf·dbytes/qbytes bytes further.
+extern std::atomic<int> g_prefetch_page_lines;
+// A tile about to read n bytes at p of a stream read forward: prefetches the window dist bytes
+// ahead, [p + dist, p + dist + n): the first lines of a page starting in it, or (page lines 0)
+// every line of it.
+inline void prefetch_window(const uint8_t* p, int n, int dist) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p) + uintptr_t(dist);
+  const int lines = g_prefetch_page_lines.load(std::memory_order_relaxed);
+  if (lines == 0) {
+    for (int i = 0; i < n; i += 64) _mm_prefetch(reinterpret_cast<const char*>(a + uintptr_t(i)), _MM_HINT_T0);
+    return;
+  }
+  const uintptr_t page = (a + 4095) & ~uintptr_t(4095);
+  if (page < a + uintptr_t(n))
+    for (int i = 0; i < lines; ++i) _mm_prefetch(reinterpret_cast<const char*>(page + 64 * uintptr_t(i)), _MM_HINT_T0);
+}
+// One block of a 256-bit decode tile: its quants (qbytes at q), and its scales (dbytes at d) at the
+// same point of the scale stream (pf·dbytes/qbytes bytes ahead).
 template <int qbytes, int dbytes = 2 * kGR>
 inline void prefetch_ahead(const uint8_t* q, const uint16_t* d) {
   const int pf = g_prefetch_bytes.load(std::memory_order_relaxed);
   if (pf <= 0) return;
-  for (int i = 0; i < qbytes; i += 64) _mm_prefetch(reinterpret_cast<const char*>(q + pf + i), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(d) + pf / (qbytes / dbytes), _MM_HINT_T0);
+  prefetch_window(q, qbytes, pf);
+  prefetch_window(reinterpret_cast<const uint8_t*>(d), dbytes, pf / (qbytes / dbytes));
 }
 
 inline void store_group(float* y, __m256 v, int rw, bool accumulate) {
@@ -347,6 +382,7 @@ const GKernel kGemmQ8_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0_evex);
 #include "ops/matmul_avx512_tiles.inc"
 
 std::atomic<int> g_prefetch_bytes{kPrefetchBytes};
+std::atomic<int> g_prefetch_page_lines{kPrefetchPageLines};
 std::atomic<bool> g_split_scales{true};
 
 // Integer kernel sets this CPU has (EDGEVLM_NO_VNNI=1 leaves only AVX2; EDGEVLM_NO_AVX512=1 drops
@@ -475,6 +511,37 @@ PackCache& pack_cache() {
   return *c;
 }
 
+// Where a cached copy keeps each group of a matrix of nb blocks per row and n_groups groups, as byte
+// offsets from its start. Split: every group's quants, then every group's scales. Legacy (split
+// off): each group's quants followed by its scales. Pairs: pairs back to back (pair_bytes each),
+// then an odd last group's quants followed by its scales.
+struct CopyLayout {
+  GGMLType t;
+  int64_t nb, n_groups;
+  bool split, pairs;
+
+  size_t qs() const { return group_qstride(t, nb); }
+  size_t ds() const { return group_dstride(nb); }
+  size_t pair_stride() const { return pair_bytes(t, nb); }
+  size_t bytes() const {
+    if (pairs) return size_t(n_groups / 2) * pair_stride() + size_t(n_groups % 2) * (qs() + ds());
+    return split ? (qs() + ds()) * size_t(n_groups) : group_stride_legacy(t, nb) * size_t(n_groups);
+  }
+  // The pair starting at group g (even).
+  size_t pair_offset(int64_t g) const { return size_t(g / 2) * pair_stride(); }
+  // A group outside a pair (with pairs, only the odd last one).
+  size_t quant_offset(int64_t g) const {
+    if (pairs) return size_t(n_groups / 2) * pair_stride();
+    return split ? size_t(g) * qs() : size_t(g) * group_stride_legacy(t, nb);
+  }
+  size_t scale_offset(int64_t g) const {
+    return split && !pairs ? qs() * size_t(n_groups) + size_t(g) * ds() : quant_offset(g) + qs();
+  }
+  // Bytes from group g to group g + 1 outside pairs, for the quants and for the scales.
+  size_t next_group_q() const { return split ? qs() : group_stride_legacy(t, nb); }
+  size_t next_group_d() const { return split ? ds() : group_stride_legacy(t, nb); }
+};
+
 // The repacked copy of w, built on first use (in parallel on the pool), or null when w is small
 // or the cache is off.
 const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool pairs, ThreadPool& pool) {
@@ -491,9 +558,9 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool
     c.map.erase(it);
   }
   const int64_t nb = w.n_in / kQK, n_groups = (w.n_out + kGR - 1) / kGR;
-  const size_t qs = group_qstride(w.type, nb), ds = group_dstride(nb), gs = group_stride_legacy(w.type, nb);
+  const CopyLayout layout{w.type, nb, n_groups, split, pairs};
   auto pm = std::make_unique<PackedMatrix>();
-  pm->bytes = split ? (qs + ds) * size_t(n_groups) : gs * size_t(n_groups);
+  pm->bytes = layout.bytes();
   // On 2 MiB pages where the kernel allows: first-touch faults of 4 KiB pages made the one-time
   // repack cost several times the copying itself (measured: 64 MB took ~210 ms here), and decode
   // streams the buffer every token.
@@ -507,12 +574,11 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool
   const int64_t per_unit = pairs ? 2 : 1;
   pool.parallel_for((n_groups + per_unit - 1) / per_unit, [&](int64_t u0, int64_t u1) {
     for (int64_t g = u0 * per_unit; g < std::min(n_groups, u1 * per_unit); g += per_unit) {
-      uint8_t* q = split ? base + size_t(g) * qs : base + size_t(g) * gs;
-      uint8_t* d = split ? base + qs * size_t(n_groups) + size_t(g) * ds : q + qs;
       if (pairs && g + 1 < n_groups)
-        pack_pair(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(d), flip);
+        pack_pair(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, base + layout.pair_offset(g), flip);
       else
-        pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, q, reinterpret_cast<uint16_t*>(d), flip);
+        pack_group(w.type, w.data, w.row_stride, w.n_out, g, 0, nb, base + layout.quant_offset(g),
+                   reinterpret_cast<uint16_t*>(base + layout.scale_offset(g)), flip);
     }
   });
   release_original(w);
@@ -676,8 +742,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   const uint8_t* packed = packed_weights(w, flip, split, pair_layout, pool);
   const int qb = packed_qb(t);
   const int64_t n_groups = (n_out + kGR - 1) / kGR;
-  const size_t pqs = group_qstride(t, nb), pds = group_dstride(nb), pgs = group_stride_legacy(t, nb);
-  const uint16_t* pd = packed ? reinterpret_cast<const uint16_t*>(packed + pqs * size_t(n_groups)) : nullptr;
+  const CopyLayout layout{t, nb, n_groups, split, pair_layout};
 
   // Work units of ngu groups. The 256-bit decode (one row) keeps one group per unit: it streams the
   // weights once, so sharing the one broadcast per step gains nothing, and its prefetch is tuned for
@@ -694,11 +759,14 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
     // Slices as long as a unit's packed weights allow within kWeightBudgetQ (equal lengths), then
     // as many rows as fit the activation budget: every output is then written once per slice.
     // (Slicing for the rows first gave the ViT's 2916 rows slices of 8 blocks, and its outputs
-    // went to memory and back 4-5 times per product.)
+    // went to memory and back 4-5 times per product.) The pair layout's slices start at
+    // super-blocks (an even block).
     const int64_t unit_block_bytes = int64_t(ngu) * kGR * (packed_qb(t) / kGR + 2);
     const int64_t max_blocks = std::max<int64_t>(1, kWeightBudgetQ / unit_block_bytes);
     const int64_t n_slices = (nb + max_blocks - 1) / max_blocks;
-    kslice = (nb + n_slices - 1) / n_slices * kQK;
+    int64_t slice_blocks = (nb + n_slices - 1) / n_slices;
+    if (pair_layout) slice_blocks += slice_blocks % 2;
+    kslice = slice_blocks * kQK;
     row_block = std::max<int64_t>(rx_step, kActBudgetQ / kslice / rx_step * rx_step);
     if (row_block > n_rows) row_block = n_rows;
   }
@@ -707,9 +775,9 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
       : ik == detail::IntKernels::AvxVnni  ? (t == GGMLType::Q4_0 ? kGemmQ4_0Vnni : kGemmQ8_0Vnni)
                                            : (t == GGMLType::Q4_0 ? kGemmQ4_0 : kGemmQ8_0);
   const int64_t n_units = (n_groups + ngu - 1) / ngu;
-  // Per-call repacking: a unit's groups go into scratch sgs bytes apart (64-byte aligned), each
-  // group's quants followed by its scales.
-  const size_t sgs = (size_t(kslice / kQK) * size_t(qb + 16) + 63) / 64 * 64;
+  // Per-call repacking into scratch, sgs bytes per group (64-byte aligned): a single group's quants
+  // followed by its scales; with the pair layout, a pair (pair_bytes) in two such places.
+  const size_t sgs = (size_t(kslice / kQK + 1) * size_t(qb + 2 * kGR) + 63) / 64 * 64;
   pool.parallel_for(n_units, [&](int64_t u0, int64_t u1) {
     thread_local detail::Scratch<uint8_t> pack_buf;
     uint8_t* scratch = packed ? nullptr : pack_buf.get(size_t(ngu) * sgs);
@@ -720,35 +788,33 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t g = u * ngu;
           const int ng = int(std::min<int64_t>(ngu, n_groups - g));
+          const int np = pair_layout ? ng / 2 : 0;  // pairs in the unit
+          // The unit's pairs (pair p at pq + p·pstride) and its groups outside pairs (group j at
+          // q + j·qstride, its scales at d + j·dstride bytes).
+          const uint8_t* pq = nullptr;
+          size_t pstride = 0;
           const uint8_t* q;
           const uint16_t* d;
           size_t qstride, dstride;
-          // A pair interleaves its two groups' blocks: the slice starts twice as far in.
-          const int64_t per_block = pair_layout && ng >= 2 ? 2 : 1;
-          if (packed && split) {
-            q = packed + size_t(g) * pqs + size_t(kb0 * per_block) * size_t(qb);
-            d = pd + size_t(g) * pds / 2 + kb0 * per_block * kGR;
-            qstride = pqs;
-            dstride = pds;
-          } else if (packed) {
-            q = packed + size_t(g) * pgs + size_t(kb0) * size_t(qb);
-            d = reinterpret_cast<const uint16_t*>(packed + size_t(g) * pgs + pqs) + kb0 * kGR;
-            qstride = dstride = pgs;
+          if (packed) {
+            pq = packed + layout.pair_offset(g) + size_t(kb0 / 2) * pair_super_bytes(t);
+            pstride = layout.pair_stride();
+            const int64_t gs = g + 2 * np;  // the first group outside a pair
+            q = packed + layout.quant_offset(gs) + size_t(kb0) * size_t(qb);
+            d = reinterpret_cast<const uint16_t*>(packed + layout.scale_offset(gs)) + kb0 * kGR;
+            qstride = layout.next_group_q();
+            dstride = layout.next_group_d();
           } else {
-            // Group j at scratch + j·sgs, its scales after its quants; a pair (pair layout) takes
-            // two such places, its scales after the pair's quants.
-            for (int j = 0; j < ng;) {
+            for (int p = 0; p < np; ++p)
+              pack_pair(t, w.data, w.row_stride, n_out, g + 2 * p, kb0, nblk, scratch + size_t(2 * p) * sgs, flip);
+            for (int j = 2 * np; j < ng; ++j) {
               uint8_t* sq = scratch + size_t(j) * sgs;
-              if (pair_layout && j + 1 < ng) {
-                pack_pair(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq, reinterpret_cast<uint16_t*>(sq + 2 * nblk * qb), flip);
-                j += 2;
-              } else {
-                pack_group(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq, reinterpret_cast<uint16_t*>(sq + nblk * qb), flip);
-                j += 1;
-              }
+              pack_group(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq, reinterpret_cast<uint16_t*>(sq + nblk * qb), flip);
             }
-            q = scratch;
-            d = reinterpret_cast<const uint16_t*>(scratch + nblk * qb * per_block);
+            pq = scratch;
+            pstride = 2 * sgs;
+            q = scratch + size_t(2 * np) * sgs;
+            d = reinterpret_cast<const uint16_t*>(q + nblk * qb);
             qstride = dstride = sgs;
           }
           const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
@@ -762,18 +828,10 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
               continue;
             }
             // The unit's group pairs in one 512-bit tile; a last odd group in the 256-bit one.
-            const int np = ng / 2;
             if (np > 0)
-              (n_rows == 1 ? wide_decode : wide[np - 1][rx - 1])(q, d, qstride, dstride, nblk, a, yt, n_out,
+              (n_rows == 1 ? wide_decode : wide[np - 1][rx - 1])(pq, nullptr, pstride, 0, nblk, a, yt, n_out,
                                                                   ng == 2 * np ? rw : kGR, k0 > 0);
-            if (ng % 2) {
-              // The lone group: in the cache at its own place (slice offset of one group), in
-              // scratch after the pairs with its scales after its quants.
-              const int64_t gl = g + 2 * np;
-              const uint8_t* ql = packed ? packed + size_t(gl) * pqs + size_t(kb0) * size_t(qb) : q + 2 * np * qstride;
-              const uint16_t* dl = packed ? pd + size_t(gl) * pds / 2 + kb0 * kGR : reinterpret_cast<const uint16_t*>(ql + nblk * qb);
-              tab[0][rx - 1](ql, dl, qstride, dstride, nblk, a, yt + 2 * np * kGR, n_out, rw, k0 > 0);
-            }
+            if (ng % 2) tab[0][rx - 1](q, d, qstride, dstride, nblk, a, yt + 2 * np * kGR, n_out, rw, k0 > 0);
           }
         }
       }
@@ -881,6 +939,7 @@ IntKernels matmul_use_int_kernels(IntKernels k) {
   return IntKernels(g_int_kernels.exchange(int(k)));
 }
 int matmul_avx2_prefetch_bytes(int bytes) { return g_prefetch_bytes.exchange(bytes); }
+int matmul_avx2_prefetch_page_lines(int lines) { return g_prefetch_page_lines.exchange(lines); }
 bool matmul_avx2_split_scales(bool on) { return g_split_scales.exchange(on); }
 bool matmul_avx2_group_pairs(bool on) { return g_group_pairs.exchange(on); }
 bool matmul_avx512_wide_tiles(bool on) { return g_wide_tiles.exchange(on); }

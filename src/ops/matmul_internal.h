@@ -47,8 +47,12 @@ struct Scratch {
 // hardware prefetcher lost it at each one: streaming such a copy from memory ran at about half the
 // read bandwidth, whatever the kernel (measured on Zen 4: 12 against 24 GB/s for the same bytes).
 // The pair layout (the Avx512Vnni set's, with its 512-bit tiles on) interleaves groups 2j and
-// 2j + 1 in the same places: per block, step k of one then step k of the other (64 bytes, one
-// zmm), and the 8 scales of one then the 8 of the other; an odd last group keeps the plain layout.
+// 2j + 1: per block, step k of one then step k of the other (64 bytes, one zmm), and the 8 scales
+// of one then the 8 of the other. A pair's blocks go two at a time, quants then scales (576 bytes
+// of Q4_0, 1088 of Q8_0), so that decode reads each pair as one unbroken stream: on Zen 5, one
+// core read the two streams of the split layout at 0.83-0.87 of a plain read of as many bytes, a
+// single stream at 0.95-1.0 (load-only loops, 1 GB, alternated rounds). An odd last group keeps
+// the plain layout after the pairs.
 //
 // Matrices of at least kRepackMinBytes are repacked once, on their first product, into a cache
 // keyed by the weight data's address, shape and type, and checked against a fingerprint of the
@@ -102,6 +106,9 @@ bool matmul_avx2_split_scales(bool on);
 // Software prefetch distance of the decode tiles (one activation row) in bytes, 0 for none (for
 // tuning in `edgevlm bench --gemv`); returns the previous.
 int matmul_avx2_prefetch_bytes(int bytes);
+// Lines prefetched at the start of each 4 KiB page entering the prefetch window (0: every line of
+// the window; for the A/B in `edgevlm bench --gemv`); returns the previous.
+int matmul_avx2_prefetch_page_lines(int lines);
 // Whether the AVX2 integer kernels tile two 8-row weight groups per activation broadcast (default
 // on; off runs one group per tile, the earlier kernels: for tests of both and the kernel A/B in
 // `edgevlm bench --gemm`). Returns the previous setting.

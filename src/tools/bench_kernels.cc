@@ -69,12 +69,16 @@ double bench_read_bandwidth(size_t bytes, int threads, int reps) {
   const bool avx2 = cpu_has_avx2();
   const int prefetch = decode_prefetch_bytes();
   double best = 0;
+  const int lines = detail::matmul_avx2_prefetch_page_lines(0);
+  detail::matmul_avx2_prefetch_page_lines(lines);
+  // A plain read, and reads prefetched as the decode tiles can be (every line; lines per page).
+  const int modes[][2] = {{0, 0}, {prefetch, 0}, {prefetch, std::max(lines, 1)}};
   for (int r = 0; r < reps; ++r)
-    for (int pf : {0, prefetch}) {
-      if (pf > 0 && !avx2) continue;
+    for (const auto& m : modes) {
+      if (m[0] > 0 && !avx2) continue;
       const double ms = run_threads(threads, [&](int t) {
         const uint8_t* p = buf.get() + size_t(t) * slice;
-        return avx2 ? bench_detail::read_sum_avx2(p, slice, pf) : read_sum_scalar(p, slice);
+        return avx2 ? bench_detail::read_sum_avx2(p, slice, m[0], m[1]) : read_sum_scalar(p, slice);
       });
       best = std::max(best, double(bytes) / (ms * 1e6));
     }
@@ -212,15 +216,19 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
   struct Variant {
     IntKernels k;
     int prefetch;
+    int page_lines = 1;  // lines prefetched per page ahead, 0 every line (detail::matmul_avx2_prefetch_page_lines)
     bool split = true;  // the cached copy's layout (detail::matmul_avx2_split_scales)
     bool wide = true;   // the Avx512Vnni set's 512-bit tiles (detail::matmul_avx512_wide_tiles)
   };
   const IntKernels best = detail::matmul_int_kernels();
   const int pf0 = decode_prefetch_bytes();
-  std::vector<Variant> variants = {{best, pf0}, {best, pf0, false}, {best, 0}, {best, pf0 / 2}};
-  if (best == IntKernels::Avx512Vnni) variants.push_back({best, pf0, true, false});
+  const int lines0 = detail::matmul_avx2_prefetch_page_lines(0);
+  detail::matmul_avx2_prefetch_page_lines(lines0);
+  std::vector<Variant> variants = {{best, pf0, lines0}, {best, pf0, 0},           {best, 0, lines0},
+                                   {best, pf0, 2},      {best, pf0 * 2, lines0}, {best, pf0, lines0, false}};
+  if (best == IntKernels::Avx512Vnni) variants.push_back({best, pf0, lines0, true, false});
   for (IntKernels k : {IntKernels::Avx512Vnni, IntKernels::AvxVnni, IntKernels::Avx2})
-    if (k != best && detail::matmul_int_kernels_available(k)) variants.push_back({k, pf0});
+    if (k != best && detail::matmul_int_kernels_available(k)) variants.push_back({k, pf0, lines0});
 
   const int threads = pool.size();
   const size_t slice = bytes / size_t(threads) / 4096 * 4096;
@@ -266,9 +274,10 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     std::vector<double> log_ratio(variants.size(), 0.0);
     for (int i = 0; i < reps; ++i) {
       double read_ms = 1e300;
-      for (int pf : {0, pf0})
+      for (int mode = 0; mode < 3; ++mode)
         read_ms = std::min(read_ms, run_threads(threads, [&](int t) {
-          return bench_detail::read_sum_avx2(buf.get() + size_t(t) * slice, std::min(slice, size_t(total) / size_t(threads)), pf);
+          return bench_detail::read_sum_avx2(buf.get() + size_t(t) * slice, std::min(slice, size_t(total) / size_t(threads)),
+                                             mode == 0 ? 0 : pf0, mode == 2 ? std::max(lines0, 1) : 0);
         }));
       const double read_gbs = double(std::min(slice * size_t(threads), size_t(total))) / (read_ms * 1e6);
       // The order rotates from round to round, so that no variant always runs first after the read.
@@ -277,6 +286,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
         const size_t v = (j + size_t(i)) % variants.size();
         detail::matmul_use_int_kernels(variants[v].k);
         detail::matmul_avx2_prefetch_bytes(variants[v].prefetch);
+        detail::matmul_avx2_prefetch_page_lines(variants[v].page_lines);
         detail::matmul_avx2_split_scales(variants[v].split);
         detail::matmul_avx512_wide_tiles(variants[v].wide);
         const double t0 = now_ms();
@@ -291,6 +301,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
     }
     detail::matmul_use_int_kernels(best);
     detail::matmul_avx2_prefetch_bytes(pf0);
+    detail::matmul_avx2_prefetch_page_lines(lines0);
     detail::matmul_avx2_split_scales(true);
     detail::matmul_avx512_wide_tiles(true);
     for (const WeightMatrix& w : ws) matmul_forget(w);
@@ -299,7 +310,11 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
       r.label = type_name(c.type) + " " + std::to_string(c.n_in) + "x" + std::to_string(c.n_out) + " x" +
                 std::to_string(n_mats);
       r.variant = std::string(detail::int_kernels_name(variants[v].k)) + ", prefetch " +
-                  std::to_string(variants[v].prefetch) + " B" + (variants[v].split ? "" : ", scales in groups") +
+                  std::to_string(variants[v].prefetch) + " B" +
+                  (variants[v].prefetch == 0      ? ""
+                   : variants[v].page_lines == 0 ? " every line"
+                                                 : " " + std::to_string(variants[v].page_lines) + " line/page") +
+                  (variants[v].split ? "" : ", scales in groups") +
                   (variants[v].wide || variants[v].k != IntKernels::Avx512Vnni ? "" : ", 256-bit tiles");
       r.gbs = median(gbs[v]);
       r.frac_read = median(frac[v]);

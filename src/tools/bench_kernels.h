@@ -12,7 +12,7 @@
 namespace edgevlm {
 
 // GB/s (1e9 bytes) reading a buffer of `bytes` (≫ L3) split among the threads; best of `reps` passes,
-// each the better of a plain read and one with software prefetch (as the decode tiles do), over 2 MiB
+// each the best of a plain read and reads with software prefetch (as the decode tiles can: every line, or the first lines of each page), over 2 MiB
 // pages where the kernel allows (as the weights' repacked copies are): the limit is the best read of
 // the same kind of memory the decode kernels stream.
 double bench_read_bandwidth(size_t bytes, int threads, int reps);
@@ -58,7 +58,8 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes);
 
 // Scalar or AVX2 bodies (bench_kernels_avx2.cc), per thread: return a value so nothing is elided.
 namespace bench_detail {
-double read_sum_avx2(const void* p, size_t bytes, int prefetch = 0);  // software prefetch distance, 0 for none
+// Software prefetch distance (0 for none), of every line or of page_lines lines per 4 KiB page.
+double read_sum_avx2(const void* p, size_t bytes, int prefetch = 0, int page_lines = 0);
 double fma_loop_avx2(long iters);   // 160 flops per iteration
 double int8_loop_avx2(long iters);  // 256 int8 multiply-adds per iteration
 double int8_loop_vnni(long iters);  // 320 int8 multiply-adds per iteration; call only with AVX-VNNI

@@ -7,14 +7,19 @@
 
 namespace edgevlm::bench_detail {
 
-double read_sum_avx2(const void* p, size_t bytes, int prefetch) {
+double read_sum_avx2(const void* p, size_t bytes, int prefetch, int page_lines) {
   const __m256i* v = static_cast<const __m256i*>(p);
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   const size_t n = bytes / 128;
   for (size_t i = 0; i < n; ++i) {
-    if (prefetch > 0) {  // as the decode tiles do (T0, every line); may run past the end: harmless
-      _mm_prefetch(reinterpret_cast<const char*>(v + 4 * i) + prefetch, _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(v + 4 * i) + prefetch + 64, _MM_HINT_T0);
+    // As the decode tiles do (T0; may run past the end: harmless): every line, or the first
+    // page_lines lines of each 4 KiB page (the 128-byte steps meet every page start).
+    const char* ahead = reinterpret_cast<const char*>(v + 4 * i) + prefetch;
+    if (prefetch > 0 && page_lines == 0) {
+      _mm_prefetch(ahead, _MM_HINT_T0);
+      _mm_prefetch(ahead + 64, _MM_HINT_T0);
+    } else if (prefetch > 0 && (reinterpret_cast<uintptr_t>(ahead) & 4095) == 0) {
+      for (int l = 0; l < page_lines; ++l) _mm_prefetch(ahead + 64 * l, _MM_HINT_T0);
     }
     a0 = _mm256_add_epi64(a0, _mm256_load_si256(v + 4 * i));
     a1 = _mm256_add_epi64(a1, _mm256_load_si256(v + 4 * i + 1));
@@ -102,7 +107,7 @@ __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))) double 
 #else
 
 namespace edgevlm::bench_detail {
-double read_sum_avx2(const void*, size_t, int) { return 0; }
+double read_sum_avx2(const void*, size_t, int, int) { return 0; }
 double fma_loop_avx2(long) { return 0; }
 double int8_loop_avx2(long) { return 0; }
 double int8_loop_vnni(long) { return 0; }

@@ -76,15 +76,16 @@ TEST(BenchRuntime, PrefillSweepOneRowPerChunk) {
   EXPECT_EQ(rows, 3) << out;
 }
 
-// `bench --gemv`: one row per variant and case (the default first, then the earlier layout, two
-// other prefetch distances, and every other kernel set the CPU has), each with a positive rate.
+// `bench --gemv`: one row per variant and case (the default first, then other software prefetches,
+// the earlier layout, and every other kernel set the CPU has), each with a positive rate.
 TEST(BenchRuntime, GemvRowsPerVariant) {
   if (!fs::exists(binary())) GTEST_SKIP() << "no " << binary();
   int rc = 0;
   const std::string out = run("bench --no-limits --gemv --gemv-mb 16 -t 2 -r 1", &rc);
   if (rc != 0 && out.find("this CPU runs others") != std::string::npos) GTEST_SKIP() << "no AVX2";
   ASSERT_EQ(rc, 0) << out;
-  const std::regex row(R"((q4_0|q8_0) 2560x\d+ x\d+ +([a-z0-9-]+), prefetch (\d+) B(, scales in groups)?(, 256-bit tiles)? +([\d.]+) +(\d+)% +([\d.]+)x)");
+  const std::regex row(
+      R"((q4_0|q8_0) 2560x\d+ x\d+ +([a-z0-9-]+), prefetch (\d+) B(?: every line| \d line/page)?(, scales in groups)?(, 256-bit tiles)? +([\d.]+) +(\d+)% +([\d.]+)x)");
   int rows[2] = {0, 0}, earlier = 0;
   for (auto it = std::sregex_iterator(out.begin(), out.end(), row); it != std::sregex_iterator(); ++it) {
     ++rows[(*it)[1] == "q4_0" ? 0 : 1];
