@@ -66,8 +66,9 @@ void ThreadPool::run_chunks(uint32_t gen) {
     // Claimed chunk idx of job gen: the caller waits for it, so the fields stay this job's.
     const int64_t chunk = chunk_.load(std::memory_order_relaxed), n = n_.load(std::memory_order_relaxed);
     const std::function<void(int64_t, int64_t)>* fn = fn_.load(std::memory_order_relaxed);
-    const int64_t b = idx * chunk;
-    const int64_t e = std::min(n, b + chunk);
+    const bool bounded = n_bounds_.load(std::memory_order_relaxed) > 0;
+    const int64_t b = bounded ? bounds_[idx] : idx * chunk;
+    const int64_t e = bounded ? bounds_[idx + 1] : std::min(n, b + chunk);
     try {
       (*fn)(b, e);
     } catch (...) {
@@ -116,10 +117,15 @@ void ThreadPool::parallel_for_grain(int64_t n, int64_t grain,
   if (asked > kMaxChunks) grain *= (asked + kMaxChunks - 1) / kMaxChunks;
 
   std::lock_guard<std::mutex> call_lk(call_mu_);
-  const int64_t n_chunks = (n + grain - 1) / grain;
+  n_bounds_.store(0, std::memory_order_relaxed);
+  chunk_.store(grain, std::memory_order_relaxed);
+  run_job(n, (n + grain - 1) / grain, fn);
+}
+
+// Called with call_mu_ held and the ranges' fields written.
+void ThreadPool::run_job(int64_t n, int64_t n_chunks, const std::function<void(int64_t, int64_t)>& fn) {
   fn_.store(&fn, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
-  chunk_.store(grain, std::memory_order_relaxed);
   done_chunks_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
   const uint32_t gen = ++generation_;
@@ -143,10 +149,27 @@ void ThreadPool::parallel_for_grain(int64_t n, int64_t grain,
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
-  // A few ranges per thread balance load on a shared machine without much scheduling cost.
-  int64_t parts = int64_t(n_threads_) * 4;
-  int64_t grain = std::max<int64_t>(1, (n + parts - 1) / parts);
-  parallel_for_grain(n, grain, fn);
+  if (n_threads_ == 1 || t_inside_pool || n == 1) {
+    fn(0, n);
+    return;
+  }
+  // Shrinking ranges (guided scheduling): with fixed ones of an eighth of the job each (4 per
+  // thread, as before), the threads of a 2-thread decode spent about 7% of their time waiting
+  // for each other's last range.
+  const int64_t parts = 2 * int64_t(n_threads_), min_size = std::max<int64_t>(1, n / (8 * parts));
+  int64_t bounds[kMaxBounds + 1];
+  int nb = 0;
+  bounds[0] = 0;
+  for (int64_t b = 0; b < n && nb < kMaxBounds; ++nb)
+    bounds[nb + 1] = b = std::min(n, b + std::max(min_size, (n - b + parts - 1) / parts));
+  if (bounds[nb] != n) {  // more ranges than the table holds: fixed ones
+    parallel_for_grain(n, std::max<int64_t>(1, (n + 4 * n_threads_ - 1) / (4 * n_threads_)), fn);
+    return;
+  }
+  std::lock_guard<std::mutex> call_lk(call_mu_);
+  std::copy(bounds, bounds + nb + 1, bounds_);
+  n_bounds_.store(nb, std::memory_order_relaxed);
+  run_job(n, nb, fn);
 }
 
 }  // namespace edgevlm

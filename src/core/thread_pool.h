@@ -27,9 +27,11 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Splits [0, n) into contiguous ranges, runs fn(begin, end) on the workers and the caller,
-  // returns when all are done. Ranges are handed out dynamically (a few per thread), so a core
-  // slowed by other load does not hold the others up. Calls from inside fn run inline. The
-  // first exception thrown by fn is rethrown here after every range has finished.
+  // returns when all are done. Ranges are handed out dynamically and shrink as the job goes (each
+  // about a 2·size() part of what is left, down to a 16·size() part of n), so a core slowed by
+  // other load does not hold the others up, and the threads finish close together at few claims
+  // per job. Calls from inside fn run inline. The first exception thrown by fn is rethrown here
+  // after every range has finished.
   void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
 
   // Like parallel_for but with ranges of at most `grain` items aligned to multiples of it (at most
@@ -43,6 +45,9 @@ class ThreadPool {
  private:
   void worker_main();
   void run_chunks(uint32_t gen);
+  // Publishes a job of n_chunks ranges (fixed ones of chunk_ items, or bounds_ when n_bounds_ > 0),
+  // runs its chunks here too and waits for the rest.
+  void run_job(int64_t n, int64_t n_chunks, const std::function<void(int64_t, int64_t)>& fn);
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -62,6 +67,10 @@ class ThreadPool {
   std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
   std::atomic<int64_t> n_{0};
   std::atomic<int64_t> chunk_{1};
+  // parallel_for's shrinking ranges: chunk i is [bounds_[i], bounds_[i + 1]) while n_bounds_ > 0.
+  static constexpr int kMaxBounds = 128;
+  int64_t bounds_[kMaxBounds + 1] = {};
+  std::atomic<int> n_bounds_{0};
   std::atomic<int64_t> done_chunks_{0};
   std::mutex err_mu_;
   std::exception_ptr error_;
