@@ -47,7 +47,9 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, Thr
 // the original's pages are given back when they lie in a read-only file mapping (the copy
 // replaces them in memory; read again, e.g. as embedding rows, they fault back in from the file).
 // Returns whether w now has a copy: false for float types, small matrices, other CPUs, or with
-// the cache disabled (EDGEVLM_NO_REPACK).
+// the cache disabled (EDGEVLM_NO_REPACK). A prepared copy is trusted: products use it without
+// checking that w's bytes are unchanged (unprepared ones check a fingerprint of a few of them on
+// every product), so the caller must call matmul_forget before w's memory changes or goes away.
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool);
 // Frees w's repacked copy, if any (call before w's memory is unmapped or reused).
 void matmul_forget(const WeightMatrix& w);

@@ -299,6 +299,19 @@ TEST_F(MatmulAvx2, RepackedCacheSeesNewData) {
     EXPECT_EQ(detail::matmul_packed_bytes(), bytes);  // replaced, not added
     detail::matmul_packed_drop(buf.data());
     EXPECT_EQ(detail::matmul_packed_bytes(), 0u);
+    // A prepared copy is trusted until matmul_forget (no fingerprint check per product); after
+    // forget, new weights at the same address are repacked: products follow the new weights.
+    buf = p.wbytes;
+    ASSERT_TRUE(matmul_prepare(w, pool));
+    matmul_avx2(w, p.x.data(), 1, y.data(), pool);
+    for (int64_t o = 0; o < 40; ++o) ASSERT_NEAR(y[size_t(o)], int8_exact(p, o, 0), 1e-5 * abs_dot(p, o, 0) + 1e-6);
+    matmul_forget(w);
+    EXPECT_EQ(detail::matmul_packed_bytes(), 0u);
+    buf = p2.wbytes;
+    matmul_avx2(w, p.x.data(), 1, y.data(), pool);
+    for (int64_t o = 0; o < 40; ++o)
+      ASSERT_NEAR(y[size_t(o)], int8_exact(p2, o, 0), 1e-5 * abs_dot(p2, o, 0) + 1e-6) << type_name(t);
+    matmul_forget(w);
   }
   detail::matmul_packed_enable(was);
 }
