@@ -50,6 +50,43 @@ inline void prefetch_slice(const float* p, int64_t n) {
 
 inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
 
+// simd::exp (ops/simd_avx2.h) on 16 lanes: the same range reduction and polynomial.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)), _mm512_set1_ps(88.3762626647949f));
+  const __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+  __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+// Softmax of a row of T scores (s, padded to Tp, a multiple of 16), unnormalized, straight to bf16:
+// p[j] = bf16(exp(s[j] − max)), 0 for the padding keys. Returns 1 / Σ exp, which the caller applies
+// to the row's outputs (hd values) instead of to its Tp weights.
+inline float softmax_bf16(const float* s, int64_t T, int64_t Tp, uint16_t* p) {
+  __m512 vmx = _mm512_set1_ps(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= T; j += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(s + j));
+  if (j < T) vmx = _mm512_max_ps(vmx, _mm512_mask_loadu_ps(vmx, __mmask16((1u << (T - j)) - 1), s + j));
+  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
+  __m512 sum = _mm512_setzero_ps();
+  for (j = 0; j < Tp; j += 16) {
+    const __mmask16 real = j + 16 <= T ? __mmask16(0xFFFF) : j < T ? __mmask16((1u << (T - j)) - 1) : __mmask16(0);
+    const __m512 e = _mm512_maskz_mov_ps(real, exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mx)));
+    sum = _mm512_add_ps(sum, e);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
+  }
+  return 1.0f / _mm512_reduce_add_ps(sum);
+}
+
 // s[x·ldS + 16p + c] = Σ_e q[x][e] · k_{16p+c}[e] for P panels of 16 keys (panel p at kp + p·16·h2,
 // h2 × 16 pairs each): q2 rows of h2 bf16 pairs. One 512-bit register per row and panel; two panels
 // keep 2R sums in flight, more than vdpbf16ps's latency × rate.
@@ -111,14 +148,11 @@ void pv_tile8(const uint32_t* p2, int64_t ldP, int64_t n2, const uint32_t* vp, f
 // Tp/2 × 16 pairs (the last × 8 when hdp is not a multiple of 16).
 template <int R>
 void query_block(const uint32_t* q2, int64_t h2, const uint32_t* kt, const uint32_t* vh, int64_t T, int64_t Tp,
-                 int64_t hdp, float* s, uint32_t* p2, float* o) {
+                 int64_t hdp, float* s, uint32_t* p2, float* o, float* inv) {
   int64_t j0 = 0;
   for (; j0 + 2 * kCols <= Tp; j0 += 2 * kCols) scores_tile<R, 2>(q2, h2, kt + j0 * h2, s + j0, Tp);
   if (j0 < Tp) scores_tile<R, 1>(q2, h2, kt + j0 * h2, s + j0, Tp);
-  for (int x = 0; x < R; ++x) {
-    const float inv = exp_padded_row(s + x * Tp, T, Tp);  // normalized on the way to bf16
-    to_bf16(s + x * Tp, Tp, inv, reinterpret_cast<uint16_t*>(p2 + x * (Tp / 2)), Tp);
-  }
+  for (int x = 0; x < R; ++x) inv[x] = softmax_bf16(s + x * Tp, T, Tp, reinterpret_cast<uint16_t*>(p2 + x * (Tp / 2)));
   const int64_t n2 = Tp / 2, vstride = kCols * n2;
   int64_t e0 = 0;
   for (; e0 + 2 * kCols <= hdp; e0 += 2 * kCols) pv_tile<R, 2>(p2, n2, n2, vh + e0 * n2, vstride, o + e0, hdp);
@@ -130,7 +164,7 @@ void query_block(const uint32_t* q2, int64_t h2, const uint32_t* kt, const uint3
 }
 
 using BlockFn = void (*)(const uint32_t*, int64_t, const uint32_t*, const uint32_t*, int64_t, int64_t, int64_t, float*,
-                         uint32_t*, float*);
+                         uint32_t*, float*, float*);
 const BlockFn kBlock[kRows] = {query_block<1>, query_block<2>, query_block<3>, query_block<4>,
                                query_block<5>, query_block<6>, query_block<7>, query_block<8>};
 
@@ -147,6 +181,7 @@ void vit_attention_bf16(const float* q, const float* k, const float* v, float* o
         p2(size_t(kRows * Tp / 2));
     std::vector<uint16_t> row(size_t(2 * h2)), rows(size_t(2 * hdp), 0);
     std::vector<float> s(size_t(kRows * Tp)), o(size_t(kRows * hdp));
+    float inv[kRows];
     for (int64_t u = begin; u < end; ++u) {
       const int64_t row0 = (u / n_head) * T, col = (u % n_head) * hd;
       for (int64_t t = 0; t < T; ++t) {  // Kᵀ: key t's dims, two per lane
@@ -181,9 +216,17 @@ void vit_attention_bf16(const float* q, const float* k, const float* v, float* o
         for (int64_t a = i0 + kRows; a < std::min(T, i0 + 2 * kRows); ++a) prefetch_slice(q + (row0 + a) * d + col, hd);
         for (int x = 0; x < r; ++x)
           to_bf16(q + (row0 + i0 + x) * d + col, hd, scale, reinterpret_cast<uint16_t*>(q2.data() + x * h2), 2 * h2);
-        kBlock[r - 1](q2.data(), h2, kt.data(), vh.data(), T, Tp, hdp, s.data(), p2.data(), o.data());
-        for (int x = 0; x < r; ++x)
-          std::memcpy(out + (row0 + i0 + x) * d + col, o.data() + x * hdp, sizeof(float) * size_t(hd));
+        kBlock[r - 1](q2.data(), h2, kt.data(), vh.data(), T, Tp, hdp, s.data(), p2.data(), o.data(), inv);
+        for (int x = 0; x < r; ++x) {  // the softmax's normalization
+          const float* ox = o.data() + x * hdp;
+          float* dst = out + (row0 + i0 + x) * d + col;
+          int64_t e = 0;
+          for (; e + 16 <= hd; e += 16) _mm512_storeu_ps(dst + e, _mm512_mul_ps(_mm512_loadu_ps(ox + e), _mm512_set1_ps(inv[x])));
+          if (e < hd) {
+            const __mmask16 m = __mmask16((1u << (hd - e)) - 1);
+            _mm512_mask_storeu_ps(dst + e, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, ox + e), _mm512_set1_ps(inv[x])));
+          }
+        }
       }
     }
   });

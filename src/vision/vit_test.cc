@@ -81,8 +81,8 @@ TEST(VitAttention, Avx2KernelMatchesScalarReferenceOverShapes) {
 }
 
 // The BF16 kernel against a scalar transcription of what it is meant to compute: q·scale, k, v and
-// the softmax weights rounded to bf16 (formats/quant.h's f32_to_bf16), products and sums in f32 or
-// better. Agreement within 5e-4 (a weight whose f32 value differs in the last bits may round to the
+// the unnormalized softmax weights exp(s − max) rounded to bf16 (formats/quant.h's f32_to_bf16),
+// products and sums in f32 or better, each output divided by the f32 sum of the weights. Agreement within 5e-4 (a weight whose f32 value differs in the last bits may round to the
 // neighbouring bf16, 2^-8 of it; a wrong pairing or panel is off by ~max|v|) pins the layouts, pairing
 // and padding over kAttnShapes. Against exact f32 attention it stays within 1% of
 // max|v| (bf16's 8-bit mantissa on four operands), and within 5% where the scores span tens (a
@@ -112,8 +112,8 @@ std::vector<float> bf16_attention_reference(const std::vector<float>& q, const s
         for (int e = 0; e < hd; ++e) {
           double acc = 0;
           for (int j = 0; j < n_tok; ++j)
-            acc += double(r(float(p[size_t(j)] / sum))) * double(r(v[(size_t(t) * n_tok + j) * d + h * hd + e]));
-          o[e] = float(acc);
+            acc += double(r(p[size_t(j)])) * double(r(v[(size_t(t) * n_tok + j) * d + h * hd + e]));
+          o[e] = float(acc / sum);
         }
       }
   return out;
