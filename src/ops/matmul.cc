@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/activations.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_internal.h"
 #if defined(__aarch64__)
 #include "ops/matmul_neon.h"
 #endif
@@ -104,4 +106,42 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, Thr
   }
 }
 
+namespace {
+void check_out(const WeightMatrix& w, const MatmulOut& out) {
+  EV_CHECK(out.ldy == 0 || out.ldy >= w.n_out, "matmul: output row stride %lld is below the %lld outputs",
+           (long long)out.ldy, (long long)w.n_out);
+}
+}  // namespace
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, const MatmulOut& out) {
+  if (n_rows <= 0) return;
+  check_out(w, out);
+  if (cpu_has_avx2()) detail::matmul_avx2_out(w, x, n_rows, y, pool, out);
+  else detail::matmul_unfused(w, x, n_rows, y, pool, out);
+}
+
+namespace detail {
+
+void matmul_unfused(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                    const MatmulOut& out) {
+  check_out(w, out);
+  const int64_t n_out = w.n_out, ldy = out.ldy ? out.ldy : n_out;
+  const bool in_place = ldy == n_out && !out.accumulate;
+  std::vector<float> tmp(in_place ? 0 : size_t(n_rows * n_out));
+  float* prod = in_place ? y : tmp.data();
+  matmul(w, x, n_rows, prod, pool);
+  pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* yr = y + r * ldy;
+      if (!in_place) {
+        const float* pr = prod + r * n_out;
+        if (out.accumulate) add_inplace(yr, pr, n_out);
+        else std::copy(pr, pr + n_out, yr);
+      }
+      if (out.bias) add_bias(yr, out.bias, n_out, 1);
+    }
+  });
+}
+
+}  // namespace detail
 }  // namespace edgevlm

@@ -41,6 +41,19 @@ bool matmul_supports(GGMLType t);
 // has it (see cpu_has_avx2), else to matmul_ref. Parallel over output rows.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
 
+// What a product does with its outputs besides y = W·x (a linear layer's epilogue): adds a bias
+// per output, adds into y instead of overwriting it (a residual connection), and writes rows ldy
+// floats apart (0: n_out; a wider buffer's other columns are left alone). The Q8_0/Q4_0 AVX2
+// kernels do it while a tile's outputs are still in cache, saving the passes over memory;
+// other paths in a pass over the rows after the product. (GELU stays a pass of its own: it is
+// bound by arithmetic, and fused per tile it ran slower, ViT 2 threads.)
+struct MatmulOut {
+  const float* bias = nullptr;
+  bool accumulate = false;
+  int64_t ldy = 0;
+};
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, const MatmulOut& out);
+
 // The AVX2 kernels read Q8_0/Q4_0 matrices of at least 32 KiB from a repacked copy, built on the
 // first product (ops/matmul_internal.h). matmul_prepare builds it now, on the pool, so that a
 // model loader pays the one-time cost at load time rather than the first prefill; once built,

@@ -728,11 +728,18 @@ void quantize_row_avx2(const float* x, int64_t nb, int8_t* qs, float* d, int32_t
 }
 
 
+// y[i] += b[i] for a unit's n ≤ 4·kGR finished outputs of one row.
+inline void add_bias_segment(float* y, const float* b, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(b + i)));
+  for (; i < n; ++i) y[i] += b[i];
+}
+
 // Q8_0 / Q4_0 weights: activations quantized once per call (per-thread scratch, no allocation in
 // steady state), then tiles of up to kNGQ weight groups × up to kRXQ activation rows.
-void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
+void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, const MatmulOut& out) {
   const GGMLType t = w.type;
-  const int64_t n_in = w.n_in, n_out = w.n_out, nb = n_in / kQK;
+  const int64_t n_in = w.n_in, n_out = w.n_out, nb = n_in / kQK, ldy = out.ldy ? out.ldy : n_out;
   thread_local detail::Scratch<int8_t> qs_buf;
   thread_local detail::Scratch<float> d_buf;
   thread_local detail::Scratch<int32_t> c_buf;
@@ -832,20 +839,26 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
             qstride = dstride = sgs;
           }
           const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
+          const bool acc = k0 > 0 || out.accumulate;
           for (int64_t r0 = rb0; r0 < rb1; r0 += rx_step) {
             const int rx = int(std::min<int64_t>(rx_step, rb1 - r0));
             const int64_t ai = r0 * nb + kb0;
             const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
-            float* yt = y + r0 * n_out + g * kGR;
+            float* yt = y + r0 * ldy + g * kGR;
             if (!wide) {
-              tab[ng - 1][rx - 1](q, d, qstride, dstride, nblk, a, yt, n_out, rw, k0 > 0);
+              tab[ng - 1][rx - 1](q, d, qstride, dstride, nblk, a, yt, ldy, rw, acc);
               continue;
             }
             // The unit's group pairs in one 512-bit tile; a last odd group in the 256-bit one.
             if (np > 0)
-              (n_rows == 1 ? wide_decode : wide[np - 1][rx - 1])(pq, nullptr, pstride, 0, nblk, a, yt, n_out,
-                                                                  ng == 2 * np ? rw : kGR, k0 > 0);
-            if (ng % 2) tab[0][rx - 1](q, d, qstride, dstride, nblk, a, yt + 2 * np * kGR, n_out, rw, k0 > 0);
+              (n_rows == 1 ? wide_decode : wide[np - 1][rx - 1])(pq, nullptr, pstride, 0, nblk, a, yt, ldy,
+                                                                  ng == 2 * np ? rw : kGR, acc);
+            if (ng % 2) tab[0][rx - 1](q, d, qstride, dstride, nblk, a, yt + 2 * np * kGR, ldy, rw, acc);
+          }
+          // The unit's outputs of the row block are final after the last slice, and still in cache.
+          if (out.bias && k0 + kslice >= n_in) {
+            const int64_t o0 = g * kGR, n = std::min<int64_t>(int64_t(ng) * kGR, n_out - o0);
+            for (int64_t r = rb0; r < rb1; ++r) add_bias_segment(y + r * ldy + o0, out.bias + o0, n);
           }
         }
       }
@@ -969,11 +982,17 @@ bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
 
 void matmul_forget(const WeightMatrix& w) { detail::matmul_packed_drop(w.data); }
 
-void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
+void detail::matmul_avx2_out(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                             const MatmulOut& out) {
   EV_CHECK(matmul_supports(w.type), "matmul: unsupported weight type %s", type_name(w.type).c_str());
   if (n_rows <= 0) return;
-  if (w.type == GGMLType::Q8_0 || w.type == GGMLType::Q4_0) matmul_quant(w, x, n_rows, y, pool);
+  if (w.type == GGMLType::Q8_0 || w.type == GGMLType::Q4_0) matmul_quant(w, x, n_rows, y, pool, out);
+  else if (out.bias || out.accumulate || (out.ldy && out.ldy != w.n_out)) matmul_unfused(w, x, n_rows, y, pool, out);
   else matmul_float(w, x, n_rows, y, pool);
+}
+
+void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
+  detail::matmul_avx2_out(w, x, n_rows, y, pool, {});
 }
 
 }  // namespace edgevlm
@@ -1004,6 +1023,10 @@ bool matmul_avx512_wide_tiles(bool) { return false; }
 bool matmul_prepare(const WeightMatrix&, ThreadPool&) { return false; }
 void matmul_forget(const WeightMatrix&) {}
 
+void detail::matmul_avx2_out(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                             const MatmulOut& out) {
+  matmul_unfused(w, x, n_rows, y, pool, out);
+}
 void matmul_avx2(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   matmul_ref(w, x, n_rows, y, &pool);
 }

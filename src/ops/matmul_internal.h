@@ -11,6 +11,14 @@
 
 namespace edgevlm::detail {
 
+// The epilogue of MatmulOut after a product without it: y (ldy apart) from the plain product
+// w·x, then the sum and the bias in a row-parallel pass.
+void matmul_unfused(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                    const MatmulOut& out);
+// matmul_avx2 with an epilogue (fused for Q8_0/Q4_0, matmul_unfused for the float types).
+void matmul_avx2_out(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                     const MatmulOut& out);
+
 template <typename T>
 using AlignedBuf = HugeBuffer<T>;  // the same owner as core/pages' buffers (freed with std::free)
 

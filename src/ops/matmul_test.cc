@@ -233,6 +233,57 @@ TEST_F(MatmulAvx2, Q4_0) {
   each_int8_variant([] { check_type(GGMLType::Q4_0, quant_shapes(), matmul_avx2); });
 }
 
+// MatmulOut's epilogue (bias, accumulate, a wider output row) against the plain product of
+// the same path followed by the epilogue written out here, on every path this CPU
+// runs: the fused Q8_0/Q4_0 kernels (every kernel set; decode, sliced reductions, a lone group, a
+// partial group) and the float types' row pass. Columns past n_out of a wider row stay untouched.
+void check_epilogue(GGMLType t) {
+  const struct { int64_t n_in, n_out, n_rows; } shapes[] = {{64, 40, 1}, {96, 13, 5}, {4096, 24, 100}, {2048, 61, 3}};
+  ThreadPool pool(2);
+  for (const auto& sh : shapes)
+    for (int mode = 0; mode < 4; ++mode) {  // bias; accumulate; accumulate + bias; bias into wider rows
+      SCOPED_TRACE(type_name(t) + " " + std::to_string(sh.n_in) + "x" + std::to_string(sh.n_out) + " rows " +
+                   std::to_string(sh.n_rows) + " mode " + std::to_string(mode));
+      const Problem p = make_problem(t, sh.n_in, sh.n_out, sh.n_rows, 41 + uint64_t(mode));
+      const int64_t ldy = mode == 3 ? sh.n_out + 11 : sh.n_out;
+      std::vector<float> bias(size_t(sh.n_out)), init(size_t(sh.n_rows * ldy));
+      std::mt19937 rng(7);
+      std::normal_distribution<float> nd;
+      for (float& b : bias) b = nd(rng);
+      for (float& v : init) v = nd(rng);
+      MatmulOut out;
+      out.bias = mode == 1 ? nullptr : bias.data();
+      out.accumulate = mode == 1 || mode == 2;
+      out.ldy = ldy;
+      std::vector<float> plain(size_t(sh.n_rows * sh.n_out)), got = init;
+      matmul(p.w(), p.x.data(), sh.n_rows, plain.data(), pool);
+      matmul(p.w(), p.x.data(), sh.n_rows, got.data(), pool, out);
+      for (int64_t r = 0; r < sh.n_rows; ++r)
+        for (int64_t o = 0; o < ldy; ++o) {
+          const size_t i = size_t(r * ldy + o);
+          if (o >= sh.n_out) {
+            ASSERT_EQ(got[i], init[i]) << "row " << r << " column " << o << " past n_out was written";
+            continue;
+          }
+          float want = plain[size_t(r * sh.n_out + o)] + (out.accumulate ? init[i] : 0.0f) + (out.bias ? bias[size_t(o)] : 0.0f);
+          ASSERT_NEAR(got[i], want, 1e-5f * (std::fabs(want) + std::fabs(init[i]) + 1.0f)) << "row " << r << " out " << o;
+        }
+    }
+}
+
+TEST(MatmulEpilogue, EveryTypeAndPath) {
+  for (GGMLType t : {GGMLType::F32, GGMLType::F16, GGMLType::Q8_0, GGMLType::Q4_0}) {
+    if (cpu_has_avx2() && (t == GGMLType::Q8_0 || t == GGMLType::Q4_0)) each_int8_variant([&] { check_epilogue(t); });
+    else check_epilogue(t);
+  }
+  ThreadPool pool(1);
+  const Problem p = make_problem(GGMLType::Q8_0, 64, 8, 1, 3);
+  std::vector<float> y(8);
+  MatmulOut narrow;
+  narrow.ldy = 4;
+  EXPECT_THROW(matmul(p.w(), p.x.data(), 1, y.data(), pool, narrow), Error);
+}
+
 // Matrices of at least detail::kRepackMinBytes go through the cache of repacked weights: decode
 // (1 row, an even and an odd number of blocks), a few rows, and a sliced reduction (100 × 4096 bytes exceed kActBudgetQ), with partial 8-row groups (n_out % 8 ≠ 0), both with
 // the cache and with per-call repacking.

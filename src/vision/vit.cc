@@ -46,17 +46,12 @@ void layer_norm_rows(const float* x, const std::vector<float>& w, const std::vec
   });
 }
 
+// y = x·Wᵀ + bias, or y += that (a residual), into rows ldy apart: the bias and the sum in the
+// product's epilogue (ops/matmul.h).
 void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* x, int64_t rows, float* y,
-            ThreadPool& pool) {
-  matmul(w, x, rows, y, pool);
-  if (!bias.empty())
-    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-      add_bias(y + r0 * w.n_out, bias.data(), w.n_out, r1 - r0);
-    });
-}
-
-void add_rows(float* y, const float* x, int64_t n, int64_t rows, ThreadPool& pool) {
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) { add_inplace(y + r0 * n, x + r0 * n, (r1 - r0) * n); });
+            ThreadPool& pool, MatmulOut out = {}) {
+  out.bias = bias.empty() ? nullptr : bias.data();
+  matmul(w, x, rows, y, pool, out);
 }
 
 }  // namespace
@@ -110,18 +105,17 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     EV_CHECK(b != nullptr, "vit_forward: out of memory for %lld activations", (long long)n);
     return b;
   };
-  const HugeBuffer<float> x = activations(max_rows * D), q = activations(max_rows * D), k = activations(max_rows * D),
-                          v = activations(max_rows * D), a = activations(max_rows * D), ff = activations(max_rows * F);
-  // A padded down-projection (MmprojModel::blocks) reads the GELU output from rows of its own
-  // width, whose padding stays zero.
+  // The GELU output in rows of the down-projection's width: a padded one (MmprojModel::blocks)
+  // reads zeros past n_ff.
   int64_t FP = F;
   for (const VitBlock& blk : m.blocks) {
     EV_CHECK(blk.down.n_in >= F, "vit_forward: down-projection has %lld inputs, fewer than n_ff %lld",
              (long long)blk.down.n_in, (long long)F);
     FP = std::max(FP, blk.down.n_in);
   }
-  const HugeBuffer<float> ffp = FP > F ? activations(max_rows * FP) : nullptr;
-  if (ffp) std::memset(ffp.get(), 0, size_t(max_rows * FP) * sizeof(float));
+  const HugeBuffer<float> x = activations(max_rows * D), q = activations(max_rows * D), k = activations(max_rows * D),
+                          v = activations(max_rows * D), a = activations(max_rows * D), ff = activations(max_rows * FP);
+  int64_t ff_width = 0;  // the row width ff's padding was zeroed for
   const float scale = 1.0f / std::sqrt(float(c.head_dim()));
   // The INT8 ViT's attention runs on bf16 products where the CPU has them (twice the f32 rate, a
   // fifth of the ViT's work at 384 px); float files keep f32 attention, the reference's arithmetic.
@@ -139,19 +133,22 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
       linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool);
       vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(N), c.n_head, c.head_dim(), scale, pool,
                     bf16_attention);
-      linear(blk.o, blk.o_b, a.get(), rows, x.get(), pool);
-      add_rows(h, x.get(), D, rows, pool);
+      linear(blk.o, blk.o_b, a.get(), rows, h, pool, {.accumulate = true});
 
       layer_norm_rows(h, blk.ln2_w, blk.ln2_b, c.eps, D, rows, x.get(), pool);
-      linear(blk.up, blk.up_b, x.get(), rows, ff.get(), pool);
       const int64_t fi = blk.down.n_in;
-      float* act = fi == F ? ff.get() : ffp.get();
+      if (fi == F) {
+        ff_width = 0;  // rows of n_ff cover any earlier padding
+      } else if (fi != ff_width) {
+        std::memset(ff.get(), 0, size_t(max_rows * fi) * sizeof(float));
+        ff_width = fi;
+      }
+      linear(blk.up, blk.up_b, x.get(), rows, ff.get(), pool, {.ldy = fi});
       pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
         if (fi == F) gelu_tanh(ff.get() + r0 * F, (r1 - r0) * F);
-        else for (int64_t r = r0; r < r1; ++r) gelu_tanh(ff.get() + r * F, act + r * fi, F);
+        else for (int64_t r = r0; r < r1; ++r) gelu_tanh(ff.get() + r * fi, F);
       });
-      linear(blk.down, blk.down_b, act, rows, x.get(), pool);
-      add_rows(h, x.get(), D, rows, pool);
+      linear(blk.down, blk.down_b, ff.get(), rows, h, pool, {.accumulate = true});
     }
     if (!m.post_ln_w.empty()) layer_norm_rows(h, m.post_ln_w, m.post_ln_b, c.eps, D, rows, h, pool);
   };
