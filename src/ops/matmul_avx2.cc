@@ -184,9 +184,10 @@ inline __m256i bcast32(const int8_t* p) {
 // Decode streams the packed weights once, and the hardware prefetcher does most of the work; but it
 // stops at each 4 KiB page and has to find the stream again on the next. A software prefetch of
 // the first line of the page that starts pf bytes ahead (kPrefetchPageLines) hands it each page
-// early. Measured on Zen 5 (bluelm-v-3b decode, alternated runs): 1.2-1.4× the tokens/s of
-// prefetching every line 4 KiB ahead, which on Zen 4 had been 10% faster than 2 KiB (and
-// prefetching to L2 slower still); prefetching 4 or 8 lines of each page was slower than 1 or 2.
+// early. Measured on Zen 5 (bluelm-v-3b decode, 5 alternated runs): 1.45× the tokens/s of
+// prefetching every line 4 KiB ahead at 1 thread and 1.27× at 2 (every line had been 10% faster
+// than 2 KiB on Zen 4, and prefetching to L2 slower still); 4 or 8 lines of each page were slower
+// than 1 or 2, and no software prefetch was 1.3-1.4× slower.
 constexpr int kPrefetchBytes = 4096;
 constexpr int kPrefetchPageLines = 1;
 extern std::atomic<int> g_prefetch_bytes;

@@ -58,8 +58,9 @@ struct Scratch {
 // 2j + 1: per block, step k of one then step k of the other (64 bytes, one zmm), and the 8 scales
 // of one then the 8 of the other. A pair's blocks go two at a time, quants then scales (576 bytes
 // of Q4_0, 1088 of Q8_0), so that decode reads each pair as one unbroken stream: on Zen 5, one
-// core read the two streams of the split layout at 0.83-0.87 of a plain read of as many bytes, a
-// single stream at 0.95-1.0 (load-only loops, 1 GB, alternated rounds). An odd last group keeps
+// core read the two streams of the split layout at 0.82-0.84 of a plain read of as many bytes, a
+// single stream at 0.91-0.95 (load-only loops over 1 GB, 4 KiB software prefetch, medians of 11
+// alternated rounds, three runs). An odd last group keeps
 // the plain layout after the pairs.
 //
 // Matrices of at least kRepackMinBytes are repacked once, on their first product, into a cache
