@@ -106,16 +106,10 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, Thr
   }
 }
 
-namespace {
-void check_out(const WeightMatrix& w, const MatmulOut& out) {
-  EV_CHECK(out.ldy == 0 || out.ldy >= w.n_out, "matmul: output row stride %lld is below the %lld outputs",
-           (long long)out.ldy, (long long)w.n_out);
-}
-}  // namespace
-
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, const MatmulOut& out) {
   if (n_rows <= 0) return;
-  check_out(w, out);
+  EV_CHECK(out.ldy == 0 || out.ldy >= w.n_out, "matmul: output row stride %lld is below the %lld outputs",
+           (long long)out.ldy, (long long)w.n_out);
   if (cpu_has_avx2()) detail::matmul_avx2_out(w, x, n_rows, y, pool, out);
   else detail::matmul_unfused(w, x, n_rows, y, pool, out);
 }
@@ -124,7 +118,6 @@ namespace detail {
 
 void matmul_unfused(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
                     const MatmulOut& out) {
-  check_out(w, out);
   const int64_t n_out = w.n_out, ldy = out.ldy ? out.ldy : n_out;
   const bool in_place = ldy == n_out && !out.accumulate;
   std::vector<float> tmp(in_place ? 0 : size_t(n_rows * n_out));

@@ -132,12 +132,18 @@ void pack_group(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t 
 }
 
 // The pair layout (matmul_internal.h) stores blocks two at a time: both blocks' interleaved quants,
-// then both blocks' 16 scales, so a pair is one unbroken stream. A pair's quants of one block:
+// then both blocks' 16 scales, so a pair is one unbroken stream. With pq bytes of a pair's quants
+// per block: a super-block of two blocks (a multiple of 64 bytes), and where block ib's quants
+// and scales lie from the pair's start (packing, the 512-bit tiles and their prefetch use these).
+constexpr int kPairScaleBytes = 2 * kGR * 2;  // a pair's 16 F16 scales of one block
+constexpr size_t pair_super_bytes(int pq) { return 2 * size_t(pq) + 2 * kPairScaleBytes; }
+constexpr size_t pair_steps_offset(int pq, int64_t ib) { return size_t(ib >> 1) * pair_super_bytes(pq) + size_t(ib & 1) * size_t(pq); }
+constexpr size_t pair_scales_offset(int pq, int64_t ib) {
+  return size_t(ib >> 1) * pair_super_bytes(pq) + 2 * size_t(pq) + size_t(ib & 1) * kPairScaleBytes;
+}
 inline int pair_qbytes(GGMLType t) { return 2 * packed_qb(t); }
-// Two blocks (a multiple of 64 bytes): quants of block 2i, of block 2i + 1, scales of 2i, of 2i + 1.
-inline size_t pair_super_bytes(GGMLType t) { return 2 * size_t(pair_qbytes(t)) + 4 * kGR * 2; }
 // A pair over nblk blocks (an odd count leaves the last super-block's second half unused).
-inline size_t pair_bytes(GGMLType t, int64_t nblk) { return size_t((nblk + 1) / 2) * pair_super_bytes(t); }
+inline size_t pair_bytes(GGMLType t, int64_t nblk) { return size_t((nblk + 1) / 2) * pair_super_bytes(pair_qbytes(t)); }
 
 // Groups g and g + 1 (g + 1 below the group count), blocks [b0, b0 + nblk), into out
 // (pair_bytes(t, nblk)): per block, step k of g then step k of g + 1 (64 bytes, one zmm), and the
@@ -145,23 +151,21 @@ inline size_t pair_bytes(GGMLType t, int64_t nblk) { return size_t((nblk + 1) / 
 void pack_pair(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t g, int64_t b0, int64_t nblk, uint8_t* out,
                bool flip) {
   const int qb = packed_qb(t), pq = pair_qbytes(t);
-  const size_t sb = pair_super_bytes(t);
   thread_local detail::Scratch<uint8_t> tmp_buf;
   uint8_t* tq = tmp_buf.get(size_t(nblk) * 2 * size_t(qb + 2 * kGR));
   uint16_t* td = reinterpret_cast<uint16_t*>(tq + 2 * nblk * qb);
   for (int j = 0; j < 2; ++j) pack_group(t, w, ws, n_out, g + j, b0, nblk, tq + j * nblk * qb, td + j * nblk * kGR, flip);
   for (int64_t ib = 0; ib < nblk; ++ib) {
-    uint8_t* q = out + size_t(ib / 2) * sb + size_t(ib % 2) * size_t(pq);
-    uint8_t* d = out + size_t(ib / 2) * sb + 2 * size_t(pq) + size_t(ib % 2) * 4 * kGR;
+    uint8_t* q = out + pair_steps_offset(pq, ib);
+    uint8_t* d = out + pair_scales_offset(pq, ib);
     for (int j = 0; j < 2; ++j) {
       for (int k = 0; k < qb / 32; ++k) std::memcpy(q + 64 * k + 32 * j, tq + (j * nblk + ib) * qb + 32 * k, 32);
       std::memcpy(d + 2 * kGR * j, td + (j * nblk + ib) * kGR, 2 * kGR);
     }
   }
   if (nblk % 2) {  // the unused half of the last super-block
-    uint8_t* last = out + size_t(nblk / 2) * sb;
-    std::memset(last + pq, 0, size_t(pq));
-    std::memset(last + 2 * pq + 4 * kGR, 0, 4 * kGR);
+    std::memset(out + pair_steps_offset(pq, nblk), 0, size_t(pq));
+    std::memset(out + pair_scales_offset(pq, nblk), 0, kPairScaleBytes);
   }
 }
 
@@ -729,7 +733,8 @@ void quantize_row_avx2(const float* x, int64_t nb, int8_t* qs, float* d, int32_t
 }
 
 
-// y[i] += b[i] for a unit's n ≤ 4·kGR finished outputs of one row.
+// y[i] += b[i] for a unit's n ≤ 4·kGR finished outputs of one row (inline in the tile loop: ops'
+// add_bias is an out-of-line scalar loop, called here once per 32 outputs).
 inline void add_bias_segment(float* y, const float* b, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(b + i)));
@@ -819,7 +824,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
           const uint16_t* d;
           size_t qstride, dstride;
           if (packed) {
-            pq = packed + layout.pair_offset(g) + size_t(kb0 / 2) * pair_super_bytes(t);
+            pq = packed + layout.pair_offset(g) + pair_steps_offset(pair_qbytes(t), kb0);  // kb0 is even
             pstride = layout.pair_stride();
             const int64_t gs = g + 2 * np;  // the first group outside a pair
             q = packed + layout.quant_offset(gs) + size_t(kb0) * size_t(qb);

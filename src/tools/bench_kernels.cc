@@ -51,6 +51,12 @@ int decode_prefetch_bytes() {
   detail::matmul_avx2_prefetch_bytes(pf);
   return pf;
 }
+// Lines per page the decode tiles prefetch (0: every line).
+int decode_prefetch_page_lines() {
+  const int lines = detail::matmul_avx2_prefetch_page_lines(0);
+  detail::matmul_avx2_prefetch_page_lines(lines);
+  return lines;
+}
 
 }  // namespace
 
@@ -69,8 +75,7 @@ double bench_read_bandwidth(size_t bytes, int threads, int reps) {
   const bool avx2 = cpu_has_avx2();
   const int prefetch = decode_prefetch_bytes();
   double best = 0;
-  const int lines = detail::matmul_avx2_prefetch_page_lines(0);
-  detail::matmul_avx2_prefetch_page_lines(lines);
+  const int lines = decode_prefetch_page_lines();
   // A plain read, and reads prefetched as the decode tiles can be (every line; lines per page).
   const int modes[][2] = {{0, 0}, {prefetch, 0}, {prefetch, std::max(lines, 1)}};
   for (int r = 0; r < reps; ++r)
@@ -222,8 +227,7 @@ std::vector<GemvAb> bench_gemv(ThreadPool& pool, int reps, size_t bytes) {
   };
   const IntKernels best = detail::matmul_int_kernels();
   const int pf0 = decode_prefetch_bytes();
-  const int lines0 = detail::matmul_avx2_prefetch_page_lines(0);
-  detail::matmul_avx2_prefetch_page_lines(lines0);
+  const int lines0 = decode_prefetch_page_lines();
   std::vector<Variant> variants = {{best, pf0, lines0}, {best, pf0, 0},           {best, 0, lines0},
                                    {best, pf0, 2},      {best, pf0 * 2, lines0}, {best, pf0, lines0, false}};
   if (best == IntKernels::Avx512Vnni) variants.push_back({best, pf0, lines0, true, false});
