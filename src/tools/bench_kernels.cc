@@ -60,32 +60,37 @@ int decode_prefetch_page_lines() {
 
 }  // namespace
 
-double bench_read_bandwidth(size_t bytes, int threads, int reps) {
-  EV_CHECK(threads >= 1 && reps >= 1 && bytes >= (size_t(1) << 20), "bandwidth benchmark: bad parameters");
-  bytes = bytes / (size_t(threads) * 4096) * (size_t(threads) * 4096);
+ReadProbe::ReadProbe(size_t bytes, int threads) : threads_(threads) {
+  EV_CHECK(threads >= 1 && bytes >= (size_t(1) << 20), "bandwidth benchmark: bad parameters");
+  bytes_ = bytes / (size_t(threads) * 4096) * (size_t(threads) * 4096);
   // On 2 MiB pages where the kernel allows, as the weights' repacked copies are.
-  HugeBuffer<uint8_t> buf = alloc_huge<uint8_t>(bytes);
-  EV_CHECK(buf != nullptr, "bandwidth benchmark: cannot allocate %zu MB", bytes >> 20);
+  buf_ = alloc_huge<uint8_t>(bytes_);
+  EV_CHECK(buf_ != nullptr, "bandwidth benchmark: cannot allocate %zu MB", bytes_ >> 20);
   // Touched by the threads that will read it (first touch places the pages).
-  const size_t slice = bytes / size_t(threads);
+  const size_t slice = bytes_ / size_t(threads);
   run_threads(threads, [&](int t) {
-    std::memset(buf.get() + size_t(t) * slice, t + 1, slice);
+    std::memset(buf_.get() + size_t(t) * slice, t + 1, slice);
     return 0.0;
   });
+}
+
+double ReadProbe::best_gbs(int reps) {
+  EV_CHECK(reps >= 1, "bandwidth benchmark: bad parameters");
   const bool avx2 = cpu_has_avx2();
   const int prefetch = decode_prefetch_bytes();
-  double best = 0;
   const int lines = decode_prefetch_page_lines();
+  const size_t slice = bytes_ / size_t(threads_);
+  double best = 0;
   // A plain read, and reads prefetched as the decode tiles can be (every line; lines per page).
   const int modes[][2] = {{0, 0}, {prefetch, 0}, {prefetch, std::max(lines, 1)}};
   for (int r = 0; r < reps; ++r)
     for (const auto& m : modes) {
       if (m[0] > 0 && !avx2) continue;
-      const double ms = run_threads(threads, [&](int t) {
-        const uint8_t* p = buf.get() + size_t(t) * slice;
+      const double ms = run_threads(threads_, [&](int t) {
+        const uint8_t* p = buf_.get() + size_t(t) * slice;
         return avx2 ? bench_detail::read_sum_avx2(p, slice, m[0], m[1]) : read_sum_scalar(p, slice);
       });
-      best = std::max(best, double(bytes) / (ms * 1e6));
+      best = std::max(best, double(bytes_) / (ms * 1e6));
     }
   return best;
 }

@@ -4,18 +4,38 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "core/pages.h"
 #include "core/thread_pool.h"
 
 namespace edgevlm {
 
-// GB/s (1e9 bytes) reading a buffer of `bytes` (≫ L3) split among the threads; best of `reps` passes,
-// each the best of a plain read and reads with software prefetch (as the decode tiles can: every line, or the first lines of each page), over 2 MiB
-// pages where the kernel allows (as the weights' repacked copies are): the limit is the best read of
-// the same kind of memory the decode kernels stream.
-double bench_read_bandwidth(size_t bytes, int threads, int reps);
+// Memory read bandwidth, GB/s (1e9 bytes): a buffer of `bytes` (≫ L3) split among the threads,
+// read in passes that are each the best of a plain read and reads with software prefetch (as the
+// decode tiles can: every line, or the first lines of each page), over 2 MiB pages where the
+// kernel allows (as the weights' repacked copies are): the limit is the best read of the same kind
+// of memory the decode kernels stream.
+//
+// The buffer is kept for the whole run, so that each run of a figure can also be paired with the
+// bandwidth measured just before it. On a shared machine the bandwidth left to one process moves
+// from minute to minute (2 threads here: 47 to 72 GB/s within an hour); a median of runs over a
+// best-of limit mixes busy and quiet moments, a median of paired ratios does not. The buffer stays
+// resident (touched once): peak RSS figures subtract bytes().
+class ReadProbe {
+ public:
+  ReadProbe(size_t bytes, int threads);
+  double best_gbs(int reps);  // best of `reps` passes
+  size_t bytes() const { return bytes_; }
+
+ private:
+  HugeBuffer<uint8_t> buf_;
+  size_t bytes_;
+  int threads_;
+};
+
 // GFLOP/s of fused multiply-adds (2 flops each): independent AVX2 FMA chains, best of `reps`.
 double bench_peak_fma(int threads, int reps);
 // G int8 multiply-adds/s of the instruction the Q8_0/Q4_0 GEMM kernels run: vpdpbusd when `vnni` (on
@@ -23,7 +43,8 @@ double bench_peak_fma(int threads, int reps);
 // Zen 4 retires about twice the multiply-adds per cycle of the AVX2 sequence, Zen 5 twice again with
 // 512-bit registers), else maddubs → madd → add,
 // best of `reps`. The caller passes the kernels' setting (matmul_avx2_use_vnni), so that a
-// "% of peak" compares the kernels with what their own instruction can do.
+// "% of peak" compares the kernels with what their own instruction can do. One rep takes about
+// 30 ms, so it can also be paired with each run of a figure (see ReadProbe).
 double bench_peak_int8(int threads, int reps, bool vnni);
 // The name of that peak's instruction for reports: "avx-vnni", "avx512-vnni zmm", "avx2 maddubs" or "scalar".
 const char* int8_peak_kind(bool vnni);

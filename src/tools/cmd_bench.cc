@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -48,6 +49,13 @@ double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return double(u.ru_maxrss) / 1024.0;  // Linux: kilobytes
+}
+
+// "; 84.1% of <what> (median; runs: 83.2 84.1 85.0)"
+void print_paired(const char* what, const std::vector<double>& fracs) {
+  std::printf("; %.1f%% of %s (median; runs:", 100 * median(fracs), what);
+  for (double f : fracs) std::printf(" %.1f", 100 * f);
+  std::printf(")");
 }
 
 bool integer_kernels(GGMLType t) { return t == GGMLType::Q8_0 || t == GGMLType::Q4_0; }
@@ -227,8 +235,10 @@ int bench_main(int argc, char** argv) {
     }
 
     Limits lim;
+    std::unique_ptr<ReadProbe> probe;  // kept to pair each run with the bandwidth just before it
     if (!no_limits) {
-      lim.bw_gbs = bench_read_bandwidth(size_t(bw_mb) << 20, threads, 5);
+      probe = std::make_unique<ReadProbe>(size_t(bw_mb) << 20, threads);
+      lim.bw_gbs = probe->best_gbs(5);
       lim.fma_gflops = bench_peak_fma(threads, 3);
       lim.int8_gops = bench_peak_int8(threads, 3, vnni);
       lim.int8_kind = int8_peak_kind(vnni);
@@ -262,6 +272,7 @@ int bench_main(int argc, char** argv) {
       std::vector<float> emb(size_t(n_prompt) * c.n_embd), e1(size_t(c.n_embd)), logits(size_t(c.n_vocab));
       m->embed_tokens(toks.data(), n_prompt, emb.data());
       std::vector<double> pre, dec;
+      std::vector<double> pre_peak, dec_read;  // the limits measured just before each run (paired)
       {  // warm-up: a short prefill and one decode step bring the mapped weights into memory
         const int nw = std::min(n_prompt, 8);
         prefill_chunked(*m, cache, emb.data(), nw, chunk, pool);
@@ -269,10 +280,12 @@ int bench_main(int argc, char** argv) {
       }
       for (int r = 1; r <= reps; ++r) {
         cache.clear();
+        if (probe) pre_peak.push_back(bench_peak_int8(threads, 1, vnni));
         Timer tp;
         std::vector<float> last = prefill_chunked(*m, cache, emb.data(), n_prompt, chunk, pool);
         const double pms = tp.elapsed_ms();
         int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+        if (probe) dec_read.push_back(probe->best_gbs(1));
         Timer td;
         for (int g = 0; g < n_gen; ++g) {
           m->embed_tokens(&next, 1, e1.data());
@@ -302,11 +315,17 @@ int bench_main(int argc, char** argv) {
       if (peak_mac > 0)
         std::printf("  = %.1f%% of %s (%.1f G multiply-adds/s of %.1f)", 100 * (mac_tok + attn_mac) * pt / peak_mac,
                     lim.peak_name(ints).c_str(), (mac_tok + attn_mac) * pt / 1e9, peak_mac / 1e9);
+      // Each run over the limit measured just before it; the median of those ratios.
+      std::vector<double> pre_paired, dec_paired;
+      for (size_t i = 0; i < pre_peak.size() && ints; ++i) pre_paired.push_back((mac_tok + attn_mac) * pre[i] / (pre_peak[i] * 1e9));
+      for (size_t i = 0; i < dec_read.size(); ++i) dec_paired.push_back(wbytes * dec[i] / 1e9 / dec_read[i]);
+      if (!pre_paired.empty()) print_paired("int8 peak measured just before each run", pre_paired);
       std::printf("\ndecode %d tokens: %.2f tok/s [runs:", n_gen, dt);
       for (double x : dec) std::printf(" %.2f", x);
       std::printf("]  weights %.2f GB/s", dec_gbs);
       if (lim.bw_gbs > 0) std::printf(" = %.1f%% of bandwidth (with KV reads %.1f%%)", 100 * dec_gbs / lim.bw_gbs,
                                       100 * (wbytes + kv_read) * dt / 1e9 / lim.bw_gbs);
+      if (!dec_paired.empty()) print_paired("read bandwidth measured just before each run", dec_paired);
       std::printf("\n");
       fig.emplace_back("prefill_tok_s", pt);
       fig.emplace_back("decode_tok_s", dt);
@@ -315,6 +334,8 @@ int bench_main(int argc, char** argv) {
       fig.emplace_back("prefill_gmacs", (mac_tok + attn_mac) * pt / 1e9);
       if (lim.bw_gbs > 0) fig.emplace_back("decode_frac_bandwidth", dec_gbs / lim.bw_gbs);
       if (peak_mac > 0) fig.emplace_back("prefill_frac_peak", (mac_tok + attn_mac) * pt / peak_mac);
+      if (!dec_paired.empty()) fig.emplace_back("decode_frac_paired", median(dec_paired));
+      if (!pre_paired.empty()) fig.emplace_back("prefill_frac_paired", median(pre_paired));
       fig.emplace_back("kv_cache_mb", double(cache.bytes()) / 1e6);
       if (attn) attention_bench(c.n_head, c.n_head_kv, c.head_dim, pool, std::max(reps, 5));
     } else if (attn) {
@@ -332,8 +353,9 @@ int bench_main(int argc, char** argv) {
       std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
       std::vector<float> px(size_t(tiles) * 3 * T * T);
       for (float& x : px) x = ud(rng);
-      std::vector<double> ms;
+      std::vector<double> ms, peak;
       for (int r = 0; r <= reps; ++r) {
+        if (probe && r > 0) peak.push_back(bench_peak_int8(threads, 1, vnni));
         Timer t;
         std::vector<float> out = vit_forward(*mm, px.data(), tiles, pool, tiles);
         if (r > 0) ms.push_back(t.elapsed_ms() / tiles);
@@ -355,11 +377,15 @@ int bench_main(int argc, char** argv) {
       if (peak_mac > 0)
         std::printf("  = %.1f%% of %s (%.1f G multiply-adds/s)", 100 * mac / (tile_ms / 1e3) / peak_mac,
                     lim.peak_name(ints).c_str(), mac / (tile_ms / 1e3) / 1e9);
+      std::vector<double> paired;
+      for (size_t i = 0; i < peak.size() && ints; ++i) paired.push_back(mac / (ms[i] / 1e3) / (peak[i] * 1e9));
+      if (!paired.empty()) print_paired("int8 peak measured just before each run", paired);
       std::printf("\n");
       fig.emplace_back("vit_load_ms", vit_load_ms);
       fig.emplace_back("vit_ms_per_tile", tile_ms);
       fig.emplace_back("vit_gmacs_per_tile", mac / 1e9);
       if (peak_mac > 0) fig.emplace_back("vit_frac_peak", mac / (tile_ms / 1e3) / peak_mac);
+      if (!paired.empty()) fig.emplace_back("vit_frac_paired", median(paired));
     }
     if (gemm) {
       const int gemm_reps = std::max(reps, 5);
@@ -398,8 +424,11 @@ int bench_main(int argc, char** argv) {
     if (model_path.empty() && mmproj_path.empty() && !attn && !gemm && !gemv && no_limits)
       std::printf("nothing to measure: give -m MODEL, --mmproj FILE, --attention, --gemm, --gemv, or drop --no-limits\n");
 
-    const double rss = peak_rss_mb(), load1 = load_average();
-    std::printf("peak RSS %.0f MB; load average %.2f at the end\n", rss, load1);
+    // The probe's buffer was resident from the start, beside whatever the peak was.
+    const double probe_mb = probe ? double(probe->bytes()) / (1 << 20) : 0.0;
+    const double rss = peak_rss_mb() - probe_mb, load1 = load_average();
+    std::printf("peak RSS %.0f MB%s; load average %.2f at the end\n", rss,
+                probe ? " (not counting the bandwidth probe's buffer)" : "", load1);
     fig.emplace_back("peak_rss_mb", rss);
     fig.emplace_back("load_end", load1);
     if (json) {
