@@ -38,7 +38,7 @@ constexpr int kRX = 2;  // activation rows per tile
 constexpr int64_t kL2Budget = 160 * 1024;  // bytes of activations kept hot per slice
 // The integer products' blocking: 8-bit activations of a row block's slice (in L2), and a unit's
 // slice of packed weights (in L1: 40 KiB fits Zen 5's 48 KiB; the 256-bit tiles' units of 2 groups
-// take half).
+// take half). The 512-bit tiles choose theirs by type (WideTiling).
 constexpr int64_t kActBudgetQ = 384 * 1024;
 constexpr int64_t kWeightBudgetQ = 40 * 1024;
 
@@ -389,6 +389,24 @@ const GKernel kGemmQ8_0Evex[kNGQ][kRXQ] = EV_GEMM_TABLE(gemm_q8_0_evex);
 std::atomic<int> g_prefetch_bytes{kPrefetchBytes};
 std::atomic<int> g_prefetch_page_lines{kPrefetchPageLines};
 std::atomic<bool> g_split_scales{true};
+std::atomic<int> g_tile_pairs{0};  // 0: by type (WideTiling)
+
+// The 512-bit tiles' pairs per tile, and the unit's weight slice, by type. Measured on Zen 5
+// (`edgevlm bench --gemm`, 256 rows, 10 rotated rounds, against 2 pairs in 40 KiB): Q4_0 gains
+// from 3 pairs and slices of up to 128 KiB, which L2 serves fast enough (1.03-1.15× on the
+// decoder's matrices at 1 thread, in four runs: a 2560-long row in one slice, no second pass over
+// the outputs; 0.98-1.02× at 2 threads, 128 rows). Q8_0 keeps 2 pairs in 40 KiB: on the ViT's
+// 1152×4304, 3 pairs and longer slices measured between 0.95× and 1.07× from run to run, no
+// steady gain. (Two identical settings in one such run differed by up to 1.07×.)
+struct WideTiling {
+  int pairs;
+  int64_t weight_budget;
+};
+WideTiling wide_tiling(GGMLType t) {
+  const int forced = g_tile_pairs.load(std::memory_order_relaxed);
+  if (t == GGMLType::Q4_0) return {forced ? forced : 3, forced ? kWeightBudgetQ : 128 * 1024};
+  return {forced ? forced : 2, kWeightBudgetQ};
+}
 
 // Integer kernel sets this CPU has (EDGEVLM_NO_VNNI=1 leaves only AVX2; EDGEVLM_NO_AVX512=1 drops
 // the AVX-512 set).
@@ -773,11 +791,13 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
 
   // Work units of ngu groups. The 256-bit decode (one row) keeps one group per unit: it streams the
   // weights once, so sharing the one broadcast per step gains nothing, and its prefetch is tuned for
-  // one stream. The pair layout runs units of one pair in decode, of 2·kNPZ groups × kRXZ rows else.
+  // one stream. The pair layout runs units of one pair in decode, of 2·tiling.pairs groups × kRXZ
+  // rows else.
   const bool pairs = n_rows >= 2 && g_group_pairs.load(std::memory_order_relaxed);
   const GKernel(*wide)[kRXZ] = pair_layout ? (t == GGMLType::Q4_0 ? kGemmQ4_0Z : kGemmQ8_0Z) : nullptr;
   const GKernel wide_decode = t == GGMLType::Q4_0 ? gemv_q4_0_z : gemv_q8_0_z;
-  const int ngu = pair_layout ? (n_rows == 1 ? 2 : 2 * kNPZ) : pairs ? kNGQ : 1;
+  const WideTiling tiling = wide_tiling(t);
+  const int ngu = pair_layout ? (n_rows == 1 ? 2 : 2 * tiling.pairs) : pairs ? kNGQ : 1;
   const int rx_step = pair_layout ? kRXZ : kRXQ;
   // Block the product so that a unit's slice of packed weights stays in L1 for every row of a row
   // block, and the row block's slice of activations in L2.
@@ -789,7 +809,8 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
     // went to memory and back 4-5 times per product.) The pair layout's slices start at
     // super-blocks (an even block).
     const int64_t unit_block_bytes = int64_t(ngu) * kGR * (packed_qb(t) / kGR + 2);
-    const int64_t max_blocks = std::max<int64_t>(1, kWeightBudgetQ / unit_block_bytes);
+    const int64_t budget = pair_layout ? tiling.weight_budget : kWeightBudgetQ;
+    const int64_t max_blocks = std::max<int64_t>(1, budget / unit_block_bytes);
     const int64_t n_slices = (nb + max_blocks - 1) / max_blocks;
     int64_t slice_blocks = (nb + n_slices - 1) / n_slices;
     if (pair_layout) slice_blocks += slice_blocks % 2;
@@ -976,6 +997,10 @@ int matmul_avx2_prefetch_page_lines(int lines) { return g_prefetch_page_lines.ex
 bool matmul_avx2_split_scales(bool on) { return g_split_scales.exchange(on); }
 bool matmul_avx2_group_pairs(bool on) { return g_group_pairs.exchange(on); }
 bool matmul_avx512_wide_tiles(bool on) { return g_wide_tiles.exchange(on); }
+int matmul_avx512_tile_pairs(int pairs) {
+  EV_CHECK(pairs >= 0 && pairs <= kNPZ, "matmul: 512-bit tiles hold 1 to %d pairs, not %d", kNPZ, pairs);
+  return g_tile_pairs.exchange(pairs);
+}
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
@@ -1024,6 +1049,7 @@ int matmul_avx2_prefetch_bytes(int) { return 0; }
 bool matmul_avx2_split_scales(bool) { return false; }
 bool matmul_avx2_group_pairs(bool) { return false; }
 bool matmul_avx512_wide_tiles(bool) { return false; }
+int matmul_avx512_tile_pairs(int) { return 0; }
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix&, ThreadPool&) { return false; }

@@ -127,5 +127,10 @@ bool matmul_avx2_group_pairs(bool on);
 // for tests of both and the A/Bs in `edgevlm bench --gemm` and `--gemv`). Returns the previous
 // setting.
 bool matmul_avx512_wide_tiles(bool on);
+// Pairs of weight groups per 512-bit tile in products of several rows: 0 (the default) chooses by
+// type (3 for Q4_0 over longer weight slices, 2 for Q8_0); 2 or 3 forces that many over 40 KiB
+// slices, the earlier blocking (for tests of both and the A/B in `edgevlm bench
+// --gemm`). Returns the previous setting.
+int matmul_avx512_tile_pairs(int pairs);
 
 }  // namespace edgevlm::detail

@@ -156,6 +156,8 @@ std::vector<Shape> quant_shapes() {
           {64, 16, 2},   {128, 24, 7},  {96, 40, 6},   {64, 32, 8},  {128, 61, 11}, {2048, 17, 129},
           // 512-bit tiles of 8 activation rows: two full tiles, and one with a remainder of 4.
           {256, 40, 16}, {96, 29, 12},
+          // Units of 6 groups (3 pairs): one exactly, two and a lone group, one and 2 pairs + a group.
+          {128, 48, 5},  {96, 100, 7},  {64, 88, 3},
           // The integer products' blocking (more than kActBudgetQ bytes of activations): slices of
           // equal length, and two row blocks.
           {4096, 17, 100}, {1024, 24, 400},
@@ -180,20 +182,29 @@ TEST_F(MatmulAvx2, F32) { check_type(GGMLType::F32, float_shapes(), matmul_avx2)
 TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes(), matmul_avx2); }
 TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes(), matmul_avx2); }
 // Runs fn with every integer kernel set this CPU has (plain AVX2, AVX-VNNI, AVX512-VNNI), each
-// with tiles of two weight groups (the default) and of one.
+// with every tiling of weight groups it has.
 void each_int8_variant(const std::function<void()>& fn) {
   using detail::IntKernels;
   for (IntKernels k : {IntKernels::Avx2, IntKernels::AvxVnni, IntKernels::Avx512Vnni}) {
     if (!detail::matmul_int_kernels_available(k)) continue;
-    for (int tiling : {0, 1, 2}) {  // group pairs in 512-bit tiles, in 256-bit tiles, single groups
-      if (tiling == 0 && k != IntKernels::Avx512Vnni) continue;
-      const bool pairs = tiling < 2;
+    // Group pairs in 512-bit tiles chosen by type (the default), of 3 pairs and of 2 forced; in
+    // 256-bit tiles; single groups.
+    for (int tiling : {0, 3, 4, 1, 2}) {
+      const bool wide = tiling == 0 || tiling >= 3;
+      if (wide && k != IntKernels::Avx512Vnni) continue;
+      const bool pairs = tiling != 2;
       SCOPED_TRACE(std::string(detail::int_kernels_name(k)) +
-                   (tiling == 0 ? ", 512-bit tiles" : pairs ? ", group pairs" : ", single groups"));
+                   (tiling == 0   ? ", 512-bit tiles by type"
+                    : tiling == 3 ? ", 512-bit tiles of 2 pairs"
+                    : tiling == 4 ? ", 512-bit tiles of 3 pairs"
+                    : pairs       ? ", group pairs"
+                                  : ", single groups"));
       const IntKernels was = detail::matmul_use_int_kernels(k);
       const bool was_pairs = detail::matmul_avx2_group_pairs(pairs);
-      const bool was_wide = detail::matmul_avx512_wide_tiles(tiling == 0);
+      const bool was_wide = detail::matmul_avx512_wide_tiles(wide);
+      const int was_tile_pairs = detail::matmul_avx512_tile_pairs(tiling == 3 ? 2 : tiling == 4 ? 3 : 0);
       fn();
+      detail::matmul_avx512_tile_pairs(was_tile_pairs);
       detail::matmul_avx512_wide_tiles(was_wide);
       detail::matmul_avx2_group_pairs(was_pairs);
       detail::matmul_use_int_kernels(was);

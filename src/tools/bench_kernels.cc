@@ -179,29 +179,42 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
     struct Tiling {
       const char* name;
       bool wide, pairs;
+      int tile_pairs = 0;  // of the 512-bit tiles (detail::matmul_avx512_tile_pairs; 0 by type)
     };
     std::vector<Tiling> tilings;
-    if (detail::matmul_int_kernels() == detail::IntKernels::Avx512Vnni) tilings.push_back({"512-bit, 4 groups", true, true});
+    if (detail::matmul_int_kernels() == detail::IntKernels::Avx512Vnni) {
+      tilings.push_back({"512-bit, by type", true, true, 0});
+      tilings.push_back({"512-bit, 6 groups", true, true, 3});
+      tilings.push_back({"512-bit, 4 groups", true, true, 2});
+    }
     tilings.push_back({"256-bit, 2 groups", false, true});
     tilings.push_back({"256-bit, 1 group", false, false});
     const size_t nv = tilings.size();
     std::vector<std::vector<double>> rates(nv);
     std::vector<double> log_ratio(nv, 0.0);
     const bool was_pairs = detail::matmul_avx2_group_pairs(true), was_wide = detail::matmul_avx512_wide_tiles(true);
+    const int was_tile_pairs = detail::matmul_avx512_tile_pairs(0);
     for (int i = 0; i < reps; ++i) {
       std::vector<double> ms(nv);
-      for (size_t v = 0; v < nv; ++v) {
+      // The order rotates from round to round: a tiling that always ran after another layout's
+      // copy had been through the caches measured up to 6% slow.
+      for (size_t j = 0; j < nv; ++j) {
+        const size_t v = (j + size_t(i)) % nv;
         detail::matmul_avx2_group_pairs(tilings[v].pairs);
         detail::matmul_avx512_wide_tiles(tilings[v].wide);
+        detail::matmul_avx512_tile_pairs(tilings[v].tile_pairs);
         const double t0 = now_ms();
         matmul(w, x.data(), rows, y.data(), pool);
         ms[v] = std::max(now_ms() - t0, 1e-6);
+      }
+      for (size_t v = 0; v < nv; ++v) {
         rates[v].push_back(r.macs / (ms[v] * 1e6));
         log_ratio[v] += std::log(ms[0] / ms[v]);
       }
     }
     detail::matmul_avx2_group_pairs(was_pairs);
     detail::matmul_avx512_wide_tiles(was_wide);
+    detail::matmul_avx512_tile_pairs(was_tile_pairs);
     matmul_forget(w);
     for (size_t v = 0; v < nv; ++v) {
       r.variants.push_back(tilings[v].name);

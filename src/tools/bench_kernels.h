@@ -51,7 +51,8 @@ const char* int8_peak_kind(bool vnni);
 
 // The x86 integer GEMM's tilings compared in one process, alternated `reps` times over a prefill
 // chunk's `rows` activation rows so that load on a shared machine hits all alike: the default
-// first (with the Avx512Vnni set, 512-bit tiles of four 8-row weight groups), then 256-bit tiles of
+// first (with the Avx512Vnni set, 512-bit tiles chosen by type, then of six 8-row weight groups and of
+// four over 40 KiB slices), then 256-bit tiles of
 // two groups, then of one group (the earlier kernels). With the current kernel set, on the pool's
 // threads.
 struct GemmAb {
