@@ -6,6 +6,8 @@
 //                        both), or FMA rate (F16/F32)
 //   ViT ms per tile    ↔ the same, for the mmproj's matrices
 //   peak RSS (getrusage), and the load average, since the machines here are shared.
+// The limits are measured first (best of several passes); each decode, prefill and ViT run is also
+// divided by its limit measured just before it, and the median of those paired ratios printed.
 // --attention times the attention kernel over F32/F16/INT8 KV caches (both q·k modes).
 // --gemm compares the integer GEMM's tilings (512-bit tiles where the CPU has AVX512-VNNI, 256-bit
 // tiles of two weight groups, of one) in one process.
