@@ -531,7 +531,23 @@ struct PackCache {
   std::unordered_map<PackKey, std::unique_ptr<PackedMatrix>, PackKeyHash> map;
   size_t bytes = 0;
   std::atomic<bool> enabled{!env_no_repack()};
+  // Bumped (under mu) before any copy is freed: a PreparedMemo entry of an older epoch is stale.
+  std::atomic<uint64_t> epoch{1};
 };
+
+// Prepared copies found without the lock. Through the mutex, the map's bucket and node and the
+// PackedMatrix, each product paid several dependent cache misses, since the previous product's
+// weights had just streamed through the caches: 1.6-4 µs per product at 2 threads (TSC stamps).
+// Each calling thread remembers the prepared copies it used (direct-mapped by the key's hash; a
+// collision just takes the locked path), valid while no copy has been freed since. Decode of
+// bluelm-v-3b, tokens alternated with and without it in one process: 0.2-0.9% faster.
+struct PreparedMemo {
+  PackKey key{};
+  const uint8_t* buf = nullptr;
+  uint64_t epoch = 0;  // 0: empty
+};
+constexpr size_t kMemoSlots = 1024;
+thread_local PreparedMemo t_prepared_memo[kMemoSlots];
 
 PackCache& pack_cache() {
   static PackCache* c = new PackCache();  // never destroyed: products may run during exit
@@ -577,10 +593,16 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool
   const size_t raw = w.row_stride * size_t(w.n_out);
   if (!c.enabled.load(std::memory_order_relaxed) || raw < detail::kRepackMinBytes) return nullptr;
   const PackKey key{w.data, w.type, w.n_in, w.n_out, w.row_stride, flip, split, pairs};
+  PreparedMemo& memo = t_prepared_memo[PackKeyHash()(key) % kMemoSlots];
+  const uint64_t epoch = c.epoch.load(std::memory_order_acquire);
+  if (memo.epoch == epoch && memo.key == key) return memo.buf;
   {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.map.find(key);
-    if (it != c.map.end() && it->second->prepared) return it->second->buf.get();
+    if (it != c.map.end() && it->second->prepared) {
+      memo = {key, it->second->buf.get(), epoch};
+      return memo.buf;
+    }
   }
   const uint64_t fp = fingerprint(w);
   std::lock_guard<std::mutex> lock(c.mu);
@@ -590,6 +612,7 @@ const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool
       it->second->prepared |= prepare;
       return it->second->buf.get();
     }
+    c.epoch.fetch_add(1, std::memory_order_acq_rel);
     c.bytes -= it->second->bytes;
     c.map.erase(it);
   }
@@ -963,6 +986,7 @@ size_t matmul_packed_count() {
 void matmul_packed_drop(const void* data) {
   PackCache& c = pack_cache();
   std::lock_guard<std::mutex> lock(c.mu);
+  c.epoch.fetch_add(1, std::memory_order_acq_rel);
   for (auto it = c.map.begin(); it != c.map.end();) {
     if (it->first.data == data) {
       c.bytes -= it->second->bytes;
@@ -975,6 +999,7 @@ void matmul_packed_drop(const void* data) {
 void matmul_packed_clear() {
   PackCache& c = pack_cache();
   std::lock_guard<std::mutex> lock(c.mu);
+  c.epoch.fetch_add(1, std::memory_order_acq_rel);
   c.map.clear();
   c.bytes = 0;
 }

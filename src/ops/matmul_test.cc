@@ -374,6 +374,18 @@ TEST_F(MatmulAvx2, RepackedCacheSeesNewData) {
     for (int64_t o = 0; o < 40; ++o)
       ASSERT_NEAR(y[size_t(o)], int8_exact(p2, o, 0), 1e-5 * abs_dot(p2, o, 0) + 1e-6) << type_name(t);
     matmul_forget(w);
+    // The same when the whole cache is cleared (the lock-free memo of prepared copies must not
+    // hand out a freed copy).
+    buf = p.wbytes;
+    ASSERT_TRUE(matmul_prepare(w, pool));
+    matmul_avx2(w, p.x.data(), 1, y.data(), pool);
+    for (int64_t o = 0; o < 40; ++o) ASSERT_NEAR(y[size_t(o)], int8_exact(p, o, 0), 1e-5 * abs_dot(p, o, 0) + 1e-6);
+    detail::matmul_packed_clear();
+    buf = p2.wbytes;
+    matmul_avx2(w, p.x.data(), 1, y.data(), pool);
+    for (int64_t o = 0; o < 40; ++o)
+      ASSERT_NEAR(y[size_t(o)], int8_exact(p2, o, 0), 1e-5 * abs_dot(p2, o, 0) + 1e-6) << type_name(t);
+    matmul_forget(w);
   }
   detail::matmul_packed_enable(was);
 }
