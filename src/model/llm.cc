@@ -265,8 +265,8 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     // Attention: x += Wo · attn(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
     rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
     matmul(L.wq, xb, n, q, pool);
-    matmul(L.wk, xb, n, k, pool);
-    matmul(L.wv, xb, n, v, pool);
+    matmul(L.wk, xb, n, k, pool, {.same_x = true});  // Q's quantization of xb reused
+    matmul(L.wv, xb, n, v, pool, {.same_x = true});
     if (L.bq) {
       add_bias(q, L.bq, q_dim, n);
       add_bias(k, L.bk, kv_dim, n);
@@ -298,7 +298,7 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
     rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
     matmul(L.w_gate, xb, n, gate, pool);
-    matmul(L.w_up, xb, n, up, pool);
+    matmul(L.w_up, xb, n, up, pool, {.same_x = true});
     swiglu(gate, up, n * int64_t(c.n_ff));
     matmul(L.w_down, gate, n, proj, pool);
     add_inplace(x, proj, n * D);

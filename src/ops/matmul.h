@@ -47,10 +47,16 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, Thr
 // kernels do it while a tile's outputs are still in cache, saving the passes over memory;
 // other paths in a pass over the rows after the product. (GELU stays a pass of its own: it is
 // bound by arithmetic, and fused per tile it ran slower, ViT 2 threads.)
+//
+// same_x: x is the input of this thread's previous product, unchanged since (Q, K and V of one
+// normalized input; gate and up). The Q8_0/Q4_0 kernels then reuse that product's 8-bit
+// quantization of x instead of redoing it. They check the pointer, the shape and a few of x's
+// values and quantize again on any mismatch; a change to other values is the caller's bug.
 struct MatmulOut {
   const float* bias = nullptr;
   bool accumulate = false;
   int64_t ldy = 0;
+  bool same_x = false;
 };
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, const MatmulOut& out);
 

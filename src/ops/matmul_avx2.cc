@@ -801,7 +801,25 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
     for (int64_t r = b; r < e; ++r)
       quantize_row_avx2(x + r * n_in, nb, qs + r * n_in, xd + r * nb, xc + r * nb, corr_mul);
   };
-  if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
+  // The quantization this thread's scratch holds (MatmulOut::same_x), with three of x's values.
+  struct Quantized {
+    const float* x = nullptr;
+    int64_t n_rows = 0, n_in = 0;
+    int32_t corr_mul = 0;
+    float first = 0, middle = 0, last = 0;
+    bool operator==(const Quantized& o) const {
+      return x == o.x && n_rows == o.n_rows && n_in == o.n_in && corr_mul == o.corr_mul &&
+             std::memcmp(&first, &o.first, 3 * sizeof(float)) == 0;
+    }
+  };
+  thread_local Quantized held;
+  const int64_t n_x = n_rows * n_in;
+  const Quantized now{x, n_rows, n_in, corr_mul, x[0], x[n_x / 2], x[n_x - 1]};
+  if (!(out.same_x && held == now)) {
+    held = {};  // invalid while the scratch is rewritten (an exception may stop it half-way)
+    if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
+    held = now;
+  }
 
   const bool split = g_split_scales.load(std::memory_order_relaxed);
   // The Avx512Vnni set's 512-bit tiles read the pair layout, and then run every product of the

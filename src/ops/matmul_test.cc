@@ -295,6 +295,58 @@ TEST(MatmulEpilogue, EveryTypeAndPath) {
   EXPECT_THROW(matmul(p.w(), p.x.data(), 1, y.data(), pool, narrow), Error);
 }
 
+// MatmulOut::same_x: the previous product's 8-bit quantization of x is reused (a change to x at a
+// position the check does not sample goes unseen: that is the reuse), and anything that tells the
+// inputs apart (another pointer, shape or weight type, a sampled value) quantizes afresh.
+TEST_F(MatmulAvx2, SameXReusesTheQuantization) {
+  ThreadPool pool(2);
+  for (int64_t rows : {int64_t(1), int64_t(9)}) {
+    SCOPED_TRACE("rows " + std::to_string(rows));
+    const Problem a = make_problem(GGMLType::Q8_0, 256, 24, rows, 11), b = make_problem(GGMLType::Q8_0, 256, 40, rows, 12);
+    const Problem b4 = make_problem(GGMLType::Q4_0, 256, 40, rows, 13);
+    const size_t nx = a.x.size();
+    std::vector<float> x = a.x, y1(size_t(rows * 24)), fresh(size_t(rows * 40)), got(fresh.size());
+    MatmulOut same;
+    same.same_x = true;
+    auto product_after_a = [&](const Problem& w, const std::vector<float>& xin, const MatmulOut& out) {
+      matmul(a.w(), x.data(), rows, y1.data(), pool);
+      std::vector<float> y(size_t(rows * w.n_out));
+      matmul(w.w(), xin.data(), rows, y.data(), pool, out);
+      return y;
+    };
+    matmul(b.w(), x.data(), rows, fresh.data(), pool);
+    EXPECT_EQ(product_after_a(b, x, same), fresh);  // bitwise: the same quantization
+    // x changed where the check does not look: the reused quantization does not see it.
+    std::vector<float> x2 = x;
+    x2[1] += 100.0f;
+    std::vector<float> fresh2(fresh.size());
+    matmul(b.w(), x2.data(), rows, fresh2.data(), pool);
+    ASSERT_NE(fresh2, fresh);
+    matmul(a.w(), x.data(), rows, y1.data(), pool);
+    const float keep1 = x[1];
+    x[1] += 100.0f;  // same buffer, changed behind the kernels' back
+    matmul(b.w(), x.data(), rows, got.data(), pool, same);
+    EXPECT_EQ(got, fresh) << "same_x did not reuse the quantization";
+    x[1] = keep1;
+    // Told apart: another buffer with the other values, a sampled value changed, another type.
+    EXPECT_EQ(product_after_a(b, x2, same), fresh2);
+    for (size_t i : {size_t(0), nx / 2, nx - 1}) {
+      std::vector<float> x3 = x, want(fresh.size());
+      x3[i] += 50.0f;
+      matmul(b.w(), x3.data(), rows, want.data(), pool);
+      matmul(a.w(), x.data(), rows, y1.data(), pool);
+      const float keep = x[i];
+      x[i] += 50.0f;  // in place, at a sampled position
+      matmul(b.w(), x.data(), rows, got.data(), pool, same);
+      EXPECT_EQ(got, want) << "position " << i;
+      x[i] = keep;
+    }
+    std::vector<float> want4(fresh.size());
+    matmul(b4.w(), x.data(), rows, want4.data(), pool);
+    EXPECT_EQ(product_after_a(b4, x, same), want4);  // Q4_0's quantization differs from Q8_0's
+  }
+}
+
 // Matrices of at least detail::kRepackMinBytes go through the cache of repacked weights: decode
 // (1 row, an even and an odd number of blocks), a few rows, and a sliced reduction (100 × 4096 bytes exceed kActBudgetQ), with partial 8-row groups (n_out % 8 ≠ 0), both with
 // the cache and with per-call repacking.

@@ -129,8 +129,8 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     for (const VitBlock& blk : m.blocks) {
       layer_norm_rows(h, blk.ln1_w, blk.ln1_b, c.eps, D, rows, x.get(), pool);
       linear(blk.q, blk.q_b, x.get(), rows, q.get(), pool);
-      linear(blk.k, blk.k_b, x.get(), rows, k.get(), pool);
-      linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool);
+      linear(blk.k, blk.k_b, x.get(), rows, k.get(), pool, {.same_x = true});
+      linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool, {.same_x = true});
       vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(N), c.n_head, c.head_dim(), scale, pool,
                     bf16_attention);
       linear(blk.o, blk.o_b, a.get(), rows, h, pool, {.accumulate = true});
