@@ -176,8 +176,8 @@ def main():
               "int8 multiply-add rate of the GEMM kernels' instruction (avx512-vnni zmm: vpdpbusd on 512-bit registers, "
               "twice the 256-bit rate on Zen 5, the same on Zen 4; avx-vnni: vpdpbusd on 256-bit registers, about "
               "twice the maddubs rate; avx2: maddubs → madd → add). The limits are the best of several passes "
-              "measured before the model loads; (paired) divides each run by the same limit measured just before that "
-              "run instead (one pass; the median of those ratios), since what this shared machine leaves to one "
+              "measured before the model loads; (paired) divides each run by the same limit measured around that "
+              "run instead (the mean of one pass just before it and one just after; the median of those ratios), since what this shared machine leaves to one "
               "process moves from minute to minute.", "", "<details><summary>All runs</summary>", ""]
     for t in threads:
         lines.append(f"- {t} thread(s): edgevlm prefill {[round(x['prefill_tok_s'], 2) for x in ev[t]]}, decode "

@@ -20,7 +20,7 @@ namespace edgevlm {
 // of memory the decode kernels stream.
 //
 // The buffer is kept for the whole run, so that each run of a figure can also be paired with the
-// bandwidth measured just before it. On a shared machine the bandwidth left to one process moves
+// bandwidth measured around it. On a shared machine the bandwidth left to one process moves
 // from minute to minute (2 threads here: 47 to 72 GB/s within an hour); a median of runs over a
 // best-of limit mixes busy and quiet moments, a median of paired ratios does not. The buffer stays
 // resident (touched once): peak RSS figures subtract bytes().

@@ -7,7 +7,9 @@
 //   ViT ms per tile    ↔ the same, for the mmproj's matrices
 //   peak RSS (getrusage), and the load average, since the machines here are shared.
 // The limits are measured first (best of several passes); each decode, prefill and ViT run is also
-// divided by its limit measured just before it, and the median of those paired ratios printed.
+// divided by its limit measured around it (the mean of one pass just before and one just after:
+// single passes caught brief dips, one ViT run measured "106% of the peak"), and the median of
+// those paired ratios printed.
 // --attention times the attention kernel over F32/F16/INT8 KV caches (both q·k modes).
 // --gemm compares the integer GEMM's tilings (512-bit tiles where the CPU has AVX512-VNNI, 256-bit
 // tiles of two weight groups, of one) in one process.
@@ -237,7 +239,7 @@ int bench_main(int argc, char** argv) {
     }
 
     Limits lim;
-    std::unique_ptr<ReadProbe> probe;  // kept to pair each run with the bandwidth just before it
+    std::unique_ptr<ReadProbe> probe;  // kept to pair each run with the bandwidth around it
     if (!no_limits) {
       probe = std::make_unique<ReadProbe>(size_t(bw_mb) << 20, threads);
       lim.bw_gbs = probe->best_gbs(5);
@@ -274,7 +276,7 @@ int bench_main(int argc, char** argv) {
       std::vector<float> emb(size_t(n_prompt) * c.n_embd), e1(size_t(c.n_embd)), logits(size_t(c.n_vocab));
       m->embed_tokens(toks.data(), n_prompt, emb.data());
       std::vector<double> pre, dec;
-      std::vector<double> pre_peak, dec_read;  // the limits measured just before each run (paired)
+      std::vector<double> pre_peak, dec_read;  // the limits measured around each run (paired)
       {  // warm-up: a short prefill and one decode step bring the mapped weights into memory
         const int nw = std::min(n_prompt, 8);
         prefill_chunked(*m, cache, emb.data(), nw, chunk, pool);
@@ -286,6 +288,7 @@ int bench_main(int argc, char** argv) {
         Timer tp;
         std::vector<float> last = prefill_chunked(*m, cache, emb.data(), n_prompt, chunk, pool);
         const double pms = tp.elapsed_ms();
+        if (probe) pre_peak.back() = (pre_peak.back() + bench_peak_int8(threads, 1, vnni)) / 2;
         int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
         if (probe) dec_read.push_back(probe->best_gbs(1));
         Timer td;
@@ -295,6 +298,7 @@ int bench_main(int argc, char** argv) {
           next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
         }
         const double dms = td.elapsed_ms();
+        if (probe) dec_read.back() = (dec_read.back() + probe->best_gbs(1)) / 2;
         pre.push_back(n_prompt / (pms / 1e3));
         dec.push_back(n_gen / (dms / 1e3));
       }
@@ -317,17 +321,17 @@ int bench_main(int argc, char** argv) {
       if (peak_mac > 0)
         std::printf("  = %.1f%% of %s (%.1f G multiply-adds/s of %.1f)", 100 * (mac_tok + attn_mac) * pt / peak_mac,
                     lim.peak_name(ints).c_str(), (mac_tok + attn_mac) * pt / 1e9, peak_mac / 1e9);
-      // Each run over the limit measured just before it; the median of those ratios.
+      // Each run over the limit measured around it; the median of those ratios.
       std::vector<double> pre_paired, dec_paired;
       for (size_t i = 0; i < pre_peak.size() && ints; ++i) pre_paired.push_back((mac_tok + attn_mac) * pre[i] / (pre_peak[i] * 1e9));
       for (size_t i = 0; i < dec_read.size(); ++i) dec_paired.push_back(wbytes * dec[i] / 1e9 / dec_read[i]);
-      if (!pre_paired.empty()) print_paired("int8 peak measured just before each run", pre_paired);
+      if (!pre_paired.empty()) print_paired("int8 peak measured around each run", pre_paired);
       std::printf("\ndecode %d tokens: %.2f tok/s [runs:", n_gen, dt);
       for (double x : dec) std::printf(" %.2f", x);
       std::printf("]  weights %.2f GB/s", dec_gbs);
       if (lim.bw_gbs > 0) std::printf(" = %.1f%% of bandwidth (with KV reads %.1f%%)", 100 * dec_gbs / lim.bw_gbs,
                                       100 * (wbytes + kv_read) * dt / 1e9 / lim.bw_gbs);
-      if (!dec_paired.empty()) print_paired("read bandwidth measured just before each run", dec_paired);
+      if (!dec_paired.empty()) print_paired("read bandwidth measured around each run", dec_paired);
       std::printf("\n");
       fig.emplace_back("prefill_tok_s", pt);
       fig.emplace_back("decode_tok_s", dt);
@@ -361,6 +365,7 @@ int bench_main(int argc, char** argv) {
         Timer t;
         std::vector<float> out = vit_forward(*mm, px.data(), tiles, pool, tiles);
         if (r > 0) ms.push_back(t.elapsed_ms() / tiles);
+        if (probe && r > 0) peak.back() = (peak.back() + bench_peak_int8(threads, 1, vnni)) / 2;
       }
       const double tile_ms = median(ms);
       double mac = macs(mm->patch_embd) * N;
@@ -381,7 +386,7 @@ int bench_main(int argc, char** argv) {
                     lim.peak_name(ints).c_str(), mac / (tile_ms / 1e3) / 1e9);
       std::vector<double> paired;
       for (size_t i = 0; i < peak.size() && ints; ++i) paired.push_back(mac / (ms[i] / 1e3) / (peak[i] * 1e9));
-      if (!paired.empty()) print_paired("int8 peak measured just before each run", paired);
+      if (!paired.empty()) print_paired("int8 peak measured around each run", paired);
       std::printf("\n");
       fig.emplace_back("vit_load_ms", vit_load_ms);
       fig.emplace_back("vit_ms_per_tile", tile_ms);
