@@ -187,22 +187,23 @@ void each_int8_variant(const std::function<void()>& fn) {
   using detail::IntKernels;
   for (IntKernels k : {IntKernels::Avx2, IntKernels::AvxVnni, IntKernels::Avx512Vnni}) {
     if (!detail::matmul_int_kernels_available(k)) continue;
-    // Group pairs in 512-bit tiles chosen by type (the default), of 3 pairs and of 2 forced; in
-    // 256-bit tiles; single groups.
-    for (int tiling : {0, 3, 4, 1, 2}) {
-      const bool wide = tiling == 0 || tiling >= 3;
-      if (wide && k != IntKernels::Avx512Vnni) continue;
-      const bool pairs = tiling != 2;
-      SCOPED_TRACE(std::string(detail::int_kernels_name(k)) +
-                   (tiling == 0   ? ", 512-bit tiles by type"
-                    : tiling == 3 ? ", 512-bit tiles of 2 pairs"
-                    : tiling == 4 ? ", 512-bit tiles of 3 pairs"
-                    : pairs       ? ", group pairs"
-                                  : ", single groups"));
+    struct Tiling {
+      const char* name;
+      bool wide, pairs;
+      int tile_pairs;  // of the 512-bit tiles, 0 by type (detail::matmul_avx512_tile_pairs)
+    };
+    const Tiling tilings[] = {{"512-bit tiles by type", true, true, 0},
+                              {"512-bit tiles of 3 pairs", true, true, 3},
+                              {"512-bit tiles of 2 pairs", true, true, 2},
+                              {"group pairs", false, true, 0},
+                              {"single groups", false, false, 0}};
+    for (const Tiling& tiling : tilings) {
+      if (tiling.wide && k != IntKernels::Avx512Vnni) continue;
+      SCOPED_TRACE(std::string(detail::int_kernels_name(k)) + ", " + tiling.name);
       const IntKernels was = detail::matmul_use_int_kernels(k);
-      const bool was_pairs = detail::matmul_avx2_group_pairs(pairs);
-      const bool was_wide = detail::matmul_avx512_wide_tiles(wide);
-      const int was_tile_pairs = detail::matmul_avx512_tile_pairs(tiling == 3 ? 2 : tiling == 4 ? 3 : 0);
+      const bool was_pairs = detail::matmul_avx2_group_pairs(tiling.pairs);
+      const bool was_wide = detail::matmul_avx512_wide_tiles(tiling.wide);
+      const int was_tile_pairs = detail::matmul_avx512_tile_pairs(tiling.tile_pairs);
       fn();
       detail::matmul_avx512_tile_pairs(was_tile_pairs);
       detail::matmul_avx512_wide_tiles(was_wide);

@@ -240,6 +240,7 @@ int bench_main(int argc, char** argv) {
 
     Limits lim;
     std::unique_ptr<ReadProbe> probe;  // kept to pair each run with the bandwidth around it
+    auto int8_now = [&] { return bench_peak_int8(threads, 1, vnni); };  // one pass, for pairing
     if (!no_limits) {
       probe = std::make_unique<ReadProbe>(size_t(bw_mb) << 20, threads);
       lim.bw_gbs = probe->best_gbs(5);
@@ -284,13 +285,13 @@ int bench_main(int argc, char** argv) {
       }
       for (int r = 1; r <= reps; ++r) {
         cache.clear();
-        if (probe) pre_peak.push_back(bench_peak_int8(threads, 1, vnni));
+        const double peak_before = probe ? int8_now() : 0;
         Timer tp;
         std::vector<float> last = prefill_chunked(*m, cache, emb.data(), n_prompt, chunk, pool);
         const double pms = tp.elapsed_ms();
-        if (probe) pre_peak.back() = (pre_peak.back() + bench_peak_int8(threads, 1, vnni)) / 2;
+        if (probe) pre_peak.push_back((peak_before + int8_now()) / 2);
         int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
-        if (probe) dec_read.push_back(probe->best_gbs(1));
+        const double read_before = probe ? probe->best_gbs(1) : 0;
         Timer td;
         for (int g = 0; g < n_gen; ++g) {
           m->embed_tokens(&next, 1, e1.data());
@@ -298,7 +299,7 @@ int bench_main(int argc, char** argv) {
           next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
         }
         const double dms = td.elapsed_ms();
-        if (probe) dec_read.back() = (dec_read.back() + probe->best_gbs(1)) / 2;
+        if (probe) dec_read.push_back((read_before + probe->best_gbs(1)) / 2);
         pre.push_back(n_prompt / (pms / 1e3));
         dec.push_back(n_gen / (dms / 1e3));
       }
@@ -361,11 +362,11 @@ int bench_main(int argc, char** argv) {
       for (float& x : px) x = ud(rng);
       std::vector<double> ms, peak;
       for (int r = 0; r <= reps; ++r) {
-        if (probe && r > 0) peak.push_back(bench_peak_int8(threads, 1, vnni));
+        const double peak_before = probe && r > 0 ? int8_now() : 0;
         Timer t;
         std::vector<float> out = vit_forward(*mm, px.data(), tiles, pool, tiles);
         if (r > 0) ms.push_back(t.elapsed_ms() / tiles);
-        if (probe && r > 0) peak.back() = (peak.back() + bench_peak_int8(threads, 1, vnni)) / 2;
+        if (probe && r > 0) peak.push_back((peak_before + int8_now()) / 2);
       }
       const double tile_ms = median(ms);
       double mac = macs(mm->patch_embd) * N;
