@@ -27,6 +27,7 @@ const char* kv_elem_name(KvElem t) {
 namespace {
 
 std::atomic<QkMode> g_qk_mode{QkMode::Int8};
+std::atomic<bool> g_kv_prefetch{true};
 
 void check_args(const AttentionArgs& a) {
   EV_CHECK(a.n_head > 0 && a.n_head_kv > 0 && a.n_head % a.n_head_kv == 0 && a.head_dim > 0,
@@ -64,6 +65,8 @@ const float* kv_row(const AttentionArgs& a, bool is_k, int64_t t, int g, float* 
 
 void set_attention_qk_mode(QkMode m) { g_qk_mode.store(m, std::memory_order_relaxed); }
 QkMode attention_qk_mode() { return g_qk_mode.load(std::memory_order_relaxed); }
+bool set_attention_kv_prefetch(bool on) { return g_kv_prefetch.exchange(on, std::memory_order_relaxed); }
+bool attention_kv_prefetch() { return g_kv_prefetch.load(std::memory_order_relaxed); }
 
 uint16_t quantize_kv_row_q8(const float* x, int n, int8_t* q) {
   return cpu_has_avx2() ? quantize_kv_row_q8_avx2(x, n, q) : quantize_kv_row_q8_ref(x, n, q);

@@ -62,6 +62,12 @@ enum class QkMode { Float, Int8 };
 void set_attention_qk_mode(QkMode m);  // process-wide; for benchmarks and tests
 QkMode attention_qk_mode();
 
+// Whether a decode step's score loops prefetch the K and V rows ahead of their reads (default on;
+// attention_avx2.cc says why). Process-wide, for the A/B in `edgevlm bench -m M --attention`.
+// Returns the previous setting.
+bool set_attention_kv_prefetch(bool on);
+bool attention_kv_prefetch();
+
 // INT8 KV row format: quantizes n floats to q (n bytes), returns the scale as F16 bits. Runs the
 // AVX2 version where the CPU has it (bit-identical to the scalar reference, which calls libm's
 // nearbyint per element: 296 against 33 ns per 80-element row, alternated A/B on Zen 4; a

@@ -45,6 +45,31 @@ struct Elem<KvElem::Q8> {
   static float at(const int8_t* p, int i) { return float(p[i]); }
 };
 
+// Decode reads a layer's K and V rows from memory: the layer's weights have streamed through the
+// caches since the rows were last read. A KV head's rows are short and far apart (80 of every 640
+// bytes at bluelm-v-3b's shape), a stride the hardware prefetchers follow poorly: attention took
+// 11% of a 2-thread decode at 512 positions, 2.5× its time over the same rows in cache. So the
+// score loops of a decode step prefetch each key row kKvPrefetchRows positions ahead, and the
+// value row of the position they read (used after the softmax). Measured with
+// `edgevlm bench -m M --attention` (docs/BENCHMARKS.md); 8 rows ahead beat 16 and 32.
+constexpr int64_t kKvPrefetchRows = 8;
+// always_inline: as an ordinary inline function GCC 12 -O2 found it free of side effects
+// (ipa-pure-const) and deleted its calls, prefetches and all.
+__attribute__((always_inline)) inline void prefetch_row(const void* row, int bytes) {
+  const uintptr_t first = reinterpret_cast<uintptr_t>(row) & ~uintptr_t(63);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(row) + uintptr_t(bytes);
+  for (uintptr_t p = first; p < end; p += 64) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0);
+}
+// Whether this item's score loop prefetches: decode steps only (a prefill chunk's query rows
+// share the rows, in cache after the first).
+inline bool prefetches_kv(const Item& it) { return it.a.n_q == 1 && attention_kv_prefetch(); }
+// The key row kKvPrefetchRows after position t and the value row of t (rows of `bytes` bytes,
+// `stride` bytes apart, from kb and vb).
+__attribute__((always_inline)) inline void prefetch_kv(int64_t t, int64_t stride, int bytes, const void* kb, const void* vb) {
+  prefetch_row(static_cast<const uint8_t*>(kb) + (t + kKvPrefetchRows) * stride, bytes);
+  prefetch_row(static_cast<const uint8_t*>(vb) + t * stride, bytes);
+}
+
 // Unscaled q·k (times the row's K scale for Q8) for each head of the group and each position.
 template <KvElem T, int NH>
 void scores_float(const Item& it) {
@@ -53,9 +78,14 @@ void scores_float(const Item& it) {
   const int hd = a.head_dim;
   const auto* kb = static_cast<const typename E::type*>(T == KvElem::F32 ? static_cast<const void*>(a.k) : a.k_raw) +
                    int64_t(it.g) * hd;
+  const auto* vb = static_cast<const typename E::type*>(T == KvElem::F32 ? static_cast<const void*>(a.v) : a.v_raw) +
+                   int64_t(it.g) * hd;
   const float* qh[NH];
   for (int j = 0; j < NH; ++j) qh[j] = a.q + it.i * a.q_stride + int64_t(it.h0 + j) * hd;
+  constexpr int64_t eb = sizeof(typename E::type);
+  const bool pf = prefetches_kv(it);
   for (int64_t t = 0; t < it.kv_len; ++t) {
+    if (pf) prefetch_kv(t, a.kv_stride * eb, int(hd * eb), kb, vb);
     const auto* kt = kb + t * a.kv_stride;
     __m256 acc[NH];
     for (int j = 0; j < NH; ++j) acc[j] = _mm256_setzero_ps();
@@ -124,7 +154,11 @@ void scores_int8(const Item& it, QkX8 qk_x8) {
   if (hd % 16 == 0) {
     alignas(32) int32_t sums[8];
     const int64_t ksb = a.kv_stride;  // bytes between key rows (int8 elements)
+    const int8_t* vb = static_cast<const int8_t*>(a.v_raw) + int64_t(it.g) * hd;
+    const bool pf = prefetches_kv(it);
     for (; t + 8 <= it.kv_len; t += 8) {
+      if (pf)
+        for (int p = 0; p < 8; ++p) prefetch_kv(t + p, ksb, hd, kb, vb);
       const __m256 rs = _mm256_mul_ps(_mm256_set1_ps(a.scale), row_scales8(a.k_scale + it.g, t, a.n_head_kv));
       for (int j = 0; j < NH; ++j) {
         qk_x8(it.qq + j * hd, kb + t * ksb, ksb, hd, sums);

@@ -127,6 +127,38 @@ void attention_bench(int n_head, int n_head_kv, int head_dim, ThreadPool& pool, 
   set_attention_qk_mode(prev);
 }
 
+// Decode with attention's K/V prefetch on and off (attention_avx2.cc), alternated in this process
+// so that the machine's load hits both alike: blocks of up to 8 steps from the prompt's cache
+// (truncated back after each), 2·rounds blocks. Prints the medians and the median ratio of
+// adjacent blocks.
+void kv_prefetch_ab(const LlmModel& m, KvCache& cache, int n_prompt, int n_gen, ThreadPool& pool, int rounds) {
+  const int steps = std::min(n_gen, 8);
+  const LlmConfig& c = m.config();
+  std::vector<float> e1(size_t(c.n_embd)), logits(size_t(c.n_vocab));
+  const bool prev = attention_kv_prefetch();
+  std::vector<double> on, off, ratio;
+  int32_t next = 1;
+  for (int r = 0; r < 2 * rounds + 2; ++r) {  // the first pair warms up
+    const bool pf = r % 2 == 0;
+    set_attention_kv_prefetch(pf);
+    cache.truncate(n_prompt);
+    const Timer t;
+    for (int g = 0; g < steps; ++g) {
+      m.embed_tokens(&next, 1, e1.data());
+      llm_forward(m, cache, e1.data(), 1, logits.data(), false, pool);
+      next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    }
+    const double tok_s = steps / (t.elapsed_ms() / 1e3);
+    if (r < 2) continue;
+    (pf ? on : off).push_back(tok_s);
+    if (!pf) ratio.push_back(on.back() / tok_s);
+  }
+  set_attention_kv_prefetch(prev);
+  std::printf("decode at %d positions, attention's K/V prefetch on / off (%d-step blocks alternated %d times): "
+              "%.2f / %.2f tok/s, on/off %.3fx (median of adjacent pairs)\n",
+              n_prompt, steps, rounds, median(on), median(off), median(ratio));
+}
+
 int bench_main(int argc, char** argv) {
   CLI::App app{"Measure decode and prefill tokens/s, ViT ms per tile and peak memory, each as a fraction of\n"
                "this machine's limits measured in the same run (memory bandwidth; peak FMA and int8 rates).",
@@ -150,7 +182,7 @@ int bench_main(int argc, char** argv) {
   app.add_flag("--no-vnni", no_vnni,
                "Run the integer kernels without AVX-VNNI (the AVX2 path of CPUs that lack it) and measure the "
                "int8 peak of that path's instruction");
-  app.add_flag("--attention", attn, "Also time the attention kernel over F32/F16/INT8 KV caches");
+  app.add_flag("--attention", attn, "Also time the attention kernel over F32/F16/INT8 KV caches, and with -m decode with its K/V prefetch on and off");
   app.add_flag("--gemv", gemv,
                "Compare decode's integer kernels (one activation row; each kernel set this CPU has, and "
                "software prefetch distances) streaming --gemv-mb MB of weights, against a read of as "
@@ -344,7 +376,10 @@ int bench_main(int argc, char** argv) {
       if (!dec_paired.empty()) fig.emplace_back("decode_frac_paired", median(dec_paired));
       if (!pre_paired.empty()) fig.emplace_back("prefill_frac_paired", median(pre_paired));
       fig.emplace_back("kv_cache_mb", double(cache.bytes()) / 1e6);
-      if (attn) attention_bench(c.n_head, c.n_head_kv, c.head_dim, pool, std::max(reps, 5));
+      if (attn) {
+        kv_prefetch_ab(*m, cache, n_prompt, n_gen, pool, std::max(reps, 10));
+        attention_bench(c.n_head, c.n_head_kv, c.head_dim, pool, std::max(reps, 5));
+      }
     } else if (attn) {
       attention_bench(32, 8, 80, pool, std::max(reps, 5));  // bluelm-v-3b's decoder
     }
