@@ -141,10 +141,53 @@ inline __m256 row_scales8(const uint16_t* scale, int64_t t, int64_t stride) {
   return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
 }
 
-// q·k with the query quantized to int8 per head: Σ q8·k8 in int32, times the query's and the key
-// row's scales. Eight key rows at a time (qk_int8_x8) where the head size is a multiple of 16.
+// The kernels on 512-bit registers, for INT8 rows on the CPUs of the Avx512Vnni kernel set.
+#define EV_ATTN_Z __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+constexpr __mmask16 kAll16 = 0xFFFF;  // maskz forms: the plain intrinsics trip GCC 12's -Wmaybe-uninitialized
+
+// q·k of the NH query heads of an item against 8 key rows (out[8j + p]: head j, row p), with the
+// 32 registers of AVX512-VL: each key chunk is loaded and its absolute value formed once for all
+// the heads, which qk_int8_x8 repeats per head. The same exact int32 sums. hd a multiple of 16.
 template <int NH>
-void scores_int8(const Item& it, QkX8 qk_x8) {
+EV_ATTN_Z void qk_int8_x8_heads_z(const int8_t* qq, const int8_t* k, int64_t stride, int hd, int32_t* out) {
+  for (int half = 0; half < 2; ++half) {  // 4 rows × NH heads of accumulators at a time
+    const int8_t* kh = k + 4 * half * stride;
+    __m256i acc[NH * 4];
+    for (int i = 0; i < NH * 4; ++i) acc[i] = _mm256_setzero_si256();
+    int d = 0;
+    for (; d + 32 <= hd; d += 32) {
+      __m256i qv[NH];
+      for (int j = 0; j < NH; ++j) qv[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qq + j * hd + d));
+      for (int p = 0; p < 4; ++p) {
+        const __m256i kk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kh + p * stride + d));
+        const __m256i ak = _mm256_sign_epi8(kk, kk);
+        for (int j = 0; j < NH; ++j) acc[j * 4 + p] = _mm256_dpbusd_epi32(acc[j * 4 + p], ak, _mm256_sign_epi8(qv[j], kk));
+      }
+    }
+    if (d < hd) {  // 16 left: the upper halves are zero and add nothing
+      __m256i qv[NH];
+      for (int j = 0; j < NH; ++j)
+        qv[j] = _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qq + j * hd + d)));
+      for (int p = 0; p < 4; ++p) {
+        const __m256i kk = _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kh + p * stride + d)));
+        const __m256i ak = _mm256_sign_epi8(kk, kk);
+        for (int j = 0; j < NH; ++j) acc[j * 4 + p] = _mm256_dpbusd_epi32(acc[j * 4 + p], ak, _mm256_sign_epi8(qv[j], kk));
+      }
+    }
+    for (int j = 0; j < NH; ++j) {  // [rows 0-3 of lanes 0-3 | rows 0-3 of lanes 4-7], halves added
+      const __m256i h01 = _mm256_hadd_epi32(acc[j * 4], acc[j * 4 + 1]), h23 = _mm256_hadd_epi32(acc[j * 4 + 2], acc[j * 4 + 3]);
+      const __m256i x = _mm256_hadd_epi32(h01, h23);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8 * j + 4 * half),
+                       _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1)));
+    }
+  }
+}
+
+// q·k with the query quantized to int8 per head: Σ q8·k8 in int32, times the query's and the key
+// row's scales. Eight key rows at a time (qk_int8_x8, or qk_int8_x8_heads_z for all the heads at
+// once when wide) where the head size is a multiple of 16.
+template <int NH>
+void scores_int8(const Item& it, QkX8 qk_x8, bool wide) {
   const AttentionArgs& a = it.a;
   const int hd = a.head_dim;
   const int8_t* kb = static_cast<const int8_t*>(a.k_raw) + int64_t(it.g) * hd;
@@ -153,7 +196,7 @@ void scores_int8(const Item& it, QkX8 qk_x8) {
     sq[j] = _cvtsh_ss(quantize_kv_row_q8(a.q + it.i * a.q_stride + int64_t(it.h0 + j) * hd, hd, it.qq + j * hd));
   int64_t t = 0;
   if (hd % 16 == 0) {
-    alignas(32) int32_t sums[8];
+    alignas(32) int32_t sums[8 * NH];
     const int64_t ksb = a.kv_stride;  // bytes between key rows (int8 elements)
     const int8_t* vb = static_cast<const int8_t*>(a.v_raw) + int64_t(it.g) * hd;
     const bool pf = prefetches_kv(it);
@@ -161,9 +204,13 @@ void scores_int8(const Item& it, QkX8 qk_x8) {
       if (pf)
         for (int p = 0; p < 8; ++p) prefetch_kv(t + p, ksb, hd, kb, vb);
       const __m256 rs = _mm256_mul_ps(_mm256_set1_ps(a.scale), row_scales8(a.k_scale + it.g, t, a.n_head_kv));
+      if (wide) {
+        qk_int8_x8_heads_z<NH>(it.qq, kb + t * ksb, ksb, hd, sums);
+      } else {
+        for (int j = 0; j < NH; ++j) qk_x8(it.qq + j * hd, kb + t * ksb, ksb, hd, sums + 8 * j);
+      }
       for (int j = 0; j < NH; ++j) {
-        qk_x8(it.qq + j * hd, kb + t * ksb, ksb, hd, sums);
-        const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums))),
+        const __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(sums + 8 * j))),
                                        _mm256_set1_ps(sq[j]));
         _mm256_storeu_ps(it.scores + j * it.kv_len + t, _mm256_mul_ps(s, rs));
       }
@@ -279,8 +326,6 @@ void weighted_v(const Item& it) {
 // position-outer, with up to 80 features of every head of the group in registers, so each row is
 // loaded and converted once per pass and each weight broadcast once, instead of once per 16
 // features. Per output the same FMAs in the same order as weighted_v: bit-identical results.
-#define EV_ATTN_Z __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
-constexpr __mmask16 kAll16 = 0xFFFF;  // maskz forms: the plain intrinsics trip GCC 12's -Wmaybe-uninitialized
 template <int NH, int NC>
 EV_ATTN_Z void weighted_v_q8_pass_z(const Item& it, int d0) {
   const AttentionArgs& a = it.a;
@@ -321,17 +366,18 @@ EV_ATTN_Z void weighted_v_q8_z(const Item& it) {
 }
 
 // How an item runs: int8_qk, the 8-row q·k kernel for QkMode::Int8 over INT8 rows (null for float
-// q·k); wide_v, the 512-bit weighted sum for INT8 rows (head sizes that are multiples of 16).
+// q·k); wide, the 512-bit kernels for INT8 rows (q·k of all heads at once, the weighted sum; head
+// sizes that are multiples of 16).
 struct Kernels {
   QkX8 int8_qk = nullptr;
-  bool wide_v = false;
+  bool wide = false;
 };
 
 template <KvElem T, int NH>
 void attend(const Item& it, const Kernels& k) {
   if constexpr (T == KvElem::Q8) {
     if (k.int8_qk) {
-      scores_int8<NH>(it, k.int8_qk);
+      scores_int8<NH>(it, k.int8_qk, k.wide);
     } else {
       scores_float<T, NH>(it);
     }
@@ -339,7 +385,7 @@ void attend(const Item& it, const Kernels& k) {
     scores_float<T, NH>(it);
   }
   softmax_rows<T>(it, NH);
-  if (T == KvElem::Q8 && k.wide_v && it.a.head_dim % 16 == 0) {
+  if (T == KvElem::Q8 && k.wide && it.a.head_dim % 16 == 0) {
     weighted_v_q8_z<NH>(it);
   } else {
     weighted_v<T, NH>(it);
@@ -398,7 +444,7 @@ void attention_avx2(const AttentionArgs& a, ThreadPool& pool) {
   Kernels k;
   if (a.kv_type == KvElem::Q8) {
     if (attention_qk_mode() == QkMode::Int8) k.int8_qk = qk_int8_x8_for(ik);
-    k.wide_v = ik == detail::IntKernels::Avx512Vnni;
+    k.wide = ik == detail::IntKernels::Avx512Vnni;
   }
   attn::for_each_item(a, pool, k.int8_qk != nullptr, [&](const Item& it, int nh) {
     switch (a.kv_type) {
