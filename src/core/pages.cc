@@ -1,5 +1,6 @@
 #include "core/pages.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -48,21 +49,30 @@ bool parse_map_line(const std::string& line, MapLine& m) {
 
 }  // namespace
 
-size_t release_file_pages(const void* p, size_t n) {
-  if (p == nullptr || n == 0) return 0;
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  const uintptr_t lo = (uintptr_t(p) + page - 1) / page * page;
-  const uintptr_t hi = (uintptr_t(p) + n) / page * page;
-  if (lo >= hi) return 0;
+bool in_read_only_file_mapping(const void* p, size_t n) {
+  if (p == nullptr || n == 0 || n > UINTPTR_MAX - uintptr_t(p)) return false;
+  const uintptr_t lo = uintptr_t(p), hi = lo + n;
   std::ifstream maps("/proc/self/maps");
   std::string line;
   while (std::getline(maps, line)) {
     MapLine m;
     if (!parse_map_line(line, m) || lo < m.begin || lo >= m.end) continue;
-    if (hi > m.end || m.writable || m.inode == 0) return 0;
-    return madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0 ? size_t(hi - lo) : 0;
+    return hi <= m.end && !m.writable && m.inode != 0;
   }
-  return 0;
+  return false;
+}
+
+size_t release_mapped_file_pages(const void* p, size_t n) {
+  if (p == nullptr || n == 0) return 0;
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = (uintptr_t(p) + page - 1) / page * page;
+  const uintptr_t hi = (uintptr_t(p) + n) / page * page;
+  if (lo >= hi) return 0;
+  return madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED) == 0 ? size_t(hi - lo) : 0;
+}
+
+size_t release_file_pages(const void* p, size_t n) {
+  return in_read_only_file_mapping(p, n) ? release_mapped_file_pages(p, n) : 0;
 }
 
 long long mapping_resident_bytes(const void* p) {
@@ -78,6 +88,22 @@ long long mapping_resident_bytes(const void* p) {
     }
   }
   return -1;
+}
+
+long long range_resident_bytes(const void* p, size_t n) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  if (p == nullptr || n == 0 || n > UINTPTR_MAX - uintptr_t(p)) return -1;
+  const uintptr_t first = uintptr_t(p) / page, last = (uintptr_t(p) + n - 1) / page;
+  const int fd = open("/proc/self/pagemap", O_RDONLY);
+  if (fd < 0) return -1;
+  long long resident = 0;
+  for (uintptr_t i = first; i <= last && resident >= 0; ++i) {
+    uint64_t entry = 0;
+    if (pread(fd, &entry, sizeof entry, off_t(i * 8)) != ssize_t(sizeof entry)) resident = -1;
+    else if (entry >> 63) resident += (long long)page;  // bit 63: present in this process
+  }
+  close(fd);
+  return resident;
 }
 
 }  // namespace edgevlm

@@ -31,8 +31,18 @@ HugeBuffer<T> alloc_huge(size_t n) {
 // or lose data) is left alone. Returns the bytes released (0 when nothing was).
 size_t release_file_pages(const void* p, size_t n);
 
+// Whether [p, p + n) lies inside one read-only mapping of a file (the memory release_file_pages
+// acts on). Reads /proc/self/maps, tens of microseconds: ask once, then release_mapped_file_pages.
+bool in_read_only_file_mapping(const void* p, size_t n);
+// release_file_pages without the look-up, for a range in_read_only_file_mapping vouched for (and
+// still mapped): cheap enough to call once per use of the range.
+size_t release_mapped_file_pages(const void* p, size_t n);
+
 // Resident bytes of the mapping that contains p (its Rss in /proc/self/smaps); -1 when p is not
 // in a mapping or smaps is unavailable. For tests and diagnostics.
 long long mapping_resident_bytes(const void* p);
+// Bytes of the pages overlapping [p, p + n) that are mapped in this process (/proc/self/pagemap);
+// -1 when pagemap is unavailable. For tests and diagnostics.
+long long range_resident_bytes(const void* p, size_t n);
 
 }  // namespace edgevlm

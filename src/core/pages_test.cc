@@ -86,5 +86,28 @@ TEST(Pages, LeavesOtherMemoryAlone) {
   EXPECT_TRUE(r.intact());
 }
 
+// The split API: the mapping checked once, then released without the look-up; pagemap sees the
+// pages go and come back.
+TEST(Pages, CheckOnceThenReleaseAndPagemapAgrees) {
+  const size_t page = size_t(sysconf(_SC_PAGESIZE)), n = 32 * page;
+  MappedFile f(n);
+  ASSERT_TRUE(f.intact());
+  EXPECT_TRUE(in_read_only_file_mapping(f.data() + 10, n - 10));
+  EXPECT_FALSE(in_read_only_file_mapping(f.data(), n + 64 * page));  // past its end
+  std::vector<uint8_t> heap(n, 1);
+  EXPECT_FALSE(in_read_only_file_mapping(heap.data(), n));
+  EXPECT_FALSE(in_read_only_file_mapping(nullptr, n));
+  EXPECT_FALSE(in_read_only_file_mapping(f.data(), SIZE_MAX));
+  const long long resident = range_resident_bytes(f.data(), n);
+  if (resident < 0) GTEST_SKIP() << "no /proc/self/pagemap";
+  EXPECT_EQ(resident, (long long)n);
+  EXPECT_GE(range_resident_bytes(heap.data(), n), (long long)n);  // written, so present
+  EXPECT_EQ(release_mapped_file_pages(f.data(), n), n);
+  EXPECT_EQ(range_resident_bytes(f.data(), n), 0);
+  EXPECT_EQ(f.data()[3 * page + 5], uint8_t((3 * page + 5) * 7 % 251));  // faulted back in
+  EXPECT_GE(range_resident_bytes(f.data() + 3 * page, page), (long long)page);
+  EXPECT_TRUE(f.intact());
+}
+
 }  // namespace
 }  // namespace edgevlm

@@ -70,11 +70,13 @@ class LlmModel {
   LlmModel() = default;
   const float* vector_f32(const std::string& name, int64_t n);
   std::vector<const WeightMatrix*> matrices() const;  // every matrix once (output = token_embd when tied)
+  size_t embd_bytes() const;
 
   const GGUFFile* file_ = nullptr;
   LlmConfig cfg_;
   WeightMatrix token_embd_, output_;
   const float* output_norm_ = nullptr;
+  bool release_embd_rows_ = false;  // the table's file pages are given back after each lookup
   std::vector<LlmLayer> layers_;
   std::vector<std::vector<float>> owned_;  // 1-D tensors converted to F32
 };

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "model/kv_cache.h"
 #include "model/llm_test_util.h"
 #include "ops/cpu_features.h"
@@ -246,6 +247,45 @@ TEST(LlmLoad, PreparedWeightsReplaceFilePagesSameResults) {
     m.reset();
     EXPECT_EQ(detail::matmul_packed_count(), 0u);
     detail::matmul_release_originals(was);
+  }
+}
+
+// Embedding rows are copied out of the mapped table and the table's pages given back: a kernel
+// that maps file pages by large folios would otherwise keep up to 2 MiB around every row looked
+// up resident (most of a 272 MB table after a few hundred tokens). The rows read are the same as
+// from the file's bytes in memory, before and after the pages go.
+TEST(LlmLoad, EmbeddingLookupsLeaveTheTableOutOfMemory) {
+  TinySpec s;
+  s.n_embd = 256, s.n_ff = 512, s.n_vocab = 4096, s.n_head = 4, s.n_head_kv = 2;  // table: 4096 rows of 272 B
+  s.wtype = GGMLType::Q8_0;
+  const std::vector<uint8_t> bytes = testing::build_tiny_gguf(s);
+  const std::string path = ::testing::TempDir() + "edgevlm_llm_embd_" + std::to_string(getpid()) + ".gguf";
+  {
+    FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+    std::fclose(f);
+  }
+  auto file = GGUFFile::open(path);
+  std::remove(path.c_str());
+  auto mapped = LlmModel::load(*file);  // no pool: the matrices' pages are not touched
+  auto in_memory = make_tiny_model(s);
+  const int T = 64;
+  std::vector<int32_t> toks(T);
+  for (int i = 0; i < T; ++i) toks[size_t(i)] = (i * 997) % s.n_vocab;  // spread over all the table's pages
+  std::vector<float> want(size_t(T) * s.n_embd), got(want.size());
+  in_memory.model->embed_tokens(toks.data(), T, want.data());
+  const uint8_t* table = mapped->token_embd().data;
+  const size_t table_bytes = mapped->token_embd().row_stride * size_t(s.n_vocab);
+  for (int pass = 0; pass < 2; ++pass) {
+    std::fill(got.begin(), got.end(), 0.0f);
+    mapped->embed_tokens(toks.data(), T, got.data());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0) << "pass " << pass;
+    // The 64 rows lie on 64 different pages; only the table's partial first and last pages stay.
+    const long long resident = range_resident_bytes(table, table_bytes);
+    if (resident >= 0) {
+      EXPECT_LE(resident, 2 * sysconf(_SC_PAGESIZE)) << "pass " << pass;
+    }
   }
 }
 

@@ -248,9 +248,9 @@ void bench_prefill_sweep(const std::string& model_path, int threads, int n_token
     const Result r = in_child<Result>([&] {
       Result res;
       auto f = GGUFFile::open(model_path);
-      auto m = LlmModel::load(*f);
-      const LlmConfig& c = m->config();
       ThreadPool pool(threads);
+      auto m = LlmModel::load(*f, &pool);
+      const LlmConfig& c = m->config();
       KvCache cache(c, n_tokens + 1, kv);
       res.kv_mib = double(cache.bytes()) / (1 << 20);
       std::mt19937 rng(7);
@@ -313,12 +313,12 @@ void bench_paper_table(const PaperTableOptions& o) {
         const Row r = in_child<Row>([&] {
           Row row;
           Timer t;
+          ThreadPool pool(o.threads);
           auto llm_file = GGUFFile::open(pair.llm_path);
-          auto llm = LlmModel::load(*llm_file);
+          auto llm = LlmModel::load(*llm_file, o.low_memory ? nullptr : &pool);  // as `edgevlm run` loads
           auto tok = Tokenizer::from_gguf(*llm_file);
           auto mm_file = GGUFFile::open(pair.mmproj_path);
           auto mm = MmprojModel::load(*mm_file);
-          ThreadPool pool(o.threads);
           const VisionConfig vc = mm->config();
           EV_CHECK(vc.projection_dim == llm->config().n_embd, "%s and %s are not a pair (width %d vs %d)",
                    pair.mmproj_path.c_str(), pair.llm_path.c_str(), vc.projection_dim, llm->config().n_embd);

@@ -292,7 +292,8 @@ int bench_main(int argc, char** argv) {
     if (!model_path.empty()) {
       const Timer load_t;
       auto f = GGUFFile::open(model_path);
-      auto m = LlmModel::load(*f);
+      // As `edgevlm run` and `generate` load: the matrices repacked now, on the pool.
+      auto m = LlmModel::load(*f, &pool);
       const LlmConfig& c = m->config();
       const double load_ms = load_t.elapsed_ms();
       const int n_ctx = n_prompt + n_gen + 1;
