@@ -27,6 +27,19 @@ using testing::make_tiny_model;
 using testing::reference_forward;
 using testing::TinySpec;
 
+// bytes written to a temporary file and opened from it (mapped read-only, as models are); the
+// file's name is removed at once. Null when it cannot be written.
+std::unique_ptr<GGUFFile> open_mapped(const std::vector<uint8_t>& bytes, const std::string& tag) {
+  const std::string path = ::testing::TempDir() + "edgevlm_llm_" + tag + "_" + std::to_string(getpid()) + ".gguf";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return nullptr;
+  const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  std::fclose(f);
+  auto file = written ? GGUFFile::open(path) : nullptr;
+  std::remove(path.c_str());
+  return file;
+}
+
 std::vector<int32_t> some_tokens(int n, int n_vocab, int seed = 3) {
   std::vector<int32_t> t(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) t[size_t(i)] = int32_t((i * 7919 + seed * 31) % n_vocab);
@@ -204,15 +217,8 @@ TEST(LlmLoad, PreparedWeightsReplaceFilePagesSameResults) {
     s.n_embd = 256, s.n_ff = 512, s.n_vocab = 300, s.n_head = 4, s.n_head_kv = 2, s.tied = tied;
     s.wtype = GGMLType::Q8_0;
     const std::vector<uint8_t> bytes = testing::build_tiny_gguf(s);
-    const std::string path = ::testing::TempDir() + "edgevlm_llm_prepare_" + std::to_string(getpid()) + ".gguf";
-    {
-      FILE* f = std::fopen(path.c_str(), "wb");
-      ASSERT_NE(f, nullptr);
-      ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
-      std::fclose(f);
-    }
-    auto file = GGUFFile::open(path);
-    std::remove(path.c_str());
+    auto file = open_mapped(bytes, "prepare");
+    ASSERT_NE(file, nullptr);
     const int T = 7;
     auto run = [&](const LlmModel& m) {
       const LlmConfig& cfg = m.config();
@@ -259,15 +265,8 @@ TEST(LlmLoad, EmbeddingLookupsLeaveTheTableOutOfMemory) {
   s.n_embd = 256, s.n_ff = 512, s.n_vocab = 4096, s.n_head = 4, s.n_head_kv = 2;  // table: 4096 rows of 272 B
   s.wtype = GGMLType::Q8_0;
   const std::vector<uint8_t> bytes = testing::build_tiny_gguf(s);
-  const std::string path = ::testing::TempDir() + "edgevlm_llm_embd_" + std::to_string(getpid()) + ".gguf";
-  {
-    FILE* f = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
-    std::fclose(f);
-  }
-  auto file = GGUFFile::open(path);
-  std::remove(path.c_str());
+  auto file = open_mapped(bytes, "embd");
+  ASSERT_NE(file, nullptr);
   auto mapped = LlmModel::load(*file);  // no pool: the matrices' pages are not touched
   auto in_memory = make_tiny_model(s);
   const int T = 64;
