@@ -152,7 +152,7 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
       m->token_embd_.n_in = c.n_embd;
       m->token_embd_.n_out = c.n_vocab;
       m->token_embd_.row_stride = row_bytes(t.type, c.n_embd);
-      EV_CHECK(t.data != nullptr && m->token_embd_.row_stride * size_t(c.n_vocab) <= t.nbytes,
+      EV_CHECK(t.data != nullptr && m->token_embd_.bytes() <= t.nbytes,
                "%s: tensor 'token_embd.weight' data is truncated", f.path().c_str());
     }
   }
@@ -160,7 +160,7 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
   m->output_norm_ = m->vector_f32("output_norm.weight", c.n_embd);
   // A tied table is also the output matrix: products that read it in place (no repacked copy)
   // would page all of it back in after every lookup.
-  m->release_embd_rows_ = !c.tied_output && in_read_only_file_mapping(m->token_embd_.data, m->embd_bytes());
+  m->release_embd_rows_ = !c.tied_output && in_read_only_file_mapping(m->token_embd_.data, m->token_embd_.bytes());
 
   m->layers_.resize(size_t(c.n_layer));
   for (int l = 0; l < c.n_layer; ++l) {
@@ -213,16 +213,14 @@ void LlmModel::embed_tokens(const int32_t* tokens, int n, float* out) const {
   // Where the kernel maps file pages by large folios (ext4 on Linux 6.18 here), reading one row
   // maps up to 2 MiB around it: a few hundred lookups kept most of bluelm-v-3b's 272 MB table in
   // RSS. The rows are copied out, so their pages go back (to the page cache, not the disk).
-  if (release_embd_rows_) release_mapped_file_pages(token_embd_.data, embd_bytes());
+  if (release_embd_rows_) release_mapped_file_pages(token_embd_.data, token_embd_.bytes());
 }
 
-size_t LlmModel::embd_bytes() const { return token_embd_.row_stride * size_t(token_embd_.n_out); }
-
 size_t LlmModel::weight_bytes_per_token() const {
-  auto mb = [](const WeightMatrix& w) { return w.row_stride * size_t(w.n_out); };
-  size_t total = mb(output_);
+  size_t total = output_.bytes();
   for (const LlmLayer& L : layers_)
-    total += mb(L.wq) + mb(L.wk) + mb(L.wv) + mb(L.wo) + mb(L.w_gate) + mb(L.w_up) + mb(L.w_down);
+    total += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes() + L.w_gate.bytes() + L.w_up.bytes() +
+             L.w_down.bytes();
   return total;
 }
 

@@ -70,7 +70,6 @@ class LlmModel {
   LlmModel() = default;
   const float* vector_f32(const std::string& name, int64_t n);
   std::vector<const WeightMatrix*> matrices() const;  // every matrix once (output = token_embd when tied)
-  size_t embd_bytes() const;
 
   const GGUFFile* file_ = nullptr;
   LlmConfig cfg_;

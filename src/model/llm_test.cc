@@ -275,7 +275,7 @@ TEST(LlmLoad, EmbeddingLookupsLeaveTheTableOutOfMemory) {
   std::vector<float> want(size_t(T) * s.n_embd), got(want.size());
   in_memory.model->embed_tokens(toks.data(), T, want.data());
   const uint8_t* table = mapped->token_embd().data;
-  const size_t table_bytes = mapped->token_embd().row_stride * size_t(s.n_vocab);
+  const size_t table_bytes = mapped->token_embd().bytes();
   for (int pass = 0; pass < 2; ++pass) {
     std::fill(got.begin(), got.end(), 0.0f);
     mapped->embed_tokens(toks.data(), T, got.data());

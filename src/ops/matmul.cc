@@ -34,7 +34,7 @@ WeightMatrix WeightMatrix::from_tensor(const GGUFTensorInfo& t) {
   w.n_in = t.ne[0];
   w.n_out = t.ne[1];
   w.row_stride = row_bytes(t.type, t.ne[0]);
-  EV_CHECK(t.data != nullptr && w.row_stride * size_t(w.n_out) <= t.nbytes,
+  EV_CHECK(t.data != nullptr && w.bytes() <= t.nbytes,
            "tensor '%s': data is smaller than its shape needs", t.name.c_str());
   return w;
 }

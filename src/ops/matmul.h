@@ -27,6 +27,8 @@ struct WeightMatrix {
   int64_t n_out = 0;
   size_t row_stride = 0;
 
+  size_t bytes() const { return row_stride * size_t(n_out); }  // of the whole matrix
+
   // A view of a 2-D GGUF tensor; throws edgevlm::Error naming the tensor when it is not 2-D,
   // its type has no matmul kernel, or its rows do not fill whole blocks.
   static WeightMatrix from_tensor(const GGUFTensorInfo& t);

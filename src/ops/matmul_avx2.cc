@@ -487,7 +487,7 @@ constexpr int kFingerprintLines = 5;
 size_t fingerprint_line(size_t n, int i) { return std::min(n - std::min<size_t>(n, 64), (n / 4) * size_t(i)); }
 
 uint64_t fingerprint(const WeightMatrix& w) {
-  const size_t n = w.row_stride * size_t(w.n_out);
+  const size_t n = w.bytes();
   uint64_t h = 1469598103934665603ull;
   for (int i = 0; i < kFingerprintLines; ++i) {
     const size_t off = fingerprint_line(n, i);
@@ -511,7 +511,7 @@ std::atomic<size_t> g_released_bytes{0};
 // (embedding lookups in a tied table, the cache disabled, a later repack) faults it back in.
 void release_original(const WeightMatrix& w) {
   if (!g_release_originals.load(std::memory_order_relaxed)) return;
-  const size_t n = w.row_stride * size_t(w.n_out);
+  const size_t n = w.bytes();
   size_t from = 0, released = 0;
   for (int i = 0; i <= kFingerprintLines; ++i) {
     const size_t to = i < kFingerprintLines ? fingerprint_line(n, i) : n;
@@ -590,7 +590,7 @@ struct CopyLayout {
 const uint8_t* packed_weights(const WeightMatrix& w, bool flip, bool split, bool pairs, ThreadPool& pool,
                               bool prepare = false) {
   PackCache& c = pack_cache();
-  const size_t raw = w.row_stride * size_t(w.n_out);
+  const size_t raw = w.bytes();
   if (!c.enabled.load(std::memory_order_relaxed) || raw < detail::kRepackMinBytes) return nullptr;
   const PackKey key{w.data, w.type, w.n_in, w.n_out, w.row_stride, flip, split, pairs};
   PreparedMemo& memo = t_prepared_memo[PackKeyHash()(key) % kMemoSlots];

@@ -94,7 +94,7 @@ void quantize_padded_down(VitBlock& b) {
     dequantize_row(w.type, w.data + size_t(o) * w.row_stride, row.data(), w.n_in);
     quantize_row(GGMLType::Q8_0, row.data(), q8.get() + size_t(o) * rs, n_in);
   }
-  release_file_pages(w.data, w.row_stride * size_t(w.n_out));
+  release_file_pages(w.data, w.bytes());
   b.down = WeightMatrix::from_data(GGMLType::Q8_0, q8.get(), n_in, w.n_out);
   b.down_q8 = std::move(q8);
 }
