@@ -9,7 +9,7 @@ ARM_BUILD  ?= build-arm
 JOBS       ?= 2
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-parity clean
+.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-install test-parity clean
 
 all: build
 
@@ -47,18 +47,23 @@ train-more: deps
 	  --task-boost ocr_word=2 ocr_number=2 ocr_code=2 text=3 chart=1.5 --install models
 
 test: build
-	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-parity
+	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-install test-parity
 	@echo "make test: all suites passed"
 
 test-unit:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 300
 
-# Parsers of untrusted input (GGUF, tokenizer metadata, images, mmproj files) under ASan+UBSan.
+# Parsers of untrusted input (GGUF, tokenizer metadata, images, mmproj files), the C API and the
+# engine's sessions (threads, cancel, misuse) under ASan+UBSan; then the Python binding on the
+# sanitized shared library.
+ASAN_RUNTIME = $(shell $(CXX) -print-file-name=libasan.so)
 test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
-	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_tests
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_tests edgevlm_shared
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*'
+	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*:CApi*:Session*'
+	LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  EDGEVLM_LIBRARY=$(ASAN_BUILD)/libedgevlm.so PYTHONPATH=python $(PYTHON) -m pytest -q -x -p no:cacheprovider python/tests
 
 # The aarch64 build (cross-compiled) and its kernel tests under qemu-user, with and without SDOT.
 test-arm: deps
@@ -66,6 +71,12 @@ test-arm: deps
 
 test-python:
 	cd training && $(PYTHON) -m pytest -q -x
+	EDGEVLM_LIBRARY=$(BUILD)/libedgevlm.so PYTHONPATH=python $(PYTHON) -m pytest -q -x -p no:cacheprovider python/tests
+
+# The installed package: header, libraries, CMake package and pkg-config file, used by the C example
+# (examples/c) built outside the tree, shared and static.
+test-install:
+	bash scripts/test_install.sh $(BUILD)
 
 test-parity:
 	bash tests/parity/run.sh $(BUILD)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The phone path on every change: cross-compiles the library and the kernel tests for aarch64
+# The phone path on every change: cross-compiles the library, the command line and the kernel tests for aarch64
 # (Debian's g++-aarch64-linux-gnu, cmake/aarch64-linux-gnu.cmake) and runs the tests under
 # qemu-user twice, so both NEON variants run against the scalar reference. The kernel tests are one
 # list in CMakeLists.txt (EDGEVLM_KERNEL_TEST_SOURCES: src/ops/*_test.cc — matmul, attention,
@@ -23,7 +23,7 @@ t0=$(date +%s)
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
-cmake --build "$BUILD" -j"$JOBS" --target edgevlm_kernel_tests
+cmake --build "$BUILD" -j"$JOBS" --target edgevlm_kernel_tests edgevlm edgevlm_shared
 t1=$(date +%s)
 echo "test_arm: cross build $((t1 - t0)) s"
 
@@ -47,5 +47,15 @@ for cpu in max cortex-a53; do
     cat "$LOGS/$cpu.log"
   fi
 done
+# The aarch64 command line end to end on the shipped model (emulated, so only a short answer).
+answer=$(qemu-aarch64 -L "$SYSROOT" -cpu max "$BUILD/edgevlm" run -m models/edgevlm-nano.gguf \
+  --mmproj models/edgevlm-nano-mmproj.gguf --image examples/banner.png -p "What does the banner say?" \
+  -n 8 --temp 0 -t 2 -q 2>"$LOGS/cli.log") || { status=1; cat "$LOGS/cli.log"; }
+if [ "$answer" = "CAFE 74" ]; then
+  echo "test_arm: edgevlm run under qemu: $answer"
+else
+  status=1
+  echo "test_arm: edgevlm run under qemu answered '$answer', expected CAFE 74"
+fi
 [ "$status" -eq 0 ] || exit 1
 echo "test_arm: all passed, $(($(date +%s) - t0)) s in all (tests $(($(date +%s) - t1)) s)"

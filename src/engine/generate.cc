@@ -68,6 +68,7 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::MaxTokens: return "max-tokens";
     case StopReason::ContextFull: return "context-full";
     case StopReason::Callback: return "callback";
+    case StopReason::Cancelled: return "cancelled";
   }
   return "?";
 }
@@ -118,8 +119,13 @@ GenerateResult Generator::generate_from_embeddings(const float* embeddings, int 
 
   Timer prefill_timer;
   std::vector<float> logits =
-      prefill_chunked(model_, cache_, embeddings, n_prompt, params.chunk_size, pool_);
+      prefill_chunked(model_, cache_, embeddings, n_prompt, params.chunk_size, pool_, params.cancel);
   r.prefill_ms = prefill_timer.elapsed_ms();
+  if (logits.empty() && params.cancel && params.cancel->load()) {
+    r.stop_reason = StopReason::Cancelled;
+    r.cancelled_in_prefill = true;
+    return r;
+  }
   EV_CHECK(static_cast<int>(logits.size()) >= cfg.n_vocab, "generate: prefill returned %zu logits, expected %d",
            logits.size(), cfg.n_vocab);
   if (params.keep_first_logits) r.first_logits.assign(logits.begin(), logits.begin() + cfg.n_vocab);
@@ -136,6 +142,10 @@ GenerateResult Generator::generate_from_embeddings(const float* embeddings, int 
   std::vector<float> emb(cfg.n_embd);
   Timer decode_timer;
   for (int i = 0; i < n_predict; ++i) {
+    if (params.cancel && params.cancel->load(std::memory_order_relaxed)) {
+      r.stop_reason = StopReason::Cancelled;
+      break;
+    }
     const int32_t id = sampler.sample(logits.data(), cfg.n_vocab);
     if (params.stop_at_eog && tok_.is_end_of_generation(id)) {
       r.stop_reason = StopReason::EndOfGeneration;

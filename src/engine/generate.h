@@ -4,6 +4,7 @@
 // embeddings spliced between text-token embeddings).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -47,9 +48,11 @@ struct GenerateParams {
   bool stop_at_eog = true;         // false: keep going past end-of-generation tokens (benchmarks)
   bool emit_special = false;       // stream the text of special/control tokens too
   bool keep_first_logits = false;  // copy the logits of the first generated position
+  // Set from any thread to stop: checked between prefill chunks and before each decode step.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
-enum class StopReason { EndOfGeneration, StopString, MaxTokens, ContextFull, Callback };
+enum class StopReason { EndOfGeneration, StopString, MaxTokens, ContextFull, Callback, Cancelled };
 const char* stop_reason_name(StopReason r);
 
 struct GenerateResult {
@@ -59,6 +62,8 @@ struct GenerateResult {
   std::string text;  // all text streamed to the callback
   StopReason stop_reason = StopReason::MaxTokens;
   std::string stop_string;  // when stop_reason == StopString
+  // Cancelled during the prefill: the cache holds only part of the prompt, and nothing was generated.
+  bool cancelled_in_prefill = false;
 
   int n_prompt = 0;         // positions prefilled
   double prefill_ms = 0;    // prefill_chunked over the prompt

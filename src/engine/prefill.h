@@ -4,6 +4,7 @@
 // matrix product. This is the one place the engine implements it.
 #pragma once
 
+#include <atomic>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -16,8 +17,10 @@ constexpr int kDefaultPrefillChunk = 128;
 
 // Feeds n embeddings (n × n_embd) through llm_forward in chunks of chunk_size; returns the
 // logits of the last position. Throws edgevlm::Error naming both numbers when
-// cache.n_past() + n exceeds cache.n_ctx(), and when n < 1 or chunk_size < 1.
+// cache.n_past() + n exceeds cache.n_ctx(), and when n < 1 or chunk_size < 1. When *cancel turns
+// true, stops after the chunk in progress and returns no logits (the cache then holds a prefix of
+// the prompt; the caller truncates it).
 std::vector<float> prefill_chunked(const LlmModel& m, KvCache& cache, const float* embeddings, int n,
-                                   int chunk_size, ThreadPool& pool);
+                                   int chunk_size, ThreadPool& pool, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace edgevlm

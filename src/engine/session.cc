@@ -1,23 +1,15 @@
 #include "engine/session.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cstdio>
 
 #include "core/error.h"
-#include "core/pages.h"
 #include "core/timer.h"
-#include "formats/gguf.h"
-#include "model/kv_cache.h"
 #include "model/llm.h"
 #include "model/tokenizer.h"
-#include "vision/image.h"
-#include "vision/mmproj.h"
 
 namespace edgevlm {
 namespace {
-
-constexpr int kDefaultMaxCtx = 4096;
 
 std::string trim_ws(const std::string& s) {
   size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
@@ -26,30 +18,12 @@ std::string trim_ws(const std::string& s) {
 
 }  // namespace
 
-Session::Session(const SessionOptions& opt) : opt_(opt) {
-  pool_ = std::make_unique<ThreadPool>(opt.threads > 0 ? opt.threads : ThreadPool::hardware_threads());
-  llm_file_ = GGUFFile::open(opt.model_path);
-  // Weights repacked now, except in low-memory mode: there on first use, after the first encode.
-  llm_ = LlmModel::load(*llm_file_, opt.low_memory ? nullptr : pool_.get());
-  tok_ = Tokenizer::from_gguf(*llm_file_);
-  {
-    auto mm_file = GGUFFile::open(opt.mmproj_path);
-    auto mm = MmprojModel::load(*mm_file);
-    vc_ = mm->config();
-    if (!opt.low_memory) {
-      mm_file_ = std::move(mm_file);
-      mm_ = std::move(mm);
-    }
-  }
-  const LlmConfig& cfg = llm_->config();
-  EV_CHECK(vc_.projection_dim == cfg.n_embd, "%s projects to width %d but %s has width %d: not a matching pair",
-           opt.mmproj_path.c_str(), vc_.projection_dim, opt.model_path.c_str(), cfg.n_embd);
-  tcfg_ = tiling_config_for(vc_, opt.tiling);
-  markers_ = image_markers(vc_, *tok_);
-  tmpl_ = chat_template_for(opt.chat_template, *llm_file_);
-  const int n_ctx = opt.n_ctx > 0 ? opt.n_ctx
-                                  : std::min(cfg.n_ctx_train > 0 ? cfg.n_ctx_train : kDefaultMaxCtx, kDefaultMaxCtx);
-  cache_ = std::make_unique<KvCache>(cfg, n_ctx, opt.kv_type);
+Session::Session(std::shared_ptr<const Engine> engine, const SessionOptions& opt)
+    : engine_(std::move(engine)), opt_(opt) {
+  EV_CHECK(engine_ != nullptr, "a session needs a loaded engine");
+  EV_CHECK(opt.n_ctx >= 0, "the context size must be 0 (the engine's) or more, got %d", opt.n_ctx);
+  const int n_ctx = opt.n_ctx > 0 ? opt.n_ctx : engine_->default_n_ctx();
+  cache_ = std::make_unique<KvCache>(engine_->llm().config(), n_ctx, opt.kv_type.value_or(engine_->options().kv_type));
   if (!opt.system_prompt.empty()) history_.push_back({"system", opt.system_prompt});
   worker_ = std::thread([this] { worker_main(); });
 }
@@ -70,9 +44,40 @@ int Session::n_ctx() const { return cache_->n_ctx(); }
 KvType Session::kv_type() const { return cache_->type(); }
 
 void Session::attach_image(const std::string& path) {
+  EV_CHECK(engine_->has_vision(), "cannot attach image '%s': this model has no vision part (no mmproj loaded)",
+           path.c_str());
+  attach_image_bytes(read_image_file(path), path);
+}
+
+void Session::attach_image_bytes(std::vector<uint8_t> bytes, const std::string& name) {
+  EV_CHECK(engine_->has_vision(), "cannot attach image '%s': this model has no vision part (no mmproj loaded)",
+           name.c_str());
+  probe_image(bytes.data(), bytes.size(), {}, name);
   auto job = std::make_shared<Job>();
-  job->path = path;
-  pending_.push_back(job->promise.get_future());
+  job->name = name;
+  job->bytes = std::move(bytes);
+  enqueue(std::move(job));
+}
+
+void Session::attach_image_pixels(Image img, const std::string& name) {
+  EV_CHECK(engine_->has_vision(), "cannot attach image '%s': this model has no vision part (no mmproj loaded)",
+           name.c_str());
+  EV_CHECK(img.width > 0 && img.height > 0, "image '%s' has no pixels (%d x %d)", name.c_str(), img.width,
+           img.height);
+  const int64_t n = int64_t(img.width) * img.height;
+  const ImageLoadOptions limits;
+  EV_CHECK(n <= limits.max_pixels, "image '%s' is %d x %d = %lld pixels, over the limit of %lld pixels",
+           name.c_str(), img.width, img.height, (long long)n, (long long)limits.max_pixels);
+  EV_CHECK(img.pixels.size() == size_t(n) * 3, "image '%s': %zu bytes of pixels for %d x %d RGB", name.c_str(),
+           img.pixels.size(), img.width, img.height);
+  auto job = std::make_shared<Job>();
+  job->name = name;
+  job->pixels = std::move(img);
+  enqueue(std::move(job));
+}
+
+void Session::enqueue(std::shared_ptr<Job> job) {
+  pending_.push_back({job->name, job->promise.get_future()});
   {
     std::lock_guard<std::mutex> lk(q_mu_);
     queue_.push_back(std::move(job));
@@ -91,66 +96,96 @@ void Session::worker_main() {
       queue_.pop_front();
     }
     try {
-      job->promise.set_value(std::make_shared<ImageEmbeddings>(encode(job->path)));
+      Timer t;
+      Image img = job->bytes.empty() ? std::move(job->pixels)
+                                     : load_image_from_memory(job->bytes.data(), job->bytes.size(), {}, job->name);
+      job->bytes = {};
+      const double decode_ms = t.elapsed_ms();
+      auto e = std::make_shared<ImageEmbeddings>(engine_->encode(img, job->name));
+      e->preprocess_ms += decode_ms;
+      job->promise.set_value(std::move(e));
     } catch (...) {
       job->promise.set_exception(std::current_exception());
     }
   }
 }
 
-ImageEmbeddings Session::encode(const std::string& path) {
-  Timer t;
-  Image img = load_image(path);
-  const double load_ms = t.elapsed_ms();
-  std::lock_guard<std::mutex> lk(pool_mu_);
-  ImageEmbeddings e;
-  if (opt_.low_memory) {
-    drop_llm_pages();
-    auto f = GGUFFile::open(opt_.mmproj_path);  // unmapped when this scope ends
-    auto mm = MmprojModel::load(*f);
-    e = encode_image(*mm, img, tcfg_, *pool_, VitOptions(opt_.vit_batch, opt_.vit_pipeline));
-  } else {
-    e = encode_image(*mm_, img, tcfg_, *pool_, VitOptions(opt_.vit_batch, opt_.vit_pipeline));
-  }
-  e.preprocess_ms += load_ms;
-  return e;
+void Session::begin_run() {
+  std::lock_guard<std::mutex> lk(run_mu_);
+  running_ = true;
+  cancel_.store(false);
 }
 
-// The LLM's matrices are views into its file mapping; dropping those pages from this process
-// (they stay in the page cache and fault back in on use) takes them out of RSS during an encode.
-void Session::drop_llm_pages() const {
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (const GGUFTensorInfo& t : llm_file_->tensors()) {
-    if (!t.data || t.nbytes == 0) continue;
-    lo = std::min(lo, uintptr_t(t.data));
-    hi = std::max(hi, uintptr_t(t.data) + t.nbytes);
+void Session::end_run() {
+  std::lock_guard<std::mutex> lk(run_mu_);
+  running_ = false;
+  cancel_.store(false);
+}
+
+void Session::cancel() {
+  std::lock_guard<std::mutex> lk(run_mu_);
+  if (running_) cancel_.store(true);
+}
+
+// Generates from a prompt that extends the cache; on an error or a cancel during the prefill the
+// cache goes back to where it was.
+GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, const TextCallback& on_text) {
+  const int room = cache_->n_ctx() - cache_->n_past();
+  EV_CHECK(vp.n_positions < room,
+           "this turn takes %d positions (%d of them image) but the context has %d left of %d; reset the "
+           "conversation, use fewer tiles or a larger context",
+           vp.n_positions, vp.n_image_positions, room, cache_->n_ctx());
+  // Capped by the room left; an answer that stops there ends for want of context.
+  const bool capped = gp.n_predict < 0 || gp.n_predict > room - vp.n_positions;
+  gp.n_predict = capped ? room - vp.n_positions : gp.n_predict;
+  gp.cancel = &cancel_;
+  const int n_past_before = cache_->n_past();
+  Generator gen(engine_->llm(), engine_->tokenizer(), *cache_, engine_->pool());
+  GenerateResult r;
+  begin_run();
+  try {
+    r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, vp.text_tokens());
+  } catch (...) {
+    end_run();
+    cache_->truncate(n_past_before);
+    throw;
   }
-  // Whole pages inside the tensor data only (the header pages before it stay), and only from a
-  // read-only file mapping: a file read into memory is left alone.
-  if (lo < hi) release_file_pages(reinterpret_cast<const void*>(lo), hi - lo);
+  end_run();
+  if (r.cancelled_in_prefill) cache_->truncate(n_past_before);
+  if (capped && r.stop_reason == StopReason::MaxTokens) r.stop_reason = StopReason::ContextFull;
+  return r;
 }
 
 SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const TextCallback& on_text) {
+  EV_CHECK(!raw_, "this session was used for raw completion; reset() it before chatting");
   SessionAnswer ans;
-  // Wait for the encodes; a failure drops this turn's images and leaves the conversation as it was.
+  // Wait for the encodes; an image that failed is left out of the turn and reported.
   std::vector<std::shared_ptr<ImageEmbeddings>> embs;
   {
     Timer wait;
     auto pending = std::move(pending_);
     pending_.clear();
-    for (auto& f : pending) embs.push_back(f.get());  // rethrows the encode's error
+    for (auto& p : pending) {
+      try {
+        embs.push_back(p.embeddings.get());
+      } catch (const std::exception& e) {
+        ans.image_errors.push_back(e.what());
+      }
+    }
     ans.wait_ms = wait.elapsed_ms();
   }
   ans.n_images = int(embs.size());
   for (const auto& e : embs) {
     ans.n_tiles += e->n_tiles;
+    ans.grids.push_back(e->grid);
     ans.vit_ms += e->vit_ms + e->projector_ms;
   }
 
   // The new turn's text: what the full conversation renders to beyond what the cache already holds.
+  const ChatTemplate tmpl = engine_->chat_template();
   std::vector<ChatMessage> msgs = history_;
   msgs.push_back({"user", add_image_placeholders(question, int(embs.size()))});
-  const std::string full = apply_chat_template(tmpl_, msgs, true);
+  const std::string full = apply_chat_template(tmpl, msgs, true);
   std::string delta;
   const bool first = cache_->n_past() == 0;
   if (first) {
@@ -161,9 +196,9 @@ SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const
       delta = full.substr(known.size());
     } else {
       // The template rewrote the answer (Llama-3 trims it): continue from where it ends there.
-      const std::string closed = apply_chat_template(tmpl_, history_, false);
+      const std::string closed = apply_chat_template(tmpl, history_, false);
       EV_CHECK(full.compare(0, closed.size(), closed) == 0, "chat template %s: a turn does not extend the conversation",
-               chat_template_name(tmpl_));
+               chat_template_name(tmpl));
       const std::string a = trim_ws(last_answer_);
       const size_t at = a.empty() ? std::string::npos : closed.rfind(a);
       delta = (at == std::string::npos ? std::string() : closed.substr(at + a.size())) + full.substr(closed.size());
@@ -172,31 +207,50 @@ SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const
 
   std::vector<const ImageEmbeddings*> ptrs;
   for (const auto& e : embs) ptrs.push_back(e.get());
-  VlmPrompt vp = assemble_prompt(*llm_, *tok_, markers_, delta, ptrs, first && tok_->add_bos_default());
-  const int room = cache_->n_ctx() - cache_->n_past();
-  EV_CHECK(vp.n_positions < room,
-           "this turn takes %d positions (%d of them image) but the context has %d left of %d; /reset the "
-           "conversation, use fewer tiles or a larger context",
-           vp.n_positions, vp.n_image_positions, room, cache_->n_ctx());
-  gp.n_predict = gp.n_predict < 0 ? room - vp.n_positions : std::min(gp.n_predict, room - vp.n_positions);
-  for (const std::string& s : chat_template_stop_strings(tmpl_))
+  const Tokenizer& tok = engine_->tokenizer();
+  VlmPrompt vp = assemble_prompt(engine_->llm(), tok, engine_->markers(), delta, ptrs, first && tok.add_bos_default());
+  ans.n_positions = vp.n_positions;
+  ans.n_image_positions = vp.n_image_positions;
+  for (const std::string& s : chat_template_stop_strings(tmpl))
     if (std::find(gp.stop_strings.begin(), gp.stop_strings.end(), s) == gp.stop_strings.end())
       gp.stop_strings.push_back(s);
 
-  const int n_past_before = cache_->n_past();
-  std::lock_guard<std::mutex> lk(pool_mu_);
-  Generator gen(*llm_, *tok_, *cache_, *pool_);
-  try {
-    ans.result = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, vp.text_tokens());
-  } catch (...) {
-    cache_->truncate(n_past_before);
-    throw;
-  }
+  ans.result = run_generation(vp, gp, on_text);
+  if (ans.result.cancelled_in_prefill) return ans;  // the turn is dropped
   history_ = std::move(msgs);
   history_.push_back({"assistant", ans.result.text});
   rendered_ = full;
   last_answer_ = ans.result.text;
   return ans;
+}
+
+GenerateResult Session::complete(const std::vector<int32_t>& prompt, GenerateParams gp, const TextCallback& on_text) {
+  EV_CHECK(history_.size() <= (opt_.system_prompt.empty() ? 0u : 1u) && pending_.empty(),
+           "this session holds a conversation; reset() it before a raw completion");
+  EV_CHECK(!prompt.empty(), "the prompt is empty");
+  const int n_vocab = engine_->llm().config().n_vocab;
+  for (size_t i = 0; i < prompt.size(); ++i)
+    EV_CHECK(prompt[i] >= 0 && prompt[i] < n_vocab, "prompt token %zu has id %d, outside the vocabulary [0, %d)", i,
+             prompt[i], n_vocab);
+  EV_CHECK(prompt.size() < size_t(cache_->n_ctx() - cache_->n_past()),
+           "prompt of %zu tokens does not fit the context (%d of %d positions free)", prompt.size(),
+           cache_->n_ctx() - cache_->n_past(), cache_->n_ctx());
+  raw_ = true;
+  VlmPrompt vp;
+  vp.n_embd = engine_->llm().config().n_embd;
+  vp.n_positions = int(prompt.size());
+  vp.tokens = prompt;
+  vp.embeddings.resize(prompt.size() * size_t(vp.n_embd));
+  engine_->llm().embed_tokens(prompt.data(), vp.n_positions, vp.embeddings.data());
+  return run_generation(vp, gp, on_text);
+}
+
+void Session::set_system_prompt(const std::string& text) {
+  opt_.system_prompt = text;
+  if (cache_->n_past() == 0) {
+    history_.clear();
+    if (!text.empty()) history_.push_back({"system", text});
+  }
 }
 
 void Session::reset() {
@@ -211,6 +265,7 @@ void Session::reset() {
   if (!opt_.system_prompt.empty()) history_.push_back({"system", opt_.system_prompt});
   rendered_.clear();
   last_answer_.clear();
+  raw_ = false;
 }
 
 }  // namespace edgevlm

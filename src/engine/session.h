@@ -1,56 +1,39 @@
-// A conversation with a vision-language model pair in which image encoding is decoupled from the
-// question (BlueLM-V-3B §4: the image is encoded while the user types). attach_image() returns at
-// once and a background thread decodes, tiles, runs the ViT and the projector; ask() waits only
-// for what is left of those encodings, then assembles the prompt and generates. The KV cache keeps
-// the conversation across ask() calls; reset() starts a new one.
+// A conversation with an Engine, in which image encoding is decoupled from the question
+// (BlueLM-V-3B §4: the image is encoded while the user types). attach_image*() check the image and
+// return at once; a background thread decodes, tiles, runs the ViT and the projector. ask() waits
+// only for what is left of those encodings, then assembles the turn and generates, streaming. The
+// KV cache keeps the conversation across ask() calls, so a turn prefills only its own new tokens;
+// reset() starts a new one.
 //
-// Threads: one ThreadPool, shared by the background encode and generation, but never used by both
-// at once. ask() needs every attached image's embeddings before its prefill, so it joins the
-// pending encodes first; a mutex (pool_mu_) around each use makes that a guarantee rather than a
-// consequence of call order (e.g. attach_image() from another thread during ask() just queues).
-// While the user types nothing else runs, so the encode gets every thread of the pool; two pools
-// would only split the cores between two jobs that never overlap.
-//
-// Low-memory mode: the mmproj GGUF is mapped only while an image is encoded (opened, loaded,
-// encoded, unmapped), and the LLM's weight pages are dropped (madvise MADV_DONTNEED; they are
-// read back from the file on the next use) before an encode, so peak RSS is close to
-// max(ViT, LLM) plus activations instead of their sum. It costs the mmproj load per image and
-// the LLM's page-in per turn that has an image.
+// Threads: a Session is used from one thread at a time, except cancel(), which any thread may call
+// while ask() runs. Sessions of one engine are independent and may run concurrently.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "core/thread_pool.h"
+#include "engine/engine.h"
 #include "engine/generate.h"
 #include "engine/vlm.h"
 #include "model/chat_template.h"
 #include "model/kv_cache.h"
+#include "vision/image.h"
 
 namespace edgevlm {
 
-class GGUFFile;
-class LlmModel;
-class Tokenizer;
-class MmprojModel;
-
 struct SessionOptions {
-  std::string model_path, mmproj_path;
-  int threads = 0;        // 0: hardware threads
-  int n_ctx = 0;          // 0: the model's context length, at most 4096
-  KvType kv_type = kDefaultKvType;
-  TilingOverrides tiling;
-  int vit_batch = kDefaultVitBatch;
-  bool vit_pipeline = kDefaultVitPipeline;  // prepare the next ViT batch while one runs (vit.h)
-  std::string chat_template = "auto";  // chatml | llama3 | none | auto
+  int n_ctx = 0;                  // 0: the engine's (EngineOptions::n_ctx)
+  std::optional<KvType> kv_type;  // unset: the engine's
   std::string system_prompt;
-  bool low_memory = false;
 };
 
 struct SessionAnswer {
@@ -58,63 +41,76 @@ struct SessionAnswer {
   double wait_ms = 0;      // ask() waiting for the background encodes to finish
   int n_images = 0;        // images this question carried
   int n_tiles = 0;
+  std::vector<Grid> grids;  // each image's tile grid
   double vit_ms = 0;       // their ViT + projector time (mostly spent before ask() when decoupled)
+  int n_positions = 0;     // positions this turn prefilled
+  int n_image_positions = 0;
+  // Images whose background decode or encode failed ("NAME: why"); the turn went on without them.
+  std::vector<std::string> image_errors;
 };
 
 class Session {
  public:
-  // Loads both files. Throws edgevlm::Error on a bad file or a mismatched pair.
-  explicit Session(const SessionOptions& opt);
+  explicit Session(std::shared_ptr<const Engine> engine, const SessionOptions& opt = {});
   // Cancels queued encodes, waits for the one in progress (an image's encode is not interruptible),
   // and joins the background thread.
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Queues the image for the next question and returns at once; decoding and encoding start on the
-  // background thread immediately. Errors (unreadable file, bad image) surface at the next ask().
+  // Queue an image for the next question. Each checks the image now (file readable, a known
+  // format, header and size within limits) and throws edgevlm::Error naming what is wrong, so a
+  // bad image is refused at once and the images already attached stay; decoding and encoding then
+  // run in the background. Throws too when the engine has no vision model.
   void attach_image(const std::string& path);
+  void attach_image_bytes(std::vector<uint8_t> bytes, const std::string& name = "<memory>");
+  void attach_image_pixels(Image img, const std::string& name = "<pixels>");
   // Images attached since the last ask().
   int pending_images() const { return int(pending_.size()); }
 
   // Waits for the attached images' encodings, appends the user turn (images first, unless the
   // question places them with <image>) and generates the answer, streaming it to on_text.
-  // gp.n_predict is capped by the room left in the context. gp.stop_strings gets the chat
-  // template's stop strings added. Throws edgevlm::Error for a failed encode (the turn is then
-  // dropped: the cache is as before the call) or a turn that does not fit the context.
+  // gp.n_predict is capped by the room left in the context (< 0: all of it). The chat template's
+  // stop strings are added to gp.stop_strings. Throws edgevlm::Error for a turn that does not fit
+  // the context (the conversation is then as before the call). A cancel() during the prefill
+  // drops the turn the same way; during decoding, the answer so far is kept.
   SessionAnswer ask(const std::string& question, GenerateParams gp, const TextCallback& on_text = {});
+
+  // Raw completion: feeds `prompt` (ids; no chat template, BOS only if included) after what the
+  // cache holds and generates. For base models and benchmarks; a session used this way cannot
+  // ask() until reset().
+  GenerateResult complete(const std::vector<int32_t>& prompt, GenerateParams gp, const TextCallback& on_text = {});
+
+  // Stops a running ask()/complete() within one decode step or prefill chunk; no effect otherwise.
+  // Safe from any thread.
+  void cancel();
 
   // Forgets the conversation (and any images not yet asked about).
   void reset();
+  // The system message of the conversation: now when nothing has been asked yet, else after reset().
+  void set_system_prompt(const std::string& text);
 
   int n_past() const;  // positions in the KV cache
   int n_ctx() const;
-  KvType kv_type() const;  // the cache's storage type (SessionOptions::kv_type)
-  ChatTemplate chat_template() const { return tmpl_; }
-  const LlmModel& llm() const { return *llm_; }
-  const Tokenizer& tokenizer() const { return *tok_; }
-  ThreadPool& pool() { return *pool_; }
+  KvType kv_type() const;
+  const Engine& engine() const { return *engine_; }
 
  private:
   struct Job {
-    std::string path;
+    std::string name;
+    std::vector<uint8_t> bytes;  // encoded image, or
+    Image pixels;                // decoded pixels
     std::promise<std::shared_ptr<ImageEmbeddings>> promise;
   };
+  void enqueue(std::shared_ptr<Job> job);
   void worker_main();
-  ImageEmbeddings encode(const std::string& path);
-  void drop_llm_pages() const;
+  // Marks the start/end of a generation so that cancel() reaches only a running one.
+  void begin_run();
+  void end_run();
+  GenerateResult run_generation(const VlmPrompt& vp, GenerateParams gp, const TextCallback& on_text);
 
+  std::shared_ptr<const Engine> engine_;
   SessionOptions opt_;
-  std::unique_ptr<GGUFFile> llm_file_, mm_file_;
-  std::unique_ptr<LlmModel> llm_;
-  std::unique_ptr<Tokenizer> tok_;
-  std::unique_ptr<MmprojModel> mm_;  // null in low-memory mode (loaded per encode)
-  VisionConfig vc_;
-  TilingConfig tcfg_;
-  ImageMarkers markers_;
-  ChatTemplate tmpl_ = ChatTemplate::None;
-  std::unique_ptr<ThreadPool> pool_;
-  std::mutex pool_mu_;
   std::unique_ptr<KvCache> cache_;
 
   // Conversation so far, rendered: the KV cache holds exactly the tokens of rendered_ (with the
@@ -122,8 +118,17 @@ class Session {
   std::vector<ChatMessage> history_;
   std::string rendered_;
   std::string last_answer_;
+  bool raw_ = false;  // complete() was used
 
-  std::vector<std::future<std::shared_ptr<ImageEmbeddings>>> pending_;
+  struct Pending {
+    std::string name;
+    std::future<std::shared_ptr<ImageEmbeddings>> embeddings;
+  };
+  std::vector<Pending> pending_;
+
+  std::mutex run_mu_;
+  bool running_ = false;
+  std::atomic<bool> cancel_{false};
 
   std::mutex q_mu_;
   std::condition_variable q_cv_;

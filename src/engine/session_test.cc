@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cctype>
+#include <iterator>
 #include <chrono>
 #include <thread>
 #include <cstdio>
@@ -27,14 +29,19 @@ std::string fixture(const std::string& name) {
   return std::string(EDGEVLM_SOURCE_DIR) + "/tests/vision_parity/fixtures/" + name;
 }
 
-SessionOptions fixture_options(bool low_memory = false) {
-  SessionOptions o;
+EngineOptions fixture_options(bool low_memory = false) {
+  EngineOptions o;
   o.model_path = fixture("tiny.gguf");
   o.mmproj_path = fixture("tiny-mmproj.gguf");
   o.threads = 2;
   o.n_ctx = 1024;
   o.low_memory = low_memory;
   return o;
+}
+
+// A session on its own engine (the session keeps the engine alive).
+std::unique_ptr<Session> open_session(const EngineOptions& o, const SessionOptions& so = {}) {
+  return std::make_unique<Session>(Engine::load(o), so);
 }
 
 GenerateParams greedy(int n) {
@@ -97,9 +104,10 @@ std::vector<RefCase> reference_cases() {
 void expect_same_tokens_as_reference(bool low_memory) {
   const auto cases = reference_cases();
   ASSERT_GE(cases.size(), 3u);
-  SessionOptions o = fixture_options(low_memory);
+  EngineOptions o = fixture_options(low_memory);
   o.kv_type = KvType::F32;  // exact, like the reference (the INT8 default is exercised by the other tests)
-  Session s(o);
+  auto sp = open_session(o);
+  Session& s = *sp;
   size_t compared = 0;
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     SCOPED_TRACE("case " + std::to_string(ci));
@@ -162,11 +170,12 @@ TEST(Session, EveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
   for (const Variant& v : variants) {
     SCOPED_TRACE(v.name);
     EXPECT_EQ(run_synchronously(images, q, n, VitOptions(v.vit_batch, v.pipeline), v.chunk), want) << "synchronous";
-    SessionOptions o = fixture_options(v.low_memory);
+    EngineOptions o = fixture_options(v.low_memory);
     o.kv_type = KvType::F32;  // as run_synchronously's cache: only the features above vary
     o.vit_batch = v.vit_batch;
     o.vit_pipeline = v.pipeline;
-    Session s(o);
+    auto sp = open_session(o);
+    Session& s = *sp;
     for (const auto& p : images) s.attach_image(p);
     GenerateParams gp = greedy(n);
     gp.chunk_size = v.chunk > 0 ? v.chunk : n_prompt;
@@ -176,41 +185,142 @@ TEST(Session, EveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
   }
 }
 
-TEST(Session, EncodeErrorSurfacesAtAskAndSessionRecovers) {
-  Session s(fixture_options());
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(Session, BadImageIsRefusedAtOnceAndTheOthersStay) {
+  auto sp = open_session(fixture_options());
+  Session& s = *sp;
+  s.attach_image(fixture("square.png"));
   const std::string bad = ::testing::TempDir() + "/session_not_an_image.png";
   {
     std::ofstream f(bad, std::ios::binary);
     f << "\x89PNG\r\n\x1a\n garbage, not a PNG";
   }
-  s.attach_image(bad);
-  EXPECT_THROW(s.ask("What is it?", greedy(4)), Error);
-  EXPECT_EQ(s.n_past(), 0);  // the failed turn left nothing in the cache
-  EXPECT_EQ(s.pending_images(), 0);
-
-  s.attach_image(::testing::TempDir() + "/no_such_file_here.png");
+  EXPECT_THROW(s.attach_image(bad), Error);
   try {
-    s.ask("What is it?", greedy(4));
+    s.attach_image(::testing::TempDir() + "/no_such_file_here.png");
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no_such_file_here"), std::string::npos) << e.what();
   }
-  // Still usable.
-  s.attach_image(fixture("square.png"));
+  EXPECT_THROW(s.attach_image_bytes({}, "empty"), Error);
+  EXPECT_THROW(s.attach_image_pixels(Image(), "no pixels"), Error);
+  EXPECT_EQ(s.pending_images(), 1);
   SessionAnswer a = s.ask("What is it?", greedy(4));
-  EXPECT_GT(s.n_past(), 0);
   EXPECT_EQ(a.n_images, 1);
+  EXPECT_TRUE(a.image_errors.empty());
+}
+
+TEST(Session, ImageFailingInTheBackgroundIsLeftOutAndReported) {
+  auto sp = open_session(fixture_options());
+  Session& s = *sp;
+  // A PNG cut after its header: the header check passes, the decode fails in the background.
+  std::vector<uint8_t> cut = file_bytes(fixture("square.png"));
+  ASSERT_GT(cut.size(), 80u);
+  cut.resize(60);
+  s.attach_image(fixture("square.png"));
+  s.attach_image_bytes(cut, "cut.png");
+  SessionAnswer a = s.ask("What is it?", greedy(4));
+  EXPECT_EQ(a.n_images, 1);
+  ASSERT_EQ(a.image_errors.size(), 1u);
+  EXPECT_NE(a.image_errors[0].find("cut.png"), std::string::npos) << a.image_errors[0];
+  EXPECT_GT(s.n_past(), 0);
+}
+
+TEST(Session, ImageFromFileBytesOrPixelsGivesTheSameTokens) {
+  auto engine = Engine::load(fixture_options());
+  const std::string path = fixture("wide.png");
+  std::vector<std::vector<int32_t>> answers;
+  for (int way = 0; way < 3; ++way) {
+    Session s(engine);
+    if (way == 0) s.attach_image(path);
+    if (way == 1) s.attach_image_bytes(file_bytes(path), "wide");
+    if (way == 2) s.attach_image_pixels(load_image(path), "wide");
+    answers.push_back(s.ask("What is it?", greedy(8)).result.tokens);
+  }
+  ASSERT_GE(answers[0].size(), 2u);
+  EXPECT_EQ(answers[1], answers[0]);
+  EXPECT_EQ(answers[2], answers[0]);
+}
+
+TEST(Session, CancelFromAnotherThreadStopsTheAnswer) {
+  auto sp = open_session(fixture_options());
+  Session& s = *sp;
+  s.cancel();  // nothing runs: no effect on the next answer
+  GenerateParams gp = greedy(400);
+  gp.stop_at_eog = false;
+  std::atomic<int> pieces{0};
+  std::atomic<bool> done{false};
+  std::thread canceller([&] {
+    while (pieces.load() < 3 && !done.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    s.cancel();
+  });
+  SessionAnswer a = s.ask("Tell me a long story.", gp, [&](std::string_view) {
+    pieces.fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return true;
+  });
+  done.store(true);
+  canceller.join();
+  EXPECT_EQ(a.result.stop_reason, StopReason::Cancelled);
+  EXPECT_FALSE(a.result.cancelled_in_prefill);
+  EXPECT_LT(a.result.tokens.size(), 100u);
+  // The conversation keeps the partial answer and goes on.
+  EXPECT_EQ(s.n_past(), a.result.n_prompt + int(a.result.tokens.size()));
+  SessionAnswer b = s.ask("Go on.", greedy(3));
+  EXPECT_NE(b.result.stop_reason, StopReason::Cancelled);
+}
+
+TEST(Session, CancelDuringPrefillDropsTheTurn) {
+  auto engine = Engine::load(fixture_options());
+  KvCache cache(engine->llm().config(), 256);
+  Generator gen(engine->llm(), engine->tokenizer(), cache, engine->pool());
+  std::atomic<bool> cancel{true};
+  GenerateParams gp = greedy(4);
+  gp.cancel = &cancel;
+  gp.chunk_size = 4;
+  GenerateResult r = gen.generate({1, 5, 6, 7, 8, 9, 10, 11, 12, 13}, gp);
+  EXPECT_TRUE(r.cancelled_in_prefill);
+  EXPECT_EQ(r.stop_reason, StopReason::Cancelled);
+  EXPECT_TRUE(r.tokens.empty());
+}
+
+TEST(Session, ConcurrentSessionsOnOneEngineGiveTheirOwnAnswers) {
+  auto engine = Engine::load(fixture_options());
+  const std::vector<std::string> images = {fixture("square.png"), fixture("tall.png")};
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& img : images) {
+    Session s(engine);
+    s.attach_image(img);
+    alone.push_back(s.ask("What is it?", greedy(8)).result.tokens);
+  }
+  std::vector<std::vector<int32_t>> together(images.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < images.size(); ++i)
+    threads.emplace_back([&, i] {
+      for (int rep = 0; rep < 2; ++rep) {
+        Session s(engine);
+        s.attach_image(images[i]);
+        together[i] = s.ask("What is it?", greedy(8)).result.tokens;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(together, alone);
 }
 
 TEST(Session, DestroyMidEncodeDoesNotHang) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int rep = 0; rep < 3; ++rep) {
-    Session s(fixture_options());
-    for (int i = 0; i < 5; ++i) s.attach_image(fixture("big.png"));
+    auto s = open_session(fixture_options());
+    for (int i = 0; i < 5; ++i) s->attach_image(fixture("big.png"));
     // destroyed with one encode running and four queued
   }
   {
-    Session s(fixture_options());
+    auto sp = open_session(fixture_options());
+    Session& s = *sp;
     s.attach_image(fixture("big.png"));
     s.reset();  // drops the image; the running encode finishes into nothing
     SessionAnswer a = s.ask("Hello", greedy(3));
@@ -220,7 +330,8 @@ TEST(Session, DestroyMidEncodeDoesNotHang) {
 }
 
 TEST(Session, MultiTurnKeepsTheCache) {
-  Session s(fixture_options());
+  auto sp = open_session(fixture_options());
+  Session& s = *sp;
   EXPECT_EQ(s.kv_type(), kDefaultKvType);
   s.attach_image(fixture("square.png"));
   SessionAnswer a1 = s.ask("What is it?", greedy(6));
@@ -238,10 +349,12 @@ TEST(Session, MultiTurnKeepsTheCache) {
 TEST(Session, ImagesInLaterTurnsAndOtherTemplates) {
   for (const char* tmpl : {"chatml", "llama3", "none"}) {
     SCOPED_TRACE(tmpl);
-    SessionOptions o = fixture_options();
+    EngineOptions o = fixture_options();
     o.chat_template = tmpl;
-    o.system_prompt = "Be brief.";
-    Session s(o);
+    SessionOptions so;
+    so.system_prompt = "Be brief.";
+    auto sp = open_session(o, so);
+    Session& s = *sp;
     s.attach_image(fixture("square.png"));
     SessionAnswer a1 = s.ask("What is it?", greedy(5));
     const int after1 = s.n_past();
@@ -265,12 +378,14 @@ bool mapped(const std::string& file_name) {
 TEST(Session, LowMemoryUnmapsTheVisionModelOutsideEncodes) {
   if (!std::ifstream("/proc/self/maps")) GTEST_SKIP() << "no /proc/self/maps";
   {
-    Session s(fixture_options(false));
+    auto sp = open_session(fixture_options(false));
+    Session& s = *sp;
     s.attach_image(fixture("square.png"));
     s.ask("What is it?", greedy(2));
     EXPECT_TRUE(mapped("tiny-mmproj.gguf"));  // resident for the session's life
   }
-  Session s(fixture_options(true));
+  auto sp = open_session(fixture_options(true));
+  Session& s = *sp;
   EXPECT_FALSE(mapped("tiny-mmproj.gguf"));
   s.attach_image(fixture("square.png"));
   SessionAnswer a = s.ask("What is it?", greedy(2));
@@ -298,7 +413,8 @@ long resident_kb(const std::string& file_name) {
 
 TEST(Session, LowMemoryDropsTheLlmPagesForAnEncode) {
   if (!std::ifstream("/proc/self/smaps")) GTEST_SKIP() << "no /proc/self/smaps";
-  Session s(fixture_options(true));
+  auto sp = open_session(fixture_options(true));
+  Session& s = *sp;
   s.attach_image(fixture("square.png"));
   s.ask("What is it?", greedy(2));
   const long before = resident_kb("tiny.gguf");
@@ -316,9 +432,9 @@ TEST(Session, LowMemoryDropsTheLlmPagesForAnEncode) {
 }
 
 TEST(Session, MismatchedPairIsAnError) {
-  SessionOptions o = fixture_options();
+  EngineOptions o = fixture_options();
   o.mmproj_path = fixture("tiny.gguf");  // an LLM file where the mmproj should be
-  EXPECT_THROW(Session s(o), Error);
+  EXPECT_THROW(Engine::load(o), Error);
 }
 
 }  // namespace

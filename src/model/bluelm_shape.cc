@@ -101,11 +101,7 @@ std::string default_vocab() {
   if (const char* e = std::getenv("EDGEVLM_SHARED_DIR"); e && *e) {
     shared = e;
   } else {
-#ifdef EDGEVLM_SOURCE_DIR
-    shared = std::string(EDGEVLM_SOURCE_DIR) + "/../shared";
-#else
-    shared = "../shared";
-#endif
+    shared = "../shared";  // beside the checkout, as the README's commands run from its root
   }
   return shared + "/testdata/tokenizer/ggml-vocab-gpt-2.gguf";
 }

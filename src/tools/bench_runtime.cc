@@ -18,8 +18,10 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "engine/engine.h"
 #include "engine/generate.h"
 #include "engine/prefill.h"
+#include "engine/session.h"
 #include "engine/vlm.h"
 #include "formats/gguf.h"
 #include "model/chat_template.h"
@@ -312,44 +314,32 @@ void bench_paper_table(const PaperTableOptions& o) {
                      round + 1, o.rounds, all.elapsed_ms() / 1e3);
         const Row r = in_child<Row>([&] {
           Row row;
-          Timer t;
-          ThreadPool pool(o.threads);
-          auto llm_file = GGUFFile::open(pair.llm_path);
-          auto llm = LlmModel::load(*llm_file, o.low_memory ? nullptr : &pool);  // as `edgevlm run` loads
-          auto tok = Tokenizer::from_gguf(*llm_file);
-          auto mm_file = GGUFFile::open(pair.mmproj_path);
-          auto mm = MmprojModel::load(*mm_file);
-          const VisionConfig vc = mm->config();
-          EV_CHECK(vc.projection_dim == llm->config().n_embd, "%s and %s are not a pair (width %d vs %d)",
-                   pair.mmproj_path.c_str(), pair.llm_path.c_str(), vc.projection_dim, llm->config().n_embd);
-          row.init_s = t.elapsed_ms() / 1e3;
-          TilingOverrides ov;
-          ov.max_tiles = o.max_tiles;
-          const TilingConfig tcfg = tiling_config_for(vc, ov);
-          const Image img = synthetic_image(w, h);
-          t.reset();
-          const ImageEmbeddings e = encode_image(*mm, img, tcfg, pool, VitOptions(o.vit_batch, o.pipeline));
-          row.vit_s = t.elapsed_ms() / 1e3;
-          row.grid_m = e.grid.m, row.grid_n = e.grid.n, row.tiles = e.n_tiles;
-          if (o.low_memory) {  // as `edgevlm run --low-memory`: the ViT is gone before the LLM pages in
-            mm.reset();
-            mm_file.reset();
-          }
-          const ChatTemplate tmpl = chat_template_for("auto", *llm_file);
-          const std::string text =
-              apply_chat_template(tmpl, {{"user", add_image_placeholders("Describe the image in detail.", 1)}}, true);
-          const VlmPrompt vp =
-              assemble_prompt(*llm, *tok, image_markers(vc, *tok), text, {&e}, tok->add_bos_default());
-          row.positions = vp.n_positions;
-          KvCache cache(llm->config(), vp.n_positions + o.n_gen + 1, o.kv);
-          Generator gen(*llm, *tok, cache, pool);
+          EngineOptions eo;  // as `edgevlm run` loads
+          eo.model_path = pair.llm_path;
+          eo.mmproj_path = pair.mmproj_path;
+          eo.threads = o.threads;
+          eo.kv_type = o.kv;
+          eo.tiling.max_tiles = o.max_tiles;
+          eo.vit_batch = o.vit_batch;
+          eo.vit_pipeline = o.pipeline;
+          eo.low_memory = o.low_memory;
+          auto engine = Engine::load(eo);
+          row.init_s = engine->load_ms() / 1e3;
+          Session session(engine);
+          session.attach_image_pixels(synthetic_image(w, h), "synthetic");
           GenerateParams gp;
           gp.n_predict = o.n_gen;
           gp.chunk_size = o.chunk;
           gp.sampler.temperature = 0;
           gp.stop_at_eog = false;
-          const GenerateResult g =
-              gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, {}, vp.text_tokens());
+          // Asked at once: the wait is the whole encode (decode of the pixels, tiling, ViT, projector).
+          const SessionAnswer a = session.ask("Describe the image in detail.", gp);
+          const GenerateResult& g = a.result;
+          EV_CHECK(a.image_errors.empty(), "%s", a.image_errors.empty() ? "" : a.image_errors[0].c_str());
+          row.vit_s = a.wait_ms / 1e3;
+          row.tiles = a.n_tiles;
+          row.grid_m = a.grids.at(0).m, row.grid_n = a.grids.at(0).n;
+          row.positions = a.n_positions;
           row.prefill_s = g.prefill_ms / 1e3;
           row.decode_tok_s = g.decode_tok_s();
           row.n_decode = g.n_decode;

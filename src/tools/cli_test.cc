@@ -1,8 +1,13 @@
 // Runs the built `edgevlm` binary as a user would: flags, errors, output format, and that its
 // tokens are the ones the library's Generator produces for the same prompt.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <algorithm>
 #include <cstdio>
@@ -165,7 +170,14 @@ TEST_F(CliTest, UserErrorsPrintErrorAndExit1) {
   // Prompt longer than the context, and prompt + requested tokens longer than it.
   expect_error(run({"generate", "-m", model(), "--ctx", "8", "--raw", "-p", "the cat sat on the mat the cat sat"}),
                "context");
-  expect_error(run({"generate", "-m", model(), "--ctx", "8", "--prompt-tokens", "1,40", "-n", "7"}), "context");
+  // More tokens asked for than the context holds: generation stops when it is full.
+  {
+    auto r = run({"generate", "-m", model(), "--ctx", "8", "--prompt-tokens", "1,40", "-n", "70", "--ignore-eos", "-v",
+                  "--print-token-ids"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("[stop] context-full"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("ids: "), std::string::npos) << r.out;
+  }
   // A file that is not GGUF.
   {
     std::ofstream f(*dir_ / "junk.gguf");
@@ -204,10 +216,11 @@ TEST_F(CliTest, TokensLogitsAndTimingMatchTheLibrary) {
     EXPECT_NE(r.out.find("\n" + expect_ids + "\n"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.rfind(ref.text, 0), 0u) << "streamed text first: " << r.out;
 
-    // Last line: the timing line.
+    // The timing line goes to stderr; stdout carries only the answer (and the ids asked for).
     std::regex timing(
-        R"(\n\[timing\] load [0-9.]+ ms \| prefill 4 tok, [0-9.]+ tok/s \| decode 6 tok, [0-9.]+ tok/s\n$)");
-    EXPECT_TRUE(std::regex_search(r.out, timing)) << r.out;
+        R"((^|\n)\[timing\] load [0-9.]+ ms \| prefill 4 tok, [0-9.]+ tok/s \| decode 6 tok, [0-9.]+ tok/s\n$)");
+    EXPECT_TRUE(std::regex_search(r.err, timing)) << r.err;
+    EXPECT_EQ(r.out.find("[timing]"), std::string::npos) << r.out;
 
     std::string raw = slurp(logits_path);
     ASSERT_EQ(raw.size(), ref.first_logits.size() * sizeof(float));
@@ -276,6 +289,153 @@ TEST_F(CliTest, SeedMakesSamplingReproducible) {
   EXPECT_FALSE(a.empty());
   EXPECT_EQ(a, ids("7"));
   EXPECT_NE(a, ids("8"));
+}
+
+std::string vision_fixture(const std::string& name) {
+  return std::string(EDGEVLM_SOURCE_DIR) + "/tests/vision_parity/fixtures/" + name;
+}
+
+TEST_F(CliTest, VersionJsonStopAndPromptFile) {
+  auto v = run({"--version"});
+  EXPECT_EQ(v.rc, 0);
+  EXPECT_EQ(v.out, std::string("edgevlm ") + EDGEVLM_VERSION + "\n");
+  auto cv = run({"run", "--version"});
+  EXPECT_EQ(cv.rc, 0);
+  EXPECT_NE(cv.out.find(EDGEVLM_VERSION), std::string::npos) << cv.out;
+
+  // --json: one object on stdout, the same tokens as the streamed run.
+  const std::vector<std::string> base = {"run", "-m", vision_fixture("tiny.gguf"), "--mmproj",
+                                         vision_fixture("tiny-mmproj.gguf"), "--image", vision_fixture("square.png"),
+                                         "-p", "What is it?", "-n", "8", "--temp", "0", "-t", "2"};
+  auto plain = base;
+  plain.push_back("--print-token-ids");
+  auto r = run(plain);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("[timing]"), std::string::npos) << r.err;
+  auto js = base;
+  js.push_back("--json");
+  auto j = run(js);
+  ASSERT_EQ(j.rc, 0) << j.err;
+  ASSERT_EQ(std::count(j.out.begin(), j.out.end(), '\n'), 1) << j.out;
+  EXPECT_EQ(j.out.rfind("{\"text\":", 0), 0u) << j.out;
+  const size_t ids = r.out.find("ids:");
+  ASSERT_NE(ids, std::string::npos);
+  std::string want = "[";
+  std::istringstream in(r.out.substr(ids + 4));
+  for (int id; in >> id;) want += (want.size() > 1 ? "," : "") + std::to_string(id);
+  want += "]";
+  EXPECT_NE(j.out.find("\"tokens\":" + want), std::string::npos) << j.out << " want " << want;
+  EXPECT_NE(j.out.find("\"usage\":{\"prompt_tokens\":"), std::string::npos) << j.out;
+
+  // --prompt-file gives the same answer as -p; -q leaves stderr empty.
+  const fs::path q = *dir_ / "question.txt";
+  std::ofstream(q) << "What is it?";
+  auto f = base;
+  f[7] = "--prompt-file";
+  f[8] = q.string();
+  f.insert(f.end(), {"--print-token-ids", "-q"});
+  auto rf = run(f);
+  ASSERT_EQ(rf.rc, 0) << rf.err;
+  EXPECT_EQ(rf.out, r.out);
+  EXPECT_EQ(rf.err, "");
+
+  // --stop ends the answer before the stop string.
+  auto text = r.out.substr(0, r.out.find('\n'));
+  if (text.size() >= 3) {
+    auto st = base;
+    st.insert(st.end(), {"--stop", text.substr(1, 2)});
+    auto rs = run(st);
+    ASSERT_EQ(rs.rc, 0) << rs.err;
+    EXPECT_EQ(rs.out, text.substr(0, 1) + "\n") << rs.out;
+  }
+}
+
+TEST_F(CliTest, ChatRefusesABadImageAtOnceAndKeepsTheOthers) {
+  const fs::path script = *dir_ / "chat.txt";
+  std::ofstream(script) << "/image " << vision_fixture("square.png") << "\n/image " << (*dir_ / "missing.png").string()
+                        << "\nWhat is it?\n/quit\n";
+  std::string cmd = quote(binary_path()) + " chat -m " + quote(vision_fixture("tiny.gguf")) + " --mmproj " +
+                    quote(vision_fixture("tiny-mmproj.gguf")) + " -n 4 --temp 0 --timing <" + quote(script.string()) +
+                    " >" + quote((*dir_ / "chat.out").string()) + " 2>" + quote((*dir_ / "chat.err").string());
+  const int status = std::system(cmd.c_str());
+  const std::string out = slurp(*dir_ / "chat.out"), err = slurp(*dir_ / "chat.err");
+  EXPECT_EQ(WEXITSTATUS(status), 1) << err;  // an error was reported
+  const size_t refused = err.find("error: cannot open image");
+  ASSERT_NE(refused, std::string::npos) << err;
+  EXPECT_NE(err.find("missing.png"), std::string::npos) << err;
+  // Reported before the question was answered, which still carried the good image.
+  const size_t timing = err.find("[timing] images 1 tiles");
+  ASSERT_NE(timing, std::string::npos) << err;
+  EXPECT_LT(refused, timing);
+  EXPECT_FALSE(out.empty());
+}
+
+// Ctrl-C during an answer stops the answer, not the program: the next question is answered.
+TEST_F(CliTest, ChatInterruptStopsTheAnswerNotTheProgram) {
+  const std::string vocab = std::string(EDGEVLM_SOURCE_DIR) + "/../shared/testdata/tokenizer/ggml-vocab-gpt-2.gguf";
+  if (!fs::exists(vocab)) GTEST_SKIP() << "no " << vocab;
+  // A 50257-token vocabulary: end-of-generation is rarely sampled, so the answer runs long.
+  const fs::path m = *dir_ / "long.gguf";
+  ASSERT_EQ(run({"gen-model", "--out", m.string(), "--arch", "llama", "--embd", "256", "--layers", "2", "--heads", "4",
+                 "--kv-heads", "2", "--ff", "512", "--ctx", "4096", "--type", "q8_0", "--seed", "3", "--vocab-from", vocab})
+                .rc,
+            0);
+  int in[2], out[2];
+  ASSERT_EQ(pipe(in), 0);
+  ASSERT_EQ(pipe(out), 0);
+  const fs::path err_path = *dir_ / "interrupt.err";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    FILE* e = std::fopen(err_path.c_str(), "w");
+    if (e) dup2(fileno(e), 2);
+    close(in[1]);
+    close(out[0]);
+    const std::string bin = binary_path(), model = m.string();
+    execl(bin.c_str(), bin.c_str(), "chat", "-m", model.c_str(), "-n", "-1", "--temp", "1", "--seed", "1", "-t", "1",
+          "--chat-template", "none", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  auto write_line = [&](const std::string& l) { ASSERT_EQ(write(in[1], l.data(), l.size()), ssize_t(l.size())); };
+  // Reads what the chat printed within ms milliseconds.
+  auto read_for = [&](int ms) {
+    std::string got;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    for (;;) {
+      const int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
+      if (left <= 0) break;
+      pollfd p{out[0], POLLIN, 0};
+      if (poll(&p, 1, left) <= 0) break;
+      char buf[4096];
+      const ssize_t n = read(out[0], buf, sizeof buf);
+      if (n <= 0) break;
+      got.append(buf, size_t(n));
+    }
+    return got;
+  };
+  write_line("Tell a long story.\n");
+  const std::string first = read_for(1500);
+  EXPECT_FALSE(first.empty());
+  kill(pid, SIGINT);
+  read_for(500);
+  int status = 0;
+  EXPECT_EQ(waitpid(pid, &status, WNOHANG), 0) << "the chat ended on Ctrl-C";
+  write_line("And another.\n");
+  const std::string second = read_for(1000);
+  EXPECT_FALSE(second.empty()) << "no answer after the interrupt";
+  kill(pid, SIGINT);
+  read_for(300);
+  write_line("/quit\n");
+  close(in[1]);
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  close(out[0]);
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  const std::string err = slurp(err_path);
+  EXPECT_NE(err.find("[stopped]"), std::string::npos) << err;
 }
 
 }  // namespace

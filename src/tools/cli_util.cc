@@ -1,20 +1,34 @@
 #include "tools/cli_util.h"
 
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <fstream>
+#include <memory>
+#include <mutex>
 #include <random>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
+#include "core/timer.h"
 
 namespace edgevlm {
 
 std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  app.set_version_flag("--version", std::string("edgevlm ") + EDGEVLM_VERSION);
   try {
     app.parse(argc, argv);
     return std::nullopt;
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "error: %s\nRun '%s --help' for the options.\n", e.what(), app.get_name().c_str());
@@ -64,6 +78,196 @@ void add_sampling_options(CLI::App& app, SamplerParams& p) {
          "--seed", [&p](int64_t s) { p.seed = s >= 0 ? uint64_t(s) : random_seed(); },
          "RNG seed for sampling; -1 = random")
       ->default_str("-1");
+}
+
+}  // namespace edgevlm
+
+namespace edgevlm {
+namespace {
+
+// Prints "[load-model] FILE ..." once a stage has run for a second, and how long it took when it
+// ends; stages shorter than a second print nothing.
+class StderrProgress {
+ public:
+  ~StderrProgress() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void operator()(const Progress& p) {
+    std::unique_lock<std::mutex> lk(mu_);
+    if (p.fraction <= 0) {
+      label_ = std::string("[") + p.stage + "] " + p.what;
+      active_ = true;
+      printed_ = false;
+      timer_.reset();
+      ++generation_;
+      if (!thread_.joinable()) thread_ = std::thread([this] { watch(); });
+      lk.unlock();
+      cv_.notify_all();
+    } else if (p.fraction >= 1 && active_) {
+      if (printed_) std::fprintf(stderr, "%s: done in %.1f s\n", label_.c_str(), timer_.elapsed_ms() / 1e3);
+      active_ = false;
+      lk.unlock();
+      cv_.notify_all();
+    }
+  }
+
+ private:
+  void watch() {
+    std::unique_lock<std::mutex> lk(mu_);
+    while (!stop_) {
+      cv_.wait(lk, [&] { return stop_ || (active_ && !printed_); });
+      if (stop_) return;
+      const uint64_t gen = generation_;
+      const double left_ms = 1000 - timer_.elapsed_ms();
+      if (left_ms > 0 &&
+          cv_.wait_for(lk, std::chrono::duration<double, std::milli>(left_ms),
+                       [&] { return stop_ || !active_ || generation_ != gen; }))
+        continue;
+      std::fprintf(stderr, "%s ...\n", label_.c_str());
+      printed_ = true;
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  std::string label_;
+  Timer timer_;
+  uint64_t generation_ = 0;
+  bool active_ = false, printed_ = false, stop_ = false;
+};
+
+}  // namespace
+
+void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision) {
+  EngineOptions& o = f.opt;
+  if (o.threads <= 0) o.threads = ThreadPool::hardware_threads();
+  app.add_option("-m,--model", o.model_path, "Language model GGUF file")->required();
+  if (vision != VisionFlags::None) {
+    auto* mm = app.add_option("--mmproj", o.mmproj_path, "Vision model GGUF file (clip / mmproj)");
+    if (vision == VisionFlags::Required) mm->required();
+    app.add_option("--tiling", o.tiling.strategy, "relaxed | llava-next | internvl | single (default: the model's)");
+    app.add_option("--max-tiles", o.tiling.max_tiles, "Most grid tiles per image (default: the model's)")
+        ->check(CLI::Range(1, 64));
+    app.add_option("--alpha", o.tiling.alpha, "α of relaxed aspect-ratio matching (default: the model's)")
+        ->check(CLI::Range(0.0, 10.0));
+    app.add_option("--vit-batch", o.vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));
+    app.add_flag("--no-pipeline", f.no_pipeline, "Prepare each ViT batch only after the previous one (no overlap)");
+    app.add_flag("--low-memory", o.low_memory,
+                 "Map the ViT weights only while encoding and drop the LLM's pages meanwhile (lower peak RSS)");
+  }
+  app.add_option("-t,--threads", o.threads, "Threads (default: hardware concurrency)")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--ctx", o.n_ctx, "KV cache size in tokens (default: the model's context length, at most 4096)")
+      ->check(CLI::NonNegativeNumber);
+  add_kv_type_option(app, o.kv_type);
+  app.add_option("--chat-template", o.chat_template,
+                 "chatml | llama3 | none | auto (auto: recognised from the model's tokenizer.chat_template)")
+      ->capture_default_str();
+}
+
+EngineOptions finish_engine_options(const EngineFlags& f, bool quiet) {
+  EngineOptions o = f.opt;
+  o.vit_pipeline = !f.no_pipeline;
+  if (!quiet) {
+    auto reporter = std::make_shared<StderrProgress>();
+    o.progress = [reporter](const Progress& p) { (*reporter)(p); };
+  }
+  return o;
+}
+
+GenerateParams AnswerFlags::params() const {
+  GenerateParams gp;
+  gp.n_predict = n_predict;
+  gp.chunk_size = chunk;
+  gp.sampler = sampling;
+  for (const std::string& s : stop) gp.stop_strings.push_back(unescape(s));
+  return gp;
+}
+
+void add_answer_options(CLI::App& app, AnswerFlags& f) {
+  app.add_option("-n,--n-predict", f.n_predict, "Tokens to generate at most; -1 = until the context is full")
+      ->capture_default_str();
+  add_sampling_options(app, f.sampling);
+  app.add_option("--chunk", f.chunk, "Prefill chunk size in tokens")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--stop", f.stop, "Stop when this text appears (not printed); repeatable; \\n and \\t are escapes")
+      ->allow_extra_args(false);  // --stop A B is an error, not two stop strings
+}
+
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    switch (s[++i]) {
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case 'r': out += '\r'; break;
+      case '\\': out += '\\'; break;
+      default: out += '\\'; out += s[i]; break;
+    }
+  }
+  return out;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EV_CHECK(in.good(), "cannot open prompt file '%s'", path.c_str());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EV_CHECK(!in.bad(), "cannot read prompt file '%s'", path.c_str());
+  return ss.str();
+}
+
+bool print_piece(std::string_view piece) {
+  std::fwrite(piece.data(), 1, piece.size(), stdout);
+  std::fflush(stdout);
+  return true;
+}
+
+void print_timing(const GenerateResult& r, double load_ms, int n_images, int n_tiles, double vit_ms, double wait_ms) {
+  std::string s = "[timing]";
+  char b[256];
+  if (load_ms > 0) {
+    std::snprintf(b, sizeof b, " load %.1f ms |", load_ms);
+    s += b;
+  }
+  if (n_images > 0) {
+    std::snprintf(b, sizeof b, " images %d tiles %d | ViT %.1f ms | waited for encode %.1f ms |", n_images, n_tiles,
+                  vit_ms, wait_ms);
+    s += b;
+  }
+  std::snprintf(b, sizeof b, " prefill %d tok, %.1f tok/s | decode %d tok, %.1f tok/s", r.n_prompt, r.prefill_tok_s(),
+                r.n_decode, r.decode_tok_s());
+  s += b;
+  std::fprintf(stderr, "%s\n", s.c_str());
+}
+
+void print_json_answer(const GenerateResult& r, double load_ms, int n_images, int n_tiles, double vit_ms,
+                       double wait_ms, const std::vector<std::string>& image_errors) {
+  nlohmann::ordered_json j;
+  j["text"] = r.text;
+  j["tokens"] = r.tokens;
+  j["stop_reason"] = stop_reason_name(r.stop_reason);
+  if (r.stop_reason == StopReason::StopString) j["stop_string"] = r.stop_string;
+  j["usage"] = {{"prompt_tokens", r.n_prompt}, {"completion_tokens", int(r.tokens.size())}};
+  j["timings"] = {{"load_ms", load_ms},       {"images", n_images},
+                  {"tiles", n_tiles},         {"vit_ms", vit_ms},
+                  {"encode_wait_ms", wait_ms}, {"prefill_ms", r.prefill_ms},
+                  {"prefill_tok_s", r.prefill_tok_s()}, {"decode_ms", r.decode_ms},
+                  {"decode_tok_s", r.decode_tok_s()}};
+  if (!image_errors.empty()) j["image_errors"] = image_errors;
+  // Invalid UTF-8 (a byte-level token cut mid-character) is replaced, never a throw.
+  std::fputs(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
 }
 
 }  // namespace edgevlm

@@ -5,7 +5,11 @@
 #include <CLI/CLI.hpp>
 
 #include <optional>
+#include <string>
+#include <vector>
 
+#include "engine/engine.h"
+#include "engine/generate.h"
 #include "engine/sampler.h"
 #include "model/kv_cache.h"
 
@@ -24,5 +28,42 @@ void add_kv_type_option(CLI::App& app, KvType& type);
 // --seed, writing into p; their defaults are p's values. p.seed is drawn at random now and
 // replaced by --seed N (N >= 0; -1 keeps it random).
 void add_sampling_options(CLI::App& app, SamplerParams& p);
+
+// The engine's flags: -m (required), -t, --ctx, --kv-type, --chat-template, --low-memory; with
+// `vision`, also --mmproj (required when vision == Required), --tiling, --max-tiles, --alpha,
+// --vit-batch, --no-pipeline (call finish_engine_options after parsing).
+enum class VisionFlags { None, Optional, Required };
+struct EngineFlags {
+  EngineOptions opt;
+  bool no_pipeline = false;
+};
+void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision);
+// The options after parsing, with a stderr progress reporter for stages over a second unless quiet.
+EngineOptions finish_engine_options(const EngineFlags& f, bool quiet = false);
+
+// The answer's flags: -n, the sampling flags, --chunk, --stop (repeatable; \n, \t escapes).
+struct AnswerFlags {
+  int n_predict;
+  int chunk = 128;
+  SamplerParams sampling;
+  std::vector<std::string> stop;
+  explicit AnswerFlags(int default_n_predict) : n_predict(default_n_predict) {}
+  GenerateParams params() const;
+};
+void add_answer_options(CLI::App& app, AnswerFlags& f);
+
+// "\n" → newline, "\t" → tab, "\r", "\\"; other backslashes are kept.
+std::string unescape(const std::string& s);
+// The whole file; throws edgevlm::Error naming it when unreadable.
+std::string read_text_file(const std::string& path);
+
+// Writes text to stdout at once (the streamed answer).
+bool print_piece(std::string_view piece);
+// One line to stderr: [timing] with the answer's figures (load ms when > 0).
+void print_timing(const GenerateResult& r, double load_ms, int n_images, int n_tiles, double vit_ms,
+                  double wait_ms);
+// The answer as one JSON object on stdout: text, token ids, stop reason, usage and timings.
+void print_json_answer(const GenerateResult& r, double load_ms, int n_images, int n_tiles, double vit_ms,
+                       double wait_ms, const std::vector<std::string>& image_errors = {});
 
 }  // namespace edgevlm

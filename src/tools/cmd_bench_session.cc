@@ -19,6 +19,7 @@
 #include "engine/session.h"
 #include "model/random_model.h"
 #include "tools/bench_runtime.h"
+#include "tools/cli_util.h"
 #include "tools/commands.h"
 #include "vision/mmproj.h"
 
@@ -29,8 +30,9 @@ int bench_session_main(int argc, char** argv) {
   CLI::App app{"Time-to-first-token after the question, with and without encoding the image while the user types",
                "edgevlm bench-session"};
   app.set_help_flag("-h,--help", "Print this help and exit");
-  SessionOptions o;
+  EngineOptions o;
   o.threads = ThreadPool::hardware_threads();
+  std::string vocab_from = "tests/vision_parity/fixtures/tiny.gguf";
   std::string image, question = "Describe the image.", workdir = "/tmp/edgevlm-bench-session", mode = "both";
   int typing_ms = 2000, reps = 5, n_predict = 4;
   app.add_option("-m,--model", o.model_path, "Language model GGUF (default: write a random pair to --workdir)");
@@ -46,18 +48,13 @@ int bench_session_main(int argc, char** argv) {
   app.add_option("--max-tiles", o.tiling.max_tiles, "Most grid tiles (default: the model's)")->check(CLI::Range(1, 64));
   app.add_option("--ctx", o.n_ctx, "KV cache size")->check(CLI::NonNegativeNumber);
   app.add_option("--workdir", workdir, "Where the random pair is written")->capture_default_str();
+  app.add_option("--vocab-from", vocab_from, "The random pair's vocabulary (a GGUF with tokenizer keys)")
+      ->capture_default_str();
   app.add_flag("--low-memory", o.low_memory, "Session in low-memory mode");
   app.add_option("--vit-batch", o.vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));
   bool no_pipeline = false;
   app.add_flag("--no-pipeline", no_pipeline, "Encode tiles without the pipeline");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "error: %s\nRun 'edgevlm bench-session --help' for the options.\n", e.what());
-    return 1;
-  }
+  if (auto rc = parse_command_line(app, argc, argv)) return *rc;
   o.vit_pipeline = !no_pipeline;
   EV_CHECK(mode == "both" || mode == "decoupled" || mode == "sync", "--mode %s: expected both, decoupled or sync",
            mode.c_str());
@@ -74,7 +71,7 @@ int bench_session_main(int argc, char** argv) {
       RandomLlamaSpec ls;
       ls.n_embd = 768, ls.n_layer = 12, ls.n_head = 12, ls.n_head_kv = 4, ls.n_ff = 2048, ls.n_ctx = 2048;
       ls.weight_type = GGMLType::Q8_0;
-      ls.vocab_from = std::string(EDGEVLM_SOURCE_DIR) + "/tests/vision_parity/fixtures/tiny.gguf";
+      ls.vocab_from = vocab_from;
       write_random_llama(o.model_path, ls);
     }
     if (!std::ifstream(o.mmproj_path)) {
@@ -87,7 +84,8 @@ int bench_session_main(int argc, char** argv) {
     }
   }
 
-  Session s(o);
+  auto engine = Engine::load(o);
+  Session s(engine);
   GenerateParams gp;
   gp.n_predict = n_predict;
   gp.sampler.temperature = 0;
@@ -110,7 +108,7 @@ int bench_session_main(int argc, char** argv) {
     SessionAnswer a;
     ask_ttft(Timer(), &a);
     std::printf("[pair] %s + %s: %d tiles, ViT+projector %.1f ms, prompt %d positions, %d threads%s\n",
-                o.model_path.c_str(), o.mmproj_path.c_str(), a.n_tiles, a.vit_ms, a.result.n_prompt, s.pool().size(),
+                o.model_path.c_str(), o.mmproj_path.c_str(), a.n_tiles, a.vit_ms, a.result.n_prompt, engine->pool().size(),
                 o.low_memory ? ", low-memory" : "");
   }
   std::vector<double> dec, sync, dec_wait, sync_wait;

@@ -25,7 +25,7 @@ void print_usage(FILE* out) {
             [](const edgevlm::Command& a, const edgevlm::Command& b) { return std::strcmp(a.name, b.name) < 0; });
   std::fprintf(out,
                "edgevlm: on-device inference for multimodal LLMs (BlueLM-V-3B design, GGUF models)\n\n"
-               "Usage: edgevlm COMMAND [OPTIONS]\n\nCommands:\n");
+               "Usage: edgevlm COMMAND [OPTIONS]\n       edgevlm --version\n\nCommands:\n");
   for (const auto& c : cmds) std::fprintf(out, "  %-12s %s\n", c.name, c.help);
   std::fprintf(out, "\nRun 'edgevlm COMMAND --help' for the options of a command.\n");
 }
@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string name = argv[1];
+  if (name == "--version" || name == "version") {
+    std::printf("edgevlm %s\n", EDGEVLM_VERSION);
+    return 0;
+  }
   if (name == "-h" || name == "--help" || name == "help") {
     print_usage(stdout);
     return 0;

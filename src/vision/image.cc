@@ -311,25 +311,35 @@ Image apply_exif_orientation(const Image& src, int orientation) {
   return out;
 }
 
-Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOptions& opt,
-                             const std::string& name) {
+namespace {
+
+// Everything load_image_from_memory checks before decoding a pixel; fills the facts decoding needs.
+struct CheckedHeader {
+  int w = 0, h = 0, comp = 0, len = 0;
+  bool jpeg = false, is_pnm = false;
+  PnmHeader pnm;
+};
+
+CheckedHeader check_image_header(const uint8_t* data, size_t size, const ImageLoadOptions& opt,
+                                 const std::string& name) {
+  CheckedHeader ch;
   const char* nm = name.c_str();
   if (!data || size == 0) fail("image '%s' is empty (0 bytes)", nm);
   if (opt.max_file_bytes > 0 && size > uint64_t(opt.max_file_bytes))
     fail("image '%s' is %zu bytes, over the file size limit of %lld bytes", nm, size,
          (long long)opt.max_file_bytes);
   if (size > size_t(INT_MAX)) fail("image '%s' is %zu bytes, more than the decoder can take", nm, size);
-  const int len = int(size);
+  ch.len = int(size);
+  const int len = ch.len;
 
   // Before stb_image reads any JPEG header (see jpeg_structure_error).
-  const bool jpeg = jpeg_soi_end(data, size) != 0;
-  if (jpeg) {
+  ch.jpeg = jpeg_soi_end(data, size) != 0;
+  if (ch.jpeg) {
     if (const char* why = jpeg_structure_error(data, size)) fail("image '%s': %s", nm, why);
   }
-  PnmHeader pnm;
-  const bool is_pnm_file = is_pnm(data, size);
-  if (is_pnm_file) {
-    if (const char* why = pnm_parse(data, size, pnm)) fail("image '%s': %s", nm, why);
+  ch.is_pnm = is_pnm(data, size);
+  if (ch.is_pnm) {
+    if (const char* why = pnm_parse(data, size, ch.pnm)) fail("image '%s': %s", nm, why);
   }
   if (size >= 2 && data[0] == 'B' && data[1] == 'M') {
     if (const char* why = bmp_truncation(data, size)) fail("image '%s': %s", nm, why);
@@ -337,7 +347,9 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   if (is_gif(data, size)) {
     if (const char* why = gif_truncation(data, size)) fail("image '%s': %s", nm, why);
   }
-  int w = 0, h = 0, comp = 0;
+  int& w = ch.w;
+  int& h = ch.h;
+  int& comp = ch.comp;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp))
     fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (%s)", nm, stbi_failure_reason());
   if (w <= 0 || h <= 0 || comp < 1 || comp > 4)
@@ -346,6 +358,23 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   if (opt.max_pixels > 0 && pixels > opt.max_pixels)
     fail("image '%s' is %d x %d = %lld pixels, over the limit of %lld pixels", nm, w, h,
          (long long)pixels, (long long)opt.max_pixels);
+  return ch;
+}
+
+}  // namespace
+
+ImageInfo probe_image(const uint8_t* data, size_t size, const ImageLoadOptions& opt, const std::string& name) {
+  const CheckedHeader ch = check_image_header(data, size, opt, name);
+  return {ch.w, ch.h};
+}
+
+Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOptions& opt,
+                             const std::string& name) {
+  const char* nm = name.c_str();
+  const CheckedHeader ch = check_image_header(data, size, opt, name);
+  const int w = ch.w, h = ch.h, comp = ch.comp, len = ch.len;
+  const bool jpeg = ch.jpeg, is_pnm_file = ch.is_pnm;
+  const PnmHeader& pnm = ch.pnm;
 
   const bool wide = stbi_is_16_bit_from_memory(data, len) != 0;
   int dw = 0, dh = 0, dc = 0;
@@ -383,7 +412,7 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   return img;
 }
 
-Image load_image(const std::string& path, const ImageLoadOptions& opt) {
+std::vector<uint8_t> read_image_file(const std::string& path, const ImageLoadOptions& opt) {
   const char* nm = path.c_str();
   struct stat st;
   if (::stat(nm, &st) != 0) fail("cannot open image '%s': %s", nm, std::strerror(errno));
@@ -397,6 +426,11 @@ Image load_image(const std::string& path, const ImageLoadOptions& opt) {
   std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
   if (std::fread(bytes.data(), 1, bytes.size(), f.get()) != bytes.size())
     fail("cannot read image '%s': short read", nm);
+  return bytes;
+}
+
+Image load_image(const std::string& path, const ImageLoadOptions& opt) {
+  const std::vector<uint8_t> bytes = read_image_file(path, opt);
   return load_image_from_memory(bytes.data(), bytes.size(), opt, path);
 }
 

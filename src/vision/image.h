@@ -48,6 +48,19 @@ Image load_image(const std::string& path, const ImageLoadOptions& opt = {});
 Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOptions& opt = {},
                              const std::string& name = "<memory>");
 
+// The file's bytes, with load_image's checks (regular file, not empty, under max_file_bytes).
+std::vector<uint8_t> read_image_file(const std::string& path, const ImageLoadOptions& opt = {});
+
+// Size of the stored image, from the header only.
+struct ImageInfo {
+  int width = 0, height = 0;
+};
+// Every check load_image_from_memory makes before decoding pixels (format, structure, header,
+// limits), without decoding: a cheap way to refuse a bad image at once. Throws edgevlm::Error with
+// the same message the decode would give.
+ImageInfo probe_image(const uint8_t* data, size_t size, const ImageLoadOptions& opt = {},
+                      const std::string& name = "<memory>");
+
 // The EXIF orientation (1..8) of a JPEG buffer; 1 when the buffer is not a JPEG, has no Exif
 // APP1 segment, or the tag is missing or malformed. Never reads outside [data, data+size).
 int jpeg_exif_orientation(const uint8_t* data, size_t size);
