@@ -56,13 +56,15 @@ test-unit:
 # Parsers of untrusted input (GGUF, tokenizer metadata, images, mmproj files), the C API and the
 # engine's sessions (threads, cancel, misuse) under ASan+UBSan; then the Python binding on the
 # sanitized shared library.
-ASAN_RUNTIME = $(shell $(CXX) -print-file-name=libasan.so)
+# Python is not linked with libstdc++: it is preloaded with the ASan runtime so that the runtime's
+# exception interceptors find it.
+ASAN_RUNTIME = $(shell $(CXX) -print-file-name=libasan.so) $(shell $(CXX) -print-file-name=libstdc++.so.6)
 test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_tests edgevlm_shared
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*:CApi*:Session*'
-	LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LD_PRELOAD="$(ASAN_RUNTIME)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  EDGEVLM_LIBRARY=$(ASAN_BUILD)/libedgevlm.so PYTHONPATH=python $(PYTHON) -m pytest -q -x -p no:cacheprovider python/tests
 
 # The aarch64 build (cross-compiled) and its kernel tests under qemu-user, with and without SDOT.

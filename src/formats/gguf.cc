@@ -1,5 +1,7 @@
 #include "formats/gguf.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -19,6 +21,12 @@ namespace {
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
 constexpr int kMaxDims = 4;
 constexpr int kMaxArrayDepth = 8;
+// Memory the parsed metadata may take: a fixed allowance plus a multiple of the bytes it occupies
+// in the file. Real files stay far below (a 150k-token vocabulary costs about 2.3x its bytes);
+// small elements that each become a heap object (empty strings, empty nested arrays) would
+// otherwise turn a 100 MB file into gigabytes before anything else is checked.
+constexpr size_t kMetadataMemoryConstant = size_t(32) << 20;
+constexpr size_t kMetadataMemoryPerFileByte = 4;
 
 size_t scalar_size(GGUFType t) {
   switch (t) {
@@ -99,13 +107,26 @@ class Cursor {
     const uint64_t len = read<uint64_t>(what);
     if (len > remaining()) error(std::string(what) + " has length " + std::to_string(len) + " beyond the end of the file");
     const uint8_t* p = take(size_t(len), what);
+    charge(sizeof(std::string) + (len > 15 ? size_t(len) + 1 : 0));
     return std::string(reinterpret_cast<const char*>(p), size_t(len));
+  }
+
+  // Counts memory the parsed metadata takes; refuses once it passes the budget for the bytes read.
+  void charge(size_t bytes) {
+    charged_ += bytes;
+    const size_t budget = kMetadataMemoryConstant + kMetadataMemoryPerFileByte * pos_;
+    if (charged_ > budget) {
+      fail("%s: refusing the file: its metadata would take more than %zu MiB of memory for %zu bytes of file "
+           "(at most %zux the bytes plus %zu MiB; at byte %zu)",
+           name_.c_str(), budget >> 20, pos_, kMetadataMemoryPerFileByte, kMetadataMemoryConstant >> 20, pos_);
+    }
   }
 
  private:
   const uint8_t* base_;
   size_t size_;
   size_t pos_ = 0;
+  size_t charged_ = 0;
   const std::string& name_;
 };
 
@@ -123,16 +144,20 @@ GGUFValue read_array(Cursor& c, int depth, const std::string& key) {
   if (count > c.remaining() / min_elem) {
     c.error("array '" + key + "' claims " + std::to_string(count) + " elements, more than the file holds");
   }
+  c.charge(sizeof(GGUFArray) + 32);  // the array and its shared_ptr control block
   auto arr = std::make_shared<GGUFArray>();
   arr->elem_type = elem;
   if (elem == GGUFType::STRING) {
+    c.charge(size_t(count) * sizeof(std::string));
     arr->strings.reserve(size_t(count));
     for (uint64_t i = 0; i < count; ++i) arr->strings.push_back(c.read_string("array string"));
   } else if (elem == GGUFType::ARRAY) {
+    c.charge(size_t(count) * sizeof(GGUFValue));
     arr->arrays.reserve(size_t(count));
     for (uint64_t i = 0; i < count; ++i) arr->arrays.push_back(read_array(c, depth + 1, key));
   } else {
     const size_t n = size_t(count) * min_elem;
+    c.charge(n);
     const uint8_t* p = c.take(n, "array data");
     arr->raw.assign(p, p + n);
   }
@@ -375,6 +400,7 @@ void GGUFFile::parse() {
   // Smallest possible tensor info: 8 (name length) + 4 (dims) + 4 (type) + 8 (offset).
   if (n_tensors > c.remaining() / 24) c.error("tensor count " + std::to_string(n_tensors) + " is more than the file can hold");
 
+  c.charge(size_t(n_kv) * (sizeof(std::pair<std::string, GGUFValue>) + 64));  // entries and the key index
   kv_.reserve(size_t(n_kv));
   for (uint64_t k = 0; k < n_kv; ++k) {
     std::string key = c.read_string("metadata key");
@@ -450,6 +476,25 @@ void GGUFFile::parse() {
            path_.c_str(), t.name.c_str(), t.nbytes, static_cast<unsigned long long>(t.offset));
     }
     t.data = base_ + data_start + t.offset;
+  }
+  // No two tensors may share bytes (llama.cpp's loader requires the same). Besides being corrupt,
+  // such a file is a memory bomb: every matrix gets its own prepared copy at load, so a small file
+  // of many tensors over the same bytes would cost many times its size.
+  std::vector<const GGUFTensorInfo*> by_offset;
+  by_offset.reserve(tensors_.size());
+  for (const auto& t : tensors_)
+    if (t.nbytes > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GGUFTensorInfo* a, const GGUFTensorInfo* b) { return a->offset < b->offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const GGUFTensorInfo& a = *by_offset[i - 1];
+    const GGUFTensorInfo& b = *by_offset[i];
+    if (b.offset < a.offset + a.nbytes) {
+      fail("%s: corrupt GGUF file: tensors '%s' (data bytes %llu to %llu) and '%s' (from %llu) overlap",
+           path_.c_str(), a.name.c_str(), static_cast<unsigned long long>(a.offset),
+           static_cast<unsigned long long>(a.offset + a.nbytes), b.name.c_str(),
+           static_cast<unsigned long long>(b.offset));
+    }
   }
 }
 

@@ -171,6 +171,57 @@ TEST(GGUF, HostileTensorInfos) {
   expect_error(b, "block size");
 }
 
+// Tensors over the same bytes: each matrix would get its own prepared copy at load, so a small file
+// could cost many times its size (a 1.4 MB decoder reached 4.6 GB). Refused, as llama.cpp does.
+TEST(GGUF, HostileOverlappingTensorsAreRefused) {
+  GGUFWriter w;
+  w.set_string("general.architecture", "llama");
+  std::vector<float> a(32, 1.0f);
+  w.add_tensor_f32("a", GGMLType::F32, {32}, a.data());
+  w.add_tensor_f32("b", GGMLType::F32, {32}, a.data());
+  const std::vector<uint8_t> good = w.serialize();
+  EXPECT_NO_THROW(GGUFFile::from_memory(good.data(), good.size(), "good.gguf"));
+  const size_t first_info = 24 + 8 + 20 + 4 + 8 + 5;
+  const size_t info_bytes = 8 + 1 + 4 + 8 + 4 + 8;  // name "a", n_dims, ne0, type, offset
+  const size_t b_offset_at = first_info + info_bytes + info_bytes - 8;
+  auto b = good;
+  put64(b, b_offset_at, 0);  // "b" over "a"
+  expect_error(b, "overlap");
+  b = good;
+  put64(b, b_offset_at, 64);  // "b" starting inside "a" (128 bytes)
+  expect_error(b, "overlap");
+}
+
+// Metadata whose parsed form would be many times its size (a million empty nested arrays): refused
+// once it passes the budget, before the memory is taken.
+TEST(GGUF, HostileMetadataBombIsRefused) {
+  std::vector<uint8_t> b;
+  auto u32 = [&](uint32_t v) { b.insert(b.end(), reinterpret_cast<uint8_t*>(&v), reinterpret_cast<uint8_t*>(&v) + 4); };
+  auto u64 = [&](uint64_t v) { b.insert(b.end(), reinterpret_cast<uint8_t*>(&v), reinterpret_cast<uint8_t*>(&v) + 8); };
+  const uint64_t n = 1000000;
+  b.reserve(64 + n * 12);
+  b.insert(b.end(), {'G', 'G', 'U', 'F'});
+  u32(3);
+  u64(0);  // tensors
+  u64(1);  // metadata
+  u64(4);
+  b.insert(b.end(), {'b', 'o', 'm', 'b'});
+  u32(uint32_t(GGUFType::ARRAY));
+  u32(uint32_t(GGUFType::ARRAY));
+  u64(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    u32(uint32_t(GGUFType::UINT8));
+    u64(0);
+  }
+  expect_error(b, "metadata would take more than");
+  // The same count of empty strings costs about 4x its bytes and still loads.
+  std::vector<std::string> empty(200000);
+  GGUFWriter w;
+  w.set("strings", GGUFValue::from_strings(empty));
+  const auto ok = w.serialize();
+  EXPECT_NO_THROW(GGUFFile::from_memory(ok.data(), ok.size(), "strings.gguf"));
+}
+
 TEST(GGUF, MissingFileAndWrongTypeErrors) {
   try {
     GGUFFile::open("/nonexistent/model.gguf");

@@ -162,6 +162,12 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
   if (c.n_embd % c.n_head != 0)
     fail("mmproj '%s': clip.vision.embedding_length %d is not a multiple of the head count %d", path, c.n_embd,
          c.n_head);
+  // Attention over a tile costs patches² per layer: a file of 1-pixel patches on large tiles would
+  // run for hours. Real encoders use at most 4096 (Gemma 3: 896 px / 14).
+  if (c.n_patches() > kMaxPatchesPerTile)
+    fail("mmproj '%s': %d x %d patches per tile (image size %d, patch size %d) is more than the %d this engine "
+         "accepts",
+         path, c.patches_per_side(), c.patches_per_side(), c.image_size, c.patch_size, kMaxPatchesPerTile);
   if (c.scale_factor > c.patches_per_side())
     fail("mmproj '%s': clip.vision.projector.scale_factor %d exceeds the %d patches per tile side", path,
          c.scale_factor, c.patches_per_side());

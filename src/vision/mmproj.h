@@ -20,6 +20,9 @@
 namespace edgevlm {
 
 enum class ProjectorType { Lfm2, Idefics3 };
+
+// Patches per tile a vision model may have (so400m: 729; the largest public encoders: 4096).
+inline constexpr int kMaxPatchesPerTile = 16384;
 const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3"
 
 struct VisionConfig {

@@ -288,6 +288,16 @@ TEST(MmprojBadInput, InconsistentKeys) {
   EXPECT_NE(err.find("clip.vision.image_size"), std::string::npos) << err;
 }
 
+// A tile of a million 1-pixel patches would run attention for hours: refused at load, by name.
+TEST(MmprojHostile, PatchCountBombIsRefused) {
+  RandomMmproj r = make_random_mmproj({});
+  set_key(r, "clip.vision.image_size", GGUFValue::from_u32(1024));
+  set_key(r, "clip.vision.patch_size", GGUFValue::from_u32(1));
+  const std::string err = load_error(r);
+  EXPECT_NE(err.find("1024 x 1024 patches per tile"), std::string::npos) << err;
+  EXPECT_NE(err.find(std::to_string(kMaxPatchesPerTile)), std::string::npos) << err;
+}
+
 TEST(MmprojBadInput, HalfPresentPairsAreErrors) {
   RandomMmproj r = make_random_mmproj({});
   r.erase("v.post_ln.weight");

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of fuzz/ with clang (ASan + UBSan, coverage) in BUILD_DIR and runs
+# each for SECONDS on a copy of its seed corpus (fuzz/corpus/NAME) plus its named regression inputs
+# (fuzz/regressions/NAME). Prints a table: target, executions, seconds, result. A crash, a leak, a
+# timeout or a memory-limit breach fails the run and leaves the input in BUILD_DIR/findings/.
+#   scripts/fuzz.sh [SECONDS] [BUILD_DIR]     (make fuzz: 300 s each; make test: a few seconds each)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH="${1:-300}"
+BUILD="${2:-build-fuzz}"
+JOBS="${JOBS:-2}"
+command -v clang++ >/dev/null || { echo "fuzz: clang++ missing (scripts/install-deps.sh installs clang)" >&2; exit 1; }
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    -DEDGEVLM_FUZZ=ON >/dev/null
+fi
+TARGETS=()
+for f in fuzz/fuzz_*.cc; do TARGETS+=("$(basename "$f" .cc)"); done
+cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}"
+
+mkdir -p "$BUILD/findings"
+status=0
+printf "| target | executions | seconds | result |\n|---|---|---|---|\n" >"$BUILD/fuzz-table.md"
+for t in "${TARGETS[@]}"; do
+  name=${t#fuzz_}
+  corpus="$BUILD/corpus/$name"
+  mkdir -p "$corpus"
+  cp -n fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
+  # Named regression inputs first: each must run clean.
+  if compgen -G "fuzz/regressions/$name/*" >/dev/null; then
+    if ! "$BUILD/$t" -rss_limit_mb=2048 -timeout=30 fuzz/regressions/"$name"/* >"$BUILD/findings/$t-regressions.log" 2>&1; then
+      echo "fuzz: $t fails a regression input:" >&2
+      tail -30 "$BUILD/findings/$t-regressions.log" >&2
+      status=1
+      continue
+    fi
+  fi
+  dict=()
+  [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
+  log="$BUILD/findings/$t.log"
+  if "$BUILD/$t" "$corpus" "${dict[@]}" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=30 \
+       -max_len=65536 -print_final_stats=1 -artifact_prefix="$BUILD/findings/$t-" >"$log" 2>&1; then
+    result=ok
+  else
+    result=FAILED
+    status=1
+    tail -40 "$log" >&2
+  fi
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  printf "| %s | %s | %s | %s |\n" "$t" "$runs" "$SECONDS_EACH" "$result" | tee -a "$BUILD/fuzz-table.md"
+done
+[ "$status" -eq 0 ] && echo "fuzz: all targets clean" || echo "fuzz: FAILED (inputs in $BUILD/findings/)"
+exit "$status"
