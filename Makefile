@@ -6,10 +6,12 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 ARM_BUILD  ?= build-arm
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 300
 JOBS       ?= 2
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-install test-parity clean
+.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-install test-fuzz fuzz test-parity clean
 
 all: build
 
@@ -47,7 +49,7 @@ train-more: deps
 	  --task-boost ocr_word=2 ocr_number=2 ocr_code=2 text=3 chart=1.5 --install models
 
 test: build
-	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-install test-parity
+	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-install test-fuzz test-parity
 	@echo "make test: all suites passed"
 
 test-unit:
@@ -75,6 +77,15 @@ test-python:
 	cd training && $(PYTHON) -m pytest -q -x
 	EDGEVLM_LIBRARY=$(BUILD)/libedgevlm.so PYTHONPATH=python $(PYTHON) -m pytest -q -x -p no:cacheprovider python/tests
 
+# Every libFuzzer target (fuzz/, clang, ASan + UBSan) on its seed corpus and regression inputs: a few
+# seconds each in `make test`, so that a broken harness or a regression is caught; `make fuzz` runs
+# each for FUZZ_SECONDS (300 by default) and prints the table of executions.
+test-fuzz: deps
+	JOBS=$(JOBS) bash scripts/fuzz.sh 4 $(FUZZ_BUILD)
+
+fuzz: deps
+	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BUILD)
+
 # The installed package: header, libraries, CMake package and pkg-config file, used by the C example
 # (examples/c) built outside the tree, shared and static.
 test-install:
@@ -84,4 +95,4 @@ test-parity:
 	bash tests/parity/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(ARM_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(ARM_BUILD) $(FUZZ_BUILD)

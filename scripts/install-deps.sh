@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   libstb-dev nlohmann-json3-dev libcli11-dev libedit-dev
+  clang libclang-rt-14-dev
   nodejs
   python3 python3-numpy python3-pil python3-pytest python3-torch python3-matplotlib python3-regex
   libopenblas0-pthread

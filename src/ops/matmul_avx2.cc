@@ -1089,6 +1089,7 @@ bool matmul_int_kernels_available(IntKernels) { return false; }
 IntKernels matmul_int_kernels() { return IntKernels::Avx2; }
 IntKernels matmul_use_int_kernels(IntKernels) { return IntKernels::Avx2; }
 int matmul_avx2_prefetch_bytes(int) { return 0; }
+int matmul_avx2_prefetch_page_lines(int) { return 0; }
 bool matmul_avx2_split_scales(bool) { return false; }
 bool matmul_avx2_group_pairs(bool) { return false; }
 bool matmul_avx512_wide_tiles(bool) { return false; }
