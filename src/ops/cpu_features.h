@@ -7,6 +7,8 @@ namespace edgevlm {
 // variable EDGEVLM_NO_SIMD is unset or "0" (set it to force the scalar reference kernels).
 // Evaluated once.
 bool cpu_has_avx2();
+// AVX-VNNI (VEX-encoded vpdpbusd on 256-bit registers: Alder Lake+, Zen 5), from CPUID.
+bool cpu_has_avx_vnni();
 
 // x86-64 with AVX512-BF16 and AVX512-VL (and F/BW; Zen 4, Sapphire Rapids, Cooper Lake) besides
 // cpu_has_avx2(): the *_avx512bf16.cc kernels may run. EDGEVLM_NO_AVX512=1 turns it off.

@@ -418,7 +418,7 @@ bool detect_int_kernels(detail::IntKernels k) {
   __builtin_cpu_init();
   switch (k) {
     case detail::IntKernels::Avx2: return true;
-    case detail::IntKernels::AvxVnni: return !env_flag("EDGEVLM_NO_VNNI") && __builtin_cpu_supports("avxvnni");
+    case detail::IntKernels::AvxVnni: return !env_flag("EDGEVLM_NO_VNNI") && cpu_has_avx_vnni();
     case detail::IntKernels::Avx512Vnni:
       return !env_flag("EDGEVLM_NO_VNNI") && !env_flag("EDGEVLM_NO_AVX512") && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
