@@ -201,6 +201,12 @@ void dequantize_row(GGMLType t, const void* src, float* dst, int64_t n) {
 
 // Quantizers follow ggml's reference rounding so that files match other tools bit for bit.
 void quantize_row(GGMLType t, const float* src, void* dst, int64_t n) {
+  if (type_block_elems(t) > 1) {
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(src[i]))
+        fail("cannot quantize to %s: element %lld of the row is %s", type_name(t).c_str(), static_cast<long long>(i),
+             std::isnan(src[i]) ? "NaN" : "infinite");
+  }
   switch (t) {
     case GGMLType::F32:
       std::memcpy(dst, src, size_t(n) * 4);

@@ -69,8 +69,19 @@ inline float bf16_to_f32(uint16_t h) {
 }
 uint16_t f32_to_bf16(float f);
 
+// x rounded to nearest (even) and clamped to ±127; NaN gives 0. Float-to-int conversion of a value
+// out of range (NaN, ±Inf, overflow) is undefined behaviour in C++, so every scalar int8
+// quantization of a value that may come from a file goes through here.
+inline int8_t round_to_int8(float x) {
+  if (!(x == x)) return 0;
+  const float v = __builtin_nearbyintf(x);
+  return int8_t(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+}
+
 // Row conversions. n must be a multiple of type_block_elems(t).
 void dequantize_row(GGMLType t, const void* src, float* dst, int64_t n);
+// quantize_row to a block type throws edgevlm::Error naming the element when a value is NaN or
+// infinite (ggml would write garbage scales; here a weight file with such values is refused).
 void quantize_row(GGMLType t, const float* src, void* dst, int64_t n);
 
 }  // namespace edgevlm

@@ -126,5 +126,28 @@ TEST(QuantRows, Geometry) {
   EXPECT_EQ(type_name(GGMLType::Q4_0), "q4_0");
 }
 
+TEST(QuantHostile, NonFiniteValuesAreRefusedOrMappedToZero) {
+  std::vector<float> row(64, 0.5f);
+  row[7] = std::nanf("");
+  std::vector<uint8_t> out(row_bytes(GGMLType::Q8_0, 64));
+  try {
+    quantize_row(GGMLType::Q8_0, row.data(), out.data(), 64);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("element 7 of the row is NaN"), std::string::npos) << e.what();
+  }
+  row[7] = -INFINITY;
+  EXPECT_THROW(quantize_row(GGMLType::Q4_0, row.data(), out.data(), 64), Error);
+  // Float types keep the value.
+  std::vector<uint16_t> h(64);
+  EXPECT_NO_THROW(quantize_row(GGMLType::F16, row.data(), h.data(), 64));
+  // The scalar int8 rounding every kernel's reference uses: defined for every float.
+  EXPECT_EQ(round_to_int8(std::nanf("")), 0);
+  EXPECT_EQ(round_to_int8(INFINITY), 127);
+  EXPECT_EQ(round_to_int8(-1e30f), -127);
+  EXPECT_EQ(round_to_int8(2.5f), 2);
+  EXPECT_EQ(round_to_int8(-3.5f), -4);
+}
+
 }  // namespace
 }  // namespace edgevlm

@@ -81,8 +81,7 @@ uint16_t quantize_kv_row_q8_ref(const float* x, int n, int8_t* q) {
   const float d = f16_to_f32(d16);
   const float id = d > 0 ? 1.0f / d : 0.0f;
   for (int i = 0; i < n; ++i) {
-    const float v = std::nearbyint(x[i] * id);
-    q[i] = int8_t(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+    q[i] = round_to_int8(x[i] * id);
   }
   return d16;
 }

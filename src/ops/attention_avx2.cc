@@ -433,8 +433,7 @@ uint16_t quantize_kv_row_q8_avx2(const float* x, int n, int8_t* q) {
     _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packs_epi16(w, w));
   }
   for (; i < n; ++i) {
-    const float v = std::nearbyint(x[i] * id);
-    q[i] = int8_t(v > 127.0f ? 127 : v < -127.0f ? -127 : v);
+    q[i] = round_to_int8(x[i] * id);
   }
   return d16;
 }

@@ -59,7 +59,7 @@ void quantize_act_q8(const float* x, int64_t n, int8_t* qs, float* d) {
     float amax = 0;
     for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(xb[j]));
     const float inv = amax != 0 ? 127.0f / amax : 0.0f;
-    for (int j = 0; j < kQK; ++j) qs[b * kQK + j] = int8_t(std::nearbyint(xb[j] * inv));
+    for (int j = 0; j < kQK; ++j) qs[b * kQK + j] = round_to_int8(xb[j] * inv);
     d[b] = f16_to_f32(f32_to_f16(amax / 127.0f));
   }
 }

@@ -290,7 +290,13 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
     std::exception_ptr error;
     auto work = [&] {
       try {
-        for (size_t j; (j = next++) < todo.size();) quantize_padded_down(*todo[j]);
+        for (size_t j; (j = next++) < todo.size();) {
+          try {
+            quantize_padded_down(*todo[j]);
+          } catch (const Error& e) {
+            fail("mmproj '%s': tensor 'v.blk.%d.ffn_down.weight': %s", path, int(todo[j] - m->blocks.data()), e.what());
+          }
+        }
       } catch (...) {
         std::lock_guard<std::mutex> lk(mu);
         error = std::current_exception();

@@ -298,6 +298,22 @@ TEST(MmprojHostile, PatchCountBombIsRefused) {
   EXPECT_NE(err.find(std::to_string(kMaxPatchesPerTile)), std::string::npos) << err;
 }
 
+// The INT8 ViT re-quantizes an F16 down-projection at load; a NaN there was undefined behaviour
+// (float to int8). Now the load fails and names the tensor and the element.
+TEST(MmprojHostile, NanInAWeightThatIsRequantizedIsAnError) {
+  RandomMmprojSpec spec;
+  spec.n_ff = 40;  // rows of 40: stored F16 beside the Q8_0 matrices, quantized at load
+  spec.weight_type = GGMLType::Q8_0;
+  RandomMmproj r = make_random_mmproj(spec);
+  r.find("v.blk.1.ffn_down.weight")->values[45] = std::nanf("");
+  std::string err = load_error(r);
+  EXPECT_NE(err.find("v.blk.1.ffn_down.weight"), std::string::npos) << err;
+  EXPECT_NE(err.find("element 5 of the row is NaN"), std::string::npos) << err;
+  r.find("v.blk.1.ffn_down.weight")->values[45] = INFINITY;
+  err = load_error(r);
+  EXPECT_NE(err.find("infinite"), std::string::npos) << err;
+}
+
 TEST(MmprojBadInput, HalfPresentPairsAreErrors) {
   RandomMmproj r = make_random_mmproj({});
   r.erase("v.post_ln.weight");
