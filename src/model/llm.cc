@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/pages.h"
 #include "model/kv_cache.h"
+#include "model/llm_arch.h"
 #include "ops/activations.h"
 #include "ops/attention.h"
 #include "ops/norms.h"
@@ -58,15 +59,22 @@ WeightMatrix matrix(const GGUFFile& f, const std::string& name, int64_t n_in, in
   return WeightMatrix::from_tensor(t2);
 }
 
+// Rows [first, first + n) of a matrix, as a matrix of its own (a view: fused Q/K/V, gate/up).
+WeightMatrix rows_of(const WeightMatrix& w, int64_t first, int64_t n) {
+  WeightMatrix r = w;
+  r.data = w.data + size_t(first) * w.row_stride;
+  r.n_out = n;
+  return r;
+}
+
 }  // namespace
 
 LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   LlmConfig c;
   EV_CHECK(f.has("general.architecture"), "%s: missing metadata key 'general.architecture'", f.path().c_str());
   c.arch = f.get_string("general.architecture");
-  EV_CHECK(c.arch == "llama" || c.arch == "qwen2",
-           "%s: architecture '%s' is not supported by the decoder (llama, qwen2)", f.path().c_str(),
-           c.arch.c_str());
+  EV_CHECK(llm_arch_supported(c.arch), "%s: architecture '%s' is not supported by the decoder (supported: %s)",
+           f.path().c_str(), c.arch.c_str(), supported_llm_archs().c_str());
   const std::string a = c.arch + ".";
   constexpr int64_t kMaxDim = 1 << 20;
   c.n_embd = get_count(f, a + "embedding_length", 1, kMaxDim);
@@ -100,7 +108,6 @@ LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   c.n_rot = f.has(a + "rope.dimension_count") ? get_count(f, a + "rope.dimension_count", 0, c.head_dim)
                                               : c.head_dim;
   EV_CHECK(c.n_rot % 2 == 0, "%s: rope.dimension_count %d must be even", f.path().c_str(), c.n_rot);
-  c.rope_type = c.arch == "qwen2" ? RopeType::NeoX : RopeType::Normal;
 
   const GGUFTensorInfo& emb = need_tensor(f, "token_embd.weight");
   std::vector<int64_t> ne = squeezed(emb.ne);
@@ -110,6 +117,7 @@ LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   c.n_vocab = int(ne[1]);
   c.tied_output = f.find_tensor("output.weight") == nullptr;
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  apply_arch_conventions(f, c);
   return c;
 }
 
@@ -167,9 +175,17 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
     LlmLayer& L = m->layers_[size_t(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
     L.attn_norm = m->vector_f32(p + "attn_norm.weight", c.n_embd);
-    L.wq = matrix(f, p + "attn_q.weight", c.n_embd, q_dim);
-    L.wk = matrix(f, p + "attn_k.weight", c.n_embd, kv_dim);
-    L.wv = matrix(f, p + "attn_v.weight", c.n_embd, kv_dim);
+    if (c.fused_qkv) {
+      // One matrix, its rows Q then K then V: each is a view of its rows.
+      const WeightMatrix qkv = matrix(f, p + "attn_qkv.weight", c.n_embd, q_dim + 2 * kv_dim);
+      L.wq = rows_of(qkv, 0, q_dim);
+      L.wk = rows_of(qkv, q_dim, kv_dim);
+      L.wv = rows_of(qkv, q_dim + kv_dim, kv_dim);
+    } else {
+      L.wq = matrix(f, p + "attn_q.weight", c.n_embd, q_dim);
+      L.wk = matrix(f, p + "attn_k.weight", c.n_embd, kv_dim);
+      L.wv = matrix(f, p + "attn_v.weight", c.n_embd, kv_dim);
+    }
     L.wo = matrix(f, p + "attn_output.weight", q_dim, c.n_embd);
     for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
       const bool has = f.find_tensor(p + b) != nullptr;
@@ -181,14 +197,40 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
       L.bk = m->vector_f32(p + "attn_k.bias", kv_dim);
       L.bv = m->vector_f32(p + "attn_v.bias", kv_dim);
     }
+    if (c.qk_norm) {
+      L.q_norm = m->vector_f32(p + "attn_q_norm.weight", c.head_dim);
+      L.k_norm = m->vector_f32(p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.post_norms) {
+      L.attn_post_norm = m->vector_f32(p + "post_attention_norm.weight", c.n_embd);
+      L.ffn_post_norm = m->vector_f32(p + "post_ffw_norm.weight", c.n_embd);
+    }
     L.ffn_norm = m->vector_f32(p + "ffn_norm.weight", c.n_embd);
-    L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
-    L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
+    if (c.fused_gate_up) {
+      const WeightMatrix gate_up = matrix(f, p + "ffn_up.weight", c.n_embd, 2 * int64_t(c.n_ff));
+      L.w_gate = rows_of(gate_up, 0, c.n_ff);
+      L.w_up = rows_of(gate_up, c.n_ff, c.n_ff);
+    } else {
+      L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
+      L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
+    }
     L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
   }
+  // RoPE frequency factors: one tensor for all layers (llama.cpp duplicates it per layer).
+  const int64_t n_factors = c.n_rot / 2;
+  if (f.find_tensor("rope_freqs.weight")) m->rope_freqs_ = m->vector_f32("rope_freqs.weight", n_factors);
+  if (f.find_tensor("rope_factors_long.weight"))
+    m->rope_long_ = m->vector_f32("rope_factors_long.weight", n_factors);
+  if (f.find_tensor("rope_factors_short.weight"))
+    m->rope_short_ = m->vector_f32("rope_factors_short.weight", n_factors);
   if (pool)
     for (const WeightMatrix* w : m->matrices()) matmul_prepare(*w, *pool);
   return m;
+}
+
+const float* LlmModel::rope_factors(int n_ctx) const {
+  if (rope_freqs_) return rope_freqs_;
+  return n_ctx > cfg_.n_ctx_orig && rope_long_ ? rope_long_ : rope_short_;
 }
 
 LlmModel::~LlmModel() {
@@ -207,8 +249,10 @@ void LlmModel::embed_tokens(const int32_t* tokens, int n, float* out) const {
   for (int i = 0; i < n; ++i) {
     const int32_t id = tokens[i];
     EV_CHECK(id >= 0 && id < cfg_.n_vocab, "token id %d is outside the vocabulary [0, %d)", id, cfg_.n_vocab);
-    dequantize_row(token_embd_.type, token_embd_.data + size_t(id) * token_embd_.row_stride,
-                   out + int64_t(i) * cfg_.n_embd, cfg_.n_embd);
+    float* row = out + int64_t(i) * cfg_.n_embd;
+    dequantize_row(token_embd_.type, token_embd_.data + size_t(id) * token_embd_.row_stride, row, cfg_.n_embd);
+    if (cfg_.embd_scale != 1.0f)
+      for (int j = 0; j < cfg_.n_embd; ++j) row[j] *= cfg_.embd_scale;
   }
   // Where the kernel maps file pages by large folios (ext4 on Linux 6.18 here), reading one row
   // maps up to 2 MiB around it: a few hundred lookups kept most of bluelm-v-3b's 272 MB table in
@@ -229,7 +273,7 @@ namespace {
 // Activation buffers of llm_forward, one set per calling thread, grown to the largest batch seen
 // and then reused: a decode step allocates none of them.
 struct ForwardBuffers {
-  std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope;
+  std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope, rope_swa;
   static float* get(std::vector<float>& buf, int64_t n) {
     if (buf.size() < size_t(n)) buf.resize(size_t(n));
     return buf.data();
@@ -264,13 +308,25 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   float* proj = b.get(b.proj, n * D);
   float* gate = b.get(b.gate, n * c.n_ff);
   float* up = b.get(b.up, n * c.n_ff);
+  // Two RoPE tables: the global layers' and, with a sliding window, the local layers' (own base,
+  // no scaling).
+  RopeScaling scaling;
+  scaling.freq_scale = c.rope_freq_scale;
+  scaling.freq_factors = m.rope_factors(cache.n_ctx());
+  scaling.attn_factor = c.rope_attn_factor;
   float* rope = b.get(b.rope, n * rope_row);
-  rope_table(c.n_rot, c.rope_freq_base, pos0, n, rope);
+  rope_table(c.n_rot, c.rope_freq_base, pos0, n, rope, scaling);
+  float* rope_swa = nullptr;
+  if (c.n_swa > 0) {
+    rope_swa = b.get(b.rope_swa, n * rope_row);
+    rope_table(c.n_rot, c.rope_freq_base_swa, pos0, n, rope_swa, RopeScaling{});
+  }
 
   for (int l = 0; l < c.n_layer; ++l) {
     const LlmLayer& L = m.layers()[size_t(l)];
+    const bool swa = c.is_swa(l);
 
-    // Attention: x += Wo · attn(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+    // Attention: x += post_norm(Wo · attn(rope(qk_norm(Wq·norm(x))), rope(qk_norm(Wk·norm(x))), Wv·norm(x)))
     rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
     matmul(L.wq, xb, n, q, pool);
     matmul(L.wk, xb, n, k, pool, {.same_x = true});  // Q's quantization of xb reused
@@ -280,8 +336,13 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
       add_bias(k, L.bk, kv_dim, n);
       add_bias(v, L.bv, kv_dim, n);
     }
+    if (L.q_norm) {  // every head of every position is a row of head_dim
+      rms_norm(q, L.q_norm, c.rms_eps, HD, n * int64_t(c.n_head), q);
+      rms_norm(k, L.k_norm, c.rms_eps, HD, n * int64_t(c.n_head_kv), k);
+    }
+    const float* cs_table = swa ? rope_swa : rope;
     for (int i = 0; i < n; ++i) {
-      const float* cs = rope + i * rope_row;
+      const float* cs = cs_table + i * rope_row;
       rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
       rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
     }
@@ -298,17 +359,23 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     a.n_head = c.n_head;
     a.n_head_kv = c.n_head_kv;
     a.head_dim = c.head_dim;
-    a.scale = 1.0f / std::sqrt(float(c.head_dim));
+    a.scale = c.attn_scale;
+    a.window = swa ? c.n_swa : 0;
     attention(a, pool);
     matmul(L.wo, att, n, proj, pool);
+    if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
     add_inplace(x, proj, n * D);
 
-    // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
+    // Feed-forward (gated): x += post_norm(W_down · (act(W_gate·norm(x)) ⊙ W_up·norm(x)))
     rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
     matmul(L.w_gate, xb, n, gate, pool);
     matmul(L.w_up, xb, n, up, pool, {.same_x = true});
-    swiglu(gate, up, n * int64_t(c.n_ff));
+    if (c.ffn_act == FfnAct::SiLU)
+      swiglu(gate, up, n * int64_t(c.n_ff));
+    else
+      geglu_tanh(gate, up, n * int64_t(c.n_ff));
     matmul(L.w_down, gate, n, proj, pool);
+    if (L.ffn_post_norm) rms_norm(proj, L.ffn_post_norm, c.rms_eps, D, n, proj);
     add_inplace(x, proj, n * D);
   }
   cache.advance(n);
@@ -319,6 +386,10 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   const int n_out = n - first;
   rms_norm(x + first * D, m.output_norm(), c.rms_eps, D, n_out, xb);
   matmul(m.output(), xb, n_out, logits, pool);
+  if (c.logit_softcap > 0) {
+    const float cap = c.logit_softcap;
+    for (int64_t i = 0; i < int64_t(n_out) * c.n_vocab; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  }
 }
 
 }  // namespace edgevlm

@@ -98,12 +98,14 @@ void attention_ref(const AttentionArgs& a) {
   std::vector<float> scores(size_t(a.pos0 + a.n_q));
   std::vector<float> buf(size_t(a.head_dim));
   for (int i = 0; i < a.n_q; ++i) {
-    const int64_t kv_len = a.pos0 + i + 1;
+    const int64_t kv_end = a.pos0 + i + 1;
+    const int64_t kv_first = a.window > 0 ? std::max<int64_t>(0, kv_end - a.window) : 0;
+    const int64_t kv_len = kv_end - kv_first;
     for (int h = 0; h < a.n_head; ++h) {
       const int g = h / group;
       const float* qh = a.q + i * a.q_stride + int64_t(h) * a.head_dim;
       for (int64_t t = 0; t < kv_len; ++t) {
-        const float* kt = kv_row(a, true, t, g, buf.data());
+        const float* kt = kv_row(a, true, kv_first + t, g, buf.data());
         float s = 0;
         for (int d = 0; d < a.head_dim; ++d) s += qh[d] * kt[d];
         scores[size_t(t)] = s * a.scale;
@@ -112,16 +114,67 @@ void attention_ref(const AttentionArgs& a) {
       float* oh = a.out + i * a.out_stride + int64_t(h) * a.head_dim;
       for (int d = 0; d < a.head_dim; ++d) oh[d] = 0;
       for (int64_t t = 0; t < kv_len; ++t) {
-        const float* vt = kv_row(a, false, t, g, buf.data());
+        const float* vt = kv_row(a, false, kv_first + t, g, buf.data());
         for (int d = 0; d < a.head_dim; ++d) oh[d] += scores[size_t(t)] * vt[d];
       }
     }
   }
 }
 
+namespace {
+
+// a with its K/V rows (and INT8 scales) moved to start at position `first` (the caller sets
+// pos0, counted from there).
+AttentionArgs from_position(const AttentionArgs& a, int64_t first) {
+  AttentionArgs s = a;
+  s.pos0 = a.pos0 - first;
+  const int64_t off = first * a.kv_stride;
+  switch (a.kv_type) {
+    case KvElem::F32:
+      s.k = a.k + off;
+      s.v = a.v + off;
+      break;
+    case KvElem::F16:
+      s.k_raw = static_cast<const uint16_t*>(a.k_raw) + off;
+      s.v_raw = static_cast<const uint16_t*>(a.v_raw) + off;
+      break;
+    case KvElem::Q8:
+      s.k_raw = static_cast<const int8_t*>(a.k_raw) + off;
+      s.v_raw = static_cast<const int8_t*>(a.v_raw) + off;
+      s.k_scale = a.k_scale + first * a.n_head_kv;
+      s.v_scale = a.v_scale + first * a.n_head_kv;
+      break;
+  }
+  return s;
+}
+
+}  // namespace
+
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_q <= 0) return;
   check_args(a);
+  if (a.window > 0 && a.pos0 + a.n_q > a.window) {
+    // The SIMD kernels attend to positions 0 .. p. Rows whose window starts at 0 run as they are;
+    // each later row runs alone with its K/V rows moved to its window's first position (decode
+    // is one such row; a long prefill of a sliding-window layer pays one call per row).
+    const int n_full = int(std::clamp<int64_t>(a.window - a.pos0, 0, a.n_q));
+    AttentionArgs head = a;
+    head.window = 0;
+    if (n_full > 0) {
+      head.n_q = n_full;
+      attention(head, pool);
+    }
+    for (int i = n_full; i < a.n_q; ++i) {
+      const int64_t p = a.pos0 + i;
+      AttentionArgs row = from_position(head, p - a.window + 1);
+      row.q = a.q + i * a.q_stride;
+      row.out = a.out + i * a.out_stride;
+      row.pos0 = a.window - 1;  // the query is the window's last position
+      row.n_q = 1;
+      attention(row, pool);
+    }
+    return;
+  }
   if (cpu_has_avx2()) {
     attention_avx2(a, pool);
     return;

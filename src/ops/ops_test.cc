@@ -92,6 +92,26 @@ TEST(Rope, TableIsGgmlRunningProduct) {
   for (int i = 0; i < 16; ++i) EXPECT_EQ(both[16 + i], one[i]);
 }
 
+// Scaling as ggml_rope_ext applies it without YaRN: angle = freq_scale · θ_i / factor_i, and cos
+// and sin times attn_factor.
+TEST(Rope, ScalingFactorsAndAttnFactor) {
+  const int n_dims = 8;
+  const float factors[4] = {1.0f, 2.0f, 8.0f, 32.0f};
+  RopeScaling s;
+  s.freq_scale = 0.25f;
+  s.freq_factors = factors;
+  s.attn_factor = 1.2f;
+  std::vector<float> plain = rope_table(n_dims, 10000.0f, 37, 1), got(n_dims);
+  rope_table(n_dims, 10000.0f, 37, 1, got.data(), s);
+  for (int i = 0; i < n_dims / 2; ++i) {
+    const double th = 37 * std::pow(10000.0, -2.0 * i / n_dims) * 0.25 / factors[i];
+    EXPECT_NEAR(got[2 * i], 1.2 * std::cos(th), 1e-5);
+    EXPECT_NEAR(got[2 * i + 1], 1.2 * std::sin(th), 1e-5);
+  }
+  rope_table(n_dims, 10000.0f, 37, 1, got.data(), RopeScaling{});
+  EXPECT_EQ(got, plain);
+}
+
 TEST(Activations, SwigluGeluSoftmax) {
   auto g = randv(33, 1, 3.0f), u = randv(33, 2);
   std::vector<float> s = g;
@@ -103,6 +123,9 @@ TEST(Activations, SwigluGeluSoftmax) {
     const double x = g[i];
     EXPECT_NEAR(ge[i], 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))), 1e-5);
   }
+  std::vector<float> gg = g;
+  geglu_tanh(gg.data(), u.data(), 33);
+  for (int i = 0; i < 33; ++i) EXPECT_NEAR(gg[i], ge[i] * u[i], 1e-6);
   std::vector<float> sm = {1000.0f, 1001.0f, 999.0f, -1e30f};  // huge values must not overflow
   softmax(sm.data(), 4);
   const double e0 = std::exp(-1.0), e2 = std::exp(-2.0), z = e0 + 1 + e2;
