@@ -17,6 +17,7 @@
 #include "core/pages.h"
 #include "model/kv_cache.h"
 #include "model/llm_test_util.h"
+#include "model/random_model.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul_internal.h"
 
@@ -160,6 +161,103 @@ TEST(LlmForward, IncrementalEqualsBatch) {
     }
     EXPECT_EQ(c2.n_past(), T);
   }
+}
+
+// The other families, written as llama.cpp's converter writes them (gen-model), read with their
+// conventions. Their logits are checked against the numpy reference and llama.cpp by
+// tests/parity/; here: the config each file yields, and that one position at a time (decode:
+// the sliding window's row-by-row path, the fused views, the q/k norms) gives the batch's logits.
+struct ArchCase {
+  const char* arch;
+  void (*tweak)(RandomLlamaSpec&);
+};
+const ArchCase kArchCases[] = {
+    {"llama", [](RandomLlamaSpec& s) { s.llama3_factor = 8, s.llama3_orig_ctx = 32; }},
+    {"qwen3", [](RandomLlamaSpec& s) { s.head_dim = 32, s.tied_output = true; }},
+    {"gemma3", [](RandomLlamaSpec& s) { s.n_layer = 7, s.n_swa = 3, s.head_dim = 32, s.tied_output = true; }},
+    {"phi3", [](RandomLlamaSpec& s) { s.n_rot = 12, s.longrope_orig_ctx = 16; }},
+};
+
+std::unique_ptr<GGUFFile> write_arch(const ArchCase& ac, GGMLType wt = GGMLType::F32) {
+  RandomLlamaSpec s;
+  s.arch = ac.arch;
+  s.n_embd = 64, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 96, s.n_ctx = 64, s.n_vocab = 50;
+  s.weight_type = wt;
+  ac.tweak(s);
+  const std::string path = ::testing::TempDir() + "edgevlm_arch_" + ac.arch + "_" + std::to_string(getpid()) + ".gguf";
+  write_random_llama(path, s);
+  auto f = GGUFFile::open(path);
+  std::remove(path.c_str());
+  return f;
+}
+
+TEST(LlmArch, ConfigFollowsEachFamily) {
+  for (const ArchCase& ac : kArchCases) {
+    SCOPED_TRACE(ac.arch);
+    auto f = write_arch(ac);
+    auto m = LlmModel::load(*f);
+    const LlmConfig& c = m->config();
+    const std::string a = ac.arch;
+    EXPECT_EQ(c.rope_type, a == "llama" ? RopeType::Normal : RopeType::NeoX);
+    EXPECT_EQ(c.qk_norm, a == "qwen3" || a == "gemma3");
+    EXPECT_EQ(c.post_norms, a == "gemma3");
+    EXPECT_EQ(c.ffn_act, a == "gemma3" ? FfnAct::GeluTanh : FfnAct::SiLU);
+    EXPECT_EQ(c.fused_qkv && c.fused_gate_up, a == "phi3");
+    EXPECT_FLOAT_EQ(c.embd_scale, a == "gemma3" ? 8.0f : 1.0f);
+    EXPECT_FLOAT_EQ(c.attn_scale, 1.0f / std::sqrt(float(c.head_dim)));
+    EXPECT_EQ(m->rope_factors(64) != nullptr, a == "llama" || a == "phi3");
+    if (a == "qwen3" || a == "gemma3") EXPECT_EQ(c.head_dim, 32);
+    if (a == "gemma3") {
+      // Pattern 6: layers 0-4 local, 5 global, 6 local; local RoPE base 10000.
+      EXPECT_EQ(c.n_swa, 3);
+      for (int l = 0; l < 7; ++l) EXPECT_EQ(c.is_swa(l), l != 5) << l;
+      EXPECT_FLOAT_EQ(c.rope_freq_base_swa, 10000.0f);
+    }
+    if (a == "phi3") {
+      // LongRoPE: the long factors beyond the original context of 16, the short ones within it.
+      EXPECT_EQ(c.n_rot, 12);
+      EXPECT_EQ(c.n_ctx_orig, 16);
+      EXPECT_NE(m->rope_factors(64), m->rope_factors(16));
+      EXPECT_GT(c.rope_attn_factor, 1.0f);
+    }
+  }
+}
+
+TEST(LlmArch, IncrementalEqualsBatch) {
+  ThreadPool pool(2);
+  for (const ArchCase& ac : kArchCases) {
+    for (GGMLType wt : {GGMLType::F32, GGMLType::Q8_0}) {
+      SCOPED_TRACE(std::string(ac.arch) + " " + type_name(wt));
+      auto f = write_arch(ac, wt);
+      auto m = LlmModel::load(*f, &pool);
+      const LlmConfig& cfg = m->config();
+      const int T = 9;  // past gemma3's window of 3
+      std::vector<int32_t> toks = some_tokens(T, cfg.n_vocab, 5);
+      std::vector<float> emb(size_t(T) * cfg.n_embd);
+      m->embed_tokens(toks.data(), T, emb.data());
+      KvCache c1(cfg, 32), c2(cfg, 32);
+      std::vector<float> all(size_t(T) * cfg.n_vocab), one(size_t(cfg.n_vocab));
+      llm_forward(*m, c1, emb.data(), T, all.data(), true, pool);
+      double scale = 0;
+      for (float x : all) scale = std::max(scale, double(std::fabs(x)));
+      for (int t = 0; t < T; ++t) {
+        llm_forward(*m, c2, emb.data() + t * cfg.n_embd, 1, one.data(), false, pool);
+        for (int v = 0; v < cfg.n_vocab; ++v)
+          ASSERT_NEAR(one[size_t(v)], all[size_t(t) * cfg.n_vocab + size_t(v)], 1e-4 * scale) << "pos " << t;
+      }
+    }
+  }
+}
+
+TEST(LlmArch, GemmaScalesTokenEmbeddings) {
+  auto f = write_arch(kArchCases[2]);
+  auto m = LlmModel::load(*f);
+  std::vector<float> e(64);
+  const int32_t id = 7;
+  m->embed_tokens(&id, 1, e.data());
+  const GGUFTensorInfo& t = f->tensor("token_embd.weight");
+  const float* row = reinterpret_cast<const float*>(t.data) + 7 * 64;
+  for (int i = 0; i < 64; ++i) EXPECT_FLOAT_EQ(e[size_t(i)], row[i] * 8.0f);
 }
 
 // llm_forward reuses its activation buffers per thread: calls with more, then fewer positions
@@ -374,6 +472,8 @@ TEST(LlmLoad, BadHeadCountsAndArch) {
   EXPECT_NE(e.find("head_count_kv"), std::string::npos) << e;
   e = load_error(tiny_writer(64, GGMLType::F32, false, 2, "gpt2"));
   EXPECT_NE(e.find("gpt2"), std::string::npos) << e;
+  EXPECT_NE(e.find(supported_llm_archs()), std::string::npos) << e;  // lists what is supported
+  EXPECT_NE(supported_llm_archs().find("gemma3"), std::string::npos);
   e = load_error(tiny_writer(64, GGMLType::F32, false, 2, "llama", true));
   EXPECT_NE(e.find("blk.0.attn_k.bias"), std::string::npos) << e;
   GGUFWriter w = tiny_writer();
