@@ -126,7 +126,8 @@ int generate_main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   add_kv_type_option(app, kv_type);
   app.add_option("--chat-template", chat_template,
-                 "chatml | llama3 | none | auto (auto: recognised from the model's tokenizer.chat_template)")
+                 "chatml | llama3 | gemma | phi3 | lfm2 | smolvlm | none | auto (auto: recognised from the model's "
+                 "tokenizer.chat_template)")
       ->capture_default_str();
   app.add_option("--system", system_prompt, "System message (with a chat template)");
   app.add_option("--stop", stop, "Stop when this text appears (not printed); repeatable; \\n and \\t are escapes")
@@ -165,9 +166,7 @@ int generate_main(int argc, char** argv) {
   } else {
     bool unknown = false;
     tmpl = raw ? ChatTemplate::None : chat_template_for(chat_template, *gguf, &unknown);
-    if (unknown)
-      std::fprintf(stderr, "warning: %s: unrecognised tokenizer.chat_template, using the prompt as is "
-                   "(choose one with --chat-template)\n", model_path.c_str());
+    if (unknown) std::fprintf(stderr, "%s\n", unknown_chat_template_warning(model_path).c_str());
     std::vector<ChatMessage> msgs;
     if (!system_prompt.empty()) msgs.push_back({"system", system_prompt});
     msgs.push_back({"user", prompt});
