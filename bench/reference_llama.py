@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent F32 reference forward of a decoder GGUF (general.architecture llama, qwen2, qwen3,
-gemma3 or phi3).
+gemma3, phi3 or lfm2).
 
 Written from the architectures' definitions with numpy only; it shares no code with edgevlm (the file is
 read by training/gguf_io.py, which dequantizes Q8_0/Q4_0 itself). Every weight is dequantized to float32
@@ -27,6 +27,11 @@ The definition followed (the GGUF ecosystem's, i.e. llama.cpp's, conventions for
               f = (act(h Wgate) * (h Wup)) Wdown,  act = silu (gemma3: gelu tanh); phi3's ffn_up
               holds the gate rows then the up rows
               gemma3: f = RMSNorm(f) * post_ffw_norm;  x = x + f
+  lfm2: layers whose attention.head_count_kv entry is 0 replace the attention sub-block by a gated
+        short convolution: h = RMSNorm(x) * attn_norm; [B | C | xc] = h Win (shortconv.in_proj);
+        u = B * xc; y_t = sum_j w[:, j] * u_{t-(L-1)+j} (causal, L = shortconv.l_cache taps from
+        shortconv.conv.weight, zeros before the sequence); x = x + (C * y) Wout (shortconv.out_proj);
+        its final norm is token_embd_norm
   logits = RMSNorm(x) * output_norm · output^T  (output = token_embd when output.weight is absent)
 
 Usage: reference_llama.py MODEL.gguf --tokens 1,2,3 [--out logits.npy|.f32] [--all] [--greedy N] [--ctx N]
@@ -42,7 +47,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
 import gguf_io  # noqa: E402
 
-ARCHS = ("llama", "qwen2", "qwen3", "gemma3", "phi3")
+ARCHS = ("llama", "qwen2", "qwen3", "gemma3", "phi3", "lfm2")
 
 
 class LlamaReference:
@@ -55,7 +60,10 @@ class LlamaReference:
         self.n_embd = int(r.get(f"{a}.embedding_length"))
         self.n_layer = int(r.get(f"{a}.block_count"))
         self.n_head = int(r.get(f"{a}.attention.head_count"))
-        self.n_head_kv = int(r.get(f"{a}.attention.head_count_kv", self.n_head))
+        kv = r.get(f"{a}.attention.head_count_kv", self.n_head)
+        kv = list(kv) if isinstance(kv, (list, tuple)) else [kv] * self.n_layer  # lfm2: per layer, 0 = conv
+        self.conv = [int(h) == 0 for h in kv]
+        self.n_head_kv = max(int(h) for h in kv)
         self.head_dim = int(r.get(f"{a}.attention.key_length", self.n_embd // self.n_head))
         self.n_rot = int(r.get(f"{a}.rope.dimension_count", self.head_dim))
         self.eps = float(r.get(f"{a}.attention.layer_norm_rms_epsilon", 1e-5))
@@ -67,7 +75,7 @@ class LlamaReference:
         self.attn_factor = float(r.get(f"{a}.rope.scaling.attn_factor", 1.0))
         self.neox = a != "llama"
         self.gemma = a == "gemma3"
-        self.qk_norm = a in ("qwen3", "gemma3")
+        self.qk_norm = a in ("qwen3", "gemma3", "lfm2")
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.window = int(r.get(f"{a}.attention.sliding_window", 0)) if self.gemma else 0
         period = int(r.get(f"{a}.attention.sliding_window_pattern", 6))
@@ -83,12 +91,17 @@ class LlamaReference:
             self.factors = t("rope_factors_long.weight" if self.n_ctx > n_orig else "rope_factors_short.weight")
         self.tok_embd = t("token_embd.weight")          # (n_vocab, n_embd)
         self.n_vocab = self.tok_embd.shape[0]
-        self.out_norm = t("output_norm.weight")
+        self.out_norm = t("token_embd_norm.weight" if a == "lfm2" else "output_norm.weight")
         self.output = t("output.weight") if has("output.weight") else self.tok_embd
         q_dim, kv_dim = self.n_head * self.head_dim, self.n_head_kv * self.head_dim
         self.layers = []
         for i in range(self.n_layer):
             p = f"blk.{i}."
+            if self.conv[i]:
+                L = {k: t(p + k + ".weight") for k in ("attn_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
+                                                       "shortconv.in_proj", "shortconv.out_proj", "shortconv.conv")}
+                self.layers.append(L)
+                continue
             L = {k: t(p + k + ".weight") for k in ("attn_norm", "attn_output", "ffn_norm", "ffn_down")}
             if has(p + "attn_qkv.weight"):
                 qkv = t(p + "attn_qkv.weight")
@@ -157,6 +170,10 @@ class LlamaReference:
         # sliding window: query p sees p' only when p - p' < window
         windowed = causal + np.where(pos[:, None] - pos[None, :] >= max(self.window, 1), -np.inf, 0.0)
         for il, L in enumerate(self.layers):
+            if self.conv[il]:
+                x = self.conv_block(x, L)
+                x = self.ffn(x, L)
+                continue
             local = self.local[il]
             h = self.rms_norm(x, L["attn_norm"])
             q = self.linear(h, L["attn_q"], L["attn_q.bias"]).reshape(n, nh, hd)
@@ -177,20 +194,36 @@ class LlamaReference:
             if L["post_attention_norm.weight"] is not None:
                 o = self.rms_norm(o, L["post_attention_norm.weight"])
             x = (x + o).astype(np.float32)
-            h = self.rms_norm(x, L["ffn_norm"])
-            g = self.linear(h, L["ffn_gate"])
-            u = self.linear(h, L["ffn_up"])
-            if self.gemma:
-                act = 0.5 * g * (1 + np.tanh(math.sqrt(2 / math.pi) * (g + 0.044715 * g ** 3)))
-            else:
-                act = g / (1 + np.exp(-g))
-            f = self.linear(act * u, L["ffn_down"])
-            if L["post_ffw_norm.weight"] is not None:
-                f = self.rms_norm(f, L["post_ffw_norm.weight"])
-            x = (x + f).astype(np.float32)
+            x = self.ffn(x, L)
         if last_only:
             x = x[-1:]
         return self.linear(self.rms_norm(x, self.out_norm), self.output).astype(np.float32)
+
+    def conv_block(self, x, L):
+        """LFM2's gated causal short convolution over the whole sequence (zeros before it)."""
+        n, e = x.shape
+        bcx = self.linear(self.rms_norm(x, L["attn_norm"]), L["shortconv.in_proj"])
+        b, c, xc = bcx[:, :e], bcx[:, e:2 * e], bcx[:, 2 * e:]
+        u = b * xc
+        w = L["shortconv.conv"].astype(np.float64)          # (e, taps)
+        taps = w.shape[1]
+        padded = np.concatenate([np.zeros((taps - 1, e)), u])
+        y = sum(padded[j:j + n] * w[:, j] for j in range(taps))
+        return (x + self.linear(c * y, L["shortconv.out_proj"])).astype(np.float32)
+
+    def ffn(self, x, L):
+        """x + the gated feed-forward sub-block (with gemma3's post-norm)."""
+        h = self.rms_norm(x, L["ffn_norm"])
+        g = self.linear(h, L["ffn_gate"])
+        u = self.linear(h, L["ffn_up"])
+        if self.gemma:
+            act = 0.5 * g * (1 + np.tanh(math.sqrt(2 / math.pi) * (g + 0.044715 * g ** 3)))
+        else:
+            act = g / (1 + np.exp(-g))
+        f = self.linear(act * u, L["ffn_down"])
+        if L.get("post_ffw_norm.weight") is not None:
+            f = self.rms_norm(f, L["post_ffw_norm.weight"])
+        return (x + f).astype(np.float32)
 
 
 def main():

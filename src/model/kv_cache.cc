@@ -1,5 +1,6 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -49,6 +50,22 @@ KvCache::KvCache(const LlmConfig& c, int n_ctx, KvType type) : type_(type) {
     ok = k_scale_ && v_scale_;
   }
   EV_CHECK(ok, "KV cache: cannot allocate %zu MiB for %d positions", bytes() >> 20, n_ctx);
+  if (c.conv_kernel > 0) {
+    conv_layer_ = c.conv_layer;
+    conv_elems_ = size_t(c.conv_kernel - 1) * size_t(c.n_embd);
+    conv_.assign(conv_elems_ * size_t(n_layer_), 0.0f);
+  }
+}
+
+void KvCache::clear() {
+  n_past_ = 0;
+  std::fill(conv_.begin(), conv_.end(), 0.0f);
+}
+
+float* KvCache::conv_state(int layer) {
+  check_layer(layer);
+  EV_CHECK(!conv_layer_.empty() && conv_layer_[size_t(layer)], "KV cache: layer %d has no convolution state", layer);
+  return conv_.data() + size_t(layer) * conv_elems_;
 }
 
 KvCache::~KvCache() = default;
@@ -63,7 +80,8 @@ size_t KvCache::elem_bytes() const {
 }
 
 size_t KvCache::bytes() const {
-  return 2 * size_t(n_layer_) * (layer_elems_ * elem_bytes() + layer_scales_ * sizeof(uint16_t));
+  return 2 * size_t(n_layer_) * (layer_elems_ * elem_bytes() + layer_scales_ * sizeof(uint16_t)) +
+         conv_.size() * sizeof(float);
 }
 
 size_t KvCache::bytes_per_position() const { return bytes() / size_t(n_ctx_); }
@@ -165,6 +183,13 @@ void KvCache::advance(int n) {
 
 void KvCache::truncate(int n_past) {
   EV_CHECK(n_past >= 0 && n_past <= n_past_, "KV cache: cannot truncate to %d (holds %d)", n_past, n_past_);
+  if (n_past == 0) {
+    clear();
+    return;
+  }
+  EV_CHECK(conv_.empty() || n_past == n_past_,
+           "KV cache: cannot go back to %d of %d positions: the model's convolution state holds no history",
+           n_past, n_past_);
   n_past_ = n_past;
 }
 

@@ -13,6 +13,7 @@
 #include "ops/activations.h"
 #include "ops/attention.h"
 #include "ops/norms.h"
+#include "ops/short_conv.h"
 
 namespace edgevlm {
 
@@ -80,8 +81,26 @@ LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   c.n_embd = get_count(f, a + "embedding_length", 1, kMaxDim);
   c.n_layer = get_count(f, a + "block_count", 1, 4096);
   c.n_head = get_count(f, a + "attention.head_count", 1, 4096);
-  c.n_head_kv = f.has(a + "attention.head_count_kv") ? get_count(f, a + "attention.head_count_kv", 1, 4096)
-                                                      : c.n_head;
+  c.n_head_kv = c.n_head;
+  c.conv_layer.assign(size_t(c.n_layer), 0);
+  if (const GGUFValue* kv = f.find(a + "attention.head_count_kv"); kv && kv->type == GGUFType::ARRAY) {
+    // One entry per layer (LFM2): 0 marks a convolution layer; the attention layers must agree.
+    const std::vector<int64_t> per_layer = f.get_ints(a + "attention.head_count_kv");
+    EV_CHECK(int64_t(per_layer.size()) == c.n_layer, "%s: '%sattention.head_count_kv' has %zu entries for %d layers",
+             f.path().c_str(), a.c_str(), per_layer.size(), c.n_layer);
+    c.n_head_kv = 0;
+    for (size_t l = 0; l < per_layer.size(); ++l) {
+      const int64_t h = per_layer[l];
+      EV_CHECK(h >= 0 && h <= 4096 && (h == 0 || c.n_head_kv == 0 || h == c.n_head_kv),
+               "%s: '%sattention.head_count_kv' = %lld at layer %zu: the attention layers must share one count",
+               f.path().c_str(), a.c_str(), (long long)h, l);
+      if (h > 0) c.n_head_kv = int(h);
+      c.conv_layer[l] = h == 0;
+    }
+    EV_CHECK(c.n_head_kv > 0, "%s: '%sattention.head_count_kv' has no attention layer", f.path().c_str(), a.c_str());
+  } else if (kv) {
+    c.n_head_kv = get_count(f, a + "attention.head_count_kv", 1, 4096);
+  }
   c.n_ff = get_count(f, a + "feed_forward_length", 1, kMaxDim);
   c.n_ctx_train = get_count(f, a + "context_length", 1, 1 << 24);
   EV_CHECK(f.has(a + "attention.layer_norm_rms_epsilon"), "%s: missing metadata key '%s'",
@@ -121,20 +140,24 @@ LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   return c;
 }
 
-const float* LlmModel::vector_f32(const std::string& name, int64_t n) {
+const float* LlmModel::vector_f32(const std::string& name, int64_t n) { return dense_f32(name, {n}); }
+
+const float* LlmModel::dense_f32(const std::string& name, const std::vector<int64_t>& want) {
   const GGUFFile& f = *file_;
   const GGUFTensorInfo& t = need_tensor(f, name);
   std::vector<int64_t> ne = squeezed(t.ne);
-  EV_CHECK(ne.size() == 1 && ne[0] == n, "%s: tensor '%s' has shape %s, the model config needs [%lld]",
-           f.path().c_str(), name.c_str(), shape_str(t.ne).c_str(), (long long)n);
-  EV_CHECK(type_supported(t.type) && n % int64_t(type_block_elems(t.type)) == 0,
+  EV_CHECK(ne == want, "%s: tensor '%s' has shape %s, the model config needs %s", f.path().c_str(), name.c_str(),
+           shape_str(t.ne).c_str(), shape_str(want).c_str());
+  const int64_t row = want[0], n = t.n_elements();
+  EV_CHECK(type_supported(t.type) && row % int64_t(type_block_elems(t.type)) == 0,
            "%s: tensor '%s' has unsupported type %s", f.path().c_str(), name.c_str(), type_name(t.type).c_str());
-  EV_CHECK(t.data != nullptr && t.nbytes >= row_bytes(t.type, n), "%s: tensor '%s' data is truncated",
-           f.path().c_str(), name.c_str());
+  EV_CHECK(t.data != nullptr && t.nbytes >= row_bytes(t.type, row) * size_t(n / row),
+           "%s: tensor '%s' data is truncated", f.path().c_str(), name.c_str());
   if (t.type == GGMLType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
     return reinterpret_cast<const float*>(t.data);
   owned_.emplace_back(size_t(n));
-  dequantize_row(t.type, t.data, owned_.back().data(), n);
+  for (int64_t r = 0; r < n / row; ++r)
+    dequantize_row(t.type, t.data + size_t(r) * row_bytes(t.type, row), owned_.back().data() + r * row, row);
   return owned_.back().data();
 }
 
@@ -165,7 +188,7 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
     }
   }
   m->output_ = c.tied_output ? m->token_embd_ : matrix(f, "output.weight", c.n_embd, c.n_vocab);
-  m->output_norm_ = m->vector_f32("output_norm.weight", c.n_embd);
+  m->output_norm_ = m->vector_f32(c.output_norm_name, c.n_embd);
   // A tied table is also the output matrix: products that read it in place (no repacked copy)
   // would page all of it back in after every lookup.
   m->release_embd_rows_ = !c.tied_output && in_read_only_file_mapping(m->token_embd_.data, m->token_embd_.bytes());
@@ -175,6 +198,22 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
     LlmLayer& L = m->layers_[size_t(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
     L.attn_norm = m->vector_f32(p + "attn_norm.weight", c.n_embd);
+    L.ffn_norm = m->vector_f32(p + "ffn_norm.weight", c.n_embd);
+    L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
+    if (c.fused_gate_up) {
+      const WeightMatrix gate_up = matrix(f, p + "ffn_up.weight", c.n_embd, 2 * int64_t(c.n_ff));
+      L.w_gate = rows_of(gate_up, 0, c.n_ff);
+      L.w_up = rows_of(gate_up, c.n_ff, c.n_ff);
+    } else {
+      L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
+      L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
+    }
+    if (c.is_conv(l)) {  // LFM2 convolution layer: no attention tensors
+      L.conv_in = matrix(f, p + "shortconv.in_proj.weight", c.n_embd, 3 * int64_t(c.n_embd));
+      L.conv_out = matrix(f, p + "shortconv.out_proj.weight", c.n_embd, c.n_embd);
+      L.conv_w = m->dense_f32(p + "shortconv.conv.weight", {c.conv_kernel, c.n_embd});
+      continue;
+    }
     if (c.fused_qkv) {
       // One matrix, its rows Q then K then V: each is a view of its rows.
       const WeightMatrix qkv = matrix(f, p + "attn_qkv.weight", c.n_embd, q_dim + 2 * kv_dim);
@@ -205,16 +244,6 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
       L.attn_post_norm = m->vector_f32(p + "post_attention_norm.weight", c.n_embd);
       L.ffn_post_norm = m->vector_f32(p + "post_ffw_norm.weight", c.n_embd);
     }
-    L.ffn_norm = m->vector_f32(p + "ffn_norm.weight", c.n_embd);
-    if (c.fused_gate_up) {
-      const WeightMatrix gate_up = matrix(f, p + "ffn_up.weight", c.n_embd, 2 * int64_t(c.n_ff));
-      L.w_gate = rows_of(gate_up, 0, c.n_ff);
-      L.w_up = rows_of(gate_up, c.n_ff, c.n_ff);
-    } else {
-      L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
-      L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
-    }
-    L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
   }
   // RoPE frequency factors: one tensor for all layers (llama.cpp duplicates it per layer).
   const int64_t n_factors = c.n_rot / 2;
@@ -241,7 +270,8 @@ std::vector<const WeightMatrix*> LlmModel::matrices() const {
   // The embedding table is read by rows, not multiplied, unless it is also the output matrix.
   std::vector<const WeightMatrix*> ws = {&output_};
   for (const LlmLayer& L : layers_)
-    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
+    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down, &L.conv_in, &L.conv_out})
+      if (w->data) ws.push_back(w);  // a layer has either attention or convolution matrices
   return ws;
 }
 
@@ -264,7 +294,7 @@ size_t LlmModel::weight_bytes_per_token() const {
   size_t total = output_.bytes();
   for (const LlmLayer& L : layers_)
     total += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes() + L.w_gate.bytes() + L.w_up.bytes() +
-             L.w_down.bytes();
+             L.w_down.bytes() + L.conv_in.bytes() + L.conv_out.bytes();
   return total;
 }
 
@@ -273,7 +303,7 @@ namespace {
 // Activation buffers of llm_forward, one set per calling thread, grown to the largest batch seen
 // and then reused: a decode step allocates none of them.
 struct ForwardBuffers {
-  std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope, rope_swa;
+  std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope, rope_swa, bcx, conv;
   static float* get(std::vector<float>& buf, int64_t n) {
     if (buf.size() < size_t(n)) buf.resize(size_t(n));
     return buf.data();
@@ -326,45 +356,63 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     const LlmLayer& L = m.layers()[size_t(l)];
     const bool swa = c.is_swa(l);
 
-    // Attention: x += post_norm(Wo · attn(rope(qk_norm(Wq·norm(x))), rope(qk_norm(Wk·norm(x))), Wv·norm(x)))
-    rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
-    matmul(L.wq, xb, n, q, pool);
-    matmul(L.wk, xb, n, k, pool, {.same_x = true});  // Q's quantization of xb reused
-    matmul(L.wv, xb, n, v, pool, {.same_x = true});
-    if (L.bq) {
-      add_bias(q, L.bq, q_dim, n);
-      add_bias(k, L.bk, kv_dim, n);
-      add_bias(v, L.bv, kv_dim, n);
-    }
-    if (L.q_norm) {  // every head of every position is a row of head_dim
-      rms_norm(q, L.q_norm, c.rms_eps, HD, n * int64_t(c.n_head), q);
-      rms_norm(k, L.k_norm, c.rms_eps, HD, n * int64_t(c.n_head_kv), k);
-    }
-    const float* cs_table = swa ? rope_swa : rope;
-    for (int i = 0; i < n; ++i) {
-      const float* cs = cs_table + i * rope_row;
-      rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
-      rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
-    }
-    cache.write(l, pos0, n, k, v);
+    if (c.is_conv(l)) {
+      // LFM2 convolution block: x += W_out · (C ⊙ conv(B ⊙ x')), [B, C, x'] = W_in · norm(x)
+      float* bcx = b.get(b.bcx, n * 3 * D);
+      float* bx = b.get(b.conv, n * 2 * D);  // B ⊙ x', then the convolution's output
+      rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
+      matmul(L.conv_in, xb, n, bcx, pool);
+      for (int i = 0; i < n; ++i) {
+        const float* row = bcx + i * 3 * D;
+        for (int64_t j = 0; j < D; ++j) bx[i * D + j] = row[j] * row[2 * D + j];
+      }
+      float* y = bx + n * D;
+      short_conv_causal(bx, n, D, L.conv_w, c.conv_kernel, cache.conv_state(l), y);
+      for (int i = 0; i < n; ++i)
+        for (int64_t j = 0; j < D; ++j) y[i * D + j] *= bcx[i * 3 * D + D + j];
+      matmul(L.conv_out, y, n, proj, pool);
+      add_inplace(x, proj, n * D);
+    } else {
+      // Attention: x += post_norm(Wo · attn(rope(qk_norm(Wq·norm(x))), rope(qk_norm(Wk·norm(x))), Wv·norm(x)))
+      rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
+      matmul(L.wq, xb, n, q, pool);
+      matmul(L.wk, xb, n, k, pool, {.same_x = true});  // Q's quantization of xb reused
+      matmul(L.wv, xb, n, v, pool, {.same_x = true});
+      if (L.bq) {
+        add_bias(q, L.bq, q_dim, n);
+        add_bias(k, L.bk, kv_dim, n);
+        add_bias(v, L.bv, kv_dim, n);
+      }
+      if (L.q_norm) {  // every head of every position is a row of head_dim
+        rms_norm(q, L.q_norm, c.rms_eps, HD, n * int64_t(c.n_head), q);
+        rms_norm(k, L.k_norm, c.rms_eps, HD, n * int64_t(c.n_head_kv), k);
+      }
+      const float* cs_table = swa ? rope_swa : rope;
+      for (int i = 0; i < n; ++i) {
+        const float* cs = cs_table + i * rope_row;
+        rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
+        rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
+      }
+      cache.write(l, pos0, n, k, v);
 
-    AttentionArgs a;
-    a.q = q;
-    a.q_stride = q_dim;
-    cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
-    a.out = att;
-    a.out_stride = q_dim;
-    a.n_q = n;
-    a.pos0 = pos0;
-    a.n_head = c.n_head;
-    a.n_head_kv = c.n_head_kv;
-    a.head_dim = c.head_dim;
-    a.scale = c.attn_scale;
-    a.window = swa ? c.n_swa : 0;
-    attention(a, pool);
-    matmul(L.wo, att, n, proj, pool);
-    if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
-    add_inplace(x, proj, n * D);
+      AttentionArgs a;
+      a.q = q;
+      a.q_stride = q_dim;
+      cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
+      a.out = att;
+      a.out_stride = q_dim;
+      a.n_q = n;
+      a.pos0 = pos0;
+      a.n_head = c.n_head;
+      a.n_head_kv = c.n_head_kv;
+      a.head_dim = c.head_dim;
+      a.scale = c.attn_scale;
+      a.window = swa ? c.n_swa : 0;
+      attention(a, pool);
+      matmul(L.wo, att, n, proj, pool);
+      if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
+      add_inplace(x, proj, n * D);
+    }
 
     // Feed-forward (gated): x += post_norm(W_down · (act(W_gate·norm(x)) ⊙ W_up·norm(x)))
     rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);

@@ -1,8 +1,10 @@
 // The decoder of the LLaMA family and its relatives read from a GGUF file (architectures llama,
-// qwen2, qwen3, gemma3, phi3; src/model/llm_arch.cc holds what differs between them):
+// qwen2, qwen3, gemma3, phi3, lfm2; src/model/llm_arch.cc holds what differs between them):
 // token embeddings → n_layer × [RMSNorm, Q/K/V (+bias), (per-head q/k RMSNorm), RoPE, causal GQA
 // (optionally over a sliding window), output projection, (post-norm), residual; RMSNorm, gated
 // feed-forward (SiLU or GELU), (post-norm), residual] → RMSNorm → output matrix → logits.
+// LFM2 replaces the attention of most layers by a gated short convolution (its state is kept in
+// the KvCache, beside the K/V rows).
 // Weights are views into the GGUF mapping, not copies (1-D norms stored in a type other than
 // F32 are converted once).
 #pragma once
@@ -50,7 +52,14 @@ struct LlmConfig {
   std::vector<uint8_t> swa_layer;  // n_layer flags (all 0 without a window)
   float rope_freq_base_swa = 10000.0f;
 
+  // LFM2: layers whose attention.head_count_kv entry is 0 are gated short convolutions of
+  // conv_kernel taps ({arch}.shortconv.l_cache) instead of attention.
+  std::vector<uint8_t> conv_layer;  // n_layer flags (all 0 but for lfm2)
+  int conv_kernel = 0;
+  std::string output_norm_name = "output_norm.weight";  // lfm2: token_embd_norm.weight
+
   bool is_swa(int layer) const { return n_swa > 0 && swa_layer[size_t(layer)] != 0; }
+  bool is_conv(int layer) const { return conv_kernel > 0 && conv_layer[size_t(layer)] != 0; }
 
   // Reads the hyperparameters from the standard keys; throws edgevlm::Error naming the key
   // when one is missing or out of range, and naming the architecture (and listing the supported
@@ -73,6 +82,10 @@ struct LlmLayer {
   const float* ffn_norm = nullptr;
   WeightMatrix w_gate, w_up, w_down;  // gate/up are views into ffn_up when the file fuses them
   const float* ffn_post_norm = nullptr;
+  // LFM2 convolution layers (no attention tensors): in_proj gives B, C, x (n_embd each);
+  // out_proj · (C ⊙ conv(B ⊙ x)).
+  WeightMatrix conv_in, conv_out;
+  const float* conv_w = nullptr;  // n_embd × conv_kernel taps
 };
 
 class LlmModel {
@@ -106,6 +119,8 @@ class LlmModel {
  private:
   LlmModel() = default;
   const float* vector_f32(const std::string& name, int64_t n);
+  // A small tensor of these dimensions as F32 (converted once when stored otherwise).
+  const float* dense_f32(const std::string& name, const std::vector<int64_t>& ne);
   std::vector<const WeightMatrix*> matrices() const;  // every matrix once (output = token_embd when tied)
 
   const GGUFFile* file_ = nullptr;

@@ -20,6 +20,13 @@
 //           rope_factors_short/long.weight, the long ones when the context exceeds
 //           rope.scaling.original_context_length, and rope.scaling.attn_factor on cos/sin. Its
 //           attention.sliding_window is ignored (llama.cpp disables Phi's sliding window).
+//   lfm2    (LFM2, the decoder of LFM2-VL) NeoX RoPE; attention.head_count_kv is a per-layer array
+//           whose 0 entries mark gated short-convolution layers: [B, C, x] = shortconv.in_proj ·
+//           RMSNorm(x) (attn_norm), y = shortconv.out_proj · (C ⊙ conv(B ⊙ x)), a causal depthwise
+//           convolution of shortconv.l_cache taps (shortconv.conv.weight, [l_cache, n_embd]);
+//           the other layers are attention with q/k norms. Every layer has the SwiGLU feed-forward.
+//           The final norm is token_embd_norm.weight (the converter's name for embedding_norm,
+//           which LFM2 applies after the last layer); the output is tied to the embeddings.
 #include "model/llm_arch.h"
 
 #include <cmath>
@@ -31,7 +38,7 @@ namespace edgevlm {
 
 namespace {
 
-const char* const kArchs[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3"};
+const char* const kArchs[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3", "lfm2"};
 
 }  // namespace
 
@@ -64,6 +71,9 @@ void apply_arch_conventions(const GGUFFile& f, LlmConfig& c) {
   c.rope_attn_factor = float(f.get_float_or(a + "rope.scaling.attn_factor", 1.0));
   c.n_ctx_orig = int(f.get_int_or(a + "rope.scaling.original_context_length", c.n_ctx_train));
   c.swa_layer.assign(size_t(c.n_layer), 0);
+  for (uint8_t conv : c.conv_layer)
+    EV_CHECK(!conv || c.arch == "lfm2", "%s: '%sattention.head_count_kv' has 0 entries (convolution layers), which "
+             "only lfm2 has", path, a.c_str());
 
   if (c.arch == "llama") {
     c.rope_type = RopeType::Normal;
@@ -93,6 +103,15 @@ void apply_arch_conventions(const GGUFFile& f, LlmConfig& c) {
     c.rope_type = RopeType::NeoX;
     c.fused_qkv = f.find_tensor("blk.0.attn_qkv.weight") != nullptr;
     c.fused_gate_up = true;
+  } else if (c.arch == "lfm2") {
+    c.rope_type = RopeType::NeoX;
+    c.qk_norm = true;
+    c.output_norm_name = "token_embd_norm.weight";
+    EV_CHECK(f.has(a + "shortconv.l_cache"), "%s: missing metadata key '%sshortconv.l_cache'", path, a.c_str());
+    const int64_t l_cache = f.get_int(a + "shortconv.l_cache");
+    EV_CHECK(l_cache >= 2 && l_cache <= 64, "%s: '%sshortconv.l_cache' = %lld is outside [2, 64]", path, a.c_str(),
+             (long long)l_cache);
+    c.conv_kernel = int(l_cache);
   } else {
     fail("%s: architecture '%s' is not supported by the decoder (supported: %s)", path, c.arch.c_str(),
          supported_llm_archs().c_str());

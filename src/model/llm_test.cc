@@ -176,6 +176,7 @@ const ArchCase kArchCases[] = {
     {"qwen3", [](RandomLlamaSpec& s) { s.head_dim = 32, s.tied_output = true; }},
     {"gemma3", [](RandomLlamaSpec& s) { s.n_layer = 7, s.n_swa = 3, s.head_dim = 32, s.tied_output = true; }},
     {"phi3", [](RandomLlamaSpec& s) { s.n_rot = 12, s.longrope_orig_ctx = 16; }},
+    {"lfm2", [](RandomLlamaSpec& s) { s.n_layer = 3, s.attn_layers = {1}, s.tied_output = true; }},
 };
 
 std::unique_ptr<GGUFFile> write_arch(const ArchCase& ac, GGMLType wt = GGMLType::F32) {
@@ -199,7 +200,7 @@ TEST(LlmArch, ConfigFollowsEachFamily) {
     const LlmConfig& c = m->config();
     const std::string a = ac.arch;
     EXPECT_EQ(c.rope_type, a == "llama" ? RopeType::Normal : RopeType::NeoX);
-    EXPECT_EQ(c.qk_norm, a == "qwen3" || a == "gemma3");
+    EXPECT_EQ(c.qk_norm, a == "qwen3" || a == "gemma3" || a == "lfm2");
     EXPECT_EQ(c.post_norms, a == "gemma3");
     EXPECT_EQ(c.ffn_act, a == "gemma3" ? FfnAct::GeluTanh : FfnAct::SiLU);
     EXPECT_EQ(c.fused_qkv && c.fused_gate_up, a == "phi3");
@@ -212,6 +213,12 @@ TEST(LlmArch, ConfigFollowsEachFamily) {
       EXPECT_EQ(c.n_swa, 3);
       for (int l = 0; l < 7; ++l) EXPECT_EQ(c.is_swa(l), l != 5) << l;
       EXPECT_FLOAT_EQ(c.rope_freq_base_swa, 10000.0f);
+    }
+    if (a == "lfm2") {  // layer 1 attention, 0 and 2 convolutions of 3 taps
+      EXPECT_EQ(c.conv_kernel, 3);
+      EXPECT_TRUE(c.is_conv(0) && !c.is_conv(1) && c.is_conv(2));
+      EXPECT_EQ(c.n_head_kv, 2);
+      EXPECT_EQ(c.output_norm_name, "token_embd_norm.weight");
     }
     if (a == "phi3") {
       // LongRoPE: the long factors beyond the original context of 16, the short ones within it.
@@ -247,6 +254,28 @@ TEST(LlmArch, IncrementalEqualsBatch) {
       }
     }
   }
+}
+
+// LFM2's convolution state lives in the KvCache: clear() starts a fresh sequence (same logits
+// again), and going back to an earlier position is refused (the state holds no history).
+TEST(LlmArch, Lfm2ConvolutionStateInTheCache) {
+  ThreadPool pool(1);
+  auto f = write_arch(kArchCases[4]);
+  auto m = LlmModel::load(*f);
+  const LlmConfig& cfg = m->config();
+  std::vector<int32_t> toks = some_tokens(4, cfg.n_vocab, 2);
+  std::vector<float> emb(size_t(4) * cfg.n_embd), a(size_t(cfg.n_vocab)), b(size_t(cfg.n_vocab));
+  m->embed_tokens(toks.data(), 4, emb.data());
+  KvCache cache(cfg, 16);
+  llm_forward(*m, cache, emb.data(), 4, a.data(), false, pool);
+  EXPECT_THROW(cache.truncate(2), Error);
+  EXPECT_THROW(cache.conv_state(1), Error);  // the attention layer has none
+  cache.clear();
+  llm_forward(*m, cache, emb.data(), 4, b.data(), false, pool);
+  EXPECT_EQ(a, b);
+  cache.truncate(0);  // also a fresh sequence
+  llm_forward(*m, cache, emb.data(), 4, b.data(), false, pool);
+  EXPECT_EQ(a, b);
 }
 
 TEST(LlmArch, GemmaScalesTokenEmbeddings) {

@@ -1,5 +1,6 @@
 #include "model/random_model.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -102,8 +103,9 @@ int head_dim_of(const RandomLlamaSpec& s) { return s.head_dim > 0 ? s.head_dim :
 int n_rot_of(const RandomLlamaSpec& s) { return s.n_rot > 0 ? s.n_rot : head_dim_of(s); }
 
 void validate(const RandomLlamaSpec& s) {
-  EV_CHECK(s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "gemma3" || s.arch == "phi3",
-           "gen-model: architecture '%s' is not one of llama, qwen2, qwen3, gemma3, phi3", s.arch.c_str());
+  EV_CHECK(s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "gemma3" || s.arch == "phi3" ||
+               s.arch == "lfm2",
+           "gen-model: architecture '%s' is not one of llama, qwen2, qwen3, gemma3, phi3, lfm2", s.arch.c_str());
   EV_CHECK(s.n_embd > 0 && s.n_layer > 0 && s.n_head > 0 && s.n_head_kv > 0 && s.n_ff > 0 && s.n_ctx > 0,
            "gen-model: embd (%d), layers (%d), heads (%d), kv-heads (%d), ff (%d) and ctx (%d) must all be positive",
            s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff, s.n_ctx);
@@ -128,6 +130,14 @@ void validate(const RandomLlamaSpec& s) {
   EV_CHECK(s.longrope_orig_ctx == 0 || (s.arch == "phi3" && s.longrope_orig_ctx > 0 && s.longrope_orig_ctx < s.n_ctx),
            "gen-model: --longrope needs arch phi3 and an original context below --ctx");
   EV_CHECK(s.n_swa == 0 || (s.arch == "gemma3" && s.n_swa > 0), "gen-model: --swa needs arch gemma3");
+  EV_CHECK(s.attn_layers.empty() || s.arch == "lfm2", "gen-model: --attn-layers needs arch lfm2");
+  if (s.arch == "lfm2") {
+    EV_CHECK(!s.attn_layers.empty(), "gen-model: lfm2 needs --attn-layers (at least one attention layer)");
+    for (int l : s.attn_layers)
+      EV_CHECK(l >= 0 && l < s.n_layer, "gen-model: attention layer %d is outside [0, %d)", l, s.n_layer);
+    EV_CHECK(s.conv_kernel >= 2, "gen-model: the convolution needs at least 2 taps");
+    EV_CHECK(s.head_dim == 0, "gen-model: lfm2's head size is embd / heads");
+  }
 }
 
 // Llama 3's rope_freqs.weight as convert_hf_to_gguf.py computes it from the rope_scaling config:
@@ -160,7 +170,12 @@ int64_t random_llama_param_count(const RandomLlamaSpec& s, int n_vocab) {
   if (s.qkv_bias) per_layer += q + 2 * kv;
   if (s.arch == "qwen3" || s.arch == "gemma3") per_layer += 2 * hd;  // q/k norms
   if (s.arch == "gemma3") per_layer += 2 * e;                          // post-norms
-  return int64_t(n_vocab) * e * (s.tied_output ? 1 : 2) + e + s.n_layer * per_layer;
+  int64_t total = int64_t(n_vocab) * e * (s.tied_output ? 1 : 2) + e + s.n_layer * per_layer;
+  if (s.arch == "lfm2") {  // convolution layers: in/out projections and taps instead of attention
+    const int64_t n_conv = s.n_layer - int64_t(s.attn_layers.size());
+    total += n_conv * (3 * e * e + e * e + e * s.conv_kernel - (e * q + 2 * e * kv + q * e + 2 * hd));
+  }
+  return total;
 }
 
 void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
@@ -174,18 +189,28 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
     w.set_u32("general.quantization_version", 2);
   const int head_dim = head_dim_of(spec), n_rot = n_rot_of(spec);
   const bool gemma = a == "gemma3", phi = a == "phi3";
-  const bool qk_norm = a == "qwen3" || gemma;
+  const bool lfm2 = a == "lfm2";
+  const bool qk_norm = a == "qwen3" || gemma || lfm2;
+  std::vector<uint8_t> is_attn(size_t(spec.n_layer), uint8_t(!lfm2));
+  for (int l : spec.attn_layers) is_attn[size_t(l)] = 1;
   w.set_u32(a + ".context_length", uint32_t(spec.n_ctx));
   w.set_u32(a + ".embedding_length", uint32_t(spec.n_embd));
   w.set_u32(a + ".block_count", uint32_t(spec.n_layer));
   w.set_u32(a + ".feed_forward_length", uint32_t(spec.n_ff));
   w.set_u32(a + ".attention.head_count", uint32_t(spec.n_head));
-  w.set_u32(a + ".attention.head_count_kv", uint32_t(spec.n_head_kv));
+  if (lfm2) {  // one entry per layer, 0 for the convolution layers (as the converter writes it)
+    std::vector<int32_t> kv(size_t(spec.n_layer));
+    for (int l = 0; l < spec.n_layer; ++l) kv[size_t(l)] = is_attn[size_t(l)] ? spec.n_head_kv : 0;
+    w.set(a + ".attention.head_count_kv", GGUFValue::from_i32s(kv));
+    w.set_u32(a + ".shortconv.l_cache", uint32_t(spec.conv_kernel));
+  } else {
+    w.set_u32(a + ".attention.head_count_kv", uint32_t(spec.n_head_kv));
+  }
   if (spec.head_dim > 0 || gemma) {  // the converters write the head size when the config names it
     w.set_u32(a + ".attention.key_length", uint32_t(head_dim));
     w.set_u32(a + ".attention.value_length", uint32_t(head_dim));
   }
-  if (!gemma) w.set_u32(a + ".rope.dimension_count", uint32_t(n_rot));
+  if (!gemma && !lfm2) w.set_u32(a + ".rope.dimension_count", uint32_t(n_rot));
   w.set_f32(a + ".rope.freq_base", spec.rope_freq_base);
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", spec.rms_eps);
   if (spec.n_swa > 0) w.set_u32(a + ".attention.sliding_window", uint32_t(spec.n_swa));
@@ -225,6 +250,22 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
   for (int l = 0; l < spec.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     b.vec(p + "attn_norm.weight", e, 1.0f, 0.1f);
+    b.vec(p + "ffn_norm.weight", e, 1.0f, 0.1f);
+    if (phi) {  // one matrix: the gate rows, then the up rows (Phi-3's gate_up_proj)
+      b.stacked(p + "ffn_up.weight", e, {{p + "ffn_gate.weight", spec.n_ff, se}, {p + "ffn_up.weight", spec.n_ff, se}});
+    } else {
+      b.matrix(p + "ffn_gate.weight", e, spec.n_ff, se);
+      b.matrix(p + "ffn_up.weight", e, spec.n_ff, se);
+    }
+    b.matrix(p + "ffn_down.weight", spec.n_ff, e, 0.6f / std::sqrt(float(spec.n_ff)));
+    if (gemma) b.vec(p + "post_ffw_norm.weight", e, 1.0f, 0.1f);
+    if (!is_attn[size_t(l)]) {  // LFM2 short convolution: B, C, x projections, taps, output
+      b.matrix(p + "shortconv.in_proj.weight", e, 3 * e, 1.5f * se);
+      b.matrix(p + "shortconv.out_proj.weight", e, e, 0.6f * se);
+      auto taps = b.draw(p + "shortconv.conv.weight", e * spec.conv_kernel, 0.0f, 0.6f);
+      w.add_tensor_f32(p + "shortconv.conv.weight", GGMLType::F32, {spec.conv_kernel, e}, taps.data());
+      continue;
+    }
     if (phi) {  // one matrix: the Q rows, then K, then V (Phi-3's qkv_proj)
       b.stacked(p + "attn_qkv.weight", e, {{p + "attn_q.weight", q_dim, 1.5f * se}, {p + "attn_k.weight", kvd, 1.5f * se},
                                            {p + "attn_v.weight", kvd, se}});
@@ -244,17 +285,9 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
     }
     b.matrix(p + "attn_output.weight", q_dim, e, 0.6f / std::sqrt(float(q_dim)));
     if (gemma) b.vec(p + "post_attention_norm.weight", e, 1.0f, 0.1f);
-    b.vec(p + "ffn_norm.weight", e, 1.0f, 0.1f);
-    if (phi) {  // one matrix: the gate rows, then the up rows (Phi-3's gate_up_proj)
-      b.stacked(p + "ffn_up.weight", e, {{p + "ffn_gate.weight", spec.n_ff, se}, {p + "ffn_up.weight", spec.n_ff, se}});
-    } else {
-      b.matrix(p + "ffn_gate.weight", e, spec.n_ff, se);
-      b.matrix(p + "ffn_up.weight", e, spec.n_ff, se);
-    }
-    b.matrix(p + "ffn_down.weight", spec.n_ff, e, 0.6f / std::sqrt(float(spec.n_ff)));
-    if (gemma) b.vec(p + "post_ffw_norm.weight", e, 1.0f, 0.1f);
   }
-  b.vec("output_norm.weight", e, 1.0f, 0.1f);
+  // LFM2's final norm is its embedding_norm, which the converter names token_embd_norm.
+  b.vec(lfm2 ? "token_embd_norm.weight" : "output_norm.weight", e, 1.0f, 0.1f);
   if (!spec.tied_output) b.matrix("output.weight", e, n_vocab, se);
   if (spec.llama3_factor > 0) {
     const std::vector<float> f = llama3_rope_factors(spec);
@@ -279,10 +312,11 @@ namespace {
 const char* kGenModelUsage =
     "usage: edgevlm gen-model --out FILE --embd N --layers N --heads N --ff N --ctx N\n"
     "                         (--vocab-from GGUF | --vocab-size N) [options]\n"
-    "Writes a LLaMA-family GGUF with random weights (deterministic in the seed), for tests and benchmarks.\n"
+    "Writes a decoder GGUF with random weights (deterministic in the seed), for tests and benchmarks.\n"
     "  --out FILE          output GGUF path\n"
     "  --arch A            llama (normal RoPE, default), qwen2 (NeoX RoPE), qwen3 (q/k norms),\n"
-    "                      gemma3 (post-norms, GELU, sliding window), phi3 (fused QKV and gate/up)\n"
+    "                      gemma3 (post-norms, GELU, sliding window), phi3 (fused QKV and gate/up),\n"
+    "                      lfm2 (short convolutions and attention)\n"
     "  --embd N            hidden size\n"
     "  --layers N          decoder blocks\n"
     "  --heads N           attention heads\n"
@@ -302,7 +336,8 @@ const char* kGenModelUsage =
     "  --llama3-rope F,L,H,C  llama: Llama 3 RoPE scaling as rope_freqs.weight (factor F, low/high\n"
     "                      frequency factors L/H, original context C; Llama 3.1: 8,1,4,8192)\n"
     "  --longrope C        phi3: LongRoPE factors and attention factor for original context C < --ctx\n"
-    "  --swa N             gemma3: attention.sliding_window (local layers see the last N positions)\n";
+    "  --swa N             gemma3: attention.sliding_window (local layers see the last N positions)\n"
+    "  --attn-layers I,J   lfm2: the attention layers (the others are 3-tap short convolutions)\n";
 
 long parse_long(const char* flag, const char* s) {
   char* end = nullptr;
@@ -400,6 +435,14 @@ int gen_model_main(int argc, char** argv) {
         spec.longrope_orig_ctx = int_val(1);
       } else if (a == "--swa") {
         spec.n_swa = int_val(1);
+      } else if (a == "--attn-layers") {
+        const std::string v = val();
+        spec.attn_layers.clear();
+        for (size_t pos = 0; pos <= v.size();) {
+          const size_t comma = std::min(v.find(',', pos), v.size());
+          spec.attn_layers.push_back(int(parse_long("--attn-layers", v.substr(pos, comma - pos).c_str())));
+          pos = comma + 1;
+        }
       } else {
         fail("gen-model: unknown flag '%s' (see --help)", a.c_str());
       }

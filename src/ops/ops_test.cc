@@ -11,6 +11,7 @@
 #include "ops/cpu_features.h"
 #include "ops/norms.h"
 #include "ops/rope.h"
+#include "ops/short_conv.h"
 
 namespace edgevlm {
 namespace {
@@ -110,6 +111,31 @@ TEST(Rope, ScalingFactorsAndAttnFactor) {
   }
   rope_table(n_dims, 10000.0f, 37, 1, got.data(), RopeScaling{});
   EXPECT_EQ(got, plain);
+}
+
+// LFM2's causal short convolution: against the formula over the whole sequence, and split into
+// calls of 1, 2 and 4 positions that carry the state (a decode step, a chunked prefill).
+TEST(ShortConv, CausalAndStateCarriesAcrossCalls) {
+  const int64_t n = 7, dim = 5;
+  const int K = 3;
+  auto x = randv(n * dim, 41), w = randv(dim * K, 42);
+  std::vector<float> want(size_t(n * dim), 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t c = 0; c < dim; ++c)
+      for (int j = 0; j < K; ++j) {
+        const int64_t tau = t - (K - 1) + j;
+        if (tau >= 0) want[t * dim + c] += w[c * K + j] * x[tau * dim + c];
+      }
+  for (int64_t split : {7, 1, 2, 4}) {
+    std::vector<float> state(size_t((K - 1) * dim), 0.0f), y(size_t(n * dim));
+    for (int64_t t0 = 0; t0 < n; t0 += split) {
+      const int64_t len = std::min(split, n - t0);
+      short_conv_causal(x.data() + t0 * dim, len, dim, w.data(), K, state.data(), y.data() + t0 * dim);
+    }
+    for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-5) << "split " << split << " at " << i;
+    // The state is the last K-1 inputs.
+    for (int64_t i = 0; i < (K - 1) * dim; ++i) EXPECT_EQ(state[i], x[(n - (K - 1)) * dim + i]);
+  }
 }
 
 TEST(Activations, SwigluGeluSoftmax) {

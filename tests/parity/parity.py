@@ -206,6 +206,13 @@ def main():
     # with an original context of 256 (< the 512 both engines run with: the long factors).
     phi3 = ["--arch", "phi3", "--embd", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2",
             "--ff", "256", "--seed", "16", "--rot", "24", "--longrope", "256", "--vocab-from", args.vocab_phi3] + common
+    # LFM2: six layers, attention at 2 and 5 (the others 3-tap gated short convolutions), as the
+    # pattern of LFM2-350M begins; per-layer head_count_kv; tied output. Quantized as Q8_0: the gates
+    # (B ⊙ x, C ⊙ conv) multiply the 8-bit rounding of activations, and on a Q4_0 file llama.cpp's own
+    # logits are 0.034σ rms from the exact ones, beyond the tolerance below (edgevlm's equal llama.cpp's).
+    lfm2 = ["--arch", "lfm2", "--embd", "128", "--layers", "6", "--heads", "4", "--kv-heads", "2",
+            "--ff", "256", "--seed", "17", "--attn-layers", "2,5", "--rope-base", "1000000", "--tied",
+            "--vocab-from", args.vocab] + common
     models = [
         ("llama-f32", llama + ["--type", "f32"], "f32"),
         ("llama-q4_0", llama + ["--type", "q4_0"], "quant"),
@@ -217,6 +224,8 @@ def main():
         ("gemma3-q8_0", gemma3 + ["--type", "q8_0"], "quant"),
         ("phi3-f32", phi3 + ["--type", "f32"], "f32"),
         ("phi3-q4_0", phi3 + ["--type", "q4_0"], "quant"),
+        ("lfm2-f32", lfm2 + ["--type", "f32"], "f32"),
+        ("lfm2-q8_0", lfm2 + ["--type", "q8_0"], "quant"),
     ]
     t0 = time.time()
     print(f"parity: edgevlm vs llama.cpp (node-llama-cpp 3.21.1) greedy tokens and vs a numpy F32 reference's "
