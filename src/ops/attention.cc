@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "formats/quant.h"
 #include "ops/activations.h"
+#include "ops/attention_internal.h"
 #include "ops/cpu_features.h"
 #if defined(__aarch64__)
 #include "ops/attention_neon.h"
@@ -121,13 +122,10 @@ void attention_ref(const AttentionArgs& a) {
   }
 }
 
-namespace {
+namespace attn {
 
-// a with its K/V rows (and INT8 scales) moved to start at position `first` (the caller sets
-// pos0, counted from there).
 AttentionArgs from_position(const AttentionArgs& a, int64_t first) {
   AttentionArgs s = a;
-  s.pos0 = a.pos0 - first;
   const int64_t off = first * a.kv_stride;
   switch (a.kv_type) {
     case KvElem::F32:
@@ -148,33 +146,11 @@ AttentionArgs from_position(const AttentionArgs& a, int64_t first) {
   return s;
 }
 
-}  // namespace
+}  // namespace attn
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_q <= 0) return;
   check_args(a);
-  if (a.window > 0 && a.pos0 + a.n_q > a.window) {
-    // The SIMD kernels attend to positions 0 .. p. Rows whose window starts at 0 run as they are;
-    // each later row runs alone with its K/V rows moved to its window's first position (decode
-    // is one such row; a long prefill of a sliding-window layer pays one call per row).
-    const int n_full = int(std::clamp<int64_t>(a.window - a.pos0, 0, a.n_q));
-    AttentionArgs head = a;
-    head.window = 0;
-    if (n_full > 0) {
-      head.n_q = n_full;
-      attention(head, pool);
-    }
-    for (int i = n_full; i < a.n_q; ++i) {
-      const int64_t p = a.pos0 + i;
-      AttentionArgs row = from_position(head, p - a.window + 1);
-      row.q = a.q + i * a.q_stride;
-      row.out = a.out + i * a.out_stride;
-      row.pos0 = a.window - 1;  // the query is the window's last position
-      row.n_q = 1;
-      attention(row, pool);
-    }
-    return;
-  }
   if (cpu_has_avx2()) {
     attention_avx2(a, pool);
     return;
