@@ -47,7 +47,8 @@ class KvCache {
   int head_dim() const { return head_dim_; }
   KvType type() const { return type_; }
   void clear();  // forgets every position (and zeroes LFM2's convolution state)
-  size_t bytes() const;  // memory held by the cache (elements and scales, K and V, all layers)
+  size_t bytes() const;  // memory held by the cache (elements and scales, K and V of the attention
+                         // layers; convolution state)
   // Bytes one position occupies across all layers (K and V): bytes() / n_ctx().
   size_t bytes_per_position() const;
 
@@ -76,6 +77,7 @@ class KvCache {
  private:
   size_t elem_bytes() const;
   void check_layer(int layer) const;
+  size_t kv_slot(int layer) const;  // where an attention layer's K/V rows are; throws for others
 
   KvType type_;
   int n_ctx_ = 0;
@@ -88,6 +90,8 @@ class KvCache {
   size_t layer_scales_ = 0;  // n_ctx × n_head_kv (Q8)
   std::unique_ptr<uint8_t[]> k_, v_;  // n_layer × n_ctx × kv_dim elements
   std::unique_ptr<uint16_t[]> k_scale_, v_scale_;  // Q8: n_layer × n_ctx × n_head_kv F16 scales
+  std::vector<int> slot_;            // per layer: its K/V slot, −1 for a convolution layer
+  int n_kv_layers_ = 0;
   std::vector<uint8_t> conv_layer_;  // which layers are convolutions
   size_t conv_elems_ = 0;            // per convolution layer
   std::vector<float> conv_;          // n_layer × conv_elems_ (zero-sized without convolutions)

@@ -17,6 +17,7 @@
 #include "core/pages.h"
 #include "model/kv_cache.h"
 #include "model/llm_test_util.h"
+#include "model/quantize.h"
 #include "model/random_model.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul_internal.h"
@@ -270,12 +271,39 @@ TEST(LlmArch, Lfm2ConvolutionStateInTheCache) {
   llm_forward(*m, cache, emb.data(), 4, a.data(), false, pool);
   EXPECT_THROW(cache.truncate(2), Error);
   EXPECT_THROW(cache.conv_state(1), Error);  // the attention layer has none
+  std::vector<float> row(size_t(cfg.n_head_kv * cfg.head_dim));
+  EXPECT_THROW(cache.read(0, 0, row.data(), nullptr), Error);  // convolution layers keep no K/V rows
+  // K and V of the one attention layer (16 positions × 2 heads × 16, F32) and the state of the
+  // convolutions (2 past inputs × 64 per layer slot).
+  EXPECT_EQ(cache.bytes(), size_t(2 * 16 * 32 * 4 + 3 * 2 * 64 * 4));
   cache.clear();
   llm_forward(*m, cache, emb.data(), 4, b.data(), false, pool);
   EXPECT_EQ(a, b);
   cache.truncate(0);  // also a fresh sequence
   llm_forward(*m, cache, emb.data(), 4, b.data(), false, pool);
   EXPECT_EQ(a, b);
+}
+
+// `edgevlm quantize` takes every family; the results load, and LFM2's 3-tap convolution stays F32
+// (its rows of 3 fill no block), as llama-quantize leaves it.
+TEST(LlmArch, QuantizedFilesOfEachFamilyLoad) {
+  for (const ArchCase& ac : kArchCases) {
+    SCOPED_TRACE(ac.arch);
+    RandomLlamaSpec s;
+    s.arch = ac.arch;
+    s.n_embd = 64, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 96, s.n_ctx = 64, s.n_vocab = 50;
+    ac.tweak(s);
+    const std::string in = ::testing::TempDir() + "edgevlm_archq_in_" + std::to_string(getpid()) + ".gguf";
+    const std::string out = ::testing::TempDir() + "edgevlm_archq_out_" + std::to_string(getpid()) + ".gguf";
+    write_random_llama(in, s);
+    quantize_gguf(in, out, QuantScheme::Q4_0);
+    auto f = GGUFFile::open(out);
+    EXPECT_NO_THROW(LlmModel::load(*f));
+    EXPECT_EQ(f->tensor("blk.0.ffn_down.weight").type, GGMLType::Q4_0);
+    if (s.arch == "lfm2") EXPECT_EQ(f->tensor("blk.0.shortconv.conv.weight").type, GGMLType::F32);
+    std::remove(in.c_str());
+    std::remove(out.c_str());
+  }
 }
 
 TEST(LlmArch, GemmaScalesTokenEmbeddings) {
