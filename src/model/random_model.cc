@@ -131,6 +131,7 @@ void validate(const RandomLlamaSpec& s) {
            "gen-model: --longrope needs arch phi3 and an original context below --ctx");
   EV_CHECK(s.n_swa == 0 || (s.arch == "gemma3" && s.n_swa > 0), "gen-model: --swa needs arch gemma3");
   EV_CHECK(s.attn_layers.empty() || s.arch == "lfm2", "gen-model: --attn-layers needs arch lfm2");
+  EV_CHECK(s.rope_linear_factor == 0 || s.rope_linear_factor >= 1, "gen-model: --rope-linear must be at least 1");
   if (s.arch == "lfm2") {
     EV_CHECK(!s.attn_layers.empty(), "gen-model: lfm2 needs --attn-layers (at least one attention layer)");
     for (int l : s.attn_layers)
@@ -214,6 +215,10 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
   w.set_f32(a + ".rope.freq_base", spec.rope_freq_base);
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", spec.rms_eps);
   if (spec.n_swa > 0) w.set_u32(a + ".attention.sliding_window", uint32_t(spec.n_swa));
+  if (spec.rope_linear_factor > 0) {
+    w.set_string(a + ".rope.scaling.type", "linear");
+    w.set_f32(a + ".rope.scaling.factor", spec.rope_linear_factor);
+  }
   if (spec.longrope_orig_ctx > 0) {
     w.set_u32(a + ".rope.scaling.original_context_length", uint32_t(spec.longrope_orig_ctx));
     const double scale = double(spec.n_ctx) / spec.longrope_orig_ctx;  // the converter's attn_factor
@@ -337,7 +342,8 @@ const char* kGenModelUsage =
     "                      frequency factors L/H, original context C; Llama 3.1: 8,1,4,8192)\n"
     "  --longrope C        phi3: LongRoPE factors and attention factor for original context C < --ctx\n"
     "  --swa N             gemma3: attention.sliding_window (local layers see the last N positions)\n"
-    "  --attn-layers I,J   lfm2: the attention layers (the others are 3-tap short convolutions)\n";
+    "  --attn-layers I,J   lfm2: the attention layers (the others are 3-tap short convolutions)\n"
+    "  --rope-linear F     linear RoPE scaling by F (rope.scaling.type linear; gemma3: global layers only)\n";
 
 long parse_long(const char* flag, const char* s) {
   char* end = nullptr;
@@ -435,6 +441,8 @@ int gen_model_main(int argc, char** argv) {
         spec.longrope_orig_ctx = int_val(1);
       } else if (a == "--swa") {
         spec.n_swa = int_val(1);
+      } else if (a == "--rope-linear") {
+        spec.rope_linear_factor = float(parse_double(a.c_str(), val()));
       } else if (a == "--attn-layers") {
         const std::string v = val();
         spec.attn_layers.clear();

@@ -29,6 +29,9 @@ struct RandomLlamaSpec {
   // rope.scaling.attn_factor, as the converter writes them for a longrope config (0: none).
   int longrope_orig_ctx = 0;
   int n_swa = 0;  // gemma3: attention.sliding_window (0: key absent)
+  // Linear RoPE scaling (rope.scaling.type linear, rope.scaling.factor), as Gemma 3 4B+ and
+  // linearly scaled Llama fine-tunes have it; 0: none.
+  float rope_linear_factor = 0;
   // lfm2: the layers with attention (the others are short convolutions of conv_kernel taps).
   std::vector<int> attn_layers;
   int conv_kernel = 3;
@@ -57,6 +60,7 @@ int64_t random_llama_param_count(const RandomLlamaSpec& spec, int n_vocab);
 //   --type f32|f16|q8_0|q4_0  --seed S  --vocab-from GGUF | --vocab-size N
 //   [--rope-base B] [--eps E] [--qkv-bias] [--tied] [--head-dim N] [--rot N]
 //   [--llama3-rope FACTOR,LOW,HIGH,ORIG_CTX] [--longrope ORIG_CTX] [--swa N] [--attn-layers I,J,...]
+//   [--rope-linear FACTOR]
 int gen_model_main(int argc, char** argv);
 
 }  // namespace edgevlm

@@ -198,10 +198,11 @@ def main():
              "--head-dim", "64", "--ff", "256", "--seed", "14", "--rope-base", "1000000", "--eps", "1e-6",
              "--tied", "--vocab-from", args.vocab] + common
     # Gemma 3: six layers so that the default pattern has five sliding-window layers (window 8, well
-    # inside the 40 positions) and one global one; one KV head as Gemma 3 1B; tied output.
+    # inside the 40 positions) and one global one; one KV head as Gemma 3 1B; tied output; the
+    # linear RoPE scaling of Gemma 3 4B+ (factor 8, global layers only).
     gemma3 = ["--arch", "gemma3", "--embd", "128", "--layers", "6", "--heads", "4", "--kv-heads", "1",
               "--head-dim", "64", "--ff", "256", "--seed", "15", "--rope-base", "1000000", "--eps", "1e-6",
-              "--swa", "8", "--tied", "--vocab-from", args.vocab] + common
+              "--swa", "8", "--rope-linear", "8", "--tied", "--vocab-from", args.vocab] + common
     # Phi-3: fused QKV and gate/up, partial rotary (24 of 32 dimensions, as Phi-4-mini's 0.75), LongRoPE
     # with an original context of 256 (< the 512 both engines run with: the long factors).
     phi3 = ["--arch", "phi3", "--embd", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2",
