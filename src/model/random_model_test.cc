@@ -282,6 +282,33 @@ TEST(RandomModel, GenModelMainParsesFlags) {
   EXPECT_EQ(run({"gen-model", "--out", p, "--embd", "64", "--layers", "1", "--heads", "4", "--ff", "64", "--ctx",
                  "64", "--vocab-size", "96", "--type", "q5_k"}), 1);
   EXPECT_EQ(run({"gen-model", "--out", p, "--seed"}), 1);
+  // The family flags.
+  const std::vector<std::string> small = {"gen-model", "--out", p, "--embd", "64", "--layers", "3", "--heads", "4",
+                                          "--ff", "64", "--ctx", "64", "--vocab-size", "96"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = small;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a);
+  };
+  ASSERT_EQ(with({"--arch", "lfm2", "--attn-layers", "0,2"}), 0);
+  f = GGUFFile::open(p);
+  EXPECT_EQ(f->get_ints("lfm2.attention.head_count_kv"), (std::vector<int64_t>{4, 0, 4}));
+  EXPECT_EQ(f->get_int("lfm2.shortconv.l_cache"), 3);
+  EXPECT_NE(f->find_tensor("blk.1.shortconv.in_proj.weight"), nullptr);
+  ASSERT_EQ(with({"--arch", "gemma3", "--swa", "16", "--rope-linear", "8", "--head-dim", "32"}), 0);
+  f = GGUFFile::open(p);
+  EXPECT_EQ(f->get_string("gemma3.rope.scaling.type"), "linear");
+  EXPECT_FLOAT_EQ(float(f->get_float("gemma3.rope.scaling.factor")), 8.0f);
+  EXPECT_EQ(f->get_int("gemma3.attention.key_length"), 32);
+  ASSERT_EQ(with({"--llama3-rope", "8,1,4,8192", "--rot", "8"}), 0);
+  EXPECT_EQ(GGUFFile::open(p)->tensor("rope_freqs.weight").ne, std::vector<int64_t>{4});
+  ASSERT_EQ(with({"--arch", "phi3", "--longrope", "32"}), 0);
+  EXPECT_NE(GGUFFile::open(p)->find_tensor("rope_factors_long.weight"), nullptr);
+  EXPECT_EQ(with({"--llama3-rope", "8,1,4"}), 1);                 // four values
+  EXPECT_EQ(with({"--arch", "gemma3", "--attn-layers", "1"}), 1);  // lfm2 only
+  EXPECT_EQ(with({"--arch", "lfm2"}), 1);                          // needs attention layers
+  EXPECT_EQ(with({"--arch", "llama", "--longrope", "32"}), 1);      // phi3 only
+  EXPECT_EQ(with({"--arch", "mamba"}), 1);
   std::filesystem::remove(p);
 }
 
