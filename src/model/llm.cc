@@ -311,6 +311,122 @@ struct ForwardBuffers {
 };
 thread_local ForwardBuffers t_forward_buffers;
 
+// What every sub-block of one llm_forward call shares.
+struct Step {
+  const LlmConfig& c;
+  KvCache& cache;
+  ThreadPool& pool;
+  ForwardBuffers& b;
+  int n;            // new positions
+  int pos0;         // the first one's position
+  const float* rope;      // cos/sin table of the global layers (n × n_rot)
+  const float* rope_swa;  // of the sliding-window layers, or null
+};
+
+// x += post_norm(Wo · attn(rope(qk_norm(Wq·norm(x))), rope(qk_norm(Wk·norm(x))), Wv·norm(x)))
+void attention_block(const Step& s, const LlmLayer& L, int l, float* x) {
+  const LlmConfig& c = s.c;
+  const int n = s.n;
+  const int64_t D = c.n_embd, HD = c.head_dim;
+  const int64_t q_dim = int64_t(c.n_head) * HD, kv_dim = int64_t(c.n_head_kv) * HD;
+  ForwardBuffers& b = s.b;
+  float* xb = b.get(b.xb, n * D);
+  float* q = b.get(b.q, n * q_dim);
+  float* k = b.get(b.k, n * kv_dim);
+  float* v = b.get(b.v, n * kv_dim);
+  float* att = b.get(b.att, n * q_dim);
+  float* proj = b.get(b.proj, n * D);
+
+  rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
+  matmul(L.wq, xb, n, q, s.pool);
+  matmul(L.wk, xb, n, k, s.pool, {.same_x = true});  // Q's quantization of xb reused
+  matmul(L.wv, xb, n, v, s.pool, {.same_x = true});
+  if (L.bq) {
+    add_bias(q, L.bq, q_dim, n);
+    add_bias(k, L.bk, kv_dim, n);
+    add_bias(v, L.bv, kv_dim, n);
+  }
+  if (L.q_norm) {  // every head of every position is a row of head_dim
+    rms_norm(q, L.q_norm, c.rms_eps, HD, n * int64_t(c.n_head), q);
+    rms_norm(k, L.k_norm, c.rms_eps, HD, n * int64_t(c.n_head_kv), k);
+  }
+  const bool swa = c.is_swa(l);
+  const int64_t rope_row = c.n_rot / 2 * 2;
+  for (int i = 0; i < n; ++i) {
+    const float* cs = (swa ? s.rope_swa : s.rope) + i * rope_row;
+    rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
+    rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
+  }
+  s.cache.write(l, s.pos0, n, k, v);
+
+  AttentionArgs a;
+  a.q = q;
+  a.q_stride = q_dim;
+  s.cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
+  a.out = att;
+  a.out_stride = q_dim;
+  a.n_q = n;
+  a.pos0 = s.pos0;
+  a.n_head = c.n_head;
+  a.n_head_kv = c.n_head_kv;
+  a.head_dim = c.head_dim;
+  a.scale = c.attn_scale;
+  a.window = swa ? c.n_swa : 0;
+  attention(a, s.pool);
+  matmul(L.wo, att, n, proj, s.pool);
+  if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
+  add_inplace(x, proj, n * D);
+}
+
+// LFM2's convolution block: x += W_out · (C ⊙ conv(B ⊙ x')), [B, C, x'] = W_in · norm(x); the
+// convolution continues from the state the cache holds for this layer.
+void conv_block(const Step& s, const LlmLayer& L, int l, float* x) {
+  const LlmConfig& c = s.c;
+  const int n = s.n;
+  const int64_t D = c.n_embd;
+  ForwardBuffers& b = s.b;
+  float* xb = b.get(b.xb, n * D);
+  float* bcx = b.get(b.bcx, n * 3 * D);
+  float* bx = b.get(b.conv, n * 2 * D);  // B ⊙ x', then the convolution's output
+  float* y = bx + n * D;
+  float* proj = b.get(b.proj, n * D);
+
+  rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
+  matmul(L.conv_in, xb, n, bcx, s.pool);
+  for (int i = 0; i < n; ++i) {
+    const float* row = bcx + i * 3 * D;
+    for (int64_t j = 0; j < D; ++j) bx[i * D + j] = row[j] * row[2 * D + j];
+  }
+  short_conv_causal(bx, n, D, L.conv_w, c.conv_kernel, s.cache.conv_state(l), y);
+  for (int i = 0; i < n; ++i)
+    for (int64_t j = 0; j < D; ++j) y[i * D + j] *= bcx[i * 3 * D + D + j];
+  matmul(L.conv_out, y, n, proj, s.pool);
+  add_inplace(x, proj, n * D);
+}
+
+// Gated feed-forward: x += post_norm(W_down · (act(W_gate·norm(x)) ⊙ W_up·norm(x)))
+void ffn_block(const Step& s, const LlmLayer& L, float* x) {
+  const LlmConfig& c = s.c;
+  const int n = s.n;
+  const int64_t D = c.n_embd, F = c.n_ff;
+  ForwardBuffers& b = s.b;
+  float* xb = b.get(b.xb, n * D);
+  float* gate = b.get(b.gate, n * F);
+  float* up = b.get(b.up, n * F);
+  float* proj = b.get(b.proj, n * D);
+
+  rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
+  matmul(L.w_gate, xb, n, gate, s.pool);
+  matmul(L.w_up, xb, n, up, s.pool, {.same_x = true});
+  if (c.ffn_act == FfnAct::SiLU)
+    swiglu(gate, up, n * F);
+  else
+    geglu_tanh(gate, up, n * F);
+  matmul(L.w_down, gate, n, proj, s.pool);
+  if (L.ffn_post_norm) rms_norm(proj, L.ffn_post_norm, c.rms_eps, D, n, proj);
+  add_inplace(x, proj, n * D);
+}
+
 }  // namespace
 
 // The forward pass, top to bottom. Activations are row-major: one row per new position.
@@ -324,20 +440,11 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   EV_CHECK(int64_t(pos0) + n <= cache.n_ctx(),
            "%d new positions after %d cached ones exceed the context of %d positions", n, pos0, cache.n_ctx());
 
-  const int64_t D = c.n_embd, HD = c.head_dim;
-  const int64_t q_dim = int64_t(c.n_head) * HD, kv_dim = int64_t(c.n_head_kv) * HD;
+  const int64_t D = c.n_embd;
   const int64_t rope_row = c.n_rot / 2 * 2;  // (cos, sin) × n_rot/2 per position
   ForwardBuffers& b = t_forward_buffers;
   float* x = b.get(b.x, n * D);  // residual stream
   std::copy(embeddings, embeddings + n * D, x);
-  float* xb = b.get(b.xb, n * D);  // normalized input of a sub-block
-  float* q = b.get(b.q, n * q_dim);
-  float* k = b.get(b.k, n * kv_dim);
-  float* v = b.get(b.v, n * kv_dim);
-  float* att = b.get(b.att, n * q_dim);
-  float* proj = b.get(b.proj, n * D);
-  float* gate = b.get(b.gate, n * c.n_ff);
-  float* up = b.get(b.up, n * c.n_ff);
   // Two RoPE tables: the global layers' and, with a sliding window, the local layers' (own base,
   // no scaling).
   RopeScaling scaling;
@@ -352,79 +459,14 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     rope_table(c.n_rot, c.rope_freq_base_swa, pos0, n, rope_swa, RopeScaling{});
   }
 
+  const Step step{c, cache, pool, b, n, pos0, rope, rope_swa};
   for (int l = 0; l < c.n_layer; ++l) {
     const LlmLayer& L = m.layers()[size_t(l)];
-    const bool swa = c.is_swa(l);
-
-    if (c.is_conv(l)) {
-      // LFM2 convolution block: x += W_out · (C ⊙ conv(B ⊙ x')), [B, C, x'] = W_in · norm(x)
-      float* bcx = b.get(b.bcx, n * 3 * D);
-      float* bx = b.get(b.conv, n * 2 * D);  // B ⊙ x', then the convolution's output
-      rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
-      matmul(L.conv_in, xb, n, bcx, pool);
-      for (int i = 0; i < n; ++i) {
-        const float* row = bcx + i * 3 * D;
-        for (int64_t j = 0; j < D; ++j) bx[i * D + j] = row[j] * row[2 * D + j];
-      }
-      float* y = bx + n * D;
-      short_conv_causal(bx, n, D, L.conv_w, c.conv_kernel, cache.conv_state(l), y);
-      for (int i = 0; i < n; ++i)
-        for (int64_t j = 0; j < D; ++j) y[i * D + j] *= bcx[i * 3 * D + D + j];
-      matmul(L.conv_out, y, n, proj, pool);
-      add_inplace(x, proj, n * D);
-    } else {
-      // Attention: x += post_norm(Wo · attn(rope(qk_norm(Wq·norm(x))), rope(qk_norm(Wk·norm(x))), Wv·norm(x)))
-      rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
-      matmul(L.wq, xb, n, q, pool);
-      matmul(L.wk, xb, n, k, pool, {.same_x = true});  // Q's quantization of xb reused
-      matmul(L.wv, xb, n, v, pool, {.same_x = true});
-      if (L.bq) {
-        add_bias(q, L.bq, q_dim, n);
-        add_bias(k, L.bk, kv_dim, n);
-        add_bias(v, L.bv, kv_dim, n);
-      }
-      if (L.q_norm) {  // every head of every position is a row of head_dim
-        rms_norm(q, L.q_norm, c.rms_eps, HD, n * int64_t(c.n_head), q);
-        rms_norm(k, L.k_norm, c.rms_eps, HD, n * int64_t(c.n_head_kv), k);
-      }
-      const float* cs_table = swa ? rope_swa : rope;
-      for (int i = 0; i < n; ++i) {
-        const float* cs = cs_table + i * rope_row;
-        rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
-        rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
-      }
-      cache.write(l, pos0, n, k, v);
-
-      AttentionArgs a;
-      a.q = q;
-      a.q_stride = q_dim;
-      cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
-      a.out = att;
-      a.out_stride = q_dim;
-      a.n_q = n;
-      a.pos0 = pos0;
-      a.n_head = c.n_head;
-      a.n_head_kv = c.n_head_kv;
-      a.head_dim = c.head_dim;
-      a.scale = c.attn_scale;
-      a.window = swa ? c.n_swa : 0;
-      attention(a, pool);
-      matmul(L.wo, att, n, proj, pool);
-      if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
-      add_inplace(x, proj, n * D);
-    }
-
-    // Feed-forward (gated): x += post_norm(W_down · (act(W_gate·norm(x)) ⊙ W_up·norm(x)))
-    rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
-    matmul(L.w_gate, xb, n, gate, pool);
-    matmul(L.w_up, xb, n, up, pool, {.same_x = true});
-    if (c.ffn_act == FfnAct::SiLU)
-      swiglu(gate, up, n * int64_t(c.n_ff));
+    if (c.is_conv(l))
+      conv_block(step, L, l, x);
     else
-      geglu_tanh(gate, up, n * int64_t(c.n_ff));
-    matmul(L.w_down, gate, n, proj, pool);
-    if (L.ffn_post_norm) rms_norm(proj, L.ffn_post_norm, c.rms_eps, D, n, proj);
-    add_inplace(x, proj, n * D);
+      attention_block(step, L, l, x);
+    ffn_block(step, L, x);
   }
   cache.advance(n);
   if (logits == nullptr) return;
@@ -432,6 +474,7 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   // Logits: only the last position unless all are asked for.
   const int first = all_logits ? 0 : n - 1;
   const int n_out = n - first;
+  float* xb = b.get(b.xb, n * D);
   rms_norm(x + first * D, m.output_norm(), c.rms_eps, D, n_out, xb);
   matmul(m.output(), xb, n_out, logits, pool);
   if (c.logit_softcap > 0) {
