@@ -14,7 +14,8 @@
 //           to that many last positions and rotate with base rope.freq_base_swa (default 10000)
 //           unscaled; the others use rope.freq_base and the linear scaling (4B+: factor 8).
 //           Norm weights: HF Gemma computes x·(1 + w); the converter stores 1 + w, so the file's
-//           weights are used as they are, like every other RMSNorm here.
+//           weights are used as they are, like every other RMSNorm here. final_logit_softcapping,
+//           where a file has it, caps the logits (Gemma 3's configs and converter have none).
 //   phi3    NeoX RoPE; Q, K, V in one attn_qkv matrix (Q rows, then K, then V) and the gate and
 //           up projections in one ffn_up (gate rows first); LongRoPE (Phi-3.5/Phi-4-mini):
 //           rope_factors_short/long.weight, the long ones when the context exceeds
