@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end parity of edgevlm's LLaMA-family decoder against two independent implementations.
+"""End-to-end parity of edgevlm's decoder (every architecture it runs) against two independent implementations.
 
 For each small random-weight model written by `edgevlm gen-model` (the project's own GGUF writer):
   1. edgevlm greedy tokens == llama.cpp greedy tokens (llama.cpp = node-llama-cpp 3.21.1's prebuilt

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Parity of edgevlm's text decoder against llama.cpp (node-llama-cpp 3.21.1) and a numpy F32
-# reference; see tests/parity/README.md. Usage: tests/parity/run.sh BUILD_DIR
+# reference; see tests/parity/README.md. Usage: tests/parity/run.sh BUILD_DIR [--only NAME,...]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
