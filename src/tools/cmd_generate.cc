@@ -97,8 +97,8 @@ void write_f32_le(const std::string& path, const std::vector<float>& v) {
 }
 
 int generate_main(int argc, char** argv) {
-  CLI::App app{"Generate text with a GGUF language model (llama / qwen2), streaming it to stdout.\n"
-               "Ends with a timing line: load ms, prefill tokens/s, decode tokens/s.",
+  CLI::App app{"Generate text with a GGUF language model (" + supported_llm_archs() +
+                   "), streaming it to stdout.\nEnds with a timing line: load ms, prefill tokens/s, decode tokens/s.",
                "edgevlm generate"};
   app.set_help_flag("-h,--help", "Print this help and exit");
 
