@@ -486,6 +486,11 @@ TEST(Tokenizer, Llama3WholeWordsSkipMerges) {
   EXPECT_EQ(l3->encode("abcd", false, false), (std::vector<int32_t>{257, 'c', 'd'}));
   EXPECT_EQ(l3->encode("1234", false, false), (std::vector<int32_t>{'1', '2', '3', '4'}));  // "123" and "4": no merges
   EXPECT_TRUE(l3->add_bos_default());
+  m.pre = "lfm2";  // LFM2's pre-tokenizer is Llama-3's, merges skipped for whole words alike (llama.cpp)
+  auto lfm2 = load(write_bpe(m));
+  EXPECT_EQ(lfm2->encode("abc", false, false), (std::vector<int32_t>{256}));
+  EXPECT_EQ(lfm2->encode("1234", false, false), l3->encode("1234", false, false));
+  EXPECT_TRUE(lfm2->add_bos_default());
   m.pre = "gpt-2";
   auto g2 = load(write_bpe(m));
   EXPECT_EQ(g2->encode("abc", false, false), (std::vector<int32_t>{257, 'c'}));
