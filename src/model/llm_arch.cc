@@ -93,10 +93,23 @@ void apply_arch_conventions(const GGUFFile& f, LlmConfig& c) {
     c.n_swa = int(f.get_int_or(a + "attention.sliding_window", 0));
     EV_CHECK(c.n_swa >= 0, "%s: '%sattention.sliding_window' = %d is negative", path, a.c_str(), c.n_swa);
     if (c.n_swa > 0) {
-      const int period = int(f.get_int_or(a + "attention.sliding_window_pattern", 6));
-      EV_CHECK(period >= 1, "%s: '%sattention.sliding_window_pattern' = %d must be positive", path, a.c_str(),
-               period);
-      for (int l = 0; l < c.n_layer; ++l) c.swa_layer[size_t(l)] = l % period < period - 1;
+      // The pattern: a period (layer l is local unless l % period == period − 1), or one flag per
+      // layer (true = local), as llama.cpp's get_key_or_arr reads either.
+      const std::string key = a + "attention.sliding_window_pattern";
+      const GGUFValue* pattern = f.find(key);
+      if (pattern && pattern->type == GGUFType::ARRAY) {
+        const GGUFArray& flags = *pattern->arr;
+        EV_CHECK(int64_t(flags.size()) == c.n_layer, "%s: '%s' has %zu entries for %d layers", path, key.c_str(),
+                 flags.size(), c.n_layer);
+        for (int l = 0; l < c.n_layer; ++l) {
+          const GGUFValue e = flags.at(size_t(l));
+          c.swa_layer[size_t(l)] = e.type == GGUFType::BOOL ? e.b : e.as_int() != 0;  // as_int names a bad type
+        }
+      } else {
+        const int period = int(f.get_int_or(key, 6));
+        EV_CHECK(period >= 1, "%s: '%s' = %d must be positive", path, key.c_str(), period);
+        for (int l = 0; l < c.n_layer; ++l) c.swa_layer[size_t(l)] = l % period < period - 1;
+      }
       c.rope_freq_base_swa = float(f.get_float_or(a + "rope.freq_base_swa", 10000.0));
     }
     c.logit_softcap = float(f.get_float_or(a + "final_logit_softcapping", 0.0));

@@ -231,6 +231,38 @@ TEST(LlmArch, ConfigFollowsEachFamily) {
   }
 }
 
+// attention.sliding_window_pattern as a period or as per-layer flags (both as llama.cpp reads).
+TEST(LlmArch, GemmaSlidingWindowPatternForms) {
+  GGUFWriter w;
+  w.set_string("general.architecture", "gemma3");
+  for (const char* k : {"gemma3.embedding_length", "gemma3.feed_forward_length", "gemma3.context_length"})
+    w.set_u32(k, 64);
+  w.set_u32("gemma3.block_count", 4);
+  w.set_u32("gemma3.attention.head_count", 4);
+  w.set_f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6f);
+  w.set_u32("gemma3.attention.sliding_window", 8);
+  std::vector<float> z(64 * 10, 0.01f);
+  w.add_tensor_f32("token_embd.weight", GGMLType::F32, {64, 10}, z.data());
+  auto config = [&](GGUFWriter& ww) {
+    auto bytes = ww.serialize();
+    auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "p.gguf");
+    return LlmConfig::from_gguf(*f);
+  };
+  LlmConfig c = config(w);  // default period 6: all four local
+  for (int l = 0; l < 4; ++l) EXPECT_TRUE(c.is_swa(l)) << l;
+  w.set_u32("gemma3.attention.sliding_window_pattern", 2);
+  c = config(w);
+  EXPECT_TRUE(c.is_swa(0) && !c.is_swa(1) && c.is_swa(2) && !c.is_swa(3));
+  std::vector<GGUFValue> flags = {GGUFValue::from_bool(false), GGUFValue::from_bool(true), GGUFValue::from_bool(true),
+                                  GGUFValue::from_bool(false)};
+  w.set("gemma3.attention.sliding_window_pattern", GGUFValue::from_array(GGUFType::BOOL, flags));
+  c = config(w);
+  EXPECT_TRUE(!c.is_swa(0) && c.is_swa(1) && c.is_swa(2) && !c.is_swa(3));
+  flags.pop_back();
+  w.set("gemma3.attention.sliding_window_pattern", GGUFValue::from_array(GGUFType::BOOL, flags));
+  EXPECT_THROW(config(w), Error);  // 3 flags for 4 layers
+}
+
 TEST(LlmArch, IncrementalEqualsBatch) {
   ThreadPool pool(2);
   for (const ArchCase& ac : kArchCases) {
