@@ -208,7 +208,9 @@ TEST(LlmArch, ConfigFollowsEachFamily) {
     EXPECT_FLOAT_EQ(c.embd_scale, a == "gemma3" ? 8.0f : 1.0f);
     EXPECT_FLOAT_EQ(c.attn_scale, 1.0f / std::sqrt(float(c.head_dim)));
     EXPECT_EQ(m->rope_factors(64) != nullptr, a == "llama" || a == "phi3");
-    if (a == "qwen3" || a == "gemma3") EXPECT_EQ(c.head_dim, 32);
+    if (a == "qwen3" || a == "gemma3") {
+      EXPECT_EQ(c.head_dim, 32);
+    }
     if (a == "gemma3") {
       // Pattern 6: layers 0-4 local, 5 global, 6 local; local RoPE base 10000.
       EXPECT_EQ(c.n_swa, 3);
@@ -332,7 +334,9 @@ TEST(LlmArch, QuantizedFilesOfEachFamilyLoad) {
     auto f = GGUFFile::open(out);
     EXPECT_NO_THROW(LlmModel::load(*f));
     EXPECT_EQ(f->tensor("blk.0.ffn_down.weight").type, GGMLType::Q4_0);
-    if (s.arch == "lfm2") EXPECT_EQ(f->tensor("blk.0.shortconv.conv.weight").type, GGMLType::F32);
+    if (s.arch == "lfm2") {
+      EXPECT_EQ(f->tensor("blk.0.shortconv.conv.weight").type, GGMLType::F32);
+    }
     std::remove(in.c_str());
     std::remove(out.c_str());
   }

@@ -156,7 +156,9 @@ TEST(RandomModel, FamilyLayouts) {
     for (const auto& [name, ne] : want) {
       const GGUFTensorInfo* t = f->find_tensor(name);
       EXPECT_NE(t, nullptr) << name;
-      if (t) EXPECT_EQ(t->ne, ne) << name;
+      if (t) {
+        EXPECT_EQ(t->ne, ne) << name;
+      }
     }
     for (const char* name : absent) EXPECT_EQ(f->find_tensor(name), nullptr) << name;
     return f;
