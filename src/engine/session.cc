@@ -128,7 +128,7 @@ void Session::cancel() {
 }
 
 // Generates from a prompt that extends the cache; on an error or a cancel during the prefill the
-// cache goes back to where it was.
+// cache goes back to where it was (a checkpoint, which also covers LFM2's convolution state).
 GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, const TextCallback& on_text) {
   const int room = cache_->n_ctx() - cache_->n_past();
   EV_CHECK(vp.n_positions < room,
@@ -139,7 +139,7 @@ GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, c
   const bool capped = gp.n_predict < 0 || gp.n_predict > room - vp.n_positions;
   gp.n_predict = capped ? room - vp.n_positions : gp.n_predict;
   gp.cancel = &cancel_;
-  const int n_past_before = cache_->n_past();
+  const KvCache::Checkpoint before = cache_->checkpoint();
   Generator gen(engine_->llm(), engine_->tokenizer(), *cache_, engine_->pool());
   GenerateResult r;
   begin_run();
@@ -147,11 +147,11 @@ GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, c
     r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, vp.text_tokens());
   } catch (...) {
     end_run();
-    cache_->truncate(n_past_before);
+    cache_->restore(before);
     throw;
   }
   end_run();
-  if (r.cancelled_in_prefill) cache_->truncate(n_past_before);
+  if (r.cancelled_in_prefill) cache_->restore(before);
   if (capped && r.stop_reason == StopReason::MaxTokens) r.stop_reason = StopReason::ContextFull;
   return r;
 }

@@ -16,6 +16,7 @@
 #include "formats/gguf.h"
 #include "model/kv_cache.h"
 #include "model/llm.h"
+#include "model/random_model.h"
 #include "model/tokenizer.h"
 #include "vision/image.h"
 #include "vision/mmproj.h"
@@ -309,6 +310,46 @@ TEST(Session, ConcurrentSessionsOnOneEngineGiveTheirOwnAnswers) {
     });
   for (auto& t : threads) t.join();
   EXPECT_EQ(together, alone);
+}
+
+// LFM2's convolution state has no history, so a turn that fails or is cancelled during its prefill
+// must be rolled back by checkpoint, not by truncating: the conversation goes on as if it never
+// happened (the same tokens as a session that never saw it).
+TEST(Session, FailedOrCancelledTurnLeavesAnLfm2ConversationIntact) {
+  const std::string path = ::testing::TempDir() + "/session_lfm2.gguf";
+  RandomLlamaSpec spec;
+  spec.arch = "lfm2";
+  spec.n_embd = 64, spec.n_layer = 3, spec.n_head = 4, spec.n_head_kv = 2, spec.n_ff = 128, spec.n_ctx = 256;
+  spec.attn_layers = {1};
+  spec.tied_output = true;
+  spec.vocab_from = fixture("tiny.gguf");
+  write_random_llama(path, spec);
+  EngineOptions o;
+  o.model_path = path;
+  o.threads = 2;
+  o.n_ctx = 96;
+  auto engine = Engine::load(o);
+
+  Session plain(engine);
+  plain.ask("Hello there.", greedy(4));
+  const std::vector<int32_t> want = plain.ask("And then?", greedy(6)).result.tokens;
+
+  Session s(engine);
+  s.ask("Hello there.", greedy(4));
+  const int n_past = s.n_past();
+  EXPECT_THROW(s.ask(std::string(400, 'x'), greedy(4)), Error);  // does not fit the context
+  EXPECT_EQ(s.n_past(), n_past);
+  std::atomic<bool> stop{true};
+  GenerateParams cancelled = greedy(4);
+  cancelled.chunk_size = 2;
+  std::thread canceller([&] {
+    while (stop.load()) s.cancel();
+  });
+  SessionAnswer c = s.ask("the cat sat on the mat the cat sat on the mat", cancelled);
+  stop.store(false);
+  canceller.join();
+  if (c.result.cancelled_in_prefill) EXPECT_EQ(s.n_past(), n_past);
+  if (s.n_past() == n_past) EXPECT_EQ(s.ask("And then?", greedy(6)).result.tokens, want);
 }
 
 TEST(Session, DestroyMidEncodeDoesNotHang) {

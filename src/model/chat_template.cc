@@ -31,6 +31,10 @@ const char* chat_template_name(ChatTemplate t) {
     case ChatTemplate::None: return "none";
     case ChatTemplate::ChatML: return "chatml";
     case ChatTemplate::Llama3: return "llama3";
+    case ChatTemplate::Gemma: return "gemma";
+    case ChatTemplate::Phi3: return "phi3";
+    case ChatTemplate::Lfm2: return "lfm2";
+    case ChatTemplate::SmolVLM: return "smolvlm";
   }
   return "?";
 }
@@ -40,17 +44,31 @@ ChatTemplate parse_chat_template_name(std::string_view name) {
   if (n == "none" || n == "raw") return ChatTemplate::None;
   if (n == "chatml") return ChatTemplate::ChatML;
   if (n == "llama3" || n == "llama-3") return ChatTemplate::Llama3;
-  fail("unknown chat template '%s' (expected chatml, llama3, none or auto)", std::string(name).c_str());
+  if (n == "gemma" || n == "gemma3") return ChatTemplate::Gemma;
+  if (n == "phi3" || n == "phi-3") return ChatTemplate::Phi3;
+  if (n == "lfm2") return ChatTemplate::Lfm2;
+  if (n == "smolvlm") return ChatTemplate::SmolVLM;
+  fail("unknown chat template '%s' (expected chatml, llama3, gemma, phi3, lfm2, smolvlm, none or auto)",
+       std::string(name).c_str());
 }
 
 std::optional<ChatTemplate> detect_chat_template(std::string_view jinja) {
-  // Llama-3 is checked first: its markers never occur in ChatML templates, while a template that
-  // merely mentions <|im_start|> in passing is rarer still.
-  if (jinja.find("<|start_header_id|>") != std::string_view::npos &&
-      jinja.find("<|end_header_id|>") != std::string_view::npos)
-    return ChatTemplate::Llama3;
-  if (jinja.find("<|im_start|>") != std::string_view::npos) return ChatTemplate::ChatML;
+  auto has = [&](std::string_view marker) { return jinja.find(marker) != std::string_view::npos; };
+  // Llama-3 first: its markers never occur in the others, while a template that merely mentions
+  // <|im_start|> in passing is rarer still. LFM2 and SmolVLM also use <|im_start|>, so their own
+  // markers are looked for before ChatML's (as llama.cpp does).
+  if (has("<|start_header_id|>") && has("<|end_header_id|>")) return ChatTemplate::Llama3;
+  if (has("<|tool_list_start|>") && has("<|tool_list_end|>")) return ChatTemplate::Lfm2;
+  if (has("<|im_start|>")) return has("<end_of_utterance>") ? ChatTemplate::SmolVLM : ChatTemplate::ChatML;
+  if (has("<|assistant|>") && has("<|end|>")) return ChatTemplate::Phi3;
+  if (has("<start_of_turn>")) return ChatTemplate::Gemma;
   return std::nullopt;
+}
+
+std::string unknown_chat_template_warning(const std::string& model_path) {
+  return "warning: " + model_path + ": tokenizer.chat_template is not a form edgevlm knows (chatml, llama3, " +
+         "gemma, phi3, lfm2, smolvlm); using '" + chat_template_name(kFallbackChatTemplate) +
+         "' (the prompt as is); choose one with --chat-template";
 }
 
 ChatTemplate chat_template_from_gguf(const GGUFFile& f, bool* unknown) {
@@ -59,7 +77,7 @@ ChatTemplate chat_template_from_gguf(const GGUFFile& f, bool* unknown) {
   if (jinja.empty()) return ChatTemplate::None;
   if (auto t = detect_chat_template(jinja)) return *t;
   if (unknown) *unknown = true;
-  return ChatTemplate::None;
+  return kFallbackChatTemplate;
 }
 
 ChatTemplate chat_template_for(std::string_view name, const GGUFFile& f, bool* unknown) {
@@ -92,6 +110,48 @@ std::string apply_chat_template(ChatTemplate t, const std::vector<ChatMessage>& 
       }
       if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
       break;
+    case ChatTemplate::Gemma: {
+      out += "<bos>";
+      std::string system;  // Gemma has no system turn: it opens the next user turn
+      for (const ChatMessage& m : messages) {
+        if (m.role == "system") {
+          system += trim(m.content);
+          continue;
+        }
+        const std::string role = m.role == "assistant" ? "model" : m.role;
+        out += "<start_of_turn>" + role + "\n";
+        if (!system.empty() && role != "model") {
+          out += system + "\n\n";
+          system.clear();
+        }
+        out += trim(m.content);
+        out += "<end_of_turn>\n";
+      }
+      if (add_generation_prompt) out += "<start_of_turn>model\n";
+      break;
+    }
+    case ChatTemplate::Phi3:
+      for (const ChatMessage& m : messages) out += "<|" + m.role + "|>\n" + m.content + "<|end|>\n";
+      if (add_generation_prompt) out += "<|assistant|>\n";
+      break;
+    case ChatTemplate::Lfm2:
+      out += "<|startoftext|>";
+      for (const ChatMessage& m : messages)
+        out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      if (add_generation_prompt) out += "<|im_start|>assistant\n";
+      break;
+    case ChatTemplate::SmolVLM:
+      out += "<|im_start|>";  // SmolVLM's BOS; the turns themselves are not ChatML
+      for (const ChatMessage& m : messages) {
+        if (m.role == "system")
+          out += m.content + "\n\n";
+        else if (m.role == "user")
+          out += "User: " + m.content + "<end_of_utterance>\n";
+        else
+          out += "Assistant: " + m.content + "<end_of_utterance>\n";
+      }
+      if (add_generation_prompt) out += "Assistant:";
+      break;
   }
   return out;
 }
@@ -101,6 +161,10 @@ std::vector<std::string> chat_template_stop_strings(ChatTemplate t) {
     case ChatTemplate::None: return {};
     case ChatTemplate::ChatML: return {"<|im_end|>", "<|im_start|>"};
     case ChatTemplate::Llama3: return {"<|eot_id|>", "<|start_header_id|>"};
+    case ChatTemplate::Gemma: return {"<end_of_turn>", "<start_of_turn>"};
+    case ChatTemplate::Phi3: return {"<|end|>", "<|user|>"};
+    case ChatTemplate::Lfm2: return {"<|im_end|>", "<|im_start|>"};
+    case ChatTemplate::SmolVLM: return {"<end_of_utterance>", "\nUser:"};
   }
   return {};
 }

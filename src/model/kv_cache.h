@@ -6,6 +6,8 @@
 //        format and why one scale per head row: 0.51× the bytes of F16 at head size 80;
 //   F16  half precision;
 //   F32  exact (reference tests).
+// LFM2's convolution layers keep no K/V rows but a short state (their last conv_kernel − 1
+// inputs), held here too so that a sequence's whole state travels in one object.
 // The forward pass does not depend on the type: it writes F32 rows (quantized here) and hands
 // the attention kernel a view of a layer (attention_view), which reads any of the three.
 #pragma once
@@ -14,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/llm.h"
 #include "ops/attention.h"
@@ -43,8 +46,9 @@ class KvCache {
   int n_head_kv() const { return n_head_kv_; }
   int head_dim() const { return head_dim_; }
   KvType type() const { return type_; }
-  void clear() { n_past_ = 0; }
-  size_t bytes() const;  // memory held by the cache (elements and scales, K and V, all layers)
+  void clear();  // forgets every position (and zeroes LFM2's convolution state)
+  size_t bytes() const;  // memory held by the cache (elements and scales, K and V of the attention
+                         // layers; convolution state)
   // Bytes one position occupies across all layers (K and V): bytes() / n_ctx().
   size_t bytes_per_position() const;
 
@@ -53,8 +57,24 @@ class KvCache {
   void write(int layer, int pos, int n, const float* k, const float* v);
   // Marks n more positions as filled (llm_forward calls this after the last layer).
   void advance(int n);
-  // Forgets positions from n_past on (keeps a shared prefix, e.g. an image's embeddings).
+  // Forgets positions from n_past on (keeps a shared prefix, e.g. an image's embeddings). A model
+  // with convolution layers cannot go back (their state holds no history): throws unless n_past
+  // is the current length or 0 (a fresh sequence).
   void truncate(int n_past);
+
+  // A point to come back to, for any model: the length and the convolution state (small: a few
+  // rows per convolution layer). Positions written after it are simply overwritten later.
+  struct Checkpoint {
+    int n_past = 0;
+    std::vector<float> conv;
+  };
+  Checkpoint checkpoint() const { return {n_past_, conv_}; }
+  // Goes back to a checkpoint of this cache taken at n_past() or earlier (e.g. a turn that failed
+  // or was cancelled during its prefill).
+  void restore(const Checkpoint& c);
+
+  // LFM2 convolution layer's state: (conv_kernel − 1) × n_embd floats. Throws for other layers.
+  float* conv_state(int layer);
 
   // Points a's K/V fields (k, v or k_raw, v_raw, scales, kv_stride, kv_type) at one layer.
   void attention_view(int layer, AttentionArgs& a) const;
@@ -68,6 +88,7 @@ class KvCache {
  private:
   size_t elem_bytes() const;
   void check_layer(int layer) const;
+  size_t kv_slot(int layer) const;  // where an attention layer's K/V rows are; throws for others
 
   KvType type_;
   int n_ctx_ = 0;
@@ -80,6 +101,11 @@ class KvCache {
   size_t layer_scales_ = 0;  // n_ctx × n_head_kv (Q8)
   std::unique_ptr<uint8_t[]> k_, v_;  // n_layer × n_ctx × kv_dim elements
   std::unique_ptr<uint16_t[]> k_scale_, v_scale_;  // Q8: n_layer × n_ctx × n_head_kv F16 scales
+  std::vector<int> slot_;            // per layer: its K/V slot, −1 for a convolution layer
+  int n_kv_layers_ = 0;
+  std::vector<uint8_t> conv_layer_;  // which layers are convolutions
+  size_t conv_elems_ = 0;            // per convolution layer
+  std::vector<float> conv_;          // n_layer × conv_elems_ (zero-sized without convolutions)
 };
 
 }  // namespace edgevlm

@@ -9,9 +9,11 @@
 #include "core/error.h"
 #include "core/pages.h"
 #include "model/kv_cache.h"
+#include "model/llm_arch.h"
 #include "ops/activations.h"
 #include "ops/attention.h"
 #include "ops/norms.h"
+#include "ops/short_conv.h"
 
 namespace edgevlm {
 
@@ -58,22 +60,47 @@ WeightMatrix matrix(const GGUFFile& f, const std::string& name, int64_t n_in, in
   return WeightMatrix::from_tensor(t2);
 }
 
+// Rows [first, first + n) of a matrix, as a matrix of its own (a view: fused Q/K/V, gate/up).
+WeightMatrix rows_of(const WeightMatrix& w, int64_t first, int64_t n) {
+  WeightMatrix r = w;
+  r.data = w.data + size_t(first) * w.row_stride;
+  r.n_out = n;
+  return r;
+}
+
 }  // namespace
 
 LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   LlmConfig c;
   EV_CHECK(f.has("general.architecture"), "%s: missing metadata key 'general.architecture'", f.path().c_str());
   c.arch = f.get_string("general.architecture");
-  EV_CHECK(c.arch == "llama" || c.arch == "qwen2",
-           "%s: architecture '%s' is not supported by the decoder (llama, qwen2)", f.path().c_str(),
-           c.arch.c_str());
+  EV_CHECK(llm_arch_supported(c.arch), "%s: architecture '%s' is not supported by the decoder (supported: %s)",
+           f.path().c_str(), c.arch.c_str(), supported_llm_archs().c_str());
   const std::string a = c.arch + ".";
   constexpr int64_t kMaxDim = 1 << 20;
   c.n_embd = get_count(f, a + "embedding_length", 1, kMaxDim);
   c.n_layer = get_count(f, a + "block_count", 1, 4096);
   c.n_head = get_count(f, a + "attention.head_count", 1, 4096);
-  c.n_head_kv = f.has(a + "attention.head_count_kv") ? get_count(f, a + "attention.head_count_kv", 1, 4096)
-                                                      : c.n_head;
+  c.n_head_kv = c.n_head;
+  c.conv_layer.assign(size_t(c.n_layer), 0);
+  if (const GGUFValue* kv = f.find(a + "attention.head_count_kv"); kv && kv->type == GGUFType::ARRAY) {
+    // One entry per layer (LFM2): 0 marks a convolution layer; the attention layers must agree.
+    const std::vector<int64_t> per_layer = f.get_ints(a + "attention.head_count_kv");
+    EV_CHECK(int64_t(per_layer.size()) == c.n_layer, "%s: '%sattention.head_count_kv' has %zu entries for %d layers",
+             f.path().c_str(), a.c_str(), per_layer.size(), c.n_layer);
+    c.n_head_kv = 0;
+    for (size_t l = 0; l < per_layer.size(); ++l) {
+      const int64_t h = per_layer[l];
+      EV_CHECK(h >= 0 && h <= 4096 && (h == 0 || c.n_head_kv == 0 || h == c.n_head_kv),
+               "%s: '%sattention.head_count_kv' = %lld at layer %zu: the attention layers must share one count",
+               f.path().c_str(), a.c_str(), (long long)h, l);
+      if (h > 0) c.n_head_kv = int(h);
+      c.conv_layer[l] = h == 0;
+    }
+    EV_CHECK(c.n_head_kv > 0, "%s: '%sattention.head_count_kv' has no attention layer", f.path().c_str(), a.c_str());
+  } else if (kv) {
+    c.n_head_kv = get_count(f, a + "attention.head_count_kv", 1, 4096);
+  }
   c.n_ff = get_count(f, a + "feed_forward_length", 1, kMaxDim);
   c.n_ctx_train = get_count(f, a + "context_length", 1, 1 << 24);
   EV_CHECK(f.has(a + "attention.layer_norm_rms_epsilon"), "%s: missing metadata key '%s'",
@@ -100,7 +127,6 @@ LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   c.n_rot = f.has(a + "rope.dimension_count") ? get_count(f, a + "rope.dimension_count", 0, c.head_dim)
                                               : c.head_dim;
   EV_CHECK(c.n_rot % 2 == 0, "%s: rope.dimension_count %d must be even", f.path().c_str(), c.n_rot);
-  c.rope_type = c.arch == "qwen2" ? RopeType::NeoX : RopeType::Normal;
 
   const GGUFTensorInfo& emb = need_tensor(f, "token_embd.weight");
   std::vector<int64_t> ne = squeezed(emb.ne);
@@ -110,23 +136,28 @@ LlmConfig LlmConfig::from_gguf(const GGUFFile& f) {
   c.n_vocab = int(ne[1]);
   c.tied_output = f.find_tensor("output.weight") == nullptr;
   c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  apply_arch_conventions(f, c);
   return c;
 }
 
-const float* LlmModel::vector_f32(const std::string& name, int64_t n) {
+const float* LlmModel::vector_f32(const std::string& name, int64_t n) { return dense_f32(name, {n}); }
+
+const float* LlmModel::dense_f32(const std::string& name, const std::vector<int64_t>& want) {
   const GGUFFile& f = *file_;
   const GGUFTensorInfo& t = need_tensor(f, name);
   std::vector<int64_t> ne = squeezed(t.ne);
-  EV_CHECK(ne.size() == 1 && ne[0] == n, "%s: tensor '%s' has shape %s, the model config needs [%lld]",
-           f.path().c_str(), name.c_str(), shape_str(t.ne).c_str(), (long long)n);
-  EV_CHECK(type_supported(t.type) && n % int64_t(type_block_elems(t.type)) == 0,
+  EV_CHECK(ne == want, "%s: tensor '%s' has shape %s, the model config needs %s", f.path().c_str(), name.c_str(),
+           shape_str(t.ne).c_str(), shape_str(want).c_str());
+  const int64_t row = want[0], n = t.n_elements();
+  EV_CHECK(type_supported(t.type) && row % int64_t(type_block_elems(t.type)) == 0,
            "%s: tensor '%s' has unsupported type %s", f.path().c_str(), name.c_str(), type_name(t.type).c_str());
-  EV_CHECK(t.data != nullptr && t.nbytes >= row_bytes(t.type, n), "%s: tensor '%s' data is truncated",
-           f.path().c_str(), name.c_str());
+  EV_CHECK(t.data != nullptr && t.nbytes >= row_bytes(t.type, row) * size_t(n / row),
+           "%s: tensor '%s' data is truncated", f.path().c_str(), name.c_str());
   if (t.type == GGMLType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
     return reinterpret_cast<const float*>(t.data);
   owned_.emplace_back(size_t(n));
-  dequantize_row(t.type, t.data, owned_.back().data(), n);
+  for (int64_t r = 0; r < n / row; ++r)
+    dequantize_row(t.type, t.data + size_t(r) * row_bytes(t.type, row), owned_.back().data() + r * row, row);
   return owned_.back().data();
 }
 
@@ -157,7 +188,7 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
     }
   }
   m->output_ = c.tied_output ? m->token_embd_ : matrix(f, "output.weight", c.n_embd, c.n_vocab);
-  m->output_norm_ = m->vector_f32("output_norm.weight", c.n_embd);
+  m->output_norm_ = m->vector_f32(c.output_norm_name, c.n_embd);
   // A tied table is also the output matrix: products that read it in place (no repacked copy)
   // would page all of it back in after every lookup.
   m->release_embd_rows_ = !c.tied_output && in_read_only_file_mapping(m->token_embd_.data, m->token_embd_.bytes());
@@ -167,9 +198,33 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
     LlmLayer& L = m->layers_[size_t(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
     L.attn_norm = m->vector_f32(p + "attn_norm.weight", c.n_embd);
-    L.wq = matrix(f, p + "attn_q.weight", c.n_embd, q_dim);
-    L.wk = matrix(f, p + "attn_k.weight", c.n_embd, kv_dim);
-    L.wv = matrix(f, p + "attn_v.weight", c.n_embd, kv_dim);
+    L.ffn_norm = m->vector_f32(p + "ffn_norm.weight", c.n_embd);
+    L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
+    if (c.fused_gate_up) {
+      const WeightMatrix gate_up = matrix(f, p + "ffn_up.weight", c.n_embd, 2 * int64_t(c.n_ff));
+      L.w_gate = rows_of(gate_up, 0, c.n_ff);
+      L.w_up = rows_of(gate_up, c.n_ff, c.n_ff);
+    } else {
+      L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
+      L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
+    }
+    if (c.is_conv(l)) {  // LFM2 convolution layer: no attention tensors
+      L.conv_in = matrix(f, p + "shortconv.in_proj.weight", c.n_embd, 3 * int64_t(c.n_embd));
+      L.conv_out = matrix(f, p + "shortconv.out_proj.weight", c.n_embd, c.n_embd);
+      L.conv_w = m->dense_f32(p + "shortconv.conv.weight", {c.conv_kernel, c.n_embd});
+      continue;
+    }
+    if (c.fused_qkv) {
+      // One matrix, its rows Q then K then V: each is a view of its rows.
+      const WeightMatrix qkv = matrix(f, p + "attn_qkv.weight", c.n_embd, q_dim + 2 * kv_dim);
+      L.wq = rows_of(qkv, 0, q_dim);
+      L.wk = rows_of(qkv, q_dim, kv_dim);
+      L.wv = rows_of(qkv, q_dim + kv_dim, kv_dim);
+    } else {
+      L.wq = matrix(f, p + "attn_q.weight", c.n_embd, q_dim);
+      L.wk = matrix(f, p + "attn_k.weight", c.n_embd, kv_dim);
+      L.wv = matrix(f, p + "attn_v.weight", c.n_embd, kv_dim);
+    }
     L.wo = matrix(f, p + "attn_output.weight", q_dim, c.n_embd);
     for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
       const bool has = f.find_tensor(p + b) != nullptr;
@@ -181,14 +236,30 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
       L.bk = m->vector_f32(p + "attn_k.bias", kv_dim);
       L.bv = m->vector_f32(p + "attn_v.bias", kv_dim);
     }
-    L.ffn_norm = m->vector_f32(p + "ffn_norm.weight", c.n_embd);
-    L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
-    L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
-    L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
+    if (c.qk_norm) {
+      L.q_norm = m->vector_f32(p + "attn_q_norm.weight", c.head_dim);
+      L.k_norm = m->vector_f32(p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.post_norms) {
+      L.attn_post_norm = m->vector_f32(p + "post_attention_norm.weight", c.n_embd);
+      L.ffn_post_norm = m->vector_f32(p + "post_ffw_norm.weight", c.n_embd);
+    }
   }
+  // RoPE frequency factors: one tensor for all layers (llama.cpp duplicates it per layer).
+  const int64_t n_factors = c.n_rot / 2;
+  if (f.find_tensor("rope_freqs.weight")) m->rope_freqs_ = m->vector_f32("rope_freqs.weight", n_factors);
+  if (f.find_tensor("rope_factors_long.weight"))
+    m->rope_long_ = m->vector_f32("rope_factors_long.weight", n_factors);
+  if (f.find_tensor("rope_factors_short.weight"))
+    m->rope_short_ = m->vector_f32("rope_factors_short.weight", n_factors);
   if (pool)
     for (const WeightMatrix* w : m->matrices()) matmul_prepare(*w, *pool);
   return m;
+}
+
+const float* LlmModel::rope_factors(int n_ctx) const {
+  if (rope_freqs_) return rope_freqs_;
+  return n_ctx > cfg_.n_ctx_orig && rope_long_ ? rope_long_ : rope_short_;
 }
 
 LlmModel::~LlmModel() {
@@ -199,7 +270,8 @@ std::vector<const WeightMatrix*> LlmModel::matrices() const {
   // The embedding table is read by rows, not multiplied, unless it is also the output matrix.
   std::vector<const WeightMatrix*> ws = {&output_};
   for (const LlmLayer& L : layers_)
-    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) ws.push_back(w);
+    for (const WeightMatrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down, &L.conv_in, &L.conv_out})
+      if (w->data) ws.push_back(w);  // a layer has either attention or convolution matrices
   return ws;
 }
 
@@ -207,8 +279,10 @@ void LlmModel::embed_tokens(const int32_t* tokens, int n, float* out) const {
   for (int i = 0; i < n; ++i) {
     const int32_t id = tokens[i];
     EV_CHECK(id >= 0 && id < cfg_.n_vocab, "token id %d is outside the vocabulary [0, %d)", id, cfg_.n_vocab);
-    dequantize_row(token_embd_.type, token_embd_.data + size_t(id) * token_embd_.row_stride,
-                   out + int64_t(i) * cfg_.n_embd, cfg_.n_embd);
+    float* row = out + int64_t(i) * cfg_.n_embd;
+    dequantize_row(token_embd_.type, token_embd_.data + size_t(id) * token_embd_.row_stride, row, cfg_.n_embd);
+    if (cfg_.embd_scale != 1.0f)
+      for (int j = 0; j < cfg_.n_embd; ++j) row[j] *= cfg_.embd_scale;
   }
   // Where the kernel maps file pages by large folios (ext4 on Linux 6.18 here), reading one row
   // maps up to 2 MiB around it: a few hundred lookups kept most of bluelm-v-3b's 272 MB table in
@@ -220,7 +294,7 @@ size_t LlmModel::weight_bytes_per_token() const {
   size_t total = output_.bytes();
   for (const LlmLayer& L : layers_)
     total += L.wq.bytes() + L.wk.bytes() + L.wv.bytes() + L.wo.bytes() + L.w_gate.bytes() + L.w_up.bytes() +
-             L.w_down.bytes();
+             L.w_down.bytes() + L.conv_in.bytes() + L.conv_out.bytes();
   return total;
 }
 
@@ -229,13 +303,129 @@ namespace {
 // Activation buffers of llm_forward, one set per calling thread, grown to the largest batch seen
 // and then reused: a decode step allocates none of them.
 struct ForwardBuffers {
-  std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope;
+  std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope, rope_swa, bcx, conv;
   static float* get(std::vector<float>& buf, int64_t n) {
     if (buf.size() < size_t(n)) buf.resize(size_t(n));
     return buf.data();
   }
 };
 thread_local ForwardBuffers t_forward_buffers;
+
+// What every sub-block of one llm_forward call shares.
+struct Step {
+  const LlmConfig& c;
+  KvCache& cache;
+  ThreadPool& pool;
+  ForwardBuffers& b;
+  int n;            // new positions
+  int pos0;         // the first one's position
+  const float* rope;      // cos/sin table of the global layers (n × n_rot)
+  const float* rope_swa;  // of the sliding-window layers, or null
+};
+
+// x += post_norm(Wo · attn(rope(qk_norm(Wq·norm(x))), rope(qk_norm(Wk·norm(x))), Wv·norm(x)))
+void attention_block(const Step& s, const LlmLayer& L, int l, float* x) {
+  const LlmConfig& c = s.c;
+  const int n = s.n;
+  const int64_t D = c.n_embd, HD = c.head_dim;
+  const int64_t q_dim = int64_t(c.n_head) * HD, kv_dim = int64_t(c.n_head_kv) * HD;
+  ForwardBuffers& b = s.b;
+  float* xb = b.get(b.xb, n * D);
+  float* q = b.get(b.q, n * q_dim);
+  float* k = b.get(b.k, n * kv_dim);
+  float* v = b.get(b.v, n * kv_dim);
+  float* att = b.get(b.att, n * q_dim);
+  float* proj = b.get(b.proj, n * D);
+
+  rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
+  matmul(L.wq, xb, n, q, s.pool);
+  matmul(L.wk, xb, n, k, s.pool, {.same_x = true});  // Q's quantization of xb reused
+  matmul(L.wv, xb, n, v, s.pool, {.same_x = true});
+  if (L.bq) {
+    add_bias(q, L.bq, q_dim, n);
+    add_bias(k, L.bk, kv_dim, n);
+    add_bias(v, L.bv, kv_dim, n);
+  }
+  if (L.q_norm) {  // every head of every position is a row of head_dim
+    rms_norm(q, L.q_norm, c.rms_eps, HD, n * int64_t(c.n_head), q);
+    rms_norm(k, L.k_norm, c.rms_eps, HD, n * int64_t(c.n_head_kv), k);
+  }
+  const bool swa = c.is_swa(l);
+  const int64_t rope_row = c.n_rot / 2 * 2;
+  for (int i = 0; i < n; ++i) {
+    const float* cs = (swa ? s.rope_swa : s.rope) + i * rope_row;
+    rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
+    rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
+  }
+  s.cache.write(l, s.pos0, n, k, v);
+
+  AttentionArgs a;
+  a.q = q;
+  a.q_stride = q_dim;
+  s.cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
+  a.out = att;
+  a.out_stride = q_dim;
+  a.n_q = n;
+  a.pos0 = s.pos0;
+  a.n_head = c.n_head;
+  a.n_head_kv = c.n_head_kv;
+  a.head_dim = c.head_dim;
+  a.scale = c.attn_scale;
+  a.window = swa ? c.n_swa : 0;
+  attention(a, s.pool);
+  matmul(L.wo, att, n, proj, s.pool);
+  if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
+  add_inplace(x, proj, n * D);
+}
+
+// LFM2's convolution block: x += W_out · (C ⊙ conv(B ⊙ x')), [B, C, x'] = W_in · norm(x); the
+// convolution continues from the state the cache holds for this layer.
+void conv_block(const Step& s, const LlmLayer& L, int l, float* x) {
+  const LlmConfig& c = s.c;
+  const int n = s.n;
+  const int64_t D = c.n_embd;
+  ForwardBuffers& b = s.b;
+  float* xb = b.get(b.xb, n * D);
+  float* bcx = b.get(b.bcx, n * 3 * D);
+  float* bx = b.get(b.conv, n * 2 * D);  // B ⊙ x', then the convolution's output
+  float* y = bx + n * D;
+  float* proj = b.get(b.proj, n * D);
+
+  rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
+  matmul(L.conv_in, xb, n, bcx, s.pool);
+  for (int i = 0; i < n; ++i) {
+    const float* row = bcx + i * 3 * D;
+    for (int64_t j = 0; j < D; ++j) bx[i * D + j] = row[j] * row[2 * D + j];
+  }
+  short_conv_causal(bx, n, D, L.conv_w, c.conv_kernel, s.cache.conv_state(l), y);
+  for (int i = 0; i < n; ++i)
+    for (int64_t j = 0; j < D; ++j) y[i * D + j] *= bcx[i * 3 * D + D + j];
+  matmul(L.conv_out, y, n, proj, s.pool);
+  add_inplace(x, proj, n * D);
+}
+
+// Gated feed-forward: x += post_norm(W_down · (act(W_gate·norm(x)) ⊙ W_up·norm(x)))
+void ffn_block(const Step& s, const LlmLayer& L, float* x) {
+  const LlmConfig& c = s.c;
+  const int n = s.n;
+  const int64_t D = c.n_embd, F = c.n_ff;
+  ForwardBuffers& b = s.b;
+  float* xb = b.get(b.xb, n * D);
+  float* gate = b.get(b.gate, n * F);
+  float* up = b.get(b.up, n * F);
+  float* proj = b.get(b.proj, n * D);
+
+  rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
+  matmul(L.w_gate, xb, n, gate, s.pool);
+  matmul(L.w_up, xb, n, up, s.pool, {.same_x = true});
+  if (c.ffn_act == FfnAct::SiLU)
+    swiglu(gate, up, n * F);
+  else
+    geglu_tanh(gate, up, n * F);
+  matmul(L.w_down, gate, n, proj, s.pool);
+  if (L.ffn_post_norm) rms_norm(proj, L.ffn_post_norm, c.rms_eps, D, n, proj);
+  add_inplace(x, proj, n * D);
+}
 
 }  // namespace
 
@@ -250,66 +440,33 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   EV_CHECK(int64_t(pos0) + n <= cache.n_ctx(),
            "%d new positions after %d cached ones exceed the context of %d positions", n, pos0, cache.n_ctx());
 
-  const int64_t D = c.n_embd, HD = c.head_dim;
-  const int64_t q_dim = int64_t(c.n_head) * HD, kv_dim = int64_t(c.n_head_kv) * HD;
+  const int64_t D = c.n_embd;
   const int64_t rope_row = c.n_rot / 2 * 2;  // (cos, sin) × n_rot/2 per position
   ForwardBuffers& b = t_forward_buffers;
   float* x = b.get(b.x, n * D);  // residual stream
   std::copy(embeddings, embeddings + n * D, x);
-  float* xb = b.get(b.xb, n * D);  // normalized input of a sub-block
-  float* q = b.get(b.q, n * q_dim);
-  float* k = b.get(b.k, n * kv_dim);
-  float* v = b.get(b.v, n * kv_dim);
-  float* att = b.get(b.att, n * q_dim);
-  float* proj = b.get(b.proj, n * D);
-  float* gate = b.get(b.gate, n * c.n_ff);
-  float* up = b.get(b.up, n * c.n_ff);
+  // Two RoPE tables: the global layers' and, with a sliding window, the local layers' (own base,
+  // no scaling).
+  RopeScaling scaling;
+  scaling.freq_scale = c.rope_freq_scale;
+  scaling.freq_factors = m.rope_factors(cache.n_ctx());
+  scaling.attn_factor = c.rope_attn_factor;
   float* rope = b.get(b.rope, n * rope_row);
-  rope_table(c.n_rot, c.rope_freq_base, pos0, n, rope);
+  rope_table(c.n_rot, c.rope_freq_base, pos0, n, rope, scaling);
+  float* rope_swa = nullptr;
+  if (c.n_swa > 0) {
+    rope_swa = b.get(b.rope_swa, n * rope_row);
+    rope_table(c.n_rot, c.rope_freq_base_swa, pos0, n, rope_swa, RopeScaling{});
+  }
 
+  const Step step{c, cache, pool, b, n, pos0, rope, rope_swa};
   for (int l = 0; l < c.n_layer; ++l) {
     const LlmLayer& L = m.layers()[size_t(l)];
-
-    // Attention: x += Wo · attn(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-    rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
-    matmul(L.wq, xb, n, q, pool);
-    matmul(L.wk, xb, n, k, pool, {.same_x = true});  // Q's quantization of xb reused
-    matmul(L.wv, xb, n, v, pool, {.same_x = true});
-    if (L.bq) {
-      add_bias(q, L.bq, q_dim, n);
-      add_bias(k, L.bk, kv_dim, n);
-      add_bias(v, L.bv, kv_dim, n);
-    }
-    for (int i = 0; i < n; ++i) {
-      const float* cs = rope + i * rope_row;
-      rope_apply(c.rope_type, q + i * q_dim, c.n_head, c.head_dim, c.n_rot, cs);
-      rope_apply(c.rope_type, k + i * kv_dim, c.n_head_kv, c.head_dim, c.n_rot, cs);
-    }
-    cache.write(l, pos0, n, k, v);
-
-    AttentionArgs a;
-    a.q = q;
-    a.q_stride = q_dim;
-    cache.attention_view(l, a);  // K/V rows in the cache's storage type (F32, F16 or INT8)
-    a.out = att;
-    a.out_stride = q_dim;
-    a.n_q = n;
-    a.pos0 = pos0;
-    a.n_head = c.n_head;
-    a.n_head_kv = c.n_head_kv;
-    a.head_dim = c.head_dim;
-    a.scale = 1.0f / std::sqrt(float(c.head_dim));
-    attention(a, pool);
-    matmul(L.wo, att, n, proj, pool);
-    add_inplace(x, proj, n * D);
-
-    // Feed-forward (SwiGLU): x += W_down · (silu(W_gate·norm(x)) ⊙ W_up·norm(x))
-    rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
-    matmul(L.w_gate, xb, n, gate, pool);
-    matmul(L.w_up, xb, n, up, pool, {.same_x = true});
-    swiglu(gate, up, n * int64_t(c.n_ff));
-    matmul(L.w_down, gate, n, proj, pool);
-    add_inplace(x, proj, n * D);
+    if (c.is_conv(l))
+      conv_block(step, L, l, x);
+    else
+      attention_block(step, L, l, x);
+    ffn_block(step, L, x);
   }
   cache.advance(n);
   if (logits == nullptr) return;
@@ -317,8 +474,13 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   // Logits: only the last position unless all are asked for.
   const int first = all_logits ? 0 : n - 1;
   const int n_out = n - first;
+  float* xb = b.get(b.xb, n * D);
   rms_norm(x + first * D, m.output_norm(), c.rms_eps, D, n_out, xb);
   matmul(m.output(), xb, n_out, logits, pool);
+  if (c.logit_softcap > 0) {
+    const float cap = c.logit_softcap;
+    for (int64_t i = 0; i < int64_t(n_out) * c.n_vocab; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  }
 }
 
 }  // namespace edgevlm

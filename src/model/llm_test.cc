@@ -17,6 +17,8 @@
 #include "core/pages.h"
 #include "model/kv_cache.h"
 #include "model/llm_test_util.h"
+#include "model/quantize.h"
+#include "model/random_model.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul_internal.h"
 
@@ -160,6 +162,195 @@ TEST(LlmForward, IncrementalEqualsBatch) {
     }
     EXPECT_EQ(c2.n_past(), T);
   }
+}
+
+// The other families, written as llama.cpp's converter writes them (gen-model), read with their
+// conventions. Their logits are checked against the numpy reference and llama.cpp by
+// tests/parity/; here: the config each file yields, and that one position at a time (decode:
+// the sliding window's row-by-row path, the fused views, the q/k norms) gives the batch's logits.
+struct ArchCase {
+  const char* arch;
+  void (*tweak)(RandomLlamaSpec&);
+};
+const ArchCase kArchCases[] = {
+    {"llama", [](RandomLlamaSpec& s) { s.llama3_factor = 8, s.llama3_orig_ctx = 32; }},
+    {"qwen3", [](RandomLlamaSpec& s) { s.head_dim = 32, s.tied_output = true; }},
+    {"gemma3", [](RandomLlamaSpec& s) { s.n_layer = 7, s.n_swa = 3, s.head_dim = 32, s.tied_output = true; }},
+    {"phi3", [](RandomLlamaSpec& s) { s.n_rot = 12, s.longrope_orig_ctx = 16; }},
+    {"lfm2", [](RandomLlamaSpec& s) { s.n_layer = 3, s.attn_layers = {1}, s.tied_output = true; }},
+};
+
+std::unique_ptr<GGUFFile> write_arch(const ArchCase& ac, GGMLType wt = GGMLType::F32) {
+  RandomLlamaSpec s;
+  s.arch = ac.arch;
+  s.n_embd = 64, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 96, s.n_ctx = 64, s.n_vocab = 50;
+  s.weight_type = wt;
+  ac.tweak(s);
+  const std::string path = ::testing::TempDir() + "edgevlm_arch_" + ac.arch + "_" + std::to_string(getpid()) + ".gguf";
+  write_random_llama(path, s);
+  auto f = GGUFFile::open(path);
+  std::remove(path.c_str());
+  return f;
+}
+
+TEST(LlmArch, ConfigFollowsEachFamily) {
+  for (const ArchCase& ac : kArchCases) {
+    SCOPED_TRACE(ac.arch);
+    auto f = write_arch(ac);
+    auto m = LlmModel::load(*f);
+    const LlmConfig& c = m->config();
+    const std::string a = ac.arch;
+    EXPECT_EQ(c.rope_type, a == "llama" ? RopeType::Normal : RopeType::NeoX);
+    EXPECT_EQ(c.qk_norm, a == "qwen3" || a == "gemma3" || a == "lfm2");
+    EXPECT_EQ(c.post_norms, a == "gemma3");
+    EXPECT_EQ(c.ffn_act, a == "gemma3" ? FfnAct::GeluTanh : FfnAct::SiLU);
+    EXPECT_EQ(c.fused_qkv && c.fused_gate_up, a == "phi3");
+    EXPECT_FLOAT_EQ(c.embd_scale, a == "gemma3" ? 8.0f : 1.0f);
+    EXPECT_FLOAT_EQ(c.attn_scale, 1.0f / std::sqrt(float(c.head_dim)));
+    EXPECT_EQ(m->rope_factors(64) != nullptr, a == "llama" || a == "phi3");
+    if (a == "qwen3" || a == "gemma3") {
+      EXPECT_EQ(c.head_dim, 32);
+    }
+    if (a == "gemma3") {
+      // Pattern 6: layers 0-4 local, 5 global, 6 local; local RoPE base 10000.
+      EXPECT_EQ(c.n_swa, 3);
+      for (int l = 0; l < 7; ++l) EXPECT_EQ(c.is_swa(l), l != 5) << l;
+      EXPECT_FLOAT_EQ(c.rope_freq_base_swa, 10000.0f);
+    }
+    if (a == "lfm2") {  // layer 1 attention, 0 and 2 convolutions of 3 taps
+      EXPECT_EQ(c.conv_kernel, 3);
+      EXPECT_TRUE(c.is_conv(0) && !c.is_conv(1) && c.is_conv(2));
+      EXPECT_EQ(c.n_head_kv, 2);
+      EXPECT_EQ(c.output_norm_name, "token_embd_norm.weight");
+    }
+    if (a == "phi3") {
+      // LongRoPE: the long factors beyond the original context of 16, the short ones within it.
+      EXPECT_EQ(c.n_rot, 12);
+      EXPECT_EQ(c.n_ctx_orig, 16);
+      EXPECT_NE(m->rope_factors(64), m->rope_factors(16));
+      EXPECT_GT(c.rope_attn_factor, 1.0f);
+    }
+  }
+}
+
+// attention.sliding_window_pattern as a period or as per-layer flags (both as llama.cpp reads).
+TEST(LlmArch, GemmaSlidingWindowPatternForms) {
+  GGUFWriter w;
+  w.set_string("general.architecture", "gemma3");
+  for (const char* k : {"gemma3.embedding_length", "gemma3.feed_forward_length", "gemma3.context_length"})
+    w.set_u32(k, 64);
+  w.set_u32("gemma3.block_count", 4);
+  w.set_u32("gemma3.attention.head_count", 4);
+  w.set_f32("gemma3.attention.layer_norm_rms_epsilon", 1e-6f);
+  w.set_u32("gemma3.attention.sliding_window", 8);
+  std::vector<float> z(64 * 10, 0.01f);
+  w.add_tensor_f32("token_embd.weight", GGMLType::F32, {64, 10}, z.data());
+  auto config = [&](GGUFWriter& ww) {
+    auto bytes = ww.serialize();
+    auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "p.gguf");
+    return LlmConfig::from_gguf(*f);
+  };
+  LlmConfig c = config(w);  // default period 6: all four local
+  for (int l = 0; l < 4; ++l) EXPECT_TRUE(c.is_swa(l)) << l;
+  w.set_u32("gemma3.attention.sliding_window_pattern", 2);
+  c = config(w);
+  EXPECT_TRUE(c.is_swa(0) && !c.is_swa(1) && c.is_swa(2) && !c.is_swa(3));
+  std::vector<GGUFValue> flags = {GGUFValue::from_bool(false), GGUFValue::from_bool(true), GGUFValue::from_bool(true),
+                                  GGUFValue::from_bool(false)};
+  w.set("gemma3.attention.sliding_window_pattern", GGUFValue::from_array(GGUFType::BOOL, flags));
+  c = config(w);
+  EXPECT_TRUE(!c.is_swa(0) && c.is_swa(1) && c.is_swa(2) && !c.is_swa(3));
+  flags.pop_back();
+  w.set("gemma3.attention.sliding_window_pattern", GGUFValue::from_array(GGUFType::BOOL, flags));
+  EXPECT_THROW(config(w), Error);  // 3 flags for 4 layers
+}
+
+TEST(LlmArch, IncrementalEqualsBatch) {
+  ThreadPool pool(2);
+  for (const ArchCase& ac : kArchCases) {
+    for (GGMLType wt : {GGMLType::F32, GGMLType::Q8_0}) {
+      SCOPED_TRACE(std::string(ac.arch) + " " + type_name(wt));
+      auto f = write_arch(ac, wt);
+      auto m = LlmModel::load(*f, &pool);
+      const LlmConfig& cfg = m->config();
+      const int T = 9;  // past gemma3's window of 3
+      std::vector<int32_t> toks = some_tokens(T, cfg.n_vocab, 5);
+      std::vector<float> emb(size_t(T) * cfg.n_embd);
+      m->embed_tokens(toks.data(), T, emb.data());
+      KvCache c1(cfg, 32), c2(cfg, 32);
+      std::vector<float> all(size_t(T) * cfg.n_vocab), one(size_t(cfg.n_vocab));
+      llm_forward(*m, c1, emb.data(), T, all.data(), true, pool);
+      double scale = 0;
+      for (float x : all) scale = std::max(scale, double(std::fabs(x)));
+      for (int t = 0; t < T; ++t) {
+        llm_forward(*m, c2, emb.data() + t * cfg.n_embd, 1, one.data(), false, pool);
+        for (int v = 0; v < cfg.n_vocab; ++v)
+          ASSERT_NEAR(one[size_t(v)], all[size_t(t) * cfg.n_vocab + size_t(v)], 1e-4 * scale) << "pos " << t;
+      }
+    }
+  }
+}
+
+// LFM2's convolution state lives in the KvCache: clear() starts a fresh sequence (same logits
+// again), and going back to an earlier position is refused (the state holds no history).
+TEST(LlmArch, Lfm2ConvolutionStateInTheCache) {
+  ThreadPool pool(1);
+  auto f = write_arch(kArchCases[4]);
+  auto m = LlmModel::load(*f);
+  const LlmConfig& cfg = m->config();
+  std::vector<int32_t> toks = some_tokens(4, cfg.n_vocab, 2);
+  std::vector<float> emb(size_t(4) * cfg.n_embd), a(size_t(cfg.n_vocab)), b(size_t(cfg.n_vocab));
+  m->embed_tokens(toks.data(), 4, emb.data());
+  KvCache cache(cfg, 16);
+  llm_forward(*m, cache, emb.data(), 4, a.data(), false, pool);
+  EXPECT_THROW(cache.truncate(2), Error);
+  EXPECT_THROW(cache.conv_state(1), Error);  // the attention layer has none
+  std::vector<float> row(size_t(cfg.n_head_kv * cfg.head_dim));
+  EXPECT_THROW(cache.read(0, 0, row.data(), nullptr), Error);  // convolution layers keep no K/V rows
+  // K and V of the one attention layer (16 positions × 2 heads × 16, F32) and the state of the
+  // convolutions (2 past inputs × 64 per layer slot).
+  EXPECT_EQ(cache.bytes(), size_t(2 * 16 * 32 * 4 + 3 * 2 * 64 * 4));
+  cache.clear();
+  llm_forward(*m, cache, emb.data(), 4, b.data(), false, pool);
+  EXPECT_EQ(a, b);
+  cache.truncate(0);  // also a fresh sequence
+  llm_forward(*m, cache, emb.data(), 4, b.data(), false, pool);
+  EXPECT_EQ(a, b);
+}
+
+// `edgevlm quantize` takes every family; the results load, and LFM2's 3-tap convolution stays F32
+// (its rows of 3 fill no block), as llama-quantize leaves it.
+TEST(LlmArch, QuantizedFilesOfEachFamilyLoad) {
+  for (const ArchCase& ac : kArchCases) {
+    SCOPED_TRACE(ac.arch);
+    RandomLlamaSpec s;
+    s.arch = ac.arch;
+    s.n_embd = 64, s.n_layer = 2, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 96, s.n_ctx = 64, s.n_vocab = 50;
+    ac.tweak(s);
+    const std::string in = ::testing::TempDir() + "edgevlm_archq_in_" + std::to_string(getpid()) + ".gguf";
+    const std::string out = ::testing::TempDir() + "edgevlm_archq_out_" + std::to_string(getpid()) + ".gguf";
+    write_random_llama(in, s);
+    quantize_gguf(in, out, QuantScheme::Q4_0);
+    auto f = GGUFFile::open(out);
+    EXPECT_NO_THROW(LlmModel::load(*f));
+    EXPECT_EQ(f->tensor("blk.0.ffn_down.weight").type, GGMLType::Q4_0);
+    if (s.arch == "lfm2") {
+      EXPECT_EQ(f->tensor("blk.0.shortconv.conv.weight").type, GGMLType::F32);
+    }
+    std::remove(in.c_str());
+    std::remove(out.c_str());
+  }
+}
+
+TEST(LlmArch, GemmaScalesTokenEmbeddings) {
+  auto f = write_arch(kArchCases[2]);
+  auto m = LlmModel::load(*f);
+  std::vector<float> e(64);
+  const int32_t id = 7;
+  m->embed_tokens(&id, 1, e.data());
+  const GGUFTensorInfo& t = f->tensor("token_embd.weight");
+  const float* row = reinterpret_cast<const float*>(t.data) + 7 * 64;
+  for (int i = 0; i < 64; ++i) EXPECT_FLOAT_EQ(e[size_t(i)], row[i] * 8.0f);
 }
 
 // llm_forward reuses its activation buffers per thread: calls with more, then fewer positions
@@ -374,6 +565,8 @@ TEST(LlmLoad, BadHeadCountsAndArch) {
   EXPECT_NE(e.find("head_count_kv"), std::string::npos) << e;
   e = load_error(tiny_writer(64, GGMLType::F32, false, 2, "gpt2"));
   EXPECT_NE(e.find("gpt2"), std::string::npos) << e;
+  EXPECT_NE(e.find(supported_llm_archs()), std::string::npos) << e;  // lists what is supported
+  EXPECT_NE(supported_llm_archs().find("gemma3"), std::string::npos);
   e = load_error(tiny_writer(64, GGMLType::F32, false, 2, "llama", true));
   EXPECT_NE(e.find("blk.0.attn_k.bias"), std::string::npos) << e;
   GGUFWriter w = tiny_writer();

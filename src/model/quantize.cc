@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "model/llm_arch.h"
 
 namespace edgevlm {
 
@@ -211,10 +212,10 @@ QuantScheme parse_quant_scheme(const std::string& s) {
 ModelFileKind detect_model_file_kind(const GGUFFile& f) {
   EV_CHECK(f.has("general.architecture"), "%s: no general.architecture key: not a model file", f.path().c_str());
   const std::string arch = f.get_string("general.architecture");
-  if (arch == "llama" || arch == "qwen2") return ModelFileKind::Llm;
+  if (llm_arch_supported(arch)) return ModelFileKind::Llm;
   if (arch == "clip") return ModelFileKind::Mmproj;
-  fail("%s: architecture '%s' is neither a language model (llama, qwen2) nor a vision file (clip)",
-       f.path().c_str(), arch.c_str());
+  fail("%s: architecture '%s' is neither a language model (%s) nor a vision file (clip)", f.path().c_str(),
+       arch.c_str(), supported_llm_archs().c_str());
 }
 
 namespace {
@@ -235,6 +236,7 @@ bool keep_f32(const GGUFTensorInfo& t) {
       n.find("pre_ln") != std::string::npos)
     return true;
   if (n.find("position_embd") != std::string::npos) return true;
+  if (ends_with(n, "shortconv.conv.weight")) return true;  // LFM2's taps: rows of 3 (llama-quantize keeps them)
   return false;
 }
 

@@ -1,5 +1,6 @@
 #include "model/random_model.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -65,6 +66,22 @@ struct Builder {
     auto v = draw(name, cols * rows, 0.0f, sd);
     w.add_tensor_f32(name, spec.weight_type, {cols, rows}, v.data());
   }
+  // Several matrices of n_in columns drawn as if separate (name, rows, sd), stored as one.
+  struct Part {
+    std::string name;
+    int64_t rows;
+    float sd;
+  };
+  void stacked(const std::string& name, int64_t cols, const std::vector<Part>& parts) const {
+    std::vector<float> all;
+    int64_t rows = 0;
+    for (const Part& p : parts) {
+      auto v = draw(p.name, cols * p.rows, 0.0f, p.sd);
+      all.insert(all.end(), v.begin(), v.end());
+      rows += p.rows;
+    }
+    w.add_tensor_f32(name, spec.weight_type, {cols, rows}, all.data());
+  }
   void vec(const std::string& name, int64_t n, float mean, float sd) const {
     auto v = draw(name, n, mean, sd);
     w.add_tensor_f32(name, GGMLType::F32, {n}, v.data());
@@ -82,33 +99,84 @@ int file_type_of(GGMLType t) {  // llama.cpp's LLAMA_FTYPE_* ("mostly" type)
   }
 }
 
+int head_dim_of(const RandomLlamaSpec& s) { return s.head_dim > 0 ? s.head_dim : s.n_embd / s.n_head; }
+int n_rot_of(const RandomLlamaSpec& s) { return s.n_rot > 0 ? s.n_rot : head_dim_of(s); }
+
 void validate(const RandomLlamaSpec& s) {
-  EV_CHECK(s.arch == "llama" || s.arch == "qwen2", "gen-model: architecture '%s' is not llama or qwen2",
-           s.arch.c_str());
+  EV_CHECK(s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "gemma3" || s.arch == "phi3" ||
+               s.arch == "lfm2",
+           "gen-model: architecture '%s' is not one of llama, qwen2, qwen3, gemma3, phi3, lfm2", s.arch.c_str());
   EV_CHECK(s.n_embd > 0 && s.n_layer > 0 && s.n_head > 0 && s.n_head_kv > 0 && s.n_ff > 0 && s.n_ctx > 0,
            "gen-model: embd (%d), layers (%d), heads (%d), kv-heads (%d), ff (%d) and ctx (%d) must all be positive",
            s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff, s.n_ctx);
-  EV_CHECK(s.n_embd % s.n_head == 0, "gen-model: embd %d is not a multiple of heads %d", s.n_embd, s.n_head);
+  EV_CHECK(s.head_dim > 0 || s.n_embd % s.n_head == 0, "gen-model: embd %d is not a multiple of heads %d",
+           s.n_embd, s.n_head);
   EV_CHECK(s.n_head % s.n_head_kv == 0, "gen-model: heads %d is not a multiple of kv-heads %d", s.n_head,
            s.n_head_kv);
-  EV_CHECK((s.n_embd / s.n_head) % 2 == 0, "gen-model: head size %d must be even for RoPE", s.n_embd / s.n_head);
+  const int hd = head_dim_of(s), rot = n_rot_of(s);
+  EV_CHECK(hd % 2 == 0 && rot % 2 == 0 && rot <= hd, "gen-model: head size %d and rotated dimensions %d must be "
+           "even, the rotated ones at most the head size", hd, rot);
   EV_CHECK(file_type_of(s.weight_type) >= 0, "gen-model: weight type %s is not one of f32, f16, bf16, q8_0, q4_0",
            type_name(s.weight_type).c_str());
   const size_t blk = type_block_elems(s.weight_type);
-  EV_CHECK(s.n_embd % int(blk) == 0 && s.n_ff % int(blk) == 0,
-           "gen-model: embd %d and ff %d must be multiples of %zu for %s", s.n_embd, s.n_ff, blk,
-           type_name(s.weight_type).c_str());
+  EV_CHECK(s.n_embd % int(blk) == 0 && s.n_ff % int(blk) == 0 && (s.n_head * hd) % int(blk) == 0,
+           "gen-model: embd %d, ff %d and heads × head size %d must be multiples of %zu for %s", s.n_embd, s.n_ff,
+           s.n_head * hd, blk, type_name(s.weight_type).c_str());
   EV_CHECK(s.rope_freq_base > 0, "gen-model: rope base must be positive");
   EV_CHECK(s.rms_eps > 0, "gen-model: eps must be positive");
+  EV_CHECK(s.llama3_factor == 0 || (s.arch == "llama" && s.llama3_factor >= 1 && s.llama3_high > s.llama3_low &&
+                                    s.llama3_low > 0 && s.llama3_orig_ctx > 0),
+           "gen-model: --llama3-rope needs arch llama, factor >= 1, 0 < low < high and a positive context");
+  EV_CHECK(s.longrope_orig_ctx == 0 || (s.arch == "phi3" && s.longrope_orig_ctx > 0 && s.longrope_orig_ctx < s.n_ctx),
+           "gen-model: --longrope needs arch phi3 and an original context below --ctx");
+  EV_CHECK(s.n_swa == 0 || (s.arch == "gemma3" && s.n_swa > 0), "gen-model: --swa needs arch gemma3");
+  EV_CHECK(s.attn_layers.empty() || s.arch == "lfm2", "gen-model: --attn-layers needs arch lfm2");
+  EV_CHECK(s.rope_linear_factor == 0 || s.rope_linear_factor >= 1, "gen-model: --rope-linear must be at least 1");
+  if (s.arch == "lfm2") {
+    EV_CHECK(!s.attn_layers.empty(), "gen-model: lfm2 needs --attn-layers (at least one attention layer)");
+    for (int l : s.attn_layers)
+      EV_CHECK(l >= 0 && l < s.n_layer, "gen-model: attention layer %d is outside [0, %d)", l, s.n_layer);
+    EV_CHECK(s.conv_kernel >= 2, "gen-model: the convolution needs at least 2 taps");
+    EV_CHECK(s.head_dim == 0, "gen-model: lfm2's head size is embd / heads");
+  }
+}
+
+// Llama 3's rope_freqs.weight as convert_hf_to_gguf.py computes it from the rope_scaling config:
+// high frequencies unchanged, low ones divided by `factor`, a smooth ramp between.
+std::vector<float> llama3_rope_factors(const RandomLlamaSpec& s) {
+  const int dim = n_rot_of(s);
+  const double low_wavelen = s.llama3_orig_ctx / s.llama3_low, high_wavelen = s.llama3_orig_ctx / s.llama3_high;
+  std::vector<float> f;
+  for (int i = 0; i < dim; i += 2) {
+    const double freq = 1.0 / std::pow(double(s.rope_freq_base), double(i) / dim);
+    const double wavelen = 2 * M_PI / freq;
+    if (wavelen < high_wavelen) {
+      f.push_back(1.0f);
+    } else if (wavelen > low_wavelen) {
+      f.push_back(s.llama3_factor);
+    } else {
+      const double smooth = (s.llama3_orig_ctx / wavelen - s.llama3_low) / (s.llama3_high - s.llama3_low);
+      f.push_back(float(1.0 / ((1 - smooth) / s.llama3_factor + smooth)));
+    }
+  }
+  return f;
 }
 
 }  // namespace
 
 int64_t random_llama_param_count(const RandomLlamaSpec& s, int n_vocab) {
-  const int64_t e = s.n_embd, hd = s.n_embd / s.n_head, kv = int64_t(s.n_head_kv) * hd, ff = s.n_ff;
-  int64_t per_layer = 2 * e + e * e /*q*/ + 2 * e * kv /*k,v*/ + e * e /*o*/ + 3 * e * ff;
-  if (s.qkv_bias) per_layer += e + 2 * kv;
-  return int64_t(n_vocab) * e * (s.tied_output ? 1 : 2) + e + s.n_layer * per_layer;
+  const int64_t e = s.n_embd, hd = head_dim_of(s), q = int64_t(s.n_head) * hd, kv = int64_t(s.n_head_kv) * hd,
+                ff = s.n_ff;
+  int64_t per_layer = 2 * e + e * q /*q*/ + 2 * e * kv /*k,v*/ + q * e /*o*/ + 3 * e * ff;
+  if (s.qkv_bias) per_layer += q + 2 * kv;
+  if (s.arch == "qwen3" || s.arch == "gemma3") per_layer += 2 * hd;  // q/k norms
+  if (s.arch == "gemma3") per_layer += 2 * e;                          // post-norms
+  int64_t total = int64_t(n_vocab) * e * (s.tied_output ? 1 : 2) + e + s.n_layer * per_layer;
+  if (s.arch == "lfm2") {  // convolution layers: in/out projections and taps instead of attention
+    const int64_t n_conv = s.n_layer - int64_t(s.attn_layers.size());
+    total += n_conv * (3 * e * e + e * e + e * s.conv_kernel - (e * q + 2 * e * kv + q * e + 2 * hd));
+  }
+  return total;
 }
 
 void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
@@ -120,16 +188,43 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
   w.set_u32("general.file_type", uint32_t(file_type_of(spec.weight_type)));
   if (spec.weight_type == GGMLType::Q8_0 || spec.weight_type == GGMLType::Q4_0)
     w.set_u32("general.quantization_version", 2);
-  const int head_dim = spec.n_embd / spec.n_head;
+  const int head_dim = head_dim_of(spec), n_rot = n_rot_of(spec);
+  const bool gemma = a == "gemma3", phi = a == "phi3";
+  const bool lfm2 = a == "lfm2";
+  const bool qk_norm = a == "qwen3" || gemma || lfm2;
+  std::vector<uint8_t> is_attn(size_t(spec.n_layer), uint8_t(!lfm2));
+  for (int l : spec.attn_layers) is_attn[size_t(l)] = 1;
   w.set_u32(a + ".context_length", uint32_t(spec.n_ctx));
   w.set_u32(a + ".embedding_length", uint32_t(spec.n_embd));
   w.set_u32(a + ".block_count", uint32_t(spec.n_layer));
   w.set_u32(a + ".feed_forward_length", uint32_t(spec.n_ff));
   w.set_u32(a + ".attention.head_count", uint32_t(spec.n_head));
-  w.set_u32(a + ".attention.head_count_kv", uint32_t(spec.n_head_kv));
-  w.set_u32(a + ".rope.dimension_count", uint32_t(head_dim));
+  if (lfm2) {  // one entry per layer, 0 for the convolution layers (as the converter writes it)
+    std::vector<int32_t> kv(size_t(spec.n_layer));
+    for (int l = 0; l < spec.n_layer; ++l) kv[size_t(l)] = is_attn[size_t(l)] ? spec.n_head_kv : 0;
+    w.set(a + ".attention.head_count_kv", GGUFValue::from_i32s(kv));
+    w.set_u32(a + ".shortconv.l_cache", uint32_t(spec.conv_kernel));
+  } else {
+    w.set_u32(a + ".attention.head_count_kv", uint32_t(spec.n_head_kv));
+  }
+  if (spec.head_dim > 0 || gemma) {  // the converters write the head size when the config names it
+    w.set_u32(a + ".attention.key_length", uint32_t(head_dim));
+    w.set_u32(a + ".attention.value_length", uint32_t(head_dim));
+  }
+  if (!gemma && !lfm2) w.set_u32(a + ".rope.dimension_count", uint32_t(n_rot));
   w.set_f32(a + ".rope.freq_base", spec.rope_freq_base);
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", spec.rms_eps);
+  if (spec.n_swa > 0) w.set_u32(a + ".attention.sliding_window", uint32_t(spec.n_swa));
+  if (spec.rope_linear_factor > 0) {
+    w.set_string(a + ".rope.scaling.type", "linear");
+    w.set_f32(a + ".rope.scaling.factor", spec.rope_linear_factor);
+  }
+  if (spec.longrope_orig_ctx > 0) {
+    w.set_u32(a + ".rope.scaling.original_context_length", uint32_t(spec.longrope_orig_ctx));
+    const double scale = double(spec.n_ctx) / spec.longrope_orig_ctx;  // the converter's attn_factor
+    w.set_f32(a + ".rope.scaling.attn_factor",
+              float(std::sqrt(1 + std::log(scale) / std::log(double(spec.longrope_orig_ctx)))));
+  }
 
   int n_vocab = spec.n_vocab;
   if (!spec.vocab_from.empty()) {
@@ -151,29 +246,69 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
   // order as the unit-variance token embeddings, whatever the width: activations stay O(1), the
   // attention is far from uniform (q·k/√d has a spread of ~2), and no single part dominates, so a
   // wrong RoPE, mask, norm or FFN shows in the logits. Norm weights are 1 ± 0.1 so a missing or
-  // misapplied norm weight shows too.
+  // misapplied norm weight shows too (Gemma's converter stores its norms as 1 + w, so the same
+  // holds there). Gemma multiplies embeddings by √n_embd: its table is drawn 1/√n_embd smaller.
   Builder b{spec, w};
-  const float e = float(spec.n_embd), kvd = float(spec.n_head_kv * head_dim);
-  b.matrix("token_embd.weight", spec.n_embd, n_vocab, 1.0f);
+  const int64_t e = spec.n_embd, q_dim = int64_t(spec.n_head) * head_dim, kvd = int64_t(spec.n_head_kv) * head_dim;
+  const float se = 1.0f / std::sqrt(float(e));
+  b.matrix("token_embd.weight", e, n_vocab, gemma ? se : 1.0f);
   for (int l = 0; l < spec.n_layer; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
-    b.vec(p + "attn_norm.weight", spec.n_embd, 1.0f, 0.1f);
-    b.matrix(p + "attn_q.weight", spec.n_embd, spec.n_embd, 1.5f / std::sqrt(e));
-    b.matrix(p + "attn_k.weight", spec.n_embd, int64_t(kvd), 1.5f / std::sqrt(e));
-    b.matrix(p + "attn_v.weight", spec.n_embd, int64_t(kvd), 1.0f / std::sqrt(e));
-    if (spec.qkv_bias) {
-      b.vec(p + "attn_q.bias", spec.n_embd, 0.0f, 0.1f);
-      b.vec(p + "attn_k.bias", int64_t(kvd), 0.0f, 0.1f);
-      b.vec(p + "attn_v.bias", int64_t(kvd), 0.0f, 0.1f);
+    b.vec(p + "attn_norm.weight", e, 1.0f, 0.1f);
+    b.vec(p + "ffn_norm.weight", e, 1.0f, 0.1f);
+    if (phi) {  // one matrix: the gate rows, then the up rows (Phi-3's gate_up_proj)
+      b.stacked(p + "ffn_up.weight", e, {{p + "ffn_gate.weight", spec.n_ff, se}, {p + "ffn_up.weight", spec.n_ff, se}});
+    } else {
+      b.matrix(p + "ffn_gate.weight", e, spec.n_ff, se);
+      b.matrix(p + "ffn_up.weight", e, spec.n_ff, se);
     }
-    b.matrix(p + "attn_output.weight", spec.n_embd, spec.n_embd, 0.6f / std::sqrt(e));
-    b.vec(p + "ffn_norm.weight", spec.n_embd, 1.0f, 0.1f);
-    b.matrix(p + "ffn_gate.weight", spec.n_embd, spec.n_ff, 1.0f / std::sqrt(e));
-    b.matrix(p + "ffn_up.weight", spec.n_embd, spec.n_ff, 1.0f / std::sqrt(e));
-    b.matrix(p + "ffn_down.weight", spec.n_ff, spec.n_embd, 0.6f / std::sqrt(float(spec.n_ff)));
+    b.matrix(p + "ffn_down.weight", spec.n_ff, e, 0.6f / std::sqrt(float(spec.n_ff)));
+    if (gemma) b.vec(p + "post_ffw_norm.weight", e, 1.0f, 0.1f);
+    if (!is_attn[size_t(l)]) {  // LFM2 short convolution: B, C, x projections, taps, output
+      b.matrix(p + "shortconv.in_proj.weight", e, 3 * e, 1.5f * se);
+      b.matrix(p + "shortconv.out_proj.weight", e, e, 0.6f * se);
+      auto taps = b.draw(p + "shortconv.conv.weight", e * spec.conv_kernel, 0.0f, 0.6f);
+      w.add_tensor_f32(p + "shortconv.conv.weight", GGMLType::F32, {spec.conv_kernel, e}, taps.data());
+      continue;
+    }
+    if (phi) {  // one matrix: the Q rows, then K, then V (Phi-3's qkv_proj)
+      b.stacked(p + "attn_qkv.weight", e, {{p + "attn_q.weight", q_dim, 1.5f * se}, {p + "attn_k.weight", kvd, 1.5f * se},
+                                           {p + "attn_v.weight", kvd, se}});
+    } else {
+      b.matrix(p + "attn_q.weight", e, q_dim, 1.5f * se);
+      b.matrix(p + "attn_k.weight", e, kvd, 1.5f * se);
+      b.matrix(p + "attn_v.weight", e, kvd, se);
+    }
+    if (spec.qkv_bias) {
+      b.vec(p + "attn_q.bias", q_dim, 0.0f, 0.1f);
+      b.vec(p + "attn_k.bias", kvd, 0.0f, 0.1f);
+      b.vec(p + "attn_v.bias", kvd, 0.0f, 0.1f);
+    }
+    if (qk_norm) {
+      b.vec(p + "attn_q_norm.weight", head_dim, 1.0f, 0.1f);
+      b.vec(p + "attn_k_norm.weight", head_dim, 1.0f, 0.1f);
+    }
+    b.matrix(p + "attn_output.weight", q_dim, e, 0.6f / std::sqrt(float(q_dim)));
+    if (gemma) b.vec(p + "post_attention_norm.weight", e, 1.0f, 0.1f);
   }
-  b.vec("output_norm.weight", spec.n_embd, 1.0f, 0.1f);
-  if (!spec.tied_output) b.matrix("output.weight", spec.n_embd, n_vocab, 1.0f / std::sqrt(e));
+  // LFM2's final norm is its embedding_norm, which the converter names token_embd_norm.
+  b.vec(lfm2 ? "token_embd_norm.weight" : "output_norm.weight", e, 1.0f, 0.1f);
+  if (!spec.tied_output) b.matrix("output.weight", e, n_vocab, se);
+  if (spec.llama3_factor > 0) {
+    const std::vector<float> f = llama3_rope_factors(spec);
+    w.add_tensor_f32("rope_freqs.weight", GGMLType::F32, {int64_t(f.size())}, f.data());
+  }
+  if (spec.longrope_orig_ctx > 0) {
+    // LongRoPE's per-frequency divisors: short ones near 1, long ones growing to ~the context ratio
+    // toward the low frequencies, as Phi-3.5's config lists them.
+    const int half = n_rot / 2;
+    const float ratio = float(spec.n_ctx) / float(spec.longrope_orig_ctx);
+    const std::vector<float> shrt = b.draw("rope_factors_short.weight", half, 1.0f, 0.05f);
+    std::vector<float> lng(static_cast<size_t>(half));
+    for (int i = 0; i < half; ++i) lng[size_t(i)] = 1.0f + (ratio * 2.0f - 1.0f) * float(i) / float(std::max(1, half - 1));
+    w.add_tensor_f32("rope_factors_long.weight", GGMLType::F32, {half}, lng.data());
+    w.add_tensor_f32("rope_factors_short.weight", GGMLType::F32, {half}, shrt.data());
+  }
   w.write(path);
 }
 
@@ -182,9 +317,11 @@ namespace {
 const char* kGenModelUsage =
     "usage: edgevlm gen-model --out FILE --embd N --layers N --heads N --ff N --ctx N\n"
     "                         (--vocab-from GGUF | --vocab-size N) [options]\n"
-    "Writes a LLaMA-family GGUF with random weights (deterministic in the seed), for tests and benchmarks.\n"
+    "Writes a decoder GGUF with random weights (deterministic in the seed), for tests and benchmarks.\n"
     "  --out FILE          output GGUF path\n"
-    "  --arch A            llama (normal RoPE, default) or qwen2 (NeoX RoPE)\n"
+    "  --arch A            llama (normal RoPE, default), qwen2 (NeoX RoPE), qwen3 (q/k norms),\n"
+    "                      gemma3 (post-norms, GELU, sliding window), phi3 (fused QKV and gate/up),\n"
+    "                      lfm2 (short convolutions and attention)\n"
     "  --embd N            hidden size\n"
     "  --layers N          decoder blocks\n"
     "  --heads N           attention heads\n"
@@ -198,7 +335,15 @@ const char* kGenModelUsage =
     "  --rope-base B       rope.freq_base (default 10000)\n"
     "  --eps E             RMSNorm epsilon (default 1e-5)\n"
     "  --qkv-bias          add q/k/v biases (as qwen2 has)\n"
-    "  --tied              no output.weight: the output projection reuses token_embd\n";
+    "  --tied              no output.weight: the output projection reuses token_embd\n"
+    "  --head-dim N        head size (default embd / heads); written as attention.key_length\n"
+    "  --rot N             rotated dimensions per head (rope.dimension_count; default the head size)\n"
+    "  --llama3-rope F,L,H,C  llama: Llama 3 RoPE scaling as rope_freqs.weight (factor F, low/high\n"
+    "                      frequency factors L/H, original context C; Llama 3.1: 8,1,4,8192)\n"
+    "  --longrope C        phi3: LongRoPE factors and attention factor for original context C < --ctx\n"
+    "  --swa N             gemma3: attention.sliding_window (local layers see the last N positions)\n"
+    "  --attn-layers I,J   lfm2: the attention layers (the others are 3-tap short convolutions)\n"
+    "  --rope-linear F     linear RoPE scaling by F (rope.scaling.type linear; gemma3: global layers only)\n";
 
 long parse_long(const char* flag, const char* s) {
   char* end = nullptr;
@@ -282,6 +427,30 @@ int gen_model_main(int argc, char** argv) {
         spec.qkv_bias = true;
       } else if (a == "--tied") {
         spec.tied_output = true;
+      } else if (a == "--head-dim") {
+        spec.head_dim = int_val(2);
+      } else if (a == "--rot") {
+        spec.n_rot = int_val(2);
+      } else if (a == "--llama3-rope") {
+        const std::string v = val();
+        char tail = 0;
+        EV_CHECK(std::sscanf(v.c_str(), "%f,%f,%f,%d%c", &spec.llama3_factor, &spec.llama3_low, &spec.llama3_high,
+                             &spec.llama3_orig_ctx, &tail) == 4,
+                 "gen-model: --llama3-rope expects FACTOR,LOW,HIGH,ORIG_CTX, got '%s'", v.c_str());
+      } else if (a == "--longrope") {
+        spec.longrope_orig_ctx = int_val(1);
+      } else if (a == "--swa") {
+        spec.n_swa = int_val(1);
+      } else if (a == "--rope-linear") {
+        spec.rope_linear_factor = float(parse_double(a.c_str(), val()));
+      } else if (a == "--attn-layers") {
+        const std::string v = val();
+        spec.attn_layers.clear();
+        for (size_t pos = 0; pos <= v.size();) {
+          const size_t comma = std::min(v.find(',', pos), v.size());
+          spec.attn_layers.push_back(int(parse_long("--attn-layers", v.substr(pos, comma - pos).c_str())));
+          pos = comma + 1;
+        }
       } else {
         fail("gen-model: unknown flag '%s' (see --help)", a.c_str());
       }

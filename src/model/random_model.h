@@ -1,19 +1,40 @@
-// Random-weight LLaMA-family models written to GGUF: the subjects of the parity tests (edgevlm vs
-// llama.cpp vs a numpy reference) and of the text benchmarks. The files follow the GGUF ecosystem's
-// conventions (general.architecture llama/qwen2, standard tensor names, tokenizer.* copied from a
-// real vocab file) so that llama.cpp loads them as it would any model.
+// Random-weight decoders written to GGUF: the subjects of the parity tests (edgevlm vs llama.cpp vs
+// a numpy reference) and of the text benchmarks. Each architecture (llama, qwen2, qwen3, gemma3,
+// phi3, lfm2) gets the keys, tensor names and shapes llama.cpp's converter writes for it, and
+// tokenizer.* copied from a real vocab file, so that llama.cpp loads them as it would any model.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "formats/quant.h"
 
 namespace edgevlm {
 
 struct RandomLlamaSpec {
-  std::string arch = "llama";  // "llama" (normal RoPE) or "qwen2" (NeoX RoPE, usually with qkv_bias)
+  // llama (normal RoPE), qwen2 (NeoX RoPE, usually with qkv_bias), qwen3 (q/k norms), gemma3
+  // (post-norms, GELU, sliding window), phi3 (fused QKV and gate/up), lfm2 (short convolutions
+  // and attention)
+  std::string arch = "llama";
   int n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_ctx = 0;
+  int head_dim = 0;  // 0: n_embd / n_head; otherwise written as attention.key_length/value_length
+  int n_rot = 0;     // rotated dimensions per head (rope.dimension_count); 0: head_dim
+  // Llama 3 RoPE scaling written as rope_freqs.weight the way the converter computes it from
+  // rope_scaling {factor, low_freq_factor, high_freq_factor, original_max_position_embeddings};
+  // factor 0: none.
+  float llama3_factor = 0, llama3_low = 1, llama3_high = 4;
+  int llama3_orig_ctx = 8192;
+  // phi3 LongRoPE: rope_factors_short/long.weight, rope.scaling.original_context_length and
+  // rope.scaling.attn_factor, as the converter writes them for a longrope config (0: none).
+  int longrope_orig_ctx = 0;
+  int n_swa = 0;  // gemma3: attention.sliding_window (0: key absent)
+  // Linear RoPE scaling (rope.scaling.type linear, rope.scaling.factor), as Gemma 3 4B+ and
+  // linearly scaled Llama fine-tunes have it; 0: none.
+  float rope_linear_factor = 0;
+  // lfm2: the layers with attention (the others are short convolutions of conv_kernel taps).
+  std::vector<int> attn_layers;
+  int conv_kernel = 3;
   float rope_freq_base = 10000;
   bool qkv_bias = false;
   bool tied_output = false;  // no output.weight: the output projection is token_embd
@@ -37,7 +58,9 @@ int64_t random_llama_param_count(const RandomLlamaSpec& spec, int n_vocab);
 // subcommand name). Returns the process exit status; errors are printed, not thrown.
 //   --out F  --arch llama|qwen2  --embd N  --layers N  --heads N  --kv-heads N  --ff N  --ctx N
 //   --type f32|f16|q8_0|q4_0  --seed S  --vocab-from GGUF | --vocab-size N
-//   [--rope-base B] [--eps E] [--qkv-bias] [--tied]
+//   [--rope-base B] [--eps E] [--qkv-bias] [--tied] [--head-dim N] [--rot N]
+//   [--llama3-rope FACTOR,LOW,HIGH,ORIG_CTX] [--longrope ORIG_CTX] [--swa N] [--attn-layers I,J,...]
+//   [--rope-linear FACTOR]
 int gen_model_main(int argc, char** argv);
 
 }  // namespace edgevlm

@@ -147,6 +147,79 @@ TEST(RandomModel, Qwen2BiasTiedAndQ4) {
   std::filesystem::remove(p);
 }
 
+// Each family's tensors and keys as llama.cpp's converter writes them.
+TEST(RandomModel, FamilyLayouts) {
+  const auto p = tmp_path("family.gguf");
+  auto shapes = [&](const std::vector<std::pair<const char*, std::vector<int64_t>>>& want,
+                    const std::vector<const char*>& absent) {
+    auto f = GGUFFile::open(p);
+    for (const auto& [name, ne] : want) {
+      const GGUFTensorInfo* t = f->find_tensor(name);
+      EXPECT_NE(t, nullptr) << name;
+      if (t) {
+        EXPECT_EQ(t->ne, ne) << name;
+      }
+    }
+    for (const char* name : absent) EXPECT_EQ(f->find_tensor(name), nullptr) << name;
+    return f;
+  };
+  RandomLlamaSpec s = small_spec();
+  s.arch = "qwen3";
+  s.head_dim = 32;  // q is 4 × 32 = 128 wide on a 64-wide stream
+  write_random_llama(p, s);
+  auto f = shapes({{"blk.1.attn_q.weight", {64, 128}}, {"blk.1.attn_k.weight", {64, 64}},
+                   {"blk.1.attn_output.weight", {128, 64}}, {"blk.1.attn_q_norm.weight", {32}},
+                   {"blk.1.attn_k_norm.weight", {32}}},
+                  {"blk.0.attn_q.bias"});
+  EXPECT_EQ(f->get_int("qwen3.attention.key_length"), 32);
+  EXPECT_EQ(f->get_int("qwen3.attention.value_length"), 32);
+
+  s = small_spec();
+  s.arch = "gemma3";
+  s.n_swa = 16;
+  s.tied_output = true;
+  write_random_llama(p, s);
+  f = shapes({{"blk.0.attn_q_norm.weight", {16}}, {"blk.0.post_attention_norm.weight", {64}},
+              {"blk.0.ffn_norm.weight", {64}}, {"blk.0.post_ffw_norm.weight", {64}}, {"blk.0.ffn_gate.weight", {64, 96}}},
+             {"output.weight"});
+  EXPECT_EQ(f->get_int("gemma3.attention.sliding_window"), 16);
+  EXPECT_EQ(f->get_int("gemma3.attention.key_length"), 16);
+
+  s = small_spec();
+  s.arch = "phi3";
+  s.n_rot = 12;
+  s.longrope_orig_ctx = 32;
+  write_random_llama(p, s);
+  f = shapes({{"blk.0.attn_qkv.weight", {64, 64 + 2 * 32}}, {"blk.0.ffn_up.weight", {64, 2 * 96}},
+              {"blk.0.ffn_down.weight", {96, 64}}, {"rope_factors_long.weight", {6}}, {"rope_factors_short.weight", {6}}},
+             {"blk.0.attn_q.weight", "blk.0.ffn_gate.weight"});
+  EXPECT_EQ(f->get_int("phi3.rope.dimension_count"), 12);
+  EXPECT_EQ(f->get_int("phi3.rope.scaling.original_context_length"), 32);
+  // The converter's attention factor: √(1 + ln(ctx/orig) / ln(orig)).
+  EXPECT_NEAR(f->get_float("phi3.rope.scaling.attn_factor"), std::sqrt(1 + std::log(4.0) / std::log(32.0)), 1e-6);
+  // The fused matrix holds the Q, K and V a separate-matrix file of the same seed would hold.
+  const std::vector<float> qkv = values(f->tensor("blk.0.attn_qkv.weight"));
+  RandomLlamaSpec sl = small_spec();
+  const auto pl = tmp_path("family_llama.gguf");
+  write_random_llama(pl, sl);
+  auto fl = GGUFFile::open(pl);
+  const std::vector<float> k = values(fl->tensor("blk.0.attn_k.weight"));
+  EXPECT_EQ(std::vector<float>(qkv.begin() + 64 * 64, qkv.begin() + 64 * 64 + k.size()), k);
+
+  // Llama 3.1's scaling as rope_freqs.weight: high frequencies 1, low ones divided by the factor.
+  s = small_spec();
+  s.llama3_factor = 8;
+  s.llama3_orig_ctx = 64;  // wavelengths below 16 unchanged, above 64 divided by 8
+  write_random_llama(p, s);
+  f = shapes({{"rope_freqs.weight", {8}}}, {});
+  const std::vector<float> rf = values(f->tensor("rope_freqs.weight"));
+  EXPECT_EQ(rf.front(), 1.0f);  // wavelength 2π
+  EXPECT_EQ(rf.back(), 8.0f);   // wavelength 2π · 10000^(14/16)
+  for (size_t i = 1; i < rf.size(); ++i) EXPECT_GE(rf[i], rf[i - 1]);
+  std::filesystem::remove(p);
+  std::filesystem::remove(pl);
+}
+
 TEST(RandomModel, CopiesTokenizerFromVocabFile) {
   const char* shared = std::getenv("EDGEVLM_SHARED_DIR");
   const std::string vocab = std::string(shared ? shared : EDGEVLM_SOURCE_DIR "/../shared") +
@@ -211,6 +284,33 @@ TEST(RandomModel, GenModelMainParsesFlags) {
   EXPECT_EQ(run({"gen-model", "--out", p, "--embd", "64", "--layers", "1", "--heads", "4", "--ff", "64", "--ctx",
                  "64", "--vocab-size", "96", "--type", "q5_k"}), 1);
   EXPECT_EQ(run({"gen-model", "--out", p, "--seed"}), 1);
+  // The family flags.
+  const std::vector<std::string> small = {"gen-model", "--out", p, "--embd", "64", "--layers", "3", "--heads", "4",
+                                          "--ff", "64", "--ctx", "64", "--vocab-size", "96"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = small;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a);
+  };
+  ASSERT_EQ(with({"--arch", "lfm2", "--attn-layers", "0,2"}), 0);
+  f = GGUFFile::open(p);
+  EXPECT_EQ(f->get_ints("lfm2.attention.head_count_kv"), (std::vector<int64_t>{4, 0, 4}));
+  EXPECT_EQ(f->get_int("lfm2.shortconv.l_cache"), 3);
+  EXPECT_NE(f->find_tensor("blk.1.shortconv.in_proj.weight"), nullptr);
+  ASSERT_EQ(with({"--arch", "gemma3", "--swa", "16", "--rope-linear", "8", "--head-dim", "32"}), 0);
+  f = GGUFFile::open(p);
+  EXPECT_EQ(f->get_string("gemma3.rope.scaling.type"), "linear");
+  EXPECT_FLOAT_EQ(float(f->get_float("gemma3.rope.scaling.factor")), 8.0f);
+  EXPECT_EQ(f->get_int("gemma3.attention.key_length"), 32);
+  ASSERT_EQ(with({"--llama3-rope", "8,1,4,8192", "--rot", "8"}), 0);
+  EXPECT_EQ(GGUFFile::open(p)->tensor("rope_freqs.weight").ne, std::vector<int64_t>{4});
+  ASSERT_EQ(with({"--arch", "phi3", "--longrope", "32"}), 0);
+  EXPECT_NE(GGUFFile::open(p)->find_tensor("rope_factors_long.weight"), nullptr);
+  EXPECT_EQ(with({"--llama3-rope", "8,1,4"}), 1);                 // four values
+  EXPECT_EQ(with({"--arch", "gemma3", "--attn-layers", "1"}), 1);  // lfm2 only
+  EXPECT_EQ(with({"--arch", "lfm2"}), 1);                          // needs attention layers
+  EXPECT_EQ(with({"--arch", "llama", "--longrope", "32"}), 1);      // phi3 only
+  EXPECT_EQ(with({"--arch", "mamba"}), 1);
   std::filesystem::remove(p);
 }
 

@@ -193,13 +193,14 @@ void Tokenizer::load(const GGUFFile& f) {
     } else if (p == "starcoder" || p == "refact" || p == "command-r" || p == "smollm" || p == "codeshell" ||
                p == "exaone" || p == "minerva") {
       pre_ = PreTokenizerKind::Starcoder;
-    } else if (p == "llama3" || p == "llama-v3" || p == "llama-bpe" || p == "falcon3") {
+    } else if (p == "llama3" || p == "llama-v3" || p == "llama-bpe" || p == "falcon3" || p == "falcon-h1" ||
+               p == "pixtral" || p == "midm-2.0" || p == "lfm2") {  // lfm2: LFM2 and LFM2-VL
       pre_ = PreTokenizerKind::Llama3;
       ignore_merges_ = true;
     } else if (p == "qwen2" || p == "deepseek-r1-qwen") {
       pre_ = PreTokenizerKind::Qwen2;
     } else {
-      fail("%s: tokenizer.ggml.pre '%s' is not supported (supported: default, gpt-2, starcoder, llama-bpe, qwen2 "
+      fail("%s: tokenizer.ggml.pre '%s' is not supported (supported: default, gpt-2, starcoder, llama-bpe, lfm2, qwen2 "
            "and their aliases)", path, p.c_str());
     }
   }

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "model/chat_template.h"
 #include "model/tokenizer_pretok.h"
 #include "model/unicode.h"
 
@@ -485,6 +486,11 @@ TEST(Tokenizer, Llama3WholeWordsSkipMerges) {
   EXPECT_EQ(l3->encode("abcd", false, false), (std::vector<int32_t>{257, 'c', 'd'}));
   EXPECT_EQ(l3->encode("1234", false, false), (std::vector<int32_t>{'1', '2', '3', '4'}));  // "123" and "4": no merges
   EXPECT_TRUE(l3->add_bos_default());
+  m.pre = "lfm2";  // LFM2's pre-tokenizer is Llama-3's, merges skipped for whole words alike (llama.cpp)
+  auto lfm2 = load(write_bpe(m));
+  EXPECT_EQ(lfm2->encode("abc", false, false), (std::vector<int32_t>{256}));
+  EXPECT_EQ(lfm2->encode("1234", false, false), l3->encode("1234", false, false));
+  EXPECT_TRUE(lfm2->add_bos_default());
   m.pre = "gpt-2";
   auto g2 = load(write_bpe(m));
   EXPECT_EQ(g2->encode("abc", false, false), (std::vector<int32_t>{257, 'c'}));
@@ -561,6 +567,37 @@ TEST(Tokenizer, SentencePieceMergesByScore) {
   EXPECT_EQ(named("Tiny")->encode("<|user|> a", false, true), (std::vector<int32_t>{12, 3, 7}));
   EXPECT_EQ(named("Phi3 mini")->encode("<|user|> a", false, true), (std::vector<int32_t>{12, 7}));
   EXPECT_EQ(named("Phi3 mini")->encode("<s> a", false, true), (std::vector<int32_t>{1, 3, 7}));  // <s> keeps it
+}
+
+// A Gemma-style SentencePiece vocabulary (tokenizer.ggml.model "llama", no added space prefix,
+// <bos>/<eos> and the turn markers as control tokens, "\n" a token of its own): the rendered gemma
+// chat template encodes marker by marker, with no space inserted after a marker (llama.cpp adds
+// one only when add_space_prefix is set), and <end_of_turn> ends generation.
+TEST(Tokenizer, GemmaStyleVocabularyWithChatTemplate) {
+  const std::string sp = kSpace;
+  // 0 <pad> 1 <eos> 2 <bos> 3 <unk> 4 <start_of_turn> 5 <end_of_turn> 6 \n 7 ▁ 8 u 9 s 10 e 11 r
+  // 12 user 13 model 14 H 15 i 16 ▁i 17 m 18 o 19 d 20 l 21 us 22 use 23 mo 24 mod 25 mode
+  std::vector<std::string> toks = {"<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "\n", sp,
+                                   "u", "s", "e", "r", "user", "model", "H", "i", sp + "i", "m", "o", "d", "l",
+                                   "us", "use", "mo", "mod", "mode"};
+  std::vector<float> scores(toks.size(), -1.0f);
+  scores[12] = -2, scores[13] = -2, scores[16] = -1.5f, scores[21] = -3, scores[22] = -2.5f;
+  scores[23] = -3, scores[24] = -2.8f, scores[25] = -2.6f;
+  std::vector<int32_t> types(toks.size(), 1);
+  types[0] = 3, types[1] = 3, types[2] = 3, types[3] = 2, types[4] = 3, types[5] = 3;
+  auto tok = load(write_spm(toks, scores, types, [](GGUFWriter& w) {
+    w.set_bool("tokenizer.ggml.add_space_prefix", false);
+    w.set_u32("tokenizer.ggml.bos_token_id", 2);
+    w.set_u32("tokenizer.ggml.eos_token_id", 1);
+    w.set_string("general.architecture", "gemma3");
+  }));
+  const std::string text = apply_chat_template(ChatTemplate::Gemma, {{"user", "Hi i"}});
+  EXPECT_EQ(text, "<bos><start_of_turn>user\nHi i<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_EQ(tok->encode(text, false, true),
+            (std::vector<int32_t>{2, 4, 12, 6, 14, 15, 16, 5, 6, 4, 13, 6}));
+  EXPECT_TRUE(tok->is_end_of_generation(5));
+  EXPECT_TRUE(tok->is_end_of_generation(1));
+  EXPECT_EQ(tok->decode({14, 15, 16}), "Hi i");
 }
 
 // ---- Randomized: the heap-based merge loops against naive O(n^2) references ----

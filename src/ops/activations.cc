@@ -19,6 +19,11 @@ void swiglu_ref(float* gate, const float* up, int64_t n) {
   }
 }
 
+void geglu_tanh(float* gate, const float* up, int64_t n) {
+  gelu_tanh(gate, gate, n);
+  for (int64_t i = 0; i < n; ++i) gate[i] *= up[i];
+}
+
 void gelu_tanh(const float* x, float* y, int64_t n) {
   const int64_t done = cpu_has_avx2() ? gelu_tanh_avx2(x, y, n) : 0;
   gelu_tanh_ref(x + done, y + done, n - done);

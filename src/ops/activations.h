@@ -7,6 +7,8 @@ namespace edgevlm {
 
 // SwiGLU: gate[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^−x).
 void swiglu(float* gate, const float* up, int64_t n);
+// GEGLU with the tanh GELU: gate[i] = gelu_tanh(gate[i]) · up[i] (Gemma's feed-forward).
+void geglu_tanh(float* gate, const float* up, int64_t n);
 // GELU, tanh approximation: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); y may be x.
 void gelu_tanh(const float* x, float* y, int64_t n);
 inline void gelu_tanh(float* x, int64_t n) { gelu_tanh(x, x, n); }

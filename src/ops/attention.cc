@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "formats/quant.h"
 #include "ops/activations.h"
+#include "ops/attention_internal.h"
 #include "ops/cpu_features.h"
 #if defined(__aarch64__)
 #include "ops/attention_neon.h"
@@ -97,12 +98,14 @@ void attention_ref(const AttentionArgs& a) {
   std::vector<float> scores(size_t(a.pos0 + a.n_q));
   std::vector<float> buf(size_t(a.head_dim));
   for (int i = 0; i < a.n_q; ++i) {
-    const int64_t kv_len = a.pos0 + i + 1;
+    const int64_t kv_end = a.pos0 + i + 1;
+    const int64_t kv_first = a.window > 0 ? std::max<int64_t>(0, kv_end - a.window) : 0;
+    const int64_t kv_len = kv_end - kv_first;
     for (int h = 0; h < a.n_head; ++h) {
       const int g = h / group;
       const float* qh = a.q + i * a.q_stride + int64_t(h) * a.head_dim;
       for (int64_t t = 0; t < kv_len; ++t) {
-        const float* kt = kv_row(a, true, t, g, buf.data());
+        const float* kt = kv_row(a, true, kv_first + t, g, buf.data());
         float s = 0;
         for (int d = 0; d < a.head_dim; ++d) s += qh[d] * kt[d];
         scores[size_t(t)] = s * a.scale;
@@ -111,12 +114,38 @@ void attention_ref(const AttentionArgs& a) {
       float* oh = a.out + i * a.out_stride + int64_t(h) * a.head_dim;
       for (int d = 0; d < a.head_dim; ++d) oh[d] = 0;
       for (int64_t t = 0; t < kv_len; ++t) {
-        const float* vt = kv_row(a, false, t, g, buf.data());
+        const float* vt = kv_row(a, false, kv_first + t, g, buf.data());
         for (int d = 0; d < a.head_dim; ++d) oh[d] += scores[size_t(t)] * vt[d];
       }
     }
   }
 }
+
+namespace attn {
+
+AttentionArgs from_position(const AttentionArgs& a, int64_t first) {
+  AttentionArgs s = a;
+  const int64_t off = first * a.kv_stride;
+  switch (a.kv_type) {
+    case KvElem::F32:
+      s.k = a.k + off;
+      s.v = a.v + off;
+      break;
+    case KvElem::F16:
+      s.k_raw = static_cast<const uint16_t*>(a.k_raw) + off;
+      s.v_raw = static_cast<const uint16_t*>(a.v_raw) + off;
+      break;
+    case KvElem::Q8:
+      s.k_raw = static_cast<const int8_t*>(a.k_raw) + off;
+      s.v_raw = static_cast<const int8_t*>(a.v_raw) + off;
+      s.k_scale = a.k_scale + first * a.n_head_kv;
+      s.v_scale = a.v_scale + first * a.n_head_kv;
+      break;
+  }
+  return s;
+}
+
+}  // namespace attn
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_q <= 0) return;

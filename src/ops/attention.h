@@ -1,5 +1,6 @@
 // Causal grouped-query attention over a key/value history (the KV cache's rows).
-// Query row i (i < n_q) sits at position pos0 + i and attends to positions 0 .. pos0 + i.
+// Query row i (i < n_q) sits at position pos0 + i and attends to positions 0 .. pos0 + i, or only
+// to the last `window` of them in a sliding-window layer (gemma3's local layers).
 // Query head h reads KV head h / (n_head / n_head_kv).
 //
 // The K/V rows may be stored as F32, F16 or INT8 (KvElem). INT8 rows carry one scale per
@@ -33,6 +34,9 @@ struct AttentionArgs {
   int n_head_kv = 0;
   int head_dim = 0;
   float scale = 1.0f;  // applied to q·k before the softmax (usually 1/√head_dim)
+  // Sliding window: when > 0, the query at position p sees positions p − window + 1 .. p only
+  // (llama.cpp's LLAMA_SWA_TYPE_STANDARD masks p' when p − p' ≥ window). 0: all of 0 .. p.
+  int64_t window = 0;
 
   // Other storage (kv_type F16 or Q8): the rows are read from k_raw / v_raw instead of k / v,
   // same element layout (uint16_t F16 or int8_t elements); Q8 scales (F16 bits) of position p,

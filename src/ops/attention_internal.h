@@ -18,12 +18,15 @@ namespace edgevlm::attn {
 
 constexpr int kMaxGroup = 4;
 
+// a with its K/V rows (and INT8 scales) starting at position `first`: a sliding window's first row.
+AttentionArgs from_position(const AttentionArgs& a, int64_t first);
+
 struct Item {
-  const AttentionArgs& a;
+  const AttentionArgs& a;  // with a sliding window: K/V moved to the window's first position
   int g;      // KV head
   int h0;     // first query head of the group
   int i;      // query row
-  int64_t kv_len;
+  int64_t kv_len;  // positions attended to, from a's first K/V row
   float* scores;  // NH × kv_len
   int8_t* qq;     // NH × head_dim (QkMode::Int8)
 };
@@ -56,7 +59,13 @@ void for_each_item(const AttentionArgs& a, ThreadPool& pool, bool int8_qk, const
       const int g = int(gs / n_sub), s = int(gs % n_sub);
       const int h0 = g * group + s * sub;
       const int nh = std::min(sub, (g + 1) * group - h0);
-      run(Item{a, g, h0, i, a.pos0 + i + 1, scores.data(), qq.data()}, nh);
+      const int64_t p = a.pos0 + i;  // the query's position
+      if (a.window > 0 && p >= a.window) {
+        const AttentionArgs w = from_position(a, p - a.window + 1);
+        run(Item{w, g, h0, i, a.window, scores.data(), qq.data()}, nh);
+      } else {
+        run(Item{a, g, h0, i, p + 1, scores.data(), qq.data()}, nh);
+      }
     }
   });
 }

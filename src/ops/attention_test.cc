@@ -235,6 +235,50 @@ TEST(AttentionKv, TypedStorageMatchesF32OnStoredValues) {
   set_attention_qk_mode(prev);
 }
 
+// Sliding window (gemma3's local layers): the query at position p sees p − window + 1 .. p only.
+// The scalar reference with a window equals, row by row, plain causal attention over a cache that
+// holds just the window's positions; the dispatcher (SIMD kernels on the shifted rows) matches the
+// reference for every storage type, for windows shorter than, equal to and longer than the history.
+TEST(AttentionKv, SlidingWindow) {
+  ThreadPool pool(2);
+  const QkMode prev = attention_qk_mode();
+  set_attention_qk_mode(QkMode::Float);
+  const Shape c{4, 2, 20, 9, 5};  // positions 5 .. 13
+  for (int window : {1, 4, 8, 14, 40}) {
+    Kv kv(KvElem::F32, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 5);
+    AttnRun win(c, 9);
+    kv.bind(win.a);
+    win.a.window = window;
+    attention_ref(win.a);
+    const int q_dim = c.n_head * c.head_dim;
+    for (int i = 0; i < c.n_q; ++i) {
+      SCOPED_TRACE("window " + std::to_string(window) + " row " + std::to_string(i));
+      const int p = c.pos0 + i, first = std::max(0, p - window + 1);
+      AttnRun one({c.n_head, c.n_head_kv, c.head_dim, 1, p - first}, 1);
+      std::copy(win.q.begin() + i * q_dim, win.q.begin() + (i + 1) * q_dim, one.q.begin());
+      kv.bind(one.a);
+      one.a.k += size_t(first) * kv.k.size() / size_t(kv.n_pos);
+      one.a.v += size_t(first) * kv.v.size() / size_t(kv.n_pos);
+      attention_ref(one.a);
+      std::vector<float> row(win.out.begin() + i * q_dim, win.out.begin() + (i + 1) * q_dim);
+      EXPECT_LE(max_diff(row, one.out), 1e-6f);
+    }
+    for (KvElem t : {KvElem::F32, KvElem::F16, KvElem::Q8}) {
+      SCOPED_TRACE(std::string("window ") + std::to_string(window) + " " + kv_elem_name(t));
+      Kv kt(t, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 5);
+      AttnRun want(c, 9), got(c, 9);
+      kt.bind_f32(want.a, true);
+      want.a.window = window;
+      attention_ref(want.a);
+      kt.bind(got.a);
+      got.a.window = window;
+      attention(got.a, pool);
+      EXPECT_LE(max_diff(got.out, want.out), 2e-5f);
+    }
+  }
+  set_attention_qk_mode(prev);
+}
+
 // What INT8 storage costs against exact F32 attention on the original values. Bound: the V error
 // alone is at most d/2 = max|v|/254 per element (the output is a convex combination of V rows);
 // the K error shifts each score by at most Σ|q|·d_k/2, which moves the softmax weights by a

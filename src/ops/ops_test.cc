@@ -11,6 +11,7 @@
 #include "ops/cpu_features.h"
 #include "ops/norms.h"
 #include "ops/rope.h"
+#include "ops/short_conv.h"
 
 namespace edgevlm {
 namespace {
@@ -92,6 +93,51 @@ TEST(Rope, TableIsGgmlRunningProduct) {
   for (int i = 0; i < 16; ++i) EXPECT_EQ(both[16 + i], one[i]);
 }
 
+// Scaling as ggml_rope_ext applies it without YaRN: angle = freq_scale · θ_i / factor_i, and cos
+// and sin times attn_factor.
+TEST(Rope, ScalingFactorsAndAttnFactor) {
+  const int n_dims = 8;
+  const float factors[4] = {1.0f, 2.0f, 8.0f, 32.0f};
+  RopeScaling s;
+  s.freq_scale = 0.25f;
+  s.freq_factors = factors;
+  s.attn_factor = 1.2f;
+  std::vector<float> plain = rope_table(n_dims, 10000.0f, 37, 1), got(n_dims);
+  rope_table(n_dims, 10000.0f, 37, 1, got.data(), s);
+  for (int i = 0; i < n_dims / 2; ++i) {
+    const double th = 37 * std::pow(10000.0, -2.0 * i / n_dims) * 0.25 / factors[i];
+    EXPECT_NEAR(got[2 * i], 1.2 * std::cos(th), 1e-5);
+    EXPECT_NEAR(got[2 * i + 1], 1.2 * std::sin(th), 1e-5);
+  }
+  rope_table(n_dims, 10000.0f, 37, 1, got.data(), RopeScaling{});
+  EXPECT_EQ(got, plain);
+}
+
+// LFM2's causal short convolution: against the formula over the whole sequence, and split into
+// calls of 1, 2 and 4 positions that carry the state (a decode step, a chunked prefill).
+TEST(ShortConv, CausalAndStateCarriesAcrossCalls) {
+  const int64_t n = 7, dim = 5;
+  const int K = 3;
+  auto x = randv(n * dim, 41), w = randv(dim * K, 42);
+  std::vector<float> want(size_t(n * dim), 0.0f);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t c = 0; c < dim; ++c)
+      for (int j = 0; j < K; ++j) {
+        const int64_t tau = t - (K - 1) + j;
+        if (tau >= 0) want[t * dim + c] += w[c * K + j] * x[tau * dim + c];
+      }
+  for (int64_t split : {7, 1, 2, 4}) {
+    std::vector<float> state(size_t((K - 1) * dim), 0.0f), y(size_t(n * dim));
+    for (int64_t t0 = 0; t0 < n; t0 += split) {
+      const int64_t len = std::min(split, n - t0);
+      short_conv_causal(x.data() + t0 * dim, len, dim, w.data(), K, state.data(), y.data() + t0 * dim);
+    }
+    for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-5) << "split " << split << " at " << i;
+    // The state is the last K-1 inputs.
+    for (int64_t i = 0; i < (K - 1) * dim; ++i) EXPECT_EQ(state[i], x[(n - (K - 1)) * dim + i]);
+  }
+}
+
 TEST(Activations, SwigluGeluSoftmax) {
   auto g = randv(33, 1, 3.0f), u = randv(33, 2);
   std::vector<float> s = g;
@@ -103,6 +149,9 @@ TEST(Activations, SwigluGeluSoftmax) {
     const double x = g[i];
     EXPECT_NEAR(ge[i], 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))), 1e-5);
   }
+  std::vector<float> gg = g;
+  geglu_tanh(gg.data(), u.data(), 33);
+  for (int i = 0; i < 33; ++i) EXPECT_NEAR(gg[i], ge[i] * u[i], 1e-6);
   std::vector<float> sm = {1000.0f, 1001.0f, 999.0f, -1e30f};  // huge values must not overflow
   softmax(sm.data(), 4);
   const double e0 = std::exp(-1.0), e2 = std::exp(-2.0), z = e0 + 1 + e2;

@@ -11,14 +11,20 @@ std::vector<float> rope_table(int n_dims, float freq_base, int64_t pos0, int64_t
 }
 
 void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float* out) {
+  rope_table(n_dims, freq_base, pos0, n_pos, out, RopeScaling{});
+}
+
+void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float* out, const RopeScaling& s) {
   const int half = n_dims / 2;
   const float theta_scale = std::pow(freq_base, -2.0f / float(n_dims));
   for (int64_t p = 0; p < n_pos; ++p) {
     float theta = float(pos0 + p);
     float* row = out + p * half * 2;
     for (int i = 0; i < half; ++i) {
-      row[2 * i] = std::cos(theta);
-      row[2 * i + 1] = std::sin(theta);
+      // In ggml's order: divide by the factor, then scale.
+      const float t = s.freq_scale * (s.freq_factors ? theta / s.freq_factors[i] : theta);
+      row[2 * i] = std::cos(t) * s.attn_factor;
+      row[2 * i + 1] = std::sin(t) * s.attn_factor;
       theta *= theta_scale;
     }
   }

@@ -1,5 +1,6 @@
-// Rotary position embeddings, applied exactly as llama.cpp (ggml_rope_ext, no scaling) does:
-//   theta_i(p) = p · base^(−2i/n_dims), computed as a running product in float like ggml;
+// Rotary position embeddings, applied exactly as llama.cpp (ggml_rope_ext without YaRN) does:
+//   theta_i(p) = freq_scale · (p · base^(−2i/n_dims)) / freq_factor_i, the power computed as a
+//   running product in float like ggml; cos and sin are multiplied by attn_factor;
 //   Normal (LLAMA_ROPE_TYPE_NORM, arch `llama`): rotates adjacent pairs (x[2i], x[2i+1]);
 //   NeoX   (LLAMA_ROPE_TYPE_NEOX, arch `qwen2`): rotates (x[i], x[i + n_dims/2]).
 // Dimensions at and beyond n_dims pass through unchanged. llama.cpp's converter permutes the Q and
@@ -14,11 +15,22 @@ namespace edgevlm {
 
 enum class RopeType { Normal, NeoX };
 
+// The scalings llama.cpp applies without YaRN (the defaults change nothing).
+struct RopeScaling {
+  float freq_scale = 1.0f;  // linear interpolation: 1 / {arch}.rope.scaling.factor
+  // n_dims/2 divisors of the frequencies, or null: Llama-3's rope_freqs.weight, Phi-3's LongRoPE
+  // rope_factors_short/long.weight.
+  const float* freq_factors = nullptr;
+  float attn_factor = 1.0f;  // scales cos and sin ({arch}.rope.scaling.attn_factor, LongRoPE)
+};
+
 // cos/sin of every rotation angle for positions pos0 .. pos0+n_pos−1: a table of
 // n_pos × (n_dims/2) pairs (cos, sin).
 std::vector<float> rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos);
 // The same table written to out (n_pos × n_dims floats), for callers that reuse a buffer.
 void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float* out);
+// With scaling.
+void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float* out, const RopeScaling& s);
 
 // Rotates n_heads vectors of head_dim floats (contiguous) at one position; cs points at that
 // position's row of rope_table.

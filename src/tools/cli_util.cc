@@ -167,7 +167,8 @@ void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision) {
       ->check(CLI::NonNegativeNumber);
   add_kv_type_option(app, o.kv_type);
   app.add_option("--chat-template", o.chat_template,
-                 "chatml | llama3 | none | auto (auto: recognised from the model's tokenizer.chat_template)")
+                 "chatml | llama3 | gemma | phi3 | lfm2 | smolvlm | none | auto (auto: recognised from the model's "
+                 "tokenizer.chat_template)")
       ->capture_default_str();
 }
 

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/session.h"
+#include "model/chat_template.h"
 #include "model/llm.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
@@ -63,8 +64,8 @@ void write_f32_le(const std::string& path, const std::vector<float>& v) {
 }
 
 int generate_main(int argc, char** argv) {
-  CLI::App app{"Generate text with a GGUF language model, streaming it to stdout.\n"
-               "A timing line (load ms, prefill tokens/s, decode tokens/s) goes to stderr.",
+  CLI::App app{"Generate text with a GGUF language model (" + supported_llm_archs() +
+                   "), streaming it to stdout.\nA timing line (load ms, prefill tokens/s, decode tokens/s) goes to stderr.",
                "edgevlm generate"};
   EngineFlags ef;
   AnswerFlags af(128);
@@ -97,8 +98,7 @@ int generate_main(int argc, char** argv) {
 
   auto engine = Engine::load(finish_engine_options(ef, quiet));
   if (templated && !raw && engine->chat_template_unknown())
-    std::fprintf(stderr, "warning: %s: unrecognised tokenizer.chat_template, using the prompt as is "
-                 "(choose one with --chat-template)\n", ef.opt.model_path.c_str());
+    std::fprintf(stderr, "%s\n", unknown_chat_template_warning(ef.opt.model_path).c_str());
   SessionOptions so;
   so.system_prompt = system_prompt;
   Session session(engine, so);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/session.h"
+#include "model/chat_template.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 
@@ -41,8 +42,7 @@ int run_main(int argc, char** argv) {
 
   auto engine = Engine::load(finish_engine_options(ef, quiet));
   if (engine->chat_template_unknown())
-    std::fprintf(stderr, "warning: %s: unrecognised tokenizer.chat_template, using the prompt as is "
-                 "(choose one with --chat-template)\n", ef.opt.model_path.c_str());
+    std::fprintf(stderr, "%s\n", unknown_chat_template_warning(ef.opt.model_path).c_str());
   SessionOptions so;
   so.system_prompt = system_prompt;
   Session session(engine, so);

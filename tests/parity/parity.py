@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end parity of edgevlm's LLaMA-family decoder against two independent implementations.
+"""End-to-end parity of edgevlm's decoder (every architecture it runs) against two independent implementations.
 
 For each small random-weight model written by `edgevlm gen-model` (the project's own GGUF writer):
   1. edgevlm greedy tokens == llama.cpp greedy tokens (llama.cpp = node-llama-cpp 3.21.1's prebuilt
@@ -31,6 +31,11 @@ import reference_llama  # noqa: E402
 # Prompt: "The quick brown fox jumps over the lazy dog." and more GPT-2 ids (24 tokens), no BOS.
 PROMPT = [464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13, 198, 40, 1101, 257,
           1402, 3303, 2746, 11, 290, 314, 588, 4673, 30, 50256]
+# Phi-3's vocabulary (SentencePiece, 32064 tokens) for the phi3 models: llama.cpp's phi3 loader
+# looks up Phi's own special tokens. BOS, then " Hello world", " Hello, world!", " this is 🦙.cpp", ...
+# as the Phi-3 tokenizer encodes them (24 tokens).
+PROMPT_PHI3 = [1, 15043, 3186, 29871, 15043, 3186, 15043, 2787, 29871, 15043, 2787, 29991, 15043, 29892,
+               3186, 29991, 29871, 445, 338, 29871, 243, 162, 169, 156]
 N_GEN = 16
 
 # Tolerances, as fractions of the standard deviation σ of the reference logits (σ ≈ 1 here).
@@ -39,7 +44,10 @@ N_GEN = 16
 # but an engine may quantize activations to 8 bits for the integer dot products (llama.cpp does and
 # measures ~1e-2·σ rms, ~4e-2·σ max on the Q4_0 model); we allow 3e-2·σ rms and 0.15·σ max.
 # A real bug (wrong RoPE pairing, mask, GQA mapping, norm, bias) moves logits by O(σ).
-TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "quant": {"max": 0.15, "rms": 0.03}}
+# F16 weights: edgevlm multiplies them with F32 activations, exact against the dequantized weights
+# like F32 (same tolerance); llama.cpp rounds the activations to F16 for these products, so its
+# greedy tokens get the quantized files' near-tie allowance.
+TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "f16": {"max": 1e-3, "rms": 1e-4}, "quant": {"max": 0.15, "rms": 0.03}}
 # Greedy tokens must be identical on F32 files. On quantized files both engines round activations
 # to 8 bits, each its own way (~1e-2·σ rms per logit, so ~2e-2·σ on a difference of two logits from
 # engine to engine), which can flip a near-tie. There, every edgevlm pick is checked against
@@ -56,8 +64,8 @@ def sh(cmd, what, timeout=300):
     return p.stdout, time.time() - t0
 
 
-def edgevlm_generate(exe, model, logits_path, chunk, threads):
-    cmd = [exe, "generate", "-m", model, "--prompt-tokens", ",".join(map(str, PROMPT)), "-n", str(N_GEN),
+def edgevlm_generate(exe, model, prompt, logits_path, chunk, threads):
+    cmd = [exe, "generate", "-m", model, "--prompt-tokens", ",".join(map(str, prompt)), "-n", str(N_GEN),
            "--temp", "0", "--ignore-eos", "--print-token-ids", "-t", str(threads), "--chunk", str(chunk),
            "--kv-type", "f32"]  # exact cache: compared with F32 references at tight tolerances
     if logits_path:
@@ -69,9 +77,9 @@ def edgevlm_generate(exe, model, logits_path, chunk, threads):
     return [int(t) for t in lines[-1][4:].split()], dt
 
 
-def peer_generate(model, threads, force=None):
+def peer_generate(model, prompt, threads, force=None):
     cmd = ["node", os.path.join(ROOT, "bench", "peer", "greedy.mjs"), "--model", model,
-           "--tokens", ",".join(map(str, PROMPT)), "-n", str(N_GEN), "--top", "2", "--kv", "f32",
+           "--tokens", ",".join(map(str, prompt)), "-n", str(N_GEN), "--top", "2", "--kv", "f32",
            "--threads", str(threads)]
     if force:
         cmd += ["--force", ",".join(map(str, force))]
@@ -79,26 +87,26 @@ def peer_generate(model, threads, force=None):
     return json.loads(out.strip().splitlines()[-1]), dt
 
 
-def check_model(exe, workdir, name, gen_flags, kind, threads, log):
+def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log):
     path = os.path.join(workdir, name + ".gguf")
     sh([exe, "gen-model", "--out", path] + gen_flags, f"edgevlm gen-model {name}")
     fails = []
 
     logits_path = os.path.join(workdir, name + ".logits.f32")
-    ev_tokens, ev_dt = edgevlm_generate(exe, path, logits_path, 128, threads)
-    ev_chunked, _ = edgevlm_generate(exe, path, None, 5, threads)
+    ev_tokens, ev_dt = edgevlm_generate(exe, path, prompt, logits_path, 128, threads)
+    ev_chunked, _ = edgevlm_generate(exe, path, prompt, None, 5, threads)
     # One llama.cpp thread: its results do not depend on the thread count, and on a loaded 2-core
     # machine its spinning worker threads slow it down many times over.
     peer_threads = 1
-    peer, peer_dt = peer_generate(path, peer_threads)
+    peer, peer_dt = peer_generate(path, prompt, peer_threads)
     lc_tokens = peer["tokens"]
 
     t0 = time.time()
     ref = reference_llama.LlamaReference(path)
-    ref_logits = ref.forward(PROMPT, last_only=True)[-1].astype(np.float64)
+    ref_logits = ref.forward(prompt, last_only=True)[-1].astype(np.float64)
     ref_tokens = []
     if kind == "f32":
-        seq = list(PROMPT)
+        seq = list(prompt)
         for _ in range(N_GEN):
             nxt = int(np.argmax(ref.forward(seq, last_only=True)[-1]))
             ref_tokens.append(nxt)
@@ -114,7 +122,7 @@ def check_model(exe, workdir, name, gen_flags, kind, threads, log):
         sigma = ref_logits.std()
         d = np.abs(ev_logits - ref_logits)
         d_max, d_rms = d.max() / sigma, np.sqrt(np.mean(d * d)) / sigma
-        tol = TOL["f32" if kind == "f32" else "quant"]
+        tol = TOL[kind]
         if not (d_max <= tol["max"] and d_rms <= tol["rms"]):
             worst = int(np.argmax(d))
             fails.append(f"logits differ from the numpy reference: max {d_max:.2e}σ (tol {tol['max']:.0e}), "
@@ -133,7 +141,7 @@ def check_model(exe, workdir, name, gen_flags, kind, threads, log):
         else:
             # Teacher-forced: llama.cpp's pick at every step of edgevlm's sequence. Each disagreement
             # must be a near-tie in llama.cpp's own logits, with edgevlm's token its second choice.
-            forced, dt = peer_generate(path, peer_threads, force=ev_tokens)
+            forced, dt = peer_generate(path, prompt, peer_threads, force=ev_tokens)
             peer_dt += dt
             sigma = ref_logits.std()
             ties = []
@@ -174,25 +182,66 @@ def main():
     ap.add_argument("--edgevlm", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--vocab", required=True, help="GGUF whose tokenizer the random models copy (GPT-2)")
+    ap.add_argument("--vocab-phi3", required=True, help="Phi-3's vocab GGUF, for the phi3 models")
+    ap.add_argument("--only", help="comma-separated model names to run (default: all)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
-    common = ["--vocab-from", args.vocab, "--ctx", "512"]
+    common = ["--ctx", "512"]
     llama = ["--arch", "llama", "--embd", "128", "--layers", "3", "--heads", "4", "--kv-heads", "2",
-             "--ff", "256", "--seed", "11"] + common
+             "--ff", "256", "--seed", "11", "--vocab-from", args.vocab] + common
     qwen = ["--arch", "qwen2", "--qkv-bias", "--embd", "128", "--layers", "2", "--heads", "8", "--kv-heads", "2",
-            "--ff", "256", "--seed", "12", "--rope-base", "1000000"] + common
+            "--ff", "256", "--seed", "12", "--rope-base", "1000000", "--vocab-from", args.vocab] + common
+    # Llama 3.1's RoPE scaling (rope_freqs.weight) with an original context of 64, so that the scaled
+    # frequencies (wavelengths above 16 positions) turn by visibly different angles within the prompt.
+    llama3 = ["--arch", "llama", "--embd", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+              "--ff", "256", "--seed", "13", "--llama3-rope", "8,1,4,64", "--vocab-from", args.vocab] + common
+    # Qwen3: per-head q/k norms, head size 64 with 4 heads (q 256 wide on a 128 stream), tied output.
+    qwen3 = ["--arch", "qwen3", "--embd", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+             "--head-dim", "64", "--ff", "256", "--seed", "14", "--rope-base", "1000000", "--eps", "1e-6",
+             "--tied", "--vocab-from", args.vocab] + common
+    # Gemma 3: six layers so that the default pattern has five sliding-window layers (window 8, well
+    # inside the 40 positions) and one global one; one KV head as Gemma 3 1B; tied output; the
+    # linear RoPE scaling of Gemma 3 4B+ (factor 8, global layers only).
+    gemma3 = ["--arch", "gemma3", "--embd", "128", "--layers", "6", "--heads", "4", "--kv-heads", "1",
+              "--head-dim", "64", "--ff", "256", "--seed", "15", "--rope-base", "1000000", "--eps", "1e-6",
+              "--swa", "8", "--rope-linear", "8", "--tied", "--vocab-from", args.vocab] + common
+    # Phi-3: fused QKV and gate/up, partial rotary (24 of 32 dimensions, as Phi-4-mini's 0.75), LongRoPE
+    # with an original context of 256 (< the 512 both engines run with: the long factors).
+    phi3 = ["--arch", "phi3", "--embd", "128", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+            "--ff", "256", "--seed", "16", "--rot", "24", "--longrope", "256", "--vocab-from", args.vocab_phi3] + common
+    # LFM2: six layers, attention at 2 and 5 (the others 3-tap gated short convolutions), as the
+    # pattern of LFM2-350M begins; per-layer head_count_kv; tied output. Quantized as Q8_0: the gates
+    # (B ⊙ x, C ⊙ conv) multiply the 8-bit rounding of activations, and on a Q4_0 file llama.cpp's own
+    # logits are 0.034σ rms from the exact ones, beyond the tolerance below (edgevlm's equal llama.cpp's).
+    lfm2 = ["--arch", "lfm2", "--embd", "128", "--layers", "6", "--heads", "4", "--kv-heads", "2",
+            "--ff", "256", "--seed", "17", "--attn-layers", "2,5", "--rope-base", "1000000", "--tied",
+            "--vocab-from", args.vocab] + common
     models = [
         ("llama-f32", llama + ["--type", "f32"], "f32"),
         ("llama-q4_0", llama + ["--type", "q4_0"], "quant"),
         ("qwen2-bias-q8_0", qwen + ["--type", "q8_0"], "quant"),
+        ("llama3-rope-f32", llama3 + ["--type", "f32"], "f32"),
+        ("qwen3-f32", qwen3 + ["--type", "f32"], "f32"),
+        ("qwen3-q4_0", qwen3 + ["--type", "q4_0"], "quant"),
+        ("qwen3-f16", qwen3 + ["--type", "f16"], "f16"),
+        ("gemma3-f32", gemma3 + ["--type", "f32"], "f32"),
+        ("gemma3-q8_0", gemma3 + ["--type", "q8_0"], "quant"),
+        ("phi3-f32", phi3 + ["--type", "f32"], "f32"),
+        ("phi3-q4_0", phi3 + ["--type", "q4_0"], "quant"),
+        ("lfm2-f32", lfm2 + ["--type", "f32"], "f32"),
+        ("lfm2-q8_0", lfm2 + ["--type", "q8_0"], "quant"),
     ]
     t0 = time.time()
     print(f"parity: edgevlm vs llama.cpp (node-llama-cpp 3.21.1) greedy tokens and vs a numpy F32 reference's "
-          f"logits; {len(PROMPT)}-token prompt, {N_GEN} greedy tokens", flush=True)
+          f"logits; 24-token prompts, {N_GEN} greedy tokens", flush=True)
+    if args.only:
+        models = [m for m in models if m[0] in args.only.split(",")]
     ok = 0
     for name, flags, kind in models:
-        ok += check_model(args.edgevlm, args.workdir, name, flags, kind, args.threads, lambda s: print(s, flush=True))
+        prompt = PROMPT_PHI3 if name.startswith("phi3") else PROMPT
+        ok += check_model(args.edgevlm, args.workdir, name, flags, kind, prompt, args.threads,
+                          lambda s: print(s, flush=True))
     summary = f"parity: {ok}/{len(models)} models passed in {time.time() - t0:.0f}s"
     print(summary, flush=True)
     sys.exit(0 if ok == len(models) else 1)
