@@ -1,0 +1,199 @@
+// The hostile-file suite: one well-formed but hostile file per class, each given to the `edgevlm`
+// binary as a user would, in a child process whose peak RSS (wait4's ru_maxrss) is asserted below
+// a stated bound. Each must end in an error that names what is wrong, within that memory.
+//   bound = kRssPerFileByte × (the files' bytes) + kRssConstant
+// (the constant covers the binary, its libraries and a small model's working memory).
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "formats/gguf.h"
+#include "model/random_model.h"
+#include "vision/mmproj.h"
+
+namespace edgevlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr double kRssPerFileByte = 3.0;
+constexpr double kRssConstantMiB = 96.0;
+
+std::string binary_path() {
+  if (const char* b = std::getenv("EDGEVLM_BUILD_DIR")) return std::string(b) + "/edgevlm";
+  return (fs::read_symlink("/proc/self/exe").parent_path() / "edgevlm").string();
+}
+
+struct Outcome {
+  int rc = -1;
+  std::string err;
+  double peak_mib = 0;
+};
+
+// Runs the binary with args; stderr captured, stdout discarded; peak RSS of the child.
+Outcome run_child(const std::vector<std::string>& args) {
+  const fs::path err_path = fs::temp_directory_path() / ("edgevlm_hostile_" + std::to_string(getpid()) + ".err");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    FILE* e = std::fopen(err_path.c_str(), "w");
+    FILE* n = std::fopen("/dev/null", "w");
+    if (e) dup2(fileno(e), 2);
+    if (n) dup2(fileno(n), 1);
+    std::vector<char*> argv;
+    std::string bin = binary_path();
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  Outcome o;
+  int status = 0;
+  rusage ru{};
+  if (pid > 0 && wait4(pid, &status, 0, &ru) == pid) {
+    o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    o.peak_mib = double(ru.ru_maxrss) / 1024.0;
+  }
+  std::ifstream in(err_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  o.err = ss.str();
+  fs::remove(err_path);
+  return o;
+}
+
+class HostileFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(binary_path())) GTEST_SKIP() << "edgevlm binary not built at " << binary_path();
+    dir_ = fs::temp_directory_path() / ("edgevlm_hostile_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Runs and checks: exit status 1, the message has `needle`, peak RSS within the bound.
+  void expect_refused(const std::vector<std::string>& args, const std::vector<std::string>& files,
+                      const std::string& needle) {
+    double bytes = 0;
+    for (const auto& f : files) bytes += double(fs::file_size(f));
+    const double bound = kRssPerFileByte * bytes / (1 << 20) + kRssConstantMiB;
+    const Outcome o = run_child(args);
+    EXPECT_EQ(o.rc, 1) << o.err;
+    EXPECT_NE(o.err.find(needle), std::string::npos) << o.err;
+    EXPECT_LT(o.peak_mib, bound) << "peak RSS " << o.peak_mib << " MiB for " << bytes / (1 << 20) << " MiB of files";
+    std::printf("[hostile] %-40s peak RSS %6.1f MiB (bound %.1f MiB, files %.2f MiB)\n", needle.c_str(), o.peak_mib,
+                bound, bytes / (1 << 20));
+  }
+
+  fs::path dir_;
+};
+
+std::vector<uint8_t> read_file(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+void write_file(const std::string& p, const std::vector<uint8_t>& b) {
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+
+// Points every tensor's data at the first tensor's bytes where it fits there (the shape stays),
+// by rewriting the offset fields of the tensor table: the memory bomb of many matrices over one
+// stretch of bytes, each of which would get its own prepared copy.
+std::vector<uint8_t> overlap_tensors(std::vector<uint8_t> bytes) {
+  auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "x");
+  const GGUFTensorInfo& first = f->tensors().at(0);
+  for (size_t i = 1; i < f->tensors().size(); ++i) {
+    const GGUFTensorInfo& t = f->tensors()[i];
+    // The info: u64 name length, name, u32 n_dims, i64 × n_dims, u32 type, u64 offset.
+    std::vector<uint8_t> key(8 + t.name.size());
+    const uint64_t len = t.name.size();
+    std::memcpy(key.data(), &len, 8);
+    std::memcpy(key.data() + 8, t.name.data(), t.name.size());
+    auto at = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
+    if (at == bytes.end()) continue;
+    const size_t off_at = size_t(at - bytes.begin()) + key.size() + 4 + 8 * t.ne.size() + 4;
+    std::memcpy(bytes.data() + off_at, &first.offset, 8);
+  }
+  return bytes;
+}
+
+std::string write_llm(const std::string& p) {
+  RandomLlamaSpec s;
+  s.n_embd = 64, s.n_layer = 8, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 128, s.n_ctx = 128;
+  s.vocab_from = std::string(EDGEVLM_SOURCE_DIR) + "/tests/vision_parity/fixtures/tiny.gguf";
+  s.weight_type = GGMLType::Q8_0;
+  write_random_llama(p, s);
+  return p;
+}
+
+TEST_F(HostileFiles, DecoderWithOverlappingTensors) {
+  const std::string good = write_llm(path("good.gguf")), bad = path("overlap.gguf");
+  write_file(bad, overlap_tensors(read_file(good)));
+  expect_refused({"generate", "-m", bad, "--prompt-tokens", "1,2,3", "-n", "2"}, {bad}, "overlap");
+}
+
+TEST_F(HostileFiles, MmprojWithOverlappingTensors) {
+  RandomMmprojSpec spec;
+  spec.weight_type = GGMLType::Q8_0;
+  const std::vector<uint8_t> good = make_random_mmproj(spec).writer().serialize();
+  const std::string llm = write_llm(path("llm.gguf")), bad = path("overlap-mmproj.gguf");
+  write_file(bad, overlap_tensors(good));
+  expect_refused({"run", "-m", llm, "--mmproj", bad, "-p", "hi", "-n", "2"}, {llm, bad}, "overlap");
+}
+
+TEST_F(HostileFiles, MmprojPatchCountBomb) {
+  RandomMmproj r = make_random_mmproj({});
+  for (auto& kv : r.keys) {
+    if (kv.first == "clip.vision.image_size") kv.second = GGUFValue::from_u32(1024);
+    if (kv.first == "clip.vision.patch_size") kv.second = GGUFValue::from_u32(1);
+  }
+  const std::string llm = write_llm(path("llm.gguf")), bad = path("patches.gguf");
+  write_file(bad, r.writer().serialize());
+  expect_refused({"run", "-m", llm, "--mmproj", bad, "-p", "hi", "-n", "2"}, {llm, bad}, "patches per tile");
+}
+
+TEST_F(HostileFiles, MetadataBomb) {
+  // Two million empty nested arrays: 24 MB of file that would parse into hundreds of MB.
+  std::vector<uint8_t> b;
+  auto u32 = [&](uint32_t v) { b.insert(b.end(), reinterpret_cast<uint8_t*>(&v), reinterpret_cast<uint8_t*>(&v) + 4); };
+  auto u64 = [&](uint64_t v) { b.insert(b.end(), reinterpret_cast<uint8_t*>(&v), reinterpret_cast<uint8_t*>(&v) + 8); };
+  const uint64_t n = 2000000;
+  b.insert(b.end(), {'G', 'G', 'U', 'F'});
+  u32(3), u64(0), u64(1), u64(4);
+  b.insert(b.end(), {'b', 'o', 'm', 'b'});
+  u32(uint32_t(GGUFType::ARRAY)), u32(uint32_t(GGUFType::ARRAY)), u64(n);
+  for (uint64_t i = 0; i < n; ++i) u32(uint32_t(GGUFType::UINT8)), u64(0);
+  const std::string bad = path("metadata.gguf");
+  write_file(bad, b);
+  expect_refused({"generate", "-m", bad, "-p", "hi"}, {bad}, "metadata would take more than");
+}
+
+TEST_F(HostileFiles, NanInAWeightTheLoaderRequantizes) {
+  RandomMmprojSpec spec;
+  spec.n_ff = 40;
+  spec.weight_type = GGMLType::Q8_0;
+  RandomMmproj r = make_random_mmproj(spec);
+  r.find("v.blk.0.ffn_down.weight")->values[3] = std::nanf("");
+  const std::string llm = write_llm(path("llm.gguf")), bad = path("nan.gguf");
+  write_file(bad, r.writer().serialize());
+  expect_refused({"run", "-m", llm, "--mmproj", bad, "-p", "hi", "-n", "2"}, {llm, bad}, "is NaN");
+}
+
+}  // namespace
+}  // namespace edgevlm
