@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "engine/prefill.h"
 #include "model/llm.h"
 #include "model/tokenizer.h"
 
@@ -77,6 +78,10 @@ void Session::attach_image_pixels(Image img, const std::string& name) {
 }
 
 void Session::enqueue(std::shared_ptr<Job> job) {
+  {
+    std::lock_guard<std::mutex> lk(state_mu_);
+    job->epoch = epoch_;
+  }
   pending_.push_back({job->name, job->promise.get_future()});
   {
     std::lock_guard<std::mutex> lk(q_mu_);
@@ -103,8 +108,16 @@ void Session::worker_main() {
       const double decode_ms = t.elapsed_ms();
       auto e = std::make_shared<ImageEmbeddings>(engine_->encode(img, job->name));
       e->preprocess_ms += decode_ms;
-      job->promise.set_value(std::move(e));
+      {
+        std::lock_guard<std::mutex> lk(state_mu_);
+        if (job->epoch == epoch_ && opt_.prefill_while_typing && !raw_) prefill_next_image(*e);
+      }
+      job->promise.set_value(std::move(e));  // after the prefill: ask() waits for both
     } catch (...) {
+      {
+        std::lock_guard<std::mutex> lk(state_mu_);
+        if (job->epoch == epoch_) early_.broken = true;  // later images cannot extend the turn in order
+      }
       job->promise.set_exception(std::current_exception());
     }
   }
@@ -127,9 +140,9 @@ void Session::cancel() {
   if (running_) cancel_.store(true);
 }
 
-// Generates from a prompt that extends the cache; on an error or a cancel during the prefill the
-// cache goes back to where it was (a checkpoint, which also covers LFM2's convolution state).
-GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, const TextCallback& on_text) {
+// The rollback point is a checkpoint, which also covers LFM2's convolution state.
+GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, const TextCallback& on_text,
+                                       const KvCache::Checkpoint& rollback, const std::vector<int32_t>& history) {
   const int room = cache_->n_ctx() - cache_->n_past();
   EV_CHECK(vp.n_positions < room,
            "this turn takes %d positions (%d of them image) but the context has %d left of %d; reset the "
@@ -139,21 +152,90 @@ GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, c
   const bool capped = gp.n_predict < 0 || gp.n_predict > room - vp.n_positions;
   gp.n_predict = capped ? room - vp.n_positions : gp.n_predict;
   gp.cancel = &cancel_;
-  const KvCache::Checkpoint before = cache_->checkpoint();
   Generator gen(engine_->llm(), engine_->tokenizer(), *cache_, engine_->pool());
   GenerateResult r;
   begin_run();
   try {
-    r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, vp.text_tokens());
+    r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, history);
   } catch (...) {
     end_run();
-    cache_->restore(before);
+    cache_->restore(rollback);
     throw;
   }
   end_run();
-  if (r.cancelled_in_prefill) cache_->restore(before);
+  if (r.cancelled_in_prefill) cache_->restore(rollback);
   if (capped && r.stop_reason == StopReason::MaxTokens) r.stop_reason = StopReason::ContextFull;
   return r;
+}
+
+std::string Session::turn_delta(const std::string& content, std::string* full_out,
+                                std::vector<ChatMessage>* msgs_out) const {
+  const ChatTemplate tmpl = engine_->chat_template();
+  std::vector<ChatMessage> msgs = history_;
+  msgs.push_back({"user", content});
+  std::string full = apply_chat_template(tmpl, msgs, true);
+  std::string delta;
+  if (cache_->n_past() == 0 && !early_.active) {
+    delta = full;
+  } else {
+    const std::string known = rendered_ + last_answer_;
+    if (full.compare(0, known.size(), known) == 0) {
+      delta = full.substr(known.size());
+    } else {
+      // The template rewrote the answer (Llama-3 trims it): continue from where it ends there.
+      const std::string closed = apply_chat_template(tmpl, history_, false);
+      EV_CHECK(full.compare(0, closed.size(), closed) == 0, "chat template %s: a turn does not extend the conversation",
+               chat_template_name(tmpl));
+      const std::string a = trim_ws(last_answer_);
+      const size_t at = a.empty() ? std::string::npos : closed.rfind(a);
+      delta = (at == std::string::npos ? std::string() : closed.substr(at + a.size())) + full.substr(closed.size());
+    }
+  }
+  if (full_out) *full_out = std::move(full);
+  if (msgs_out) *msgs_out = std::move(msgs);
+  return delta;
+}
+
+void Session::prefill_next_image(const ImageEmbeddings& e) {
+  if (early_.broken) return;
+  Timer t;
+  const int k = early_.n_images + 1;
+  // The turn with k images before a question not yet known: its text up to the end of the k-th
+  // image placeholder does not depend on the question (nor on images attached later).
+  std::string delta;
+  try {
+    delta = turn_delta(add_image_placeholders("?", k));
+  } catch (const Error&) {
+    early_.broken = true;
+    return;
+  }
+  size_t at = std::string::npos, from = 0;
+  for (int i = 0; i < k; ++i, from = at + kImagePlaceholder.size())
+    if ((at = delta.find(kImagePlaceholder, from)) == std::string::npos) break;
+  if (at == std::string::npos || delta.compare(0, early_.text.size(), early_.text) != 0) {
+    early_.broken = true;
+    return;
+  }
+  const std::string prefix = delta.substr(0, at + kImagePlaceholder.size());
+  const bool fresh = !early_.active;
+  const KvCache::Checkpoint before = fresh ? cache_->checkpoint() : early_.before;
+  const Tokenizer& tok = engine_->tokenizer();
+  const VlmPrompt vp = assemble_prompt(engine_->llm(), tok, engine_->markers(), prefix.substr(early_.text.size()), {&e},
+                                       fresh && before.n_past == 0 && tok.add_bos_default());
+  // Leave room for the question and the answer; if it does not fit, ask() reports it the plain way.
+  if (vp.n_positions >= cache_->n_ctx() - cache_->n_past()) {
+    early_.broken = true;
+    return;
+  }
+  prefill_chunked(engine_->llm(), *cache_, vp.embeddings.data(), vp.n_positions, kDefaultPrefillChunk, engine_->pool());
+  early_.active = true;
+  early_.before = before;
+  early_.n_images = k;
+  early_.text = prefix;
+  for (int32_t id : vp.text_tokens()) early_.tokens.push_back(id);
+  early_.n_positions += vp.n_positions;
+  early_.n_image_positions += vp.n_image_positions;
+  early_.ms += t.elapsed_ms();
 }
 
 SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const TextCallback& on_text) {
@@ -181,41 +263,49 @@ SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const
     ans.vit_ms += e->vit_ms + e->projector_ms;
   }
 
-  // The new turn's text: what the full conversation renders to beyond what the cache already holds.
+  std::lock_guard<std::mutex> lk(state_mu_);
+  std::string full;
+  std::vector<ChatMessage> msgs;
+  const std::string delta = turn_delta(add_image_placeholders(question, int(embs.size())), &full, &msgs);
   const ChatTemplate tmpl = engine_->chat_template();
-  std::vector<ChatMessage> msgs = history_;
-  msgs.push_back({"user", add_image_placeholders(question, int(embs.size()))});
-  const std::string full = apply_chat_template(tmpl, msgs, true);
-  std::string delta;
-  const bool first = cache_->n_past() == 0;
-  if (first) {
-    delta = full;
-  } else {
-    const std::string known = rendered_ + last_answer_;
-    if (full.compare(0, known.size(), known) == 0) {
-      delta = full.substr(known.size());
-    } else {
-      // The template rewrote the answer (Llama-3 trims it): continue from where it ends there.
-      const std::string closed = apply_chat_template(tmpl, history_, false);
-      EV_CHECK(full.compare(0, closed.size(), closed) == 0, "chat template %s: a turn does not extend the conversation",
-               chat_template_name(tmpl));
-      const std::string a = trim_ws(last_answer_);
-      const size_t at = a.empty() ? std::string::npos : closed.rfind(a);
-      delta = (at == std::string::npos ? std::string() : closed.substr(at + a.size())) + full.substr(closed.size());
+  const Tokenizer& tok = engine_->tokenizer();
+
+  // Use what was prefilled while the user typed, if this turn extends it exactly.
+  EarlyPrefill early = std::move(early_);
+  early_ = EarlyPrefill{};
+  if (early.active) {
+    const char* why = early.broken                             ? "an image failed or did not fit"
+                      : !ans.image_errors.empty()              ? "an image failed"
+                      : early.n_images != int(embs.size())     ? "not every image was prefilled"
+                      : count_image_placeholders(question) > 0 ? "the question places its images itself"
+                      : delta.compare(0, early.text.size(), early.text) != 0
+                          ? "the turn does not begin with the prefilled text"
+                          : nullptr;
+    if (why) {
+      ans.prefill_note = std::string("prefill while typing not used: ") + why;
+      cache_->restore(early.before);
+      early = EarlyPrefill{};
     }
   }
-
+  const bool first = (early.active ? early.before.n_past : cache_->n_past()) == 0;
   std::vector<const ImageEmbeddings*> ptrs;
-  for (const auto& e : embs) ptrs.push_back(e.get());
-  const Tokenizer& tok = engine_->tokenizer();
-  VlmPrompt vp = assemble_prompt(engine_->llm(), tok, engine_->markers(), delta, ptrs, first && tok.add_bos_default());
-  ans.n_positions = vp.n_positions;
-  ans.n_image_positions = vp.n_image_positions;
+  if (!early.active)
+    for (const auto& e : embs) ptrs.push_back(e.get());
+  const std::string rest = early.active ? delta.substr(early.text.size()) : delta;
+  VlmPrompt vp = assemble_prompt(engine_->llm(), tok, engine_->markers(), rest, ptrs,
+                                 first && !early.active && tok.add_bos_default());
+  std::vector<int32_t> history = early.tokens;
+  for (int32_t t : vp.text_tokens()) history.push_back(t);
+  ans.n_positions = early.n_positions + vp.n_positions;
+  ans.n_image_positions = early.n_image_positions + vp.n_image_positions;
+  ans.n_prefilled_while_typing = early.n_positions;
+  ans.prefill_while_typing_ms = early.ms;
   for (const std::string& s : chat_template_stop_strings(tmpl))
     if (std::find(gp.stop_strings.begin(), gp.stop_strings.end(), s) == gp.stop_strings.end())
       gp.stop_strings.push_back(s);
 
-  ans.result = run_generation(vp, gp, on_text);
+  const KvCache::Checkpoint rollback = early.active ? early.before : cache_->checkpoint();
+  ans.result = run_generation(vp, gp, on_text, rollback, history);
   if (ans.result.cancelled_in_prefill) return ans;  // the turn is dropped
   history_ = std::move(msgs);
   history_.push_back({"assistant", ans.result.text});
@@ -235,6 +325,7 @@ GenerateResult Session::complete(const std::vector<int32_t>& prompt, GeneratePar
   EV_CHECK(prompt.size() < size_t(cache_->n_ctx() - cache_->n_past()),
            "prompt of %zu tokens does not fit the context (%d of %d positions free)", prompt.size(),
            cache_->n_ctx() - cache_->n_past(), cache_->n_ctx());
+  std::lock_guard<std::mutex> lk(state_mu_);
   raw_ = true;
   VlmPrompt vp;
   vp.n_embd = engine_->llm().config().n_embd;
@@ -242,10 +333,11 @@ GenerateResult Session::complete(const std::vector<int32_t>& prompt, GeneratePar
   vp.tokens = prompt;
   vp.embeddings.resize(prompt.size() * size_t(vp.n_embd));
   engine_->llm().embed_tokens(prompt.data(), vp.n_positions, vp.embeddings.data());
-  return run_generation(vp, gp, on_text);
+  return run_generation(vp, gp, on_text, cache_->checkpoint(), prompt);
 }
 
 void Session::set_system_prompt(const std::string& text) {
+  std::lock_guard<std::mutex> lk(state_mu_);
   opt_.system_prompt = text;
   if (cache_->n_past() == 0) {
     history_.clear();
@@ -260,6 +352,9 @@ void Session::reset() {
     queue_.clear();
   }
   pending_.clear();  // an encode in progress finishes into a future nobody reads
+  std::lock_guard<std::mutex> lk(state_mu_);
+  ++epoch_;
+  early_ = EarlyPrefill{};
   cache_->clear();
   history_.clear();
   if (!opt_.system_prompt.empty()) history_.push_back({"system", opt_.system_prompt});

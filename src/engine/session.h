@@ -5,6 +5,16 @@
 // KV cache keeps the conversation across ask() calls, so a turn prefills only its own new tokens;
 // reset() starts a new one.
 //
+// Prefill while typing (beyond the paper): the turn's images come before the question (every chat
+// template puts the user's images first unless the question places them with <image>), so the
+// turn's text up to its last image — the template's user prefix and the image positions — is the
+// same whatever the question. The background thread prefills it into the KV cache as soon as each
+// image is encoded; ask() then prefills only the question's own tokens. The tokens are exactly
+// those of the plain path (the text is cut at image boundaries, where the prompt is tokenized in
+// pieces anyway). When the question places its images, an image failed, or the rendered turn does
+// not extend what was prefilled, ask() rolls the cache back and takes the plain path
+// (SessionAnswer::prefill_note says why).
+//
 // Threads: a Session is used from one thread at a time, except cancel(), which any thread may call
 // while ask() runs. Sessions of one engine are independent and may run concurrently.
 #pragma once
@@ -34,6 +44,7 @@ struct SessionOptions {
   int n_ctx = 0;                  // 0: the engine's (EngineOptions::n_ctx)
   std::optional<KvType> kv_type;  // unset: the engine's
   std::string system_prompt;
+  bool prefill_while_typing = true;  // see above; false: images are prefilled only at ask()
 };
 
 struct SessionAnswer {
@@ -43,8 +54,11 @@ struct SessionAnswer {
   int n_tiles = 0;
   std::vector<Grid> grids;  // each image's tile grid
   double vit_ms = 0;       // their ViT + projector time (mostly spent before ask() when decoupled)
-  int n_positions = 0;     // positions this turn prefilled
+  int n_positions = 0;     // positions this turn prefilled (while typing and at ask())
   int n_image_positions = 0;
+  int n_prefilled_while_typing = 0;  // of n_positions, done in the background before ask()
+  double prefill_while_typing_ms = 0;
+  std::string prefill_note;  // why a prefill done while typing was not used, when it was not
   // Images whose background decode or encode failed ("NAME: why"); the turn went on without them.
   std::vector<std::string> image_errors;
 };
@@ -97,6 +111,7 @@ class Session {
 
  private:
   struct Job {
+    uint64_t epoch = 0;  // the conversation it belongs to (reset() starts a new one)
     std::string name;
     std::vector<uint8_t> bytes;  // encoded image, or
     Image pixels;                // decoded pixels
@@ -107,7 +122,18 @@ class Session {
   // Marks the start/end of a generation so that cancel() reaches only a running one.
   void begin_run();
   void end_run();
-  GenerateResult run_generation(const VlmPrompt& vp, GenerateParams gp, const TextCallback& on_text);
+  // Generates from vp (appended to the cache); on an error or a cancel during the prefill the
+  // cache goes back to `rollback`.
+  GenerateResult run_generation(const VlmPrompt& vp, GenerateParams gp, const TextCallback& on_text,
+                                const KvCache::Checkpoint& rollback, const std::vector<int32_t>& history);
+  // The text this turn adds to the cache for a user message `content`: the whole rendering on the
+  // first turn, else what follows the previous answer. full/msgs: the rendered conversation and
+  // its messages with the turn.
+  std::string turn_delta(const std::string& content, std::string* full = nullptr,
+                         std::vector<ChatMessage>* msgs = nullptr) const;
+  // The background half of prefill while typing: extends the cache by the turn's text up to the
+  // end of the next image and that image. Called with state_mu_ held.
+  void prefill_next_image(const ImageEmbeddings& e);
 
   std::shared_ptr<const Engine> engine_;
   SessionOptions opt_;
@@ -125,6 +151,21 @@ class Session {
     std::future<std::shared_ptr<ImageEmbeddings>> embeddings;
   };
   std::vector<Pending> pending_;
+
+  // The turn's part prefilled while typing (see above).
+  struct EarlyPrefill {
+    bool active = false;   // the cache holds part of the coming turn
+    bool broken = false;   // an image failed or did not fit: ask() rolls back
+    KvCache::Checkpoint before;
+    int n_images = 0;      // images covered
+    std::string text;      // the turn's text up to the end of the last covered image placeholder
+    std::vector<int32_t> tokens;  // its text tokens (the repetition penalty's history)
+    int n_positions = 0, n_image_positions = 0;
+    double ms = 0;
+  };
+  EarlyPrefill early_;
+  uint64_t epoch_ = 0;    // bumped by reset()
+  std::mutex state_mu_;   // the cache and the conversation: background prefill vs ask/reset/complete
 
   std::mutex run_mu_;
   bool running_ = false;

@@ -181,7 +181,7 @@ TEST(Session, EveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
     GenerateParams gp = greedy(n);
     gp.chunk_size = v.chunk > 0 ? v.chunk : n_prompt;
     SessionAnswer a = s.ask(q, gp);
-    EXPECT_EQ(a.result.n_prompt, n_prompt);
+    EXPECT_EQ(a.n_positions, n_prompt);
     EXPECT_EQ(a.result.tokens, want) << "decoupled session";
   }
 }
@@ -352,6 +352,53 @@ TEST(Session, FailedOrCancelledTurnLeavesAnLfm2ConversationIntact) {
   if (s.n_past() == n_past) EXPECT_EQ(s.ask("And then?", greedy(6)).result.tokens, want);
 }
 
+// Prefill while typing: the turn's text up to its last image is in the cache before ask(); the
+// answers are those of the plain path, over several turns and templates, and ask() falls back (and
+// says why) when the question places its images itself.
+TEST(Session, PrefillWhileTypingGivesTheSameTokens) {
+  for (const char* tmpl : {"chatml", "llama3", "none"}) {
+    SCOPED_TRACE(tmpl);
+    EngineOptions o = fixture_options();
+    o.chat_template = tmpl;
+    auto engine = Engine::load(o);
+    SessionOptions on, off;
+    on.system_prompt = off.system_prompt = "Be brief.";
+    off.prefill_while_typing = false;
+    Session a(engine, on), b(engine, off);
+    struct Turn {
+      std::vector<std::string> images;
+      std::string question;
+    };
+    const std::vector<Turn> turns = {{{"square.png", "wide.png"}, "What are they?"},
+                                     {{}, "And the colour?"},
+                                     {{"tall.png"}, "And this one?"},
+                                     {{"big.png"}, "Compare <image> with the first."}};
+    for (size_t i = 0; i < turns.size(); ++i) {
+      SCOPED_TRACE(i);
+      for (const auto& img : turns[i].images) {
+        a.attach_image(fixture(img));
+        b.attach_image(fixture(img));
+      }
+      // Typing: the background prefill finishes before the question comes.
+      for (int w = 0; w < 500 && !turns[i].images.empty(); ++w)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      const SessionAnswer x = a.ask(turns[i].question, greedy(6));
+      const SessionAnswer y = b.ask(turns[i].question, greedy(6));
+      EXPECT_EQ(x.result.tokens, y.result.tokens);
+      EXPECT_EQ(x.n_positions, y.n_positions);
+      EXPECT_EQ(a.n_past(), b.n_past());
+      EXPECT_EQ(y.n_prefilled_while_typing, 0);
+      if (i == 3) {
+        EXPECT_EQ(x.n_prefilled_while_typing, 0);
+        EXPECT_NE(x.prefill_note.find("places its images"), std::string::npos) << x.prefill_note;
+      } else if (!turns[i].images.empty()) {
+        EXPECT_GT(x.n_prefilled_while_typing, x.n_image_positions - 1) << x.prefill_note;
+        EXPECT_LT(x.result.n_prompt, y.result.n_prompt);  // only the question was left for ask()
+      }
+    }
+  }
+}
+
 TEST(Session, DestroyMidEncodeDoesNotHang) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int rep = 0; rep < 3; ++rep) {
@@ -377,12 +424,12 @@ TEST(Session, MultiTurnKeepsTheCache) {
   s.attach_image(fixture("square.png"));
   SessionAnswer a1 = s.ask("What is it?", greedy(6));
   const int after1 = s.n_past();
-  EXPECT_EQ(after1, a1.result.n_prompt + int(a1.result.tokens.size()));
+  EXPECT_EQ(after1, a1.n_positions + int(a1.result.tokens.size()));
   SessionAnswer a2 = s.ask("And the colour?", greedy(6));
   EXPECT_EQ(a2.n_images, 0);
   // the second turn prefilled only its own text, on top of the first
-  EXPECT_EQ(s.n_past(), after1 + a2.result.n_prompt + int(a2.result.tokens.size()));
-  EXPECT_LT(a2.result.n_prompt, a1.result.n_prompt);
+  EXPECT_EQ(s.n_past(), after1 + a2.n_positions + int(a2.result.tokens.size()));
+  EXPECT_LT(a2.n_positions, a1.n_positions);
   s.reset();
   EXPECT_EQ(s.n_past(), 0);
 }
@@ -404,7 +451,7 @@ TEST(Session, ImagesInLaterTurnsAndOtherTemplates) {
     EXPECT_EQ(a1.n_images, 1);
     EXPECT_EQ(a2.n_images, 1);
     EXPECT_GT(a2.n_tiles, 0);
-    EXPECT_EQ(s.n_past(), after1 + a2.result.n_prompt + int(a2.result.tokens.size()));
+    EXPECT_EQ(s.n_past(), after1 + a2.n_positions + int(a2.result.tokens.size()));
   }
 }
 
@@ -454,7 +501,10 @@ long resident_kb(const std::string& file_name) {
 
 TEST(Session, LowMemoryDropsTheLlmPagesForAnEncode) {
   if (!std::ifstream("/proc/self/smaps")) GTEST_SKIP() << "no /proc/self/smaps";
-  auto sp = open_session(fixture_options(true));
+  // Without prefill while typing: it would page the weights back in right after the encode.
+  SessionOptions so;
+  so.prefill_while_typing = false;
+  auto sp = open_session(fixture_options(true), so);
   Session& s = *sp;
   s.attach_image(fixture("square.png"));
   s.ask("What is it?", greedy(2));
