@@ -1,0 +1,215 @@
+// AVX2 dots of matmul_blocks (ops/matmul_blocks.h): each weight block is unpacked in registers
+// to bytes and multiplied with the int8 activations by maddubs; sub-block scales are applied in
+// int16/int32 (madd), the block scales in float once per block.
+#include "ops/matmul_blocks.h"
+
+#if defined(__AVX2__)
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "ops/simd_avx2.h"
+
+namespace edgevlm::detail {
+namespace {
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+// 16 bytes of Q4_0-ordered nibbles → 32 bytes 0..15 in element order.
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+
+// The 32 bits of a Q5 block's qh → 32 bytes, 0x10 where the bit is set.
+inline __m256i fifth_bits(const uint8_t* qh) {
+  uint32_t h;
+  std::memcpy(&h, qh, 4);
+  // Byte i of the result looks at byte i / 8 of h, then tests bit i % 8.
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int(h)), shuf);
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+  v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// ---- 32-element types against Act32 --------------------------------------------------------
+
+template <GGMLType T>
+float dot_legacy(const void* w, const void* a, int64_t nb) {
+  const Act32* x = static_cast<const Act32*>(a);
+  __m256 acc = _mm256_setzero_ps();
+  float offs = 0;  // the per-block offset terms (m·d_x·Σq, or −16·d·d_x·Σq)
+  for (int64_t i = 0; i < nb; ++i) {
+    const __m256i qx = load32(x[i].qs);
+    __m256i sumi;
+    float d;
+    if constexpr (T == GGMLType::Q4_1) {
+      const BlockQ4_1& b = static_cast<const BlockQ4_1*>(w)[i];
+      sumi = simd::dot_u8i8(unpack_nibbles(b.qs), qx);
+      d = h2f(b.d) * x[i].d;
+      offs += h2f(b.m) * x[i].d * float(x[i].sum);
+    } else if constexpr (T == GGMLType::Q5_0) {
+      const BlockQ5_0& b = static_cast<const BlockQ5_0*>(w)[i];
+      sumi = simd::dot_u8i8(_mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)), qx);
+      d = h2f(b.d) * x[i].d;
+      offs -= 16.0f * d * float(x[i].sum);
+    } else if constexpr (T == GGMLType::Q5_1) {
+      const BlockQ5_1& b = static_cast<const BlockQ5_1*>(w)[i];
+      sumi = simd::dot_u8i8(_mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)), qx);
+      d = h2f(b.d) * x[i].d;
+      offs += h2f(b.m) * x[i].d * float(x[i].sum);
+    } else {  // IQ4_NL: the 16 levels looked up by pshufb
+      const BlockIQ4_NL& b = static_cast<const BlockIQ4_NL*>(w)[i];
+      const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+      sumi = simd::dot_i8i8(_mm256_shuffle_epi8(lut, unpack_nibbles(b.qs)), qx);
+      d = h2f(b.d) * x[i].d;
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return simd::hsum(acc) + offs;
+}
+
+// ---- K-quants against Q8_K -----------------------------------------------------------------
+
+// Q4_K / Q5_K scales and mins as 16 bytes: scales 0-7, then mins 0-7.
+inline void unpack_scale_min(const uint8_t* packed, uint8_t* out) {
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  const uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
+  u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);  // mins 4-7
+  const uint32_t mins03 = u[1] & lo6;
+  u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);  // scales 4-7
+  u[2] = mins03;
+  u[0] &= lo6;  // scales 0-3
+  std::memcpy(out, u, 16);
+}
+
+// Σ_s m_s·(bsums[2s] + bsums[2s + 1]) for 8 mins given as bytes.
+inline int kquant_min_sum(const uint8_t* mins, const int16_t* bsums) {
+  const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
+  const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums));
+  const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8));
+  __m128i p = _mm_madd_epi16(m16, _mm_hadd_epi16(b0, b1));
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(p);
+}
+
+template <bool five>
+float dot_q45_k(const void* w, const void* a, int64_t nb) {
+  using Block = std::conditional_t<five, BlockQ5_K, BlockQ4_K>;
+  const Block* b = static_cast<const Block*>(w);
+  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float acc_m = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    alignas(16) uint8_t sm[16];
+    unpack_scale_min(b[i].scales, sm);
+    __m256i sumi = _mm256_setzero_si256();
+    __m256i hb;
+    if constexpr (five) hb = load32(b[i].qh);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i q = load32(b[i].qs + 32 * j);
+      __m256i lo = _mm256_and_si256(q, m4);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (five) {
+        const __m256i one = _mm256_set1_epi8(1);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
+      }
+      const __m256i p0 = _mm256_maddubs_epi16(lo, load32(x[i].qs + 64 * j));
+      const __m256i p1 = _mm256_maddubs_epi16(hi, load32(x[i].qs + 64 * j + 32));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sm[2 * j])));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sm[2 * j + 1])));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(b[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    acc_m += x[i].d * h2f(b[i].dmin) * float(kquant_min_sum(sm + 8, x[i].bsums));
+  }
+  return simd::hsum(acc) - acc_m;
+}
+
+float dot_q6_k(const void* w, const void* a, int64_t nb) {
+  const BlockQ6_K* b = static_cast<const BlockQ6_K*>(w);
+  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    // The −32 offset through the activation sums: Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bsum.
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].scales)));
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums));
+    __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
+    sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = load32(b[i].ql + 64 * h), ql1 = load32(b[i].ql + 64 * h + 32);
+      const __m256i qh = load32(b[i].qh + 32 * h);
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
+      };
+      for (int s = 0; s < 4; ++s) {
+        const int sub = 8 * h + 2 * s;  // the two 16-element sub-blocks of these 32 elements
+        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(b[i].scales[sub + 1]), _mm_set1_epi16(b[i].scales[sub]));
+        const __m256i p = _mm256_maddubs_epi16(q[s], load32(x[i].qs + 128 * h + 32 * s));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(b[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return simd::hsum(acc);
+}
+
+float dot_iq4_xs(const void* w, const void* a, int64_t nb) {
+  const BlockIQ4_XS* b = static_cast<const BlockIQ4_XS*>(w);
+  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    __m256i sumi = _mm256_setzero_si256();
+    for (int s = 0; s < 8; ++s) {
+      const __m256i v = _mm256_shuffle_epi8(lut, unpack_nibbles(b[i].qs + 16 * s));
+      const __m256i xv = load32(x[i].qs + 32 * s);
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xv, v));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(int16_t(iq4xs_scale(b[i], s) - 32))));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(b[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+  }
+  return simd::hsum(acc);
+}
+
+}  // namespace
+
+BlockDot block_dot_avx2(GGMLType t) {
+  switch (t) {
+    case GGMLType::Q4_1: return dot_legacy<GGMLType::Q4_1>;
+    case GGMLType::Q5_0: return dot_legacy<GGMLType::Q5_0>;
+    case GGMLType::Q5_1: return dot_legacy<GGMLType::Q5_1>;
+    case GGMLType::IQ4_NL: return dot_legacy<GGMLType::IQ4_NL>;
+    case GGMLType::Q4_K: return dot_q45_k<false>;
+    case GGMLType::Q5_K: return dot_q45_k<true>;
+    case GGMLType::Q6_K: return dot_q6_k;
+    case GGMLType::IQ4_XS: return dot_iq4_xs;
+    default: return nullptr;  // Q2_K, Q3_K: the scalar dot
+  }
+}
+
+}  // namespace edgevlm::detail
+
+#else  // no AVX2 at compile time
+
+namespace edgevlm::detail {
+BlockDot block_dot_avx2(GGMLType) { return nullptr; }
+}  // namespace edgevlm::detail
+
+#endif
