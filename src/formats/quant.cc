@@ -6,6 +6,15 @@
 
 #include "core/error.h"
 
+// The quantizers' searches compare float sums; a fused multiply-add rounds differently and flips
+// some of their choices. GCC fuses by default where the ISA has FMA (aarch64), so it is turned off
+// here: files written on every CPU equal ggml's reference build (x86, no FMA in libggml-base).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 namespace edgevlm {
 
 const int8_t kIQ4NLValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
