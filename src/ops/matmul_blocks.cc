@@ -188,6 +188,8 @@ BlockDot block_dot(GGMLType t, BlockKernels k) {
   }
 }
 
+BlockDotRows block_dot4(GGMLType t, BlockKernels k) { return k == BlockKernels::Avx2 ? block_dot4_avx2(t) : nullptr; }
+
 size_t block_act_bytes(GGMLType t, int64_t n) {
   return block_uses_q8k(t) ? size_t(n / kQK_K) * sizeof(BlockQ8_K) : size_t(n / kQK) * sizeof(Act32);
 }
@@ -248,6 +250,7 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
   if (k == BlockKernels::Auto) k = best_block_kernels();
   detail::BlockDot dot = detail::block_dot(w.type, k);
   if (!dot) dot = detail::block_dot_scalar(w.type);
+  const detail::BlockDotRows dot4 = detail::block_dot4(w.type, k);
 
   // Every activation row quantized once (per-thread scratch of the calling thread: no allocation
   // per product once it is large enough).
@@ -273,7 +276,18 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
   pool.parallel_for(n_tiles, [&](int64_t t0, int64_t t1) {
     for (int64_t tile = t0; tile < t1; ++tile) {
       const int64_t o0 = tile * kTile, o1 = std::min(n_out, o0 + kTile);
-      for (int64_t r = 0; r < n_rows; ++r) {
+      int64_t r = 0;
+      if (dot4) {
+        for (; r + 4 <= n_rows; r += 4) {
+          const uint8_t* ar = act + size_t(r) * act_stride;
+          for (int64_t o = o0; o < o1; ++o) {
+            float v[4];
+            dot4(w.data + size_t(o) * w.row_stride, ar, act_stride, nb, v);
+            for (int k4 = 0; k4 < 4; ++k4) y[(r + k4) * n_out + o] = v[k4];
+          }
+        }
+      }
+      for (; r < n_rows; ++r) {
         const uint8_t* ar = act + size_t(r) * act_stride;
         float* yr = y + r * n_out;
         for (int64_t o = o0; o < o1; ++o) yr[o] = dot(w.data + size_t(o) * w.row_stride, ar, nb);

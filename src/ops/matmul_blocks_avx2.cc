@@ -1,6 +1,8 @@
 // AVX2 dots of matmul_blocks (ops/matmul_blocks.h): each weight block is unpacked in registers
 // to bytes and multiplied with the int8 activations by maddubs; sub-block scales are applied in
-// int16/int32 (madd), the block scales in float once per block.
+// int16/int32 (madd), the block scales in float once per block. The K-quant and IQ4_XS kernels
+// also come in a 4-row form (block_dot4_avx2) that unpacks each weight block once for four
+// activation rows.
 #include "ops/matmul_blocks.h"
 
 #if defined(__AVX2__)
@@ -102,18 +104,30 @@ inline int kquant_min_sum(const uint8_t* mins, const int16_t* bsums) {
   return _mm_cvtsi128_si32(p);
 }
 
-template <bool five>
-float dot_q45_k(const void* w, const void* a, int64_t nb) {
+// The K-quant kernels take NR activation rows (a + r·as): each weight block is unpacked once
+// for all of them (prefill), NR = 1 being the plain dot.
+template <int NR>
+struct RowsQ8K {
+  const BlockQ8_K* x[NR];
+  RowsQ8K(const void* a, size_t as) {
+    for (int r = 0; r < NR; ++r) x[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * as);
+  }
+};
+
+template <bool five, int NR>
+void dot_q45_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
   using Block = std::conditional_t<five, BlockQ5_K, BlockQ4_K>;
   const Block* b = static_cast<const Block*>(w);
-  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const RowsQ8K<NR> xs(a, as);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float acc_m = 0;
+  __m256 acc[NR];
+  float acc_m[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps(), acc_m[r] = 0;
   for (int64_t i = 0; i < nb; ++i) {
     alignas(16) uint8_t sm[16];
     unpack_scale_min(b[i].scales, sm);
-    __m256i sumi = _mm256_setzero_si256();
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     __m256i hb;
     if constexpr (five) hb = load32(b[i].qh);
     for (int j = 0; j < 4; ++j) {
@@ -125,28 +139,129 @@ float dot_q45_k(const void* w, const void* a, int64_t nb) {
         lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
       }
-      const __m256i p0 = _mm256_maddubs_epi16(lo, load32(x[i].qs + 64 * j));
-      const __m256i p1 = _mm256_maddubs_epi16(hi, load32(x[i].qs + 64 * j + 32));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p0, _mm256_set1_epi16(sm[2 * j])));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p1, _mm256_set1_epi16(sm[2 * j + 1])));
+      const __m256i s0 = _mm256_set1_epi16(sm[2 * j]), s1 = _mm256_set1_epi16(sm[2 * j + 1]);
+      for (int r = 0; r < NR; ++r) {
+        const __m256i p0 = _mm256_maddubs_epi16(lo, load32(xs.x[r][i].qs + 64 * j));
+        const __m256i p1 = _mm256_maddubs_epi16(hi, load32(xs.x[r][i].qs + 64 * j + 32));
+        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1)));
+      }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(b[i].d)), _mm256_cvtepi32_ps(sumi), acc);
-    acc_m += x[i].d * h2f(b[i].dmin) * float(kquant_min_sum(sm + 8, x[i].bsums));
+    const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+    for (int r = 0; r < NR; ++r) {
+      const BlockQ8_K& x = xs.x[r][i];
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(x.d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+      acc_m[r] += x.d * dmin * float(kquant_min_sum(sm + 8, x.bsums));
+    }
   }
-  return simd::hsum(acc) - acc_m;
+  for (int r = 0; r < NR; ++r) out[r] = simd::hsum(acc[r]) - acc_m[r];
 }
 
-float dot_q6_k(const void* w, const void* a, int64_t nb) {
+// Q2_K / Q3_K: the 2-bit quants of elements 128h + 32s + l sit at bits 2s of byte 32h + l; those
+// 32 elements span sub-blocks 8h + 2s and 8h + 2s + 1 (16 each), one per 128-bit half of the
+// int16 products, so one madd applies both scales.
+inline __m256i two_scales(int lo, int hi) { return _mm256_set_m128i(_mm_set1_epi16(int16_t(hi)), _mm_set1_epi16(int16_t(lo))); }
+
+template <int NR>
+void dot_q2_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
+  const BlockQ2_K* b = static_cast<const BlockQ2_K*>(w);
+  const RowsQ8K<NR> xs(a, as);
+  const __m256i m2 = _mm256_set1_epi8(3);
+  __m256 acc[NR];
+  float acc_m[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps(), acc_m[r] = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    // Min term: Σ (sc >> 4)·bsums over the 16 sub-blocks.
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].scales));
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = load32(b[i].qs + 32 * h);
+      for (int s = 0; s < 4; ++s) {
+        const int sub = 8 * h + 2 * s;
+        const __m256i qv = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m2);
+        const __m256i sc = two_scales(b[i].scales[sub] & 0xF, b[i].scales[sub + 1] & 0xF);
+        for (int r = 0; r < NR; ++r) {
+          const __m256i p = _mm256_maddubs_epi16(qv, load32(xs.x[r][i].qs + 128 * h + 32 * s));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, sc));
+        }
+      }
+    }
+    const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+    for (int r = 0; r < NR; ++r) {
+      const BlockQ8_K& x = xs.x[r][i];
+      const int summ = simd::hsum_i32(_mm256_madd_epi16(mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums))));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(x.d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+      acc_m[r] += x.d * dmin * float(summ);
+    }
+  }
+  for (int r = 0; r < NR; ++r) out[r] = simd::hsum(acc[r]) - acc_m[r];
+}
+
+// The 16 six-bit Q3_K scales, minus 32, as bytes.
+inline void q3k_scales_fast(const uint8_t* packed, int8_t* out) {
+  uint32_t u[3], r[4];
+  std::memcpy(u, packed, 12);
+  const uint32_t lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
+  r[0] = (u[0] & lo4) | ((u[2] & lo2) << 4);
+  r[1] = (u[1] & lo4) | (((u[2] >> 2) & lo2) << 4);
+  r[2] = ((u[0] >> 4) & lo4) | (((u[2] >> 4) & lo2) << 4);
+  r[3] = ((u[1] >> 4) & lo4) | (((u[2] >> 6) & lo2) << 4);
+  std::memcpy(out, r, 16);
+  for (int j = 0; j < 16; ++j) out[j] = int8_t(out[j] - 32);
+}
+
+template <int NR>
+void dot_q3_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
+  const BlockQ3_K* b = static_cast<const BlockQ3_K*>(w);
+  const RowsQ8K<NR> xs(a, as);
+  const __m256i m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i) {
+    int8_t sc[16];
+    q3k_scales_fast(b[i].scales, sc);
+    const __m256i hm = load32(b[i].hmask);
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i q = load32(b[i].qs + 32 * h);
+      for (int s = 0; s < 4; ++s) {
+        const int sub = 8 * h + 2 * s;
+        const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m2);
+        // q − 4 where the high bit (bit 4h + s of hmask[l]) is clear: subtract 4·x there.
+        const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + s), one);
+        const __m256i four = _mm256_slli_epi16(_mm256_xor_si256(hbit, one), 2);
+        const __m256i scv = two_scales(sc[sub], sc[sub + 1]);
+        for (int r = 0; r < NR; ++r) {
+          const __m256i xv = load32(xs.x[r][i].qs + 128 * h + 32 * s);
+          const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, xv), _mm256_maddubs_epi16(four, xv));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
+        }
+      }
+    }
+    const float d = h2f(b[i].d);
+    for (int r = 0; r < NR; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(xs.x[r][i].d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+  }
+  for (int r = 0; r < NR; ++r) out[r] = simd::hsum(acc[r]);
+}
+
+template <int NR>
+void dot_q6_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
   const BlockQ6_K* b = static_cast<const BlockQ6_K*>(w);
-  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const RowsQ8K<NR> xs(a, as);
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
     // The −32 offset through the activation sums: Σ sc·(q − 32)·x = Σ sc·q·x − 32·Σ sc·bsum.
     const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].scales)));
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].bsums));
-    __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5);
-    sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) {
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs.x[r][i].bsums));
+      sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+    }
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = load32(b[i].ql + 64 * h), ql1 = load32(b[i].ql + 64 * h + 32);
       const __m256i qh = load32(b[i].qh + 32 * h);
@@ -160,32 +275,53 @@ float dot_q6_k(const void* w, const void* a, int64_t nb) {
       };
       for (int s = 0; s < 4; ++s) {
         const int sub = 8 * h + 2 * s;  // the two 16-element sub-blocks of these 32 elements
-        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(b[i].scales[sub + 1]), _mm_set1_epi16(b[i].scales[sub]));
-        const __m256i p = _mm256_maddubs_epi16(q[s], load32(x[i].qs + 128 * h + 32 * s));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+        const __m256i scv = two_scales(b[i].scales[sub], b[i].scales[sub + 1]);
+        for (int r = 0; r < NR; ++r) {
+          const __m256i p = _mm256_maddubs_epi16(q[s], load32(xs.x[r][i].qs + 128 * h + 32 * s));
+          sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
+        }
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(b[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    const float d = h2f(b[i].d);
+    for (int r = 0; r < NR; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(xs.x[r][i].d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
   }
-  return simd::hsum(acc);
+  for (int r = 0; r < NR; ++r) out[r] = simd::hsum(acc[r]);
 }
 
-float dot_iq4_xs(const void* w, const void* a, int64_t nb) {
+template <int NR>
+void dot_iq4_xs(const void* w, const void* a, size_t as, int64_t nb, float* out) {
   const BlockIQ4_XS* b = static_cast<const BlockIQ4_XS*>(w);
-  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const RowsQ8K<NR> xs(a, as);
   const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues)));
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    __m256i sumi = _mm256_setzero_si256();
+    __m256i sumi[NR];
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     for (int s = 0; s < 8; ++s) {
+      // Signed levels: maddubs takes |v| and moves v's sign onto the activations.
       const __m256i v = _mm256_shuffle_epi8(lut, unpack_nibbles(b[i].qs + 16 * s));
-      const __m256i xv = load32(x[i].qs + 32 * s);
-      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xv, v));
-      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(int16_t(iq4xs_scale(b[i], s) - 32))));
+      const __m256i av = _mm256_sign_epi8(v, v);
+      const __m256i sc = _mm256_set1_epi16(int16_t(iq4xs_scale(b[i], s) - 32));
+      for (int r = 0; r < NR; ++r) {
+        const __m256i p = _mm256_maddubs_epi16(av, _mm256_sign_epi8(load32(xs.x[r][i].qs + 32 * s), v));
+        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, sc));
+      }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(x[i].d * h2f(b[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    const float d = h2f(b[i].d);
+    for (int r = 0; r < NR; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(xs.x[r][i].d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
   }
-  return simd::hsum(acc);
+  for (int r = 0; r < NR; ++r) out[r] = simd::hsum(acc[r]);
+}
+
+// The one-row dot of a rows kernel.
+template <void (*K)(const void*, const void*, size_t, int64_t, float*)>
+float one_row(const void* w, const void* a, int64_t nb) {
+  float y;
+  K(w, a, 0, nb, &y);
+  return y;
 }
 
 }  // namespace
@@ -196,11 +332,25 @@ BlockDot block_dot_avx2(GGMLType t) {
     case GGMLType::Q5_0: return dot_legacy<GGMLType::Q5_0>;
     case GGMLType::Q5_1: return dot_legacy<GGMLType::Q5_1>;
     case GGMLType::IQ4_NL: return dot_legacy<GGMLType::IQ4_NL>;
-    case GGMLType::Q4_K: return dot_q45_k<false>;
-    case GGMLType::Q5_K: return dot_q45_k<true>;
-    case GGMLType::Q6_K: return dot_q6_k;
-    case GGMLType::IQ4_XS: return dot_iq4_xs;
-    default: return nullptr;  // Q2_K, Q3_K: the scalar dot
+    case GGMLType::Q2_K: return one_row<dot_q2_k<1>>;
+    case GGMLType::Q3_K: return one_row<dot_q3_k<1>>;
+    case GGMLType::Q4_K: return one_row<dot_q45_k<false, 1>>;
+    case GGMLType::Q5_K: return one_row<dot_q45_k<true, 1>>;
+    case GGMLType::Q6_K: return one_row<dot_q6_k<1>>;
+    case GGMLType::IQ4_XS: return one_row<dot_iq4_xs<1>>;
+    default: return nullptr;
+  }
+}
+
+BlockDotRows block_dot4_avx2(GGMLType t) {
+  switch (t) {
+    case GGMLType::Q2_K: return dot_q2_k<4>;
+    case GGMLType::Q3_K: return dot_q3_k<4>;
+    case GGMLType::Q4_K: return dot_q45_k<false, 4>;
+    case GGMLType::Q5_K: return dot_q45_k<true, 4>;
+    case GGMLType::Q6_K: return dot_q6_k<4>;
+    case GGMLType::IQ4_XS: return dot_iq4_xs<4>;
+    default: return nullptr;
   }
 }
 
@@ -210,6 +360,7 @@ BlockDot block_dot_avx2(GGMLType t) {
 
 namespace edgevlm::detail {
 BlockDot block_dot_avx2(GGMLType) { return nullptr; }
+BlockDotRows block_dot4_avx2(GGMLType) { return nullptr; }
 }  // namespace edgevlm::detail
 
 #endif

@@ -108,6 +108,66 @@ float dot_q45_k(const void* w, const void* a, int64_t nb) {
   return s;
 }
 
+// Q2_K / Q3_K: element 128h + 32s + l has its 2-bit quant at bits 2s of qs[32h + l]; elements
+// l < 16 belong to sub-block 8h + 2s, the others to 8h + 2s + 1.
+template <class Dot>
+float dot_q2_k(const void* w, const void* a, int64_t nb) {
+  const BlockQ2_K* b = static_cast<const BlockQ2_K*>(w);
+  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const uint8x16_t m2 = vdupq_n_u8(3);
+  float s = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    int summ = 0;
+    for (int j = 0; j < 16; ++j) summ += (b[i].scales[j] >> 4) * x[i].bsums[j];
+    int32x4_t acc = vdupq_n_s32(0);
+    for (int h = 0; h < 2; ++h) {
+      const uint8x16_t q0 = vld1q_u8(b[i].qs + 32 * h), q1 = vld1q_u8(b[i].qs + 32 * h + 16);
+      for (int sh = 0; sh < 4; ++sh) {
+        const int sub = 8 * h + 2 * sh;
+        const int8x16_t shift = vdupq_n_s8(int8_t(-2 * sh));
+        const int8x16_t v0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q0, shift), m2));
+        const int8x16_t v1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q1, shift), m2));
+        const int8_t* xq = x[i].qs + 128 * h + 32 * sh;
+        acc = vmlaq_n_s32(acc, Dot::dot16(v0, vld1q_s8(xq)), b[i].scales[sub] & 0xF);
+        acc = vmlaq_n_s32(acc, Dot::dot16(v1, vld1q_s8(xq + 16)), b[i].scales[sub + 1] & 0xF);
+      }
+    }
+    s += x[i].d * (h2f(b[i].d) * float(vaddvq_s32(acc)) - h2f(b[i].dmin) * float(summ));
+  }
+  return s;
+}
+
+template <class Dot>
+float dot_q3_k(const void* w, const void* a, int64_t nb) {
+  const BlockQ3_K* b = static_cast<const BlockQ3_K*>(w);
+  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const uint8x16_t m2 = vdupq_n_u8(3), one = vdupq_n_u8(1);
+  float s = 0;
+  for (int64_t i = 0; i < nb; ++i) {
+    int8_t sc[16];
+    q3k_scales(b[i].scales, sc);
+    const uint8x16_t hm0 = vld1q_u8(b[i].hmask), hm1 = vld1q_u8(b[i].hmask + 16);
+    int32x4_t acc = vdupq_n_s32(0);
+    for (int h = 0; h < 2; ++h) {
+      const uint8x16_t q0 = vld1q_u8(b[i].qs + 32 * h), q1 = vld1q_u8(b[i].qs + 32 * h + 16);
+      for (int sh = 0; sh < 4; ++sh) {
+        const int sub = 8 * h + 2 * sh;
+        const int8x16_t shift = vdupq_n_s8(int8_t(-2 * sh)), hshift = vdupq_n_s8(int8_t(-(4 * h + sh)));
+        // q − 4 where the high bit (bit 4h + s of hmask[l]) is clear.
+        const uint8x16_t f0 = vshlq_n_u8(veorq_u8(vandq_u8(vshlq_u8(hm0, hshift), one), one), 2);
+        const uint8x16_t f1 = vshlq_n_u8(veorq_u8(vandq_u8(vshlq_u8(hm1, hshift), one), one), 2);
+        const int8x16_t v0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q0, shift), m2)), vreinterpretq_s8_u8(f0));
+        const int8x16_t v1 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q1, shift), m2)), vreinterpretq_s8_u8(f1));
+        const int8_t* xq = x[i].qs + 128 * h + 32 * sh;
+        acc = vmlaq_n_s32(acc, Dot::dot16(v0, vld1q_s8(xq)), sc[sub]);
+        acc = vmlaq_n_s32(acc, Dot::dot16(v1, vld1q_s8(xq + 16)), sc[sub + 1]);
+      }
+    }
+    s += x[i].d * h2f(b[i].d) * float(vaddvq_s32(acc));
+  }
+  return s;
+}
+
 template <class Dot>
 float dot_q6_k(const void* w, const void* a, int64_t nb) {
   const BlockQ6_K* b = static_cast<const BlockQ6_K*>(w);
@@ -173,7 +233,9 @@ detail::BlockDot block_dots(GGMLType t) {
     case GGMLType::Q5_K: return dot_q45_k<Dot, true>;
     case GGMLType::Q6_K: return dot_q6_k<Dot>;
     case GGMLType::IQ4_XS: return dot_iq4_xs<Dot>;
-    default: return nullptr;  // Q2_K, Q3_K: the scalar dot
+    case GGMLType::Q2_K: return dot_q2_k<Dot>;
+    case GGMLType::Q3_K: return dot_q3_k<Dot>;
+    default: return nullptr;
   }
 }
 
