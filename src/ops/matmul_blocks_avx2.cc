@@ -80,28 +80,37 @@ float dot_legacy(const void* w, const void* a, int64_t nb) {
 
 // ---- K-quants against Q8_K -----------------------------------------------------------------
 
-// Q4_K / Q5_K scales and mins as 16 bytes: scales 0-7, then mins 0-7.
-inline void unpack_scale_min(const uint8_t* packed, uint8_t* out) {
-  uint32_t u[4];
+// Q4_K / Q5_K scales and mins as 16 int16: scales 0-7 in the low lane, mins 0-7 in the high one
+// (built in registers: through memory, the loads after the unpacking stalled on store forwarding).
+inline __m256i scales_mins(const uint8_t* packed) {
+  uint32_t u[3];
   std::memcpy(u, packed, 12);
   const uint32_t lo6 = 0x3f3f3f3f, lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
-  u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);  // mins 4-7
+  const uint32_t mins47 = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
   const uint32_t mins03 = u[1] & lo6;
-  u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);  // scales 4-7
-  u[2] = mins03;
-  u[0] &= lo6;  // scales 0-3
-  std::memcpy(out, u, 16);
+  const uint32_t sc47 = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
+  const uint32_t sc03 = u[0] & lo6;
+  return _mm256_cvtepu8_epi16(_mm_set_epi32(int(mins47), int(mins03), int(sc47), int(sc03)));
 }
 
-// Σ_s m_s·(bsums[2s] + bsums[2s + 1]) for 8 mins given as bytes.
-inline int kquant_min_sum(const uint8_t* mins, const int16_t* bsums) {
-  const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(mins)));
+// int16 k of each 128-bit lane across the lane, as one byte shuffle.
+struct WordShuffles {
+  alignas(32) uint8_t ctrl[8][32];
+  constexpr WordShuffles() : ctrl{} {
+    for (int k = 0; k < 8; ++k)
+      for (int b = 0; b < 32; ++b) ctrl[k][b] = uint8_t(2 * k + (b & 1));
+  }
+};
+constexpr WordShuffles kWordShuffles;
+inline __m256i word_bcast(__m256i v, int k) {
+  return _mm256_shuffle_epi8(v, _mm256_load_si256(reinterpret_cast<const __m256i*>(kWordShuffles.ctrl[k])));
+}
+
+// Σ_s m_s·(bsums[2s] + bsums[2s + 1]) as 4 int32 lanes, for 8 int16 mins.
+inline __m128i kquant_min_prod(__m128i mins, const int16_t* bsums) {
   const __m128i b0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums));
   const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bsums + 8));
-  __m128i p = _mm_madd_epi16(m16, _mm_hadd_epi16(b0, b1));
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
-  p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
-  return _mm_cvtsi128_si32(p);
+  return _mm_madd_epi16(mins, _mm_hadd_epi16(b0, b1));
 }
 
 // The K-quant kernels take NR activation rows (a + r·as): each weight block is unpacked once
@@ -121,11 +130,12 @@ void dot_q45_k(const void* w, const void* a, size_t as, int64_t nb, float* out) 
   const RowsQ8K<NR> xs(a, as);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   __m256 acc[NR];
-  float acc_m[NR];
-  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps(), acc_m[r] = 0;
+  __m128 acc_m[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps(), acc_m[r] = _mm_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    alignas(16) uint8_t sm[16];
-    unpack_scale_min(b[i].scales, sm);
+    const __m256i sm = scales_mins(b[i].scales);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));
+    const __m128i mins = _mm256_extracti128_si256(sm, 1);
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     __m256i hb;
@@ -139,7 +149,7 @@ void dot_q45_k(const void* w, const void* a, size_t as, int64_t nb, float* out) 
         lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4));
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4));
       }
-      const __m256i s0 = _mm256_set1_epi16(sm[2 * j]), s1 = _mm256_set1_epi16(sm[2 * j + 1]);
+      const __m256i s0 = word_bcast(scales, 2 * j), s1 = word_bcast(scales, 2 * j + 1);
       for (int r = 0; r < NR; ++r) {
         const __m256i p0 = _mm256_maddubs_epi16(lo, load32(xs.x[r][i].qs + 64 * j));
         const __m256i p1 = _mm256_maddubs_epi16(hi, load32(xs.x[r][i].qs + 64 * j + 32));
@@ -150,16 +160,36 @@ void dot_q45_k(const void* w, const void* a, size_t as, int64_t nb, float* out) 
     for (int r = 0; r < NR; ++r) {
       const BlockQ8_K& x = xs.x[r][i];
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(x.d * d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-      acc_m[r] += x.d * dmin * float(kquant_min_sum(sm + 8, x.bsums));
+      acc_m[r] = _mm_fmadd_ps(_mm_set1_ps(x.d * dmin), _mm_cvtepi32_ps(kquant_min_prod(mins, x.bsums)), acc_m[r]);
     }
   }
-  for (int r = 0; r < NR; ++r) out[r] = simd::hsum(acc[r]) - acc_m[r];
+  for (int r = 0; r < NR; ++r) {
+    __m128 m = _mm_add_ps(acc_m[r], _mm_movehl_ps(acc_m[r], acc_m[r]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[r] = simd::hsum(acc[r]) - _mm_cvtss_f32(m);
+  }
 }
 
 // Q2_K / Q3_K: the 2-bit quants of elements 128h + 32s + l sit at bits 2s of byte 32h + l; those
 // 32 elements span sub-blocks 8h + 2s and 8h + 2s + 1 (16 each), one per 128-bit half of the
 // int16 products, so one madd applies both scales.
-inline __m256i two_scales(int lo, int hi) { return _mm256_set_m128i(_mm_set1_epi16(int16_t(hi)), _mm_set1_epi16(int16_t(lo))); }
+// The scales of one 128-element half come as 8 int16 in both 128-bit lanes (half_scales); the
+// pair of sub-blocks 2s, 2s + 1 is then one byte shuffle: int16 2s across the low lane, 2s + 1
+// across the high lane.
+inline __m256i half_scales(__m256i sc16, int h) {
+  return _mm256_broadcastsi128_si256(h == 0 ? _mm256_castsi256_si128(sc16) : _mm256_extracti128_si256(sc16, 1));
+}
+struct PairShuffles {
+  alignas(32) uint8_t ctrl[4][32];
+  constexpr PairShuffles() : ctrl{} {
+    for (int s = 0; s < 4; ++s)
+      for (int b = 0; b < 32; ++b) ctrl[s][b] = uint8_t((b < 16 ? 4 * s : 4 * s + 2) + (b & 1));
+  }
+};
+constexpr PairShuffles kPairShuffles;
+inline __m256i pair_scales(__m256i half, int s) {
+  return _mm256_shuffle_epi8(half, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPairShuffles.ctrl[s])));
+}
 
 template <int NR>
 void dot_q2_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
@@ -173,14 +203,15 @@ void dot_q2_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
     // Min term: Σ (sc >> 4)·bsums over the 16 sub-blocks.
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].scales));
     const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
+    const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0F)));
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i q = load32(b[i].qs + 32 * h);
+      const __m256i hs = half_scales(scales, h);
       for (int s = 0; s < 4; ++s) {
-        const int sub = 8 * h + 2 * s;
         const __m256i qv = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m2);
-        const __m256i sc = two_scales(b[i].scales[sub] & 0xF, b[i].scales[sub + 1] & 0xF);
+        const __m256i sc = pair_scales(hs, s);
         for (int r = 0; r < NR; ++r) {
           const __m256i p = _mm256_maddubs_epi16(qv, load32(xs.x[r][i].qs + 128 * h + 32 * s));
           sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, sc));
@@ -198,17 +229,16 @@ void dot_q2_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
   for (int r = 0; r < NR; ++r) out[r] = simd::hsum(acc[r]) - acc_m[r];
 }
 
-// The 16 six-bit Q3_K scales, minus 32, as bytes.
-inline void q3k_scales_fast(const uint8_t* packed, int8_t* out) {
-  uint32_t u[3], r[4];
+// The 16 six-bit Q3_K scales, minus 32, as bytes (built in registers: a byte-wise pass through
+// memory stalled the 16-byte load that followed it on store forwarding).
+inline __m128i q3k_scales_vec(const uint8_t* packed) {
+  uint32_t u[3];
   std::memcpy(u, packed, 12);
   const uint32_t lo4 = 0x0f0f0f0f, lo2 = 0x03030303;
-  r[0] = (u[0] & lo4) | ((u[2] & lo2) << 4);
-  r[1] = (u[1] & lo4) | (((u[2] >> 2) & lo2) << 4);
-  r[2] = ((u[0] >> 4) & lo4) | (((u[2] >> 4) & lo2) << 4);
-  r[3] = ((u[1] >> 4) & lo4) | (((u[2] >> 6) & lo2) << 4);
-  std::memcpy(out, r, 16);
-  for (int j = 0; j < 16; ++j) out[j] = int8_t(out[j] - 32);
+  const __m128i v = _mm_set_epi32(int(((u[1] >> 4) & lo4) | (((u[2] >> 6) & lo2) << 4)),
+                                  int(((u[0] >> 4) & lo4) | (((u[2] >> 4) & lo2) << 4)),
+                                  int((u[1] & lo4) | (((u[2] >> 2) & lo2) << 4)), int((u[0] & lo4) | ((u[2] & lo2) << 4)));
+  return _mm_sub_epi8(v, _mm_set1_epi8(32));
 }
 
 template <int NR>
@@ -219,20 +249,19 @@ void dot_q3_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
   __m256 acc[NR];
   for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t i = 0; i < nb; ++i) {
-    int8_t sc[16];
-    q3k_scales_fast(b[i].scales, sc);
+    const __m256i scales = _mm256_cvtepi8_epi16(q3k_scales_vec(b[i].scales));
     const __m256i hm = load32(b[i].hmask);
     __m256i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i q = load32(b[i].qs + 32 * h);
+      const __m256i hs = half_scales(scales, h);
       for (int s = 0; s < 4; ++s) {
-        const int sub = 8 * h + 2 * s;
         const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(q, 2 * s), m2);
         // q − 4 where the high bit (bit 4h + s of hmask[l]) is clear: subtract 4·x there.
         const __m256i hbit = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + s), one);
         const __m256i four = _mm256_slli_epi16(_mm256_xor_si256(hbit, one), 2);
-        const __m256i scv = two_scales(sc[sub], sc[sub + 1]);
+        const __m256i scv = pair_scales(hs, s);
         for (int r = 0; r < NR; ++r) {
           const __m256i xv = load32(xs.x[r][i].qs + 128 * h + 32 * s);
           const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, xv), _mm256_maddubs_epi16(four, xv));
@@ -273,9 +302,9 @@ void dot_q6_k(const void* w, const void* a, size_t as, int64_t nb, float* out) {
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)),
       };
+      const __m256i hs = half_scales(sc16, h);
       for (int s = 0; s < 4; ++s) {
-        const int sub = 8 * h + 2 * s;  // the two 16-element sub-blocks of these 32 elements
-        const __m256i scv = two_scales(b[i].scales[sub], b[i].scales[sub + 1]);
+        const __m256i scv = pair_scales(hs, s);  // sub-blocks 8h + 2s and 8h + 2s + 1
         for (int r = 0; r < NR; ++r) {
           const __m256i p = _mm256_maddubs_epi16(q[s], load32(xs.x[r][i].qs + 128 * h + 32 * s));
           sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, scv));
