@@ -182,13 +182,17 @@ BlockDot block_dot_neon_dotprod(GGMLType) { return nullptr; }
 BlockDot block_dot(GGMLType t, BlockKernels k) {
   switch (k) {
     case BlockKernels::Avx2: return block_dot_avx2(t);
+    case BlockKernels::Avx512: return block_dot_avx512(t) ? block_dot_avx512(t) : block_dot_avx2(t);
     case BlockKernels::Neon: return block_dot_neon(t);
     case BlockKernels::NeonDotprod: return block_dot_neon_dotprod(t);
     default: return block_dot_scalar(t);
   }
 }
 
-BlockDotRows block_dot4(GGMLType t, BlockKernels k) { return k == BlockKernels::Avx2 ? block_dot4_avx2(t) : nullptr; }
+BlockDotRows block_dot4(GGMLType t, BlockKernels k) {
+  if (k == BlockKernels::Avx512 && block_dot4_avx512(t)) return block_dot4_avx512(t);
+  return k == BlockKernels::Avx2 || k == BlockKernels::Avx512 ? block_dot4_avx2(t) : nullptr;
+}
 
 size_t block_act_bytes(GGMLType t, int64_t n) {
   return block_uses_q8k(t) ? size_t(n / kQK_K) * sizeof(BlockQ8_K) : size_t(n / kQK) * sizeof(Act32);
@@ -217,6 +221,7 @@ const char* block_kernels_name(BlockKernels k) {
     case BlockKernels::Auto: return "auto";
     case BlockKernels::Scalar: return "scalar";
     case BlockKernels::Avx2: return "avx2";
+    case BlockKernels::Avx512: return "avx512";
     case BlockKernels::Neon: return "neon";
     case BlockKernels::NeonDotprod: return "neon-dotprod";
   }
@@ -227,6 +232,7 @@ bool block_kernels_available(BlockKernels k) {
   switch (k) {
     case BlockKernels::Auto: case BlockKernels::Scalar: return true;
     case BlockKernels::Avx2: return cpu_has_avx2();
+    case BlockKernels::Avx512: return detail::matmul_int_kernels_available(detail::IntKernels::Avx512Vnni);
     case BlockKernels::Neon: return cpu_has_neon();
     case BlockKernels::NeonDotprod: return cpu_has_neon_dotprod();
   }
@@ -235,7 +241,8 @@ bool block_kernels_available(BlockKernels k) {
 
 namespace {
 BlockKernels best_block_kernels() {
-  if (cpu_has_avx2()) return BlockKernels::Avx2;
+  if (cpu_has_avx2())
+    return detail::matmul_int_kernels() == detail::IntKernels::Avx512Vnni ? BlockKernels::Avx512 : BlockKernels::Avx2;
   if (cpu_has_neon_dotprod()) return BlockKernels::NeonDotprod;
   if (cpu_has_neon()) return BlockKernels::Neon;
   return BlockKernels::Scalar;

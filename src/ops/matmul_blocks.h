@@ -13,7 +13,8 @@
 // per-ISA kernels for every type (matmul_blocks_avx2.cc; matmul_blocks_neon.h, instantiated by
 // matmul_neon.cc and matmul_dotprod_neon.cc) compute the same sums; they differ only in the order
 // of the float additions. AVX2 also has 4-activation-row forms of the K-quant and IQ4_XS dots for
-// batched products (each weight block unpacked once for four rows: 1.3-1.45× on 64 rows).
+// batched products (each weight block unpacked once for four rows: 1.3-1.45× on 64 rows), and
+// 512-bit forms of Q4_K, Q6_K and IQ4_XS (BlockKernels::Avx512).
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,10 @@ struct Act32 {
 bool matmul_blocks_supports(GGMLType t);
 
 // The kernel sets of matmul_blocks; Auto is the best this CPU has.
-enum class BlockKernels { Auto, Scalar, Avx2, Neon, NeonDotprod };
+// Avx512: 512-bit forms of the Q4_K, Q6_K and IQ4_XS dots (the AVX2 ones for the other types),
+// available with the Avx512Vnni integer set (matmul_internal.h) and the default while that set is
+// the one in use (matmul_use_int_kernels, EDGEVLM_NO_AVX512 switch it too).
+enum class BlockKernels { Auto, Scalar, Avx2, Avx512, Neon, NeonDotprod };
 const char* block_kernels_name(BlockKernels k);
 bool block_kernels_available(BlockKernels k);
 
@@ -67,6 +71,8 @@ BlockDotRows block_dot4(GGMLType t, BlockKernels k);  // nullptr: none (the driv
 BlockDot block_dot_scalar(GGMLType t);
 BlockDot block_dot_avx2(GGMLType t);         // matmul_blocks_avx2.cc (x86 only)
 BlockDotRows block_dot4_avx2(GGMLType t);
+BlockDot block_dot_avx512(GGMLType t);       // also matmul_blocks_avx2.cc (per-function target)
+BlockDotRows block_dot4_avx512(GGMLType t);
 BlockDot block_dot_neon(GGMLType t);         // matmul_blocks_neon.cc (aarch64 only)
 BlockDot block_dot_neon_dotprod(GGMLType t); // matmul_blocks_dotprod_neon.cc (aarch64 only)
 

@@ -15,7 +15,8 @@ namespace {
 
 const GGMLType kTypes[] = {GGMLType::Q4_1, GGMLType::Q5_0, GGMLType::Q5_1, GGMLType::IQ4_NL, GGMLType::Q2_K,
                            GGMLType::Q3_K, GGMLType::Q4_K, GGMLType::Q5_K, GGMLType::Q6_K, GGMLType::IQ4_XS};
-const BlockKernels kSets[] = {BlockKernels::Scalar, BlockKernels::Avx2, BlockKernels::Neon, BlockKernels::NeonDotprod};
+const BlockKernels kSets[] = {BlockKernels::Scalar, BlockKernels::Avx2, BlockKernels::Avx512, BlockKernels::Neon,
+                              BlockKernels::NeonDotprod};
 
 // Gaussian values with outliers and a few all-negative rows (the min terms' sign), as ggml's
 // quantizers write them.
