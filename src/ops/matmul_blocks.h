@@ -14,7 +14,7 @@
 // matmul_neon.cc and matmul_dotprod_neon.cc) compute the same sums; they differ only in the order
 // of the float additions. AVX2 also has 4-activation-row forms of the K-quant and IQ4_XS dots for
 // batched products (each weight block unpacked once for four rows: 1.3-1.45× on 64 rows), and
-// 512-bit forms of Q4_K, Q6_K and IQ4_XS (BlockKernels::Avx512).
+// 512-bit forms of Q4_K, Q5_K, Q6_K and IQ4_XS (BlockKernels::Avx512).
 #pragma once
 
 #include <cstdint>
@@ -34,7 +34,7 @@ struct Act32 {
 bool matmul_blocks_supports(GGMLType t);
 
 // The kernel sets of matmul_blocks; Auto is the best this CPU has.
-// Avx512: 512-bit forms of the Q4_K, Q6_K and IQ4_XS dots (the AVX2 ones for the other types),
+// Avx512: 512-bit forms of the Q4_K, Q5_K, Q6_K and IQ4_XS dots (the AVX2 ones for the other types),
 // available with the Avx512Vnni integer set (matmul_internal.h) and the default while that set is
 // the one in use (matmul_use_int_kernels, EDGEVLM_NO_AVX512 switch it too).
 enum class BlockKernels { Auto, Scalar, Avx2, Avx512, Neon, NeonDotprod };

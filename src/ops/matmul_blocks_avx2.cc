@@ -346,7 +346,7 @@ void dot_iq4_xs(const void* w, const void* a, size_t as, int64_t nb, float* out)
 }
 
 // ---- 512-bit forms (AVX512F + BW, compiled per function; run when the Avx512Vnni integer set is
-// available, matmul_internal.h) of the most used types: the same arithmetic on twice the bytes
+// available, matmul_internal.h) of the most used types (Q4_K, Q5_K, Q6_K, IQ4_XS): the same arithmetic on twice the bytes
 // per instruction, so that decode keeps up with the memory. Two 256-bit halves of each zmm hold
 // two of the AVX2 kernels' steps.
 #define EV_Z512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
@@ -372,9 +372,10 @@ EV_Z512 inline __m512i words(const uint16_t* idx, __m512i src) {
   return _mm512_permutexvar_epi16(_mm512_load_si512(idx), src);
 }
 
-template <int NR>
-EV_Z512 void dot_q4_k_z(const void* w, const void* a, size_t as, int64_t nb, float* out) {
-  const BlockQ4_K* b = static_cast<const BlockQ4_K*>(w);
+template <bool five, int NR>
+EV_Z512 void dot_q45_k_z(const void* w, const void* a, size_t as, int64_t nb, float* out) {
+  using Block = std::conditional_t<five, BlockQ5_K, BlockQ4_K>;
+  const Block* b = static_cast<const Block*>(w);
   const RowsQ8K<NR> xs(a, as);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   __m512 acc[NR];
@@ -386,10 +387,19 @@ EV_Z512 void dot_q4_k_z(const void* w, const void* a, size_t as, int64_t nb, flo
     const __m128i mins = _mm256_extracti128_si256(sm, 1);
     __m512i sumi[NR];
     for (int r = 0; r < NR; ++r) sumi[r] = _mm512_setzero_si512();
+    __m512i qh;
+    if constexpr (five) qh = _mm512_broadcast_i64x4(load32(b[i].qh));
     for (int jj = 0; jj < 2; ++jj) {
       // 64 bytes: low nibbles are sub-blocks 4jj and 4jj + 2, high nibbles 4jj + 1 and 4jj + 3.
       const __m512i q = _mm512_loadu_si512(b[i].qs + 64 * jj);
-      const __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+      if constexpr (five) {  // sub-block k's fifth bits are bit k of qh
+        const __m512i one = _mm512_set1_epi8(1);
+        const __m512i slo = join(_mm256_set1_epi16(int16_t(4 * jj)), _mm256_set1_epi16(int16_t(4 * jj + 2)));
+        const __m512i shi = join(_mm256_set1_epi16(int16_t(4 * jj + 1)), _mm256_set1_epi16(int16_t(4 * jj + 3)));
+        lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, slo), one), 4));
+        hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shi), one), 4));
+      }
       const __m512i slo = words(kWordIndex.q4k[jj][0], sc), shi = words(kWordIndex.q4k[jj][1], sc);
       for (int r = 0; r < NR; ++r) {
         const int8_t* xq = xs.x[r][i].qs + 128 * jj;
@@ -519,7 +529,8 @@ BlockDot block_dot_avx2(GGMLType t) {
 
 BlockDot block_dot_avx512(GGMLType t) {
   switch (t) {
-    case GGMLType::Q4_K: return one_row<dot_q4_k_z<1>>;
+    case GGMLType::Q4_K: return one_row<dot_q45_k_z<false, 1>>;
+    case GGMLType::Q5_K: return one_row<dot_q45_k_z<true, 1>>;
     case GGMLType::Q6_K: return one_row<dot_q6_k_z<1>>;
     case GGMLType::IQ4_XS: return one_row<dot_iq4_xs_z<1>>;
     default: return nullptr;
@@ -528,7 +539,8 @@ BlockDot block_dot_avx512(GGMLType t) {
 
 BlockDotRows block_dot4_avx512(GGMLType t) {
   switch (t) {
-    case GGMLType::Q4_K: return dot_q4_k_z<4>;
+    case GGMLType::Q4_K: return dot_q45_k_z<false, 4>;
+    case GGMLType::Q5_K: return dot_q45_k_z<true, 4>;
     case GGMLType::Q6_K: return dot_q6_k_z<4>;
     case GGMLType::IQ4_XS: return dot_iq4_xs_z<4>;
     default: return nullptr;
