@@ -79,9 +79,14 @@ def peer_generate(model, threads, force=None):
     return json.loads(out.strip().splitlines()[-1]), dt
 
 
-def check_model(exe, workdir, name, gen_flags, kind, threads, log):
+def check_model(exe, workdir, name, gen_flags, kind, threads, log, scheme=None):
     path = os.path.join(workdir, name + ".gguf")
-    sh([exe, "gen-model", "--out", path] + gen_flags, f"edgevlm gen-model {name}")
+    if scheme:  # an F32 model quantized by `edgevlm quantize`, as llama-quantize would (K-quants)
+        src = os.path.join(workdir, name + ".f32.gguf")
+        sh([exe, "gen-model", "--out", src] + gen_flags, f"edgevlm gen-model {name}")
+        sh([exe, "quantize", src, path, "--scheme", scheme, "-q"], f"edgevlm quantize {name}")
+    else:
+        sh([exe, "gen-model", "--out", path] + gen_flags, f"edgevlm gen-model {name}")
     fails = []
 
     logits_path = os.path.join(workdir, name + ".logits.f32")
@@ -182,17 +187,25 @@ def main():
              "--ff", "256", "--seed", "11"] + common
     qwen = ["--arch", "qwen2", "--qkv-bias", "--embd", "128", "--layers", "2", "--heads", "8", "--kv-heads", "2",
             "--ff", "256", "--seed", "12", "--rope-base", "1000000"] + common
+    # Rows of 256 for the K-quants (with 128 they fall back to Q5_0 / Q5_1 / Q8_0, also checked).
+    llama256 = ["--arch", "llama", "--embd", "256", "--layers", "3", "--heads", "4", "--kv-heads", "2",
+                "--ff", "512", "--seed", "13"] + common
     models = [
         ("llama-f32", llama + ["--type", "f32"], "f32"),
         ("llama-q4_0", llama + ["--type", "q4_0"], "quant"),
         ("qwen2-bias-q8_0", qwen + ["--type", "q8_0"], "quant"),
+        ("llama-q4_k_m", llama256 + ["--type", "f32"], "quant", "q4_k_m"),   # Q4_K, Q6_K
+        ("llama-q6_k", llama256 + ["--type", "f32"], "quant", "q6_k"),       # Q6_K
+        ("llama-q4_k_m-128", llama + ["--type", "f32"], "quant", "q4_k_m"),  # Q5_0, Q8_0 fallbacks
+        ("llama-q5_k_m-128", llama + ["--type", "f32"], "quant", "q5_k_m"),  # Q5_1, Q8_0 fallbacks
     ]
     t0 = time.time()
     print(f"parity: edgevlm vs llama.cpp (node-llama-cpp 3.21.1) greedy tokens and vs a numpy F32 reference's "
           f"logits; {len(PROMPT)}-token prompt, {N_GEN} greedy tokens", flush=True)
     ok = 0
-    for name, flags, kind in models:
-        ok += check_model(args.edgevlm, args.workdir, name, flags, kind, args.threads, lambda s: print(s, flush=True))
+    for name, flags, kind, *scheme in models:
+        ok += check_model(args.edgevlm, args.workdir, name, flags, kind, args.threads, lambda s: print(s, flush=True),
+                          *scheme)
     summary = f"parity: {ok}/{len(models)} models passed in {time.time() - t0:.0f}s"
     print(summary, flush=True)
     sys.exit(0 if ok == len(models) else 1)
