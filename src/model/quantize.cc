@@ -202,15 +202,19 @@ const char* quant_scheme_name(QuantScheme s) {
     case QuantScheme::Q4_K_M: return "q4_k_m";
     case QuantScheme::Q5_K_M: return "q5_k_m";
     case QuantScheme::Q6_K: return "q6_k";
+    case QuantScheme::Q3_K_M: return "q3_k_m";
+    case QuantScheme::IQ4_XS: return "iq4_xs";
   }
   return "?";
 }
 
 QuantScheme parse_quant_scheme(const std::string& s) {
   for (QuantScheme q : {QuantScheme::BlueLM, QuantScheme::Q8_0, QuantScheme::Q4_0, QuantScheme::F16, QuantScheme::F32,
-                        QuantScheme::Q4_K_M, QuantScheme::Q5_K_M, QuantScheme::Q6_K})
+                        QuantScheme::Q4_K_M, QuantScheme::Q5_K_M, QuantScheme::Q6_K, QuantScheme::Q3_K_M,
+                        QuantScheme::IQ4_XS})
     if (s == quant_scheme_name(q)) return q;
-  fail("quantize: unknown scheme '%s' (bluelm, q8_0, q4_0, f16, f32, q4_k_m, q5_k_m, q6_k)", s.c_str());
+  fail("quantize: unknown scheme '%s' (bluelm, q8_0, q4_0, f16, f32, q4_k_m, q5_k_m, q6_k, q3_k_m, iq4_xs)",
+       s.c_str());
 }
 
 ModelFileKind detect_model_file_kind(const GGUFFile& f) {
@@ -250,7 +254,8 @@ bool is_block_type(GGMLType t) {
 }
 
 bool is_k_scheme(QuantScheme s) {
-  return s == QuantScheme::Q4_K_M || s == QuantScheme::Q5_K_M || s == QuantScheme::Q6_K;
+  return s == QuantScheme::Q4_K_M || s == QuantScheme::Q5_K_M || s == QuantScheme::Q6_K ||
+         s == QuantScheme::Q3_K_M || s == QuantScheme::IQ4_XS;
 }
 
 // The layer of a "blk.N." tensor, −1 for others.
@@ -266,9 +271,9 @@ bool use_more_bits(int i_layer, int n_layer) {
   return i_layer < n_layer / 8 || i_layer >= 7 * n_layer / 8 || (i_layer - n_layer / 8) % 3 == 2;
 }
 
-// llama_tensor_get_type for the K-quant schemes on a dense decoder, then its fallback for rows
-// that do not fill the type's blocks.
-GGMLType k_scheme_type(QuantScheme s, const GGUFTensorInfo& t, int n_layer, bool tied) {
+// llama_tensor_get_type for the K-quant schemes on a dense decoder (not falcon, no experts, no
+// imatrix), then its fallback for rows that do not fill the type's blocks.
+GGMLType k_scheme_type(QuantScheme s, const GGUFTensorInfo& t, const QuantModelInfo& m) {
   const std::string& n = t.name;
   int64_t dims = 0;
   for (int64_t d : t.ne) dims += d > 1;
@@ -276,24 +281,40 @@ GGMLType k_scheme_type(QuantScheme s, const GGUFTensorInfo& t, int n_layer, bool
   if (!ends_with(n, "weight") || t.ne.size() < 2 || dims < 2 || n.find("norm") != std::string::npos ||
       n.find("position_embd") != std::string::npos)
     return t.type;
-  const GGMLType base = s == QuantScheme::Q4_K_M ? GGMLType::Q4_K
-                        : s == QuantScheme::Q5_K_M ? GGMLType::Q5_K
-                                                   : GGMLType::Q6_K;
-  const bool mixed = s != QuantScheme::Q6_K;
+  using Q = QuantScheme;
+  const GGMLType base = s == Q::Q4_K_M ? GGMLType::Q4_K
+                        : s == Q::Q5_K_M ? GGMLType::Q5_K
+                        : s == Q::Q6_K   ? GGMLType::Q6_K
+                        : s == Q::Q3_K_M ? GGMLType::Q3_K
+                                         : GGMLType::IQ4_XS;
   const int64_t nx = t.ne[0];
+  const int layer = layer_of(n), n_layer = m.n_layer;
   GGMLType to = base;
-  if (n == "output.weight" || (tied && n == "token_embd.weight")) {
+  if (n == "output.weight" || (m.tied && n == "token_embd.weight")) {
     to = nx % kQK_K != 0 ? GGMLType::Q8_0 : GGMLType::Q6_K;
   } else if (n.find("attn_v.weight") != std::string::npos) {
-    if (mixed && use_more_bits(layer_of(n), n_layer)) to = GGMLType::Q6_K;
+    if ((s == Q::Q4_K_M || s == Q::Q5_K_M) && use_more_bits(layer, n_layer)) to = GGMLType::Q6_K;
+    if (s == Q::Q3_K_M) to = layer < 2 ? GGMLType::Q5_K : GGMLType::Q4_K;
+    if (s == Q::IQ4_XS && m.n_gqa >= 4) to = GGMLType::Q5_K;
   } else if (n.find("ffn_down") != std::string::npos) {
-    if (mixed && use_more_bits(layer_of(n), n_layer)) to = GGMLType::Q6_K;
+    if ((s == Q::Q4_K_M || s == Q::Q5_K_M) && use_more_bits(layer, n_layer)) to = GGMLType::Q6_K;
+    if (s == Q::Q3_K_M) to = layer < n_layer / 16 ? GGMLType::Q5_K : GGMLType::Q4_K;
+    if (s == Q::IQ4_XS && layer < n_layer / 8) to = GGMLType::Q5_K;
+  } else if (n.find("attn_output.weight") != std::string::npos) {
+    if (s == Q::Q3_K_M) to = GGMLType::Q4_K;
   } else if (n.find("attn_qkv.weight") != std::string::npos) {
-    if (s == QuantScheme::Q4_K_M) to = GGMLType::Q5_K;
-    if (s == QuantScheme::Q5_K_M) to = GGMLType::Q6_K;
+    if (s == Q::Q4_K_M) to = GGMLType::Q5_K;
+    if (s == Q::Q5_K_M) to = GGMLType::Q6_K;
+    if (s == Q::Q3_K_M) to = GGMLType::Q4_K;
   }
   if (nx % int64_t(type_block_elems(to)) != 0) {
-    to = to == GGMLType::Q4_K ? GGMLType::Q5_0 : to == GGMLType::Q5_K ? GGMLType::Q5_1 : GGMLType::Q8_0;
+    switch (to) {
+      case GGMLType::Q3_K: to = GGMLType::Q4_0; break;
+      case GGMLType::Q4_K: to = GGMLType::Q5_0; break;
+      case GGMLType::Q5_K: to = GGMLType::Q5_1; break;
+      case GGMLType::IQ4_XS: to = GGMLType::IQ4_NL; break;
+      default: to = GGMLType::Q8_0; break;  // Q6_K, and output.weight's Q8_0
+    }
     if (nx % kQK != 0) to = GGMLType::F16;
   }
   return to;
@@ -301,12 +322,12 @@ GGMLType k_scheme_type(QuantScheme s, const GGUFTensorInfo& t, int n_layer, bool
 
 }  // namespace
 
-GGMLType quant_target_type(QuantScheme s, ModelFileKind kind, const GGUFTensorInfo& t, int n_layer, bool tied) {
+GGMLType quant_target_type(QuantScheme s, ModelFileKind kind, const GGUFTensorInfo& t, const QuantModelInfo& m) {
   if (!is_numeric_type(t.type)) return t.type;  // integer types: copied as they are
   if (is_k_scheme(s)) {
     EV_CHECK(kind == ModelFileKind::Llm, "quantize: scheme %s is for language-model files, not vision (clip) files",
              quant_scheme_name(s));
-    return k_scheme_type(s, t, n_layer, tied);
+    return k_scheme_type(s, t, m);
   }
   if (s == QuantScheme::F32 || keep_f32(t)) return GGMLType::F32;
   if (s == QuantScheme::F16) return GGMLType::F16;
@@ -335,6 +356,8 @@ uint32_t quant_file_type(QuantScheme s, ModelFileKind kind) {
     case QuantScheme::Q4_K_M: return 15;  // LLAMA_FTYPE_MOSTLY_Q4_K_M
     case QuantScheme::Q5_K_M: return 17;  // LLAMA_FTYPE_MOSTLY_Q5_K_M
     case QuantScheme::Q6_K: return 18;    // LLAMA_FTYPE_MOSTLY_Q6_K
+    case QuantScheme::Q3_K_M: return 12;  // LLAMA_FTYPE_MOSTLY_Q3_K_M
+    case QuantScheme::IQ4_XS: return 30;  // LLAMA_FTYPE_MOSTLY_IQ4_XS
   }
   return 0;
 }
@@ -359,16 +382,21 @@ QuantizeReport quantize_gguf(const std::string& in, const std::string& out, Quan
   for (const auto& [key, value] : f->metadata()) w.set(key, value);
   w.set("general.file_type", GGUFValue::from_u32(quant_file_type(scheme, rep.kind)));
 
-  // The decoder's depth (the K-quant schemes' per-layer choices) and whether the output is tied.
-  int n_layer = 0;
-  for (const GGUFTensorInfo& t : f->tensors()) n_layer = std::max(n_layer, layer_of(t.name) + 1);
-  const bool tied = f->find_tensor("output.weight") == nullptr;
+  // What the K-quant schemes' choices depend on: depth, tied output, heads per KV head.
+  QuantModelInfo info;
+  for (const GGUFTensorInfo& t : f->tensors()) info.n_layer = std::max(info.n_layer, layer_of(t.name) + 1);
+  info.tied = f->find_tensor("output.weight") == nullptr;
+  if (rep.kind == ModelFileKind::Llm) {
+    const std::string a = f->get_string("general.architecture") + ".attention.";
+    if (f->has(a + "head_count") && f->has(a + "head_count_kv") && f->get_int(a + "head_count_kv") > 0)
+      info.n_gqa = int(f->get_int(a + "head_count") / f->get_int(a + "head_count_kv"));
+  }
 
   std::vector<GGMLType> targets;
   std::map<GGMLType, int> counts;
   bool any_quant = false;
   for (const GGUFTensorInfo& t : f->tensors()) {
-    const GGMLType to = quant_target_type(scheme, rep.kind, t, n_layer, tied);
+    const GGMLType to = quant_target_type(scheme, rep.kind, t, info);
     if (to != t.type) {
       EV_CHECK(type_supported(t.type), "%s: tensor '%s' is stored as %s, which quantize cannot convert",
                f->path().c_str(), t.name.c_str(), type_name(t.type).c_str());

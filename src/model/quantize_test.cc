@@ -206,7 +206,7 @@ TEST(Quantize, KQuantSchemeTypes) {
   auto type_of = [&](QuantScheme s, const std::string& name, std::vector<int64_t> ne, bool tied = false) {
     t.name = name;
     t.ne = std::move(ne);
-    return quant_target_type(s, ModelFileKind::Llm, t, /*n_layer=*/16, tied);
+    return quant_target_type(s, ModelFileKind::Llm, t, {/*n_layer=*/16, tied, /*n_gqa=*/2});
   };
   const QuantScheme m4 = QuantScheme::Q4_K_M, m5 = QuantScheme::Q5_K_M, k6 = QuantScheme::Q6_K;
   EXPECT_EQ(type_of(m4, "blk.3.attn_q.weight", {512, 512}), GGMLType::Q4_K);
@@ -236,9 +236,29 @@ TEST(Quantize, KQuantSchemeTypes) {
   // What llama-quantize leaves alone keeps its type.
   EXPECT_EQ(type_of(m4, "blk.5.attn_norm.weight", {512}), GGMLType::F16);
   EXPECT_EQ(type_of(m4, "blk.5.attn_q.bias", {512}), GGMLType::F16);
+  // q3_k_m: attn_v Q5_K in layers 0-1, ffn_down Q5_K in the first sixteenth, Q4_K for both after;
+  // attn_output Q4_K.
+  const QuantScheme k3 = QuantScheme::Q3_K_M, x4 = QuantScheme::IQ4_XS;
+  EXPECT_EQ(type_of(k3, "blk.1.attn_v.weight", {512, 128}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(k3, "blk.2.attn_v.weight", {512, 128}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(k3, "blk.0.ffn_down.weight", {1024, 512}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(k3, "blk.1.ffn_down.weight", {1024, 512}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(k3, "blk.7.attn_output.weight", {512, 512}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(k3, "blk.7.ffn_up.weight", {512, 1024}), GGMLType::Q3_K);
+  EXPECT_EQ(type_of(k3, "output.weight", {512, 1000}), GGMLType::Q6_K);
+  EXPECT_EQ(type_of(k3, "blk.7.ffn_up.weight", {96, 1024}), GGMLType::Q4_0);
+  // iq4_xs: ffn_down Q5_K in the first eighth; attn_v Q5_K only with 4+ heads per KV head.
+  EXPECT_EQ(type_of(x4, "blk.1.ffn_down.weight", {1024, 512}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(x4, "blk.2.ffn_down.weight", {1024, 512}), GGMLType::IQ4_XS);
+  EXPECT_EQ(type_of(x4, "blk.2.attn_v.weight", {512, 128}), GGMLType::IQ4_XS);
+  t.name = "blk.2.attn_v.weight";
+  t.ne = {512, 128};
+  EXPECT_EQ(quant_target_type(x4, ModelFileKind::Llm, t, {16, false, 4}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(x4, "blk.2.attn_q.weight", {96, 96}), GGMLType::IQ4_NL);
+  EXPECT_EQ(type_of(x4, "output.weight", {512, 1000}), GGMLType::Q6_K);
   // Vision files are not what these schemes are for.
   t.ne = {512, 512};
-  EXPECT_THROW(quant_target_type(m4, ModelFileKind::Mmproj, t, 16), Error);
+  EXPECT_THROW(quant_target_type(m4, ModelFileKind::Mmproj, t, {16}), Error);
 }
 
 std::string error_of(const std::function<void()>& fn);

@@ -1,4 +1,4 @@
-// `edgevlm quantize IN.gguf OUT.gguf [--scheme bluelm|q8_0|q4_0|f16|f32|q4_k_m|q5_k_m|q6_k]
+// `edgevlm quantize IN.gguf OUT.gguf [--scheme bluelm|q8_0|q4_0|f16|f32|q4_k_m|q5_k_m|q6_k|q3_k_m|iq4_xs]
 // [--allow-requantize]`: mixed-precision
 // quantization of either file of a model pair (src/model/quantize.h has the rules).
 #include <CLI/CLI.hpp>
@@ -20,8 +20,8 @@ int quantize_main(int argc, char** argv) {
                "Schemes: bluelm (the paper's: ViT/projector Q8_0; LLM Q4_0 with token embeddings and output\n"
                "Q8_0), q8_0, q4_0, f16, f32. Norms, biases, position embeddings and 1-D tensors stay F32; matrices\n"
                "whose rows are not multiples of 32 stay F32/F16. All metadata is copied.\n"
-               "Language models also: q4_k_m, q5_k_m, q6_k, with llama-quantize's per-tensor choices (Q6_K output,\n"
-               "attn_v/ffn_down bumps, Q5_0/Q5_1/Q8_0 for rows not a multiple of 256).",
+               "Language models also: q4_k_m, q5_k_m, q6_k, q3_k_m, iq4_xs, with llama-quantize's per-tensor choices\n"
+               "(Q6_K output, attn_v/ffn_down bumps, Q4_0/Q5_0/Q5_1/Q8_0/IQ4_NL for rows not a multiple of 256).",
                "edgevlm quantize"};
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::string in, out, scheme = "bluelm";
@@ -29,7 +29,7 @@ int quantize_main(int argc, char** argv) {
   int threads = 0;
   app.add_option("input", in, "Input GGUF (llama/qwen2 or clip)")->required();
   app.add_option("output", out, "Output GGUF")->required();
-  app.add_option("-s,--scheme", scheme, "bluelm | q8_0 | q4_0 | f16 | f32 | q4_k_m | q5_k_m | q6_k")
+  app.add_option("-s,--scheme", scheme, "bluelm | q8_0 | q4_0 | f16 | f32 | q4_k_m | q5_k_m | q6_k | q3_k_m | iq4_xs")
       ->capture_default_str();
   app.add_flag("--allow-requantize", allow_requantize,
                "Convert tensors that are already quantized (worse than quantizing the float original)");

@@ -196,6 +196,9 @@ def main():
         ("qwen2-bias-q8_0", qwen + ["--type", "q8_0"], "quant"),
         ("llama-q4_k_m", llama256 + ["--type", "f32"], "quant", "q4_k_m"),   # Q4_K, Q6_K
         ("llama-q6_k", llama256 + ["--type", "f32"], "quant", "q6_k"),       # Q6_K
+        ("llama-q3_k_m", llama256 + ["--type", "f32"], "quant", "q3_k_m"),   # Q3_K, Q4_K, Q5_K, Q6_K
+        ("llama-iq4_xs", llama256 + ["--type", "f32"], "quant", "iq4_xs"),   # IQ4_XS, Q6_K
+        ("llama-iq4_xs-128", llama + ["--type", "f32"], "quant", "iq4_xs"),  # IQ4_NL fallbacks
         ("llama-q4_k_m-128", llama + ["--type", "f32"], "quant", "q4_k_m"),  # Q5_0, Q8_0 fallbacks
         ("llama-q5_k_m-128", llama + ["--type", "f32"], "quant", "q5_k_m"),  # Q5_1, Q8_0 fallbacks
     ]
