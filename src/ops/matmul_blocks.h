@@ -69,12 +69,12 @@ BlockDotRows block_dot4(GGMLType t, BlockKernels k);  // nullptr: none (the driv
 
 // Per-ISA tables, indexed by block_dot; each returns nullptr for types it has no kernel for.
 BlockDot block_dot_scalar(GGMLType t);
-BlockDot block_dot_avx2(GGMLType t);         // matmul_blocks_avx2.cc (x86 only)
+BlockDot block_dot_avx2(GGMLType t);         // matmul_blocks_avx2.cc (nullptr without AVX2)
 BlockDotRows block_dot4_avx2(GGMLType t);
 BlockDot block_dot_avx512(GGMLType t);       // also matmul_blocks_avx2.cc (per-function target)
 BlockDotRows block_dot4_avx512(GGMLType t);
-BlockDot block_dot_neon(GGMLType t);         // matmul_blocks_neon.cc (aarch64 only)
-BlockDot block_dot_neon_dotprod(GGMLType t); // matmul_blocks_dotprod_neon.cc (aarch64 only)
+BlockDot block_dot_neon(GGMLType t);         // matmul_neon.cc (aarch64; elsewhere nullptr)
+BlockDot block_dot_neon_dotprod(GGMLType t); // matmul_dotprod_neon.cc (aarch64; elsewhere nullptr)
 
 }  // namespace detail
 }  // namespace edgevlm
