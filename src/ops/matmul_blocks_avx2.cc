@@ -26,16 +26,15 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
   return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
 }
 
-// The 32 bits of a Q5 block's qh → 32 bytes, 0x10 where the bit is set.
-inline __m256i fifth_bits(const uint8_t* qh) {
+// The 32 bits of a Q5 block's qh → 32 bytes, 0xFF where the bit is set.
+inline __m256i fifth_mask(const uint8_t* qh) {
   uint32_t h;
   std::memcpy(&h, qh, 4);
   // Byte i of the result looks at byte i / 8 of h, then tests bit i % 8.
   const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
   __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int(h)), shuf);
   const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
-  v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
 }
 
 inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -47,7 +46,7 @@ template <GGMLType T>
 float dot_legacy(const void* w, const void* a, int64_t nb) {
   const Act32* x = static_cast<const Act32*>(a);
   __m256 acc = _mm256_setzero_ps();
-  float offs = 0;  // the per-block offset terms (m·d_x·Σq, or −16·d·d_x·Σq)
+  float offs = 0;  // the per-block offset terms of Q4_1 / Q5_1 (m·d_x·Σq)
   for (int64_t i = 0; i < nb; ++i) {
     const __m256i qx = load32(x[i].qs);
     __m256i sumi;
@@ -58,13 +57,16 @@ float dot_legacy(const void* w, const void* a, int64_t nb) {
       d = h2f(b.d) * x[i].d;
       offs += h2f(b.m) * x[i].d * float(x[i].sum);
     } else if constexpr (T == GGMLType::Q5_0) {
+      // q − 16 as a signed byte: the nibble where the fifth bit is set, the nibble | 0xF0 (= nibble
+      // − 16) where it is clear; no offset term is left.
       const BlockQ5_0& b = static_cast<const BlockQ5_0*>(w)[i];
-      sumi = simd::dot_u8i8(_mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)), qx);
+      const __m256i q = _mm256_or_si256(unpack_nibbles(b.qs), _mm256_andnot_si256(fifth_mask(b.qh), _mm256_set1_epi8(char(0xF0))));
+      sumi = simd::dot_i8i8(q, qx);
       d = h2f(b.d) * x[i].d;
-      offs -= 16.0f * d * float(x[i].sum);
     } else if constexpr (T == GGMLType::Q5_1) {
       const BlockQ5_1& b = static_cast<const BlockQ5_1*>(w)[i];
-      sumi = simd::dot_u8i8(_mm256_or_si256(unpack_nibbles(b.qs), fifth_bits(b.qh)), qx);
+      const __m256i q = _mm256_or_si256(unpack_nibbles(b.qs), _mm256_and_si256(fifth_mask(b.qh), _mm256_set1_epi8(0x10)));
+      sumi = simd::dot_u8i8(q, qx);
       d = h2f(b.d) * x[i].d;
       offs += h2f(b.m) * x[i].d * float(x[i].sum);
     } else {  // IQ4_NL: the 16 levels looked up by pshufb
