@@ -177,6 +177,8 @@ BlockDot block_dot_scalar(GGMLType t) {
 #if !defined(__aarch64__)
 BlockDot block_dot_neon(GGMLType) { return nullptr; }
 BlockDot block_dot_neon_dotprod(GGMLType) { return nullptr; }
+BlockDotRows block_dot4_neon(GGMLType) { return nullptr; }
+BlockDotRows block_dot4_neon_dotprod(GGMLType) { return nullptr; }
 #endif
 
 BlockDot block_dot(GGMLType t, BlockKernels k) {
@@ -190,8 +192,13 @@ BlockDot block_dot(GGMLType t, BlockKernels k) {
 }
 
 BlockDotRows block_dot4(GGMLType t, BlockKernels k) {
-  if (k == BlockKernels::Avx512 && block_dot4_avx512(t)) return block_dot4_avx512(t);
-  return k == BlockKernels::Avx2 || k == BlockKernels::Avx512 ? block_dot4_avx2(t) : nullptr;
+  switch (k) {
+    case BlockKernels::Avx512: return block_dot4_avx512(t) ? block_dot4_avx512(t) : block_dot4_avx2(t);
+    case BlockKernels::Avx2: return block_dot4_avx2(t);
+    case BlockKernels::Neon: return block_dot4_neon(t);
+    case BlockKernels::NeonDotprod: return block_dot4_neon_dotprod(t);
+    default: return nullptr;
+  }
 }
 
 size_t block_act_bytes(GGMLType t, int64_t n) {

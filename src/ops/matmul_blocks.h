@@ -13,8 +13,9 @@
 // per-ISA kernels for every type (matmul_blocks_avx2.cc; matmul_blocks_neon.h, instantiated by
 // matmul_neon.cc and matmul_dotprod_neon.cc) compute the same sums; they differ only in the order
 // of the float additions. AVX2 also has 4-activation-row forms of the K-quant and IQ4_XS dots for
-// batched products (each weight block unpacked once for four rows: 1.3-1.45× on 64 rows), and
-// 512-bit forms of Q4_K, Q5_K, Q6_K and IQ4_XS (BlockKernels::Avx512).
+// batched products (each weight block unpacked once for four rows: 1.3-1.45× on 64 rows; NEON
+// has them for Q4_K, Q5_K and Q6_K), and 512-bit forms of Q4_K, Q5_K, Q6_K and IQ4_XS
+// (BlockKernels::Avx512).
 #pragma once
 
 #include <cstdint>
@@ -75,6 +76,8 @@ BlockDot block_dot_avx512(GGMLType t);       // also matmul_blocks_avx2.cc (per-
 BlockDotRows block_dot4_avx512(GGMLType t);
 BlockDot block_dot_neon(GGMLType t);         // matmul_neon.cc (aarch64; elsewhere nullptr)
 BlockDot block_dot_neon_dotprod(GGMLType t); // matmul_dotprod_neon.cc (aarch64; elsewhere nullptr)
+BlockDotRows block_dot4_neon(GGMLType t);
+BlockDotRows block_dot4_neon_dotprod(GGMLType t);
 
 }  // namespace detail
 }  // namespace edgevlm

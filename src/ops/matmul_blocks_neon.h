@@ -67,23 +67,25 @@ float dot_legacy(const void* w, const void* a, int64_t nb) {
   return s;
 }
 
-template <class Dot, bool five>
-float dot_q45_k(const void* w, const void* a, int64_t nb) {
+// Q4_K / Q5_K and Q6_K take NR activation rows (a + r·as): each weight block is unpacked once for
+// all of them (batched products), NR = 1 being the plain dot.
+template <class Dot, bool five, int NR>
+void dot_q45_k_rows(const void* w, const void* a, size_t as, int64_t nb, float* out) {
   using Block = std::conditional_t<five, BlockQ5_K, BlockQ4_K>;
   const Block* b = static_cast<const Block*>(w);
-  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
-  float s = 0;
+  const BlockQ8_K* xr[NR];
+  for (int r = 0; r < NR; ++r) xr[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * as);
+  float s[NR] = {};
   for (int64_t i = 0; i < nb; ++i) {
     uint8_t sc[8], m[8];
     for (int j = 0; j < 8; ++j) kquant_scale_min(j, b[i].scales, &sc[j], &m[j]);
-    int summ = 0;
-    for (int j = 0; j < 8; ++j) summ += m[j] * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
     uint8x16_t qh0, qh1;
     if constexpr (five) {
       qh0 = vld1q_u8(b[i].qh);
       qh1 = vld1q_u8(b[i].qh + 16);
     }
-    int32x4_t acc = vdupq_n_s32(0);
+    int32x4_t acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = vdupq_n_s32(0);
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     for (int j = 0; j < 4; ++j) {
       const uint8x16_t q0 = vld1q_u8(b[i].qs + 32 * j), q1 = vld1q_u8(b[i].qs + 32 * j + 16);
@@ -96,16 +98,24 @@ float dot_q45_k(const void* w, const void* a, int64_t nb) {
         h0 = vorrq_u8(h0, vshlq_n_u8(vandq_u8(vshlq_u8(qh0, sh), one), 4));
         h1 = vorrq_u8(h1, vshlq_n_u8(vandq_u8(vshlq_u8(qh1, sh), one), 4));
       }
-      const int8_t* xq = x[i].qs + 64 * j;
-      const int32x4_t p0 = Dot::dot32(vreinterpretq_s8_u8(l0), vreinterpretq_s8_u8(l1), vld1q_s8(xq), vld1q_s8(xq + 16));
-      const int32x4_t p1 =
-          Dot::dot32(vreinterpretq_s8_u8(h0), vreinterpretq_s8_u8(h1), vld1q_s8(xq + 32), vld1q_s8(xq + 48));
-      acc = vmlaq_n_s32(acc, p0, sc[2 * j]);
-      acc = vmlaq_n_s32(acc, p1, sc[2 * j + 1]);
+      for (int r = 0; r < NR; ++r) {
+        const int8_t* xq = xr[r][i].qs + 64 * j;
+        const int32x4_t p0 =
+            Dot::dot32(vreinterpretq_s8_u8(l0), vreinterpretq_s8_u8(l1), vld1q_s8(xq), vld1q_s8(xq + 16));
+        const int32x4_t p1 =
+            Dot::dot32(vreinterpretq_s8_u8(h0), vreinterpretq_s8_u8(h1), vld1q_s8(xq + 32), vld1q_s8(xq + 48));
+        acc[r] = vmlaq_n_s32(vmlaq_n_s32(acc[r], p0, sc[2 * j]), p1, sc[2 * j + 1]);
+      }
     }
-    s += x[i].d * (h2f(b[i].d) * float(vaddvq_s32(acc)) - h2f(b[i].dmin) * float(summ));
+    const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+    for (int r = 0; r < NR; ++r) {
+      const BlockQ8_K& x = xr[r][i];
+      int summ = 0;
+      for (int j = 0; j < 8; ++j) summ += m[j] * (x.bsums[2 * j] + x.bsums[2 * j + 1]);
+      s[r] += x.d * (d * float(vaddvq_s32(acc[r])) - dmin * float(summ));
+    }
   }
-  return s;
+  for (int r = 0; r < NR; ++r) out[r] = s[r];
 }
 
 // Q2_K / Q3_K: element 128h + 32s + l has its 2-bit quant at bits 2s of qs[32h + l]; elements
@@ -168,15 +178,17 @@ float dot_q3_k(const void* w, const void* a, int64_t nb) {
   return s;
 }
 
-template <class Dot>
-float dot_q6_k(const void* w, const void* a, int64_t nb) {
+template <class Dot, int NR>
+void dot_q6_k_rows(const void* w, const void* a, size_t as, int64_t nb, float* out) {
   const BlockQ6_K* b = static_cast<const BlockQ6_K*>(w);
-  const BlockQ8_K* x = static_cast<const BlockQ8_K*>(a);
+  const BlockQ8_K* xr[NR];
+  for (int r = 0; r < NR; ++r) xr[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * as);
   const uint8x16_t m4 = vdupq_n_u8(0x0F), m2 = vdupq_n_u8(0x03);
   const int8x16_t off = vdupq_n_s8(32);
-  float s = 0;
+  float s[NR] = {};
   for (int64_t i = 0; i < nb; ++i) {
-    int32x4_t acc = vdupq_n_s32(0);
+    int32x4_t acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = vdupq_n_s32(0);
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = b[i].ql + 64 * h;
       const uint8_t* qh = b[i].qh + 32 * h;
@@ -192,13 +204,23 @@ float dot_q6_k(const void* w, const void* a, int64_t nb) {
         for (int sb = 0; sb < 4; ++sb) {
           const int e = 128 * h + 32 * sb + 16 * half;  // first element; its sub-block is e / 16
           const int8x16_t wq = vsubq_s8(vreinterpretq_s8_u8(q[sb]), off);
-          acc = vmlaq_n_s32(acc, Dot::dot16(wq, vld1q_s8(x[i].qs + e)), b[i].scales[e / 16]);
+          for (int r = 0; r < NR; ++r)
+            acc[r] = vmlaq_n_s32(acc[r], Dot::dot16(wq, vld1q_s8(xr[r][i].qs + e)), b[i].scales[e / 16]);
         }
       }
     }
-    s += x[i].d * h2f(b[i].d) * float(vaddvq_s32(acc));
+    const float d = h2f(b[i].d);
+    for (int r = 0; r < NR; ++r) s[r] += xr[r][i].d * d * float(vaddvq_s32(acc[r]));
   }
-  return s;
+  for (int r = 0; r < NR; ++r) out[r] = s[r];
+}
+
+// The one-row dot of a rows kernel.
+template <void (*K)(const void*, const void*, size_t, int64_t, float*)>
+float one_row(const void* w, const void* a, int64_t nb) {
+  float y;
+  K(w, a, 0, nb, &y);
+  return y;
 }
 
 template <class Dot>
@@ -229,12 +251,22 @@ detail::BlockDot block_dots(GGMLType t) {
     case GGMLType::Q5_0: return dot_legacy<Dot, GGMLType::Q5_0>;
     case GGMLType::Q5_1: return dot_legacy<Dot, GGMLType::Q5_1>;
     case GGMLType::IQ4_NL: return dot_legacy<Dot, GGMLType::IQ4_NL>;
-    case GGMLType::Q4_K: return dot_q45_k<Dot, false>;
-    case GGMLType::Q5_K: return dot_q45_k<Dot, true>;
-    case GGMLType::Q6_K: return dot_q6_k<Dot>;
+    case GGMLType::Q4_K: return one_row<dot_q45_k_rows<Dot, false, 1>>;
+    case GGMLType::Q5_K: return one_row<dot_q45_k_rows<Dot, true, 1>>;
+    case GGMLType::Q6_K: return one_row<dot_q6_k_rows<Dot, 1>>;
     case GGMLType::IQ4_XS: return dot_iq4_xs<Dot>;
     case GGMLType::Q2_K: return dot_q2_k<Dot>;
     case GGMLType::Q3_K: return dot_q3_k<Dot>;
+    default: return nullptr;
+  }
+}
+
+template <class Dot>
+detail::BlockDotRows block_dots4(GGMLType t) {
+  switch (t) {
+    case GGMLType::Q4_K: return dot_q45_k_rows<Dot, false, 4>;
+    case GGMLType::Q5_K: return dot_q45_k_rows<Dot, true, 4>;
+    case GGMLType::Q6_K: return dot_q6_k_rows<Dot, 4>;
     default: return nullptr;
   }
 }

@@ -31,4 +31,5 @@ const IntKernels& int_kernels_dotprod() { return kDotprod; }
 
 namespace edgevlm::detail {
 BlockDot block_dot_neon_dotprod(GGMLType t) { return neon::block_dots<neon::DotSdot>(t); }
+BlockDotRows block_dot4_neon_dotprod(GGMLType t) { return neon::block_dots4<neon::DotSdot>(t); }
 }  // namespace edgevlm::detail

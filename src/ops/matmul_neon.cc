@@ -276,6 +276,7 @@ void matmul_neon(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
 
 namespace detail {
 BlockDot block_dot_neon(GGMLType t) { return neon::block_dots<DotMull>(t); }
+BlockDotRows block_dot4_neon(GGMLType t) { return neon::block_dots4<DotMull>(t); }
 }  // namespace detail
 
 }  // namespace edgevlm
