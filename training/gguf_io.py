@@ -3,7 +3,9 @@
 Written from the GGUF specification (ggml/docs/gguf.md), independently of the C++ reader, so that the
 numpy reference forward (bench/reference_llama.py) and the training export do not share code with the
 engine they check. Metadata of every type (nested arrays included); tensors F32, F16, Q8_0 and Q4_0
-in the standard GGML block layouts, bit-exact with ggml's reference quantizers.
+in the standard GGML block layouts, bit-exact with ggml's reference quantizers; reading also
+Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS (the types of llama-quantize's
+Q4_K_M, Q5_K_M, Q6_K, Q3_K_M and IQ4_XS files), dequantized with ggml's float32 arithmetic.
 
 Layout: magic "GGUF", u32 version, u64 n_tensors, u64 n_kv, KV pairs, tensor infos
 (name, u32 n_dims, u64 ne[n_dims], u32 type, u64 offset), padding to general.alignment, data.
@@ -59,18 +61,42 @@ class GGMLType:
     F32 = 0
     F16 = 1
     Q4_0 = 2
+    Q4_1 = 3
+    Q5_0 = 6
+    Q5_1 = 7
     Q8_0 = 8
+    Q2_K = 10
+    Q3_K = 11
+    Q4_K = 12
+    Q5_K = 13
+    Q6_K = 14
+    IQ4_NL = 20
+    IQ4_XS = 23
 
 
 QK = 32  # elements per Q8_0 / Q4_0 block
+QK_K = 256  # elements per K-quant super-block
 # (elements per block, bytes per block)
 _TYPE_SIZE = {
     GGMLType.F32: (1, 4),
     GGMLType.F16: (1, 2),
     GGMLType.Q8_0: (QK, 2 + QK),
     GGMLType.Q4_0: (QK, 2 + QK // 2),
+    GGMLType.Q4_1: (QK, 4 + QK // 2),
+    GGMLType.Q5_0: (QK, 6 + QK // 2),
+    GGMLType.Q5_1: (QK, 8 + QK // 2),
+    GGMLType.IQ4_NL: (QK, 2 + QK // 2),
+    GGMLType.Q2_K: (QK_K, 84),
+    GGMLType.Q3_K: (QK_K, 110),
+    GGMLType.Q4_K: (QK_K, 144),
+    GGMLType.Q5_K: (QK_K, 176),
+    GGMLType.Q6_K: (QK_K, 210),
+    GGMLType.IQ4_XS: (QK_K, 136),
 }
-TYPE_NAMES = {GGMLType.F32: "f32", GGMLType.F16: "f16", GGMLType.Q8_0: "q8_0", GGMLType.Q4_0: "q4_0"}
+TYPE_NAMES = {GGMLType.F32: "f32", GGMLType.F16: "f16", GGMLType.Q8_0: "q8_0", GGMLType.Q4_0: "q4_0",
+              GGMLType.Q4_1: "q4_1", GGMLType.Q5_0: "q5_0", GGMLType.Q5_1: "q5_1", GGMLType.IQ4_NL: "iq4_nl",
+              GGMLType.Q2_K: "q2_k", GGMLType.Q3_K: "q3_k", GGMLType.Q4_K: "q4_k", GGMLType.Q5_K: "q5_k",
+              GGMLType.Q6_K: "q6_k", GGMLType.IQ4_XS: "iq4_xs"}
 TYPE_BY_NAME = {v: k for k, v in TYPE_NAMES.items()}
 
 
@@ -179,6 +205,127 @@ def dequantize_q4_0(buf, n: int) -> np.ndarray:
     return (blocks["d"].astype(np.float32)[:, None] * q).reshape(-1)
 
 
+# ---------------------------------------------------------------------------------------------------
+# the other block types (read only): layouts from ggml-common.h, float32 arithmetic in ggml's order
+# (products left to right, as ggml's dequantize_row_* compute them), so values are bit-exact.
+
+IQ4NL_VALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.int8)
+
+_BLOCK_DTYPES = {
+    GGMLType.Q4_1: [("d", "<f2"), ("m", "<f2"), ("qs", "u1", (16,))],
+    GGMLType.Q5_0: [("d", "<f2"), ("qh", "<u4"), ("qs", "u1", (16,))],
+    GGMLType.Q5_1: [("d", "<f2"), ("m", "<f2"), ("qh", "<u4"), ("qs", "u1", (16,))],
+    GGMLType.IQ4_NL: [("d", "<f2"), ("qs", "u1", (16,))],
+    GGMLType.Q2_K: [("scales", "u1", (16,)), ("qs", "u1", (64,)), ("d", "<f2"), ("dmin", "<f2")],
+    GGMLType.Q3_K: [("hmask", "u1", (32,)), ("qs", "u1", (64,)), ("scales", "u1", (12,)), ("d", "<f2")],
+    GGMLType.Q4_K: [("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", (12,)), ("qs", "u1", (128,))],
+    GGMLType.Q5_K: [("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", (12,)), ("qh", "u1", (32,)),
+                    ("qs", "u1", (128,))],
+    GGMLType.Q6_K: [("ql", "u1", (128,)), ("qh", "u1", (64,)), ("scales", "i1", (16,)), ("d", "<f2")],
+    GGMLType.IQ4_XS: [("d", "<f2"), ("scales_h", "<u2"), ("scales_l", "u1", (4,)), ("qs", "u1", (128,))],
+}
+
+
+def _blocks(buf, ggml_type: int, n: int):
+    be, bb = _TYPE_SIZE[ggml_type]
+    dt = np.dtype(_BLOCK_DTYPES[ggml_type])
+    assert dt.itemsize == bb, (TYPE_NAMES[ggml_type], dt.itemsize)
+    return np.frombuffer(buf, dtype=dt, count=n // be)
+
+
+def _f32(a) -> np.ndarray:
+    return np.asarray(a).astype(np.float32)
+
+
+def _nibbles32(qs: np.ndarray) -> np.ndarray:
+    """[..., 16] bytes → [..., 32] values: low nibbles are elements 0-15, high nibbles 16-31."""
+    return np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.int32)
+
+
+def _fifth_bits(qh: np.ndarray) -> np.ndarray:
+    """[nb] uint32 → [nb, 32]: bit j of qh is the fifth bit of element j."""
+    return ((qh[:, None] >> np.arange(32, dtype=np.uint32)) & 1).astype(np.int32)
+
+
+def _two_bits(qs: np.ndarray) -> np.ndarray:
+    """[nb, 64] Q2_K/Q3_K bytes → [nb, 256]: element 128h + 32s + l at bits 2s of byte 32h + l."""
+    q = qs.reshape(-1, 2, 1, 32) >> (2 * np.arange(4, dtype=np.uint8)).reshape(1, 1, 4, 1)
+    return (q & 3).reshape(-1, QK_K).astype(np.int32)
+
+
+def _scale_min_k4(scales: np.ndarray):
+    """[nb, 12] packed Q4_K/Q5_K scales → (sc [nb, 8], m [nb, 8]) 6-bit integers."""
+    q = scales.astype(np.int32)
+    sc = np.empty((q.shape[0], 8), np.int32)
+    m = np.empty((q.shape[0], 8), np.int32)
+    sc[:, :4] = q[:, 0:4] & 63
+    m[:, :4] = q[:, 4:8] & 63
+    sc[:, 4:] = (q[:, 8:12] & 0xF) | ((q[:, 0:4] >> 6) << 4)
+    m[:, 4:] = (q[:, 8:12] >> 4) | ((q[:, 4:8] >> 6) << 4)
+    return sc, m
+
+
+def dequantize_blocks(buf, ggml_type: int, n: int) -> np.ndarray:
+    """Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS bytes → float32[n]."""
+    b = _blocks(buf, ggml_type, n)
+    t = GGMLType
+    if ggml_type in (t.Q4_1, t.Q5_0, t.Q5_1, t.IQ4_NL):
+        q = _nibbles32(b["qs"])
+        d = _f32(b["d"])[:, None]
+        if ggml_type == t.IQ4_NL:
+            return (d * _f32(IQ4NL_VALUES[q])).reshape(-1)
+        if ggml_type in (t.Q5_0, t.Q5_1):
+            q = q | (_fifth_bits(b["qh"]) << 4)
+        if ggml_type == t.Q5_0:
+            return (_f32(q - 16) * d).reshape(-1)
+        return (_f32(q) * d + _f32(b["m"])[:, None]).reshape(-1)
+    if ggml_type == t.Q2_K:
+        q = _f32(_two_bits(b["qs"])).reshape(-1, 16, 16)
+        sc = b["scales"]
+        dl = (_f32(b["d"])[:, None] * _f32(sc & 0xF))[:, :, None]
+        ml = (_f32(b["dmin"])[:, None] * _f32(sc >> 4))[:, :, None]
+        return (dl * q - ml).reshape(-1)
+    if ggml_type == t.Q3_K:
+        lo = _two_bits(b["qs"])
+        hm = b["hmask"].astype(np.int32)  # element e: bit e // 32 of hmask[e % 32]
+        e = np.arange(QK_K)
+        hi = (hm[:, e % 32] >> (e // 32)) & 1
+        q = _f32(lo - np.where(hi == 1, 0, 4)).reshape(-1, 16, 16)
+        s = b["scales"].astype(np.int32)
+        j = np.arange(16)
+        low = np.where(j < 8, s[:, j % 8] & 0xF, s[:, j % 8] >> 4)
+        high = (s[:, 8 + j % 4] >> (2 * (j // 4))) & 3
+        sc = (low | (high << 4)) - 32
+        dl = (_f32(b["d"])[:, None] * _f32(sc))[:, :, None]
+        return (dl * q).reshape(-1)
+    if ggml_type in (t.Q4_K, t.Q5_K):
+        sc, m = _scale_min_k4(b["scales"])
+        qs = b["qs"].reshape(-1, 4, 32)
+        q = np.stack([qs & 0x0F, qs >> 4], axis=2).reshape(-1, 8, 32).astype(np.int32)  # sub-block 2k, 2k+1
+        if ggml_type == t.Q5_K:
+            qh = b["qh"].astype(np.int32)  # element 32s + l: bit s of qh[l]
+            q = q | (((qh[:, None, :] >> np.arange(8).reshape(1, 8, 1)) & 1) << 4)
+        d1 = (_f32(b["d"])[:, None] * _f32(sc))[:, :, None]
+        m1 = (_f32(b["dmin"])[:, None] * _f32(m))[:, :, None]
+        return (d1 * _f32(q) - m1).reshape(-1)
+    if ggml_type == t.Q6_K:
+        ql = b["ql"].reshape(-1, 2, 2, 32)  # [half, which 32 bytes, l]
+        qh = b["qh"].reshape(-1, 2, 1, 32).astype(np.int32)
+        low = np.concatenate([ql & 0x0F, ql >> 4], axis=2).astype(np.int32)  # s = 0, 1, 2, 3
+        high = (qh >> (2 * np.arange(4).reshape(1, 1, 4, 1))) & 3
+        q = ((low | (high << 4)) - 32).reshape(-1, 16, 16)
+        dsc = (_f32(b["d"])[:, None] * _f32(b["scales"]))[:, :, None]
+        return (dsc * _f32(q)).reshape(-1)
+    if ggml_type == t.IQ4_XS:
+        j = np.arange(8)
+        sl = (b["scales_l"][:, j // 2].astype(np.int32) >> (4 * (j % 2))) & 0xF
+        sh = (b["scales_h"][:, None].astype(np.int32) >> (2 * j)) & 3
+        dl = (_f32(b["d"])[:, None] * _f32((sl | (sh << 4)) - 32))[:, :, None]
+        q = _nibbles32(b["qs"].reshape(-1, 8, 16))
+        return (dl * _f32(IQ4NL_VALUES[q])).reshape(-1)
+    raise GGUFError(f"cannot decode tensor type {ggml_type}")
+
+
 def encode_tensor(values: np.ndarray, ggml_type: int) -> bytes:
     values = np.asarray(values, dtype=np.float32)
     if ggml_type == GGMLType.F32:
@@ -202,6 +349,8 @@ def decode_tensor(buf, ggml_type: int, n: int) -> np.ndarray:
         return dequantize_q8_0(buf, n)
     if ggml_type == GGMLType.Q4_0:
         return dequantize_q4_0(buf, n)
+    if ggml_type in _BLOCK_DTYPES:
+        return dequantize_blocks(buf, ggml_type, n)
     raise GGUFError(f"cannot decode tensor type {ggml_type}")
 
 

@@ -158,3 +158,82 @@ def test_reads_real_vocab_file_and_rewrites_identically(tmp_path):
         w.add_raw_tensor(t.name, t.ne, t.type, bytes(t.data))
     r2 = _roundtrip(w, tmp_path)
     assert {k: (v.type, v.value) for k, v in r2.metadata.items()} == {k: (v.type, v.value) for k, v in r.metadata.items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the read-only block types
+
+
+def _det_blocks(t, nblocks):
+    """Deterministic pseudo-random blocks of type t, with fixed small f16 scales (d, m, dmin)."""
+    be, bb = g._TYPE_SIZE[t]
+    s = 12345 + t
+    out = bytearray()
+    for _ in range(nblocks * bb):
+        s = (s * 1664525 + 1013904223) & 0xFFFFFFFF
+        out.append(s >> 24)
+    b = np.frombuffer(bytes(out), dtype=np.dtype(g._BLOCK_DTYPES[t])).copy()
+    for f in ("d", "m", "dmin"):
+        if f in b.dtype.names:
+            b[f] = np.float16(0.01) * (1 + (np.arange(len(b)) % 5)) * (1 if f != "m" else -1)
+    return b.tobytes()
+
+
+# sha256 (first 16 hex digits) of the float32 values ggml's own dequantize_row_* gives for
+# _det_blocks (libggml-base.so of node-llama-cpp 3.21.1 through ctypes): bit-exact agreement.
+_GGML_DEQUANT_SHA = {
+    g.GGMLType.Q4_1: "57653be2634283a8", g.GGMLType.Q5_0: "335f9d52ec8e608b",
+    g.GGMLType.Q5_1: "3cf77c12fffee6f2", g.GGMLType.IQ4_NL: "f6186dc65fc365f5",
+    g.GGMLType.Q2_K: "85121fd962e908e7", g.GGMLType.Q3_K: "066c883f31682144",
+    g.GGMLType.Q4_K: "da916ce3d0293df0", g.GGMLType.Q5_K: "a0ed5e1f461be7d3",
+    g.GGMLType.Q6_K: "161e60606b934bde", g.GGMLType.IQ4_XS: "91572b97e97bed20",
+}
+
+
+@pytest.mark.parametrize("t", sorted(_GGML_DEQUANT_SHA))
+def test_block_types_dequantize_as_ggml(t):
+    import hashlib
+    be, _ = g._TYPE_SIZE[t]
+    nblocks = 24 if be == 256 else 96
+    y = g.decode_tensor(_det_blocks(t, nblocks), t, nblocks * be)
+    assert y.dtype == np.float32 and y.shape == (nblocks * be,)
+    assert hashlib.sha256(y.tobytes()).hexdigest()[:16] == _GGML_DEQUANT_SHA[t], g.TYPE_NAMES[t]
+
+
+def test_q4_k_block_by_hand():
+    # d = 0.5, dmin = 0.25; sub-block 1: scale 3, min 2; sub-block 5: scale 17 = 1 | 1 << 4,
+    # min 33 = 1 | 2 << 4 (low nibbles in byte 9, high bits in bits 6-7 of bytes 1 and 5).
+    scales = [0, 3 | 1 << 6, 0, 0, 0, 2 | 2 << 6, 0, 0, 0, 1 | 1 << 4, 0, 0]
+    qs = bytearray(128)
+    qs[0] = 0x70        # element 32 (sub-block 1, high nibble of byte 0): 7
+    qs[64 + 4] = 0xE0   # element 164 (sub-block 5): 14
+    blk = struct.pack("<ee", 0.5, 0.25) + bytes(scales) + bytes(qs)
+    y = g.decode_tensor(blk, g.GGMLType.Q4_K, 256)
+    assert y[32] == np.float32(0.5 * 3 * 7 - 0.25 * 2)
+    assert y[33] == np.float32(-0.25 * 2)
+    assert y[164] == np.float32(0.5 * 17 * 14 - 0.25 * 33)
+    assert y[0] == 0
+
+
+def test_q6_k_and_iq4_xs_blocks_by_hand():
+    ql, qh, sc = bytearray(128), bytearray(64), bytearray(16)
+    sc[12] = 256 - 3                # scale −3 for sub-block 12
+    ql[64 + 8] = 0x50               # element 200 = 128 + 64 + 8: high nibble of ql[64 + 8] = 5
+    qh[32 + 8] = 2 << 4             # its two high bits (bits 4-5 of qh[32 + 8]) = 2
+    blk = bytes(ql) + bytes(qh) + bytes(sc) + struct.pack("<e", 0.125)
+    y = g.decode_tensor(blk, g.GGMLType.Q6_K, 256)
+    assert y[200] == np.float32(0.125 * -3 * ((5 | 2 << 4) - 32))
+    # IQ4_XS: sub-block 3 has scale 35 (low nibble 3: high half of scales_l[1]; high bits 2 at bits 6-7)
+    qs = bytearray(128)
+    qs[48 + 5] = 0xF0               # element 101 → level 0 (−127), element 117 → level 15 (113)
+    blk = struct.pack("<eH", 1.0, 2 << 6) + bytes([0, 3 << 4, 0, 0]) + bytes(qs)
+    y = g.decode_tensor(blk, g.GGMLType.IQ4_XS, 256)
+    assert y[101] == np.float32(3 * -127) and y[117] == np.float32(3 * 113)
+
+
+def test_block_types_row_bytes():
+    assert g.row_bytes(g.GGMLType.Q4_K, 512) == 288
+    assert g.row_bytes(g.GGMLType.Q5_0, 64) == 44
+    assert g.row_bytes(g.GGMLType.IQ4_XS, 256) == 136
+    with pytest.raises(g.GGUFError):
+        g.row_bytes(g.GGMLType.Q6_K, 128)

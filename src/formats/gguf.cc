@@ -442,7 +442,12 @@ void GGUFFile::parse() {
     const uint32_t type = c.read<uint32_t>("tensor type");
     info.type = static_cast<GGMLType>(type);
     const size_t be = type_block_elems(info.type);
-    if (be == 0) c.error("tensor '" + info.name + "' has unknown type " + std::to_string(type));
+    // A type whose block size we do not know leaves the file's sizes unknowable: say which type
+    // (a newer or rarer GGML type, not a corrupt file) and stop.
+    if (be == 0) {
+      fail("%s: unsupported tensor type %s (id %u) in tensor '%s'", path_.c_str(), type_name(info.type).c_str(), type,
+           info.name.c_str());
+    }
     if (info.ne[0] % int64_t(be) != 0) {
       c.error("tensor '" + info.name + "' row length " + std::to_string(info.ne[0]) + " is not a multiple of the " +
               type_name(info.type) + " block size");

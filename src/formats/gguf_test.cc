@@ -158,7 +158,15 @@ TEST(GGUF, HostileTensorInfos) {
   expect_error(b, "past the end");
   b = good;
   put32(b, type_at, 77);
-  expect_error(b, "unknown type 77");
+  expect_error(b, "unsupported tensor type type(77) (id 77) in tensor '");
+  b = good;
+  put32(b, type_at, uint32_t(GGMLType::IQ2_XXS));  // a GGML type this engine does not run
+  expect_error(b, "unsupported tensor type iq2_xxs (id 16) in tensor '");
+  try {
+    GGUFFile::from_memory(b.data(), b.size(), "bad.gguf");
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
+  }
   b = good;
   put64(b, off_at, 1 << 20);
   expect_error(b, "past the end");

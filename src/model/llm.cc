@@ -53,8 +53,8 @@ WeightMatrix matrix(const GGUFFile& f, const std::string& name, int64_t n_in, in
   EV_CHECK(ne.size() == 2 && ne[0] == n_in && ne[1] == n_out,
            "%s: tensor '%s' has shape %s, the model config needs [%lld, %lld]", f.path().c_str(),
            name.c_str(), shape_str(t.ne).c_str(), (long long)n_in, (long long)n_out);
-  EV_CHECK(matmul_supports(t.type), "%s: tensor '%s' has type %s; supported: f32, f16, bf16, q8_0, q4_0",
-           f.path().c_str(), name.c_str(), type_name(t.type).c_str());
+  EV_CHECK(matmul_supports(t.type), "%s: unsupported tensor type %s (id %u) in tensor '%s'", f.path().c_str(),
+           type_name(t.type).c_str(), unsigned(t.type), name.c_str());
   GGUFTensorInfo t2 = t;
   t2.ne = ne;
   return WeightMatrix::from_tensor(t2);
@@ -149,8 +149,10 @@ const float* LlmModel::dense_f32(const std::string& name, const std::vector<int6
   EV_CHECK(ne == want, "%s: tensor '%s' has shape %s, the model config needs %s", f.path().c_str(), name.c_str(),
            shape_str(t.ne).c_str(), shape_str(want).c_str());
   const int64_t row = want[0], n = t.n_elements();
-  EV_CHECK(type_supported(t.type) && row % int64_t(type_block_elems(t.type)) == 0,
-           "%s: tensor '%s' has unsupported type %s", f.path().c_str(), name.c_str(), type_name(t.type).c_str());
+  EV_CHECK(type_supported(t.type), "%s: unsupported tensor type %s (id %u) in tensor '%s'", f.path().c_str(),
+           type_name(t.type).c_str(), unsigned(t.type), name.c_str());
+  EV_CHECK(row % int64_t(type_block_elems(t.type)) == 0, "%s: tensor '%s' rows of %lld elements do not fill %s blocks",
+           f.path().c_str(), name.c_str(), (long long)row, type_name(t.type).c_str());
   EV_CHECK(t.data != nullptr && t.nbytes >= row_bytes(t.type, row) * size_t(n / row),
            "%s: tensor '%s' data is truncated", f.path().c_str(), name.c_str());
   if (t.type == GGMLType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
@@ -171,8 +173,11 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
 
   {
     const GGUFTensorInfo& t = need_tensor(f, "token_embd.weight");
-    EV_CHECK(type_supported(t.type) && c.n_embd % int64_t(type_block_elems(t.type)) == 0,
-             "%s: tensor 'token_embd.weight' has unsupported type %s", f.path().c_str(), type_name(t.type).c_str());
+    EV_CHECK(type_supported(t.type), "%s: unsupported tensor type %s (id %u) in tensor 'token_embd.weight'",
+             f.path().c_str(), type_name(t.type).c_str(), unsigned(t.type));
+    EV_CHECK(c.n_embd % int64_t(type_block_elems(t.type)) == 0,
+             "%s: tensor 'token_embd.weight' rows of %d elements do not fill %s blocks", f.path().c_str(), c.n_embd,
+             type_name(t.type).c_str());
     if (c.tied_output) {
       m->token_embd_ = matrix(f, "token_embd.weight", c.n_embd, c.n_vocab);
     } else {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <sys/stat.h>
@@ -199,14 +200,22 @@ const char* quant_scheme_name(QuantScheme s) {
     case QuantScheme::Q4_0: return "q4_0";
     case QuantScheme::F16: return "f16";
     case QuantScheme::F32: return "f32";
+    case QuantScheme::Q4_K_M: return "q4_k_m";
+    case QuantScheme::Q5_K_M: return "q5_k_m";
+    case QuantScheme::Q6_K: return "q6_k";
+    case QuantScheme::Q3_K_M: return "q3_k_m";
+    case QuantScheme::IQ4_XS: return "iq4_xs";
   }
   return "?";
 }
 
 QuantScheme parse_quant_scheme(const std::string& s) {
-  for (QuantScheme q : {QuantScheme::BlueLM, QuantScheme::Q8_0, QuantScheme::Q4_0, QuantScheme::F16, QuantScheme::F32})
+  for (QuantScheme q : {QuantScheme::BlueLM, QuantScheme::Q8_0, QuantScheme::Q4_0, QuantScheme::F16, QuantScheme::F32,
+                        QuantScheme::Q4_K_M, QuantScheme::Q5_K_M, QuantScheme::Q6_K, QuantScheme::Q3_K_M,
+                        QuantScheme::IQ4_XS})
     if (s == quant_scheme_name(q)) return q;
-  fail("quantize: unknown scheme '%s' (bluelm, q8_0, q4_0, f16, f32)", s.c_str());
+  fail("quantize: unknown scheme '%s' (bluelm, q8_0, q4_0, f16, f32, q4_k_m, q5_k_m, q6_k, q3_k_m, iq4_xs)",
+       s.c_str());
 }
 
 ModelFileKind detect_model_file_kind(const GGUFFile& f) {
@@ -240,15 +249,88 @@ bool keep_f32(const GGUFTensorInfo& t) {
   return false;
 }
 
-bool is_float_type(GGMLType t) {
-  return t == GGMLType::F32 || t == GGMLType::F16 || t == GGMLType::BF16 || t == GGMLType::Q8_0 ||
-         t == GGMLType::Q4_0;
+// Types quantize can read (floats and the block types): integer tensors are copied as they are.
+bool is_numeric_type(GGMLType t) { return type_supported(t); }
+bool is_block_type(GGMLType t) {
+  return type_supported(t) && t != GGMLType::F32 && t != GGMLType::F16 && t != GGMLType::BF16;
+}
+
+bool is_k_scheme(QuantScheme s) {
+  return s == QuantScheme::Q4_K_M || s == QuantScheme::Q5_K_M || s == QuantScheme::Q6_K ||
+         s == QuantScheme::Q3_K_M || s == QuantScheme::IQ4_XS;
+}
+
+// The layer of a "blk.N." tensor, −1 for others.
+int layer_of(const std::string& name) {
+  int layer = -1;
+  if (std::sscanf(name.c_str(), "blk.%d.", &layer) != 1) return -1;
+  return layer;
+}
+
+// llama-quantize's choice of layers that get more bits (attn_v, ffn_down): the first and last
+// eighth, and every third layer between.
+bool use_more_bits(int i_layer, int n_layer) {
+  return i_layer < n_layer / 8 || i_layer >= 7 * n_layer / 8 || (i_layer - n_layer / 8) % 3 == 2;
+}
+
+// llama_tensor_get_type for the K-quant schemes on a dense decoder (not falcon, no experts, no
+// imatrix), then its fallback for rows that do not fill the type's blocks.
+GGMLType k_scheme_type(QuantScheme s, const GGUFTensorInfo& t, const QuantModelInfo& m) {
+  const std::string& n = t.name;
+  int64_t dims = 0;
+  for (int64_t d : t.ne) dims += d > 1;
+  // What llama-quantize leaves alone: 1-D tensors, norms, position embeddings.
+  if (!ends_with(n, "weight") || t.ne.size() < 2 || dims < 2 || n.find("norm") != std::string::npos ||
+      n.find("position_embd") != std::string::npos)
+    return t.type;
+  using Q = QuantScheme;
+  const GGMLType base = s == Q::Q4_K_M ? GGMLType::Q4_K
+                        : s == Q::Q5_K_M ? GGMLType::Q5_K
+                        : s == Q::Q6_K   ? GGMLType::Q6_K
+                        : s == Q::Q3_K_M ? GGMLType::Q3_K
+                                         : GGMLType::IQ4_XS;
+  const int64_t nx = t.ne[0];
+  const int layer = layer_of(n), n_layer = m.n_layer;
+  GGMLType to = base;
+  if (n == "output.weight" || (m.tied && n == "token_embd.weight")) {
+    to = nx % kQK_K != 0 ? GGMLType::Q8_0 : GGMLType::Q6_K;
+  } else if (n.find("attn_v.weight") != std::string::npos) {
+    if ((s == Q::Q4_K_M || s == Q::Q5_K_M) && use_more_bits(layer, n_layer)) to = GGMLType::Q6_K;
+    if (s == Q::Q3_K_M) to = layer < 2 ? GGMLType::Q5_K : GGMLType::Q4_K;
+    if (s == Q::IQ4_XS && m.n_gqa >= 4) to = GGMLType::Q5_K;
+  } else if (n.find("ffn_down") != std::string::npos) {
+    if ((s == Q::Q4_K_M || s == Q::Q5_K_M) && use_more_bits(layer, n_layer)) to = GGMLType::Q6_K;
+    if (s == Q::Q3_K_M) to = layer < n_layer / 16 ? GGMLType::Q5_K : GGMLType::Q4_K;
+    if (s == Q::IQ4_XS && layer < n_layer / 8) to = GGMLType::Q5_K;
+  } else if (n.find("attn_output.weight") != std::string::npos) {
+    if (s == Q::Q3_K_M) to = GGMLType::Q4_K;
+  } else if (n.find("attn_qkv.weight") != std::string::npos) {
+    if (s == Q::Q4_K_M) to = GGMLType::Q5_K;
+    if (s == Q::Q5_K_M) to = GGMLType::Q6_K;
+    if (s == Q::Q3_K_M) to = GGMLType::Q4_K;
+  }
+  if (nx % int64_t(type_block_elems(to)) != 0) {
+    switch (to) {
+      case GGMLType::Q3_K: to = GGMLType::Q4_0; break;
+      case GGMLType::Q4_K: to = GGMLType::Q5_0; break;
+      case GGMLType::Q5_K: to = GGMLType::Q5_1; break;
+      case GGMLType::IQ4_XS: to = GGMLType::IQ4_NL; break;
+      default: to = GGMLType::Q8_0; break;  // Q6_K, and output.weight's Q8_0
+    }
+    if (nx % kQK != 0) to = GGMLType::F16;
+  }
+  return to;
 }
 
 }  // namespace
 
-GGMLType quant_target_type(QuantScheme s, ModelFileKind kind, const GGUFTensorInfo& t) {
-  if (!is_float_type(t.type)) return t.type;  // integer or unknown types: copied as they are
+GGMLType quant_target_type(QuantScheme s, ModelFileKind kind, const GGUFTensorInfo& t, const QuantModelInfo& m) {
+  if (!is_numeric_type(t.type)) return t.type;  // integer types: copied as they are
+  if (is_k_scheme(s)) {
+    EV_CHECK(kind == ModelFileKind::Llm, "quantize: scheme %s is for language-model files, not vision (clip) files",
+             quant_scheme_name(s));
+    return k_scheme_type(s, t, m);
+  }
   if (s == QuantScheme::F32 || keep_f32(t)) return GGMLType::F32;
   if (s == QuantScheme::F16) return GGMLType::F16;
   GGMLType want;
@@ -273,12 +355,18 @@ uint32_t quant_file_type(QuantScheme s, ModelFileKind kind) {
     case QuantScheme::Q4_0: return 2;
     case QuantScheme::Q8_0: return 7;
     case QuantScheme::BlueLM: return kind == ModelFileKind::Mmproj ? 7 : 2;
+    case QuantScheme::Q4_K_M: return 15;  // LLAMA_FTYPE_MOSTLY_Q4_K_M
+    case QuantScheme::Q5_K_M: return 17;  // LLAMA_FTYPE_MOSTLY_Q5_K_M
+    case QuantScheme::Q6_K: return 18;    // LLAMA_FTYPE_MOSTLY_Q6_K
+    case QuantScheme::Q3_K_M: return 12;  // LLAMA_FTYPE_MOSTLY_Q3_K_M
+    case QuantScheme::IQ4_XS: return 30;  // LLAMA_FTYPE_MOSTLY_IQ4_XS
   }
   return 0;
 }
 
 QuantizeReport quantize_gguf(const std::string& in, const std::string& out, QuantScheme scheme,
-                             const std::function<void(const QuantizeProgress&)>& progress, int n_threads) {
+                             const std::function<void(const QuantizeProgress&)>& progress, int n_threads,
+                             bool allow_requantize) {
   EV_CHECK(!out.empty(), "quantize: no output path");
   {
     struct stat a {}, b {};
@@ -296,17 +384,44 @@ QuantizeReport quantize_gguf(const std::string& in, const std::string& out, Quan
   for (const auto& [key, value] : f->metadata()) w.set(key, value);
   w.set("general.file_type", GGUFValue::from_u32(quant_file_type(scheme, rep.kind)));
 
+  // What the K-quant schemes' choices depend on: depth, tied output, heads per KV head.
+  QuantModelInfo info;
+  for (const GGUFTensorInfo& t : f->tensors()) info.n_layer = std::max(info.n_layer, layer_of(t.name) + 1);
+  info.tied = f->find_tensor("output.weight") == nullptr;
+  if (rep.kind == ModelFileKind::Llm) {
+    const std::string a = f->get_string("general.architecture") + ".attention.";
+    // head_count_kv is an integer, or per layer (LFM2: 0 for its convolution layers), where
+    // the rules use the first attention layer's count.
+    int64_t n_kv = 0;
+    if (const GGUFValue* kv = f->find(a + "head_count_kv"); kv && kv->type == GGUFType::ARRAY) {
+      for (int64_t v : f->get_ints(a + "head_count_kv"))
+        if (v > 0) {
+          n_kv = v;
+          break;
+        }
+    } else if (kv) {
+      n_kv = f->get_int(a + "head_count_kv");
+    }
+    if (f->has(a + "head_count") && n_kv > 0 && f->find(a + "head_count")->type != GGUFType::ARRAY)
+      info.n_gqa = int(f->get_int(a + "head_count") / n_kv);
+  }
+
   std::vector<GGMLType> targets;
   std::map<GGMLType, int> counts;
   bool any_quant = false;
   for (const GGUFTensorInfo& t : f->tensors()) {
-    const GGMLType to = quant_target_type(scheme, rep.kind, t);
-    if (to != t.type)
+    const GGMLType to = quant_target_type(scheme, rep.kind, t, info);
+    if (to != t.type) {
       EV_CHECK(type_supported(t.type), "%s: tensor '%s' is stored as %s, which quantize cannot convert",
                f->path().c_str(), t.name.c_str(), type_name(t.type).c_str());
+      EV_CHECK(allow_requantize || !is_block_type(t.type),
+               "%s: tensor '%s' is already quantized (%s); converting it to %s loses more than quantizing the "
+               "float original would: pass --allow-requantize to do it anyway",
+               f->path().c_str(), t.name.c_str(), type_name(t.type).c_str(), type_name(to).c_str());
+    }
     targets.push_back(to);
     counts[to]++;
-    any_quant |= to == GGMLType::Q8_0 || to == GGMLType::Q4_0;
+    any_quant |= is_block_type(to);
     w.add_tensor_info(t.name, to, t.ne);
   }
   if (any_quant) w.set("general.quantization_version", GGUFValue::from_u32(2));

@@ -5,6 +5,19 @@
 //   both: norms, biases, position embeddings and every 1-D tensor F32.
 // Uniform schemes q8_0, q4_0, f16, f32 apply one type to every matrix. A matrix whose rows are
 // not a multiple of 32 (the Q8_0/Q4_0 block) stays F32 or F16 (e.g. a 14×14 patch embedding).
+// The K-quant schemes of llama-quantize (language models; its llama_tensor_get_type rules for
+// dense decoders, no importance matrix), q4_k_m / q5_k_m / q6_k / q3_k_m / iq4_xs: every matrix
+// Q4_K / Q5_K / Q6_K / Q3_K / IQ4_XS; output.weight (token_embd.weight when tied) Q6_K; under
+// q4_k_m and q5_k_m, attn_v and ffn_down Q6_K in the layers use_more_bits picks (the first and last
+// eighth, every third between), and a fused attn_qkv Q5_K / Q6_K; under q3_k_m, attn_v Q5_K in
+// layers 0-1 and Q4_K after, ffn_down Q5_K in the first sixteenth and Q4_K after, attn_output and
+// attn_qkv Q4_K; under iq4_xs, ffn_down Q5_K in the first eighth and attn_v Q5_K with 4 or more
+// heads per KV head. Rows not a multiple of 256 fall back as llama-quantize does: Q3_K → Q4_0,
+// Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0 (output.weight: Q8_0), IQ4_XS → IQ4_NL, F16 when not a
+// multiple of 32 either.
+// Tensors llama-quantize leaves alone (1-D, norms, position embeddings) keep their type.
+// An input already quantized (any block type) is requantized only when allowed
+// (--allow-requantize): the result is worse than quantizing the float original.
 // All metadata is copied, general.file_type is set. Output is streamed tensor by tensor, so memory
 // stays at one tensor's worth whatever the model size.
 //
@@ -71,7 +84,7 @@ class GGUFStreamWriter {
   bool finished_ = false;
 };
 
-enum class QuantScheme { BlueLM, Q8_0, Q4_0, F16, F32 };
+enum class QuantScheme { BlueLM, Q8_0, Q4_0, F16, F32, Q4_K_M, Q5_K_M, Q6_K, Q3_K_M, IQ4_XS };
 const char* quant_scheme_name(QuantScheme s);  // "bluelm", "q8_0", ...
 // Throws edgevlm::Error naming the value and the choices.
 QuantScheme parse_quant_scheme(const std::string& s);
@@ -80,8 +93,15 @@ enum class ModelFileKind { Llm, Mmproj };
 // From general.architecture: llama/qwen2 → Llm, clip → Mmproj; anything else is an error naming it.
 ModelFileKind detect_model_file_kind(const GGUFFile& f);
 
+// What the K-quant schemes' per-tensor choices depend on besides the tensor.
+struct QuantModelInfo {
+  int n_layer = 0;     // the decoder's blocks
+  bool tied = false;   // no output.weight: token_embd.weight is the output projection
+  int n_gqa = 1;       // attention heads per KV head
+};
 // The type a tensor gets under a scheme (see the top of this file).
-GGMLType quant_target_type(QuantScheme s, ModelFileKind kind, const GGUFTensorInfo& t);
+GGMLType quant_target_type(QuantScheme s, ModelFileKind kind, const GGUFTensorInfo& t,
+                           const QuantModelInfo& m = {});
 // llama.cpp's general.file_type ("mostly") value of a scheme.
 uint32_t quant_file_type(QuantScheme s, ModelFileKind kind);
 
@@ -101,8 +121,9 @@ struct QuantizeReport {
 // Reads `in`, writes `out` (must differ). progress (may be empty) is called before each tensor.
 // Rows are converted on n_threads threads (0: all hardware threads); the output does not depend
 // on it. Throws edgevlm::Error naming the file, tensor or value at fault.
+// allow_requantize: convert tensors already in a block type (otherwise refused, naming one).
 QuantizeReport quantize_gguf(const std::string& in, const std::string& out, QuantScheme scheme,
                              const std::function<void(const QuantizeProgress&)>& progress = {},
-                             int n_threads = 0);
+                             int n_threads = 0, bool allow_requantize = false);
 
 }  // namespace edgevlm

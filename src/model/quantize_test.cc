@@ -159,7 +159,7 @@ TEST(Quantize, UniformSchemesAndCopies) {
   for (QuantScheme s : {QuantScheme::Q8_0, QuantScheme::Q4_0, QuantScheme::F16, QuantScheme::F32}) {
     SCOPED_TRACE(quant_scheme_name(s));
     const std::string out = tmp(std::string("u_") + quant_scheme_name(s) + ".gguf");
-    quantize_gguf(in, out, s, {}, 3);  // several threads: the bytes must not depend on it
+    quantize_gguf(in, out, s, {}, 3, /*allow_requantize=*/true);  // threads: the bytes must not depend on them
     auto a = GGUFFile::open(in), b = GGUFFile::open(out);
     EXPECT_EQ(b->get_int("general.file_type"), int64_t(quant_file_type(s, ModelFileKind::Llm)));
     for (const GGUFTensorInfo& t : a->tensors()) {
@@ -197,6 +197,123 @@ TEST(Quantize, RowsNotMultipleOf32StayFloat) {
   t.name = "blk.3.ffn_norm.weight";
   t.ne = {64};
   EXPECT_EQ(quant_target_type(QuantScheme::Q8_0, ModelFileKind::Llm, t), GGMLType::F32);
+}
+
+// llama-quantize's per-tensor choices (llama_tensor_get_type, dense decoder, no imatrix).
+TEST(Quantize, KQuantSchemeTypes) {
+  GGUFTensorInfo t;
+  t.type = GGMLType::F16;
+  auto type_of = [&](QuantScheme s, const std::string& name, std::vector<int64_t> ne, bool tied = false) {
+    t.name = name;
+    t.ne = std::move(ne);
+    return quant_target_type(s, ModelFileKind::Llm, t, {/*n_layer=*/16, tied, /*n_gqa=*/2});
+  };
+  const QuantScheme m4 = QuantScheme::Q4_K_M, m5 = QuantScheme::Q5_K_M, k6 = QuantScheme::Q6_K;
+  EXPECT_EQ(type_of(m4, "blk.3.attn_q.weight", {512, 512}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(m5, "blk.3.attn_q.weight", {512, 512}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(k6, "blk.3.attn_q.weight", {512, 512}), GGMLType::Q6_K);
+  EXPECT_EQ(type_of(m4, "output.weight", {512, 1000}), GGMLType::Q6_K);
+  EXPECT_EQ(type_of(m4, "token_embd.weight", {512, 1000}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(m4, "token_embd.weight", {512, 1000}, /*tied=*/true), GGMLType::Q6_K);
+  EXPECT_EQ(type_of(m4, "output.weight", {96, 1000}), GGMLType::Q8_0);  // rows not a multiple of 256
+  // use_more_bits(i, 16): layers 0-1 and 14-15, and 4, 7, 10, 13 between.
+  for (int layer = 0; layer < 16; ++layer) {
+    const bool more = layer < 2 || layer >= 14 || (layer - 2) % 3 == 2;
+    const std::string b = "blk." + std::to_string(layer) + ".";
+    EXPECT_EQ(type_of(m4, b + "attn_v.weight", {512, 128}), more ? GGMLType::Q6_K : GGMLType::Q4_K) << layer;
+    EXPECT_EQ(type_of(m5, b + "ffn_down.weight", {1024, 512}), more ? GGMLType::Q6_K : GGMLType::Q5_K) << layer;
+    EXPECT_EQ(type_of(m4, b + "ffn_up.weight", {512, 1024}), GGMLType::Q4_K) << layer;
+    EXPECT_EQ(type_of(k6, b + "attn_v.weight", {512, 128}), GGMLType::Q6_K) << layer;
+  }
+  EXPECT_EQ(type_of(m4, "blk.5.attn_qkv.weight", {512, 768}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(m5, "blk.5.attn_qkv.weight", {512, 768}), GGMLType::Q6_K);
+  // Fallbacks for rows that are not a multiple of 256, then of 32.
+  EXPECT_EQ(type_of(m4, "blk.5.attn_q.weight", {96, 96}), GGMLType::Q5_0);
+  EXPECT_EQ(type_of(m5, "blk.5.attn_q.weight", {96, 96}), GGMLType::Q5_1);
+  EXPECT_EQ(type_of(k6, "blk.5.attn_q.weight", {96, 96}), GGMLType::Q8_0);
+  EXPECT_EQ(type_of(m4, "blk.0.attn_v.weight", {96, 96}), GGMLType::Q8_0);  // Q6_K's fallback
+  EXPECT_EQ(type_of(m4, "blk.5.attn_q.weight", {48, 96}), GGMLType::F16);
+  // What llama-quantize leaves alone keeps its type.
+  EXPECT_EQ(type_of(m4, "blk.5.attn_norm.weight", {512}), GGMLType::F16);
+  EXPECT_EQ(type_of(m4, "blk.5.attn_q.bias", {512}), GGMLType::F16);
+  // q3_k_m: attn_v Q5_K in layers 0-1, ffn_down Q5_K in the first sixteenth, Q4_K for both after;
+  // attn_output Q4_K.
+  const QuantScheme k3 = QuantScheme::Q3_K_M, x4 = QuantScheme::IQ4_XS;
+  EXPECT_EQ(type_of(k3, "blk.1.attn_v.weight", {512, 128}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(k3, "blk.2.attn_v.weight", {512, 128}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(k3, "blk.0.ffn_down.weight", {1024, 512}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(k3, "blk.1.ffn_down.weight", {1024, 512}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(k3, "blk.7.attn_output.weight", {512, 512}), GGMLType::Q4_K);
+  EXPECT_EQ(type_of(k3, "blk.7.ffn_up.weight", {512, 1024}), GGMLType::Q3_K);
+  EXPECT_EQ(type_of(k3, "output.weight", {512, 1000}), GGMLType::Q6_K);
+  EXPECT_EQ(type_of(k3, "blk.7.ffn_up.weight", {96, 1024}), GGMLType::Q4_0);
+  // iq4_xs: ffn_down Q5_K in the first eighth; attn_v Q5_K only with 4+ heads per KV head.
+  EXPECT_EQ(type_of(x4, "blk.1.ffn_down.weight", {1024, 512}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(x4, "blk.2.ffn_down.weight", {1024, 512}), GGMLType::IQ4_XS);
+  EXPECT_EQ(type_of(x4, "blk.2.attn_v.weight", {512, 128}), GGMLType::IQ4_XS);
+  t.name = "blk.2.attn_v.weight";
+  t.ne = {512, 128};
+  EXPECT_EQ(quant_target_type(x4, ModelFileKind::Llm, t, {16, false, 4}), GGMLType::Q5_K);
+  EXPECT_EQ(type_of(x4, "blk.2.attn_q.weight", {96, 96}), GGMLType::IQ4_NL);
+  EXPECT_EQ(type_of(x4, "output.weight", {512, 1000}), GGMLType::Q6_K);
+  // Vision files are not what these schemes are for.
+  t.ne = {512, 512};
+  EXPECT_THROW(quant_target_type(m4, ModelFileKind::Mmproj, t, {16}), Error);
+}
+
+std::string error_of(const std::function<void()>& fn);
+
+// q4_k_m on a whole file: per-tensor types, bytes equal to quantize_row of the source rows, and the
+// result runs in the engine close to the F32 file.
+TEST(Quantize, Q4KMSchemeOnLlm) {
+  RandomLlamaSpec sp;
+  sp.n_embd = 256, sp.n_layer = 2, sp.n_head = 4, sp.n_head_kv = 2, sp.n_ff = 512, sp.n_ctx = 64, sp.n_vocab = 96;
+  sp.seed = 5;
+  const std::string in = tmp("kq_f32.gguf"), out = tmp("kq_q4_k_m.gguf");
+  write_random_llama(in, sp);
+  quantize_gguf(in, out, QuantScheme::Q4_K_M, {}, 2);
+  auto a = GGUFFile::open(in), b = GGUFFile::open(out);
+  EXPECT_EQ(b->get_int("general.file_type"), 15);
+  EXPECT_EQ(b->get_int("general.quantization_version"), 2);
+  expect_metadata_copied(*a, *b);
+  for (const GGUFTensorInfo& t : a->tensors()) {
+    SCOPED_TRACE(t.name);
+    const GGUFTensorInfo& q = b->tensor(t.name);
+    GGMLType want = GGMLType::Q4_K;
+    if (t.ne.size() == 1) want = t.type;
+    else if (t.name == "output.weight") want = GGMLType::Q6_K;
+    else if (t.name == "blk.1.attn_v.weight" || t.name == "blk.1.ffn_down.weight") want = GGMLType::Q6_K;  // 1 ≥ 7·2/8
+    EXPECT_EQ(q.type, want);
+    if (want == t.type) continue;
+    const std::vector<uint8_t> exp = requantized(t, want);
+    ASSERT_EQ(q.nbytes, exp.size());
+    EXPECT_EQ(std::memcmp(q.data, exp.data(), exp.size()), 0);
+  }
+  auto ma = LlmModel::load(*a), mb = LlmModel::load(*b);
+  ThreadPool pool(2);
+  const int n = 6;
+  std::vector<int32_t> toks = {1, 5, 9, 2, 40, 77};
+  std::vector<float> ea(size_t(n) * 256), eb(ea.size()), la(96), lb(96);
+  ma->embed_tokens(toks.data(), n, ea.data());
+  mb->embed_tokens(toks.data(), n, eb.data());
+  KvCache ca(ma->config(), 16), cb(mb->config(), 16);
+  llm_forward(*ma, ca, ea.data(), n, la.data(), false, pool);
+  llm_forward(*mb, cb, eb.data(), n, lb.data(), false, pool);
+  float err = 0, scale = 0;
+  for (int i = 0; i < 96; ++i) err = std::max(err, std::fabs(la[size_t(i)] - lb[size_t(i)])),
+                              scale = std::max(scale, std::fabs(la[size_t(i)]));
+  EXPECT_LT(err, 0.2f * scale);  // 4- and 6-bit weights, 8-bit activations
+
+  // Requantizing the result needs --allow-requantize; with it, q6_k converts every matrix.
+  const std::string out2 = tmp("kq_q6_k.gguf");
+  const std::string e = error_of([&] { quantize_gguf(out, out2, QuantScheme::Q6_K); });
+  EXPECT_NE(e.find("already quantized (q4_k)"), std::string::npos) << e;
+  EXPECT_NE(e.find("--allow-requantize"), std::string::npos) << e;
+  quantize_gguf(out, out2, QuantScheme::Q6_K, {}, 2, /*allow_requantize=*/true);
+  auto c = GGUFFile::open(out2);
+  EXPECT_EQ(c->tensor("blk.0.attn_q.weight").type, GGMLType::Q6_K);
+  EXPECT_NO_THROW(LlmModel::load(*c));
+  for (const std::string& p : {in, out, out2}) std::remove(p.c_str());
 }
 
 std::string error_of(const std::function<void()>& fn) {

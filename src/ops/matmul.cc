@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "ops/activations.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_blocks.h"
 #include "ops/matmul_internal.h"
 #if defined(__aarch64__)
 #include "ops/matmul_neon.h"
@@ -16,14 +17,14 @@ namespace edgevlm {
 
 bool matmul_supports(GGMLType t) {
   return t == GGMLType::F32 || t == GGMLType::F16 || t == GGMLType::BF16 || t == GGMLType::Q8_0 ||
-         t == GGMLType::Q4_0;
+         t == GGMLType::Q4_0 || matmul_blocks_supports(t);
 }
 
 WeightMatrix WeightMatrix::from_tensor(const GGUFTensorInfo& t) {
   EV_CHECK(t.ne.size() == 2, "tensor '%s' must be 2-D for a matrix product, has %d dimensions",
            t.name.c_str(), int(t.ne.size()));
-  EV_CHECK(matmul_supports(t.type), "tensor '%s' has type %s, which has no matrix-product kernel",
-           t.name.c_str(), type_name(t.type).c_str());
+  EV_CHECK(matmul_supports(t.type), "unsupported tensor type %s (id %u) in tensor '%s' (no matrix-product kernel)",
+           type_name(t.type).c_str(), unsigned(t.type), t.name.c_str());
   int64_t be = int64_t(type_block_elems(t.type));
   EV_CHECK(t.ne[0] > 0 && t.ne[1] > 0 && t.ne[0] % be == 0,
            "tensor '%s': row length %lld is not a positive multiple of the %s block size %lld",
@@ -95,7 +96,9 @@ void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_rows, float* y,
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   if (n_rows <= 0) return;
-  if (cpu_has_avx2()) {
+  if (matmul_blocks_supports(w.type)) {
+    matmul_blocks(w, x, n_rows, y, pool);  // K-quants, IQ4 and the 32-element fallbacks
+  } else if (cpu_has_avx2()) {
     matmul_avx2(w, x, n_rows, y, pool);
 #if defined(__aarch64__)
   } else if (cpu_has_neon()) {
@@ -110,7 +113,7 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, Thr
   if (n_rows <= 0) return;
   EV_CHECK(out.ldy == 0 || out.ldy >= w.n_out, "matmul: output row stride %lld is below the %lld outputs",
            (long long)out.ldy, (long long)w.n_out);
-  if (cpu_has_avx2()) detail::matmul_avx2_out(w, x, n_rows, y, pool, out);
+  if (cpu_has_avx2() && !matmul_blocks_supports(w.type)) detail::matmul_avx2_out(w, x, n_rows, y, pool, out);
   else detail::matmul_unfused(w, x, n_rows, y, pool, out);
 }
 

@@ -1,6 +1,6 @@
 // Matrix products y = W·x for a batch of activation rows, the bulk of every forward pass.
 // W is a weight tensor in GGUF layout: n_out rows of n_in elements (ne[0] = n_in), stored as
-// F32, F16, BF16, Q8_0 or Q4_0. Two implementations:
+// F32, F16, BF16, Q8_0 or Q4_0 (the other block types: ops/matmul_blocks.h). Two implementations:
 //   - matmul_ref: portable scalar reference (each weight row dequantized to F32, float dot);
 //   - the AVX2+FMA+F16C kernels (matmul_avx2.cc), chosen at run time: F16/BF16 converted in
 //     registers; for Q8_0/Q4_0 the activations are quantized to Q8_0 blocks on the fly and the
@@ -36,7 +36,8 @@ struct WeightMatrix {
   static WeightMatrix from_data(GGMLType type, const void* data, int64_t n_in, int64_t n_out);
 };
 
-// Types the matmul kernels accept: F32, F16, BF16, Q8_0, Q4_0.
+// Types the matmul kernels accept: F32, F16, BF16, Q8_0, Q4_0, and those of matmul_blocks
+// (ops/matmul_blocks.h: Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K..Q6_K, IQ4_XS).
 bool matmul_supports(GGMLType t);
 
 // y[r·n_out + o] = Σ_i W[o, i] · x[r·n_in + i] for r < n_rows. Dispatches to AVX2 when the CPU

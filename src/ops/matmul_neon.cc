@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_blocks_neon.h"
 #include "ops/matmul_internal.h"
 #include "ops/matmul_neon_tiles.h"
 
@@ -37,6 +38,9 @@ struct DotMull {
     int16x8_t p1 = vmull_s8(vget_low_s8(wh), vget_low_s8(xh));
     p1 = vmlal_high_s8(p1, wh, xh);
     return vpadalq_s16(vpaddlq_s16(p0), p1);
+  }
+  static int32x4_t dot16(int8x16_t w, int8x16_t x) {
+    return vpaddlq_s16(vmlal_high_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), w, x));
   }
 };
 
@@ -269,5 +273,10 @@ void matmul_neon(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
     }
   });
 }
+
+namespace detail {
+BlockDot block_dot_neon(GGMLType t) { return neon::block_dots<DotMull>(t); }
+BlockDotRows block_dot4_neon(GGMLType t) { return neon::block_dots4<DotMull>(t); }
+}  // namespace detail
 
 }  // namespace edgevlm

@@ -622,9 +622,17 @@ TEST(MatmulApi, FromTensorValidates) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("blk.3.ffn_up.weight"), std::string::npos);
   }
-  t.type = GGMLType::Q4_K;
+  t.type = GGMLType::Q8_K;  // an activation type: no kernel takes it as weights
   t.ne = {256, 2};
-  EXPECT_THROW(WeightMatrix::from_tensor(t), Error);
+  try {
+    WeightMatrix::from_tensor(t);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unsupported tensor type q8_k (id 15) in tensor 'blk.3.ffn_up.weight'"),
+              std::string::npos) << e.what();
+  }
+  t.type = GGMLType::Q4_K;
+  EXPECT_EQ(WeightMatrix::from_tensor(t).n_out, 2);
   t.type = GGMLType::F32;
   t.ne = {64, 64};  // 16 KiB of F32 from a 1 KiB buffer
   EXPECT_THROW(WeightMatrix::from_tensor(t), Error);

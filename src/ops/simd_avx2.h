@@ -44,4 +44,21 @@ inline __m256 exp(__m256 x) {
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+// Integer dot products of 32 byte pairs, as 8 int32 sums of 4 adjacent products each.
+// u: unsigned bytes (≤ 127 where a product pair could pass 2^15), s: signed bytes.
+inline __m256i dot_u8i8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+// Both signed (neither −128): the sign of a moves onto b so that maddubs sees |a|.
+inline __m256i dot_i8i8(__m256i a, __m256i b) {
+  return dot_u8i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+// Sum of the 8 int32 lanes.
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
 }  // namespace edgevlm::simd

@@ -87,9 +87,14 @@ def peer_generate(model, prompt, threads, force=None):
     return json.loads(out.strip().splitlines()[-1]), dt
 
 
-def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log):
+def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, scheme=None):
     path = os.path.join(workdir, name + ".gguf")
-    sh([exe, "gen-model", "--out", path] + gen_flags, f"edgevlm gen-model {name}")
+    if scheme:  # an F32 model quantized by `edgevlm quantize`, as llama-quantize would (K-quants)
+        src = os.path.join(workdir, name + ".f32.gguf")
+        sh([exe, "gen-model", "--out", src] + gen_flags, f"edgevlm gen-model {name}")
+        sh([exe, "quantize", src, path, "--scheme", scheme, "-q"], f"edgevlm quantize {name}")
+    else:
+        sh([exe, "gen-model", "--out", path] + gen_flags, f"edgevlm gen-model {name}")
     fails = []
 
     logits_path = os.path.join(workdir, name + ".logits.f32")
@@ -217,6 +222,9 @@ def main():
     lfm2 = ["--arch", "lfm2", "--embd", "128", "--layers", "6", "--heads", "4", "--kv-heads", "2",
             "--ff", "256", "--seed", "17", "--attn-layers", "2,5", "--rope-base", "1000000", "--tied",
             "--vocab-from", args.vocab] + common
+    # Rows of 256 for the K-quants (with 128 they fall back to Q5_0 / Q5_1 / Q8_0, also checked).
+    llama256 = ["--arch", "llama", "--embd", "256", "--layers", "3", "--heads", "4", "--kv-heads", "2",
+                "--ff", "512", "--seed", "13", "--vocab-from", args.vocab] + common
     models = [
         ("llama-f32", llama + ["--type", "f32"], "f32"),
         ("llama-q4_0", llama + ["--type", "q4_0"], "quant"),
@@ -231,6 +239,13 @@ def main():
         ("phi3-q4_0", phi3 + ["--type", "q4_0"], "quant"),
         ("lfm2-f32", lfm2 + ["--type", "f32"], "f32"),
         ("lfm2-q8_0", lfm2 + ["--type", "q8_0"], "quant"),
+        ("llama-q4_k_m", llama256 + ["--type", "f32"], "quant", "q4_k_m"),   # Q4_K, Q6_K
+        ("llama-q6_k", llama256 + ["--type", "f32"], "quant", "q6_k"),       # Q6_K
+        ("llama-q3_k_m", llama256 + ["--type", "f32"], "quant", "q3_k_m"),   # Q3_K, Q4_K, Q5_K, Q6_K
+        ("llama-iq4_xs", llama256 + ["--type", "f32"], "quant", "iq4_xs"),   # IQ4_XS, Q6_K
+        ("llama-iq4_xs-128", llama + ["--type", "f32"], "quant", "iq4_xs"),  # IQ4_NL fallbacks
+        ("llama-q4_k_m-128", llama + ["--type", "f32"], "quant", "q4_k_m"),  # Q5_0, Q8_0 fallbacks
+        ("llama-q5_k_m-128", llama + ["--type", "f32"], "quant", "q5_k_m"),  # Q5_1, Q8_0 fallbacks
     ]
     t0 = time.time()
     print(f"parity: edgevlm vs llama.cpp (node-llama-cpp 3.21.1) greedy tokens and vs a numpy F32 reference's "
@@ -238,10 +253,10 @@ def main():
     if args.only:
         models = [m for m in models if m[0] in args.only.split(",")]
     ok = 0
-    for name, flags, kind in models:
+    for name, flags, kind, *scheme in models:
         prompt = PROMPT_PHI3 if name.startswith("phi3") else PROMPT
         ok += check_model(args.edgevlm, args.workdir, name, flags, kind, prompt, args.threads,
-                          lambda s: print(s, flush=True))
+                          lambda s: print(s, flush=True), *scheme)
     summary = f"parity: {ok}/{len(models)} models passed in {time.time() - t0:.0f}s"
     print(summary, flush=True)
     sys.exit(0 if ok == len(models) else 1)
