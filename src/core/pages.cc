@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 
@@ -104,6 +105,28 @@ long long range_resident_bytes(const void* p, size_t n) {
   }
   close(fd);
   return resident;
+}
+
+double proc_status_mib(const char* field) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  const size_t n = std::strlen(field);
+  double mib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, field, n) == 0 && line[n] == ':') {
+      mib = std::atof(line + n + 1) / 1024.0;  // kB
+      break;
+    }
+  std::fclose(f);
+  return mib;
+}
+
+bool reset_peak_rss() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool wrote = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && wrote;
 }
 
 }  // namespace edgevlm

@@ -45,4 +45,9 @@ long long mapping_resident_bytes(const void* p);
 // -1 when pagemap is unavailable. For tests and diagnostics.
 long long range_resident_bytes(const void* p, size_t n);
 
+// A field of /proc/self/status in MiB ("VmHWM", "VmRSS"); -1 when unavailable.
+double proc_status_mib(const char* field);
+// Resets VmHWM to the current RSS (/proc/self/clear_refs "5"); false when the kernel refuses.
+bool reset_peak_rss();
+
 }  // namespace edgevlm

@@ -77,6 +77,14 @@ void Session::attach_image_pixels(Image img, const std::string& name) {
   enqueue(std::move(job));
 }
 
+void Session::attach_image_embeddings(SharedEmbeddings embeddings, const std::string& name) {
+  EV_CHECK(embeddings.valid(), "image '%s': no embeddings", name.c_str());
+  auto job = std::make_shared<Job>();
+  job->name = name;
+  job->encoded = std::move(embeddings);
+  enqueue(std::move(job));
+}
+
 void Session::enqueue(std::shared_ptr<Job> job) {
   {
     std::lock_guard<std::mutex> lk(state_mu_);
@@ -101,13 +109,20 @@ void Session::worker_main() {
       queue_.pop_front();
     }
     try {
-      Timer t;
-      Image img = job->bytes.empty() ? std::move(job->pixels)
-                                     : load_image_from_memory(job->bytes.data(), job->bytes.size(), {}, job->name);
-      job->bytes = {};
-      const double decode_ms = t.elapsed_ms();
-      auto e = std::make_shared<ImageEmbeddings>(engine_->encode(img, job->name));
-      e->preprocess_ms += decode_ms;
+      std::shared_ptr<const ImageEmbeddings> e;
+      if (job->encoded.valid()) {
+        e = job->encoded.get();
+        EV_CHECK(e != nullptr, "image '%s': no embeddings", job->name.c_str());
+      } else {
+        Timer t;
+        Image img = job->bytes.empty() ? std::move(job->pixels)
+                                       : load_image_from_memory(job->bytes.data(), job->bytes.size(), {}, job->name);
+        job->bytes = {};
+        const double decode_ms = t.elapsed_ms();
+        auto fresh = std::make_shared<ImageEmbeddings>(engine_->encode(img, job->name));
+        fresh->preprocess_ms += decode_ms;
+        e = std::move(fresh);
+      }
       {
         std::lock_guard<std::mutex> lk(state_mu_);
         if (job->epoch == epoch_ && opt_.prefill_while_typing && !raw_) prefill_next_image(*e);
@@ -239,10 +254,19 @@ void Session::prefill_next_image(const ImageEmbeddings& e) {
 }
 
 SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const TextCallback& on_text) {
+  return run_turn(question, std::move(gp), on_text, nullptr);
+}
+
+SessionAnswer Session::add_exchange(const std::string& question, const std::string& answer) {
+  return run_turn(question, GenerateParams{}, {}, &answer);
+}
+
+SessionAnswer Session::run_turn(const std::string& question, GenerateParams gp, const TextCallback& on_text,
+                                const std::string* given) {
   EV_CHECK(!raw_, "this session was used for raw completion; reset() it before chatting");
   SessionAnswer ans;
   // Wait for the encodes; an image that failed is left out of the turn and reported.
-  std::vector<std::shared_ptr<ImageEmbeddings>> embs;
+  std::vector<std::shared_ptr<const ImageEmbeddings>> embs;
   {
     Timer wait;
     auto pending = std::move(pending_);
@@ -305,7 +329,35 @@ SessionAnswer Session::ask(const std::string& question, GenerateParams gp, const
       gp.stop_strings.push_back(s);
 
   const KvCache::Checkpoint rollback = early.active ? early.before : cache_->checkpoint();
-  ans.result = run_generation(vp, gp, on_text, rollback, history);
+  if (given) {
+    // The answer's tokens as generation would have fed them: tokenized apart from the prompt.
+    const std::vector<int32_t> answer = tok.encode(*given, false, false);
+    const int n_embd = engine_->llm().config().n_embd;
+    vp.embeddings.resize(size_t(vp.n_positions + answer.size()) * n_embd);
+    engine_->llm().embed_tokens(answer.data(), int(answer.size()), vp.embeddings.data() + size_t(vp.n_positions) * n_embd);
+    vp.n_positions += int(answer.size());
+    const int room = cache_->n_ctx() - cache_->n_past();
+    if (vp.n_positions >= room) {
+      cache_->restore(rollback);
+      fail("a past turn of the conversation takes %d positions but the context has %d left of %d",
+               vp.n_positions, room, cache_->n_ctx());
+    }
+    Timer t;
+    try {
+      prefill_chunked(engine_->llm(), *cache_, vp.embeddings.data(), vp.n_positions, kDefaultPrefillChunk,
+                      engine_->pool());
+    } catch (...) {
+      cache_->restore(rollback);
+      throw;
+    }
+    ans.result.prefill_ms = t.elapsed_ms();
+    ans.result.n_prompt = early.n_positions + vp.n_positions;
+    ans.result.text = *given;
+    ans.result.tokens = answer;
+    ans.result.stop_reason = StopReason::EndOfGeneration;
+  } else {
+    ans.result = run_generation(vp, gp, on_text, rollback, history);
+  }
   if (ans.result.cancelled_in_prefill) return ans;  // the turn is dropped
   history_ = std::move(msgs);
   history_.push_back({"assistant", ans.result.text});

@@ -79,6 +79,10 @@ class Session {
   void attach_image(const std::string& path);
   void attach_image_bytes(std::vector<uint8_t> bytes, const std::string& name = "<memory>");
   void attach_image_pixels(Image img, const std::string& name = "<pixels>");
+  // An image encoded elsewhere (the server's embedding cache, shared by its sessions): queued like
+  // the others, so it keeps its place among the turn's images and is prefilled while typing too.
+  using SharedEmbeddings = std::shared_future<std::shared_ptr<const ImageEmbeddings>>;
+  void attach_image_embeddings(SharedEmbeddings embeddings, const std::string& name = "<embeddings>");
   // Images attached since the last ask().
   int pending_images() const { return int(pending_.size()); }
 
@@ -89,6 +93,12 @@ class Session {
   // the context (the conversation is then as before the call). A cancel() during the prefill
   // drops the turn the same way; during decoding, the answer so far is kept.
   SessionAnswer ask(const std::string& question, GenerateParams gp, const TextCallback& on_text = {});
+
+  // A past exchange the caller already holds (an API client resends its whole conversation): the
+  // user turn, with the images attached since the last turn, and the assistant's answer go into
+  // the cache as if ask() had produced that answer, without generating. result.n_prompt counts
+  // the positions added.
+  SessionAnswer add_exchange(const std::string& question, const std::string& answer);
 
   // Raw completion: feeds `prompt` (ids; no chat template, BOS only if included) after what the
   // cache holds and generates. For base models and benchmarks; a session used this way cannot
@@ -114,8 +124,9 @@ class Session {
     uint64_t epoch = 0;  // the conversation it belongs to (reset() starts a new one)
     std::string name;
     std::vector<uint8_t> bytes;  // encoded image, or
-    Image pixels;                // decoded pixels
-    std::promise<std::shared_ptr<ImageEmbeddings>> promise;
+    Image pixels;                // decoded pixels, or
+    SharedEmbeddings encoded;    // embeddings made elsewhere
+    std::promise<std::shared_ptr<const ImageEmbeddings>> promise;
   };
   void enqueue(std::shared_ptr<Job> job);
   void worker_main();
@@ -131,6 +142,9 @@ class Session {
   // its messages with the turn.
   std::string turn_delta(const std::string& content, std::string* full = nullptr,
                          std::vector<ChatMessage>* msgs = nullptr) const;
+  // ask() and add_exchange(): the turn, then a generated answer or, when `given` is set, that one.
+  SessionAnswer run_turn(const std::string& question, GenerateParams gp, const TextCallback& on_text,
+                         const std::string* given);
   // The background half of prefill while typing: extends the cache by the turn's text up to the
   // end of the next image and that image. Called with state_mu_ held.
   void prefill_next_image(const ImageEmbeddings& e);
@@ -148,7 +162,7 @@ class Session {
 
   struct Pending {
     std::string name;
-    std::future<std::shared_ptr<ImageEmbeddings>> embeddings;
+    std::future<std::shared_ptr<const ImageEmbeddings>> embeddings;
   };
   std::vector<Pending> pending_;
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <string>
 
 #include "core/error.h"
@@ -526,6 +527,52 @@ TEST(Session, MismatchedPairIsAnError) {
   EngineOptions o = fixture_options();
   o.mmproj_path = fixture("tiny.gguf");  // an LLM file where the mmproj should be
   EXPECT_THROW(Engine::load(o), Error);
+}
+
+}  // namespace
+}  // namespace edgevlm
+
+namespace edgevlm {
+namespace {
+
+// A conversation replayed from its text (what an API client resends) continues as the one that
+// produced it: same cache length and same next answer, whenever the answer's text tokenizes back
+// to the tokens generated (otherwise the cache holds the text's own tokens, as llama.cpp's would).
+TEST(Session, AddExchangeReplaysAConversation) {
+  auto engine = Engine::load(fixture_options());
+  Session live(engine), replay(engine);
+  live.attach_image(fixture("wide.png"));
+  SessionAnswer a1 = live.ask("What is it?", greedy(8));
+  const std::vector<int32_t> retok = engine->tokenizer().encode(a1.result.text, false, false);
+  SessionAnswer a2 = live.ask("And then?", greedy(8));
+
+  // The replayed image comes as embeddings made elsewhere (the server's cache).
+  auto emb = std::make_shared<const ImageEmbeddings>(engine->encode(load_image(fixture("wide.png"))));
+  std::promise<std::shared_ptr<const ImageEmbeddings>> ready;
+  ready.set_value(emb);
+  replay.attach_image_embeddings(ready.get_future().share(), "wide");
+  SessionAnswer r1 = replay.add_exchange("What is it?", a1.result.text);
+  EXPECT_EQ(r1.n_images, 1);
+  EXPECT_EQ(r1.result.text, a1.result.text);
+  EXPECT_EQ(r1.result.n_prompt, a1.n_positions + int(retok.size()));
+  SessionAnswer r2 = replay.ask("And then?", greedy(8));
+  if (retok == a1.result.tokens) {
+    EXPECT_EQ(replay.n_past(), live.n_past());
+    EXPECT_EQ(r2.result.tokens, a2.result.tokens);
+  }
+  EXPECT_EQ(r2.n_positions, a2.n_positions);
+}
+
+TEST(Session, AddExchangeThatDoesNotFitLeavesTheSessionAsItWas) {
+  EngineOptions o = fixture_options();
+  o.n_ctx = 64;
+  auto engine = Engine::load(o);
+  Session s(engine);
+  EXPECT_THROW(s.add_exchange("hi", std::string(400, 'a')), Error);
+  EXPECT_EQ(s.n_past(), 0);
+  SessionAnswer a = s.ask("hi", greedy(2));
+  EXPECT_GT(s.n_past(), 0);
+  (void)a;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <random>
 #include <type_traits>
 
+#include "core/pages.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "engine/engine.h"
@@ -54,22 +55,6 @@ std::string cpu_name() {
       if (c != std::string::npos && c + 2 <= line.size()) return line.substr(c + 2);
     }
   return "unknown CPU";
-}
-
-double proc_status_mib(const char* field) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  const std::string key = std::string(field) + ":";
-  while (std::getline(f, line))
-    if (line.rfind(key, 0) == 0) return std::atof(line.c_str() + key.size()) / 1024.0;  // kB
-  return -1;
-}
-
-bool reset_peak_rss() {
-  FILE* f = std::fopen("/proc/self/clear_refs", "w");
-  if (!f) return false;
-  const bool wrote = std::fputs("5", f) >= 0;
-  return std::fclose(f) == 0 && wrote;
 }
 
 std::vector<int> parse_int_list(const std::string& s) {

@@ -17,10 +17,6 @@ namespace edgevlm {
 double median(std::vector<double> v);
 double load_average();  // 1-minute; -1 when unknown
 std::string cpu_name();
-// A field of /proc/self/status in MiB ("VmHWM", "VmRSS"); -1 when unavailable.
-double proc_status_mib(const char* field);
-// Resets VmHWM to the current RSS (/proc/self/clear_refs "5"); false when the kernel refuses.
-bool reset_peak_rss();
 
 // A 2:4 image (2 tiles wide, 4 high, plus the thumbnail: 9 tiles, the paper's example) encoded
 // with ViT batches of 1, 2, 4, 6 and all tiles, each with and without the pipeline; prints a

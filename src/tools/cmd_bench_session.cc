@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/pages.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
