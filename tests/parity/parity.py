@@ -60,9 +60,12 @@ TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "f16": {"max": 1e-3, "rms": 1e-4}, "qu
 # own top-2 gap is below NEAR_TIE·σ and edgevlm chose llama.cpp's second token.
 NEAR_TIE = 0.05
 # LoRA: edgevlm's log-probabilities against llama.cpp's (both engines fed the same base and adapter),
-# as fractions of σ. F32 bases: both exact up to rounding (~1e-6σ measured). F16 and quantized bases:
-# llama.cpp rounds the activations (to F16, to 8 bits) for W·x, edgevlm only for the 8-bit types.
-LC_TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "f16": {"max": 0.15, "rms": 0.03}, "quant": {"max": 0.15, "rms": 0.03}}
+# as fractions of σ. F32 bases: both exact up to rounding (~1e-5σ measured). Q4_0: both quantize the
+# activations to 8 bits the same way (ggml's rounding) and compute the adapter's products in F32:
+# ~2e-6σ measured. F16: llama.cpp rounds the activations to F16 for W·x, edgevlm does not: ~2e-3σ
+# max, 4e-4σ rms measured. The tolerances leave room for other CPUs' kernels; a wrong scale, a
+# transposed or misplaced B, or an adapter applied twice moves the logits by O(σ).
+LC_TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "f16": {"max": 1e-2, "rms": 2e-3}, "quant": {"max": 2e-2, "rms": 5e-3}}
 # Without the adapter, edgevlm's logits must be at least this far (max, in σ) from the adapted reference.
 LORA_MIN_EFFECT = 0.5
 
