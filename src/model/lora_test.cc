@@ -336,6 +336,12 @@ TEST(Lora, RefusesBadAdaptersNamingFileAndTensor) {
          w.add_tensor_f32("blk.0.attn_q.weight", GGMLType::F32, {e}, x.data());
        },
        "tensor 'blk.0.attn_q.weight' is neither a .lora_a nor a .lora_b tensor"},
+      {"rank 0",
+       [](GGUFWriter& w, int64_t e) {
+         good_keys(w);
+         pair(w, "blk.0.attn_q.weight", e, 0, e);
+       },
+       "rank 0"},
       {"no pairs at all", [](GGUFWriter& w, int64_t) { good_keys(w); }, "the adapter has no .lora_a/.lora_b tensors"},
       {"a 1-D lora_a",
        [](GGUFWriter& w, int64_t e) {
