@@ -211,6 +211,12 @@ TEST_F(CliTest, LoraAdapters) {
   const std::string adapted = ids({"--lora", a, "--lora", b + ":0.5"});
   EXPECT_NE(adapted, plain);
   EXPECT_EQ(ids({"--lora", a + ":1", "--lora", b + ":0.5", "--lora-mode", "on-the-fly"}), adapted);
+  {
+    RunResult r = run({"generate", "-m", model(), "--prompt-tokens", "1,40", "-n", "1", "-v", "--lora", a, "--lora", b});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("[lora] 2 adapter(s): "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("merged at load, 0 adapted on the fly"), std::string::npos) << r.err;  // an F32 model
+  }
   expect_error(run({"generate", "-m", model(), "-p", "hi", "--lora", a + ":nan"}), "--lora");
   expect_error(run({"generate", "-m", model(), "-p", "hi", "--lora", a, "--lora-mode", "later"}), "--lora-mode");
   expect_error(run({"generate", "-m", model(), "-p", "hi", "--lora", (*dir_ / "no-lora.gguf").string()}),
