@@ -211,7 +211,8 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool,
       targets.push_back({p + name, &w, 0, n_out});
     };
     // One matrix whose rows are several: parts[i] gets n_rows[i] of them, in order.
-    auto fused = [&](const std::string& name, int64_t n_in, std::initializer_list<std::pair<WeightMatrix*, int64_t>> parts) {
+    auto fused = [&](const std::string& name, int64_t n_in,
+                     std::initializer_list<std::pair<WeightMatrix*, int64_t>> parts) {
       int64_t n_out = 0;
       for (const auto& pr : parts) n_out += pr.second;
       const WeightMatrix all = matrix(f, p + name, n_in, n_out);
@@ -344,11 +345,15 @@ struct Step {
   const float* rope_swa;  // of the sliding-window layers, or null
   const LoraWeights* lora;  // adapters applied on the fly, or null
 
-  // y = W·x for the n positions, plus W's LoRA term B·(A·x) when it has one on the fly.
+  // y = W·x for the n positions, plus W's LoRA term B·(A·x) when it has one on the fly (which
+  // adds onto rows of n_out floats: out.ldy must stay 0).
   void linear(const WeightMatrix& w, const float* x, float* y, const MatmulOut& out = {}) const {
     matmul(w, x, n, y, pool, out);
     if (lora)
-      if (const LoraDelta* d = lora->delta(w)) lora_delta_add(*d, x, n, y, pool);
+      if (const LoraDelta* d = lora->delta(w)) {
+        EV_CHECK(out.ldy == 0 || out.ldy == w.n_out, "llm_forward: a LoRA term needs packed output rows");
+        lora_delta_add(*d, x, n, y, pool);
+      }
   }
 };
 

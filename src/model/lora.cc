@@ -88,7 +88,8 @@ std::unique_ptr<LoraAdapter> LoraAdapter::from_file(std::unique_ptr<GGUFFile> fi
   EV_CHECK(gtype == "adapter", "%s: general.type is %s, not 'adapter': not a LoRA adapter file", p,
            gtype.empty() ? "missing" : ("'" + gtype + "'").c_str());
   const std::string atype = string_key(f, "adapter.type");
-  EV_CHECK(atype == "lora", "%s: adapter.type is %s, not 'lora'", p, atype.empty() ? "missing" : ("'" + atype + "'").c_str());
+  EV_CHECK(atype == "lora", "%s: adapter.type is %s, not 'lora'", p,
+           atype.empty() ? "missing" : ("'" + atype + "'").c_str());
   ad->arch_ = string_key(f, "general.architecture");
   EV_CHECK(!ad->arch_.empty(), "%s: missing metadata key 'general.architecture'", p);
   if (const GGUFValue* a = f.find("adapter.lora.alpha")) {
@@ -146,7 +147,8 @@ std::unique_ptr<LoraAdapter> LoraAdapter::from_file(std::unique_ptr<GGUFFile> fi
 std::vector<float> LoraAdapter::values(const GGUFTensorInfo& t) {
   const int64_t row = t.ne[0], rows = t.rows();
   std::vector<float> v(size_t(row * rows));
-  for (int64_t r = 0; r < rows; ++r) dequantize_row(t.type, t.data + size_t(r) * row_bytes(t.type, row), v.data() + r * row, row);
+  for (int64_t r = 0; r < rows; ++r)
+    dequantize_row(t.type, t.data + size_t(r) * row_bytes(t.type, row), v.data() + r * row, row);
   return v;
 }
 
@@ -207,7 +209,8 @@ LoraWeights::LoraWeights(const std::vector<const LoraAdapter*>& adapters, const 
       const std::vector<float> ua = LoraAdapter::values(*u.pair->a), ub = LoraAdapter::values(*u.pair->b);
       std::copy(ua.begin(), ua.end(), a.begin() + k0 * n_in);
       for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t k = 0; k < r; ++k) b[size_t(o * rank + k0 + k)] = u.pair->scale * ub[size_t((t->first_row + o) * r + k)];
+        for (int64_t k = 0; k < r; ++k)
+          b[size_t(o * rank + k0 + k)] = u.pair->scale * ub[size_t((t->first_row + o) * r + k)];
       k0 += r;
     }
     if (mode == LoraMode::Auto && w.type == GGMLType::F32) {

@@ -103,7 +103,10 @@ void write_baked(const GGUFFile& base, const std::vector<const LoraAdapter*>& ad
     std::vector<float> m(size_t(n_in * n_out));
     for (int64_t o = 0; o < n_out; ++o) {
       dequantize_row(t.type, t.data + size_t(o) * row_bytes(t.type, n_in), m.data() + o * n_in, n_in);
-      for (int64_t i = 0; i < n_in; ++i) m[size_t(o * n_in + i)] = float(m[size_t(o * n_in + i)] + it->second[size_t(o * n_in + i)]);
+      for (int64_t i = 0; i < n_in; ++i) {
+        const size_t j = size_t(o * n_in + i);
+        m[j] = float(m[j] + it->second[j]);
+      }
     }
     w.add_tensor_f32(t.name, GGMLType::F32, t.ne, m.data());
   }
