@@ -33,8 +33,12 @@ The definition followed (the GGUF ecosystem's, i.e. llama.cpp's, conventions for
         shortconv.conv.weight, zeros before the sequence); x = x + (C * y) Wout (shortconv.out_proj);
         its final norm is token_embd_norm
   logits = RMSNorm(x) * output_norm · output^T  (output = token_embd when output.weight is absent)
+  LoRA adapters (llama.cpp's adapter GGUF: <W>.lora_a of shape (r, n_in), <W>.lora_b of shape (n_out, r)
+  in numpy order, adapter.lora.alpha): W is replaced by W + s * B @ A in float64, s = scale * alpha / r
+  (scale alone when alpha is 0 or absent), before fused tensors are split
 
 Usage: reference_llama.py MODEL.gguf --tokens 1,2,3 [--out logits.npy|.f32] [--all] [--greedy N] [--ctx N]
+                         [--lora ADAPTER.gguf[:SCALE] ...]
 """
 
 import argparse
@@ -50,8 +54,30 @@ import gguf_io  # noqa: E402
 ARCHS = ("llama", "qwen2", "qwen3", "gemma3", "phi3", "lfm2")
 
 
+def lora_deltas(loras, arch):
+    """{target tensor name: sum of s * B @ A (float64, numpy shape (n_out, n_in))} of the adapters."""
+    deltas = {}
+    for path, scale in loras:
+        r = gguf_io.GGUFReader(path)
+        if r.get("general.type") != "adapter" or r.get("adapter.type") != "lora":
+            raise SystemExit(f"{path}: not a LoRA adapter (general.type, adapter.type)")
+        if r.get("general.architecture") != arch:
+            raise SystemExit(f"{path}: adapter for {r.get('general.architecture')!r}, the model is {arch!r}")
+        alpha = float(r.get("adapter.lora.alpha", 0.0))
+        for name in r.tensors:
+            if not name.endswith(".lora_a"):
+                continue
+            target = name[: -len(".lora_a")]
+            a = r.tensor(name).astype(np.float64)                  # (r, n_in)
+            b = r.tensor(target + ".lora_b").astype(np.float64)    # (n_out, r)
+            s = scale * alpha / a.shape[0] if alpha else scale
+            deltas[target] = deltas.get(target, 0.0) + s * (b @ a)
+    return deltas
+
+
 class LlamaReference:
-    def __init__(self, path: str, n_ctx: int = 0):
+    def __init__(self, path: str, n_ctx: int = 0, loras=()):
+        """loras: (adapter path, scale) pairs applied to the weights."""
         r = gguf_io.GGUFReader(path)
         self.arch = r.get("general.architecture")
         if self.arch not in ARCHS:
@@ -81,7 +107,9 @@ class LlamaReference:
         period = int(r.get(f"{a}.attention.sliding_window_pattern", 6))
         self.local = [self.window > 0 and i % period < period - 1 for i in range(self.n_layer)]
         self.base_swa = float(r.get(f"{a}.rope.freq_base_swa", 10000.0))
-        t = r.tensor
+        deltas = lora_deltas(loras, a)
+        t = lambda name: (r.tensor(name).astype(np.float64) + deltas[name]).astype(np.float32) \
+            if name in deltas else r.tensor(name)  # noqa: E731
         has = lambda name: name in r.tensors  # noqa: E731
         self.factors = None
         if has("rope_freqs.weight"):
@@ -235,8 +263,16 @@ def main():
     ap.add_argument("--greedy", type=int, default=0, help="also print N greedy continuation token ids")
     ap.add_argument("--ctx", type=int, default=0, help="context size the engines run with (LongRoPE's choice); "
                     "default the model's context_length")
+    ap.add_argument("--lora", action="append", default=[], help="LoRA adapter FILE[:SCALE] (repeatable)")
     args = ap.parse_args()
-    m = LlamaReference(args.model, args.ctx)
+    loras = []
+    for spec in args.lora:
+        path, _, scale = spec.rpartition(":")
+        try:
+            loras.append((path, float(scale)) if path else (spec, 1.0))
+        except ValueError:
+            loras.append((spec, 1.0))
+    m = LlamaReference(args.model, args.ctx, loras)
     toks = [int(t) for t in args.tokens.split(",") if t.strip()]
     logits = m.forward(toks, last_only=not args.all)
     res = logits if args.all else logits[-1]

@@ -77,7 +77,9 @@ EDGEVLM_API const char* edgevlm_last_error(void);
 /* Options, by name:
  *   strings: "model" (GGUF language model, required), "mmproj" (vision GGUF, optional),
  *            "kv_type" (q8 | f16 | f32), "tiling" (relaxed | llava-next | internvl | single),
- *            "chat_template" (auto | chatml | llama3 | none)
+ *            "chat_template" (auto | chatml | llama3 | none),
+ *            "lora" ("FILE" or "FILE:SCALE": a LoRA adapter GGUF on the decoder; each call adds one),
+ *            "lora_mode" (auto: merged into F32 matrices, on the fly elsewhere | on-the-fly)
  *   ints:    "threads" (0 = all hardware threads), "n_ctx" (0 = the model's, at most 4096),
  *            "max_tiles", "vit_batch", "low_memory" (0/1), "vit_pipeline" (0/1)
  *   doubles: "alpha" (relaxed aspect-ratio matching)                                          */

@@ -128,6 +128,19 @@ TEST(CApi, BadArgumentsAndFilesSayWhat) {
   EXPECT_NE(std::string(edgevlm_last_error()).find("/nonexistent/model.gguf"), std::string::npos);
   edgevlm_model_params_free(p);
 
+  // LoRA adapters: a bad scale or mode at once, a missing adapter file at load, named.
+  p = edgevlm_model_params_new();
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "lora", "a.gguf:inf"), EDGEVLM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "lora_mode", "sometimes"), EDGEVLM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "lora_mode", "on-the-fly"), EDGEVLM_OK);
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "model", fixture("tiny.gguf").c_str()), EDGEVLM_OK);
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "lora", "/nonexistent/adapter.gguf:0.5"), EDGEVLM_OK);
+  m = nullptr;
+  EXPECT_EQ(edgevlm_model_load(p, &m), EDGEVLM_ERR_MODEL);
+  EXPECT_NE(std::string(edgevlm_last_error()).find("/nonexistent/adapter.gguf"), std::string::npos)
+      << edgevlm_last_error();
+  edgevlm_model_params_free(p);
+
   edgevlm_gen_params* g = edgevlm_gen_params_new();
   EXPECT_EQ(edgevlm_gen_params_set_double(g, "top_p", 2.0), EDGEVLM_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(edgevlm_gen_params_set_int(g, "bogus", 1), EDGEVLM_ERR_INVALID_ARGUMENT);

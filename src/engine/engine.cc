@@ -31,7 +31,16 @@ Engine::Engine(const EngineOptions& opt) : opt_(opt) {
   report("load-model", opt.model_path, 0);
   llm_file_ = GGUFFile::open(opt.model_path);
   // Weights repacked now, except in low-memory mode: there on first use, after the first encode.
-  llm_ = LlmModel::load(*llm_file_, opt.low_memory ? nullptr : pool_.get());
+  {
+    std::vector<std::unique_ptr<LoraAdapter>> adapters;  // closed once applied
+    std::vector<const LoraAdapter*> ptrs;
+    for (const LoraAdapterSpec& spec : opt.loras) {
+      adapters.push_back(LoraAdapter::open(spec.path, spec.scale));
+      ptrs.push_back(adapters.back().get());
+    }
+    llm_ = LlmModel::load(*llm_file_, opt.low_memory ? nullptr : pool_.get(), ptrs,
+                          opt.low_memory ? LoraMode::OnTheFly : opt.lora_mode);
+  }
   tok_ = Tokenizer::from_gguf(*llm_file_);
   const LlmConfig& cfg = llm_->config();
   EV_CHECK(tok_->n_vocab() <= cfg.n_vocab, "%s: tokenizer has %d tokens but the model's vocabulary is %d",

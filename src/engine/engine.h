@@ -23,11 +23,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "engine/vlm.h"
 #include "model/chat_template.h"
 #include "model/kv_cache.h"
+#include "model/lora.h"
 
 namespace edgevlm {
 
@@ -57,6 +59,11 @@ struct EngineOptions {
   bool vit_pipeline = kDefaultVitPipeline;  // prepare the next ViT batch while one runs (vit.h)
   std::string chat_template = "auto";       // a name chat_template_for knows, or "auto"
   bool low_memory = false;
+  // LoRA adapters on the decoder (--lora FILE[:SCALE], model/lora.h), applied in this order.
+  // lora_mode Auto merges them into F32 matrices and applies them on the fly elsewhere; in
+  // low-memory mode they are always applied on the fly (a merged copy could not be dropped).
+  std::vector<LoraAdapterSpec> loras;
+  LoraMode lora_mode = LoraMode::Auto;
   ProgressCallback progress;  // called on the thread doing the work; may be empty
 };
 

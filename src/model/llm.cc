@@ -163,7 +163,8 @@ const float* LlmModel::dense_f32(const std::string& name, const std::vector<int6
   return owned_.back().data();
 }
 
-std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
+std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool,
+                                         const std::vector<const LoraAdapter*>& adapters, LoraMode mode) {
   std::unique_ptr<LlmModel> m(new LlmModel());
   m->file_ = &f;
   m->cfg_ = LlmConfig::from_gguf(f);
@@ -198,39 +199,53 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
   // would page all of it back in after every lookup.
   m->release_embd_rows_ = !c.tied_output && in_read_only_file_mapping(m->token_embd_.data, m->token_embd_.bytes());
 
+  // Every matrix by its tensor's name, for LoRA adapters (views of a fused tensor share its name).
+  std::vector<LoraTarget> targets;
+  if (!c.tied_output) targets.push_back({"output.weight", &m->output_, 0, c.n_vocab});
   m->layers_.resize(size_t(c.n_layer));
   for (int l = 0; l < c.n_layer; ++l) {
     LlmLayer& L = m->layers_[size_t(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
+    auto whole = [&](const std::string& name, WeightMatrix& w, int64_t n_in, int64_t n_out) {
+      w = matrix(f, p + name, n_in, n_out);
+      targets.push_back({p + name, &w, 0, n_out});
+    };
+    // One matrix whose rows are several: parts[i] gets n_rows[i] of them, in order.
+    auto fused = [&](const std::string& name, int64_t n_in,
+                     std::initializer_list<std::pair<WeightMatrix*, int64_t>> parts) {
+      int64_t n_out = 0;
+      for (const auto& pr : parts) n_out += pr.second;
+      const WeightMatrix all = matrix(f, p + name, n_in, n_out);
+      int64_t first = 0;
+      for (const auto& [w, n] : parts) {
+        *w = rows_of(all, first, n);
+        targets.push_back({p + name, w, first, n_out});
+        first += n;
+      }
+    };
     L.attn_norm = m->vector_f32(p + "attn_norm.weight", c.n_embd);
     L.ffn_norm = m->vector_f32(p + "ffn_norm.weight", c.n_embd);
-    L.w_down = matrix(f, p + "ffn_down.weight", c.n_ff, c.n_embd);
-    if (c.fused_gate_up) {
-      const WeightMatrix gate_up = matrix(f, p + "ffn_up.weight", c.n_embd, 2 * int64_t(c.n_ff));
-      L.w_gate = rows_of(gate_up, 0, c.n_ff);
-      L.w_up = rows_of(gate_up, c.n_ff, c.n_ff);
+    whole("ffn_down.weight", L.w_down, c.n_ff, c.n_embd);
+    if (c.fused_gate_up) {  // the gate's rows, then the up projection's
+      fused("ffn_up.weight", c.n_embd, {{&L.w_gate, c.n_ff}, {&L.w_up, c.n_ff}});
     } else {
-      L.w_gate = matrix(f, p + "ffn_gate.weight", c.n_embd, c.n_ff);
-      L.w_up = matrix(f, p + "ffn_up.weight", c.n_embd, c.n_ff);
+      whole("ffn_gate.weight", L.w_gate, c.n_embd, c.n_ff);
+      whole("ffn_up.weight", L.w_up, c.n_embd, c.n_ff);
     }
     if (c.is_conv(l)) {  // LFM2 convolution layer: no attention tensors
-      L.conv_in = matrix(f, p + "shortconv.in_proj.weight", c.n_embd, 3 * int64_t(c.n_embd));
-      L.conv_out = matrix(f, p + "shortconv.out_proj.weight", c.n_embd, c.n_embd);
+      whole("shortconv.in_proj.weight", L.conv_in, c.n_embd, 3 * int64_t(c.n_embd));
+      whole("shortconv.out_proj.weight", L.conv_out, c.n_embd, c.n_embd);
       L.conv_w = m->dense_f32(p + "shortconv.conv.weight", {c.conv_kernel, c.n_embd});
       continue;
     }
-    if (c.fused_qkv) {
-      // One matrix, its rows Q then K then V: each is a view of its rows.
-      const WeightMatrix qkv = matrix(f, p + "attn_qkv.weight", c.n_embd, q_dim + 2 * kv_dim);
-      L.wq = rows_of(qkv, 0, q_dim);
-      L.wk = rows_of(qkv, q_dim, kv_dim);
-      L.wv = rows_of(qkv, q_dim + kv_dim, kv_dim);
+    if (c.fused_qkv) {  // one matrix, its rows Q then K then V
+      fused("attn_qkv.weight", c.n_embd, {{&L.wq, q_dim}, {&L.wk, kv_dim}, {&L.wv, kv_dim}});
     } else {
-      L.wq = matrix(f, p + "attn_q.weight", c.n_embd, q_dim);
-      L.wk = matrix(f, p + "attn_k.weight", c.n_embd, kv_dim);
-      L.wv = matrix(f, p + "attn_v.weight", c.n_embd, kv_dim);
+      whole("attn_q.weight", L.wq, c.n_embd, q_dim);
+      whole("attn_k.weight", L.wk, c.n_embd, kv_dim);
+      whole("attn_v.weight", L.wv, c.n_embd, kv_dim);
     }
-    L.wo = matrix(f, p + "attn_output.weight", q_dim, c.n_embd);
+    whole("attn_output.weight", L.wo, q_dim, c.n_embd);
     for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
       const bool has = f.find_tensor(p + b) != nullptr;
       EV_CHECK(has == c.qkv_bias, "%s: tensor '%s' is %s, but layer 0 %s QKV biases", f.path().c_str(),
@@ -257,6 +272,8 @@ std::unique_ptr<LlmModel> LlmModel::load(const GGUFFile& f, ThreadPool* pool) {
     m->rope_long_ = m->vector_f32("rope_factors_long.weight", n_factors);
   if (f.find_tensor("rope_factors_short.weight"))
     m->rope_short_ = m->vector_f32("rope_factors_short.weight", n_factors);
+  // Before the repack below: merging replaces a matrix by a private copy.
+  if (!adapters.empty()) m->lora_ = std::make_unique<LoraWeights>(adapters, targets, f, c.arch, mode, pool);
   if (pool)
     for (const WeightMatrix* w : m->matrices()) matmul_prepare(*w, *pool);
   return m;
@@ -326,6 +343,18 @@ struct Step {
   int pos0;         // the first one's position
   const float* rope;      // cos/sin table of the global layers (n × n_rot)
   const float* rope_swa;  // of the sliding-window layers, or null
+  const LoraWeights* lora;  // adapters applied on the fly, or null
+
+  // y = W·x for the n positions, plus W's LoRA term B·(A·x) when it has one on the fly (which
+  // adds onto rows of n_out floats: out.ldy must stay 0).
+  void linear(const WeightMatrix& w, const float* x, float* y, const MatmulOut& out = {}) const {
+    matmul(w, x, n, y, pool, out);
+    if (lora)
+      if (const LoraDelta* d = lora->delta(w)) {
+        EV_CHECK(out.ldy == 0 || out.ldy == w.n_out, "llm_forward: a LoRA term needs packed output rows");
+        lora_delta_add(*d, x, n, y, pool);
+      }
+  }
 };
 
 // x += post_norm(Wo · attn(rope(qk_norm(Wq·norm(x))), rope(qk_norm(Wk·norm(x))), Wv·norm(x)))
@@ -343,9 +372,9 @@ void attention_block(const Step& s, const LlmLayer& L, int l, float* x) {
   float* proj = b.get(b.proj, n * D);
 
   rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
-  matmul(L.wq, xb, n, q, s.pool);
-  matmul(L.wk, xb, n, k, s.pool, {.same_x = true});  // Q's quantization of xb reused
-  matmul(L.wv, xb, n, v, s.pool, {.same_x = true});
+  s.linear(L.wq, xb, q);
+  s.linear(L.wk, xb, k, {.same_x = true});  // Q's quantization of xb reused
+  s.linear(L.wv, xb, v, {.same_x = true});
   if (L.bq) {
     add_bias(q, L.bq, q_dim, n);
     add_bias(k, L.bk, kv_dim, n);
@@ -378,7 +407,7 @@ void attention_block(const Step& s, const LlmLayer& L, int l, float* x) {
   a.scale = c.attn_scale;
   a.window = swa ? c.n_swa : 0;
   attention(a, s.pool);
-  matmul(L.wo, att, n, proj, s.pool);
+  s.linear(L.wo, att, proj);
   if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
   add_inplace(x, proj, n * D);
 }
@@ -397,7 +426,7 @@ void conv_block(const Step& s, const LlmLayer& L, int l, float* x) {
   float* proj = b.get(b.proj, n * D);
 
   rms_norm(x, L.attn_norm, c.rms_eps, D, n, xb);
-  matmul(L.conv_in, xb, n, bcx, s.pool);
+  s.linear(L.conv_in, xb, bcx);
   for (int i = 0; i < n; ++i) {
     const float* row = bcx + i * 3 * D;
     for (int64_t j = 0; j < D; ++j) bx[i * D + j] = row[j] * row[2 * D + j];
@@ -405,7 +434,7 @@ void conv_block(const Step& s, const LlmLayer& L, int l, float* x) {
   short_conv_causal(bx, n, D, L.conv_w, c.conv_kernel, s.cache.conv_state(l), y);
   for (int i = 0; i < n; ++i)
     for (int64_t j = 0; j < D; ++j) y[i * D + j] *= bcx[i * 3 * D + D + j];
-  matmul(L.conv_out, y, n, proj, s.pool);
+  s.linear(L.conv_out, y, proj);
   add_inplace(x, proj, n * D);
 }
 
@@ -421,13 +450,13 @@ void ffn_block(const Step& s, const LlmLayer& L, float* x) {
   float* proj = b.get(b.proj, n * D);
 
   rms_norm(x, L.ffn_norm, c.rms_eps, D, n, xb);
-  matmul(L.w_gate, xb, n, gate, s.pool);
-  matmul(L.w_up, xb, n, up, s.pool, {.same_x = true});
+  s.linear(L.w_gate, xb, gate);
+  s.linear(L.w_up, xb, up, {.same_x = true});
   if (c.ffn_act == FfnAct::SiLU)
     swiglu(gate, up, n * F);
   else
     geglu_tanh(gate, up, n * F);
-  matmul(L.w_down, gate, n, proj, s.pool);
+  s.linear(L.w_down, gate, proj);
   if (L.ffn_post_norm) rms_norm(proj, L.ffn_post_norm, c.rms_eps, D, n, proj);
   add_inplace(x, proj, n * D);
 }
@@ -464,7 +493,7 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     rope_table(c.n_rot, c.rope_freq_base_swa, pos0, n, rope_swa, RopeScaling{});
   }
 
-  const Step step{c, cache, pool, b, n, pos0, rope, rope_swa};
+  const Step step{c, cache, pool, b, n, pos0, rope, rope_swa, m.lora()};
   for (int l = 0; l < c.n_layer; ++l) {
     const LlmLayer& L = m.layers()[size_t(l)];
     if (c.is_conv(l))
@@ -482,6 +511,8 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   float* xb = b.get(b.xb, n * D);
   rms_norm(x + first * D, m.output_norm(), c.rms_eps, D, n_out, xb);
   matmul(m.output(), xb, n_out, logits, pool);
+  if (m.lora())
+    if (const LoraDelta* d = m.lora()->delta(m.output())) lora_delta_add(*d, xb, n_out, logits, pool);
   if (c.logit_softcap > 0) {
     const float cap = c.logit_softcap;
     for (int64_t i = 0; i < int64_t(n_out) * c.n_vocab; ++i) logits[i] = cap * std::tanh(logits[i] / cap);

@@ -6,7 +6,7 @@
 // LFM2 replaces the attention of most layers by a gated short convolution (its state is kept in
 // the KvCache, beside the K/V rows).
 // Weights are views into the GGUF mapping, not copies (1-D norms stored in a type other than
-// F32 are converted once).
+// F32 are converted once; F32 matrices that a LoRA adapter is merged into, model/lora.h).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,7 @@
 
 #include "core/thread_pool.h"
 #include "formats/gguf.h"
+#include "model/lora.h"
 #include "ops/matmul.h"
 #include "ops/rope.h"
 
@@ -95,7 +96,11 @@ class LlmModel {
   // prepared for the kernels now (matmul_prepare, on the pool): the one-time repack happens here
   // instead of in the first prefill, and each repacked copy replaces the file pages it was made
   // from. Without one (e.g. while another model should have the memory), on first use.
-  static std::unique_ptr<LlmModel> load(const GGUFFile& f, ThreadPool* pool = nullptr);
+  // adapters: LoRA adapters applied to the matrices (model/lora.h; merged or on the fly as mode
+  // says); they may be closed once load returns.
+  static std::unique_ptr<LlmModel> load(const GGUFFile& f, ThreadPool* pool = nullptr,
+                                        const std::vector<const LoraAdapter*>& adapters = {},
+                                        LoraMode mode = LoraMode::Auto);
   ~LlmModel();  // frees the repacked copies of its matrices
   LlmModel(const LlmModel&) = delete;
   LlmModel& operator=(const LlmModel&) = delete;
@@ -115,6 +120,8 @@ class LlmModel {
   const float* rope_factors(int n_ctx) const;
   // Bytes of weights one decode step reads (all matrices except the embedding table unless tied).
   size_t weight_bytes_per_token() const;
+  // The LoRA adapters applied at load, or null without any.
+  const LoraWeights* lora() const { return lora_.get(); }
 
  private:
   LlmModel() = default;
@@ -133,6 +140,7 @@ class LlmModel {
   bool release_embd_rows_ = false;  // the table's file pages are given back after each lookup
   std::vector<LlmLayer> layers_;
   std::vector<std::vector<float>> owned_;  // 1-D tensors converted to F32
+  std::unique_ptr<LoraWeights> lora_;
 };
 
 class KvCache;

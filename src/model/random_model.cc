@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "core/error.h"
@@ -462,6 +463,157 @@ int gen_model_main(int argc, char** argv) {
     if (!spec.vocab_from.empty()) n_vocab = int(GGUFFile::open(out)->get_int(spec.arch + ".vocab_size"));
     std::fprintf(stderr, "gen-model: wrote %s (%s, %s, %.3gM parameters)\n", out.c_str(), spec.arch.c_str(),
                  type_name(spec.weight_type).c_str(), double(random_llama_param_count(spec, n_vocab)) / 1e6);
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}
+
+namespace {
+
+// Whether a base tensor is a matrix the decoder multiplies (what an adapter may target), and its
+// short name ("attn_q", "output") for --targets.
+bool lora_target_name(const std::string& tensor, std::string* short_name) {
+  static const std::set<std::string> kBlockMatrices = {
+      "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+      "shortconv.in_proj", "shortconv.out_proj"};
+  if (tensor == "output.weight") {
+    *short_name = "output";
+    return true;
+  }
+  const std::string suffix = ".weight";
+  if (tensor.rfind("blk.", 0) != 0 || tensor.size() <= suffix.size() ||
+      tensor.compare(tensor.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return false;
+  const size_t dot = tensor.find('.', 4);
+  if (dot == std::string::npos) return false;
+  *short_name = tensor.substr(dot + 1, tensor.size() - suffix.size() - dot - 1);
+  return kBlockMatrices.count(*short_name) != 0;
+}
+
+const char* kGenLoraUsage =
+    "usage: edgevlm gen-lora --base MODEL.gguf --out ADAPTER.gguf [options]\n"
+    "Writes a LoRA adapter with random values for MODEL (llama.cpp's GGUF adapter format), for tests.\n"
+    "  --base FILE     the base model (architecture, tensor names and shapes)\n"
+    "  --out FILE      output GGUF path\n"
+    "  --rank R        adapter rank (default 8)\n"
+    "  --alpha A       adapter.lora.alpha (default 16; the scale is alpha / rank)\n"
+    "  --targets T,... attn_q, attn_k, attn_v, attn_qkv, attn_output, ffn_gate, ffn_up, ffn_down,\n"
+    "                  shortconv.in_proj, shortconv.out_proj, output, or all (default)\n"
+    "  --type T        f32 (default), f16, bf16, q8_0\n"
+    "  --strength S    rms of the scaled update relative to the base matrix's (default 0.5)\n"
+    "  --seed S        random seed (default 1)\n";
+
+}  // namespace
+
+int write_random_lora(const std::string& path, const RandomLoraSpec& spec) {
+  EV_CHECK(spec.rank >= 1 && spec.rank <= 4096, "gen-lora: rank %d is outside [1, 4096]", spec.rank);
+  EV_CHECK(std::isfinite(spec.alpha) && std::isfinite(spec.strength) && spec.strength >= 0,
+           "gen-lora: alpha and strength must be finite, strength >= 0");
+  EV_CHECK(spec.type == GGMLType::F32 || spec.type == GGMLType::F16 || spec.type == GGMLType::BF16 ||
+               spec.type == GGMLType::Q8_0,
+           "gen-lora: type %s is not one of f32, f16, bf16, q8_0", type_name(spec.type).c_str());
+  auto base = GGUFFile::open(spec.base);
+  const std::string arch = base->get_string("general.architecture");
+  const bool all = std::find(spec.targets.begin(), spec.targets.end(), "all") != spec.targets.end();
+  GGUFWriter w;
+  w.set_string("general.architecture", arch);
+  w.set_string("general.type", "adapter");
+  w.set_string("general.name", "edgevlm-random-lora");
+  w.set_string("adapter.type", "lora");
+  w.set_f32("adapter.lora.alpha", spec.alpha);
+  const float s = spec.alpha != 0 ? spec.alpha / float(spec.rank) : 1.0f;
+  const int64_t r = spec.rank;
+  RandomLlamaSpec draw_spec;
+  draw_spec.seed = spec.seed;
+  GGUFWriter unused;
+  Builder b{draw_spec, unused};
+  std::set<std::string> matched;
+  int n = 0;
+  for (const GGUFTensorInfo& t : base->tensors()) {
+    std::string short_name;
+    if (!lora_target_name(t.name, &short_name)) continue;
+    if (!all && std::find(spec.targets.begin(), spec.targets.end(), short_name) == spec.targets.end()) continue;
+    matched.insert(short_name);
+    EV_CHECK(t.ne.size() == 2, "gen-lora: %s: tensor '%s' is not 2-D", spec.base.c_str(), t.name.c_str());
+    const int64_t n_in = t.ne[0], n_out = t.ne[1];
+    // The base matrix's rms, from its dequantized rows.
+    double sum2 = 0;
+    std::vector<float> row(static_cast<size_t>(n_in));
+    for (int64_t o = 0; o < n_out; ++o) {
+      dequantize_row(t.type, t.data + size_t(o) * row_bytes(t.type, n_in), row.data(), n_in);
+      for (float x : row) sum2 += double(x) * x;
+    }
+    const float rms_w = float(std::sqrt(sum2 / double(n_in * n_out)));
+    // (s·B·A)[o,i] = s·Σ_k B[o,k]·A[k,i]: rms s·√r·sd_b·sd_a with sd_a = 1/√n_in.
+    const float sd_a = 1.0f / std::sqrt(float(n_in));
+    const float sd_b = spec.strength * rms_w / (std::fabs(s) * std::sqrt(float(r)) * sd_a);
+    const std::vector<float> a = b.draw(t.name + ".lora_a", n_in * r, 0.0f, sd_a);
+    const std::vector<float> bv = b.draw(t.name + ".lora_b", r * n_out, 0.0f, sd_b);
+    w.add_tensor_f32(t.name + ".lora_a", spec.type, {n_in, r}, a.data());
+    w.add_tensor_f32(t.name + ".lora_b", spec.type, {r, n_out}, bv.data());
+    ++n;
+  }
+  for (const std::string& want : spec.targets)
+    EV_CHECK(want == "all" || matched.count(want), "gen-lora: %s has no matrix '%s' (see --help for the names)",
+             spec.base.c_str(), want.c_str());
+  EV_CHECK(n > 0, "gen-lora: %s has no matrix to adapt", spec.base.c_str());
+  w.write(path);
+  return n;
+}
+
+int gen_lora_main(int argc, char** argv) {
+  try {
+    RandomLoraSpec spec;
+    std::string out;
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto val = [&]() -> const char* {
+        EV_CHECK(i + 1 < argc, "gen-lora: %s needs a value", a.c_str());
+        return argv[++i];
+      };
+      if (a == "-h" || a == "--help") {
+        std::fputs(kGenLoraUsage, stdout);
+        return 0;
+      } else if (a == "--base") {
+        spec.base = val();
+      } else if (a == "--out" || a == "-o") {
+        out = val();
+      } else if (a == "--rank") {
+        const long v = parse_long("--rank", val());
+        EV_CHECK(v >= 1 && v <= 4096, "gen-lora: --rank %ld is outside [1, 4096]", v);
+        spec.rank = int(v);
+      } else if (a == "--alpha") {
+        spec.alpha = float(parse_double("--alpha", val()));
+      } else if (a == "--strength") {
+        spec.strength = float(parse_double("--strength", val()));
+      } else if (a == "--type") {
+        spec.type = parse_type(val());
+      } else if (a == "--targets") {
+        const std::string v = val();
+        spec.targets.clear();
+        for (size_t pos = 0; pos <= v.size();) {
+          const size_t comma = std::min(v.find(',', pos), v.size());
+          if (comma > pos) spec.targets.push_back(v.substr(pos, comma - pos));
+          pos = comma + 1;
+        }
+        EV_CHECK(!spec.targets.empty(), "gen-lora: --targets needs at least one name");
+      } else if (a == "--seed") {
+        const char* s = val();
+        char* end = nullptr;
+        errno = 0;
+        spec.seed = std::strtoull(s, &end, 10);
+        EV_CHECK(end != s && *end == '\0' && errno == 0 && s[0] != '-',
+                 "gen-lora: --seed expects a non-negative integer, got '%s'", s);
+      } else {
+        fail("gen-lora: unknown flag '%s' (see --help)", a.c_str());
+      }
+    }
+    EV_CHECK(!spec.base.empty() && !out.empty(), "gen-lora: --base FILE and --out FILE are required (see --help)");
+    const int n = write_random_lora(out, spec);
+    std::fprintf(stderr, "gen-lora: wrote %s (%d matrices, rank %d, alpha %g, %s)\n", out.c_str(), n, spec.rank,
+                 double(spec.alpha), type_name(spec.type).c_str());
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());

@@ -63,4 +63,28 @@ int64_t random_llama_param_count(const RandomLlamaSpec& spec, int n_vocab);
 //   [--rope-linear FACTOR]
 int gen_model_main(int argc, char** argv);
 
+// A random LoRA adapter for a base model file, in llama.cpp's adapter format (model/lora.h): one
+// .lora_a/.lora_b pair per targeted matrix of the base. Values are deterministic in (seed, tensor
+// name). A is drawn with rms 1/√n_in, and B so that the product's scaled update s·B·A has an rms
+// of `strength` times the base matrix's own rms: 0.5 moves a random model's greedy tokens.
+struct RandomLoraSpec {
+  std::string base;  // the base model GGUF (its architecture, tensor names and shapes)
+  // Matrices by their name within a block ("attn_q", "ffn_down", "attn_qkv", "shortconv.in_proj",
+  // ...) or "output" for output.weight; {"all"}: every matrix the decoder multiplies.
+  std::vector<std::string> targets = {"all"};
+  int rank = 8;
+  float alpha = 16;  // written as adapter.lora.alpha; 0: the key is written as 0 (s = the user's scale)
+  GGMLType type = GGMLType::F32;  // f32, f16, bf16 or q8_0 (q8_0 needs ranks and widths in blocks of 32)
+  float strength = 0.5f;
+  uint64_t seed = 1;
+};
+
+// Writes the adapter; returns the number of matrices it targets. Throws edgevlm::Error on a bad
+// spec, a base file that cannot be read or targets that match no matrix.
+int write_random_lora(const std::string& path, const RandomLoraSpec& spec);
+
+// `edgevlm gen-lora --base M.gguf --out A.gguf [--rank R] [--alpha A] [--targets T,...]
+// [--type f32|f16|bf16|q8_0] [--strength S] [--seed S]`.
+int gen_lora_main(int argc, char** argv);
+
 }  // namespace edgevlm

@@ -25,6 +25,7 @@
 #include "engine/tiny_model_for_tests.h"
 #include "model/chat_template.h"
 #include "model/kv_cache.h"
+#include "model/random_model.h"
 
 namespace edgevlm {
 namespace {
@@ -184,6 +185,44 @@ TEST_F(CliTest, UserErrorsPrintErrorAndExit1) {
     f << "not a gguf file at all, just text that is long enough to read a header from";
   }
   expect_error(run({"generate", "-m", (*dir_ / "junk.gguf").string(), "-p", "hi"}), "junk.gguf");
+}
+
+// --lora FILE[:SCALE]: repeatable, changes the tokens, scale 0 leaves them; bad values and files are
+// command-line or load errors that name them.
+TEST_F(CliTest, LoraAdapters) {
+  const std::string a = (*dir_ / "lora_a.gguf").string(), b = (*dir_ / "lora_b.gguf").string();
+  RandomLoraSpec spec;
+  spec.base = model();
+  spec.strength = 1.0f;
+  write_random_lora(a, spec);
+  spec.seed = 2;
+  spec.targets = {"attn_v", "ffn_down"};
+  write_random_lora(b, spec);
+  auto ids = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"generate", "-m", model(), "--prompt-tokens", "1,40,41,9", "-n", "8", "-t", "2",
+                                     "--ignore-eos", "--print-token-ids", "--kv-type", "f32", "-q"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    RunResult r = run(args);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    return r.out.substr(r.out.find("ids:"));
+  };
+  const std::string plain = ids({});
+  EXPECT_EQ(ids({"--lora", a + ":0"}), plain);
+  const std::string adapted = ids({"--lora", a, "--lora", b + ":0.5"});
+  EXPECT_NE(adapted, plain);
+  EXPECT_EQ(ids({"--lora", a + ":1", "--lora", b + ":0.5", "--lora-mode", "on-the-fly"}), adapted);
+  {
+    RunResult r = run({"generate", "-m", model(), "--prompt-tokens", "1,40", "-n", "1", "-v", "--lora", a, "--lora", b});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    EXPECT_NE(r.err.find("[lora] 2 adapter(s): "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("merged at load, 0 adapted on the fly"), std::string::npos) << r.err;  // an F32 model
+  }
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "--lora", a + ":nan"}), "--lora");
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "--lora", a, "--lora-mode", "later"}), "--lora-mode");
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "--lora", (*dir_ / "no-lora.gguf").string()}),
+               "no-lora.gguf");
+  expect_error(run({"generate", "-m", model(), "-p", "hi", "--lora", model()}),
+               "general.type is missing, not 'adapter'");
 }
 
 TEST_F(CliTest, TokensLogitsAndTimingMatchTheLibrary) {

@@ -166,6 +166,32 @@ void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision) {
   app.add_option("--ctx", o.n_ctx, "KV cache size in tokens (default: the model's context length, at most 4096)")
       ->check(CLI::NonNegativeNumber);
   add_kv_type_option(app, o.kv_type);
+  const CLI::Validator lora_spec(
+      [](std::string& s) -> std::string {
+        try {
+          parse_lora_spec(s);
+          return {};
+        } catch (const Error& e) {
+          return e.what();
+        }
+      },
+      "FILE[:SCALE]");
+  app.add_option_function<std::vector<std::string>>(
+         "--lora",
+         [&o](const std::vector<std::string>& v) {
+           for (const std::string& s : v) o.loras.push_back(parse_lora_spec(s));
+         },
+         "LoRA adapter GGUF (llama.cpp's adapter format) on the decoder, scaled by SCALE (default 1); repeatable")
+      ->check(lora_spec)
+      ->allow_extra_args(false)
+      ->type_name("FILE[:SCALE]");
+  app.add_option_function<std::string>(
+         "--lora-mode",
+         [&o](const std::string& s) { o.lora_mode = s == "on-the-fly" ? LoraMode::OnTheFly : LoraMode::Auto; },
+         "auto: merge LoRA adapters into F32 matrices at load, apply them on the fly to the others | on-the-fly: "
+         "never merge")
+      ->check(CLI::IsMember({"auto", "on-the-fly"}))
+      ->default_str("auto");
   app.add_option("--chat-template", o.chat_template,
                  "chatml | llama3 | gemma | phi3 | lfm2 | smolvlm | none | auto (auto: recognised from the model's "
                  "tokenizer.chat_template)")

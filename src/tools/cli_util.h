@@ -29,7 +29,8 @@ void add_kv_type_option(CLI::App& app, KvType& type);
 // replaced by --seed N (N >= 0; -1 keeps it random).
 void add_sampling_options(CLI::App& app, SamplerParams& p);
 
-// The engine's flags: -m (required), -t, --ctx, --kv-type, --chat-template, --low-memory; with
+// The engine's flags: -m (required), -t, --ctx, --kv-type, --lora (repeatable), --lora-mode,
+// --chat-template, --low-memory; with
 // `vision`, also --mmproj (required when vision == Required), --tiling, --max-tiles, --alpha,
 // --vit-batch, --no-pipeline (call finish_engine_options after parsing).
 enum class VisionFlags { None, Optional, Required };

@@ -136,6 +136,9 @@ int generate_main(int argc, char** argv) {
                  ef.opt.model_path.c_str(), cfg.arch.c_str(), cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_head_kv,
                  cfg.n_vocab, session.n_ctx(), cfg.n_ctx_train, kv_type_name(session.kv_type()),
                  chat_template_name(engine->chat_template()), engine->pool().size(), stop_reason_name(r.stop_reason));
+    if (const LoraWeights* lw = engine->llm().lora())
+      std::fprintf(stderr, "[lora] %zu adapter(s): %d matrices merged at load, %d adapted on the fly\n",
+                   ef.opt.loras.size(), lw->n_merged(), lw->n_on_the_fly());
   }
   if (!quiet) print_timing(r, engine->load_ms(), 0, 0, 0, 0);
   return 0;

@@ -11,6 +11,11 @@ For each small random-weight model written by `edgevlm gen-model` (the project's
   3. chunked prefill (chunk 5) gives the same tokens as one-chunk prefill;
   4. the two references agree with each other (llama.cpp's greedy tokens == numpy's on F32 files),
      so a disagreement points at edgevlm, not at a reference.
+LoRA cases (a random adapter from `edgevlm gen-lora` on a random base, `--lora FILE:SCALE` on both
+engines, the numpy reference adding s·B·A to the weights): the same checks, and also
+  5. edgevlm's log-probabilities after the prompt are within a stated tolerance of llama.cpp's;
+  6. the adapter changes the output: without it edgevlm's greedy tokens differ and its logits are far
+     from the adapted reference, so a LoRA that is silently not applied fails.
 See tests/parity/README.md. Exits non-zero with a message naming the model and the check on failure.
 """
 
@@ -54,6 +59,15 @@ TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "f16": {"max": 1e-3, "rms": 1e-4}, "qu
 # llama.cpp fed the same prefix (teacher forcing), and a disagreement passes only where llama.cpp's
 # own top-2 gap is below NEAR_TIE·σ and edgevlm chose llama.cpp's second token.
 NEAR_TIE = 0.05
+# LoRA: edgevlm's log-probabilities against llama.cpp's (both engines fed the same base and adapter),
+# as fractions of σ. F32 bases: both exact up to rounding (~1e-5σ measured). Q4_0: both quantize the
+# activations to 8 bits the same way (ggml's rounding) and compute the adapter's products in F32:
+# ~2e-6σ measured. F16: llama.cpp rounds the activations to F16 for W·x, edgevlm does not: ~2e-3σ
+# max, 4e-4σ rms measured. The tolerances leave room for other CPUs' kernels; a wrong scale, a
+# transposed or misplaced B, or an adapter applied twice moves the logits by O(σ).
+LC_TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "f16": {"max": 1e-2, "rms": 2e-3}, "quant": {"max": 2e-2, "rms": 5e-3}}
+# Without the adapter, edgevlm's logits must be at least this far (max, in σ) from the adapted reference.
+LORA_MIN_EFFECT = 0.5
 
 
 def sh(cmd, what, timeout=300):
@@ -64,10 +78,11 @@ def sh(cmd, what, timeout=300):
     return p.stdout, time.time() - t0
 
 
-def edgevlm_generate(exe, model, prompt, logits_path, chunk, threads):
+def edgevlm_generate(exe, model, prompt, logits_path, chunk, threads, extra=()):
     cmd = [exe, "generate", "-m", model, "--prompt-tokens", ",".join(map(str, prompt)), "-n", str(N_GEN),
            "--temp", "0", "--ignore-eos", "--print-token-ids", "-t", str(threads), "--chunk", str(chunk),
            "--kv-type", "f32"]  # exact cache: compared with F32 references at tight tolerances
+    cmd += list(extra)
     if logits_path:
         cmd += ["--dump-logits", logits_path]
     out, dt = sh(cmd, f"edgevlm generate on {os.path.basename(model)}")
@@ -77,17 +92,18 @@ def edgevlm_generate(exe, model, prompt, logits_path, chunk, threads):
     return [int(t) for t in lines[-1][4:].split()], dt
 
 
-def peer_generate(model, prompt, threads, force=None):
+def peer_generate(model, prompt, threads, force=None, extra=()):
     cmd = ["node", os.path.join(ROOT, "bench", "peer", "greedy.mjs"), "--model", model,
            "--tokens", ",".join(map(str, prompt)), "-n", str(N_GEN), "--top", "2", "--kv", "f32",
-           "--threads", str(threads)]
+           "--threads", str(threads)] + list(extra)
     if force:
         cmd += ["--force", ",".join(map(str, force))]
     out, dt = sh(cmd, f"llama.cpp (node-llama-cpp) on {os.path.basename(model)}")
     return json.loads(out.strip().splitlines()[-1]), dt
 
 
-def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, scheme=None):
+def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, scheme=None, loras=None):
+    """loras: [(gen-lora flags, scale), ...]: adapters written for the model and applied by every engine."""
     path = os.path.join(workdir, name + ".gguf")
     if scheme:  # an F32 model quantized by `edgevlm quantize`, as llama-quantize would (K-quants)
         src = os.path.join(workdir, name + ".f32.gguf")
@@ -96,18 +112,26 @@ def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, schem
     else:
         sh([exe, "gen-model", "--out", path] + gen_flags, f"edgevlm gen-model {name}")
     fails = []
+    lora_args, ref_loras = [], []
+    for i, (lora_flags, scale) in enumerate(loras or []):
+        lpath = os.path.join(workdir, f"{name}.lora{i}.gguf")
+        sh([exe, "gen-lora", "--base", path, "--out", lpath] + lora_flags, f"edgevlm gen-lora {name}")
+        lora_args += ["--lora", f"{lpath}:{scale}"]
+        ref_loras.append((lpath, scale))
+    lp_path = os.path.join(workdir, name + ".logprobs.f64")
+    peer_extra = lora_args + (["--dump-logprobs", lp_path] if loras else [])
 
     logits_path = os.path.join(workdir, name + ".logits.f32")
-    ev_tokens, ev_dt = edgevlm_generate(exe, path, prompt, logits_path, 128, threads)
-    ev_chunked, _ = edgevlm_generate(exe, path, prompt, None, 5, threads)
+    ev_tokens, ev_dt = edgevlm_generate(exe, path, prompt, logits_path, 128, threads, lora_args)
+    ev_chunked, _ = edgevlm_generate(exe, path, prompt, None, 5, threads, lora_args)
     # One llama.cpp thread: its results do not depend on the thread count, and on a loaded 2-core
     # machine its spinning worker threads slow it down many times over.
     peer_threads = 1
-    peer, peer_dt = peer_generate(path, prompt, peer_threads)
+    peer, peer_dt = peer_generate(path, prompt, peer_threads, extra=peer_extra)
     lc_tokens = peer["tokens"]
 
     t0 = time.time()
-    ref = reference_llama.LlamaReference(path)
+    ref = reference_llama.LlamaReference(path, loras=ref_loras)
     ref_logits = ref.forward(prompt, last_only=True)[-1].astype(np.float64)
     ref_tokens = []
     if kind == "f32":
@@ -146,7 +170,7 @@ def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, schem
         else:
             # Teacher-forced: llama.cpp's pick at every step of edgevlm's sequence. Each disagreement
             # must be a near-tie in llama.cpp's own logits, with edgevlm's token its second choice.
-            forced, dt = peer_generate(path, prompt, peer_threads, force=ev_tokens)
+            forced, dt = peer_generate(path, prompt, peer_threads, force=ev_tokens, extra=lora_args)
             peer_dt += dt
             sigma = ref_logits.std()
             ties = []
@@ -173,9 +197,38 @@ def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, schem
         fails.append(f"the references disagree (llama.cpp vs numpy), so this check is inconclusive:\n"
                      f"      llama.cpp {lc_tokens}\n      numpy     {ref_tokens}")
 
+    lora_note = ""
+    if loras and ev_logits.shape == ref_logits.shape:
+        sigma = ref_logits.std()
+        # 5. log-probabilities against llama.cpp's (the same distribution: logits up to a constant)
+        lc_lp = np.fromfile(lp_path, dtype="<f8")
+        z = ev_logits - ev_logits.max()
+        ev_lp = z - np.log(np.sum(np.exp(z)))
+        n = min(lc_lp.size, ev_lp.size)
+        ok = np.isfinite(lc_lp[:n])
+        if lc_lp.size < ev_lp.size - 8 or ok.sum() < 0.99 * n:
+            fails.append(f"llama.cpp listed {lc_lp.size} log-probabilities ({int(ok.sum())} finite) for "
+                         f"{ev_lp.size} tokens")
+        d = np.abs(ev_lp[:n][ok] - lc_lp[:n][ok])
+        lc_max, lc_rms = d.max() / sigma, np.sqrt(np.mean(d * d)) / sigma
+        tol = LC_TOL[kind]
+        if not (lc_max <= tol["max"] and lc_rms <= tol["rms"]):
+            fails.append(f"log-probabilities differ from llama.cpp's: max {lc_max:.2e}σ (tol {tol['max']:.0e}), "
+                         f"rms {lc_rms:.2e}σ (tol {tol['rms']:.0e})")
+        # 6. the adapter changes the output
+        plain_logits = os.path.join(workdir, name + ".plain.logits.f32")
+        plain_tokens, _ = edgevlm_generate(exe, path, prompt, plain_logits, 128, threads)
+        effect = np.abs(np.fromfile(plain_logits, dtype="<f4").astype(np.float64) - ref_logits).max() / sigma
+        if plain_tokens == ev_tokens or effect < LORA_MIN_EFFECT:
+            fails.append(f"the adapter hardly changes the output (without it: tokens {'equal' if plain_tokens == ev_tokens else 'differ'}, "
+                         f"logits {effect:.2f}σ from the adapted reference, need > {LORA_MIN_EFFECT}σ)")
+        k = next((i for i, (a, b) in enumerate(zip(plain_tokens, ev_tokens)) if a != b), N_GEN)
+        lora_note = (f"; logprobs vs llama.cpp: max {lc_max:.1e}σ rms {lc_rms:.1e}σ; without the adapter: logits "
+                     f"{effect:.1f}σ away, tokens part at step {k}")
+
     status = "ok" if not fails else "FAIL"
     log(f"  {name:<16} {status:<4} tokens {'==' if ev_tokens == lc_tokens else '!='} llama.cpp ({len(ev_tokens)}/{N_GEN})"
-        f"{note}; logits vs numpy: max {d_max:.1e}σ rms {d_rms:.1e}σ   "
+        f"{note}; logits vs numpy: max {d_max:.1e}σ rms {d_rms:.1e}σ{lora_note}   "
         f"[edgevlm {ev_dt:.1f}s, llama.cpp {peer_dt:.1f}s, numpy {ref_dt:.1f}s]")
     for f in fails:
         log(f"      {name}: {f}")
@@ -247,16 +300,29 @@ def main():
         ("llama-q4_k_m-128", llama + ["--type", "f32"], "quant", "q4_k_m"),  # Q5_0, Q8_0 fallbacks
         ("llama-q5_k_m-128", llama + ["--type", "f32"], "quant", "q5_k_m"),  # Q5_1, Q8_0 fallbacks
     ]
+    # LoRA adapters (`edgevlm gen-lora`; rms of s·B·A half the base matrix's): (gen-lora flags, scale).
+    # F32 base: edgevlm merges the adapter into the matrices; Q4_0 and F16 bases: applied on the fly.
+    # phi3: fused QKV and gate/up (the adapter's B split by rows), an F16 adapter and a second one
+    # without alpha at a negative scale.
+    lora_all = ["--rank", "8", "--alpha", "16", "--seed", "21"]
+    lora_models = [
+        ("llama-f32-lora", llama + ["--type", "f32"], "f32", [(lora_all, 0.8)]),
+        ("llama-q4_0-lora", llama + ["--type", "q4_0"], "quant", [(lora_all, 0.8)]),
+        ("phi3-f16-lora2", phi3 + ["--type", "f16"], "f16",
+         [(lora_all + ["--type", "f16"], 0.6),
+          (["--rank", "4", "--alpha", "0", "--targets", "attn_qkv,ffn_up", "--strength", "0.3", "--seed", "22"], -1.0)]),
+    ]
+    models = models + [(name, flags, kind, None, loras) for name, flags, kind, loras in lora_models]
     t0 = time.time()
     print(f"parity: edgevlm vs llama.cpp (node-llama-cpp 3.21.1) greedy tokens and vs a numpy F32 reference's "
           f"logits; 24-token prompts, {N_GEN} greedy tokens", flush=True)
     if args.only:
         models = [m for m in models if m[0] in args.only.split(",")]
     ok = 0
-    for name, flags, kind, *scheme in models:
+    for name, flags, kind, *rest in models:
         prompt = PROMPT_PHI3 if name.startswith("phi3") else PROMPT
         ok += check_model(args.edgevlm, args.workdir, name, flags, kind, prompt, args.threads,
-                          lambda s: print(s, flush=True), *scheme)
+                          lambda s: print(s, flush=True), *rest)
     summary = f"parity: {ok}/{len(models)} models passed in {time.time() - t0:.0f}s"
     print(summary, flush=True)
     sys.exit(0 if ok == len(models) else 1)
