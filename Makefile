@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= 2
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-install test-fuzz fuzz test-parity clean
+.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-install test-fuzz fuzz test-parity test-server bench-server clean
 
 all: build
 
@@ -49,7 +49,7 @@ train-more: deps
 	  --task-boost ocr_word=2 ocr_number=2 ocr_code=2 text=3 chart=1.5 --install models
 
 test: build
-	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-install test-fuzz test-parity
+	$(MAKE) --no-print-directory test-unit test-asan test-fuzz test-arm test-python test-install test-server test-parity
 	@echo "make test: all suites passed"
 
 test-unit:
@@ -65,7 +65,7 @@ test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_tests edgevlm_shared
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*:CApi*:Session*'
+	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*:CApi*:Session*:ServerTest*:OpenAiApi*:Sha256*:Lora*'
 	LD_PRELOAD="$(ASAN_RUNTIME)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  EDGEVLM_LIBRARY=$(ASAN_BUILD)/libedgevlm.so PYTHONPATH=python $(PYTHON) -m pytest -q -x -p no:cacheprovider python/tests
 
@@ -77,11 +77,12 @@ test-python:
 	cd training && $(PYTHON) -m pytest -q -x
 	EDGEVLM_LIBRARY=$(BUILD)/libedgevlm.so PYTHONPATH=python $(PYTHON) -m pytest -q -x -p no:cacheprovider python/tests
 
-# Every libFuzzer target (fuzz/, clang, ASan + UBSan) on its seed corpus and regression inputs: a few
-# seconds each in `make test`, so that a broken harness or a regression is caught; `make fuzz` runs
-# each for FUZZ_SECONDS (300 by default) and prints the table of executions.
+# Every fuzz target (fuzz/) on its seed corpus, its regression inputs and random mutations of them,
+# a few seconds each in the ASan + UBSan build (fuzz/replay_main.cc drives them there), so that a
+# broken harness or a regression is caught; `make fuzz` runs each under clang's coverage-guided
+# libFuzzer for FUZZ_SECONDS (300 by default) and prints the table of executions.
 test-fuzz: deps
-	JOBS=$(JOBS) bash scripts/fuzz.sh 4 $(FUZZ_BUILD)
+	JOBS=$(JOBS) bash scripts/fuzz.sh 4 $(ASAN_BUILD) replay
 
 fuzz: deps
 	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BUILD)
@@ -93,6 +94,11 @@ test-install:
 
 test-parity:
 	bash tests/parity/run.sh $(BUILD)
+
+# The server end to end: the openai npm client, the chat page in headless Chromium, nginx in front
+# of two instances (tests/server/; the page's screenshot lands in $(BUILD)/server-test/).
+test-server:
+	bash tests/server/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(ARM_BUILD) $(FUZZ_BUILD)

@@ -3,16 +3,23 @@
 # each for SECONDS on a copy of its seed corpus (fuzz/corpus/NAME) plus its named regression inputs
 # (fuzz/regressions/NAME). Prints a table: target, executions, seconds, result. A crash, a leak, a
 # timeout or a memory-limit breach fails the run and leaves the input in BUILD_DIR/findings/.
-#   scripts/fuzz.sh [SECONDS] [BUILD_DIR]     (make fuzz: 300 s each; make test: a few seconds each)
+#   scripts/fuzz.sh [SECONDS] [BUILD_DIR] [libfuzzer|replay]
+# make fuzz: libFuzzer, 300 s each. make test: `replay` in the gcc ASan build (build-asan), where
+# fuzz/replay_main.cc runs the corpus and random mutations of it for a few seconds per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-300}"
 BUILD="${2:-build-fuzz}"
+MODE="${3:-libfuzzer}"
 JOBS="${JOBS:-2}"
-command -v clang++ >/dev/null || { echo "fuzz: clang++ missing (scripts/install-deps.sh installs clang)" >&2; exit 1; }
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    -DEDGEVLM_FUZZ=ON >/dev/null
+if [ "$MODE" = libfuzzer ]; then
+  command -v clang++ >/dev/null || { echo "fuzz: clang++ missing (scripts/install-deps.sh installs clang)" >&2; exit 1; }
+  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+      -DEDGEVLM_FUZZ=ON >/dev/null
+  fi
+elif [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
 fi
 TARGETS=()
 for f in fuzz/fuzz_*.cc; do TARGETS+=("$(basename "$f" .cc)"); done
@@ -28,7 +35,8 @@ for t in "${TARGETS[@]}"; do
   cp -n fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
   # Named regression inputs first: each must run clean.
   if compgen -G "fuzz/regressions/$name/*" >/dev/null; then
-    if ! "$BUILD/$t" -rss_limit_mb=2048 -timeout=30 fuzz/regressions/"$name"/* >"$BUILD/findings/$t-regressions.log" 2>&1; then
+    if ! "$BUILD/$t" $([ "$MODE" = libfuzzer ] && echo "-rss_limit_mb=2048 -timeout=30") fuzz/regressions/"$name"/* \
+         >"$BUILD/findings/$t-regressions.log" 2>&1; then
       echo "fuzz: $t fails a regression input:" >&2
       tail -30 "$BUILD/findings/$t-regressions.log" >&2
       status=1
@@ -38,8 +46,13 @@ for t in "${TARGETS[@]}"; do
   dict=()
   [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
   log="$BUILD/findings/$t.log"
-  if "$BUILD/$t" "$corpus" "${dict[@]}" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=30 \
-       -max_len=65536 -print_final_stats=1 -artifact_prefix="$BUILD/findings/$t-" >"$log" 2>&1; then
+  if [ "$MODE" = libfuzzer ]; then
+    cmd=("$BUILD/$t" "$corpus" "${dict[@]}" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=30
+         -max_len=65536 -print_final_stats=1 -artifact_prefix="$BUILD/findings/$t-")
+  else
+    cmd=("$BUILD/$t" "$corpus" --seconds="$SECONDS_EACH" --seed=1)
+  fi
+  if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 timeout $((SECONDS_EACH * 4 + 120)) "${cmd[@]}" >"$log" 2>&1; then
     result=ok
   else
     result=FAILED

@@ -6,9 +6,9 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libstb-dev nlohmann-json3-dev libcli11-dev libedit-dev
+  libstb-dev nlohmann-json3-dev libcli11-dev libedit-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
-  nodejs
+  nodejs chromium nginx
   python3 python3-numpy python3-pil python3-pytest python3-torch python3-matplotlib python3-regex
   libopenblas0-pthread
   fonts-dejavu-core fonts-noto-cjk

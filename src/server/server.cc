@@ -230,7 +230,9 @@ std::shared_ptr<Server::Handlers::Lease> Server::Handlers::acquire(const std::ve
                                                                     int n_prior) {
   std::unique_lock<std::mutex> lk(mu_);
   if (draining_) throw_api_error(503, "server_error", "the server is shutting down");
-  if (int(waiting_.size()) >= s_.opt_.queue) {
+  int idle = 0;
+  for (const auto& sl : s_.slots_) idle += !sl->busy;
+  if (int(waiting_.size()) >= s_.opt_.queue + idle) {  // every idle slot is spoken for, and the queue is full
     ++rejected_;
     throw_api_error(429, "rate_limit_error",
                     "all " + std::to_string(s_.slots_.size()) + " slots are busy and " +

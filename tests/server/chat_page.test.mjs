@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import puppeteer from "puppeteer-core";
-import { startServer, metric, nano, ROOT, EDGEVLM } from "./lib.mjs";
+import { startServer, metric, nano, randomModel, ROOT } from "./lib.mjs";
 
 const ARTIFACTS = process.env.ARTIFACTS || ROOT + "build/server-test";
 let srv, browser;
@@ -57,10 +57,7 @@ test("attach an image, ask, watch the answer stream with its timing line", async
 
 test("the stop button ends a long answer", async () => {
   // A random-weight model rarely emits its end token, so its answers run to the limit.
-  const model = ARTIFACTS + "/random-llm.gguf";
-  const { execFileSync } = await import("node:child_process");
-  execFileSync(EDGEVLM, ["gen-model", "--out", model, "--embd", "64", "--layers", "2", "--heads", "4", "--ff", "128",
-                         "--ctx", "4096", "--vocab-from", ROOT + "models/edgevlm-nano.gguf"], { stdio: "inherit" });
+  const model = await randomModel(ARTIFACTS);
   const slow = await startServer(["-m", model, "-t", "1", "--max-tokens", "100000", "--ctx", "4096"]);
   try {
     const page = await browser.newPage();

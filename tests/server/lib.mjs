@@ -36,3 +36,16 @@ export async function metric(url, name) {
 }
 
 export const nano = ["-m", ROOT + "models/edgevlm-nano.gguf", "--mmproj", ROOT + "models/edgevlm-nano-mmproj.gguf", "-t", "2"];
+
+// A random-weight decoder with the nano model's vocabulary: it rarely emits its end token, so its
+// answers run to the limit (for stop and disconnect tests).
+export async function randomModel(dir) {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdirSync, existsSync } = await import("node:fs");
+  mkdirSync(dir, { recursive: true });
+  const path = dir + "/random-llm.gguf";
+  if (!existsSync(path))
+    execFileSync(EDGEVLM, ["gen-model", "--out", path, "--embd", "64", "--layers", "2", "--heads", "4", "--ff", "128",
+                           "--ctx", "4096", "--vocab-from", ROOT + "models/edgevlm-nano.gguf"], { stdio: "ignore" });
+  return path;
+}

@@ -18,8 +18,8 @@ const freePort = () => new Promise((resolve) => {
 });
 
 before(async () => {
-  a = await startServer([...nano, "-t", "1"]);
-  b = await startServer([...nano, "-t", "1"]);
+  a = await startServer([...nano.slice(0, -2), "-t", "1"]);
+  b = await startServer([...nano.slice(0, -2), "-t", "1"]);
   const port = await freePort();
   const dir = mkdtempSync(tmpdir() + "/edgevlm-nginx-");
   const site = readFileSync(ROOT + "deploy/nginx/edgevlm.conf", "utf8")
