@@ -24,6 +24,8 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+constexpr size_t kDrainBytes = 64u << 20;  // see read_body()
+
 const char kIndexHtml[] =
 #include "index_html.inc"
     ;
@@ -199,8 +201,13 @@ bool Server::Handlers::read_body(const httplib::Request& req, httplib::Response&
   // The whole body within request_timeout_s of the handler's start: a client that trickles bytes
   // is cut off instead of holding a connection forever.
   const auto deadline = Clock::now() + std::chrono::seconds(s_.opt_.request_timeout_s);
-  bool too_slow = false, too_big = req.get_header_value<uint64_t>("Content-Length") > s_.opt_.max_body_bytes;
-  if (too_big) {
+  bool too_slow = false, too_big = false;
+  const uint64_t declared = req.get_header_value<uint64_t>("Content-Length");
+  if (declared > s_.opt_.max_body_bytes) {
+    // Read and drop a body not far over the limit, so that a client still writing it reads the
+    // 413 instead of a reset connection; a larger one is cut off at once.
+    if (declared <= s_.opt_.max_body_bytes + kDrainBytes) reader([&](const char*, size_t) { return Clock::now() < deadline; });
+    res.set_header("Connection", "close");
     send_error(res, 413, "invalid_request_error", "the request body is over the server's limit of " +
                                                       std::to_string(s_.opt_.max_body_bytes >> 20) + " MiB");
     return false;
@@ -602,10 +609,13 @@ Server::Server(std::shared_ptr<const Engine> engine, ServerOptions opt) : engine
   http_ = std::make_unique<httplib::Server>();
   const int threads = opt_.http_threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
-  http_->set_payload_max_length(opt_.max_body_bytes);
+  http_->set_payload_max_length(opt_.max_body_bytes + kDrainBytes);  // read_body() enforces the limit
   http_->set_read_timeout(opt_.idle_timeout_s, 0);
   http_->set_write_timeout(opt_.request_timeout_s, 0);
-  http_->set_keep_alive_timeout(opt_.idle_timeout_s);
+  // One request per connection: cpp-httplib 0.11 keeps a connection open after a 408 and would go
+  // on reading a trickling client's bytes as the next request; closing after each response ends
+  // it. (Connections are cheap on loopback; nginx in front keeps its own to its clients.)
+  http_->set_keep_alive_max_count(1);
   handlers_->install(*http_);
 }
 

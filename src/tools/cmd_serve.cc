@@ -55,6 +55,8 @@ int serve_main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 3600));
   app.add_option("--idle-timeout", so.idle_timeout_s, "Seconds a connection may sit idle")->capture_default_str()
       ->check(CLI::Range(1, 3600));
+  app.add_option("--http-threads", so.http_threads, "Connections handled at once (waiting, streaming or slow)")
+      ->capture_default_str()->check(CLI::Range(4, 4096));
   app.add_option("--drain-timeout", so.drain_timeout_s, "On SIGTERM, seconds in-flight answers get to finish")
       ->capture_default_str()->check(CLI::Range(0, 3600));
   if (auto rc = parse_command_line(app, argc, argv)) return *rc;
