@@ -49,7 +49,7 @@ train-more: deps
 	  --task-boost ocr_word=2 ocr_number=2 ocr_code=2 text=3 chart=1.5 --install models
 
 test: build
-	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-install test-fuzz test-parity
+	$(MAKE) --no-print-directory test-unit test-asan test-arm test-python test-install test-fuzz test-parity test-family-parity
 	@echo "make test: all suites passed"
 
 test-unit:
@@ -93,6 +93,11 @@ test-install:
 
 test-parity:
 	bash tests/parity/run.sh $(BUILD)
+
+# The vision families (SmolVLM: projector idefics3) against llama.cpp's mtmd: prompt layout, greedy
+# tokens, first-step probabilities (tests/vlm_family_parity/README.md).
+test-family-parity: build
+	bash tests/vlm_family_parity/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(ARM_BUILD) $(FUZZ_BUILD)

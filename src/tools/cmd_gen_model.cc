@@ -8,5 +8,7 @@
 namespace edgevlm {
 EDGEVLM_COMMAND(gen_model, "gen-model", "Write a random-weight model to GGUF (for tests and benchmarks)",
                 gen_model_main);
+EDGEVLM_COMMAND(gen_idefics3, "gen-idefics3",
+                "Write a random-weight SmolVLM pair (decoder + idefics3 mmproj) to GGUF (for tests)", gen_idefics3_main);
 }  // namespace edgevlm
 #endif

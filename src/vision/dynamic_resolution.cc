@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "vision/family_idefics3.h"
 #include "vision/resize.h"
 
 namespace edgevlm {
@@ -16,7 +17,8 @@ TilingStrategy parse_tiling_strategy(std::string_view name) {
   if (name == "llava-next" || name == "llava_next" || name == "llavanext") return TilingStrategy::LlavaNext;
   if (name == "internvl" || name == "internvl-1.5") return TilingStrategy::InternVL;
   if (name == "single") return TilingStrategy::Single;
-  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl or single)", int(name.size()),
+  if (name == "idefics3" || name == "smolvlm") return TilingStrategy::Idefics3;
+  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single or idefics3)", int(name.size()),
        name.data());
 }
 
@@ -26,6 +28,7 @@ const char* tiling_strategy_name(TilingStrategy s) {
     case TilingStrategy::LlavaNext: return "llava-next";
     case TilingStrategy::InternVL: return "internvl";
     case TilingStrategy::Single: return "single";
+    case TilingStrategy::Idefics3: return "idefics3";
   }
   return "?";
 }
@@ -150,6 +153,10 @@ ResizeMode TilingConfig::effective_resize() const {
   return strategy == TilingStrategy::InternVL ? ResizeMode::Stretch : ResizeMode::Pad;
 }
 
+ResizeMode TilingConfig::effective_thumbnail_resize() const {
+  return thumbnail_resize == ResizeMode::Auto ? effective_resize() : thumbnail_resize;
+}
+
 std::array<uint8_t, 3> TilingConfig::effective_pad() const {
   if (pad_rgb) return *pad_rgb;
   std::array<uint8_t, 3> p;
@@ -166,13 +173,14 @@ Grid choose_grid(const TilingConfig& cfg, int w, int h) {
     case TilingStrategy::LlavaNext: return select_grid_llava_next(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::InternVL: return select_grid_internvl(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::Single: return {1, 1};
+    case TilingStrategy::Idefics3: return idefics3_sizing(w, h, cfg.tile_size, cfg.longest_edge).grid;
   }
   return {1, 1};
 }
 
 bool has_thumbnail(const TilingConfig& cfg, Grid g) {
   if (cfg.thumbnail == ThumbnailPlacement::None) return false;
-  return g.tiles() > 1 || cfg.thumbnail_with_single_tile;
+  return g.tiles() != 1 || cfg.thumbnail_with_single_tile;  // 0 tiles (idefics3 without a grid): the thumbnail only
 }
 
 int total_tiles(const TilingConfig& cfg, Grid g) { return g.tiles() + (has_thumbnail(cfg, g) ? 1 : 0); }
@@ -239,7 +247,7 @@ ImageTiler::ImageTiler(const Image& img, const TilingConfig& cfg) : img_(img), c
   const bool thumb = has_thumbnail(cfg, grid_);
   n_tiles_ = grid_.tiles() + (thumb ? 1 : 0);
   if (thumb) thumbnail_index_ = cfg.thumbnail == ThumbnailPlacement::First ? 0 : grid_.tiles();
-  canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad());
+  if (grid_.tiles() > 0) canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad());
 }
 
 void ImageTiler::emit(int i, float* out) const {
@@ -247,9 +255,10 @@ void ImageTiler::emit(int i, float* out) const {
   const NormLut lut(cfg_);
   const int t = cfg_.tile_size;
   if (i == thumbnail_index_) {
-    // A 1×1 canvas already is the thumbnail.
-    if (grid_.tiles() == 1) emit_tile(canvas_, 0, 0, t, lut, out);
-    else emit_tile(fit_to_canvas(img_, t, t, cfg_.effective_resize(), cfg_.effective_pad()), 0, 0, t, lut, out);
+    // A 1×1 canvas already is the thumbnail when both are resized the same way.
+    const ResizeMode mode = cfg_.effective_thumbnail_resize();
+    if (grid_.tiles() == 1 && mode == cfg_.effective_resize()) emit_tile(canvas_, 0, 0, t, lut, out);
+    else emit_tile(fit_to_canvas(img_, t, t, mode, cfg_.effective_pad()), 0, 0, t, lut, out);
     return;
   }
   const int g = thumbnail_index_ == 0 ? i - 1 : i;

@@ -25,6 +25,9 @@
 //   on an exact tie in |difference| the later candidate replaces the current one only if
 //   W0·H0 > 0.5·tile²·m·n (enough pixels to fill more tiles).
 // - single: always 1×1 (the candidates are ignored).
+// - idefics3: SmolVLM's rule (src/vision/family_idefics3.h): the longest edge scaled to
+//   longest_edge, each side rounded up to whole tiles (the candidates are ignored); longest_edge ≤ 0
+//   gives Grid{0, 0}: no grid tiles, the thumbnail (global image) only.
 //
 // Candidate order (Algorithm 1 is order-dependent; llava-next and internvl only on exact ties):
 // default_grid_candidates() lists every m×n with min_tiles ≤ m·n ≤ max_tiles in ascending m·n, then
@@ -60,9 +63,9 @@
 
 namespace edgevlm {
 
-enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single };
+enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3 };
 // Accepts "relaxed", "llava-next" (also "llava_next", "llavanext"), "internvl" (also "internvl-1.5"),
-// "single"; throws edgevlm::Error listing the valid names otherwise.
+// "single", "idefics3"; throws edgevlm::Error listing the valid names otherwise.
 TilingStrategy parse_tiling_strategy(std::string_view name);
 const char* tiling_strategy_name(TilingStrategy s);
 
@@ -101,10 +104,13 @@ struct TilingConfig {
   std::optional<std::array<uint8_t, 3>> pad_rgb;  // unset: int(255·mean), as LLaVA's expand2square
   std::array<float, 3> mean = {0.5f, 0.5f, 0.5f};  // SigLIP's
   std::array<float, 3> std = {0.5f, 0.5f, 0.5f};
+  int longest_edge = 0;                            // idefics3 only
+  ResizeMode thumbnail_resize = ResizeMode::Auto;  // Auto: as the grid's canvas
 
   void validate() const;  // throws edgevlm::Error naming the bad field
   std::vector<Grid> effective_candidates() const;
   ResizeMode effective_resize() const;
+  ResizeMode effective_thumbnail_resize() const;
   std::array<uint8_t, 3> effective_pad() const;
 };
 

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/pages.h"
 #include "ops/matmul.h"
+#include "vision/family_idefics3.h"
 
 namespace edgevlm {
 
@@ -180,8 +181,8 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
 
   c.tiling_policy = f.get_string_or("edgevlm.tiling.policy", c.tiling_policy);
   if (c.tiling_policy != "relaxed" && c.tiling_policy != "llava_next" && c.tiling_policy != "llava-next" &&
-      c.tiling_policy != "internvl" && c.tiling_policy != "single")
-    fail("mmproj '%s': edgevlm.tiling.policy '%s' is unknown (relaxed, llava_next, internvl, single)", path,
+      c.tiling_policy != "internvl" && c.tiling_policy != "single" && c.tiling_policy != "idefics3")
+    fail("mmproj '%s': edgevlm.tiling.policy '%s' is unknown (relaxed, llava_next, internvl, single, idefics3)", path,
          c.tiling_policy.c_str());
   c.tiling_alpha = float(f.get_float_or("edgevlm.tiling.alpha", c.tiling_alpha));
   if (!(c.tiling_alpha >= 0 && c.tiling_alpha < 10))
@@ -192,6 +193,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
   c.image_end = f.get_string_or("edgevlm.image.end_token", "");
   c.tile_separator = f.get_string_or("edgevlm.image.tile_separator", "");
   c.row_separator = f.get_string_or("edgevlm.image.row_separator", "");
+  if (c.projector == ProjectorType::Idefics3) idefics3_configure(f, c);
 
   // ---- tensors
   Reader r(f, m->weight_bytes_);

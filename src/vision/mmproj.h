@@ -47,6 +47,10 @@ struct VisionConfig {
   int max_tiles = 1;
   bool thumbnail = true;
   std::string image_start, image_end, tile_separator, row_separator;
+  // Model-family conventions (src/vision/family_*.h set them at load for the files of their family):
+  int longest_edge = 0;            // idefics3: clip.vision.preproc_image_size (0: absent)
+  std::string tile_marker_format;  // text before grid tile (row, col), printf with two %d, 1-based ("": none)
+  std::vector<std::string> thumbnail_start, thumbnail_end;  // around the thumbnail (else row_separator before it)
 
   int patches_per_side() const { return image_size / patch_size; }
   int n_patches() const { return patches_per_side() * patches_per_side(); }
