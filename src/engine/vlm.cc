@@ -24,6 +24,16 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   t.mean = c.image_mean;
   t.std = c.image_std;
   if (c.projector == ProjectorType::Idefics3) idefics3_tiling(c, t);
+  if (o.resample == "mtmd") {
+    EV_CHECK(c.projector == ProjectorType::Idefics3,
+             "--resample mtmd: llama.cpp's mtmd resampling is known here for the idefics3 family only");
+    idefics3_mtmd_resampling(t);
+  } else if (!o.resample.empty()) {
+    const size_t comma = o.resample.find(',');
+    t.filter = parse_resample_filter(o.resample.substr(0, comma));
+    t.thumbnail_filter.reset();
+    if (comma != std::string::npos) t.thumbnail_filter = parse_resample_filter(o.resample.substr(comma + 1));
+  }
   t.validate();
   return t;
 }

@@ -39,6 +39,10 @@ struct TilingOverrides {
   std::string strategy;  // "relaxed" | "llava-next" | "internvl" | "single"; "" = model's
   int max_tiles = 0;     // 0 = model's
   double alpha = -1;     // < 0 = model's
+  // Resampling filter (resize.h) of the grid's canvas and the thumbnail: "bicubic", "lanczos",
+  // "llama-cpp-bicubic", "llama-cpp-bilinear", "CANVAS,THUMBNAIL", or "mtmd" (what llama.cpp's
+  // mtmd uses for the model's family); "" = the family's own.
+  std::string resample;
 };
 
 // The tiling the model asks for (tile size, policy, α, max tiles, thumbnail, mean/std), with overrides.

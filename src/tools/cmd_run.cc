@@ -46,6 +46,8 @@ void write_trace(const std::string& path, const SessionAnswer& a, const Tokenize
     if (i) std::fputc(',', f);
     str(tok.token_to_piece(a.result.tokens[i]));
   }
+  std::fprintf(f, "], \"margins\": [");
+  for (size_t i = 0; i < a.result.margins.size(); ++i) std::fprintf(f, "%s%.6g", i ? "," : "", double(a.result.margins[i]));
   std::fprintf(f, "], \"grids\": [");
   for (size_t i = 0; i < a.grids.size(); ++i) std::fprintf(f, "%s[%d,%d]", i ? "," : "", a.grids[i].m, a.grids[i].n);
   std::fprintf(f, "], \"first_top\": [");
@@ -106,6 +108,7 @@ int run_main(int argc, char** argv) {
 
   GenerateParams gp = af.params();
   gp.keep_first_logits = gp.keep_first_logits || !trace.empty();
+  gp.keep_margins = !trace.empty();
   SessionAnswer a = session.ask(prompt, gp, json ? TextCallback{} : TextCallback{print_piece});
   const GenerateResult& r = a.result;
   for (const std::string& e : a.image_errors) std::fprintf(stderr, "error: %s\n", e.c_str());

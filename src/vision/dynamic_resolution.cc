@@ -153,6 +153,8 @@ ResizeMode TilingConfig::effective_resize() const {
   return strategy == TilingStrategy::InternVL ? ResizeMode::Stretch : ResizeMode::Pad;
 }
 
+ResampleFilter TilingConfig::effective_thumbnail_filter() const { return thumbnail_filter.value_or(filter); }
+
 ResizeMode TilingConfig::effective_thumbnail_resize() const {
   return thumbnail_resize == ResizeMode::Auto ? effective_resize() : thumbnail_resize;
 }
@@ -185,15 +187,20 @@ bool has_thumbnail(const TilingConfig& cfg, Grid g) {
 
 int total_tiles(const TilingConfig& cfg, Grid g) { return g.tiles() + (has_thumbnail(cfg, g) ? 1 : 0); }
 
-Image fit_to_canvas(const Image& img, int cw, int ch, ResizeMode mode, std::array<uint8_t, 3> pad) {
+Image fit_to_canvas(const Image& img, int cw, int ch, ResizeMode mode, std::array<uint8_t, 3> pad,
+                    ResampleFilter filter, bool float32) {
   EV_CHECK(!img.empty(), "cannot tile an empty image (%d x %d)", img.width, img.height);
   EV_CHECK(cw > 0 && ch > 0, "invalid canvas %d x %d", cw, ch);
-  if (mode == ResizeMode::Stretch) return resize_bicubic(img, cw, ch);
+  if (mode == ResizeMode::Stretch) return resize_image(img, cw, ch, filter);
   EV_CHECK(mode == ResizeMode::Pad, "fit_to_canvas needs ResizeMode Pad or Stretch");
-  // LLaVA-NeXT resize_and_pad_image, in its float64 arithmetic.
   const double sw = double(cw) / img.width, sh = double(ch) / img.height;
   int nw, nh;
-  if (sw < sh) {
+  if (float32) {
+    // llama.cpp's (mtmd) padded resize: one float32 scale, both sides ceil(side·scale), capped.
+    const float scale = std::min(float(cw) / float(img.width), float(ch) / float(img.height));
+    nw = std::min(int(std::ceil(float(img.width) * scale)), cw);
+    nh = std::min(int(std::ceil(float(img.height) * scale)), ch);
+  } else if (sw < sh) {  // LLaVA-NeXT resize_and_pad_image, in its float64 arithmetic
     nw = cw;
     nh = int(std::min(std::ceil(img.height * sw), double(ch)));
   } else {
@@ -204,7 +211,7 @@ Image fit_to_canvas(const Image& img, int cw, int ch, ResizeMode mode, std::arra
   nh = std::max(nh, 1);
   Image canvas(cw, ch);
   for (size_t i = 0; i < canvas.pixels.size(); i += 3) std::memcpy(&canvas.pixels[i], pad.data(), 3);
-  Image r = resize_bicubic(img, nw, nh);
+  Image r = resize_image(img, nw, nh, filter);
   const int ox = (cw - nw) / 2, oy = (ch - nh) / 2;
   for (int y = 0; y < nh; ++y) std::memcpy(canvas.at(ox, oy + y), r.row(y), size_t(nw) * 3);
   return canvas;
@@ -247,7 +254,8 @@ ImageTiler::ImageTiler(const Image& img, const TilingConfig& cfg) : img_(img), c
   const bool thumb = has_thumbnail(cfg, grid_);
   n_tiles_ = grid_.tiles() + (thumb ? 1 : 0);
   if (thumb) thumbnail_index_ = cfg.thumbnail == ThumbnailPlacement::First ? 0 : grid_.tiles();
-  if (grid_.tiles() > 0) canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad());
+  if (grid_.tiles() > 0) canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad(), cfg.filter,
+                                                 cfg.pad_float32);
 }
 
 void ImageTiler::emit(int i, float* out) const {
@@ -257,8 +265,11 @@ void ImageTiler::emit(int i, float* out) const {
   if (i == thumbnail_index_) {
     // A 1×1 canvas already is the thumbnail when both are resized the same way.
     const ResizeMode mode = cfg_.effective_thumbnail_resize();
-    if (grid_.tiles() == 1 && mode == cfg_.effective_resize()) emit_tile(canvas_, 0, 0, t, lut, out);
-    else emit_tile(fit_to_canvas(img_, t, t, mode, cfg_.effective_pad()), 0, 0, t, lut, out);
+    if (grid_.tiles() == 1 && mode == cfg_.effective_resize() && cfg_.effective_thumbnail_filter() == cfg_.filter)
+      emit_tile(canvas_, 0, 0, t, lut, out);
+    else
+      emit_tile(fit_to_canvas(img_, t, t, mode, cfg_.effective_pad(), cfg_.effective_thumbnail_filter(), cfg_.pad_float32),
+                0, 0, t, lut, out);
     return;
   }
   const int g = thumbnail_index_ == 0 ? i - 1 : i;

@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "vision/image.h"
+#include "vision/resize.h"
 
 namespace edgevlm {
 
@@ -105,12 +106,18 @@ struct TilingConfig {
   std::array<float, 3> mean = {0.5f, 0.5f, 0.5f};  // SigLIP's
   std::array<float, 3> std = {0.5f, 0.5f, 0.5f};
   int longest_edge = 0;                            // idefics3 only
+  ResampleFilter filter = ResampleFilter::Bicubic;  // resizes onto the grid's canvas (and the thumbnail)
+  std::optional<ResampleFilter> thumbnail_filter;   // unset: filter
+  // Pad's arithmetic: false, LLaVA-NeXT's float64 (the binding side exactly the canvas); true,
+  // llama.cpp mtmd's float32 (one scale, both sides ceil(side·scale) capped: 750·(256/1000)f → 193).
+  bool pad_float32 = false;
   ResizeMode thumbnail_resize = ResizeMode::Auto;  // Auto: as the grid's canvas
 
   void validate() const;  // throws edgevlm::Error naming the bad field
   std::vector<Grid> effective_candidates() const;
   ResizeMode effective_resize() const;
   ResizeMode effective_thumbnail_resize() const;
+  ResampleFilter effective_thumbnail_filter() const;
   std::array<uint8_t, 3> effective_pad() const;
 };
 
@@ -123,7 +130,8 @@ int total_tiles(const TilingConfig& cfg, Grid g);
 // The image resized onto the grid's canvas ((m·tile) × (n·tile)) as the mode says (Pad or
 // Stretch; Auto is not accepted here). For a 1×1 grid this is also the thumbnail.
 Image fit_to_canvas(const Image& img, int canvas_w, int canvas_h, ResizeMode mode,
-                    std::array<uint8_t, 3> pad_rgb);
+                    std::array<uint8_t, 3> pad_rgb, ResampleFilter filter = ResampleFilter::Bicubic,
+                    bool float32 = false);
 
 struct TiledImage {
   Grid grid;

@@ -61,6 +61,14 @@ void idefics3_tiling(const VisionConfig& c, TilingConfig& t) {
   t.thumbnail_resize = ResizeMode::Stretch;
   if (t.strategy == TilingStrategy::Idefics3) t.resize = ResizeMode::Pad;
   t.pad_rgb = std::array<uint8_t, 3>{0, 0, 0};
+  t.pad_float32 = true;  // the sizes as mtmd computes them (float32), as the grid rule
+  t.filter = ResampleFilter::Lanczos;  // transformers' Idefics3ImageProcessor resamples with LANCZOS
+  t.thumbnail_filter.reset();
+}
+
+void idefics3_mtmd_resampling(TilingConfig& t) {
+  t.filter = ResampleFilter::LlamaCppBicubic;
+  t.thumbnail_filter = ResampleFilter::LlamaCppBilinear;
 }
 
 }  // namespace edgevlm

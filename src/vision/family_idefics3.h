@@ -9,8 +9,12 @@
 //   512-px tiles, SmolVLM2-2.2B 1536 at 384-px tiles), keeping the aspect ratio (float32, as mtmd;
 //   small images are enlarged too), then round each side UP to a multiple of the tile size;
 // - grid: refined / tile (cols × rows); tiles are cut from the image resized into the refined canvas
-//   keeping its aspect ratio (bicubic; the other side ceil(side·scale), centred, padded black:
-//   mtmd's refined-image padding), in row-major order;
+//   keeping its aspect ratio (the other side ceil(side·scale), centred, padded black: mtmd's
+//   refined-image padding), in row-major order;
+// - resampling: Lanczos, PIL's (the processor's resample=LANCZOS; recent llama.cpp uses Lanczos for
+//   this family too). The mtmd build used as the parity peer (@fugood/llama.node 1.7.15) predates
+//   that: it resizes the grid's canvas with its clip bicubic and the global image with its clip
+//   bilinear; `--resample mtmd` reproduces that pixel for pixel (idefics3_mtmd_resampling);
 // - the global image: the whole image stretched to one tile, LAST (after the grid tiles), also for a
 //   1×1 grid;
 // - a file without clip.vision.preproc_image_size (converted before the key existed) gets no grid:
@@ -61,5 +65,9 @@ void idefics3_configure(const GGUFFile& f, VisionConfig& c);
 // user chose another strategy), the global image stretched and placed last even for one tile,
 // black padding.
 void idefics3_tiling(const VisionConfig& c, TilingConfig& t);
+
+// --resample mtmd: llama.cpp's mtmd resampling for this family (canvas: llama.cpp's clip bicubic;
+// global image: its clip bilinear), as in the @fugood/llama.node 1.7.15 build.
+void idefics3_mtmd_resampling(TilingConfig& t);
 
 }  // namespace edgevlm
