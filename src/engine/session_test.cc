@@ -189,8 +189,8 @@ TEST(Session, EveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
 
 // The same for the SmolVLM family (projector idefics3: tiles by its grid rule, per-tile row/col
 // markers, the global image last, scale factor 4): a random pair in llama.cpp's converter
-// conventions, every runtime feature on or off, and the KV cache type (F32 vs F16 give the same
-// tokens on this pair, whose greedy margins are wide).
+// conventions, every runtime feature on or off, and the KV cache type (F32, F16 and Q8 give the
+// same tokens on this pair, whose greedy margins are wide).
 TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
   const char* env = std::getenv("EDGEVLM_SHARED_DIR");
   const std::string vocab = (env && *env ? std::string(env) : std::string(EDGEVLM_SOURCE_DIR) + "/../shared") +
@@ -257,6 +257,7 @@ TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
       {"chunk 7", 0, false, false, KvType::F32, 7, false},
       {"decoupled, prefill while typing", kDefaultVitBatch, true, false, KvType::F32, 32, true},
       {"kv f16", 0, false, false, KvType::F16, 0, false},
+      {"kv q8 (the default)", 0, false, false, KvType::Q8, 0, false},
   };
   for (const Variant& v : variants) {
     SCOPED_TRACE(v.name);
