@@ -9,6 +9,7 @@
 #include "model/llm.h"
 #include "model/tokenizer.h"
 #include "vision/family_idefics3.h"
+#include "vision/family_internvl.h"
 #include "vision/projector.h"
 
 namespace edgevlm {
@@ -24,10 +25,12 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   t.mean = c.image_mean;
   t.std = c.image_std;
   if (c.projector == ProjectorType::Idefics3) idefics3_tiling(c, t);
+  if (c.projector == ProjectorType::InternVL) internvl_tiling(c, t);
   if (o.resample == "mtmd") {
-    EV_CHECK(c.projector == ProjectorType::Idefics3,
-             "--resample mtmd: llama.cpp's mtmd resampling is known here for the idefics3 family only");
-    idefics3_mtmd_resampling(t);
+    EV_CHECK(c.projector == ProjectorType::Idefics3 || c.projector == ProjectorType::InternVL,
+             "--resample mtmd: llama.cpp's mtmd resampling is known here for the idefics3 and internvl families only");
+    if (c.projector == ProjectorType::Idefics3) idefics3_mtmd_resampling(t);
+    else internvl_mtmd_resampling(t);
   } else if (!o.resample.empty()) {
     const size_t comma = o.resample.find(',');
     t.filter = parse_resample_filter(o.resample.substr(0, comma));

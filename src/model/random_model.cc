@@ -548,28 +548,30 @@ void write_random_idefics3(const std::string& llm_path, const std::string& mmpro
 
 namespace {
 const char* kGenIdefics3Usage =
-    "usage: edgevlm gen-idefics3 --out LLM.gguf --mmproj-out MMPROJ.gguf --vocab-from GPT2_VOCAB.gguf [flags]\n"
-    "  A random-weight SmolVLM pair (projector idefics3) in llama.cpp's converter's conventions.\n"
+    "usage: edgevlm gen-vlm-pair --family idefics3|internvl --out LLM.gguf --mmproj-out MMPROJ.gguf\n"
+    "                            --vocab-from GPT2_VOCAB.gguf [flags]\n"
+    "  A random-weight SmolVLM (idefics3) or InternVL (internvl) pair in llama.cpp's converter's conventions.\n"
+    "  --min-tiles N --max-tiles N (internvl: clip.vision.preproc_min/max_tiles; 0: absent)\n"
     "  --seed S  --layers N --heads N --kv-heads N --ff N --embd N (decoder = projection width)  --type T\n"
     "  --tile PX --patch PX --vit-embd N --vit-ff N --vit-layers N --vit-heads N --scale-factor S\n"
     "  --longest-edge PX (clip.vision.preproc_image_size; 0: key absent)  --vision-type f16|f32|q8_0\n"
     "  --output-scale N (output.weight N times larger: clear greedy margins; default 8)\n";
 }  // namespace
 
-int gen_idefics3_main(int argc, char** argv) {
+int gen_vlm_pair_main(int argc, char** argv) {
   try {
     RandomIdefics3Spec s;
-    std::string llm, mmproj;
+    std::string llm, mmproj, family = "idefics3";
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       auto val = [&]() -> const char* {
-        EV_CHECK(i + 1 < argc, "gen-idefics3: %s needs a value", a.c_str());
+        EV_CHECK(i + 1 < argc, "gen-vlm-pair: %s needs a value", a.c_str());
         return argv[++i];
       };
       auto int_val = [&](int lo) {
         const char* v = val();
         const long x = parse_long(a.c_str(), v);
-        EV_CHECK(x >= lo && x <= (1L << 20), "gen-idefics3: %s %ld is out of range", a.c_str(), x);
+        EV_CHECK(x >= lo && x <= (1L << 20), "gen-vlm-pair: %s %ld is out of range", a.c_str(), x);
         return int(x);
       };
       if (a == "-h" || a == "--help") {
@@ -577,6 +579,12 @@ int gen_idefics3_main(int argc, char** argv) {
         return 0;
       } else if (a == "--out") {
         llm = val();
+      } else if (a == "--family") {
+        family = val();
+      } else if (a == "--min-tiles") {
+        s.min_tiles = int_val(0);
+      } else if (a == "--max-tiles") {
+        s.max_tiles = int_val(0);
       } else if (a == "--mmproj-out") {
         mmproj = val();
       } else if (a == "--vocab-from") {
@@ -616,18 +624,68 @@ int gen_idefics3_main(int argc, char** argv) {
       } else if (a == "--output-scale") {
         s.output_scale = float(parse_long(a.c_str(), val()));
       } else {
-        fail("gen-idefics3: unknown flag '%s' (see --help)", a.c_str());
+        fail("gen-vlm-pair: unknown flag '%s' (see --help)", a.c_str());
       }
     }
-    EV_CHECK(!llm.empty() && !mmproj.empty(), "gen-idefics3: --out and --mmproj-out are required");
-    write_random_idefics3(llm, mmproj, s);
-    std::printf("wrote %s and %s (idefics3: tile %d, patch %d, scale factor %d, longest edge %d)\n", llm.c_str(),
-                mmproj.c_str(), s.image_size, s.patch_size, s.scale_factor, s.preproc_image_size);
+    EV_CHECK(!llm.empty() && !mmproj.empty(), "gen-vlm-pair: --out and --mmproj-out are required");
+    EV_CHECK(family == "idefics3" || family == "internvl", "gen-vlm-pair: --family must be idefics3 or internvl");
+    if (family == "idefics3") write_random_idefics3(llm, mmproj, s);
+    else write_random_internvl(llm, mmproj, s);
+    std::printf("wrote %s and %s (%s: tile %d, patch %d, scale factor %d)\n", llm.c_str(), mmproj.c_str(),
+                family.c_str(), s.image_size, s.patch_size, s.scale_factor);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
+}
+
+void write_random_internvl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
+  EV_CHECK(!s.vocab_from.empty(), "random internvl pair: a vocabulary file (vocab_from) is needed");
+  RandomLlamaSpec l;
+  l.arch = "qwen2";
+  l.n_embd = s.projection_dim;
+  l.n_layer = s.n_layer;
+  l.n_head = s.n_head;
+  l.n_head_kv = s.n_head_kv;
+  l.n_ff = s.n_ff;
+  l.n_ctx = s.n_ctx;
+  l.weight_type = s.llm_type;
+  l.seed = s.seed;
+  l.vocab_from = s.vocab_from;
+  l.rope_freq_base = 1000000;  // Qwen2.5's
+  l.qkv_bias = true;
+  l.rms_eps = 1e-6f;
+  l.added_tokens = {"<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"};
+  l.eos_token = "<|im_end|>";
+  l.add_bos = 0;
+  l.output_scale = s.output_scale;
+  write_random_llama(llm_path, l);
+
+  RandomMmprojSpec v;
+  v.image_size = s.image_size;
+  v.patch_size = s.patch_size;
+  v.n_embd = s.n_embd;
+  v.n_ff = s.n_ff_vit;
+  v.n_layer = s.n_layer_vit;
+  v.n_head = s.n_head_vit;
+  v.projection_dim = s.projection_dim;
+  v.proj_hidden = s.projection_dim;
+  v.scale_factor = s.scale_factor;
+  v.projector = ProjectorType::InternVL;
+  v.weight_type = s.vision_type;
+  v.seed = s.seed * 7919 + 29;
+  RandomMmproj m = make_random_mmproj(v);
+  std::erase_if(m.keys, [](const auto& kv) {
+    return kv.first.rfind("edgevlm.", 0) == 0 || kv.first == "clip.has_text_encoder";
+  });
+  for (auto& [k, val] : m.keys) {
+    if (k == "clip.vision.image_mean") val = GGUFValue::from_f32s({s.image_mean[0], s.image_mean[1], s.image_mean[2]});
+    if (k == "clip.vision.image_std") val = GGUFValue::from_f32s({s.image_std[0], s.image_std[1], s.image_std[2]});
+  }
+  if (s.min_tiles > 0) m.keys.emplace_back("clip.vision.preproc_min_tiles", GGUFValue::from_u32(uint32_t(s.min_tiles)));
+  if (s.max_tiles > 0) m.keys.emplace_back("clip.vision.preproc_max_tiles", GGUFValue::from_u32(uint32_t(s.max_tiles)));
+  m.writer().write(mmproj_path);
 }
 
 }  // namespace edgevlm

@@ -99,11 +99,21 @@ struct RandomIdefics3Spec {
   int preproc_image_size = 0;  // clip.vision.preproc_image_size; 0: absent
   std::array<float, 3> image_mean = {0.5f, 0.5f, 0.5f}, image_std = {0.5f, 0.5f, 0.5f};
   GGMLType vision_type = GGMLType::F16;
+  int min_tiles = 0, max_tiles = 0;  // internvl: clip.vision.preproc_min/max_tiles (0: absent)
 };
 // SmolVLM's added tokens, in the order they are appended.
 std::vector<std::string> smolvlm_added_tokens();
 void write_random_idefics3(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
-// `edgevlm gen-idefics3 --out LLM --mmproj-out MMPROJ --vocab-from VOCAB [...]` (see --help).
-int gen_idefics3_main(int argc, char** argv);
+// ---- A random-weight InternVL 2.5/3 pair (clip.projector_type internvl), same spec: the decoder
+// is qwen2 (InternVL3-1B/2B's Qwen2.5, Q/K/V biases) with the GPT-2 vocabulary plus <|im_start|>,
+// <|im_end|> (EOS), <img>, </img>, <IMG_CONTEXT>; the mmproj has InternViT's class token
+// (v.class_embd [D,1,1], v.position_embd.weight [D, N+1, 1] F32), layer scales v.blk.N.ls1/ls2,
+// no post-LayerNorm, and mm.model.mlp.0 (LayerNorm) / .1 / .3 with biases; clip.vision.preproc_min_tiles
+// and preproc_max_tiles when set. longest_edge is not used.
+void write_random_internvl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
+
+// `edgevlm gen-vlm-pair --family idefics3|internvl --out LLM --mmproj-out MMPROJ --vocab-from VOCAB [...]`
+// (see --help).
+int gen_vlm_pair_main(int argc, char** argv);
 
 }  // namespace edgevlm

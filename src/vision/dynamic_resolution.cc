@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "vision/family_idefics3.h"
+#include "vision/family_internvl.h"
 #include "vision/resize.h"
 
 namespace edgevlm {
@@ -18,7 +19,9 @@ TilingStrategy parse_tiling_strategy(std::string_view name) {
   if (name == "internvl" || name == "internvl-1.5") return TilingStrategy::InternVL;
   if (name == "single") return TilingStrategy::Single;
   if (name == "idefics3" || name == "smolvlm") return TilingStrategy::Idefics3;
-  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single or idefics3)", int(name.size()),
+  if (name == "internvl-mtmd") return TilingStrategy::InternVLMtmd;
+  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single, idefics3 or internvl-mtmd)",
+       int(name.size()),
        name.data());
 }
 
@@ -29,6 +32,7 @@ const char* tiling_strategy_name(TilingStrategy s) {
     case TilingStrategy::InternVL: return "internvl";
     case TilingStrategy::Single: return "single";
     case TilingStrategy::Idefics3: return "idefics3";
+    case TilingStrategy::InternVLMtmd: return "internvl-mtmd";
   }
   return "?";
 }
@@ -176,6 +180,7 @@ Grid choose_grid(const TilingConfig& cfg, int w, int h) {
     case TilingStrategy::InternVL: return select_grid_internvl(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::Single: return {1, 1};
     case TilingStrategy::Idefics3: return idefics3_sizing(w, h, cfg.tile_size, cfg.longest_edge).grid;
+    case TilingStrategy::InternVLMtmd: return internvl_mtmd_grid(w, h, cfg.effective_candidates(), cfg.tile_size);
   }
   return {1, 1};
 }

@@ -28,6 +28,8 @@
 // - idefics3: SmolVLM's rule (src/vision/family_idefics3.h): the longest edge scaled to
 //   longest_edge, each side rounded up to whole tiles (the candidates are ignored); longest_edge ≤ 0
 //   gives Grid{0, 0}: no grid tiles, the thumbnail (global image) only.
+// - internvl-mtmd: llama.cpp mtmd's InternVL rule (src/vision/family_internvl.h): Grid{0, 0} when
+//   the image fits in one tile, else LLaVA-NeXT's choice in float32.
 //
 // Candidate order (Algorithm 1 is order-dependent; llava-next and internvl only on exact ties):
 // default_grid_candidates() lists every m×n with min_tiles ≤ m·n ≤ max_tiles in ascending m·n, then
@@ -64,7 +66,7 @@
 
 namespace edgevlm {
 
-enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3 };
+enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd };
 // Accepts "relaxed", "llava-next" (also "llava_next", "llavanext"), "internvl" (also "internvl-1.5"),
 // "single", "idefics3"; throws edgevlm::Error listing the valid names otherwise.
 TilingStrategy parse_tiling_strategy(std::string_view name);

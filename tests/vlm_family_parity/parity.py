@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Parity of edgevlm's SmolVLM family (clip.projector_type idefics3) against llama.cpp's mtmd.
+"""Parity of edgevlm's vision families (SmolVLM: idefics3; InternVL: internvl) against llama.cpp's mtmd.
 
-For random-weight SmolVLM pairs written by `edgevlm gen-idefics3` (llama.cpp's converter conventions)
-and images of several sizes and aspect ratios, edgevlm (`edgevlm run --trace`) and mtmd
+For random-weight pairs written by `edgevlm gen-vlm-pair` (llama.cpp's converter conventions) and
+images of several sizes and aspect ratios, edgevlm (`edgevlm run --trace`) and mtmd
 (bench/peer-mtmd/mtmd.mjs: @fugood/llama.node's prebuilt llama.cpp) get the same chat prompt
-(llama.cpp's smolvlm template, the image at its place):
+(llama.cpp's template for the family, the image at its place):
   1. the tokenized prompt is identical: every text and marker token, and the image positions
      (-1) at the same places: same grid, same <fake_token_around_image><row_r_col_c> markers,
-     newlines and global-image markers as mtmd lays them out;
+     newlines and global-image markers as mtmd lays them out (InternVL: <img> … </img>);
   2. the same greedy tokens (compared as token text: the peer reports pieces);
   3. the first generated position's top-5 probabilities agree within PROB_TOL (absolute);
   4. margins: at every greedy step edgevlm's top-1 logit leads the runner-up by at least MARGIN, so
@@ -24,33 +24,35 @@ import sys
 
 from PIL import Image
 
+QUESTION = "What is in this image?"
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 PEER = os.path.join(ROOT, "bench", "peer-mtmd", "mtmd.mjs")
 N_GEN = 8
 PROB_TOL = 0.02
 MARGIN = 0.1
 
-# (name, gen-idefics3 flags). Shapes keep the run short on 2 cores while keeping SmolVLM's
-# structure: 256M/500M style (scale factor 4, longest edge 4 tiles) and 2.2B style (scale factor 3);
-# and a file without clip.vision.preproc_image_size (the global image only, as mtmd does).
+# (name, family, gen-vlm-pair flags, edgevlm run flags). Shapes keep the run short on 2 cores while
+# keeping each family's structure: SmolVLM-256M/500M style (scale factor 4, longest edge 4 tiles),
+# SmolVLM2-2.2B style (scale factor 3), a SmolVLM file without clip.vision.preproc_image_size (the
+# global image only, as mtmd does), and InternVL 2.5/3 style (class token, layer scales, scale factor
+# 2, up to 6 tiles; mtmd cuts InternVL images its own way: --tiling internvl-mtmd).
+VIT = ["--vit-embd", "32", "--vit-ff", "64", "--vit-layers", "2", "--vit-heads", "4",
+       "--embd", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--ff", "128"]
 MODELS = [
-    ("smolvlm-s4", ["--tile", "64", "--patch", "4", "--scale-factor", "4", "--longest-edge", "256",
-                    "--vit-embd", "32", "--vit-ff", "64", "--vit-layers", "2", "--vit-heads", "4",
-                    "--embd", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--ff", "128",
-                    "--seed", "7"]),
-    ("smolvlm2-s3", ["--tile", "48", "--patch", "4", "--scale-factor", "3", "--longest-edge", "144",
-                     "--vit-embd", "32", "--vit-ff", "64", "--vit-layers", "2", "--vit-heads", "4",
-                     "--embd", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--ff", "128",
-                     "--seed", "16"]),
-    ("smolvlm-no-longest-edge", ["--tile", "64", "--patch", "8", "--scale-factor", "4", "--longest-edge", "0",
-                                 "--vit-embd", "32", "--vit-ff", "64", "--vit-layers", "2", "--vit-heads", "4",
-                                 "--embd", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--ff", "128",
-                                 "--seed", "7"]),
+    ("smolvlm-s4", "idefics3", ["--tile", "64", "--patch", "4", "--scale-factor", "4", "--longest-edge", "256",
+                                "--seed", "7"], ["--resample", "mtmd"]),
+    ("smolvlm2-s3", "idefics3", ["--tile", "48", "--patch", "4", "--scale-factor", "3", "--longest-edge", "144",
+                                 "--seed", "16"], ["--resample", "mtmd"]),
+    ("smolvlm-no-longest-edge", "idefics3", ["--tile", "64", "--patch", "8", "--scale-factor", "4",
+                                             "--longest-edge", "0", "--seed", "7"], ["--resample", "mtmd"]),
+    ("internvl-s2", "internvl", ["--tile", "32", "--patch", "4", "--scale-factor", "2", "--max-tiles", "6",
+                                 "--seed", "5"], ["--tiling", "internvl-mtmd", "--resample", "mtmd"]),
 ]
 
-# (name, width, height): square, wide, tall, big.
-IMAGES = [("square", 96, 96), ("wide", 300, 100), ("tall", 90, 270), ("big", 1000, 750)]
-QUESTION = "What is in this image?"
+# (name, width, height): square, wide, tall, big; "tile" (32×32, one InternVL tile) is also run with
+# InternVL's own tiling (no flags), which agrees with mtmd's on an image that is exactly one tile.
+IMAGES = [("square", 96, 96), ("wide", 300, 100), ("tall", 90, 270), ("big", 1000, 750), ("tile", 32, 32)]
+EXTRA_CASES = [("internvl-s2", "tile", [])]
 
 
 def make_image(path, w, h, seed):
@@ -68,9 +70,16 @@ def make_image(path, w, h, seed):
     img.save(path)
 
 
-def smolvlm_prompt(user):
-    # llama.cpp's built-in smolvlm template (and edgevlm's): <|im_start|>User: …<end_of_utterance>\nAssistant:
-    return "<|im_start|>User: " + user + "<end_of_utterance>\nAssistant:"
+# Each family's chat template as llama.cpp's built-in one renders a single user turn (and edgevlm's),
+# with edgevlm's user text: the image placeholder, then the question.
+TEMPLATES = {
+    # smolvlm: <|im_start|>User: …<end_of_utterance>\nAssistant:
+    "idefics3": ("smolvlm", "<image>" + QUESTION,
+                 lambda media: "<|im_start|>User: " + media + QUESTION + "<end_of_utterance>\nAssistant:"),
+    # chatml (InternVL's): the image on its own line before the question
+    "internvl": ("chatml", "<image>\n" + QUESTION,
+                 lambda media: "<|im_start|>user\n" + media + "\n" + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"),
+}
 
 
 def run(cmd, **kw):
@@ -81,19 +90,20 @@ def run(cmd, **kw):
     return p.stdout
 
 
-def edgevlm_trace(a, llm, mmproj, img, work, name, extra=()):
+def edgevlm_trace(a, family, llm, mmproj, img, work, name, extra=()):
     trace = os.path.join(work, name + ".edgevlm.json")
-    run([a.edgevlm, "run", "-m", llm, "--mmproj", mmproj, "--image", img, "-p", "<image>" + QUESTION,
-         "--chat-template", "smolvlm", "--temp", "0", "-n", str(N_GEN), "-t", str(a.threads),
-         "--trace", trace, "-q", "--resample", "mtmd", *extra])
+    template, user, _ = TEMPLATES[family]
+    run([a.edgevlm, "run", "-m", llm, "--mmproj", mmproj, "--image", img, "-p", user,
+         "--chat-template", template, "--temp", "0", "-n", str(N_GEN), "-t", str(a.threads),
+         "--trace", trace, "-q", *extra])
     with open(trace, "rb") as f:  # pieces of byte-level tokens may be partial UTF-8
         return json.loads(f.read().decode("utf-8", "replace"))
 
 
-def peer_trace(a, llm, mmproj, img, work, name):
+def peer_trace(a, family, llm, mmproj, img, work, name):
     pf = os.path.join(work, name + ".prompt.txt")
     with open(pf, "w") as f:
-        f.write(smolvlm_prompt("<__media__>" + QUESTION))
+        f.write(TEMPLATES[family][2]("<__media__>"))
     out = os.path.join(work, name + ".mtmd.json")
     run(["node", PEER, "--model", llm, "--mmproj", mmproj, "--prompt-file", pf, "--image", img,
          "-n", str(N_GEN), "--threads", str(a.threads), "--top", "5", "--out", out])
@@ -115,21 +125,29 @@ def main():
     imgs = {}
     for i, (iname, w, h) in enumerate(IMAGES):
         p = os.path.join(a.workdir, f"{iname}.png")
-        make_image(p, w, h, i)
+        make_image(p, w, h, 11 if iname == "tile" else i)  # pattern 11: wide greedy margins on its case
         imgs[iname] = p
 
     failures = []
     rows = []
-    for mname, flags in MODELS:
+    cases = []
+    for mname, family, flags, run_flags in MODELS:
         if only and mname not in only:
             continue
         llm = os.path.join(a.workdir, mname + ".gguf")
         mmproj = os.path.join(a.workdir, mname + "-mmproj.gguf")
-        run([a.edgevlm, "gen-idefics3", "--out", llm, "--mmproj-out", mmproj, "--vocab-from", a.vocab, *flags])
-        for iname, _, _ in IMAGES:
-            case = f"{mname}/{iname}"
-            ours = edgevlm_trace(a, llm, mmproj, imgs[iname], a.workdir, f"{mname}-{iname}")
-            peer = peer_trace(a, llm, mmproj, imgs[iname], a.workdir, f"{mname}-{iname}")
+        run([a.edgevlm, "gen-vlm-pair", "--family", family, "--out", llm, "--mmproj-out", mmproj,
+             "--vocab-from", a.vocab, *VIT, *flags])
+        for iname, _, _ in IMAGES[:4]:
+            cases.append((mname, family, llm, mmproj, iname, run_flags, f"{mname}/{iname}"))
+        for xm, xi, xf in EXTRA_CASES:
+            if xm == mname:
+                cases.append((mname, family, llm, mmproj, xi, xf, f"{mname}/{xi} ({' '.join(xf) or 'own tiling'})"))
+    if True:
+        for mname, family, llm, mmproj, iname, run_flags, case in cases:
+            tag = case.replace("/", "-").replace(" ", "_").replace("(", "").replace(")", "")
+            ours = edgevlm_trace(a, family, llm, mmproj, imgs[iname], a.workdir, tag, run_flags)
+            peer = peer_trace(a, family, llm, mmproj, imgs[iname], a.workdir, tag)
             errs = []
             if ours["positions"] != peer["prompt_tokens"]:
                 # First difference, for the message.
