@@ -57,6 +57,7 @@ struct EngineOptions {
   bool vit_pipeline = kDefaultVitPipeline;  // prepare the next ViT batch while one runs (vit.h)
   std::string chat_template = "auto";       // a name chat_template_for knows, or "auto"
   bool low_memory = false;
+  std::string vit_compat;  // MmprojLoadOptions::vit_compat: "mtmd" or "" (the model authors' ViT)
   ProgressCallback progress;  // called on the thread doing the work; may be empty
 };
 

@@ -154,6 +154,10 @@ void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision) {
     app.add_option("--tiling", o.tiling.strategy, "relaxed | llava-next | internvl | single | idefics3 | internvl-mtmd (default: the model's)");
     app.add_option("--max-tiles", o.tiling.max_tiles, "Most grid tiles per image (default: the model's)")
         ->check(CLI::Range(1, 64));
+    app.add_option("--vit-compat", o.vit_compat,
+                   "mtmd: llama.cpp mtmd's ViT where it departs from the model's authors (InternViT's class-token "
+                   "position row); default: the authors'")
+        ->check(CLI::IsMember({"", "mtmd"}));
     app.add_option("--resample", o.tiling.resample,
                    "Image resampling: bicubic | lanczos | llama-cpp-bicubic | llama-cpp-bilinear | CANVAS,THUMBNAIL | mtmd "
                    "(llama.cpp mtmd's for the model family; default: the family's own)");

@@ -3,8 +3,11 @@
 // and as llama.cpp's converter writes the mmproj.
 //
 // Vision model (InternViT-300M): SigLIP-like blocks with layer scales (v.blk.N.ls1/ls2) and a class
-// token (v.class_embd) that llama.cpp's graph appends after the patches, with position embeddings
-// for patches + class token in the file's row order; the class token is dropped after the blocks.
+// token (v.class_embd); v.position_embd.weight keeps InternViT's rows: row 0 the class token's, row
+// p + 1 patch p's, as the model adds them. llama.cpp's graph appends the class token after the
+// patches and adds the rows in order, so there patch p gets row p and the class token the last row:
+// `--vit-compat mtmd` reproduces that pairing (for parity with it); by default the authors'.
+// The class token is dropped after the blocks.
 // Projector: the s×s pixel shuffle (s = clip.vision.projector.scale_factor = 1/downsample_ratio, 2),
 // then mm.model.mlp.0 LayerNorm (eps 1e-5) → mm.model.mlp.1 → GELU → mm.model.mlp.3. 448-px tiles, 14-px patches: 32×32 patches →
 // 256 tokens per tile.
@@ -17,7 +20,7 @@
 // the grid has more than one tile.
 //
 // llama.cpp's mtmd (the build the parity test runs) cuts InternVL images its own way, selectable
-// as `--tiling internvl-mtmd --resample mtmd`: an image that fits in one tile is the global image
+// as `--tiling internvl-mtmd --resample mtmd` (with `--vit-compat mtmd`, exactly mtmd's encoder): an image that fits in one tile is the global image
 // alone; otherwise LLaVA-NeXT's select_best_resolution (float32, as mtmd) over the same candidate
 // grids, the image resized into the grid keeping its aspect ratio and padded black (llama.cpp's
 // clip bicubic), and the global image (stretched, its clip bilinear) last, also after a 1×1 grid.

@@ -123,7 +123,9 @@ std::array<float, 3> rgb_key(const GGUFFile& f, const std::string& key, std::arr
 
 }  // namespace
 
-std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
+std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLoadOptions& opt) {
+  EV_CHECK(opt.vit_compat.empty() || opt.vit_compat == "mtmd", "unknown ViT compatibility mode '%s' (mtmd or none)",
+           opt.vit_compat.c_str());
   std::unique_ptr<MmprojModel> m(new MmprojModel());
   m->file_ = &f;
   VisionConfig& c = m->cfg_;
@@ -200,6 +202,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
   c.row_separator = f.get_string_or("edgevlm.image.row_separator", "");
   if (c.projector == ProjectorType::Idefics3) idefics3_configure(f, c);
   if (c.projector == ProjectorType::InternVL) internvl_configure(f, c);
+  c.class_position_last = c.class_token && opt.vit_compat == "mtmd";
 
   // ---- tensors
   Reader r(f, m->weight_bytes_);

@@ -65,6 +65,9 @@ struct VisionConfig {
   int tokens_per_tile() const { return merged_side() * merged_side(); }
   int merged_dim() const { return n_embd * scale_factor * scale_factor; }
   bool class_token = false;  // the ViT appends a class token (internvl)
+  // Which position-embedding row the class token takes: false (InternViT's own), row 0, patch p
+  // row p + 1; true (llama.cpp mtmd's pairing), row n_patches, patch p row p (MmprojLoadOptions).
+  bool class_position_last = false;
   int min_tiles = 1;          // internvl: clip.vision.preproc_min_tiles
   int vit_tokens() const { return n_patches() + (class_token ? 1 : 0); }
 };
@@ -79,12 +82,19 @@ struct VitBlock {
   std::unique_ptr<uint8_t[]> down_q8;                    // owns down's data when it is that copy
 };
 
+struct MmprojLoadOptions {
+  // "mtmd": reproduce llama.cpp mtmd's ViT where it departs from the model's authors (InternViT:
+  // the class token takes the last position row, each patch the row of its own index); "": the
+  // authors' arithmetic.
+  std::string vit_compat;
+};
+
 // Weights are views into the GGUF mapping (matrices) or owned F32 copies (vectors).
 class MmprojModel {
  public:
   // Reads the config and checks every tensor. Keeps a reference to f, which must outlive the model.
   // Throws edgevlm::Error naming the file and the key or tensor at fault.
-  static std::unique_ptr<MmprojModel> load(const GGUFFile& f);
+  static std::unique_ptr<MmprojModel> load(const GGUFFile& f, const MmprojLoadOptions& opt = {});
   ~MmprojModel();  // frees the repacked copies of its matrices (low-memory mode unmaps the file after each encode)
   // Every weight matrix the ViT and projector multiply by.
   std::vector<const WeightMatrix*> matrices() const;

@@ -65,6 +65,8 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
   // Tokens per tile in the residual stream: the patches, then the class token when the ViT has one.
   const bool cls = !m.class_embd.empty();
   const int64_t S = N + (cls ? 1 : 0);
+  // Patch p's position row: p, or p + 1 when the class token takes row 0 (InternViT's own order).
+  const int64_t pos_shift = cls && !c.class_position_last ? 1 : 0;
   const size_t tile_floats = size_t(3) * c.image_size * c.image_size;
   std::vector<float> result(size_t(n_tiles) * S * D);
   VitTimings tm;
@@ -95,18 +97,18 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
       matmul(m.patch_embd, buf.patches.data(), rows, h, p);
     } else {
       // Each tile's N patch rows, then its class token: class_embd (no patch bias; the bias and
-      // position embedding loop below skips it), + position embedding row N.
+      // position embedding loop below skips it) + its position row (0, or N: class_position_last).
       for (int b = 0; b < bt; ++b) matmul(m.patch_embd, buf.patches.data() + size_t(b) * N * PD, N, h + size_t(b) * S * D, p);
       for (int b = 0; b < bt; ++b) {
         float* hc = h + (size_t(b) * S + N) * D;
-        const float* pe = m.pos_embd.data() + N * D;
+        const float* pe = m.pos_embd.data() + (c.class_position_last ? N : 0) * D;
         for (int64_t i = 0; i < D; ++i) hc[i] = m.class_embd[size_t(i)] + pe[i];
       }
     }
     p.parallel_for(rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         float* hr = h + ((r / N) * S + r % N) * D;
-        const float* pe = m.pos_embd.data() + (r % N) * D;
+        const float* pe = m.pos_embd.data() + (r % N + pos_shift) * D;
         for (int64_t i = 0; i < D; ++i) hr[i] += m.patch_bias[size_t(i)] + pe[i];
       }
     });

@@ -159,7 +159,7 @@ TEST(VitAttention, BidirectionalAndConfinedToItsTile) {
 // Direct transcription of docs/FORMAT.md §1 (convolution as loops, attention per head, biased
 // variance LayerNorm), reading the generator's F32 values, not the loader's views.
 std::vector<float> reference_vit(const RandomMmproj& r, const RandomMmprojSpec& s, const std::vector<float>& tiles,
-                                 int n_tiles) {
+                                 int n_tiles, bool mtmd_positions = false) {
   auto W = [&](const std::string& n) -> const std::vector<float>& {
     const NamedTensor* t = const_cast<RandomMmproj&>(r).find(n);
     EXPECT_NE(t, nullptr) << n;
@@ -210,9 +210,15 @@ std::vector<float> reference_vit(const RandomMmproj& r, const RandomMmprojSpec& 
           const int p = py * side + pxi;
           h[size_t(p * D + o)] = float(acc) + W("v.position_embd.weight")[size_t(p * D + o)];
         }
-    if (cls)
+    if (cls) {  // InternViT's rows: the class token row 0, patch p row p + 1 (llama.cpp's pairing: p and NP)
+      const int cls_row = mtmd_positions ? NP : 0, shift = mtmd_positions ? 0 : 1;
+      for (int p = NP - 1; p >= 0; --p)
+        for (int o = 0; o < D; ++o)
+          h[size_t(p * D + o)] += W("v.position_embd.weight")[size_t((p + shift) * D + o)] -
+                                  W("v.position_embd.weight")[size_t(p * D + o)];
       for (int o = 0; o < D; ++o)
-        h[size_t(NP * D + o)] = W("v.class_embd")[size_t(o)] + W("v.position_embd.weight")[size_t(NP * D + o)];
+        h[size_t(NP * D + o)] = W("v.class_embd")[size_t(o)] + W("v.position_embd.weight")[size_t(cls_row * D + o)];
+    }
     for (int l = 0; l < s.n_layer; ++l) {
       const std::string pre = "v.blk." + std::to_string(l) + ".";
       std::vector<float> x = h;
@@ -279,16 +285,20 @@ TEST(VitForward, MatchesDirectReferenceOfTheFormat) {
     RandomMmproj r = make_random_mmproj(s);
     auto bytes = r.writer().serialize();
     auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "vit");
-    auto m = MmprojModel::load(*f);
-    const int n_tiles = 3, side = s.image_size / s.patch_size;
-    auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 11);
-    ThreadPool pool(2);
-    VitTimings tm;
-    auto out = vit_forward(*m, tiles.data(), n_tiles, pool, 2, &tm);
-    auto ref = reference_vit(r, s, tiles, n_tiles);
-    ASSERT_EQ(out.size(), size_t(n_tiles) * side * side * s.n_embd);
-    EXPECT_LT(max_abs_diff(out, ref), 1e-4f);
-    EXPECT_GE(tm.blocks_ms, 0.0);
+    for (bool mtmd : {false, true}) {
+      if (mtmd && s.projector != ProjectorType::InternVL) continue;
+      SCOPED_TRACE(mtmd ? "--vit-compat mtmd" : "the authors' positions");
+      auto m = MmprojModel::load(*f, {mtmd ? "mtmd" : ""});
+      const int n_tiles = 3, side = s.image_size / s.patch_size;
+      auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 11);
+      ThreadPool pool(2);
+      VitTimings tm;
+      auto out = vit_forward(*m, tiles.data(), n_tiles, pool, 2, &tm);
+      auto ref = reference_vit(r, s, tiles, n_tiles, mtmd);
+      ASSERT_EQ(out.size(), size_t(n_tiles) * side * side * s.n_embd);
+      EXPECT_LT(max_abs_diff(out, ref), 1e-4f);
+      EXPECT_GE(tm.blocks_ms, 0.0);
+    }
   }
 }
 

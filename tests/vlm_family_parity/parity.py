@@ -46,13 +46,14 @@ MODELS = [
     ("smolvlm-no-longest-edge", "idefics3", ["--tile", "64", "--patch", "8", "--scale-factor", "4",
                                              "--longest-edge", "0", "--seed", "7"], ["--resample", "mtmd"]),
     ("internvl-s2", "internvl", ["--tile", "32", "--patch", "4", "--scale-factor", "2", "--max-tiles", "6",
-                                 "--seed", "5"], ["--tiling", "internvl-mtmd", "--resample", "mtmd"]),
+                                 "--seed", "5"], ["--tiling", "internvl-mtmd", "--resample", "mtmd", "--vit-compat", "mtmd"]),
 ]
 
 # (name, width, height): square, wide, tall, big; "tile" (32×32, one InternVL tile) is also run with
-# InternVL's own tiling (no flags), which agrees with mtmd's on an image that is exactly one tile.
+# InternVL's own tiling, which agrees with mtmd's on an image that is exactly one tile. InternVL runs
+# with --vit-compat mtmd: mtmd pairs InternViT's position rows with its tokens its own way.
 IMAGES = [("square", 96, 96), ("wide", 300, 100), ("tall", 90, 270), ("big", 1000, 750), ("tile", 32, 32)]
-EXTRA_CASES = [("internvl-s2", "tile", [])]
+EXTRA_CASES = [("internvl-s2", "tile", ["--vit-compat", "mtmd"])]
 
 
 def make_image(path, w, h, seed):
