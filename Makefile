@@ -94,7 +94,7 @@ test-install:
 test-parity:
 	bash tests/parity/run.sh $(BUILD)
 
-# The vision families (SmolVLM: projector idefics3) against llama.cpp's mtmd: prompt layout, greedy
+# The vision families (SmolVLM: idefics3; InternVL: internvl) against llama.cpp's mtmd: prompt layout, greedy
 # tokens, first-step probabilities (tests/vlm_family_parity/README.md).
 test-family-parity: build
 	bash tests/vlm_family_parity/run.sh $(BUILD)
