@@ -230,6 +230,9 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     if (!ce) fail("mmproj '%s': tensor 'v.class_embd' is missing (projector type internvl)", path);
     std::vector<int64_t> cne = {D};
     cne.resize(ce->ne.size(), 1);
+    if (ce->ne.empty() || ce->ne[0] != D)
+      fail("mmproj '%s': tensor 'v.class_embd' has shape %s, expected [%lld]", path, shape_str(ce->ne).c_str(),
+           (long long)D);
     m->class_embd = r.to_f32(r.get("v.class_embd", cne));
   } else {
     m->pos_embd = r.to_f32(r.get("v.position_embd.weight", {D, N}));
