@@ -29,7 +29,7 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   if (o.resample == "mtmd") {
     EV_CHECK(c.projector == ProjectorType::Idefics3 || c.projector == ProjectorType::InternVL,
              "--resample mtmd: llama.cpp's mtmd resampling is known here for the idefics3 and internvl families only");
-    if (c.projector == ProjectorType::Idefics3) idefics3_mtmd_resampling(t);
+    if (c.projector == ProjectorType::Idefics3) idefics3_mtmd_resampling(t);  // with --tiling idefics3-mtmd
     else internvl_mtmd_resampling(t);
   } else if (!o.resample.empty()) {
     const size_t comma = o.resample.find(',');

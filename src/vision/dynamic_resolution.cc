@@ -20,7 +20,9 @@ TilingStrategy parse_tiling_strategy(std::string_view name) {
   if (name == "single") return TilingStrategy::Single;
   if (name == "idefics3" || name == "smolvlm") return TilingStrategy::Idefics3;
   if (name == "internvl-mtmd") return TilingStrategy::InternVLMtmd;
-  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single, idefics3 or internvl-mtmd)",
+  if (name == "idefics3-mtmd" || name == "smolvlm-mtmd") return TilingStrategy::Idefics3Mtmd;
+  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single, idefics3, idefics3-mtmd or "
+       "internvl-mtmd)",
        int(name.size()),
        name.data());
 }
@@ -33,6 +35,7 @@ const char* tiling_strategy_name(TilingStrategy s) {
     case TilingStrategy::Single: return "single";
     case TilingStrategy::Idefics3: return "idefics3";
     case TilingStrategy::InternVLMtmd: return "internvl-mtmd";
+    case TilingStrategy::Idefics3Mtmd: return "idefics3-mtmd";
   }
   return "?";
 }
@@ -179,7 +182,8 @@ Grid choose_grid(const TilingConfig& cfg, int w, int h) {
     case TilingStrategy::LlavaNext: return select_grid_llava_next(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::InternVL: return select_grid_internvl(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::Single: return {1, 1};
-    case TilingStrategy::Idefics3: return idefics3_sizing(w, h, cfg.tile_size, cfg.longest_edge).grid;
+    case TilingStrategy::Idefics3: return idefics3_hf_sizing(w, h, cfg.tile_size, cfg.longest_edge).canvas.grid;
+    case TilingStrategy::Idefics3Mtmd: return idefics3_sizing(w, h, cfg.tile_size, cfg.longest_edge).grid;
     case TilingStrategy::InternVLMtmd: return internvl_mtmd_grid(w, h, cfg.effective_candidates(), cfg.tile_size);
   }
   return {1, 1};
@@ -259,8 +263,13 @@ ImageTiler::ImageTiler(const Image& img, const TilingConfig& cfg) : img_(img), c
   const bool thumb = has_thumbnail(cfg, grid_);
   n_tiles_ = grid_.tiles() + (thumb ? 1 : 0);
   if (thumb) thumbnail_index_ = cfg.thumbnail == ThumbnailPlacement::First ? 0 : grid_.tiles();
-  if (grid_.tiles() > 0) canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad(), cfg.filter,
-                                                 cfg.pad_float32);
+  if (cfg.strategy == TilingStrategy::Idefics3) {
+    // The processor's two resizes; the global image is cut from this canvas, also without a grid.
+    canvas_ = idefics3_hf_canvas(img, t, cfg.longest_edge, cfg.filter);
+  } else if (grid_.tiles() > 0) {
+    canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad(), cfg.filter,
+                            cfg.pad_float32);
+  }
 }
 
 void ImageTiler::emit(int i, float* out) const {
@@ -270,7 +279,12 @@ void ImageTiler::emit(int i, float* out) const {
   if (i == thumbnail_index_) {
     // A 1×1 canvas already is the thumbnail when both are resized the same way.
     const ResizeMode mode = cfg_.effective_thumbnail_resize();
-    if (grid_.tiles() == 1 && mode == cfg_.effective_resize() && cfg_.effective_thumbnail_filter() == cfg_.filter)
+    if (cfg_.strategy == TilingStrategy::Idefics3 && !canvas_.empty())
+      emit_tile(canvas_.width == t && canvas_.height == t
+                    ? canvas_
+                    : fit_to_canvas(canvas_, t, t, ResizeMode::Stretch, cfg_.effective_pad(), cfg_.effective_thumbnail_filter()),
+                0, 0, t, lut, out);
+    else if (grid_.tiles() == 1 && mode == cfg_.effective_resize() && cfg_.effective_thumbnail_filter() == cfg_.filter)
       emit_tile(canvas_, 0, 0, t, lut, out);
     else
       emit_tile(fit_to_canvas(img_, t, t, mode, cfg_.effective_pad(), cfg_.effective_thumbnail_filter(), cfg_.pad_float32),

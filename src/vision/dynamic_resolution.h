@@ -25,9 +25,12 @@
 //   on an exact tie in |difference| the later candidate replaces the current one only if
 //   W0·H0 > 0.5·tile²·m·n (enough pixels to fill more tiles).
 // - single: always 1×1 (the candidates are ignored).
-// - idefics3: SmolVLM's rule (src/vision/family_idefics3.h): the longest edge scaled to
-//   longest_edge, each side rounded up to whole tiles (the candidates are ignored); longest_edge ≤ 0
-//   gives Grid{0, 0}: no grid tiles, the thumbnail (global image) only.
+// - idefics3: SmolVLM's processor (src/vision/family_idefics3.h): the longest edge resized to
+//   longest_edge, then stretched to whole tiles (the candidates are ignored; the canvas is made by
+//   the family, the thumbnail is cut from it); Grid{0, 0} (the thumbnail, i.e. the global image,
+//   only) when that is one tile or longest_edge ≤ 0.
+// - idefics3-mtmd: llama.cpp mtmd's SmolVLM rule: the longest edge scaled to longest_edge in
+//   float32, each side rounded up to whole tiles, the image padded onto it.
 // - internvl-mtmd: llama.cpp mtmd's InternVL rule (src/vision/family_internvl.h): Grid{0, 0} when
 //   the image fits in one tile, else LLaVA-NeXT's choice in float32.
 //
@@ -66,7 +69,7 @@
 
 namespace edgevlm {
 
-enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd };
+enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd, Idefics3Mtmd };
 // Accepts "relaxed", "llava-next" (also "llava_next", "llavanext"), "internvl" (also "internvl-1.5"),
 // "single", "idefics3"; throws edgevlm::Error listing the valid names otherwise.
 TilingStrategy parse_tiling_strategy(std::string_view name);

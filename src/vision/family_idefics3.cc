@@ -23,6 +23,52 @@ Idefics3Sizing idefics3_sizing(int width, int height, int tile, int longest_edge
   return s;
 }
 
+Idefics3HfSizing idefics3_hf_sizing(int width, int height, int tile, int longest_edge) {
+  EV_CHECK(width > 0 && height > 0, "image size must be positive, got %d x %d", width, height);
+  EV_CHECK(tile > 0, "tile size must be positive, got %d", tile);
+  Idefics3HfSizing s;
+  if (longest_edge <= 0) return s;
+  // _resize_output_size_rescale_to_max_len (Python floats: double).
+  double aspect = double(width) / double(height);
+  int w = width, h = height;
+  if (w >= h) {
+    w = longest_edge;
+    h = int(double(w) / aspect);
+    if (h % 2 != 0) ++h;
+  } else {
+    h = longest_edge;
+    w = int(double(h) * aspect);
+    if (w % 2 != 0) ++w;
+  }
+  s.w1 = std::max(w, 1);
+  s.h1 = std::max(h, 1);
+  // resize_for_vision_encoder, on the resized image's own aspect ratio.
+  aspect = double(s.w1) / double(s.h1);
+  auto up = [tile](double x) { return int(std::ceil(x / tile)) * tile; };
+  int W, H;
+  if (s.w1 >= s.h1) {
+    W = up(s.w1);
+    H = up(double(int(double(W) / aspect)));
+  } else {
+    H = up(s.h1);
+    W = up(double(int(double(H) * aspect)));
+  }
+  W = std::max(W, tile);
+  H = std::max(H, tile);
+  s.canvas.refined_w = W;
+  s.canvas.refined_h = H;
+  // split_image cuts only an image larger than one tile.
+  s.canvas.grid = (W > tile || H > tile) ? Grid{W / tile, H / tile} : Grid{0, 0};
+  return s;
+}
+
+Image idefics3_hf_canvas(const Image& img, int tile, int longest_edge, ResampleFilter filter) {
+  const Idefics3HfSizing s = idefics3_hf_sizing(img.width, img.height, tile, longest_edge);
+  if (s.w1 == 0) return Image();
+  const Image first = resize_image(img, s.w1, s.h1, filter);
+  return resize_image(first, s.canvas.refined_w, s.canvas.refined_h, filter);
+}
+
 void idefics3_configure(const GGUFFile& f, VisionConfig& c) {
   c.longest_edge = 0;
   if (f.has("clip.vision.preproc_image_size")) {
@@ -59,9 +105,9 @@ void idefics3_tiling(const VisionConfig& c, TilingConfig& t) {
   t.thumbnail = ThumbnailPlacement::Last;
   t.thumbnail_with_single_tile = true;
   t.thumbnail_resize = ResizeMode::Stretch;
-  if (t.strategy == TilingStrategy::Idefics3) t.resize = ResizeMode::Pad;
+  if (t.strategy == TilingStrategy::Idefics3Mtmd) t.resize = ResizeMode::Pad;
+  t.pad_float32 = t.strategy == TilingStrategy::Idefics3Mtmd;  // mtmd's sizes are float32, as its grid rule
   t.pad_rgb = std::array<uint8_t, 3>{0, 0, 0};
-  t.pad_float32 = true;  // the sizes as mtmd computes them (float32), as the grid rule
   t.filter = ResampleFilter::Lanczos;  // transformers' Idefics3ImageProcessor resamples with LANCZOS
   t.thumbnail_filter.reset();
 }

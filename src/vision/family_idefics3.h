@@ -3,7 +3,16 @@
 // and Idefics3Processor) and as llama.cpp's mtmd implements them for GGUF pairs. The pipeline
 // (src/engine/vlm.h) encodes, projects and lays out the prompt; this file only says how.
 //
-// Image cutting (llama.cpp: the idefics3 preprocessor of mtmd, on clip.vision.* keys):
+// Image cutting, by default as the authors' processor does (transformers' Idefics3ImageProcessor,
+// strategy "idefics3"; every resize PIL's Lanczos, bit-exact):
+// - resize keeping the aspect ratio so that the longest edge is `longest_edge` (the other side
+//   int(edge / aspect), rounded up to even; small images are enlarged too);
+// - resize (stretch) that image to whole tiles (resize_for_vision_encoder: the longer side rounded
+//   up to a multiple of the tile, the other side int(longer / aspect) rounded up to one);
+// - cut the tiles row-major; the global image is that resized image stretched to one tile, LAST;
+//   when it is a single tile already, no grid (the global image alone).
+// llama.cpp's mtmd cuts differently (strategy "idefics3-mtmd", `--tiling idefics3-mtmd`, with
+// `--resample mtmd` pixel-identical to the peer build of tests/vlm_family_parity):
 // - refined size: scale the image so that its longest edge is `longest_edge`
 //   (clip.vision.preproc_image_size: the processor's size.longest_edge; SmolVLM-256M/500M 2048 at
 //   512-px tiles, SmolVLM2-2.2B 1536 at 384-px tiles), keeping the aspect ratio (float32, as mtmd;
@@ -11,10 +20,9 @@
 // - grid: refined / tile (cols × rows); tiles are cut from the image resized into the refined canvas
 //   keeping its aspect ratio (the other side ceil(side·scale), centred, padded black: mtmd's
 //   refined-image padding), in row-major order;
-// - resampling: Lanczos, PIL's (the processor's resample=LANCZOS; recent llama.cpp uses Lanczos for
-//   this family too). The mtmd build used as the parity peer (@fugood/llama.node 1.7.15) predates
-//   that: it resizes the grid's canvas with its clip bicubic and the global image with its clip
-//   bilinear; `--resample mtmd` reproduces that pixel for pixel (idefics3_mtmd_resampling);
+// - resampling: Lanczos by default (recent llama.cpp uses Lanczos for this family too); the mtmd
+//   build used as the parity peer (@fugood/llama.node 1.7.15) resizes the grid's canvas with its
+//   clip bicubic and the global image with its clip bilinear: `--resample mtmd`;
 // - the global image: the whole image stretched to one tile, LAST (after the grid tiles), also for a
 //   1×1 grid;
 // - a file without clip.vision.preproc_image_size (converted before the key existed) gets no grid:
@@ -54,8 +62,19 @@ struct Idefics3Sizing {
   int refined_w = 0, refined_h = 0;  // 0 × 0 when there is no grid
   Grid grid{0, 0};                   // cols × rows
 };
-// The refined size and grid of a width × height image (longest_edge ≤ 0: no grid).
+// mtmd's refined size and grid of a width × height image (longest_edge ≤ 0: no grid).
 Idefics3Sizing idefics3_sizing(int width, int height, int tile, int longest_edge);
+
+// The authors' sizes: the longest-edge resize (w1 × h1) and the tile-multiple canvas (refined_w ×
+// refined_h, grid = refined / tile; Grid{0, 0} when the canvas is one tile or longest_edge ≤ 0).
+struct Idefics3HfSizing {
+  int w1 = 0, h1 = 0;
+  Idefics3Sizing canvas;
+};
+Idefics3HfSizing idefics3_hf_sizing(int width, int height, int tile, int longest_edge);
+
+// The authors' canvas of an image (the two Lanczos resizes; empty when there is no grid).
+Image idefics3_hf_canvas(const Image& img, int tile, int longest_edge, ResampleFilter filter);
 
 // Reads the family's keys into c and sets its conventions (markers, tiling policy "idefics3",
 // the most tiles a grid can have). Called by MmprojModel::load for projector type idefics3.

@@ -38,13 +38,36 @@ TEST(Idefics3Grid, LongestEdgeScaledThenEachSideRoundedUpToTiles) {
   EXPECT_EQ(s.refined_h, 1536);
 }
 
+// The authors' processor: longest edge resized (other side int, rounded up to even), then stretched
+// to whole tiles (resize_for_vision_encoder); one tile means no grid.
+TEST(Idefics3Grid, ProcessorRule) {
+  auto hf = [](int w, int h, int tile, int longest) { return idefics3_hf_sizing(w, h, tile, longest); };
+  Idefics3HfSizing s = hf(1000, 600, 512, 2048);
+  EXPECT_EQ(s.w1, 2048);
+  EXPECT_EQ(s.h1, 1228);  // int(2048 / (1000/600)) = 1228
+  EXPECT_EQ(s.canvas.refined_w, 2048);
+  EXPECT_EQ(s.canvas.refined_h, 1536);
+  EXPECT_EQ(s.canvas.grid, (Grid{4, 3}));
+  s = hf(300, 2000, 512, 2048);
+  EXPECT_EQ(s.w1, 308);  // int(2048 · 0.15) = 307, rounded up to even
+  EXPECT_EQ(s.canvas.grid, (Grid{1, 4}));
+  EXPECT_EQ(hf(1920, 1080, 384, 1536).canvas.grid, (Grid{4, 3}));  // 1536 × 864 → 1536 × 1152
+  EXPECT_EQ(hf(64, 64, 512, 2048).canvas.grid, (Grid{4, 4}));      // enlarged too
+  // One tile after both resizes: the global image alone.
+  s = hf(32, 8, 16, 16);
+  EXPECT_EQ(s.canvas.grid, (Grid{0, 0}));
+  EXPECT_EQ(s.canvas.refined_w, 16);
+  EXPECT_EQ(s.canvas.refined_h, 16);
+  EXPECT_EQ(hf(100, 60, 16, 0).canvas.grid, (Grid{0, 0}));
+}
+
 TEST(Idefics3Grid, NoLongestEdgeMeansTheGlobalImageOnly) {
   EXPECT_EQ(grid_of(1000, 600, 512, 0), (Grid{0, 0}));
   EXPECT_EQ(grid_of(1000, 600, 64, 64), (Grid{1, 1}));
   EXPECT_THROW(idefics3_sizing(0, 10, 512, 2048), Error);
 }
 
-TilingConfig idefics3_config(int tile, int longest) {
+TilingConfig idefics3_config(int tile, int longest, const char* strategy = "") {
   VisionConfig c;
   c.image_size = tile;
   c.patch_size = 8;
@@ -52,7 +75,9 @@ TilingConfig idefics3_config(int tile, int longest) {
   c.tiling_policy = "idefics3";
   c.longest_edge = longest;
   c.max_tiles = 16;
-  return tiling_config_for(c);
+  TilingOverrides o;
+  o.strategy = strategy;
+  return tiling_config_for(c, o);
 }
 
 TEST(Idefics3Tiles, GridTilesRowMajorThenTheStretchedGlobalImage) {
@@ -80,8 +105,18 @@ TEST(Idefics3Tiles, GridTilesRowMajorThenTheStretchedGlobalImage) {
   (void)plane;
 }
 
-TEST(Idefics3Tiles, TheGridKeepsTheAspectRatioAndPadsBlackTheGlobalImageIsStretched) {
+TEST(Idefics3Tiles, ProcessorStretchesAndTheOneTileCanvasIsTheGlobalImage) {
   const TilingConfig cfg = idefics3_config(16, 16);
+  const TiledImage t = preprocess_image(solid(32, 8, 255), cfg);  // → 16 × 4 → stretched to 16 × 16
+  EXPECT_EQ(t.grid.tiles(), 0);
+  ASSERT_EQ(t.n_tiles, 1);
+  for (int i = 0; i < 16 * 16; ++i) ASSERT_NEAR(t.tile(0)[i], 1.0f, 1e-6) << i;
+}
+
+// mtmd's way (--tiling idefics3-mtmd): the grid's canvas keeps the aspect ratio, padded black;
+// the global image is the original stretched.
+TEST(Idefics3Tiles, MtmdKeepsTheAspectRatioAndPadsBlackTheGlobalImageIsStretched) {
+  const TilingConfig cfg = idefics3_config(16, 16, "idefics3-mtmd");
   const Image img = solid(32, 8, 255);  // white, 4:1
   const TiledImage t = preprocess_image(img, cfg);
   EXPECT_EQ(t.grid, (Grid{1, 1}));

@@ -40,11 +40,11 @@ VIT = ["--vit-embd", "32", "--vit-ff", "64", "--vit-layers", "2", "--vit-heads",
        "--embd", "64", "--layers", "2", "--heads", "4", "--kv-heads", "2", "--ff", "128"]
 MODELS = [
     ("smolvlm-s4", "idefics3", ["--tile", "64", "--patch", "4", "--scale-factor", "4", "--longest-edge", "256",
-                                "--seed", "7"], ["--resample", "mtmd"]),
+                                "--seed", "7"], ["--tiling", "idefics3-mtmd", "--resample", "mtmd"]),
     ("smolvlm2-s3", "idefics3", ["--tile", "48", "--patch", "4", "--scale-factor", "3", "--longest-edge", "144",
-                                 "--seed", "16"], ["--resample", "mtmd"]),
+                                 "--seed", "16"], ["--tiling", "idefics3-mtmd", "--resample", "mtmd"]),
     ("smolvlm-no-longest-edge", "idefics3", ["--tile", "64", "--patch", "8", "--scale-factor", "4",
-                                             "--longest-edge", "0", "--seed", "7"], ["--resample", "mtmd"]),
+                                             "--longest-edge", "0", "--seed", "7"], ["--tiling", "idefics3-mtmd", "--resample", "mtmd"]),
     ("internvl-s2", "internvl", ["--tile", "32", "--patch", "4", "--scale-factor", "2", "--max-tiles", "6",
                                  "--seed", "5"], ["--tiling", "internvl-mtmd", "--resample", "mtmd", "--vit-compat", "mtmd"]),
 ]
