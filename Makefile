@@ -11,7 +11,7 @@ FUZZ_SECONDS ?= 300
 JOBS       ?= 2
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-install test-fuzz fuzz test-parity test-server bench-server clean
+.PHONY: all deps build demo train train-more test test-unit test-asan test-arm test-python test-install test-fuzz fuzz test-parity test-server test-family-parity clean
 
 all: build
 
@@ -49,7 +49,7 @@ train-more: deps
 	  --task-boost ocr_word=2 ocr_number=2 ocr_code=2 text=3 chart=1.5 --install models
 
 test: build
-	$(MAKE) --no-print-directory test-unit test-asan test-fuzz test-arm test-python test-install test-server test-parity
+	$(MAKE) --no-print-directory test-unit test-asan test-fuzz test-arm test-python test-install test-server test-parity test-family-parity
 	@echo "make test: all suites passed"
 
 test-unit:
@@ -99,6 +99,11 @@ test-parity:
 # of two instances (tests/server/; the page's screenshot lands in $(BUILD)/server-test/).
 test-server:
 	bash tests/server/run.sh $(BUILD)
+
+# The vision families (SmolVLM: idefics3; InternVL: internvl) against llama.cpp's mtmd: prompt layout, greedy
+# tokens, first-step probabilities (tests/vlm_family_parity/README.md).
+test-family-parity: build
+	bash tests/vlm_family_parity/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(ARM_BUILD) $(FUZZ_BUILD)

@@ -151,7 +151,7 @@ function slowClient(stats) {
       };
       sock.on("close", done);
       sock.on("error", () => {});
-      setTimeout(() => { if (!stats.slow) { stats.slow = { status: "still open", seconds: (performance.now() - t0) / 1000 }; sock.destroy(); } }, 120000);
+      setTimeout(() => { if (!stats.slow) { stats.slow = { status: "still open", seconds: (performance.now() - t0) / 1000 }; sock.destroy(); } }, 120000).unref();
     });
   });
 }
@@ -213,4 +213,4 @@ async function main() {
   if (args.json) writeFileSync(args.json, text);
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

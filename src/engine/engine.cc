@@ -50,7 +50,7 @@ Engine::Engine(const EngineOptions& opt) : opt_(opt) {
   if (!opt.mmproj_path.empty()) {
     report("load-mmproj", opt.mmproj_path, 0);
     auto mm_file = GGUFFile::open(opt.mmproj_path);
-    auto mm = MmprojModel::load(*mm_file);
+    auto mm = MmprojModel::load(*mm_file, {opt.vit_compat});
     vc_ = mm->config();
     has_vision_ = true;
     if (!opt.low_memory) {
@@ -81,7 +81,7 @@ ImageEmbeddings Engine::encode(const Image& img, const std::string& name) const 
     std::lock_guard<std::mutex> lk(low_memory_mu_);
     drop_llm_pages();
     auto f = GGUFFile::open(opt_.mmproj_path);  // unmapped when this scope ends
-    auto mm = MmprojModel::load(*f);
+    auto mm = MmprojModel::load(*f, {opt_.vit_compat});
     e = encode_image(*mm, img, tcfg_, *pool_, vit);
   } else {
     e = encode_image(*mm_, img, tcfg_, *pool_, vit);

@@ -64,6 +64,7 @@ struct EngineOptions {
   // low-memory mode they are always applied on the fly (a merged copy could not be dropped).
   std::vector<LoraAdapterSpec> loras;
   LoraMode lora_mode = LoraMode::Auto;
+  std::string vit_compat;  // MmprojLoadOptions::vit_compat: "mtmd" or "" (the model authors' ViT)
   ProgressCallback progress;  // called on the thread doing the work; may be empty
 };
 

@@ -1,6 +1,7 @@
 #include "engine/generate.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -145,6 +146,19 @@ GenerateResult Generator::generate_from_embeddings(const float* embeddings, int 
     if (params.cancel && params.cancel->load(std::memory_order_relaxed)) {
       r.stop_reason = StopReason::Cancelled;
       break;
+    }
+    if (params.keep_margins) {
+      float a = -INFINITY, b = -INFINITY;
+      for (int v = 0; v < cfg.n_vocab; ++v) {
+        const float x = logits[size_t(v)];
+        if (x > a) {
+          b = a;
+          a = x;
+        } else if (x > b) {
+          b = x;
+        }
+      }
+      r.margins.push_back(a - b);
     }
     const int32_t id = sampler.sample(logits.data(), cfg.n_vocab);
     if (params.stop_at_eog && tok_.is_end_of_generation(id)) {

@@ -48,6 +48,7 @@ struct GenerateParams {
   bool stop_at_eog = true;         // false: keep going past end-of-generation tokens (benchmarks)
   bool emit_special = false;       // stream the text of special/control tokens too
   bool keep_first_logits = false;  // copy the logits of the first generated position
+  bool keep_margins = false;       // record each step's top-1 minus runner-up logit (parity tests)
   // Set from any thread to stop: checked between prefill chunks and before each decode step.
   const std::atomic<bool>* cancel = nullptr;
 };
@@ -73,6 +74,7 @@ struct GenerateResult {
   double decode_tok_s() const { return decode_ms > 0 ? n_decode * 1000.0 / decode_ms : 0; }
 
   std::vector<float> first_logits;  // n_vocab floats when keep_first_logits
+  std::vector<float> margins;       // per generated token, when keep_margins: top-1 − runner-up logit
 };
 
 // Receives text as it is produced: whole UTF-8 characters only, never part of a stop string.

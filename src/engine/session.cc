@@ -248,6 +248,7 @@ void Session::prefill_next_image(const ImageEmbeddings& e) {
   early_.n_images = k;
   early_.text = prefix;
   for (int32_t id : vp.text_tokens()) early_.tokens.push_back(id);
+  early_.positions.insert(early_.positions.end(), vp.tokens.begin(), vp.tokens.end());
   early_.n_positions += vp.n_positions;
   early_.n_image_positions += vp.n_image_positions;
   early_.ms += t.elapsed_ms();
@@ -321,6 +322,8 @@ SessionAnswer Session::run_turn(const std::string& question, GenerateParams gp, 
   std::vector<int32_t> history = early.tokens;
   for (int32_t t : vp.text_tokens()) history.push_back(t);
   ans.n_positions = early.n_positions + vp.n_positions;
+  ans.positions = early.positions;
+  ans.positions.insert(ans.positions.end(), vp.tokens.begin(), vp.tokens.end());
   ans.n_image_positions = early.n_image_positions + vp.n_image_positions;
   ans.n_prefilled_while_typing = early.n_positions;
   ans.prefill_while_typing_ms = early.ms;

@@ -55,6 +55,7 @@ struct SessionAnswer {
   std::vector<Grid> grids;  // each image's tile grid
   double vit_ms = 0;       // their ViT + projector time (mostly spent before ask() when decoupled)
   int n_positions = 0;     // positions this turn prefilled (while typing and at ask())
+  std::vector<int32_t> positions;  // those positions in order: token ids, -1 at image positions
   int n_image_positions = 0;
   int n_prefilled_while_typing = 0;  // of n_positions, done in the background before ask()
   double prefill_while_typing_ms = 0;
@@ -174,6 +175,7 @@ class Session {
     int n_images = 0;      // images covered
     std::string text;      // the turn's text up to the end of the last covered image placeholder
     std::vector<int32_t> tokens;  // its text tokens (the repetition penalty's history)
+    std::vector<int32_t> positions;  // its positions: token ids, -1 at image positions
     int n_positions = 0, n_image_positions = 0;
     double ms = 0;
   };

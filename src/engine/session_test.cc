@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <string>
@@ -184,6 +185,84 @@ TEST(Session, EveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
     SessionAnswer a = s.ask(q, gp);
     EXPECT_EQ(a.n_positions, n_prompt);
     EXPECT_EQ(a.result.tokens, want) << "decoupled session";
+  }
+}
+
+// The same for the SmolVLM family (projector idefics3: tiles by its grid rule, per-tile row/col
+// markers, the global image last, scale factor 4): a random pair in llama.cpp's converter
+// conventions, every runtime feature on or off, and the KV cache type (F32, F16 and Q8 give the
+// same tokens on this pair, whose greedy margins are wide).
+TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
+  const char* env = std::getenv("EDGEVLM_SHARED_DIR");
+  const std::string vocab = (env && *env ? std::string(env) : std::string(EDGEVLM_SOURCE_DIR) + "/../shared") +
+                            "/testdata/tokenizer/ggml-vocab-gpt-2.gguf";
+  if (!std::ifstream(vocab).good()) GTEST_SKIP() << "no GPT-2 vocabulary at " << vocab;
+  const std::string dir = ::testing::TempDir();
+  const std::string llm = dir + "/idefics3_rt.gguf", mmproj = dir + "/idefics3_rt-mmproj.gguf";
+  RandomIdefics3Spec spec;
+  spec.vocab_from = vocab;
+  spec.image_size = 32;
+  spec.patch_size = 4;
+  spec.scale_factor = 4;
+  spec.preproc_image_size = 64;  // up to 2 × 2 tiles + the global image
+  spec.seed = 11;
+  write_random_idefics3(llm, mmproj, spec);
+  const std::vector<std::string> images = {fixture("big.png"), fixture("wide.png"), fixture("tall.png")};
+  const std::string q = "Describe the pictures.";
+  const int n = 8;
+
+  auto answer = [&](int vit_batch, bool pipeline, bool low_memory, KvType kv, int chunk, bool while_typing,
+                    int* n_pos = nullptr, int* n_img = nullptr) {
+    EngineOptions o;
+    o.model_path = llm;
+    o.mmproj_path = mmproj;
+    o.threads = 2;
+    o.n_ctx = 1024;
+    o.low_memory = low_memory;
+    o.kv_type = kv;
+    o.vit_batch = vit_batch;
+    o.vit_pipeline = pipeline;
+    SessionOptions so;
+    so.prefill_while_typing = while_typing;
+    auto sp = open_session(o, so);
+    for (const auto& p : images) sp->attach_image(p);
+    GenerateParams gp = greedy(n);
+    gp.stop_at_eog = false;
+    gp.chunk_size = chunk > 0 ? chunk : 4096;
+    SessionAnswer a = sp->ask(q, gp);
+    if (n_pos) *n_pos = a.n_positions;
+    if (n_img) *n_img = a.n_image_positions;
+    return a.result.tokens;
+  };
+  int n_pos = 0, n_img = 0;
+  const std::vector<int32_t> want = answer(0, false, false, KvType::F32, 0, false, &n_pos, &n_img);
+  ASSERT_EQ(want.size(), size_t(n));
+  // big (83 × 77) → 2 × 2 tiles, wide (150 × 44) → 2 × 1, tall (37 × 101) → 1 × 2, each + global:
+  // 4 tokens per tile.
+  EXPECT_EQ(n_img, (5 + 3 + 3) * 4);
+  ASSERT_GT(n_pos, 64);
+  struct Variant {
+    const char* name;
+    int vit_batch;
+    bool pipeline, low_memory;
+    KvType kv;
+    int chunk;
+    bool while_typing;
+  };
+  const Variant variants[] = {
+      {"defaults", kDefaultVitBatch, kDefaultVitPipeline, false, KvType::F32, kDefaultPrefillChunk, true},
+      {"vit batch 1", 1, false, false, KvType::F32, 0, false},
+      {"vit batch 3 pipelined", 3, true, false, KvType::F32, 0, false},
+      {"low-memory", 0, false, true, KvType::F32, 0, false},
+      {"low-memory pipelined, chunk 16", 2, true, true, KvType::F32, 16, true},
+      {"chunk 7", 0, false, false, KvType::F32, 7, false},
+      {"decoupled, prefill while typing", kDefaultVitBatch, true, false, KvType::F32, 32, true},
+      {"kv f16", 0, false, false, KvType::F16, 0, false},
+      {"kv q8 (the default)", 0, false, false, KvType::Q8, 0, false},
+  };
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    EXPECT_EQ(answer(v.vit_batch, v.pipeline, v.low_memory, v.kv, v.chunk, v.while_typing), want);
   }
 }
 

@@ -1,12 +1,15 @@
 #include "engine/vlm.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/timer.h"
 #include "model/llm.h"
 #include "model/tokenizer.h"
+#include "vision/family_idefics3.h"
+#include "vision/family_internvl.h"
 #include "vision/projector.h"
 
 namespace edgevlm {
@@ -21,6 +24,19 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   t.thumbnail = c.thumbnail ? ThumbnailPlacement::Last : ThumbnailPlacement::None;
   t.mean = c.image_mean;
   t.std = c.image_std;
+  if (c.projector == ProjectorType::Idefics3) idefics3_tiling(c, t);
+  if (c.projector == ProjectorType::InternVL) internvl_tiling(c, t);
+  if (o.resample == "mtmd") {
+    EV_CHECK(c.projector == ProjectorType::Idefics3 || c.projector == ProjectorType::InternVL,
+             "--resample mtmd: llama.cpp's mtmd resampling is known here for the idefics3 and internvl families only");
+    if (c.projector == ProjectorType::Idefics3) idefics3_mtmd_resampling(t);  // with --tiling idefics3-mtmd
+    else internvl_mtmd_resampling(t);
+  } else if (!o.resample.empty()) {
+    const size_t comma = o.resample.find(',');
+    t.filter = parse_resample_filter(o.resample.substr(0, comma));
+    t.thumbnail_filter.reset();
+    if (comma != std::string::npos) t.thumbnail_filter = parse_resample_filter(o.resample.substr(comma + 1));
+  }
   t.validate();
   return t;
 }
@@ -107,7 +123,24 @@ ImageMarkers image_markers(const VisionConfig& c, const Tokenizer& tok) {
     if (id >= 0) return {id};
     return tok.encode(s, false, true);
   };
-  return {ids(c.image_start), ids(c.image_end), ids(c.tile_separator), ids(c.row_separator)};
+  ImageMarkers mk{ids(c.image_start), ids(c.image_end), ids(c.tile_separator), ids(c.row_separator), {}, 0, {}, {}};
+  for (const std::string& s : c.thumbnail_start) for (int32_t id : ids(s)) mk.thumb_start.push_back(id);
+  for (const std::string& s : c.thumbnail_end) for (int32_t id : ids(s)) mk.thumb_end.push_back(id);
+  if (!c.tile_marker_format.empty()) {
+    // Every tile of every grid of at most T tiles: the model's own rule, its max_tiles and what
+    // --max-tiles allows (64). Tile (c, r) is in such a grid only if (c + 1)·(r + 1) ≤ T.
+    const int side_tiles = c.longest_edge > 0 ? (c.longest_edge + c.image_size - 1) / c.image_size : 1;
+    const int T = std::max({c.max_tiles, 64, side_tiles * side_tiles});
+    mk.tile_start_cols = T;
+    mk.tile_start.resize(size_t(T) * T);
+    for (int r = 0; r < T; ++r)
+      for (int col = 0; (col + 1) * (r + 1) <= T; ++col) {
+        char buf[256];
+        std::snprintf(buf, sizeof buf, c.tile_marker_format.c_str(), r + 1, col + 1);
+        mk.tile_start[size_t(r) * T + col] = tok.encode(buf, false, true);
+      }
+  }
+  return mk;
 }
 
 std::vector<LayoutItem> image_layout(const ImageEmbeddings& img, const ImageMarkers& mk) {
@@ -115,22 +148,35 @@ std::vector<LayoutItem> image_layout(const ImageEmbeddings& img, const ImageMark
   auto markers = [&](const std::vector<int32_t>& ids) {
     for (int32_t id : ids) seq.push_back({id, -1});
   };
-  const bool thumb_first = img.thumbnail_index == 0;
+  const int grid_tiles = img.n_tiles - (img.thumbnail_index >= 0 ? 1 : 0);  // 0: the thumbnail alone
+  const bool thumb_first = img.thumbnail_index == 0 && grid_tiles > 0;
+  const bool own_thumb_markers = !mk.thumb_start.empty() || !mk.thumb_end.empty();
+  auto thumbnail = [&] {
+    markers(mk.thumb_start);
+    seq.push_back({-1, img.thumbnail_index});
+    markers(mk.thumb_end);
+  };
   const int first_grid = thumb_first ? 1 : 0;
   markers(mk.start);
   if (thumb_first) {
-    seq.push_back({-1, 0});
-    markers(mk.row_sep);
+    thumbnail();
+    if (!own_thumb_markers) markers(mk.row_sep);
   }
-  for (int r = 0; r < img.grid.n; ++r)
-    for (int c = 0; c < img.grid.m; ++c) {
-      if (r > 0 && c == 0) markers(mk.row_sep);
-      else if (c > 0) markers(mk.tile_sep);
-      seq.push_back({-1, first_grid + r * img.grid.m + c});
-    }
-  if (img.thumbnail_index > 0) {
-    markers(mk.row_sep);
-    seq.push_back({-1, img.thumbnail_index});
+  if (grid_tiles > 0)
+    for (int r = 0; r < img.grid.n; ++r)
+      for (int c = 0; c < img.grid.m; ++c) {
+        if (r > 0 && c == 0) markers(mk.row_sep);
+        else if (c > 0) markers(mk.tile_sep);
+        if (!mk.tile_start.empty()) {
+          EV_CHECK(c < mk.tile_start_cols && r < mk.tile_start_cols, "grid %dx%d: no tile marker for row %d, column %d",
+                   img.grid.m, img.grid.n, r + 1, c + 1);
+          markers(mk.tile_start[size_t(r) * mk.tile_start_cols + c]);
+        }
+        seq.push_back({-1, first_grid + r * img.grid.m + c});
+      }
+  if (img.thumbnail_index >= 0 && !thumb_first) {
+    if (!own_thumb_markers && grid_tiles > 0) markers(mk.row_sep);
+    thumbnail();
   }
   markers(mk.end);
   return seq;

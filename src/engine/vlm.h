@@ -9,6 +9,11 @@
 //   <image> tile(0,0) <tile> tile(1,0) … <row> tile(0,1) … tile(m−1,n−1) [<row> thumbnail] </image>
 // (thumbnail first when the tiling puts it first: <image> thumbnail <row> tile(0,0) …). Markers
 // the file leaves empty are left out. The text between images is tokenised with special tokens.
+// A model family (src/vision/family_*.h) may also put a marker naming its position before each grid
+// tile (VisionConfig::tile_marker_format) and its own markers around the thumbnail instead of the
+// row separator (VisionConfig::thumbnail_start / thumbnail_end): SmolVLM's
+//   <fake_token_around_image><row_1_col_1> tile … \n … \n\n<fake_token_around_image><global-img> thumbnail
+//   <fake_token_around_image>
 #pragma once
 
 #include <cstdint>
@@ -34,6 +39,10 @@ struct TilingOverrides {
   std::string strategy;  // "relaxed" | "llava-next" | "internvl" | "single"; "" = model's
   int max_tiles = 0;     // 0 = model's
   double alpha = -1;     // < 0 = model's
+  // Resampling filter (resize.h) of the grid's canvas and the thumbnail: "bicubic", "lanczos",
+  // "llama-cpp-bicubic", "llama-cpp-bilinear", "CANVAS,THUMBNAIL", or "mtmd" (what llama.cpp's
+  // mtmd uses for the model's family); "" = the family's own.
+  std::string resample;
 };
 
 // The tiling the model asks for (tile size, policy, α, max tiles, thumbnail, mean/std), with overrides.
@@ -73,6 +82,10 @@ std::string add_image_placeholders(std::string text, int n_images);
 // Marker token ids, looked up in the LLM vocabulary (a string that is not one token is tokenised).
 struct ImageMarkers {
   std::vector<int32_t> start, end, tile_sep, row_sep;
+  // Before grid tile (col c, row r): tile_start[r · tile_start_cols + c] (empty: none).
+  std::vector<std::vector<int32_t>> tile_start;
+  int tile_start_cols = 0;
+  std::vector<int32_t> thumb_start, thumb_end;  // empty: row_sep before the thumbnail
 };
 ImageMarkers image_markers(const VisionConfig& c, const Tokenizer& tok);
 

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "vision/mmproj.h"
 
 namespace edgevlm {
 
@@ -238,7 +239,28 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
       }
     }
     EV_CHECK(any, "gen-model: %s has no tokenizer.* keys to copy", spec.vocab_from.c_str());
-    n_vocab = int(vf->get_strings("tokenizer.ggml.tokens").size());
+    std::vector<std::string> tokens = vf->get_strings("tokenizer.ggml.tokens");
+    if (!spec.added_tokens.empty()) {
+      std::vector<int32_t> types;
+      if (vf->has("tokenizer.ggml.token_type"))
+        for (int64_t t : vf->get_ints("tokenizer.ggml.token_type")) types.push_back(int32_t(t));
+      types.resize(tokens.size(), 1);  // NORMAL where the file has no types
+      for (const std::string& t : spec.added_tokens) {
+        tokens.push_back(t);
+        types.push_back(3);  // CONTROL
+      }
+      w.set("tokenizer.ggml.tokens", GGUFValue::from_strings(tokens));
+      w.set("tokenizer.ggml.token_type", GGUFValue::from_i32s(types));
+    }
+    auto id_of = [&](const std::string& name) {
+      for (size_t i = tokens.size(); i-- > 0;)
+        if (tokens[i] == name) return uint32_t(i);
+      fail("gen-model: token '%s' is not in the vocabulary", name.c_str());
+    };
+    if (!spec.bos_token.empty()) w.set_u32("tokenizer.ggml.bos_token_id", id_of(spec.bos_token));
+    if (!spec.eos_token.empty()) w.set_u32("tokenizer.ggml.eos_token_id", id_of(spec.eos_token));
+    if (spec.add_bos >= 0) w.set("tokenizer.ggml.add_bos_token", GGUFValue::from_bool(spec.add_bos == 1));
+    n_vocab = int(tokens.size());
   }
   EV_CHECK(n_vocab > 0, "gen-model: no vocabulary: give a vocab GGUF or a vocab size");
   w.set_u32(a + ".vocab_size", uint32_t(n_vocab));
@@ -294,7 +316,7 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
   }
   // LFM2's final norm is its embedding_norm, which the converter names token_embd_norm.
   b.vec(lfm2 ? "token_embd_norm.weight" : "output_norm.weight", e, 1.0f, 0.1f);
-  if (!spec.tied_output) b.matrix("output.weight", e, n_vocab, se);
+  if (!spec.tied_output) b.matrix("output.weight", e, n_vocab, se * spec.output_scale);
   if (spec.llama3_factor > 0) {
     const std::vector<float> f = llama3_rope_factors(spec);
     w.add_tensor_f32("rope_freqs.weight", GGMLType::F32, {int64_t(f.size())}, f.data());
@@ -617,8 +639,201 @@ int gen_lora_main(int argc, char** argv) {
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
+std::vector<std::string> smolvlm_added_tokens() {
+  std::vector<std::string> t = {"<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
+                                "<global-img>"};
+  for (int r = 1; r <= 6; ++r)
+    for (int c = 1; c <= 6; ++c) t.push_back("<row_" + std::to_string(r) + "_col_" + std::to_string(c) + ">");
+  return t;
+}
+
+void write_random_idefics3(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
+  EV_CHECK(!s.vocab_from.empty(), "random idefics3 pair: a vocabulary file (vocab_from) is needed");
+  RandomLlamaSpec l;
+  l.arch = "llama";
+  l.n_embd = s.projection_dim;
+  l.n_layer = s.n_layer;
+  l.n_head = s.n_head;
+  l.n_head_kv = s.n_head_kv;
+  l.n_ff = s.n_ff;
+  l.n_ctx = s.n_ctx;
+  l.weight_type = s.llm_type;
+  l.seed = s.seed;
+  l.vocab_from = s.vocab_from;
+  l.rope_freq_base = 100000;  // SmolLM2's
+  l.added_tokens = smolvlm_added_tokens();
+  l.bos_token = "<|im_start|>";
+  l.eos_token = "<end_of_utterance>";
+  l.add_bos = 0;  // the chat template writes <|im_start|> itself
+  l.output_scale = s.output_scale;
+  write_random_llama(llm_path, l);
+
+  RandomMmprojSpec v;
+  v.image_size = s.image_size;
+  v.patch_size = s.patch_size;
+  v.n_embd = s.n_embd;
+  v.n_ff = s.n_ff_vit;
+  v.n_layer = s.n_layer_vit;
+  v.n_head = s.n_head_vit;
+  v.projection_dim = s.projection_dim;
+  v.scale_factor = s.scale_factor;
+  v.projector = ProjectorType::Idefics3;
+  v.weight_type = s.vision_type;
+  v.seed = s.seed * 7919 + 17;
+  RandomMmproj m = make_random_mmproj(v);
+  // The converter's keys only: none of edgevlm.*, no clip.has_text_encoder.
+  std::erase_if(m.keys, [](const auto& kv) {
+    return kv.first.rfind("edgevlm.", 0) == 0 || kv.first == "clip.has_text_encoder";
+  });
+  for (auto& [k, val] : m.keys) {
+    if (k == "clip.vision.image_mean") val = GGUFValue::from_f32s({s.image_mean[0], s.image_mean[1], s.image_mean[2]});
+    if (k == "clip.vision.image_std") val = GGUFValue::from_f32s({s.image_std[0], s.image_std[1], s.image_std[2]});
+  }
+  if (s.preproc_image_size > 0)
+    m.keys.emplace_back("clip.vision.preproc_image_size", GGUFValue::from_u32(uint32_t(s.preproc_image_size)));
+  m.writer().write(mmproj_path);
+}
+
+namespace {
+const char* kGenIdefics3Usage =
+    "usage: edgevlm gen-vlm-pair --family idefics3|internvl --out LLM.gguf --mmproj-out MMPROJ.gguf\n"
+    "                            --vocab-from GPT2_VOCAB.gguf [flags]\n"
+    "  A random-weight SmolVLM (idefics3) or InternVL (internvl) pair in llama.cpp's converter's conventions.\n"
+    "  --min-tiles N --max-tiles N (internvl: clip.vision.preproc_min/max_tiles; 0: absent)\n"
+    "  --seed S  --layers N --heads N --kv-heads N --ff N --embd N (decoder = projection width)  --type T\n"
+    "  --tile PX --patch PX --vit-embd N --vit-ff N --vit-layers N --vit-heads N --scale-factor S\n"
+    "  --longest-edge PX (clip.vision.preproc_image_size; 0: key absent)  --vision-type f16|f32|q8_0\n"
+    "  --output-scale N (output.weight N times larger: clear greedy margins; default 8)\n";
+}  // namespace
+
+int gen_vlm_pair_main(int argc, char** argv) {
+  try {
+    RandomIdefics3Spec s;
+    std::string llm, mmproj, family = "idefics3";
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto val = [&]() -> const char* {
+        EV_CHECK(i + 1 < argc, "gen-vlm-pair: %s needs a value", a.c_str());
+        return argv[++i];
+      };
+      auto int_val = [&](int lo) {
+        const char* v = val();
+        const long x = parse_long(a.c_str(), v);
+        EV_CHECK(x >= lo && x <= (1L << 20), "gen-vlm-pair: %s %ld is out of range", a.c_str(), x);
+        return int(x);
+      };
+      if (a == "-h" || a == "--help") {
+        std::fputs(kGenIdefics3Usage, stdout);
+        return 0;
+      } else if (a == "--out") {
+        llm = val();
+      } else if (a == "--family") {
+        family = val();
+      } else if (a == "--min-tiles") {
+        s.min_tiles = int_val(0);
+      } else if (a == "--max-tiles") {
+        s.max_tiles = int_val(0);
+      } else if (a == "--mmproj-out") {
+        mmproj = val();
+      } else if (a == "--vocab-from") {
+        s.vocab_from = val();
+      } else if (a == "--seed") {
+        s.seed = uint64_t(int_val(0));
+      } else if (a == "--layers") {
+        s.n_layer = int_val(1);
+      } else if (a == "--heads") {
+        s.n_head = int_val(1);
+      } else if (a == "--kv-heads") {
+        s.n_head_kv = int_val(1);
+      } else if (a == "--ff") {
+        s.n_ff = int_val(1);
+      } else if (a == "--embd") {
+        s.projection_dim = int_val(1);
+      } else if (a == "--type") {
+        s.llm_type = parse_type(val());
+      } else if (a == "--vision-type") {
+        s.vision_type = parse_type(val());
+      } else if (a == "--tile") {
+        s.image_size = int_val(1);
+      } else if (a == "--patch") {
+        s.patch_size = int_val(1);
+      } else if (a == "--vit-embd") {
+        s.n_embd = int_val(1);
+      } else if (a == "--vit-ff") {
+        s.n_ff_vit = int_val(1);
+      } else if (a == "--vit-layers") {
+        s.n_layer_vit = int_val(1);
+      } else if (a == "--vit-heads") {
+        s.n_head_vit = int_val(1);
+      } else if (a == "--scale-factor") {
+        s.scale_factor = int_val(1);
+      } else if (a == "--longest-edge") {
+        s.preproc_image_size = int_val(0);
+      } else if (a == "--output-scale") {
+        s.output_scale = float(parse_long(a.c_str(), val()));
+      } else {
+        fail("gen-vlm-pair: unknown flag '%s' (see --help)", a.c_str());
+      }
+    }
+    EV_CHECK(!llm.empty() && !mmproj.empty(), "gen-vlm-pair: --out and --mmproj-out are required");
+    EV_CHECK(family == "idefics3" || family == "internvl", "gen-vlm-pair: --family must be idefics3 or internvl");
+    if (family == "idefics3") write_random_idefics3(llm, mmproj, s);
+    else write_random_internvl(llm, mmproj, s);
+    std::printf("wrote %s and %s (%s: tile %d, patch %d, scale factor %d)\n", llm.c_str(), mmproj.c_str(),
+                family.c_str(), s.image_size, s.patch_size, s.scale_factor);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
+}
+
+void write_random_internvl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
+  EV_CHECK(!s.vocab_from.empty(), "random internvl pair: a vocabulary file (vocab_from) is needed");
+  RandomLlamaSpec l;
+  l.arch = "qwen2";
+  l.n_embd = s.projection_dim;
+  l.n_layer = s.n_layer;
+  l.n_head = s.n_head;
+  l.n_head_kv = s.n_head_kv;
+  l.n_ff = s.n_ff;
+  l.n_ctx = s.n_ctx;
+  l.weight_type = s.llm_type;
+  l.seed = s.seed;
+  l.vocab_from = s.vocab_from;
+  l.rope_freq_base = 1000000;  // Qwen2.5's
+  l.qkv_bias = true;
+  l.rms_eps = 1e-6f;
+  l.added_tokens = {"<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"};
+  l.eos_token = "<|im_end|>";
+  l.add_bos = 0;
+  l.output_scale = s.output_scale;
+  write_random_llama(llm_path, l);
+
+  RandomMmprojSpec v;
+  v.image_size = s.image_size;
+  v.patch_size = s.patch_size;
+  v.n_embd = s.n_embd;
+  v.n_ff = s.n_ff_vit;
+  v.n_layer = s.n_layer_vit;
+  v.n_head = s.n_head_vit;
+  v.projection_dim = s.projection_dim;
+  v.proj_hidden = s.projection_dim;
+  v.scale_factor = s.scale_factor;
+  v.projector = ProjectorType::InternVL;
+  v.weight_type = s.vision_type;
+  v.seed = s.seed * 7919 + 29;
+  RandomMmproj m = make_random_mmproj(v);
+  std::erase_if(m.keys, [](const auto& kv) {
+    return kv.first.rfind("edgevlm.", 0) == 0 || kv.first == "clip.has_text_encoder";
+  });
+  for (auto& [k, val] : m.keys) {
+    if (k == "clip.vision.image_mean") val = GGUFValue::from_f32s({s.image_mean[0], s.image_mean[1], s.image_mean[2]});
+    if (k == "clip.vision.image_std") val = GGUFValue::from_f32s({s.image_std[0], s.image_std[1], s.image_std[2]});
+  }
+  if (s.min_tiles > 0) m.keys.emplace_back("clip.vision.preproc_min_tiles", GGUFValue::from_u32(uint32_t(s.min_tiles)));
+  if (s.max_tiles > 0) m.keys.emplace_back("clip.vision.preproc_max_tiles", GGUFValue::from_u32(uint32_t(s.max_tiles)));
+  m.writer().write(mmproj_path);
 }
 
 }  // namespace edgevlm

@@ -4,6 +4,7 @@
 // tokenizer.* copied from a real vocab file, so that llama.cpp loads them as it would any model.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -44,6 +45,14 @@ struct RandomLlamaSpec {
   // Added members:
   float rms_eps = 1e-5f;
   int n_vocab = 0;  // vocabulary size when vocab_from is empty (the file then has no tokenizer)
+  // Tokens appended to vocab_from's vocabulary as CONTROL tokens (type 3), as the converter writes a
+  // model's added special tokens; bos_token / eos_token, when set, name the BOS / EOS among all tokens.
+  std::vector<std::string> added_tokens;
+  std::string bos_token, eos_token;
+  int add_bos = -1;  // tokenizer.ggml.add_bos_token: -1 as vocab_from has it, 0 false, 1 true
+  // output.weight drawn this many times larger: sharper next-token distributions, so that greedy
+  // parity tests have clear margins between the top candidates.
+  float output_scale = 1.0f;
 };
 
 // Writes the model. Weights are deterministic in (seed, tensor name) and independent of the weight
@@ -86,5 +95,48 @@ int write_random_lora(const std::string& path, const RandomLoraSpec& spec);
 // `edgevlm gen-lora --base M.gguf --out A.gguf [--rank R] [--alpha A] [--targets T,...]
 // [--type f32|f16|bf16|q8_0] [--strength S] [--seed S]`.
 int gen_lora_main(int argc, char** argv);
+// ---- A random-weight SmolVLM / SmolVLM2 pair (clip.projector_type idefics3), in llama.cpp's
+// converter's conventions for the published ggml-org/SmolVLM-*-GGUF files:
+// - the decoder: arch llama (SmolLM2), vocabulary from vocab_from (a GPT-2 BPE vocab, where "\n" and
+//   "\n\n" are single tokens as in SmolLM2's) with SmolVLM's added tokens appended as CONTROL:
+//   <|im_start|> (BOS), <end_of_utterance> (EOS), <fake_token_around_image>, <image>,
+//   <global-img> and <row_R_col_C> for R, C in 1..6;
+// - the mmproj: general.architecture clip, clip.projector_type idefics3, clip.has_vision_encoder,
+//   clip.use_gelu, clip.vision.{image_size, patch_size, embedding_length, feed_forward_length,
+//   block_count, attention.head_count, attention.layer_norm_epsilon, projection_dim, image_mean,
+//   image_std, projector.scale_factor} and, when preproc_image_size > 0, clip.vision.preproc_image_size
+//   (the processor's size.longest_edge; files converted before that key existed lack it); tensors
+//   v.patch_embd.{weight,bias}, v.position_embd.weight, v.blk.N.{ln1,attn_q,attn_k,attn_v,attn_out,
+//   ln2,ffn_up,ffn_down}.{weight,bias}, v.post_ln.{weight,bias}, mm.model.fc.weight (no bias); matrices
+//   F16 (the converter's default for the published mmproj-*-f16.gguf), vectors F32; no edgevlm.* key.
+struct RandomIdefics3Spec {
+  // Decoder: n_embd is taken from vision.projection_dim; arch llama.
+  int n_layer = 2, n_head = 4, n_head_kv = 2, n_ff = 128, n_ctx = 4096;
+  GGMLType llm_type = GGMLType::F32;
+  std::string vocab_from;
+  float output_scale = 8.0f;  // RandomLlamaSpec::output_scale
+  uint64_t seed = 1;
+  // Vision: tile image_size, patch_size, ViT width/depth, projection_dim (= decoder width).
+  int image_size = 64, patch_size = 8, n_embd = 32, n_ff_vit = 64, n_layer_vit = 2, n_head_vit = 4;
+  int projection_dim = 64, scale_factor = 2;
+  int preproc_image_size = 0;  // clip.vision.preproc_image_size; 0: absent
+  std::array<float, 3> image_mean = {0.5f, 0.5f, 0.5f}, image_std = {0.5f, 0.5f, 0.5f};
+  GGMLType vision_type = GGMLType::F16;
+  int min_tiles = 0, max_tiles = 0;  // internvl: clip.vision.preproc_min/max_tiles (0: absent)
+};
+// SmolVLM's added tokens, in the order they are appended.
+std::vector<std::string> smolvlm_added_tokens();
+void write_random_idefics3(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
+// ---- A random-weight InternVL 2.5/3 pair (clip.projector_type internvl), same spec: the decoder
+// is qwen2 (InternVL3-1B/2B's Qwen2.5, Q/K/V biases) with the GPT-2 vocabulary plus <|im_start|>,
+// <|im_end|> (EOS), <img>, </img>, <IMG_CONTEXT>; the mmproj has InternViT's class token
+// (v.class_embd [D,1,1], v.position_embd.weight [D, N+1, 1] F32), layer scales v.blk.N.ls1/ls2,
+// no post-LayerNorm, and mm.model.mlp.0 (LayerNorm) / .1 / .3 with biases; clip.vision.preproc_min_tiles
+// and preproc_max_tiles when set. longest_edge is not used.
+void write_random_internvl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
+
+// `edgevlm gen-vlm-pair --family idefics3|internvl --out LLM --mmproj-out MMPROJ --vocab-from VOCAB [...]`
+// (see --help).
+int gen_vlm_pair_main(int argc, char** argv);
 
 }  // namespace edgevlm

@@ -151,9 +151,16 @@ void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision) {
   if (vision != VisionFlags::None) {
     auto* mm = app.add_option("--mmproj", o.mmproj_path, "Vision model GGUF file (clip / mmproj)");
     if (vision == VisionFlags::Required) mm->required();
-    app.add_option("--tiling", o.tiling.strategy, "relaxed | llava-next | internvl | single (default: the model's)");
+    app.add_option("--tiling", o.tiling.strategy, "relaxed | llava-next | internvl | single | idefics3 | idefics3-mtmd | internvl-mtmd (default: the model's)");
     app.add_option("--max-tiles", o.tiling.max_tiles, "Most grid tiles per image (default: the model's)")
         ->check(CLI::Range(1, 64));
+    app.add_option("--vit-compat", o.vit_compat,
+                   "mtmd: llama.cpp mtmd's ViT where it departs from the model's authors (InternViT's class-token "
+                   "position row); default: the authors'")
+        ->check(CLI::IsMember({"", "mtmd"}));
+    app.add_option("--resample", o.tiling.resample,
+                   "Image resampling: bicubic | lanczos | llama-cpp-bicubic | llama-cpp-bilinear | CANVAS,THUMBNAIL | mtmd "
+                   "(llama.cpp mtmd's for the model family; default: the family's own)");
     app.add_option("--alpha", o.tiling.alpha, "α of relaxed aspect-ratio matching (default: the model's)")
         ->check(CLI::Range(0.0, 10.0));
     app.add_option("--vit-batch", o.vit_batch, "Tiles per ViT batch")->capture_default_str()->check(CLI::Range(1, 1024));

@@ -8,5 +8,8 @@
 namespace edgevlm {
 EDGEVLM_COMMAND(gen_model, "gen-model", "Write a random-weight model to GGUF (for tests and benchmarks)",
                 gen_model_main);
+EDGEVLM_COMMAND(gen_vlm_pair, "gen-vlm-pair",
+                "Write a random-weight SmolVLM (idefics3) or InternVL pair (decoder + mmproj) to GGUF (for tests)",
+                gen_vlm_pair_main);
 }  // namespace edgevlm
 #endif

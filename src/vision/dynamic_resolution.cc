@@ -7,6 +7,8 @@
 #include <random>
 
 #include "core/error.h"
+#include "vision/family_idefics3.h"
+#include "vision/family_internvl.h"
 #include "vision/resize.h"
 
 namespace edgevlm {
@@ -16,7 +18,12 @@ TilingStrategy parse_tiling_strategy(std::string_view name) {
   if (name == "llava-next" || name == "llava_next" || name == "llavanext") return TilingStrategy::LlavaNext;
   if (name == "internvl" || name == "internvl-1.5") return TilingStrategy::InternVL;
   if (name == "single") return TilingStrategy::Single;
-  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl or single)", int(name.size()),
+  if (name == "idefics3" || name == "smolvlm") return TilingStrategy::Idefics3;
+  if (name == "internvl-mtmd") return TilingStrategy::InternVLMtmd;
+  if (name == "idefics3-mtmd" || name == "smolvlm-mtmd") return TilingStrategy::Idefics3Mtmd;
+  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single, idefics3, idefics3-mtmd or "
+       "internvl-mtmd)",
+       int(name.size()),
        name.data());
 }
 
@@ -26,6 +33,9 @@ const char* tiling_strategy_name(TilingStrategy s) {
     case TilingStrategy::LlavaNext: return "llava-next";
     case TilingStrategy::InternVL: return "internvl";
     case TilingStrategy::Single: return "single";
+    case TilingStrategy::Idefics3: return "idefics3";
+    case TilingStrategy::InternVLMtmd: return "internvl-mtmd";
+    case TilingStrategy::Idefics3Mtmd: return "idefics3-mtmd";
   }
   return "?";
 }
@@ -150,6 +160,12 @@ ResizeMode TilingConfig::effective_resize() const {
   return strategy == TilingStrategy::InternVL ? ResizeMode::Stretch : ResizeMode::Pad;
 }
 
+ResampleFilter TilingConfig::effective_thumbnail_filter() const { return thumbnail_filter.value_or(filter); }
+
+ResizeMode TilingConfig::effective_thumbnail_resize() const {
+  return thumbnail_resize == ResizeMode::Auto ? effective_resize() : thumbnail_resize;
+}
+
 std::array<uint8_t, 3> TilingConfig::effective_pad() const {
   if (pad_rgb) return *pad_rgb;
   std::array<uint8_t, 3> p;
@@ -166,26 +182,34 @@ Grid choose_grid(const TilingConfig& cfg, int w, int h) {
     case TilingStrategy::LlavaNext: return select_grid_llava_next(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::InternVL: return select_grid_internvl(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::Single: return {1, 1};
+    case TilingStrategy::Idefics3: return idefics3_hf_sizing(w, h, cfg.tile_size, cfg.longest_edge).canvas.grid;
+    case TilingStrategy::Idefics3Mtmd: return idefics3_sizing(w, h, cfg.tile_size, cfg.longest_edge).grid;
+    case TilingStrategy::InternVLMtmd: return internvl_mtmd_grid(w, h, cfg.effective_candidates(), cfg.tile_size);
   }
   return {1, 1};
 }
 
 bool has_thumbnail(const TilingConfig& cfg, Grid g) {
   if (cfg.thumbnail == ThumbnailPlacement::None) return false;
-  return g.tiles() > 1 || cfg.thumbnail_with_single_tile;
+  return g.tiles() != 1 || cfg.thumbnail_with_single_tile;  // 0 tiles (idefics3 without a grid): the thumbnail only
 }
 
 int total_tiles(const TilingConfig& cfg, Grid g) { return g.tiles() + (has_thumbnail(cfg, g) ? 1 : 0); }
 
-Image fit_to_canvas(const Image& img, int cw, int ch, ResizeMode mode, std::array<uint8_t, 3> pad) {
+Image fit_to_canvas(const Image& img, int cw, int ch, ResizeMode mode, std::array<uint8_t, 3> pad,
+                    ResampleFilter filter, bool float32) {
   EV_CHECK(!img.empty(), "cannot tile an empty image (%d x %d)", img.width, img.height);
   EV_CHECK(cw > 0 && ch > 0, "invalid canvas %d x %d", cw, ch);
-  if (mode == ResizeMode::Stretch) return resize_bicubic(img, cw, ch);
+  if (mode == ResizeMode::Stretch) return resize_image(img, cw, ch, filter);
   EV_CHECK(mode == ResizeMode::Pad, "fit_to_canvas needs ResizeMode Pad or Stretch");
-  // LLaVA-NeXT resize_and_pad_image, in its float64 arithmetic.
   const double sw = double(cw) / img.width, sh = double(ch) / img.height;
   int nw, nh;
-  if (sw < sh) {
+  if (float32) {
+    // llama.cpp's (mtmd) padded resize: one float32 scale, both sides ceil(side·scale), capped.
+    const float scale = std::min(float(cw) / float(img.width), float(ch) / float(img.height));
+    nw = std::min(int(std::ceil(float(img.width) * scale)), cw);
+    nh = std::min(int(std::ceil(float(img.height) * scale)), ch);
+  } else if (sw < sh) {  // LLaVA-NeXT resize_and_pad_image, in its float64 arithmetic
     nw = cw;
     nh = int(std::min(std::ceil(img.height * sw), double(ch)));
   } else {
@@ -196,7 +220,7 @@ Image fit_to_canvas(const Image& img, int cw, int ch, ResizeMode mode, std::arra
   nh = std::max(nh, 1);
   Image canvas(cw, ch);
   for (size_t i = 0; i < canvas.pixels.size(); i += 3) std::memcpy(&canvas.pixels[i], pad.data(), 3);
-  Image r = resize_bicubic(img, nw, nh);
+  Image r = resize_image(img, nw, nh, filter);
   const int ox = (cw - nw) / 2, oy = (ch - nh) / 2;
   for (int y = 0; y < nh; ++y) std::memcpy(canvas.at(ox, oy + y), r.row(y), size_t(nw) * 3);
   return canvas;
@@ -239,7 +263,13 @@ ImageTiler::ImageTiler(const Image& img, const TilingConfig& cfg) : img_(img), c
   const bool thumb = has_thumbnail(cfg, grid_);
   n_tiles_ = grid_.tiles() + (thumb ? 1 : 0);
   if (thumb) thumbnail_index_ = cfg.thumbnail == ThumbnailPlacement::First ? 0 : grid_.tiles();
-  canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad());
+  if (cfg.strategy == TilingStrategy::Idefics3) {
+    // The processor's two resizes; the global image is cut from this canvas, also without a grid.
+    canvas_ = idefics3_hf_canvas(img, t, cfg.longest_edge, cfg.filter);
+  } else if (grid_.tiles() > 0) {
+    canvas_ = fit_to_canvas(img, grid_.m * t, grid_.n * t, cfg.effective_resize(), cfg.effective_pad(), cfg.filter,
+                            cfg.pad_float32);
+  }
 }
 
 void ImageTiler::emit(int i, float* out) const {
@@ -247,9 +277,18 @@ void ImageTiler::emit(int i, float* out) const {
   const NormLut lut(cfg_);
   const int t = cfg_.tile_size;
   if (i == thumbnail_index_) {
-    // A 1×1 canvas already is the thumbnail.
-    if (grid_.tiles() == 1) emit_tile(canvas_, 0, 0, t, lut, out);
-    else emit_tile(fit_to_canvas(img_, t, t, cfg_.effective_resize(), cfg_.effective_pad()), 0, 0, t, lut, out);
+    // A 1×1 canvas already is the thumbnail when both are resized the same way.
+    const ResizeMode mode = cfg_.effective_thumbnail_resize();
+    if (cfg_.strategy == TilingStrategy::Idefics3 && !canvas_.empty())
+      emit_tile(canvas_.width == t && canvas_.height == t
+                    ? canvas_
+                    : fit_to_canvas(canvas_, t, t, ResizeMode::Stretch, cfg_.effective_pad(), cfg_.effective_thumbnail_filter()),
+                0, 0, t, lut, out);
+    else if (grid_.tiles() == 1 && mode == cfg_.effective_resize() && cfg_.effective_thumbnail_filter() == cfg_.filter)
+      emit_tile(canvas_, 0, 0, t, lut, out);
+    else
+      emit_tile(fit_to_canvas(img_, t, t, mode, cfg_.effective_pad(), cfg_.effective_thumbnail_filter(), cfg_.pad_float32),
+                0, 0, t, lut, out);
     return;
   }
   const int g = thumbnail_index_ == 0 ? i - 1 : i;

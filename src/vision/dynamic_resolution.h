@@ -25,6 +25,14 @@
 //   on an exact tie in |difference| the later candidate replaces the current one only if
 //   W0·H0 > 0.5·tile²·m·n (enough pixels to fill more tiles).
 // - single: always 1×1 (the candidates are ignored).
+// - idefics3: SmolVLM's processor (src/vision/family_idefics3.h): the longest edge resized to
+//   longest_edge, then stretched to whole tiles (the candidates are ignored; the canvas is made by
+//   the family, the thumbnail is cut from it); Grid{0, 0} (the thumbnail, i.e. the global image,
+//   only) when that is one tile or longest_edge ≤ 0.
+// - idefics3-mtmd: llama.cpp mtmd's SmolVLM rule: the longest edge scaled to longest_edge in
+//   float32, each side rounded up to whole tiles, the image padded onto it.
+// - internvl-mtmd: llama.cpp mtmd's InternVL rule (src/vision/family_internvl.h): Grid{0, 0} when
+//   the image fits in one tile, else LLaVA-NeXT's choice in float32.
 //
 // Candidate order (Algorithm 1 is order-dependent; llava-next and internvl only on exact ties):
 // default_grid_candidates() lists every m×n with min_tiles ≤ m·n ≤ max_tiles in ascending m·n, then
@@ -57,12 +65,13 @@
 #include <vector>
 
 #include "vision/image.h"
+#include "vision/resize.h"
 
 namespace edgevlm {
 
-enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single };
+enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd, Idefics3Mtmd };
 // Accepts "relaxed", "llava-next" (also "llava_next", "llavanext"), "internvl" (also "internvl-1.5"),
-// "single"; throws edgevlm::Error listing the valid names otherwise.
+// "single", "idefics3"; throws edgevlm::Error listing the valid names otherwise.
 TilingStrategy parse_tiling_strategy(std::string_view name);
 const char* tiling_strategy_name(TilingStrategy s);
 
@@ -101,10 +110,19 @@ struct TilingConfig {
   std::optional<std::array<uint8_t, 3>> pad_rgb;  // unset: int(255·mean), as LLaVA's expand2square
   std::array<float, 3> mean = {0.5f, 0.5f, 0.5f};  // SigLIP's
   std::array<float, 3> std = {0.5f, 0.5f, 0.5f};
+  int longest_edge = 0;                            // idefics3 only
+  ResampleFilter filter = ResampleFilter::Bicubic;  // resizes onto the grid's canvas (and the thumbnail)
+  std::optional<ResampleFilter> thumbnail_filter;   // unset: filter
+  // Pad's arithmetic: false, LLaVA-NeXT's float64 (the binding side exactly the canvas); true,
+  // llama.cpp mtmd's float32 (one scale, both sides ceil(side·scale) capped: 750·(256/1000)f → 193).
+  bool pad_float32 = false;
+  ResizeMode thumbnail_resize = ResizeMode::Auto;  // Auto: as the grid's canvas
 
   void validate() const;  // throws edgevlm::Error naming the bad field
   std::vector<Grid> effective_candidates() const;
   ResizeMode effective_resize() const;
+  ResizeMode effective_thumbnail_resize() const;
+  ResampleFilter effective_thumbnail_filter() const;
   std::array<uint8_t, 3> effective_pad() const;
 };
 
@@ -117,7 +135,8 @@ int total_tiles(const TilingConfig& cfg, Grid g);
 // The image resized onto the grid's canvas ((m·tile) × (n·tile)) as the mode says (Pad or
 // Stretch; Auto is not accepted here). For a 1×1 grid this is also the thumbnail.
 Image fit_to_canvas(const Image& img, int canvas_w, int canvas_h, ResizeMode mode,
-                    std::array<uint8_t, 3> pad_rgb);
+                    std::array<uint8_t, 3> pad_rgb, ResampleFilter filter = ResampleFilter::Bicubic,
+                    bool float32 = false);
 
 struct TiledImage {
   Grid grid;

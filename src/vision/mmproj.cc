@@ -11,6 +11,8 @@
 #include "core/error.h"
 #include "core/pages.h"
 #include "ops/matmul.h"
+#include "vision/family_idefics3.h"
+#include "vision/family_internvl.h"
 
 namespace edgevlm {
 
@@ -18,6 +20,7 @@ const char* projector_type_name(ProjectorType t) {
   switch (t) {
     case ProjectorType::Lfm2: return "lfm2";
     case ProjectorType::Idefics3: return "idefics3";
+    case ProjectorType::InternVL: return "internvl";
   }
   return "?";
 }
@@ -120,7 +123,9 @@ std::array<float, 3> rgb_key(const GGUFFile& f, const std::string& key, std::arr
 
 }  // namespace
 
-std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
+std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLoadOptions& opt) {
+  EV_CHECK(opt.vit_compat.empty() || opt.vit_compat == "mtmd", "unknown ViT compatibility mode '%s' (mtmd or none)",
+           opt.vit_compat.c_str());
   std::unique_ptr<MmprojModel> m(new MmprojModel());
   m->file_ = &f;
   VisionConfig& c = m->cfg_;
@@ -133,14 +138,17 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
   if (!f.get_bool_or("clip.has_vision_encoder", true))
     fail("mmproj '%s': clip.has_vision_encoder is false: the file has no vision encoder", path);
   if (!f.has("clip.projector_type"))
-    fail("mmproj '%s': key 'clip.projector_type' is missing (supported: lfm2, idefics3)", path);
+    fail("mmproj '%s': key 'clip.projector_type' is missing (supported: lfm2, idefics3, internvl)", path);
   const std::string ptype = f.get_string("clip.projector_type");
   if (ptype == "lfm2") {
     c.projector = ProjectorType::Lfm2;
   } else if (ptype == "idefics3") {
     c.projector = ProjectorType::Idefics3;
+  } else if (ptype == "internvl") {
+    c.projector = ProjectorType::InternVL;
   } else {
-    fail("mmproj '%s': clip.projector_type '%s' is not supported (supported: lfm2, idefics3)", path, ptype.c_str());
+    fail("mmproj '%s': clip.projector_type '%s' is not supported (supported: lfm2, idefics3, internvl)", path,
+         ptype.c_str());
   }
   // The ViT's MLP is GELU (tanh form, as ggml_gelu); other activations would silently differ.
   if (!f.get_bool_or("clip.use_gelu", true))
@@ -180,8 +188,8 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
 
   c.tiling_policy = f.get_string_or("edgevlm.tiling.policy", c.tiling_policy);
   if (c.tiling_policy != "relaxed" && c.tiling_policy != "llava_next" && c.tiling_policy != "llava-next" &&
-      c.tiling_policy != "internvl" && c.tiling_policy != "single")
-    fail("mmproj '%s': edgevlm.tiling.policy '%s' is unknown (relaxed, llava_next, internvl, single)", path,
+      c.tiling_policy != "internvl" && c.tiling_policy != "single" && c.tiling_policy != "idefics3")
+    fail("mmproj '%s': edgevlm.tiling.policy '%s' is unknown (relaxed, llava_next, internvl, single, idefics3)", path,
          c.tiling_policy.c_str());
   c.tiling_alpha = float(f.get_float_or("edgevlm.tiling.alpha", c.tiling_alpha));
   if (!(c.tiling_alpha >= 0 && c.tiling_alpha < 10))
@@ -192,6 +200,9 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
   c.image_end = f.get_string_or("edgevlm.image.end_token", "");
   c.tile_separator = f.get_string_or("edgevlm.image.tile_separator", "");
   c.row_separator = f.get_string_or("edgevlm.image.row_separator", "");
+  if (c.projector == ProjectorType::Idefics3) idefics3_configure(f, c);
+  if (c.projector == ProjectorType::InternVL) internvl_configure(f, c);
+  c.class_position_last = c.class_token && opt.vit_compat == "mtmd";
 
   // ---- tensors
   Reader r(f, m->weight_bytes_);
@@ -209,7 +220,23 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
   }
   m->patch_bias = r.vec_opt("v.patch_embd.bias", D);
   if (m->patch_bias.empty()) m->patch_bias.assign(size_t(D), 0.0f);
-  m->pos_embd = r.to_f32(r.get("v.position_embd.weight", {D, N}));
+  if (c.class_token) {
+    // The converter keeps the class token's shapes ([D, N + 1, 1] and [D, 1, 1]); 2-D is accepted too.
+    const GGUFTensorInfo* pe = r.find("v.position_embd.weight");
+    const bool three = pe && pe->ne.size() == 3;
+    m->pos_embd = r.to_f32(r.get("v.position_embd.weight", three ? std::vector<int64_t>{D, N + 1, 1}
+                                                                   : std::vector<int64_t>{D, N + 1}));
+    const GGUFTensorInfo* ce = r.find("v.class_embd");
+    if (!ce) fail("mmproj '%s': tensor 'v.class_embd' is missing (projector type internvl)", path);
+    std::vector<int64_t> cne = {D};
+    cne.resize(ce->ne.size(), 1);
+    if (ce->ne.empty() || ce->ne[0] != D)
+      fail("mmproj '%s': tensor 'v.class_embd' has shape %s, expected [%lld]", path, shape_str(ce->ne).c_str(),
+           (long long)D);
+    m->class_embd = r.to_f32(r.get("v.class_embd", cne));
+  } else {
+    m->pos_embd = r.to_f32(r.get("v.position_embd.weight", {D, N}));
+  }
 
   m->blocks.resize(size_t(c.n_layer));
   for (int i = 0; i < c.n_layer; ++i) {
@@ -231,6 +258,11 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
     b.o_b = r.vec_opt(p + "attn_out.bias", D);
     b.up_b = r.vec_opt(p + "ffn_up.bias", F);
     b.down_b = r.vec_opt(p + "ffn_down.bias", D);
+    b.ls1 = r.vec_opt(p + "ls1.weight", D);
+    b.ls2 = r.vec_opt(p + "ls2.weight", D);
+    if (r.find(p + "attn_q_norm.weight") || r.find(p + "attn_k_norm.weight"))
+      fail("mmproj '%s': tensor '%sattn_q_norm.weight': ViTs with q/k norms (InternViT-6B) are not supported", path,
+           p.c_str());
   }
   if (r.find("v.blk." + std::to_string(c.n_layer) + ".ln1.weight"))
     fail("mmproj '%s': the file has more ViT blocks than clip.vision.block_count = %d", path, c.n_layer);
@@ -264,6 +296,22 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f) {
     m->mm_1_b = r.vec_opt("mm.1.bias", hidden);
     m->mm_2 = r.mat("mm.2.weight", hidden, out);
     m->mm_2_b = r.vec_opt("mm.2.bias", out);
+    c.projection_dim = int(out);
+  } else if (c.projector == ProjectorType::InternVL) {
+    // mm.0 LayerNorm (eps 1e-5, PyTorch's default) → mm.1 → GELU → mm.3: the lfm2 path's arithmetic.
+    m->mm_norm_w = r.vec("mm.model.mlp.0.weight", MD);
+    m->mm_norm_b = r.vec("mm.model.mlp.0.bias", MD);
+    const GGUFTensorInfo* t1 = r.find("mm.model.mlp.1.weight");
+    const GGUFTensorInfo* t3 = r.find("mm.model.mlp.3.weight");
+    if (!t1 || !t3) fail("mmproj '%s': tensor '%s' is missing (projector type internvl)", path, t1 ? "mm.model.mlp.3.weight" : "mm.model.mlp.1.weight");
+    if (t1->ne.size() != 2 || t3->ne.size() != 2)
+      fail("mmproj '%s': tensors 'mm.model.mlp.1.weight' and 'mm.model.mlp.3.weight' must be 2-D", path);
+    const int64_t hidden = t1->ne[1], out = t3->ne[1];
+    m->mm_1 = r.mat("mm.model.mlp.1.weight", MD, hidden);
+    m->mm_1_b = r.vec_opt("mm.model.mlp.1.bias", hidden);
+    m->mm_2 = r.mat("mm.model.mlp.3.weight", hidden, out);
+    m->mm_2_b = r.vec_opt("mm.model.mlp.3.bias", out);
+    c.proj_norm_eps = 1e-5f;
     c.projection_dim = int(out);
   } else {
     const GGUFTensorInfo* t = r.find("mm.model.fc.weight");
@@ -397,9 +445,15 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
   };
   const int64_t P = s.patch_size, D = s.n_embd, F = s.n_ff, N = int64_t(s.image_size / s.patch_size) * (s.image_size / s.patch_size);
   const float k3 = std::sqrt(3.0f);  // uniform [-a, a] has variance a²/3
+  const bool internvl = s.projector == ProjectorType::InternVL;
   add("v.patch_embd.weight", {P, P, 3, D}, k3 / std::sqrt(float(3 * P * P)), 0, true);
   add("v.patch_embd.bias", {D}, 0.1f, 0, false);
-  add("v.position_embd.weight", {D, N}, 0.5f, 0, false);
+  if (internvl) {  // the converter's shapes: the class token's position row included
+    add("v.class_embd", {D, 1, 1}, 0.5f, 0, false);
+    add("v.position_embd.weight", {D, N + 1, 1}, 0.5f, 0, false);
+  } else {
+    add("v.position_embd.weight", {D, N}, 0.5f, 0, false);
+  }
   for (int i = 0; i < s.n_layer; ++i) {
     const std::string p = "v.blk." + std::to_string(i) + ".";
     add(p + "ln1.weight", {D}, 0.2f, 1.0f, false);
@@ -414,9 +468,15 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
     add(p + "ffn_up.bias", {F}, 0.1f, 0, false);
     add(p + "ffn_down.weight", {F, D}, k3 / std::sqrt(float(F)), 0, true);
     add(p + "ffn_down.bias", {D}, 0.1f, 0, false);
+    if (internvl) {
+      add(p + "ls1.weight", {D}, 0.3f, 0.7f, false);
+      add(p + "ls2.weight", {D}, 0.3f, 0.7f, false);
+    }
   }
-  add("v.post_ln.weight", {D}, 0.2f, 1.0f, false);
-  add("v.post_ln.bias", {D}, 0.1f, 0, false);
+  if (!internvl) {  // InternViT has no post-LayerNorm
+    add("v.post_ln.weight", {D}, 0.2f, 1.0f, false);
+    add("v.post_ln.bias", {D}, 0.1f, 0, false);
+  }
   const int64_t MD = D * s.scale_factor * s.scale_factor, OUT = s.projection_dim;
   if (s.projector == ProjectorType::Lfm2) {
     const int64_t H = s.proj_hidden > 0 ? s.proj_hidden : OUT;
@@ -426,6 +486,14 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
     add("mm.1.bias", {H}, 0.1f, 0, false);
     add("mm.2.weight", {H, OUT}, k3 / std::sqrt(float(H)), 0, true);
     add("mm.2.bias", {OUT}, 0.1f, 0, false);
+  } else if (internvl) {
+    const int64_t H = s.proj_hidden > 0 ? s.proj_hidden : OUT;
+    add("mm.model.mlp.0.weight", {MD}, 0.2f, 1.0f, false);
+    add("mm.model.mlp.0.bias", {MD}, 0.1f, 0, false);
+    add("mm.model.mlp.1.weight", {MD, H}, k3 / std::sqrt(float(MD)), 0, true);
+    add("mm.model.mlp.1.bias", {H}, 0.1f, 0, false);
+    add("mm.model.mlp.3.weight", {H, OUT}, k3 / std::sqrt(float(H)), 0, true);
+    add("mm.model.mlp.3.bias", {OUT}, 0.1f, 0, false);
   } else {
     add("mm.model.fc.weight", {MD, OUT}, k3 / std::sqrt(float(MD)), 0, true);
   }

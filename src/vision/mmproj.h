@@ -3,7 +3,12 @@
 //   SigLIP ViT  v.patch_embd, v.position_embd, v.blk.N.{ln1,attn_q,attn_k,attn_v,attn_out,ln2,
 //               ffn_up,ffn_down}, v.post_ln (optional, as in llama.cpp)
 //   projector   clip.projector_type = lfm2:     2×2 merge → mm.input_norm (LN) → mm.1 → GELU → mm.2
-//                                     idefics3: 2×2 merge → mm.model.fc (one Linear, no bias)
+//                                     idefics3: s×s merge → mm.model.fc (one Linear, no bias)
+//                                     internvl: s×s merge → mm.model.mlp.0 (LN, eps 1e-5) → mm.model.mlp.1 → GELU → mm.model.mlp.3
+//               (internvl's ViT, InternViT-300M: a class token v.class_embd appended after the
+//               patches, position embeddings for patches + class token, layer scales
+//               v.blk.N.ls1/ls2 on the attention and MLP outputs; the class token is dropped
+//               after the blocks)
 // Every size is read from the keys and every tensor's shape is checked against them at load, so
 // a bad file fails here with a message naming the tensor, never later inside a kernel.
 #pragma once
@@ -19,11 +24,11 @@
 
 namespace edgevlm {
 
-enum class ProjectorType { Lfm2, Idefics3 };
+enum class ProjectorType { Lfm2, Idefics3, InternVL };
 
 // Patches per tile a vision model may have (so400m: 729; the largest public encoders: 4096).
 inline constexpr int kMaxPatchesPerTile = 16384;
-const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3"
+const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3", "internvl"
 
 struct VisionConfig {
   int image_size = 0;      // tile side in pixels
@@ -47,6 +52,10 @@ struct VisionConfig {
   int max_tiles = 1;
   bool thumbnail = true;
   std::string image_start, image_end, tile_separator, row_separator;
+  // Model-family conventions (src/vision/family_*.h set them at load for the files of their family):
+  int longest_edge = 0;            // idefics3: clip.vision.preproc_image_size (0: absent)
+  std::string tile_marker_format;  // text before grid tile (row, col), printf with two %d, 1-based ("": none)
+  std::vector<std::string> thumbnail_start, thumbnail_end;  // around the thumbnail (else row_separator before it)
 
   int patches_per_side() const { return image_size / patch_size; }
   int n_patches() const { return patches_per_side() * patches_per_side(); }
@@ -55,6 +64,12 @@ struct VisionConfig {
   int merged_side() const { return (patches_per_side() + scale_factor - 1) / scale_factor; }
   int tokens_per_tile() const { return merged_side() * merged_side(); }
   int merged_dim() const { return n_embd * scale_factor * scale_factor; }
+  bool class_token = false;  // the ViT appends a class token (internvl)
+  // Which position-embedding row the class token takes: false (InternViT's own), row 0, patch p
+  // row p + 1; true (llama.cpp mtmd's pairing), row n_patches, patch p row p (MmprojLoadOptions).
+  bool class_position_last = false;
+  int min_tiles = 1;          // internvl: clip.vision.preproc_min_tiles
+  int vit_tokens() const { return n_patches() + (class_token ? 1 : 0); }
 };
 
 struct VitBlock {
@@ -63,7 +78,15 @@ struct VitBlock {
   // inputs past n_ff multiply zero weights and must be given as zeros.
   WeightMatrix q, k, v, o, up, down;
   std::vector<float> q_b, k_b, v_b, o_b, up_b, down_b;  // empty when the file has no bias
+  std::vector<float> ls1, ls2;  // layer scales of the attention / MLP outputs (internvl); empty: none
   std::unique_ptr<uint8_t[]> down_q8;                    // owns down's data when it is that copy
+};
+
+struct MmprojLoadOptions {
+  // "mtmd": reproduce llama.cpp mtmd's ViT where it departs from the model's authors (InternViT:
+  // the class token takes the last position row, each patch the row of its own index); "": the
+  // authors' arithmetic.
+  std::string vit_compat;
 };
 
 // Weights are views into the GGUF mapping (matrices) or owned F32 copies (vectors).
@@ -71,7 +94,7 @@ class MmprojModel {
  public:
   // Reads the config and checks every tensor. Keeps a reference to f, which must outlive the model.
   // Throws edgevlm::Error naming the file and the key or tensor at fault.
-  static std::unique_ptr<MmprojModel> load(const GGUFFile& f);
+  static std::unique_ptr<MmprojModel> load(const GGUFFile& f, const MmprojLoadOptions& opt = {});
   ~MmprojModel();  // frees the repacked copies of its matrices (low-memory mode unmaps the file after each encode)
   // Every weight matrix the ViT and projector multiply by.
   std::vector<const WeightMatrix*> matrices() const;
@@ -84,7 +107,8 @@ class MmprojModel {
   // ViT
   WeightMatrix patch_embd;          // n_in = 3·P·P in (c, ky, kx) order, n_out = n_embd
   std::vector<float> patch_bias;    // n_embd (zeros when absent)
-  std::vector<float> pos_embd;      // n_patches × n_embd
+  std::vector<float> pos_embd;      // n_patches × n_embd (+ 1 row for the class token when there is one)
+  std::vector<float> class_embd;    // n_embd: the class token appended after the patches (internvl); empty: none
   // INT8 ViT: when every block matrix is Q8_0 but the down-projections, which a GGUF file cannot
   // hold as Q8_0 because their rows are not whole blocks (so400m's 4304), load quantizes those
   // to Q8_0 too, rows zero-padded to whole blocks, so that the whole ViT runs on the int8

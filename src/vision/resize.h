@@ -14,10 +14,30 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "vision/image.h"
 
 namespace edgevlm {
+
+// Resampling filters:
+// - Bicubic: PIL's Image.BICUBIC, bit-exact (above);
+// - Lanczos: PIL's Image.LANCZOS, the same resampler with Lanczos a = 3 (support 3, stretched by
+//   the downscale factor): what transformers' Idefics3 (SmolVLM) processor resizes with;
+// - LlamaCppBicubic: llama.cpp's clip bicubic (RESIZE_ALGO_BICUBIC of tools/mtmd): no
+//   antialiasing; output pixel (j, i) samples source (int(tx·j), int(ty·i)) + fraction, tx =
+//   W/out_w in float; a cubic through 4 clamped columns (a0 = p0, a1 = −d0/3 + d2 − d3/6,
+//   a2 = (d0 + d2)/2, a3 = −d0/6 − d2/2 + d3/6 with d = p(k) − p0) on 4 rows, then the same cubic
+//   through the 4 results vertically; rounded and clamped to [0, 255]. What the mtmd builds that
+//   predate its Lanczos use for SmolVLM, kept so that parity with them can be checked pixel for pixel;
+// - LlamaCppBilinear: llama.cpp's clip bilinear (RESIZE_ALGO_BILINEAR): corners aligned (source
+//   x·(W−1)/(out_w−1), float), linear in x then y, truncated to uint8.
+enum class ResampleFilter { Bicubic, Lanczos, LlamaCppBicubic, LlamaCppBilinear };
+// "bicubic", "lanczos", "llama-cpp-bicubic", "llama-cpp-bilinear"
+const char* resample_filter_name(ResampleFilter f);
+ResampleFilter parse_resample_filter(std::string_view name);
+// Throws edgevlm::Error if the source is empty or out_w/out_h is not positive. A same-size resize copies.
+Image resize_image(const Image& src, int out_w, int out_h, ResampleFilter f);
 
 // Throws edgevlm::Error if the source is empty or out_w/out_h is not positive.
 Image resize_bicubic(const Image& src, int out_w, int out_h);

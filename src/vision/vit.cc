@@ -62,8 +62,13 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
   const VisionConfig& c = m.config();
   EV_CHECK(n_tiles >= 0, "vit_forward: negative tile count %d", n_tiles);
   const int64_t N = c.n_patches(), D = c.n_embd, F = c.n_ff, PD = c.patch_dim();
+  // Tokens per tile in the residual stream: the patches, then the class token when the ViT has one.
+  const bool cls = !m.class_embd.empty();
+  const int64_t S = N + (cls ? 1 : 0);
+  // Patch p's position row: p, or p + 1 when the class token takes row 0 (InternViT's own order).
+  const int64_t pos_shift = cls && !c.class_position_last ? 1 : 0;
   const size_t tile_floats = size_t(3) * c.image_size * c.image_size;
-  std::vector<float> result(size_t(n_tiles) * N * D);
+  std::vector<float> result(size_t(n_tiles) * S * D);
   VitTimings tm;
   const int batch = opt.batch < 1 || opt.batch > n_tiles ? n_tiles : opt.batch;
   tm.n_batches = n_tiles == 0 ? 0 : (n_tiles + batch - 1) / batch;
@@ -81,24 +86,35 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
       buf.patches.resize(size_t(int64_t(batch) * N * PD));
       buf.pixels.reset(new float[size_t(batch) * tile_floats]);
     }
-    float* h = result.data() + size_t(t0) * N * D;
+    float* h = result.data() + size_t(t0) * S * D;
     p.parallel_for(bt, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const float* px = source(int(t0 + b), buf.pixels.get() + size_t(b) * tile_floats);
         unfold_patches(px, c.image_size, c.patch_size, buf.patches.data() + size_t(b * N * PD));
       }
     });
-    matmul(m.patch_embd, buf.patches.data(), rows, h, p);
+    if (!cls) {
+      matmul(m.patch_embd, buf.patches.data(), rows, h, p);
+    } else {
+      // Each tile's N patch rows, then its class token: class_embd (no patch bias; the bias and
+      // position embedding loop below skips it) + its position row (0, or N: class_position_last).
+      for (int b = 0; b < bt; ++b) matmul(m.patch_embd, buf.patches.data() + size_t(b) * N * PD, N, h + size_t(b) * S * D, p);
+      for (int b = 0; b < bt; ++b) {
+        float* hc = h + (size_t(b) * S + N) * D;
+        const float* pe = m.pos_embd.data() + (c.class_position_last ? N : 0) * D;
+        for (int64_t i = 0; i < D; ++i) hc[i] = m.class_embd[size_t(i)] + pe[i];
+      }
+    }
     p.parallel_for(rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        float* hr = h + r * D;
-        const float* pe = m.pos_embd.data() + (r % N) * D;
+        float* hr = h + ((r / N) * S + r % N) * D;
+        const float* pe = m.pos_embd.data() + (r % N + pos_shift) * D;
         for (int64_t i = 0; i < D; ++i) hr[i] += m.patch_bias[size_t(i)] + pe[i];
       }
     });
   };
 
-  const int64_t max_rows = int64_t(batch) * N;
+  const int64_t max_rows = int64_t(batch) * S;
   // Activations, written before they are read (no zero fill), on 2 MiB pages (core/pages.h).
   auto activations = [](int64_t n) {
     HugeBuffer<float> b = alloc_huge<float>(size_t(n));
@@ -124,16 +140,28 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
   // Stage 2 of batch kb: the transformer blocks and the post-LN, on the pool.
   auto blocks = [&](int kb) {
     const int t0 = kb * batch, bt = std::min(batch, n_tiles - t0);
-    const int64_t rows = int64_t(bt) * N;
-    float* h = result.data() + size_t(t0) * N * D;
+    const int64_t rows = int64_t(bt) * S;
+    float* h = result.data() + size_t(t0) * S * D;
+    // h += scale ⊙ y, row by row (layer scale).
+    auto add_scaled = [&](const float* y, const std::vector<float>& scale_v) {
+      pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t i = 0; i < D; ++i) h[r * D + i] += scale_v[size_t(i)] * y[r * D + i];
+      });
+    };
     for (const VitBlock& blk : m.blocks) {
       layer_norm_rows(h, blk.ln1_w, blk.ln1_b, c.eps, D, rows, x.get(), pool);
       linear(blk.q, blk.q_b, x.get(), rows, q.get(), pool);
       linear(blk.k, blk.k_b, x.get(), rows, k.get(), pool, {.same_x = true});
       linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool, {.same_x = true});
-      vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(N), c.n_head, c.head_dim(), scale, pool,
+      vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(S), c.n_head, c.head_dim(), scale, pool,
                     bf16_attention);
-      linear(blk.o, blk.o_b, a.get(), rows, h, pool, {.accumulate = true});
+      if (blk.ls1.empty()) {
+        linear(blk.o, blk.o_b, a.get(), rows, h, pool, {.accumulate = true});
+      } else {
+        linear(blk.o, blk.o_b, a.get(), rows, x.get(), pool);
+        add_scaled(x.get(), blk.ls1);
+      }
 
       layer_norm_rows(h, blk.ln2_w, blk.ln2_b, c.eps, D, rows, x.get(), pool);
       const int64_t fi = blk.down.n_in;
@@ -148,7 +176,12 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
         if (fi == F) gelu_tanh(ff.get() + r0 * F, (r1 - r0) * F);
         else for (int64_t r = r0; r < r1; ++r) gelu_tanh(ff.get() + r * fi, F);
       });
-      linear(blk.down, blk.down_b, ff.get(), rows, h, pool, {.accumulate = true});
+      if (blk.ls2.empty()) {
+        linear(blk.down, blk.down_b, ff.get(), rows, h, pool, {.accumulate = true});
+      } else {
+        linear(blk.down, blk.down_b, ff.get(), rows, x.get(), pool);
+        add_scaled(x.get(), blk.ls2);
+      }
     }
     if (!m.post_ln_w.empty()) layer_norm_rows(h, m.post_ln_w, m.post_ln_b, c.eps, D, rows, h, pool);
   };
@@ -205,6 +238,11 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     }
     producer.join();
     tm.prepare_ms += producer_ms;
+  }
+  if (cls) {  // drop each tile's class token: N rows per tile, as without one
+    for (int t = 1; t < n_tiles; ++t)
+      std::memmove(result.data() + size_t(t) * N * D, result.data() + size_t(t) * S * D, sizeof(float) * size_t(N * D));
+    result.resize(size_t(n_tiles) * N * D);
   }
   tm.wall_ms = wall.elapsed_ms();
   if (timings) *timings = tm;

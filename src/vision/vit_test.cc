@@ -159,14 +159,17 @@ TEST(VitAttention, BidirectionalAndConfinedToItsTile) {
 // Direct transcription of docs/FORMAT.md §1 (convolution as loops, attention per head, biased
 // variance LayerNorm), reading the generator's F32 values, not the loader's views.
 std::vector<float> reference_vit(const RandomMmproj& r, const RandomMmprojSpec& s, const std::vector<float>& tiles,
-                                 int n_tiles) {
+                                 int n_tiles, bool mtmd_positions = false) {
   auto W = [&](const std::string& n) -> const std::vector<float>& {
     const NamedTensor* t = const_cast<RandomMmproj&>(r).find(n);
     EXPECT_NE(t, nullptr) << n;
     return t->values;
   };
-  const int T = s.image_size, P = s.patch_size, side = T / P, N = side * side, D = s.n_embd, F = s.n_ff,
-            H = s.n_head, hd = D / H;
+  // InternVL's ViT (projector internvl): a class token after the patches (class_embd + position row
+  // N), layer scales ls1/ls2 on the two residual branches, no post-LN; the class token is dropped.
+  const bool cls = s.projector == ProjectorType::InternVL;
+  const int T = s.image_size, P = s.patch_size, side = T / P, NP = side * side, N = NP + (cls ? 1 : 0),
+            D = s.n_embd, F = s.n_ff, H = s.n_head, hd = D / H;
   auto ln = [&](std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b, float eps) {
     for (int t = 0; t < N; ++t) {
       double mean = 0, var = 0;
@@ -207,6 +210,15 @@ std::vector<float> reference_vit(const RandomMmproj& r, const RandomMmprojSpec& 
           const int p = py * side + pxi;
           h[size_t(p * D + o)] = float(acc) + W("v.position_embd.weight")[size_t(p * D + o)];
         }
+    if (cls) {  // InternViT's rows: the class token row 0, patch p row p + 1 (llama.cpp's pairing: p and NP)
+      const int cls_row = mtmd_positions ? NP : 0, shift = mtmd_positions ? 0 : 1;
+      for (int p = NP - 1; p >= 0; --p)
+        for (int o = 0; o < D; ++o)
+          h[size_t(p * D + o)] += W("v.position_embd.weight")[size_t((p + shift) * D + o)] -
+                                  W("v.position_embd.weight")[size_t(p * D + o)];
+      for (int o = 0; o < D; ++o)
+        h[size_t(NP * D + o)] = W("v.class_embd")[size_t(o)] + W("v.position_embd.weight")[size_t(cls_row * D + o)];
+    }
     for (int l = 0; l < s.n_layer; ++l) {
       const std::string pre = "v.blk." + std::to_string(l) + ".";
       std::vector<float> x = h;
@@ -234,16 +246,16 @@ std::vector<float> reference_vit(const RandomMmproj& r, const RandomMmprojSpec& 
           }
         }
       auto o = lin(a, D, W(pre + "attn_out.weight"), W(pre + "attn_out.bias"), D);
-      for (size_t i = 0; i < h.size(); ++i) h[i] += o[i];
+      for (size_t i = 0; i < h.size(); ++i) h[i] += (cls ? W(pre + "ls1.weight")[i % size_t(D)] : 1.0f) * o[i];
       x = h;
       ln(x, W(pre + "ln2.weight"), W(pre + "ln2.bias"), 1e-6f);
       auto u = lin(x, D, W(pre + "ffn_up.weight"), W(pre + "ffn_up.bias"), F);
       for (float& e : u) e = float(0.5 * e * (1 + std::tanh(std::sqrt(2 / M_PI) * (e + 0.044715 * double(e) * e * e))));
       auto dn = lin(u, F, W(pre + "ffn_down.weight"), W(pre + "ffn_down.bias"), D);
-      for (size_t i = 0; i < h.size(); ++i) h[i] += dn[i];
+      for (size_t i = 0; i < h.size(); ++i) h[i] += (cls ? W(pre + "ls2.weight")[i % size_t(D)] : 1.0f) * dn[i];
     }
-    ln(h, W("v.post_ln.weight"), W("v.post_ln.bias"), 1e-6f);
-    all.insert(all.end(), h.begin(), h.end());
+    if (!cls) ln(h, W("v.post_ln.weight"), W("v.post_ln.bias"), 1e-6f);
+    all.insert(all.end(), h.begin(), h.begin() + size_t(NP) * D);
   }
   return all;
 }
@@ -265,21 +277,28 @@ TEST(VitForward, MatchesDirectReferenceOfTheFormat) {
   RandomMmprojSpec uneven = small_spec();
   uneven.image_size = 30;
   uneven.patch_size = 7;  // 4×4 patches, 2 pixels left over per side (as so400m's 384 / 14)
-  for (const RandomMmprojSpec& s : {small_spec(), uneven}) {
-    SCOPED_TRACE("tile " + std::to_string(s.image_size) + " patch " + std::to_string(s.patch_size));
+  RandomMmprojSpec internvl = small_spec();
+  internvl.projector = ProjectorType::InternVL;  // class token, layer scales, no post-LN
+  for (const RandomMmprojSpec& s : {small_spec(), uneven, internvl}) {
+    SCOPED_TRACE("tile " + std::to_string(s.image_size) + " patch " + std::to_string(s.patch_size) + " " +
+                 projector_type_name(s.projector));
     RandomMmproj r = make_random_mmproj(s);
     auto bytes = r.writer().serialize();
     auto f = GGUFFile::from_memory(bytes.data(), bytes.size(), "vit");
-    auto m = MmprojModel::load(*f);
-    const int n_tiles = 3, side = s.image_size / s.patch_size;
-    auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 11);
-    ThreadPool pool(2);
-    VitTimings tm;
-    auto out = vit_forward(*m, tiles.data(), n_tiles, pool, 2, &tm);
-    auto ref = reference_vit(r, s, tiles, n_tiles);
-    ASSERT_EQ(out.size(), size_t(n_tiles) * side * side * s.n_embd);
-    EXPECT_LT(max_abs_diff(out, ref), 1e-4f);
-    EXPECT_GE(tm.blocks_ms, 0.0);
+    for (bool mtmd : {false, true}) {
+      if (mtmd && s.projector != ProjectorType::InternVL) continue;
+      SCOPED_TRACE(mtmd ? "--vit-compat mtmd" : "the authors' positions");
+      auto m = MmprojModel::load(*f, {mtmd ? "mtmd" : ""});
+      const int n_tiles = 3, side = s.image_size / s.patch_size;
+      auto tiles = random_vec(size_t(n_tiles) * 3 * s.image_size * s.image_size, 11);
+      ThreadPool pool(2);
+      VitTimings tm;
+      auto out = vit_forward(*m, tiles.data(), n_tiles, pool, 2, &tm);
+      auto ref = reference_vit(r, s, tiles, n_tiles, mtmd);
+      ASSERT_EQ(out.size(), size_t(n_tiles) * side * side * s.n_embd);
+      EXPECT_LT(max_abs_diff(out, ref), 1e-4f);
+      EXPECT_GE(tm.blocks_ms, 0.0);
+    }
   }
 }
 

@@ -58,7 +58,7 @@ test("attach an image, ask, watch the answer stream with its timing line", async
 test("the stop button ends a long answer", async () => {
   // A random-weight model rarely emits its end token, so its answers run to the limit.
   const model = await randomModel(ARTIFACTS);
-  const slow = await startServer(["-m", model, "-t", "1", "--max-tokens", "100000", "--ctx", "4096"]);
+  const slow = await startServer(["-m", model, "-t", "1", "--max-tokens", "100000", "--ctx", "8192"]);
   try {
     const page = await browser.newPage();
     await page.goto(slow.url + "/");

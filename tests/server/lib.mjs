@@ -43,9 +43,9 @@ export async function randomModel(dir) {
   const { execFileSync } = await import("node:child_process");
   const { mkdirSync, existsSync } = await import("node:fs");
   mkdirSync(dir, { recursive: true });
-  const path = dir + "/random-llm.gguf";
+  const path = dir + "/random-llm-512.gguf";
   if (!existsSync(path))
-    execFileSync(EDGEVLM, ["gen-model", "--out", path, "--embd", "64", "--layers", "2", "--heads", "4", "--ff", "128",
-                           "--ctx", "4096", "--vocab-from", ROOT + "models/edgevlm-nano.gguf"], { stdio: "ignore" });
+    execFileSync(EDGEVLM, ["gen-model", "--out", path, "--embd", "512", "--layers", "4", "--heads", "8", "--ff", "1536",
+                           "--ctx", "8192", "--type", "q8_0", "--vocab-from", ROOT + "models/edgevlm-nano.gguf"], { stdio: "ignore" });
   return path;
 }

@@ -78,7 +78,7 @@ test("errors arrive as the client's typed exceptions", async () => {
 
 test("a client that goes away mid-answer stops the answer and frees its slot", async () => {
   const long = await startServer(["-m", await randomModel(ROOT + "build/server-test"), "-t", "1", "--max-tokens", "100000",
-                                  "--ctx", "4096"]);
+                                  "--ctx", "8192"]);
   try {
     const c = new OpenAI({ baseURL: long.url + "/v1", apiKey: "none", maxRetries: 0 });
     const ctrl = new AbortController();
