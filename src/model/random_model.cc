@@ -639,6 +639,10 @@ int gen_lora_main(int argc, char** argv) {
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}
+
 std::vector<std::string> smolvlm_added_tokens() {
   std::vector<std::string> t = {"<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
                                 "<global-img>"};
