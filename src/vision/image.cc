@@ -435,7 +435,8 @@ CheckedHeader check_image_header(const uint8_t* data, size_t size, const ImageLo
   int& w = ch.w;
   int& h = ch.h;
   int& comp = ch.comp;
-  if (!format) fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (its first bytes are none of theirs)", nm);
+  if (!format)
+    fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (its first bytes are none of theirs)", nm);
   if (!format_info(format, data, len, &w, &h, &comp))
     fail("image '%s': unreadable %s header: %s", nm, format, stb_reason(format).c_str());
   if (w <= 0 || h <= 0 || comp < 1 || comp > 4)
