@@ -147,6 +147,15 @@ GenerateResult Generator::generate_from_embeddings(const float* embeddings, int 
       r.stop_reason = StopReason::Cancelled;
       break;
     }
+    // NaN logits come from a NaN or infinite weight (a K-quant block's f16 scale, say): the forward
+    // pass carries them through as IEEE arithmetic, and here they become a clear error instead of
+    // tokens drawn from noise.
+    const auto nan_at =
+        std::find_if(logits.begin(), logits.begin() + cfg.n_vocab, [](float v) { return std::isnan(v); });
+    EV_CHECK(nan_at == logits.begin() + cfg.n_vocab,
+             "generate: the model's logits are NaN (token %lld at step %d): a weight or quantization scale of %s is "
+             "NaN or infinite (a corrupt file?)",
+             (long long)(nan_at - logits.begin()), i, model_.file().path().c_str());
     if (params.keep_margins) {
       float a = -INFINITY, b = -INFINITY;
       for (int v = 0; v < cfg.n_vocab; ++v) {

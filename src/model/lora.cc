@@ -130,11 +130,16 @@ std::unique_ptr<LoraAdapter> LoraAdapter::from_file(std::unique_ptr<GGUFFile> fi
              "lora_b [r, n_out]",
              p, pr.a->name.c_str(), (long long)pr.rank, shape_str(pr.a->ne).c_str(), pr.b->name.c_str(),
              (long long)pr.b->ne[0], shape_str(pr.b->ne).c_str());
+    // Row by row: a copy of the whole tensor in F32 would be up to 3.8 times its bytes (Q8_0).
     for (const GGUFTensorInfo* t : {pr.a, pr.b}) {
-      const std::vector<float> v = values(*t);
-      const auto bad = std::find_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
-      EV_CHECK(bad == v.end(), "%s: LoRA tensor '%s' has a non-finite value (%g) at element %lld", p, t->name.c_str(),
-               bad == v.end() ? 0.0 : double(*bad), (long long)(bad - v.begin()));
+      const int64_t row = t->ne[0], rows = t->rows();
+      std::vector<float> v(static_cast<size_t>(row));
+      for (int64_t r = 0; r < rows; ++r) {
+        dequantize_row(t->type, t->data + size_t(r) * row_bytes(t->type, row), v.data(), row);
+        const auto bad = std::find_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+        EV_CHECK(bad == v.end(), "%s: LoRA tensor '%s' has a non-finite value (%g) at element %lld", p,
+                 t->name.c_str(), bad == v.end() ? 0.0 : double(*bad), (long long)(r * row + (bad - v.begin())));
+      }
     }
     // llama.cpp: s = scale · alpha / rank, or the scale alone when alpha is 0.
     pr.scale = ad->alpha_ != 0 ? scale * ad->alpha_ / float(pr.rank) : scale;
@@ -186,6 +191,14 @@ LoraWeights::LoraWeights(const std::vector<const LoraAdapter*>& adapters, const 
                "[%lld, %lld] (an adapter for another model?)",
                p, pr.target.c_str(), (long long)pr.n_in, (long long)pr.n_out, shape_str(pr.a->ne).c_str(),
                shape_str(pr.b->ne).c_str(), pr.target.c_str(), (long long)t0.w->n_in, (long long)t0.tensor_rows);
+      // A rank above the matrix's smaller side is no low-rank update (B·A could be written with a
+      // smaller one), and it is what a file would declare to make the terms below outgrow the
+      // model: refused.
+      EV_CHECK(pr.rank <= std::min(pr.n_in, pr.n_out),
+               "%s: '%s' has rank %lld, above the smaller side %lld of the model's '%s' [%lld, %lld]: not a low-rank "
+               "adapter",
+               p, pr.a->name.c_str(), (long long)pr.rank, (long long)std::min(pr.n_in, pr.n_out), pr.target.c_str(),
+               (long long)pr.n_in, (long long)pr.n_out);
       if (ad->user_scale() == 0) continue;  // validated, contributes nothing (llama.cpp drops it too)
       for (const LoraTarget* t : it->second) {
         auto [ui, fresh] = use_index.emplace(t, uses.size());
@@ -204,13 +217,19 @@ LoraWeights::LoraWeights(const std::vector<const LoraAdapter*>& adapters, const 
     // side and scaled (n_out rows of rank).
     std::vector<float> a(size_t(rank * n_in)), b(size_t(n_out * rank));
     int64_t k0 = 0;
+    // Dequantized row by row into place (no F32 copy of the whole tensors on the side).
+    std::vector<float> brow;
     for (const Use& u : list) {
       const int64_t r = u.pair->rank;
-      const std::vector<float> ua = LoraAdapter::values(*u.pair->a), ub = LoraAdapter::values(*u.pair->b);
-      std::copy(ua.begin(), ua.end(), a.begin() + k0 * n_in);
-      for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t k = 0; k < r; ++k)
-          b[size_t(o * rank + k0 + k)] = u.pair->scale * ub[size_t((t->first_row + o) * r + k)];
+      const GGUFTensorInfo& ta = *u.pair->a;
+      const GGUFTensorInfo& tb = *u.pair->b;
+      for (int64_t k = 0; k < r; ++k)
+        dequantize_row(ta.type, ta.data + size_t(k) * row_bytes(ta.type, n_in), a.data() + (k0 + k) * n_in, n_in);
+      brow.resize(size_t(r));
+      for (int64_t o = 0; o < n_out; ++o) {
+        dequantize_row(tb.type, tb.data + size_t(t->first_row + o) * row_bytes(tb.type, r), brow.data(), r);
+        for (int64_t k = 0; k < r; ++k) b[size_t(o * rank + k0 + k)] = u.pair->scale * brow[size_t(k)];
+      }
       k0 += r;
     }
     if (mode == LoraMode::Auto && w.type == GGMLType::F32) {

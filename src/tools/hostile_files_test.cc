@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "formats/quant.h"
 #include "model/random_model.h"
 #include "vision/mmproj.h"
 
@@ -193,6 +194,66 @@ TEST_F(HostileFiles, NanInAWeightTheLoaderRequantizes) {
   const std::string llm = write_llm(path("llm.gguf")), bad = path("nan.gguf");
   write_file(bad, r.writer().serialize());
   expect_refused({"run", "-m", llm, "--mmproj", bad, "-p", "hi", "-n", "2"}, {llm, bad}, "is NaN");
+}
+
+// An adapter that declares a rank of 100000 on one matrix of a 64-wide model: 51 MB of file whose
+// terms (and a merged product) would outgrow the model many times over. Refused, naming the rank,
+// without a copy of the tensors in memory; and the same adapter's tensors over one stretch of bytes.
+TEST_F(HostileFiles, LoraWithAHugeRank) {
+  const std::string llm = write_llm(path("llm.gguf")), bad = path("rank.gguf"), overlap = path("lora-overlap.gguf");
+  {
+    // Scoped: the child forked below starts as a copy of this process, and its peak RSS counts
+    // what this one holds at that moment.
+    const int64_t e = 64, r = 100000;
+    GGUFWriter w;
+    w.set_string("general.architecture", "llama");
+    w.set_string("general.type", "adapter");
+    w.set_string("adapter.type", "lora");
+    w.set_f32("adapter.lora.alpha", 16);
+    const std::vector<float> a(size_t(e * r), 0.01f);
+    w.add_tensor_f32("blk.0.attn_q.weight.lora_a", GGMLType::F32, {e, r}, a.data());
+    w.add_tensor_f32("blk.0.attn_q.weight.lora_b", GGMLType::F32, {r, e}, a.data());
+    w.write(bad);
+  }
+  expect_refused({"generate", "-m", llm, "--lora", bad, "--prompt-tokens", "1,2,3", "-n", "2"}, {llm, bad},
+                 "has rank 100000, above the smaller side 64");
+  write_file(overlap, overlap_tensors(read_file(bad)));
+  expect_refused({"generate", "-m", llm, "--lora", overlap, "--prompt-tokens", "1,2,3", "-n", "2"}, {llm, overlap},
+                 "overlap");
+}
+
+// A Q4_K matrix whose first super-blocks hold an f16 NaN and an f16 infinity as their scale d: the
+// forward pass is IEEE arithmetic on them (no UB: this suite runs in the UBSan build too), and the
+// NaN logits end in an error naming the file rather than tokens drawn from noise.
+TEST_F(HostileFiles, KQuantWithNanAndInfScales) {
+  RandomLlamaSpec s;
+  s.n_embd = 256, s.n_layer = 1, s.n_head = 4, s.n_head_kv = 2, s.n_ff = 256, s.n_ctx = 64;
+  s.vocab_from = std::string(EDGEVLM_SOURCE_DIR) + "/tests/vision_parity/fixtures/tiny.gguf";
+  const std::string f32 = path("f32.gguf"), bad = path("q4k-nan.gguf");
+  write_random_llama(f32, s);
+  {  // scoped, as above
+    auto f = GGUFFile::open(f32);
+    GGUFWriter w;
+    for (const auto& [k, v] : f->metadata()) w.set(k, v);
+    for (const GGUFTensorInfo& t : f->tensors()) {
+      if (t.name != "blk.0.attn_q.weight" && t.name != "blk.0.ffn_down.weight") {
+        w.add_tensor(t.name, t.type, t.ne, t.data, t.nbytes);
+        continue;
+      }
+      const int64_t n_in = t.ne[0], rows = t.ne[1];
+      const size_t rb = row_bytes(GGMLType::Q4_K, n_in);
+      std::vector<uint8_t> q(rb * size_t(rows));
+      const float* v = reinterpret_cast<const float*>(t.data);
+      for (int64_t o = 0; o < rows; ++o) quantize_row(GGMLType::Q4_K, v + o * n_in, q.data() + size_t(o) * rb, n_in);
+      const uint16_t nan = 0x7E00, inf = 0x7C00;
+      std::memcpy(q.data(), &nan, 2);                              // d of block 0
+      std::memcpy(q.data() + sizeof(BlockQ4_K), &inf, 2);          // d of block 1
+      std::memcpy(q.data() + 2 * sizeof(BlockQ4_K) + 2, &nan, 2);  // dmin of block 2
+      w.add_tensor(t.name, GGMLType::Q4_K, t.ne, q.data(), q.size());
+    }
+    w.write(bad);
+  }
+  expect_refused({"generate", "-m", bad, "--prompt-tokens", "1,2,3", "-n", "2"}, {bad}, "logits are NaN");
 }
 
 }  // namespace

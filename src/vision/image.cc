@@ -265,6 +265,78 @@ struct StbiFree {
   void operator()(void* p) const { stbi_image_free(p); }
 };
 
+bool is_png(const uint8_t* d, size_t n) { return n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0; }
+
+// The PNG chunk structure before stb_image reads it: every chunk whole up to IEND, IHDR first.
+// stb_image reads past the end as zeros and then reports a chunk type of four NUL bytes (an empty
+// reason); here a file cut short says so.
+const char* png_structure_error(const uint8_t* d, size_t n) {
+  size_t p = 8;
+  bool first = true;
+  static thread_local char why[96];
+  while (true) {
+    if (n - p < 12) return first ? "truncated PNG (no IHDR chunk)" : "truncated PNG (ends before the IEND chunk)";
+    const uint32_t len = rd32(d + p, false);
+    char type[5] = {0};
+    for (int i = 0; i < 4; ++i) type[i] = char(d[p + 4 + i]);
+    for (int i = 0; i < 4; ++i)
+      if (!((type[i] >= 'A' && type[i] <= 'Z') || (type[i] >= 'a' && type[i] <= 'z')))
+        return "corrupt PNG (a chunk type that is not four letters)";
+    if (first) {
+      if (std::strcmp(type, "IHDR") != 0) return "corrupt PNG (the first chunk is not IHDR)";
+      if (len != 13) return "corrupt PNG (IHDR is not 13 bytes)";
+    }
+    if (len > n - p - 12) {
+      std::snprintf(why, sizeof why, "truncated PNG (ends inside its %s chunk)", type);
+      return why;
+    }
+    if (first) {
+      if (rd32(d + p + 8, false) == 0 || rd32(d + p + 12, false) == 0) return "corrupt PNG (IHDR declares 0 pixels)";
+      first = false;
+    }
+    if (std::strcmp(type, "IEND") == 0) return nullptr;
+    p += 12 + size_t(len);
+  }
+}
+
+// stb_image's failure reasons are short codes, and a few are cryptic or empty: the text for a user.
+std::string stb_reason(const char* format) {
+  const char* r = stbi_failure_reason();
+  const std::string f = format ? format : "image";
+  if (!r || !*r) return "the " + f + " decoder gave no reason";
+  const std::string code = r;
+  if (code == "too large") return "its dimensions are too large to decode";
+  if (code == "outofmem") return "out of memory while decoding";
+  if (code == "no IDAT") return "corrupt PNG (no image data: no IDAT chunk with bytes in it)";
+  if (code == "not enough pixels") return "corrupt PNG (less image data than its dimensions need)";
+  if (code == "unknown image type") return "not a readable JPEG, PNG, BMP, GIF or PNM file";
+  return "corrupt " + f + " (" + code + ")";
+}
+
+// The format by its signature (as stb_image tells them apart), or null.
+const char* format_of(const uint8_t* d, size_t n) {
+  if (jpeg_soi_end(d, n)) return "JPEG";
+  if (is_png(d, n)) return "PNG";
+  if (n >= 2 && d[0] == 'B' && d[1] == 'M') return "BMP";
+  if (is_gif(d, n)) return "GIF";
+  if (n >= 2 && d[0] == 'P' && (d[1] == '5' || d[1] == '6')) return "PNM";
+  return nullptr;
+}
+
+// stb_image's header reader for that format alone, so that the failure reason is that format's
+// (stbi_info_from_memory tries every reader and reports the last one's "unknown image type").
+int format_info(const char* format, const uint8_t* d, int len, int* w, int* h, int* comp) {
+  stbi__context s;
+  stbi__start_mem(&s, d, len);
+  const std::string f = format ? format : "";
+  if (f == "JPEG") return stbi__jpeg_info(&s, w, h, comp);
+  if (f == "PNG") return stbi__png_info(&s, w, h, comp);
+  if (f == "BMP") return stbi__bmp_info(&s, w, h, comp);
+  if (f == "GIF") return stbi__gif_info(&s, w, h, comp);
+  if (f == "PNM") return stbi__pnm_info(&s, w, h, comp);
+  return stbi_info_from_memory(d, len, w, h, comp);
+}
+
 }  // namespace
 
 int jpeg_exif_orientation(const uint8_t* d, size_t n) {
@@ -347,11 +419,26 @@ CheckedHeader check_image_header(const uint8_t* data, size_t size, const ImageLo
   if (is_gif(data, size)) {
     if (const char* why = gif_truncation(data, size)) fail("image '%s': %s", nm, why);
   }
+  const char* format = format_of(data, size);
+  if (is_png(data, size)) {
+    // The pixel limit first, from IHDR alone (stb_image refuses some large sizes itself with a bare
+    // "too large"), then the chunk structure.
+    if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+      const uint32_t pw = rd32(data + 16, false), ph = rd32(data + 20, false);
+      const uint64_t pixels = uint64_t(pw) * ph;
+      if (opt.max_pixels > 0 && pixels > uint64_t(opt.max_pixels))
+        fail("image '%s' is %u x %u = %llu pixels, over the limit of %lld pixels", nm, pw, ph,
+             (unsigned long long)pixels, (long long)opt.max_pixels);
+    }
+    if (const char* why = png_structure_error(data, size)) fail("image '%s': %s", nm, why);
+  }
   int& w = ch.w;
   int& h = ch.h;
   int& comp = ch.comp;
-  if (!stbi_info_from_memory(data, len, &w, &h, &comp))
-    fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (%s)", nm, stbi_failure_reason());
+  if (!format)
+    fail("image '%s': not a readable JPEG, PNG, BMP, GIF or PNM file (its first bytes are none of theirs)", nm);
+  if (!format_info(format, data, len, &w, &h, &comp))
+    fail("image '%s': unreadable %s header: %s", nm, format, stb_reason(format).c_str());
   if (w <= 0 || h <= 0 || comp < 1 || comp > 4)
     fail("image '%s': invalid header (%d x %d, %d channels)", nm, w, h, comp);
   const int64_t pixels = int64_t(w) * h;
@@ -381,7 +468,7 @@ Image load_image_from_memory(const uint8_t* data, size_t size, const ImageLoadOp
   std::unique_ptr<void, StbiFree> buf(
       wide ? static_cast<void*>(stbi_load_16_from_memory(data, len, &dw, &dh, &dc, comp))
            : static_cast<void*>(stbi_load_from_memory(data, len, &dw, &dh, &dc, comp)));
-  if (!buf) fail("image '%s': corrupt or truncated image data (%s)", nm, stbi_failure_reason());
+  if (!buf) fail("image '%s': corrupt or truncated image data: %s", nm, stb_reason(format_of(data, size)).c_str());
   if (dw != w || dh != h)
     fail("image '%s': header says %d x %d but the data decodes to %d x %d", nm, w, h, dw, dh);
 

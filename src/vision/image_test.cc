@@ -355,6 +355,82 @@ TEST(ImageLoad, PixelLimitCheckedBeforeDecoding) {
   EXPECT_NE(e.find("110 pixels"), std::string::npos) << e;
 }
 
+// A PNG from its chunks (stb_image does not check CRCs: they are left 0).
+std::vector<uint8_t> png_of(const std::vector<std::pair<std::string, std::vector<uint8_t>>>& chunks) {
+  std::vector<uint8_t> b = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  auto be32 = [&](uint32_t v) { for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(v >> s)); };
+  for (const auto& [type, data] : chunks) {
+    be32(uint32_t(data.size()));
+    b.insert(b.end(), type.begin(), type.end());
+    b.insert(b.end(), data.begin(), data.end());
+    be32(0);
+  }
+  return b;
+}
+std::vector<uint8_t> ihdr(uint32_t w, uint32_t h) {
+  return {uint8_t(w >> 24), uint8_t(w >> 16), uint8_t(w >> 8), uint8_t(w), uint8_t(h >> 24), uint8_t(h >> 16),
+          uint8_t(h >> 8), uint8_t(h), 8, 2, 0, 0, 0};
+}
+
+TEST(ImageLoad, RefusalsNameTheRealReason) {
+  auto err = [](const std::vector<uint8_t>& b, const ImageLoadOptions& opt = {}) {
+    return error_of([&] { load_image_from_memory(b.data(), b.size(), opt, "x.png"); });
+  };
+  // A header of 100000 x 100000: the pixel limit, not stb_image's "unknown image type".
+  const auto huge = png_of({{"IHDR", ihdr(100000, 100000)}, {"IDAT", {}}, {"IEND", {}}});
+  std::string e = err(huge);
+  EXPECT_NE(e.find("100000 x 100000"), std::string::npos) << e;
+  EXPECT_NE(e.find("over the limit"), std::string::npos) << e;
+  EXPECT_EQ(e.find("unknown image type"), std::string::npos) << e;
+  e = error_of([&] { probe_image(huge.data(), huge.size(), {}, "x.png"); });
+  EXPECT_NE(e.find("100000 x 100000"), std::string::npos) << e;
+  // With no pixel limit, stb_image's own refusal is said in words.
+  ImageLoadOptions unlimited;
+  unlimited.max_pixels = 0;
+  e = err(huge, unlimited);
+  EXPECT_NE(e.find("too large to decode"), std::string::npos) << e;
+  EXPECT_NE(e.find("PNG"), std::string::npos) << e;
+  // A zero-length IDAT as the file's last chunk (no IEND): said to be truncated, not an empty reason.
+  e = err(png_of({{"IHDR", ihdr(4, 4)}, {"IDAT", {}}}));
+  EXPECT_NE(e.find("truncated PNG (ends before the IEND chunk)"), std::string::npos) << e;
+  EXPECT_EQ(e.find("()"), std::string::npos) << e;
+  // A zero-length IDAT, and nothing else of image data.
+  e = err(png_of({{"IHDR", ihdr(4, 4)}, {"IDAT", {}}, {"IEND", {}}}));
+  EXPECT_NE(e.find("no image data"), std::string::npos) << e;
+  // A chunk cut short, and a paletted PNG without its palette.
+  auto cut = png_of({{"IHDR", ihdr(4, 4)}, {"IDAT", std::vector<uint8_t>(40, 1)}, {"IEND", {}}});
+  cut.resize(cut.size() - 30);
+  e = err(cut);
+  EXPECT_NE(e.find("ends inside its IDAT chunk"), std::string::npos) << e;
+  auto pal = ihdr(4, 4);
+  pal[9] = 3;
+  e = err(png_of({{"IHDR", pal}, {"IDAT", std::vector<uint8_t>(8, 0)}, {"IEND", {}}}));
+  EXPECT_NE(e.find("corrupt PNG (no PLTE)"), std::string::npos) << e;
+  EXPECT_EQ(e.find("unknown image type"), std::string::npos) << e;
+  // A truncated JPEG, in its header and in its entropy-coded data.
+  const auto jpg = read_bytes(kFix + "fmt_rgb.jpg");
+  for (size_t keep : {size_t(30), jpg.size() - 2}) {
+    const std::vector<uint8_t> t(jpg.begin(), jpg.begin() + keep);
+    e = err(t);
+    EXPECT_NE(e.find("truncated JPEG"), std::string::npos) << e;
+  }
+  // Every refusal of the mutated fixtures has a reason after the name (no empty parentheses, no
+  // bare "unknown image type" for a file whose signature is known).
+  std::mt19937 rng(7);
+  for (const char* f : {"fmt_rgb.png", "fmt_pal_trns.png", "fmt_rgb.jpg", "fmt_rgb.bmp", "fmt_anim.gif"}) {
+    const auto b = read_bytes(kFix + f);
+    for (int i = 0; i < 300; ++i) {
+      auto m = b;
+      for (int k = 0; k < 3; ++k) m[8 + rng() % (m.size() - 8)] = uint8_t(rng());
+      if (rng() % 2) m.resize(8 + rng() % (m.size() - 8));
+      e = err(m);
+      EXPECT_EQ(e.find("()"), std::string::npos) << f << ": " << e;
+      EXPECT_EQ(e.find("unknown image type"), std::string::npos) << f << ": " << e;
+      if (!e.empty()) EXPECT_GT(e.size(), e.find("x.png") + 12) << e;
+    }
+  }
+}
+
 TEST(ImageLoad, FileSizeLimit) {
   ImageLoadOptions opt;
   opt.max_file_bytes = 100;
