@@ -63,9 +63,9 @@ test-unit:
 ASAN_RUNTIME = $(shell $(CXX) -print-file-name=libasan.so) $(shell $(CXX) -print-file-name=libstdc++.so.6)
 test-asan:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
-	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_tests edgevlm_shared
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target edgevlm_asan_tests edgevlm_shared
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  $(ASAN_BUILD)/edgevlm_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*:CApi*:Session*:ServerTest*:OpenAiApi*:Sha256*:Lora*'
+	  $(ASAN_BUILD)/edgevlm_asan_tests --gtest_filter='*Fuzz*:*Hostile*:*Corrupt*:*BadInput*:GGUF*:Image*:Tokenizer*:*TokenizerVectors*:PreTokenizer*:Utf8StreamDecoder*:CApi*:Session*:ServerTest*:OpenAiApi*:Sha256*:Lora*'
 	LD_PRELOAD="$(ASAN_RUNTIME)" ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  EDGEVLM_LIBRARY=$(ASAN_BUILD)/libedgevlm.so PYTHONPATH=python $(PYTHON) -m pytest -q -x -p no:cacheprovider python/tests
 
