@@ -19,34 +19,36 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-start() {  # name args... → prints the URL
+start() {  # name args... → sets URL (not a subshell: the server must stay this shell's child)
   local log="$OUT/$1.log"; shift
-  "$EXE" serve --port 0 "$@" 2>"$log" &
+  "$EXE" serve --port 0 "$@" >/dev/null 2>"$log" &
   PIDS+=($!)
   for _ in $(seq 300); do
     grep -q "listening on" "$log" 2>/dev/null && break
     sleep 0.1
   done
-  grep -o 'http://[0-9.:]*' "$log" | head -1
+  URL=$(grep -o 'http://[0-9.:]*' "$log" | head -1)
+  [ -n "$URL" ] || { echo "run_server_bench: the server did not start:" >&2; cat "$log" >&2; exit 1; }
 }
 stop_all() { cleanup; PIDS=(); }
 
 echo "== load: $CLIENTS clients, $SECS s, one instance" >&2
-url=$(start load "${MODEL[@]}" -t 2 --slots 2 --queue 4 --request-timeout 5)
+start load "${MODEL[@]}" -t 2 --slots 2 --queue 4 --request-timeout 5; url=$URL
 node "$ROOT/bench/server_load.mjs" --url "$url" --clients "$CLIENTS" --seconds "$SECS" --json "$OUT/load.json" >/dev/null
 stop_all
 
 for phase in inline upload; do
   echo "== time to first token, $phase" >&2
-  url=$(start "ttft-$phase" "${MODEL[@]}" -t 2)
+  start "ttft-$phase" "${MODEL[@]}" -t 2; url=$URL
   node "$ROOT/bench/server_load.mjs" --url "$url" --phase "$phase" --typing-ms 1500 --json "$OUT/ttft-$phase.json" >/dev/null
   stop_all
 done
 
 echo "== nginx, two instances" >&2
-a=$(start nginx-a "${MODEL[@]}" -t 1 --slots 2 --queue 4); b=$(start nginx-b "${MODEL[@]}" -t 1 --slots 2 --queue 4)
+start nginx-a "${MODEL[@]}" -t 1 --slots 2 --queue 4; a=$URL
+start nginx-b "${MODEL[@]}" -t 1 --slots 2 --queue 4; b=$URL
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-dir=$(mktemp -d)
+dir=$(mktemp -d); chmod 755 "$dir"  # nginx workers (an unprivileged user when started as root) write request bodies here
 sed -e "s|server 127.0.0.1:8081|server ${a#http://}|; s|server 127.0.0.1:8082|server ${b#http://}|; s|listen 127.0.0.1:8080|listen 127.0.0.1:$port|" \
   "$ROOT/deploy/nginx/edgevlm.conf" >"$dir/site.conf"
 cat >"$dir/nginx.conf" <<NGINX
@@ -58,7 +60,7 @@ NGINX
 /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" & PIDS+=($!)
 sleep 1
 node "$ROOT/bench/server_load.mjs" --url "http://127.0.0.1:$port" --clients "$CLIENTS" --seconds "$((SECS / 2))" \
-  --conversation-header --json "$OUT/nginx.json" >/dev/null
+  --conversation-header --no-slow-client --json "$OUT/nginx.json" >"$OUT/nginx.out" || { echo "run_server_bench: the load through nginx failed:" >&2; cat "$OUT/nginx.out" >&2; exit 1; }
 stop_all
 
 python3 - "$OUT" <<'PY'

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import OpenAI from "openai";
@@ -22,6 +22,7 @@ before(async () => {
   b = await startServer([...nano.slice(0, -2), "-t", "1"]);
   const port = await freePort();
   const dir = mkdtempSync(tmpdir() + "/edgevlm-nginx-");
+  chmodSync(dir, 0o755);  // nginx's workers (an unprivileged user when started as root) buffer bodies here
   const site = readFileSync(ROOT + "deploy/nginx/edgevlm.conf", "utf8")
     .replace("server 127.0.0.1:8081", "server " + a.url.replace("http://", ""))
     .replace("server 127.0.0.1:8082", "server " + b.url.replace("http://", ""))
@@ -52,8 +53,12 @@ test("conversations stick to one instance and all are answered", async () => {
     const headers = { "X-Conversation-Id": id };
     const client = new OpenAI({ baseURL: base + "/v1", apiKey: "none", maxRetries: 0, defaultHeaders: headers });
     const messages = [];
-    for (const q of ["What is 1 + 2?", "And 2 + 2?"]) {
-      messages.push({ role: "user", content: q });
+    // The first question carries an image: a body larger than nginx keeps in memory goes through
+    // its temporary files.
+    const banner = "data:image/png;base64," + readFileSync(ROOT + "examples/banner.png").toString("base64");
+    for (const q of ["What does the banner say?", "And 2 + 2?"]) {
+      messages.push({ role: "user", content: messages.length ? q : [{ type: "text", text: q },
+                                                                    { type: "image_url", image_url: { url: banner } }] });
       const { data, response } = await client.chat.completions
         .create({ model: "x", messages, max_tokens: 8, temperature: 0, stream: true })
         .withResponse();
