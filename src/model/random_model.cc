@@ -643,6 +643,33 @@ int gen_lora_main(int argc, char** argv) {
   }
 }
 
+// The vision half of a random pair as llama.cpp's converter writes it: the spec's shapes, its
+// mean/std, and none of edgevlm's own keys (no edgevlm.*, no clip.has_text_encoder).
+static RandomMmproj converter_mmproj(const RandomIdefics3Spec& s, ProjectorType projector, uint64_t seed_salt) {
+  RandomMmprojSpec v;
+  v.image_size = s.image_size;
+  v.patch_size = s.patch_size;
+  v.n_embd = s.n_embd;
+  v.n_ff = s.n_ff_vit;
+  v.n_layer = s.n_layer_vit;
+  v.n_head = s.n_head_vit;
+  v.projection_dim = s.projection_dim;
+  if (projector == ProjectorType::InternVL) v.proj_hidden = s.projection_dim;
+  v.scale_factor = s.scale_factor;
+  v.projector = projector;
+  v.weight_type = s.vision_type;
+  v.seed = s.seed * 7919 + seed_salt;
+  RandomMmproj m = make_random_mmproj(v);
+  std::erase_if(m.keys, [](const auto& kv) {
+    return kv.first.rfind("edgevlm.", 0) == 0 || kv.first == "clip.has_text_encoder";
+  });
+  for (auto& [k, val] : m.keys) {
+    if (k == "clip.vision.image_mean") val = GGUFValue::from_f32s({s.image_mean[0], s.image_mean[1], s.image_mean[2]});
+    if (k == "clip.vision.image_std") val = GGUFValue::from_f32s({s.image_std[0], s.image_std[1], s.image_std[2]});
+  }
+  return m;
+}
+
 std::vector<std::string> smolvlm_added_tokens() {
   std::vector<std::string> t = {"<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
                                 "<global-img>"};
@@ -672,27 +699,7 @@ void write_random_idefics3(const std::string& llm_path, const std::string& mmpro
   l.output_scale = s.output_scale;
   write_random_llama(llm_path, l);
 
-  RandomMmprojSpec v;
-  v.image_size = s.image_size;
-  v.patch_size = s.patch_size;
-  v.n_embd = s.n_embd;
-  v.n_ff = s.n_ff_vit;
-  v.n_layer = s.n_layer_vit;
-  v.n_head = s.n_head_vit;
-  v.projection_dim = s.projection_dim;
-  v.scale_factor = s.scale_factor;
-  v.projector = ProjectorType::Idefics3;
-  v.weight_type = s.vision_type;
-  v.seed = s.seed * 7919 + 17;
-  RandomMmproj m = make_random_mmproj(v);
-  // The converter's keys only: none of edgevlm.*, no clip.has_text_encoder.
-  std::erase_if(m.keys, [](const auto& kv) {
-    return kv.first.rfind("edgevlm.", 0) == 0 || kv.first == "clip.has_text_encoder";
-  });
-  for (auto& [k, val] : m.keys) {
-    if (k == "clip.vision.image_mean") val = GGUFValue::from_f32s({s.image_mean[0], s.image_mean[1], s.image_mean[2]});
-    if (k == "clip.vision.image_std") val = GGUFValue::from_f32s({s.image_std[0], s.image_std[1], s.image_std[2]});
-  }
+  RandomMmproj m = converter_mmproj(s, ProjectorType::Idefics3, 17);
   if (s.preproc_image_size > 0)
     m.keys.emplace_back("clip.vision.preproc_image_size", GGUFValue::from_u32(uint32_t(s.preproc_image_size)));
   m.writer().write(mmproj_path);
@@ -814,27 +821,7 @@ void write_random_internvl(const std::string& llm_path, const std::string& mmpro
   l.output_scale = s.output_scale;
   write_random_llama(llm_path, l);
 
-  RandomMmprojSpec v;
-  v.image_size = s.image_size;
-  v.patch_size = s.patch_size;
-  v.n_embd = s.n_embd;
-  v.n_ff = s.n_ff_vit;
-  v.n_layer = s.n_layer_vit;
-  v.n_head = s.n_head_vit;
-  v.projection_dim = s.projection_dim;
-  v.proj_hidden = s.projection_dim;
-  v.scale_factor = s.scale_factor;
-  v.projector = ProjectorType::InternVL;
-  v.weight_type = s.vision_type;
-  v.seed = s.seed * 7919 + 29;
-  RandomMmproj m = make_random_mmproj(v);
-  std::erase_if(m.keys, [](const auto& kv) {
-    return kv.first.rfind("edgevlm.", 0) == 0 || kv.first == "clip.has_text_encoder";
-  });
-  for (auto& [k, val] : m.keys) {
-    if (k == "clip.vision.image_mean") val = GGUFValue::from_f32s({s.image_mean[0], s.image_mean[1], s.image_mean[2]});
-    if (k == "clip.vision.image_std") val = GGUFValue::from_f32s({s.image_std[0], s.image_std[1], s.image_std[2]});
-  }
+  RandomMmproj m = converter_mmproj(s, ProjectorType::InternVL, 29);
   if (s.min_tiles > 0) m.keys.emplace_back("clip.vision.preproc_min_tiles", GGUFValue::from_u32(uint32_t(s.min_tiles)));
   if (s.max_tiles > 0) m.keys.emplace_back("clip.vision.preproc_max_tiles", GGUFValue::from_u32(uint32_t(s.max_tiles)));
   m.writer().write(mmproj_path);
