@@ -376,7 +376,7 @@ void Server::Handlers::chat_completions(const httplib::Request& req, httplib::Re
 
     // Replay what the slot does not hold yet; what it holds is the prompt cache's hit.
     size_t from = slot.held.size();
-    if (from > size_t(n_prior) || !std::equal(slot.held.begin(), slot.held.end(), keys.begin())) {
+    if (from == 0 || from > size_t(n_prior) || !std::equal(slot.held.begin(), slot.held.end(), keys.begin())) {
       session.reset();
       slot.held.clear();
       from = 0;
@@ -386,7 +386,6 @@ void Server::Handlers::chat_completions(const httplib::Request& req, httplib::Re
     reused_tokens_ += reused;
     try {
       if (from == 0) {
-        session.reset();
         session.set_system_prompt(cr->turns[0].role == "system" ? cr->turns[0].text : std::string());
         if (cr->turns[0].role == "system") slot.held.push_back(keys[from++]);
       }
