@@ -4,6 +4,7 @@
 # (fuzz/regressions/NAME). Prints a table: target, executions, seconds, result. A crash, a leak, a
 # timeout or a memory-limit breach fails the run and leaves the input in BUILD_DIR/findings/.
 #   scripts/fuzz.sh [SECONDS] [BUILD_DIR] [libfuzzer|replay]
+# FUZZ_TARGETS="gguf llm:600" limits the run to those targets; NAME:SECS overrides SECONDS for one.
 # make fuzz: libFuzzer, 300 s each. make test: `replay` in the gcc ASan build (build-asan), where
 # fuzz/replay_main.cc runs the corpus and random mutations of it for a few seconds per target.
 set -euo pipefail
@@ -22,7 +23,17 @@ elif [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
 fi
 TARGETS=()
-for f in fuzz/fuzz_*.cc; do TARGETS+=("$(basename "$f" .cc)"); done
+declare -A SECS_OF=()
+if [ -n "${FUZZ_TARGETS:-}" ]; then
+  for spec in $FUZZ_TARGETS; do
+    name=${spec%%:*}
+    [ -f "fuzz/fuzz_$name.cc" ] || { echo "fuzz: no target fuzz/fuzz_$name.cc" >&2; exit 1; }
+    TARGETS+=("fuzz_$name")
+    [ "$spec" != "$name" ] && SECS_OF[$name]=${spec#*:}
+  done
+else
+  for f in fuzz/fuzz_*.cc; do TARGETS+=("$(basename "$f" .cc)"); done
+fi
 cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}"
 
 mkdir -p "$BUILD/findings"
@@ -30,6 +41,7 @@ status=0
 printf "| target | executions | seconds | result |\n|---|---|---|---|\n" >"$BUILD/fuzz-table.md"
 for t in "${TARGETS[@]}"; do
   name=${t#fuzz_}
+  secs=${SECS_OF[$name]:-$SECONDS_EACH}
   corpus="$BUILD/corpus/$name"
   mkdir -p "$corpus"
   cp -n fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
@@ -47,12 +59,12 @@ for t in "${TARGETS[@]}"; do
   [ -f "fuzz/$name.dict" ] && dict=(-dict="fuzz/$name.dict")
   log="$BUILD/findings/$t.log"
   if [ "$MODE" = libfuzzer ]; then
-    cmd=("$BUILD/$t" "$corpus" "${dict[@]}" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=30
+    cmd=("$BUILD/$t" "$corpus" "${dict[@]}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30
          -max_len=65536 -print_final_stats=1 -artifact_prefix="$BUILD/findings/$t-")
   else
-    cmd=("$BUILD/$t" "$corpus" --seconds="$SECONDS_EACH" --seed=1)
+    cmd=("$BUILD/$t" "$corpus" --seconds="$secs" --seed=1)
   fi
-  if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 timeout $((SECONDS_EACH * 4 + 120)) "${cmd[@]}" >"$log" 2>&1; then
+  if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 timeout $((secs * 4 + 120)) "${cmd[@]}" >"$log" 2>&1; then
     result=ok
   else
     result=FAILED
@@ -60,7 +72,7 @@ for t in "${TARGETS[@]}"; do
     tail -40 "$log" >&2
   fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-  printf "| %s | %s | %s | %s |\n" "$t" "$runs" "$SECONDS_EACH" "$result" | tee -a "$BUILD/fuzz-table.md"
+  printf "| %s | %s | %s | %s |\n" "$t" "$runs" "$secs" "$result" | tee -a "$BUILD/fuzz-table.md"
 done
 [ "$status" -eq 0 ] && echo "fuzz: all targets clean" || echo "fuzz: FAILED (inputs in $BUILD/findings/)"
 exit "$status"

@@ -82,12 +82,15 @@ size_t jpeg_soi_end(const uint8_t* d, size_t n) {
 //   hand a silently grey-bottomed image to the model. Like PIL (without LOAD_TRUNCATED_IMAGES) we
 //   refuse a JPEG that ends before its end-of-image marker.
 // - stb_image 2.27 (Debian's libstb-dev) writes past its Huffman tables when a DHT segment declares
-//   more than 256 codes (fixed upstream in 2.28). Every DHT is checked here first.
+//   more than 256 codes (fixed upstream in 2.28), and decodes a scan with a Huffman table no DHT
+//   defined: the table is uninitialized memory and the decoder indexes it with garbage (found by
+//   fuzz_image). Every DHT is checked here first, and every scan's tables must be defined before it.
 // The walk is strict (no junk between segments); stb would skip such junk, we call the file corrupt,
 // so stb never parses a segment this walk has not checked.
 const char* jpeg_structure_error(const uint8_t* d, size_t n) {
   size_t p = jpeg_soi_end(d, n);
   bool scanned = false;
+  bool defined[2][4] = {};  // [DC, AC][table id] seen in a DHT
   while (true) {
     if (p + 2 > n) return "truncated JPEG (ends before the end-of-image marker)";
     if (d[p] != 0xFF) return "corrupt JPEG (bytes between segments)";
@@ -111,7 +114,22 @@ const char* jpeg_structure_error(const uint8_t* d, size_t n) {
         for (int i = 1; i <= 16; ++i) codes += d[q + i];
         if (codes > 256) return "corrupt JPEG (Huffman table with more than 256 codes)";
         if (end - q - 17 < codes) return "corrupt JPEG (Huffman table longer than its segment)";
+        defined[d[q] >> 4][d[q] & 15] = true;
         q += 17 + codes;
+      }
+    }
+    if (m == 0xDA) {
+      // Start of scan: Ns, Ns × (component, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al. A first
+      // DC scan (Ss = 0, Ah = 0) decodes with the DC tables, any scan with Se > 0 with the AC ones.
+      const size_t ns = len >= 3 ? d[p + 2] : 0;
+      if (len < 6 || len != 6 + 2 * ns) return "corrupt JPEG (bad start-of-scan header)";
+      const uint8_t ss = d[p + 3 + 2 * ns], se = d[p + 4 + 2 * ns], ah = d[p + 5 + 2 * ns] >> 4;
+      for (size_t c = 0; c < ns; ++c) {
+        const uint8_t tables = d[p + 4 + 2 * c];
+        if (ss == 0 && ah == 0 && ((tables >> 4) > 3 || !defined[0][tables >> 4]))
+          return "corrupt JPEG (scan uses a DC Huffman table no DHT segment defined)";
+        if (se > 0 && ((tables & 15) > 3 || !defined[1][tables & 15]))
+          return "corrupt JPEG (scan uses an AC Huffman table no DHT segment defined)";
       }
     }
     p += len;

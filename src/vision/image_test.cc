@@ -466,6 +466,27 @@ TEST(ImageLoad, OversizedHuffmanTableIsRejectedBeforeStb) {
   EXPECT_NE(error_of([&] { load_image_from_memory(jpg.data(), jpg.size()); }).find("Huffman"), std::string::npos);
 }
 
+TEST(ImageLoad, ScanWithUndefinedHuffmanTableIsRejectedBeforeStb) {
+  // stb_image 2.27 decodes a scan with a Huffman table no DHT defined, indexing uninitialized memory
+  // (found by fuzz_image; fuzz/regressions/image/scan-uses-undefined-huffman-table.jpg). The scan
+  // header's table ids must name defined tables.
+  auto jpg = encode_jpg(pattern(16, 16));
+  size_t sos = 0;
+  for (size_t i = 2; i + 1 < jpg.size(); ++i)
+    if (jpg[i] == 0xFF && jpg[i + 1] == 0xDA) { sos = i; break; }
+  ASSERT_GT(sos, 0u);
+  ASSERT_NO_THROW(load_image_from_memory(jpg.data(), jpg.size()));
+  auto bad_ac = jpg;
+  bad_ac[sos + 6] = (bad_ac[sos + 6] & 0xF0) | 2;  // first component: AC table 2, never defined
+  std::string e = error_of([&] { load_image_from_memory(bad_ac.data(), bad_ac.size(), {}, "sos.jpg"); });
+  EXPECT_NE(e.find("AC Huffman table no DHT segment defined"), std::string::npos) << e;
+  EXPECT_NE(e.find("sos.jpg"), std::string::npos) << e;
+  auto bad_dc = jpg;
+  bad_dc[sos + 6] = (bad_dc[sos + 6] & 0x0F) | 0x30;  // DC table 3
+  e = error_of([&] { load_image_from_memory(bad_dc.data(), bad_dc.size()); });
+  EXPECT_NE(e.find("DC Huffman table"), std::string::npos) << e;
+}
+
 // Fuzz-style: mutated bytes of every fixture format must decode or throw edgevlm::Error, never crash.
 // Longer campaigns: EDGEVLM_FUZZ_ITERATIONS / EDGEVLM_FUZZ_SEED, built with -DEDGEVLM_SANITIZE=ON.
 TEST(ImageFuzz, MutatedBytesNeverCrash) {
