@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""bluelm-v-3b shape: edgevlm vs llama.cpp (node-llama-cpp 3.21.1) on the same GGUF, 1 and 2 threads.
+"""bluelm-v-3b shape: edgevlm vs llama.cpp on the same GGUF, 1 and 2 threads.
+
+The peer is llama.cpp compiled natively here (bench/peer-native/build.sh: llama.rn's sources, -march=native,
+OpenMP, repack), run with flash attention on and off in every round, the faster counting per figure;
+`--peer node` uses node-llama-cpp 3.21.1's prebuilt binaries instead (bench/peer/bench.mjs).
 
 The decoder and mmproj are written by `edgevlm gen-bluelm` (random weights at the paper's precisions:
 LLM Q4_0 with Q8_0 embeddings/output, ViT Q8_0) into --workdir (never git). Each round runs, for every
@@ -72,6 +76,8 @@ def main():
     ap.add_argument("--kv-type", default="q8", help="edgevlm's KV cache (llama.cpp's is F16)")
     ap.add_argument("--tiles", type=int, default=4)
     ap.add_argument("--no-peer", action="store_true", help="edgevlm only")
+    ap.add_argument("--peer", default=os.path.join(ROOT, "build", "peer-native", "peer_bench"),
+                    help="the native peer's peer_bench (bench/peer-native/build.sh), or 'node' for node-llama-cpp")
     ap.add_argument("--no-vnni", action="store_true",
                     help="edgevlm's integer kernels without AVX-VNNI (the AVX2 path), against the maddubs peak")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"), help="'-' for stdout only")
@@ -87,7 +93,11 @@ def main():
         print(f"run_bluelm_bench: generating the bluelm-v-3b files in {args.workdir}", flush=True)
         run([args.edgevlm, "gen-bluelm", "--out-dir", args.workdir] + what, "gen-bluelm")
     threads = [int(t) for t in args.threads.split(",")]
-    if not args.no_peer:
+    native = args.peer != "node"
+    if not args.no_peer and native and not os.path.exists(args.peer):
+        sys.exit(f"run_bluelm_bench: no native peer at {args.peer} (bench/peer-native/build.sh builds it; "
+                 "--peer node uses node-llama-cpp)")
+    if not args.no_peer and not native:
         run([os.path.join(ROOT, "bench", "peer", "install.sh")], "installing the llama.cpp peer")
 
     ev = {t: [] for t in threads}
@@ -106,7 +116,22 @@ def main():
             loads.append(e.get("load_start", -1))
             line = (f"round {r + 1}/{args.rounds} t={t}: edgevlm prefill {e['prefill_tok_s']:.2f} decode "
                     f"{e['decode_tok_s']:.2f} tok/s (load {e.get('load_start', -1):.1f}, {secs:.0f} s)")
-            if not args.no_peer:
+            if not args.no_peer and native:
+                # Flash attention on and off; the faster of the two per figure (the peer's best configuration).
+                ps, secs = [], 0
+                for fa in ("on", "off"):
+                    out, s_fa = run([args.peer, "--model", model, "--threads", str(t), "--prompt", str(args.prompt),
+                                     "--n", str(args.n), "--reps", "1", "--flash-attn", fa], f"llama.cpp bench -t {t} fa={fa}")
+                    ps.append(last_json(out))
+                    secs += s_fa
+                best_p = max(ps, key=lambda x: x["prefill_tok_s"])
+                best_d = max(ps, key=lambda x: x["decode_tok_s"])
+                p = dict(best_p, decode_tok_s=best_d["decode_tok_s"], fa_prefill=best_p["flash_attn"],
+                         fa_decode=best_d["flash_attn"], peak_rss_mib=min(x["peak_rss_mib"] for x in ps))
+                lc[t].append(p)
+                line += (f" | llama.cpp prefill {p['prefill_tok_s']:.2f} (fa {p['fa_prefill']}) decode "
+                         f"{p['decode_tok_s']:.2f} (fa {p['fa_decode']}) ({secs:.0f} s)")
+            elif not args.no_peer:
                 out, secs = run(["node", os.path.join(ROOT, "bench", "peer", "bench.mjs"), "--model", model, "--threads",
                                  str(t), "--prompt", str(args.prompt), "-n", str(args.n), "--reps", "1"],
                                 f"llama.cpp bench -t {t}")
@@ -117,12 +142,22 @@ def main():
 
     med = statistics.median
     size_gb = os.path.getsize(model) / 1e9
+    if args.no_peer:
+        peer_desc = "not run"
+    elif native:
+        info = lc[threads[0]][0]
+        fa = sorted({f"prefill {x['fa_prefill']}, decode {x['fa_decode']}" for t in threads for x in lc[t]})
+        rss = ", ".join(f"{med([x['peak_rss_mib'] for x in lc[t]]) * 1.048576:.0f} MB at {t} thread(s)" for t in threads)
+        peer_desc = (f"{info['engine']} ({info['build_flags']}; `{info['system_info'].strip()}`), flash attention "
+                     f"on and off in every round, the faster per figure (chosen: {'; '.join(fa)}); its peak RSS {rss}")
+    else:
+        peer_desc = "node-llama-cpp 3.21.1's prebuilt CPU build"
     lines = [BEGIN, "## bluelm-v-3b shape: edgevlm vs llama.cpp", "",
              f"Model: `edgevlm gen-bluelm` (random weights; decoder 2.7B: hidden 2560, 32 layers, 32 heads of 80, "
              f"8 KV heads, SwiGLU 6912, vocab 100096; Q4_0 matrices, Q8_0 token embeddings and output; "
              f"{size_gb:.2f} GB). Prefill {args.prompt} tokens from an empty cache (edgevlm in chunks of 128, "
              f"llama.cpp in one batch), then {args.n} greedy decode steps. edgevlm KV cache: {args.kv_type}; "
-             "llama.cpp: node-llama-cpp 3.21.1's prebuilt CPU build, F16 KV cache. Medians of "
+             f"llama.cpp: {peer_desc}, F16 KV cache. Medians of "
              f"{args.rounds} interleaved rounds; the limits (read bandwidth over a 1 GB buffer, peak FMA rate, and "
              "the int8 multiply-add rate of the instruction edgevlm's integer GEMM kernels run: vpdpbusd on 512-bit "
              "registers where the CPU has AVX512-VNNI, on 256-bit ones with AVX-VNNI, else maddubs; same thread "

@@ -16,6 +16,7 @@
 #include "formats/quant.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul.h"
+#include "ops/matmul_blocks.h"
 #include "ops/matmul_internal.h"
 #include "tools/bench_runtime.h"
 
@@ -218,6 +219,48 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
     matmul_forget(w);
     for (size_t v = 0; v < nv; ++v) {
       r.variants.push_back(tilings[v].name);
+      r.gmacs.push_back(median(rates[v]));
+      r.vs_first.push_back(std::exp(log_ratio[v] / reps));
+    }
+    out.push_back(r);
+  }
+  // The block types llama-quantize writes (ops/matmul_blocks.h), on the FFN up/gate shape: each
+  // kernel set this CPU has, alternated the same way.
+  for (GGMLType type : {GGMLType::Q4_K, GGMLType::Q6_K, GGMLType::IQ4_XS}) {
+    const int64_t n_in = 2560, n_out = 6912;
+    std::vector<float> wf(static_cast<size_t>(n_in)), x(size_t(rows) * size_t(n_in)), y(size_t(rows) * size_t(n_out));
+    const size_t rb = row_bytes(type, n_in);
+    std::vector<uint8_t> wq(rb * size_t(n_out));
+    for (int64_t o = 0; o < n_out; ++o) {
+      for (float& v : wf) v = nd(rng);
+      quantize_row(type, wf.data(), wq.data() + size_t(o) * rb, n_in);
+    }
+    for (float& v : x) v = nd(rng);
+    const WeightMatrix w = WeightMatrix::from_data(type, wq.data(), n_in, n_out);
+    GemmAb r;
+    r.label = type_name(type) + " " + std::to_string(n_in) + "x" + std::to_string(n_out);
+    r.macs = double(rows) * double(n_in) * double(n_out);
+    std::vector<BlockKernels> sets;
+    for (BlockKernels k : {BlockKernels::Avx512, BlockKernels::Avx2})
+      if (block_kernels_available(k)) sets.push_back(k);
+    const size_t nv = sets.size();
+    std::vector<std::vector<double>> rates(nv);
+    std::vector<double> log_ratio(nv, 0.0);
+    for (int i = 0; i < reps; ++i) {
+      std::vector<double> ms(nv);
+      for (size_t j = 0; j < nv; ++j) {
+        const size_t v = (j + size_t(i)) % nv;
+        const double t0 = now_ms();
+        matmul_blocks(w, x.data(), rows, y.data(), pool, sets[v]);
+        ms[v] = std::max(now_ms() - t0, 1e-6);
+      }
+      for (size_t v = 0; v < nv; ++v) {
+        rates[v].push_back(r.macs / (ms[v] * 1e6));
+        log_ratio[v] += std::log(ms[0] / ms[v]);
+      }
+    }
+    for (size_t v = 0; v < nv; ++v) {
+      r.variants.push_back(std::string("blocks ") + block_kernels_name(sets[v]));
       r.gmacs.push_back(median(rates[v]));
       r.vs_first.push_back(std::exp(log_ratio[v] / reps));
     }

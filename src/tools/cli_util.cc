@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/pages.h"
 #include "core/thread_pool.h"
 #include "core/timer.h"
 
@@ -221,6 +222,7 @@ GenerateParams AnswerFlags::params() const {
   gp.chunk_size = chunk;
   gp.sampler = sampling;
   for (const std::string& s : stop) gp.stop_strings.push_back(unescape(s));
+  gp.stop_at_eog = !ignore_eos;
   return gp;
 }
 
@@ -231,6 +233,7 @@ void add_answer_options(CLI::App& app, AnswerFlags& f) {
   app.add_option("--chunk", f.chunk, "Prefill chunk size in tokens")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--stop", f.stop, "Stop when this text appears (not printed); repeatable; \\n and \\t are escapes")
       ->allow_extra_args(false);  // --stop A B is an error, not two stop strings
+  app.add_flag("--ignore-eos", f.ignore_eos, "Keep generating past end-of-generation tokens");
 }
 
 std::string unescape(const std::string& s) {
@@ -296,7 +299,7 @@ void print_json_answer(const GenerateResult& r, double load_ms, int n_images, in
                   {"tiles", n_tiles},         {"vit_ms", vit_ms},
                   {"encode_wait_ms", wait_ms}, {"prefill_ms", r.prefill_ms},
                   {"prefill_tok_s", r.prefill_tok_s()}, {"decode_ms", r.decode_ms},
-                  {"decode_tok_s", r.decode_tok_s()}};
+                  {"decode_tok_s", r.decode_tok_s()}, {"peak_rss_mib", proc_status_mib("VmHWM")}};
   if (!image_errors.empty()) j["image_errors"] = image_errors;
   // Invalid UTF-8 (a byte-level token cut mid-character) is replaced, never a throw.
   std::fputs(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str(), stdout);

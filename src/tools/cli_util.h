@@ -48,6 +48,7 @@ struct AnswerFlags {
   int chunk = 128;
   SamplerParams sampling;
   std::vector<std::string> stop;
+  bool ignore_eos = false;  // benchmarks on random weights: keep going past end-of-generation tokens
   explicit AnswerFlags(int default_n_predict) : n_predict(default_n_predict) {}
   GenerateParams params() const;
 };

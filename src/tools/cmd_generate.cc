@@ -70,7 +70,7 @@ int generate_main(int argc, char** argv) {
   EngineFlags ef;
   AnswerFlags af(128);
   std::string prompt, prompt_file, prompt_tokens, system_prompt, dump_logits;
-  bool raw = false, print_ids = false, ignore_eos = false, special = false, verbose = false, json = false,
+  bool raw = false, print_ids = false, special = false, verbose = false, json = false,
        quiet = false;
   add_engine_options(app, ef, VisionFlags::None);
   app.add_option("-p,--prompt", prompt, "Prompt text (the user message when a chat template is used)");
@@ -80,7 +80,6 @@ int generate_main(int argc, char** argv) {
   add_answer_options(app, af);
   app.add_option("--system", system_prompt, "System message (with a chat template)");
   app.add_flag("--raw", raw, "Use the prompt as is, without a chat template");
-  app.add_flag("--ignore-eos", ignore_eos, "Keep generating past end-of-generation tokens");
   app.add_flag("--special", special, "Print the text of special tokens too");
   app.add_flag("--print-token-ids", print_ids, "After the text, print the generated ids as one line 'ids: 4 5 6'");
   app.add_option("--dump-logits", dump_logits,
@@ -104,7 +103,6 @@ int generate_main(int argc, char** argv) {
   Session session(engine, so);
 
   GenerateParams gp = af.params();
-  gp.stop_at_eog = !ignore_eos;
   gp.emit_special = special;
   gp.keep_first_logits = !dump_logits.empty();
   const TextCallback stream = json ? TextCallback{} : TextCallback{print_piece};
