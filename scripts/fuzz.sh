@@ -4,7 +4,8 @@
 # (fuzz/regressions/NAME). Prints a table: target, executions, seconds, result. A crash, a leak, a
 # timeout or a memory-limit breach fails the run and leaves the input in BUILD_DIR/findings/.
 #   scripts/fuzz.sh [SECONDS] [BUILD_DIR] [libfuzzer|replay]
-# FUZZ_TARGETS="gguf llm:600" limits the run to those targets; NAME:SECS overrides SECONDS for one.
+# FUZZ_TARGETS="gguf llm:600 tokenizer:300:4096" limits the run to those targets; NAME:SECS overrides
+# SECONDS for one, NAME:SECS:BYTES also libFuzzer's -max_len (default: 65536, or the largest seed).
 # make fuzz: libFuzzer, 300 s each. make test: `replay` in the gcc ASan build (build-asan), where
 # fuzz/replay_main.cc runs the corpus and random mutations of it for a few seconds per target.
 set -euo pipefail
@@ -23,13 +24,16 @@ elif [ ! -f "$BUILD/CMakeCache.txt" ]; then
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DEDGEVLM_SANITIZE=ON >/dev/null
 fi
 TARGETS=()
-declare -A SECS_OF=()
+declare -A SECS_OF=() MAXLEN_OF=()
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   for spec in $FUZZ_TARGETS; do
     name=${spec%%:*}
     [ -f "fuzz/fuzz_$name.cc" ] || { echo "fuzz: no target fuzz/fuzz_$name.cc" >&2; exit 1; }
     TARGETS+=("fuzz_$name")
-    [ "$spec" != "$name" ] && SECS_OF[$name]=${spec#*:}
+    rest=${spec#"$name"}
+    rest=${rest#:}
+    [ -n "$rest" ] && SECS_OF[$name]=${rest%%:*}
+    [[ "$rest" == *:* ]] && MAXLEN_OF[$name]=${rest#*:}
   done
 else
   for f in fuzz/fuzz_*.cc; do TARGETS+=("$(basename "$f" .cc)"); done
@@ -38,10 +42,14 @@ cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}"
 
 mkdir -p "$BUILD/findings"
 status=0
-printf "| target | executions | seconds | result |\n|---|---|---|---|\n" >"$BUILD/fuzz-table.md"
+TABLE="${FUZZ_TABLE:-$BUILD/fuzz-table.md}"
+printf "| target | executions | seconds | result |\n|---|---|---|---|\n" >"$TABLE"
 for t in "${TARGETS[@]}"; do
   name=${t#fuzz_}
   secs=${SECS_OF[$name]:-$SECONDS_EACH}
+  # Inputs may grow to the largest seed (the mmproj seed is above 64 KiB) unless set per target.
+  largest=$(find fuzz/corpus/"$name" -type f -printf '%s\n' 2>/dev/null | sort -n | tail -1)
+  maxlen=${MAXLEN_OF[$name]:-$(( ${largest:-0} > 65536 ? ${largest:-0} : 65536 ))}
   corpus="$BUILD/corpus/$name"
   mkdir -p "$corpus"
   cp -n fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
@@ -60,7 +68,7 @@ for t in "${TARGETS[@]}"; do
   log="$BUILD/findings/$t.log"
   if [ "$MODE" = libfuzzer ]; then
     cmd=("$BUILD/$t" "$corpus" "${dict[@]}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30
-         -max_len=65536 -print_final_stats=1 -artifact_prefix="$BUILD/findings/$t-")
+         -max_len="$maxlen" -print_final_stats=1 -artifact_prefix="$BUILD/findings/$t-")
   else
     cmd=("$BUILD/$t" "$corpus" --seconds="$secs" --seed=1)
   fi
@@ -72,7 +80,7 @@ for t in "${TARGETS[@]}"; do
     tail -40 "$log" >&2
   fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
-  printf "| %s | %s | %s | %s |\n" "$t" "$runs" "$secs" "$result" | tee -a "$BUILD/fuzz-table.md"
+  printf "| %s | %s | %s | %s |\n" "$t" "$runs" "$secs" "$result" | tee -a "$TABLE"
 done
 [ "$status" -eq 0 ] && echo "fuzz: all targets clean" || echo "fuzz: FAILED (inputs in $BUILD/findings/)"
 exit "$status"

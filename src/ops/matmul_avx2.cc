@@ -23,6 +23,7 @@
 #include "core/pages.h"
 #include "ops/matmul.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_blocks.h"
 #include "ops/matmul_internal.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -1047,6 +1048,7 @@ int matmul_avx512_tile_pairs(int pairs) {
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
+  if (matmul_blocks_supports(w.type)) return matmul_blocks_prepare(w, pool);
   if (!cpu_has_avx2() || (w.type != GGMLType::Q8_0 && w.type != GGMLType::Q4_0)) return false;
   const auto ik = detail::IntKernels(g_int_kernels.load());
   const bool split = g_split_scales.load();
@@ -1054,7 +1056,10 @@ bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
                         pool, /*prepare=*/true) != nullptr;
 }
 
-void matmul_forget(const WeightMatrix& w) { detail::matmul_packed_drop(w.data); }
+void matmul_forget(const WeightMatrix& w) {
+  detail::matmul_packed_drop(w.data);
+  matmul_blocks_forget(w.data);
+}
 
 void detail::matmul_avx2_out(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
                              const MatmulOut& out) {
@@ -1097,7 +1102,7 @@ int matmul_avx512_tile_pairs(int) { return 0; }
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix&, ThreadPool&) { return false; }
-void matmul_forget(const WeightMatrix&) {}
+void matmul_forget(const WeightMatrix& w) { matmul_blocks_forget(w.data); }
 
 void detail::matmul_avx2_out(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
                              const MatmulOut& out) {

@@ -155,6 +155,40 @@ TEST(MatmulBlocks, MatmulDispatchAndEpilogue) {
   }
 }
 
+// The interleaved Q4_K copy (matmul_blocks_prepare) gives the scalar reference's sums: the same
+// integers, only the float additions in another order. Rows 1..9 cover every tile height and the
+// remainders; 24 outputs are three groups. Where the CPU lacks the kernel set, prepare declines.
+TEST(MatmulBlocks, InterleavedQ4KMatchesScalarReference) {
+  ThreadPool pool(2);
+  const int64_t n_in = 768, n_out = 24;
+  Weights wt = make_weights(GGMLType::Q4_K, n_in, n_out, 4242);
+  const bool prepared = matmul_blocks_prepare(wt.w, pool);
+  EXPECT_EQ(prepared, block_kernels_available(BlockKernels::Avx512) && detail::q4k_x8_tile_avx512(1) != nullptr);
+  if (!prepared) GTEST_SKIP() << "no AVX512-VNNI: the interleaved Q4_K kernels do not run on this CPU";
+  EXPECT_EQ(matmul_blocks_prepared_bytes(), size_t(n_out / 8) * 3 * sizeof(detail::Q4KGroupBlock));
+  for (int64_t n_rows = 1; n_rows <= 9; ++n_rows) {
+    const std::vector<float> x = random_values(n_in * n_rows, 300 + n_rows, 1.0f);
+    std::vector<float> want(size_t(n_out * n_rows)), got(size_t(n_out * n_rows), NAN);
+    matmul_blocks(wt.w, x.data(), n_rows, want.data(), pool, BlockKernels::Scalar);
+    matmul(wt.w, x.data(), n_rows, got.data(), pool);
+    double scale = 0;
+    for (float v : want) scale = std::max(scale, double(std::fabs(v)));
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-5 * scale + 1e-6) << "rows " << n_rows << " at " << i;
+  }
+  // A matrix whose row count is not a multiple of 8 keeps the row-by-row kernels.
+  Weights odd = make_weights(GGMLType::Q4_K, 256, 12, 5);
+  EXPECT_FALSE(matmul_blocks_prepare(odd.w, pool));
+  matmul_blocks_forget(wt.w.data);
+  EXPECT_EQ(matmul_blocks_prepared_bytes(), 0u);
+  // After forget, the same product runs the row-by-row kernels on the original.
+  const std::vector<float> x = random_values(n_in * 2, 9, 1.0f);
+  std::vector<float> want(size_t(n_out * 2)), got(size_t(n_out * 2));
+  matmul_blocks(wt.w, x.data(), 2, want.data(), pool, BlockKernels::Scalar);
+  matmul(wt.w, x.data(), 2, got.data(), pool);
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3);
+}
+
 TEST(MatmulBlocks, RefusesOtherTypesAndMissingSets) {
   ThreadPool pool(1);
   EXPECT_FALSE(matmul_blocks_supports(GGMLType::Q4_0));  // the repacked kernels' type
