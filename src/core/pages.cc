@@ -25,6 +25,22 @@ void* alloc_huge_bytes(size_t bytes) {
   return p;
 }
 
+void* alloc_huge_bytes_unrounded(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  if (bytes < kHuge) return alloc_huge_bytes(bytes);
+  if (bytes > SIZE_MAX - kHuge) return nullptr;
+  const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge, whole = bytes / kHuge * kHuge;
+  void* p = std::aligned_alloc(kHuge, rounded);  // only the bytes touched become resident
+#if defined(MADV_HUGEPAGE) && defined(MADV_NOHUGEPAGE)
+  if (p) {
+    madvise(p, whole, MADV_HUGEPAGE);
+    // With transparent huge pages "always", the partly used last one would be whole in RSS.
+    if (rounded > whole) madvise(static_cast<char*>(p) + whole, rounded - whole, MADV_NOHUGEPAGE);
+  }
+#endif
+  return p;
+}
+
 namespace {
 
 struct MapLine {

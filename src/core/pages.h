@@ -19,6 +19,10 @@ using HugeBuffer = std::unique_ptr<T[], FreeDeleter>;
 // (repacked weights, the ViT's activations): on 4 KiB pages each first touch is a page fault, and
 // in a virtual machine those faults cost more than the writes (measured: 7% of a ViT encode).
 void* alloc_huge_bytes(size_t bytes);
+// The same start (2 MiB-aligned, huge pages asked for) without rounding the size up: the whole 2 MiB
+// pages inside get huge pages, the tail normal ones, so long-lived copies of many matrices do not
+// each carry up to 2 MiB of unused huge page in RSS. Freed with std::free.
+void* alloc_huge_bytes_unrounded(size_t bytes);
 template <typename T>
 HugeBuffer<T> alloc_huge(size_t n) {
   return HugeBuffer<T>(static_cast<T*>(alloc_huge_bytes(n * sizeof(T))));
