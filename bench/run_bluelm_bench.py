@@ -20,12 +20,13 @@ Usage: bench/run_bluelm_bench.py [--edgevlm build/edgevlm] [--rounds 3] [--threa
 
 import argparse
 import datetime
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+from benchlib import cpu_name, last_json, write_section
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 BEGIN, END = "<!-- bluelm-bench:begin -->", "<!-- bluelm-bench:end -->"
@@ -39,12 +40,6 @@ def run(cmd, what, timeout=3600):
     return p.stdout, time.time() - t0
 
 
-def last_json(out):
-    for line in reversed(out.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    sys.exit(f"run_bluelm_bench: no JSON line in:\n{out[-2000:]}")
-
 
 def peak_kind(runs):
     """The instruction of the runs' int8 peak (older binaries without the keys: maddubs, or AVX-VNNI's vpdpbusd)."""
@@ -52,15 +47,6 @@ def peak_kind(runs):
     kinds = {names.get(int(x.get("int_kernels", 1)), "?") if x.get("peak_int8_vnni", 0) else "avx2" for x in runs}
     return "/".join(sorted(kinds))
 
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def main():
@@ -225,12 +211,7 @@ def main():
     block = "\n".join(lines) + "\n"
     print(block)
     if args.out != "-":
-        doc = open(args.out).read() if os.path.exists(args.out) else "# Benchmarks\n\n"
-        if BEGIN in doc and END in doc:
-            doc = doc[:doc.index(BEGIN)] + block.rstrip("\n") + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + block
-        open(args.out, "w").write(doc)
+        write_section(args.out, BEGIN, END, block)
         print(f"run_bluelm_bench: wrote {args.out}")
 
 

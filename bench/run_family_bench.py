@@ -16,16 +16,14 @@ Usage: bench/run_family_bench.py [--edgevlm build/edgevlm] [--peer build/peer-na
 
 import argparse
 import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import GPT2_VOCAB, ROOT, cpu_name, last_json, run, write_section
+
 BEGIN, END = "<!-- family-bench:begin -->", "<!-- family-bench:end -->"
-VOCAB = os.path.join(os.environ.get("EDGEVLM_SHARED_DIR", os.path.join(ROOT, "..", "shared")), "testdata",
-                     "tokenizer", "ggml-vocab-gpt-2.gguf")
+VOCAB = GPT2_VOCAB
 # name: (gen-vlm-pair flags, edgevlm run flags, description). Shapes of the published models; the
 # vocabulary is GPT-2's (50257) for all, the files' types those of ggml-org's GGUF releases (Q8_0).
 FAMILIES = {
@@ -44,25 +42,7 @@ FAMILIES = {
 }
 
 
-def run(cmd, what, timeout=3600):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        sys.exit(f"run_family_bench: {what} failed (exit {p.returncode}):\n  $ {' '.join(cmd)}\n{p.stderr[-3000:]}")
-    return p.stdout
 
-
-def last_json(out):
-    for line in reversed(out.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    sys.exit(f"run_family_bench: no JSON line in:\n{out[-2000:]}")
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def make_image(path, w, h):
@@ -158,12 +138,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.out != "-":
-        doc = open(args.out).read() if os.path.exists(args.out) else "# Benchmarks\n"
-        if BEGIN in doc and END in doc:
-            doc = doc[:doc.index(BEGIN)] + text + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip() + "\n\n" + text + "\n"
-        open(args.out, "w").write(doc)
+        write_section(args.out, BEGIN, END, text)
 
 
 if __name__ == "__main__":

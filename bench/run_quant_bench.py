@@ -21,16 +21,14 @@ Usage: bench/run_quant_bench.py [--edgevlm build/edgevlm] [--peer build/peer-nat
 
 import argparse
 import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import GPT2_VOCAB, ROOT, cpu_features, cpu_name, last_json, run, write_section
+
 BEGIN, END = "<!-- quant-bench:begin -->", "<!-- quant-bench:end -->"
-VOCAB = os.path.join(os.environ.get("EDGEVLM_SHARED_DIR", os.path.join(ROOT, "..", "shared")), "testdata",
-                     "tokenizer", "ggml-vocab-gpt-2.gguf")
+VOCAB = GPT2_VOCAB
 SHAPES = {
     "llama-1b": ["gen-model", "--arch", "llama", "--embd", "2048", "--layers", "16", "--heads", "32", "--kv-heads",
                  "8", "--ff", "8192", "--ctx", "4096", "--type", "f16", "--vocab-from", VOCAB, "--tied",
@@ -39,33 +37,8 @@ SHAPES = {
 }
 
 
-def run(cmd, what, timeout=3600):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if p.returncode != 0:
-        sys.exit(f"run_quant_bench: {what} failed (exit {p.returncode}):\n  $ {' '.join(cmd)}\n{p.stderr[-3000:]}")
-    return p.stdout
 
 
-def last_json(out):
-    for line in reversed(out.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    sys.exit(f"run_quant_bench: no JSON line in:\n{out[-2000:]}")
-
-
-def cpu_name():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
-def cpu_flags():
-    for line in open("/proc/cpuinfo"):
-        if line.startswith("flags"):
-            f = set(line.split(":", 1)[1].split())
-            return ", ".join(x for x in ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"] if x in f)
-    return ""
 
 
 def model_file(edgevlm, workdir, shape, scheme):
@@ -148,7 +121,7 @@ def main():
                         f"{bw:.0f} GB/s | {erss:.0f} / {lrss:.0f} |")
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = [BEGIN, "## GGUF quant types: edgevlm vs llama.cpp compiled here", "",
-             f"{when}, {cpu_name()} ({cpu_flags()}), {os.cpu_count()} logical CPUs, load average {load0:.1f} at the start "
+             f"{when}, {cpu_name()} ({cpu_features()}), {os.cpu_count()} logical CPUs, load average {load0:.1f} at the start "
              f"and {os.getloadavg()[0]:.1f} at the end. `bench/run_quant_bench.py --rounds {args.rounds}` "
              f"(medians of {args.rounds} interleaved rounds; prefill {args.prompt} tokens from an empty cache, decode "
              f"{args.n} tokens after it). Files: random weights written by `edgevlm gen-model`/`gen-bluelm` in F16 and "
@@ -162,12 +135,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.out != "-":
-        doc = open(args.out).read() if os.path.exists(args.out) else "# Benchmarks\n"
-        if BEGIN in doc and END in doc:
-            doc = doc[:doc.index(BEGIN)] + text + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip() + "\n\n" + text + "\n"
-        open(args.out, "w").write(doc)
+        write_section(args.out, BEGIN, END, text)
 
 
 if __name__ == "__main__":

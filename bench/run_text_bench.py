@@ -126,7 +126,7 @@ def main():
     load = os.getloadavg()[0]
     lines = [
         BEGIN,
-        "## Text decoder: edgevlm vs llama.cpp",
+        "## Text decoder: edgevlm vs node-llama-cpp's prebuilt llama.cpp",
         "",
         f"Same GGUF files, same run, {args.threads} threads, medians of {args.rounds} interleaved rounds "
         f"(edgevlm, then llama.cpp, per file per round). Prefill: {args.prompt} prompt tokens from an empty "

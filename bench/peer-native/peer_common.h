@@ -111,4 +111,15 @@ inline llama_token argmax(const float* logits, int n_vocab) {
   return static_cast<llama_token>(std::max_element(logits, logits + n_vocab) - logits);
 }
 
+// main() of a driver: runs body, and turns an exception into "NAME: why" on stderr and exit 1.
+template <typename Body>
+int guarded_main(const char* name, Body body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
+}
+
 }  // namespace peer

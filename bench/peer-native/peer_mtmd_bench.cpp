@@ -141,10 +141,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "peer_mtmd_bench: %s\n", e.what());
-    return 1;
-  }
+  return peer::guarded_main("peer_mtmd_bench", [&] { return run(argc, argv); });
 }
