@@ -314,9 +314,10 @@ bool env_no_repack() {
 }  // namespace
 
 bool matmul_blocks_prepare(const WeightMatrix& w, ThreadPool& pool) {
-  if (w.type != GGMLType::Q4_K || w.n_out % 8 != 0 || env_no_repack() ||
-      best_block_kernels() != BlockKernels::Avx512 || !detail::q4k_x8_tile_avx512(1))
-    return false;
+  const BlockKernels k = best_block_kernels();
+  const bool tiles = k == BlockKernels::Avx512 ? detail::q4k_x8_tile_avx512(1) != nullptr
+                                               : k == BlockKernels::Avx2 && detail::q4k_x8_tile_avx2(1) != nullptr;
+  if (w.type != GGMLType::Q4_K || w.n_out % 8 != 0 || env_no_repack() || !tiles) return false;
   if (find_q4k_copy(w)) return true;
   auto copy = std::make_shared<Q4KCopy>();
   copy->n_in = w.n_in;
@@ -384,7 +385,7 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
     });
   }
 
-  if (k == BlockKernels::Avx512 && t == GGMLType::Q4_K) {
+  if ((k == BlockKernels::Avx512 || k == BlockKernels::Avx2) && t == GGMLType::Q4_K) {
     if (const std::shared_ptr<const Q4KCopy> copy = find_q4k_copy(w)) {
       // Each group's interleaved super-blocks (about 12 KiB for 2560 inputs) stay in L1 while the
       // activation rows go past four at a time.
@@ -393,6 +394,16 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
       // save (`edgevlm bench --gemm --chunk 1`: 0.73× the 256-bit tiles' rate on Zen 5).
       const int64_t nbk = copy->nb, groups = w.n_out / 8;
       const detail::Q4KGroupBlock* blocks = copy->blocks.get();
+      if (k == BlockKernels::Avx2) {  // one group and two rows per tile (16 registers)
+        pool.parallel_for(groups, [&](int64_t g0, int64_t g1) {
+          for (int64_t g = g0; g < g1; ++g)
+            for (int64_t r = 0; r < n_rows; r += 2)
+              detail::q4k_x8_tile_avx2(int(std::min<int64_t>(2, n_rows - r)))(
+                  blocks + g * nbk, act + size_t(r) * act_stride, act_stride, nbk, y + r * w.n_out + 8 * g,
+                  size_t(w.n_out));
+        });
+        return;
+      }
       pool.parallel_for((groups + 1) / 2, [&](int64_t u0, int64_t u1) {
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t g = 2 * u;

@@ -44,14 +44,14 @@ bool block_kernels_available(BlockKernels k);
 
 // y[r·n_out + o] = Σ_i W[o, i] · x[r·n_in + i] for r < n_rows, W of a matmul_blocks_supports type.
 // Parallel over output rows. Throws when k is not available on this CPU. A Q4_K matrix prepared by
-// matmul_blocks_prepare is read from its interleaved copy when k is Auto or Avx512.
+// matmul_blocks_prepare is read from its interleaved copy when k is Auto, Avx512 or Avx2.
 void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
                    BlockKernels k = BlockKernels::Auto);
 
 // Q4_K matrices get a copy with their rows interleaved 8 at a time (detail::Q4KGroupBlock), built
-// once here (a model loader calls it through matmul_prepare), when the CPU has the AVX512-VNNI
-// kernel set: batched products then run at several times the rate of the row-by-row dots, and
-// decode at one thread keeps up with memory. The copy replaces the original in memory: the
+// once here (a model loader calls it through matmul_prepare), when the CPU has AVX2 (tiles of
+// vpdpbusd with AVX512-VNNI, of maddubs otherwise): batched products then run at several times the
+// rate of the row-by-row dots, and decode at one thread keeps up with memory. The copy replaces the original in memory: the
 // original's pages are given back when they lie in a read-only file mapping. Returns whether w has
 // a copy now. As with matmul_prepare, the caller must call matmul_blocks_forget before w's memory
 // changes or goes away.
@@ -97,6 +97,7 @@ static_assert(sizeof(Q4KGroupBlock) == 1184);
 using Q4KGroupTile = void (*)(const Q4KGroupBlock* b, const void* act, size_t act_stride, int64_t nb, float* y,
                               size_t ldy);
 Q4KGroupTile q4k_x8_tile_avx512(int nr);  // nr 1..4; AVX512-VNNI on 256-bit registers
+Q4KGroupTile q4k_x8_tile_avx2(int nr);    // nr 1..2; AVX2 (maddubs)
 // Two groups (b0: rows 8g.., b1: rows 8g + 8..) into y[r·ldy + j] for j < 16, on 512-bit registers.
 using Q4KPairTile = void (*)(const Q4KGroupBlock* b0, const Q4KGroupBlock* b1, const void* act, size_t act_stride,
                              int64_t nb, float* y, size_t ldy);

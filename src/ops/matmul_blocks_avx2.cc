@@ -510,55 +510,72 @@ EV_Z512 void dot_iq4_xs_z(const void* w, const void* a, size_t as, int64_t nb, f
 // activation row's sums per 32, and the float scales apply once per super-block for 8 rows.
 #define EV_VNNI256 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
+// vpdpbusd's sum of 4 u8·i8 products per int32 lane, in AVX2 (maddubs cannot saturate here: the
+// unsigned side is a nibble, so each pair sum stays within ±3810).
+inline __m256i dpbusd_avx2(__m256i acc, __m256i u, __m256i s) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+// One body for both instruction sets (a function's target decides which it may use, so the two
+// tiles cannot share an inline helper that holds vpdpbusd).
+#define EV_Q4K_X8_BODY(DPBUSD) \
+  const RowsQ8K<NR> xs(a, as); \
+  const __m256i m4 = _mm256_set1_epi8(0x0F); \
+  __m256 acc[NR], acc_m[NR]; \
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps(), acc_m[r] = _mm256_setzero_ps(); \
+  for (int64_t i = 0; i < nb; ++i) { \
+    const Q4KGroupBlock& g = b[i]; \
+    __m256i sumi[NR]; \
+    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256(); \
+    for (int p = 0; p < 4; ++p) { \
+      __m256i s0[NR], s1[NR]; \
+      for (int r = 0; r < NR; ++r) s0[r] = _mm256_setzero_si256(), s1[r] = _mm256_setzero_si256(); \
+      for (int k = 0; k < 8; ++k) { \
+        const __m256i q = _mm256_load_si256(reinterpret_cast<const __m256i*>(g.qs[p][k])); \
+        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4); \
+        for (int r = 0; r < NR; ++r) { \
+          const int8_t* xq = xs.x[r][i].qs + 64 * p + 4 * k; \
+          int32_t x0, x1; \
+          std::memcpy(&x0, xq, 4); \
+          std::memcpy(&x1, xq + 32, 4); \
+          s0[r] = DPBUSD(s0[r], lo, _mm256_set1_epi32(x0)); \
+          s1[r] = DPBUSD(s1[r], hi, _mm256_set1_epi32(x1)); \
+        } \
+      } \
+      const __m256i sc0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.scales[2 * p]))); \
+      const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.scales[2 * p + 1]))); \
+      for (int r = 0; r < NR; ++r) \
+        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(_mm256_mullo_epi32(s0[r], sc0), _mm256_mullo_epi32(s1[r], sc1))); \
+    } \
+    const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(g.d))); \
+    const __m256 dmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(g.dmin))); \
+    for (int r = 0; r < NR; ++r) { \
+      const BlockQ8_K& x = xs.x[r][i]; \
+      /* The activation sums per 32 as int16 pairs (sub-blocks 2t, 2t + 1 in int32 lane t). */ \
+      const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)), \
+                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8))); \
+      const __m256i bs8 = _mm256_castsi128_si256(bs); \
+      __m256i mn = _mm256_setzero_si256(); \
+      for (int t = 0; t < 4; ++t) { \
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(g.mins[t]))); \
+        mn = _mm256_add_epi32(mn, _mm256_madd_epi16(mins, _mm256_permutevar8x32_epi32(bs8, _mm256_set1_epi32(t)))); \
+      } \
+      const __m256 xd = _mm256_set1_ps(x.d); \
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, xd), _mm256_cvtepi32_ps(sumi[r]), acc[r]); \
+      acc_m[r] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, xd), _mm256_cvtepi32_ps(mn), acc_m[r]); \
+    } \
+  } \
+  for (int r = 0; r < NR; ++r) _mm256_storeu_ps(y + r * ldy, _mm256_sub_ps(acc[r], acc_m[r]));
+
 template <int NR>
 EV_VNNI256 void q4k_x8_tile(const Q4KGroupBlock* b, const void* a, size_t as, int64_t nb, float* y, size_t ldy) {
-  const RowsQ8K<NR> xs(a, as);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc[NR], acc_m[NR];
-  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps(), acc_m[r] = _mm256_setzero_ps();
-  for (int64_t i = 0; i < nb; ++i) {
-    const Q4KGroupBlock& g = b[i];
-    __m256i sumi[NR];
-    for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
-    for (int p = 0; p < 4; ++p) {
-      __m256i s0[NR], s1[NR];
-      for (int r = 0; r < NR; ++r) s0[r] = _mm256_setzero_si256(), s1[r] = _mm256_setzero_si256();
-      for (int k = 0; k < 8; ++k) {
-        const __m256i q = _mm256_load_si256(reinterpret_cast<const __m256i*>(g.qs[p][k]));
-        const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-        for (int r = 0; r < NR; ++r) {
-          const int8_t* xq = xs.x[r][i].qs + 64 * p + 4 * k;
-          int32_t x0, x1;
-          std::memcpy(&x0, xq, 4);
-          std::memcpy(&x1, xq + 32, 4);
-          s0[r] = _mm256_dpbusd_epi32(s0[r], lo, _mm256_set1_epi32(x0));
-          s1[r] = _mm256_dpbusd_epi32(s1[r], hi, _mm256_set1_epi32(x1));
-        }
-      }
-      const __m256i sc0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.scales[2 * p])));
-      const __m256i sc1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(g.scales[2 * p + 1])));
-      for (int r = 0; r < NR; ++r)
-        sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(_mm256_mullo_epi32(s0[r], sc0), _mm256_mullo_epi32(s1[r], sc1)));
-    }
-    const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(g.d)));
-    const __m256 dmin = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(g.dmin)));
-    for (int r = 0; r < NR; ++r) {
-      const BlockQ8_K& x = xs.x[r][i];
-      // The activation sums per 32 as int16 pairs (sub-blocks 2t, 2t + 1 in int32 lane t).
-      const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
-                                        _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
-      const __m256i bs8 = _mm256_castsi128_si256(bs);
-      __m256i mn = _mm256_setzero_si256();
-      for (int t = 0; t < 4; ++t) {
-        const __m256i mins = _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(g.mins[t])));
-        mn = _mm256_add_epi32(mn, _mm256_madd_epi16(mins, _mm256_permutevar8x32_epi32(bs8, _mm256_set1_epi32(t))));
-      }
-      const __m256 xd = _mm256_set1_ps(x.d);
-      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(d, xd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-      acc_m[r] = _mm256_fmadd_ps(_mm256_mul_ps(dmin, xd), _mm256_cvtepi32_ps(mn), acc_m[r]);
-    }
-  }
-  for (int r = 0; r < NR; ++r) _mm256_storeu_ps(y + r * ldy, _mm256_sub_ps(acc[r], acc_m[r]));
+  EV_Q4K_X8_BODY(_mm256_dpbusd_epi32)
+}
+
+// AVX2 only (16 registers: at most 2 activation rows per tile).
+template <int NR>
+void q4k_x8_tile_maddubs(const Q4KGroupBlock* b, const void* a, size_t as, int64_t nb, float* y, size_t ldy) {
+  EV_Q4K_X8_BODY(dpbusd_avx2)
 }
 
 // Two adjacent groups (16 rows) per tile on 512-bit registers: each step's two 32-byte halves meet
@@ -685,6 +702,14 @@ Q4KGroupTile q4k_x8_tile_avx512(int nr) {
   }
 }
 
+Q4KGroupTile q4k_x8_tile_avx2(int nr) {
+  switch (nr) {
+    case 1: return q4k_x8_tile_maddubs<1>;
+    case 2: return q4k_x8_tile_maddubs<2>;
+    default: return nullptr;
+  }
+}
+
 Q4KPairTile q4k_x16_tile_avx512(int nr) {
   switch (nr) {
     case 1: return q4k_x16_tile<1>;
@@ -717,6 +742,7 @@ BlockDotRows block_dot4_avx2(GGMLType) { return nullptr; }
 BlockDot block_dot_avx512(GGMLType) { return nullptr; }
 BlockDotRows block_dot4_avx512(GGMLType) { return nullptr; }
 Q4KGroupTile q4k_x8_tile_avx512(int) { return nullptr; }
+Q4KGroupTile q4k_x8_tile_avx2(int) { return nullptr; }
 Q4KPairTile q4k_x16_tile_avx512(int) { return nullptr; }
 }  // namespace edgevlm::detail
 

@@ -163,18 +163,23 @@ TEST(MatmulBlocks, InterleavedQ4KMatchesScalarReference) {
   const int64_t n_in = 768, n_out = 24;
   Weights wt = make_weights(GGMLType::Q4_K, n_in, n_out, 4242);
   const bool prepared = matmul_blocks_prepare(wt.w, pool);
-  EXPECT_EQ(prepared, block_kernels_available(BlockKernels::Avx512) && detail::q4k_x8_tile_avx512(1) != nullptr);
-  if (!prepared) GTEST_SKIP() << "no AVX512-VNNI: the interleaved Q4_K kernels do not run on this CPU";
+  EXPECT_EQ(prepared, block_kernels_available(BlockKernels::Avx2) && detail::q4k_x8_tile_avx2(1) != nullptr);
+  if (!prepared) GTEST_SKIP() << "no AVX2: the interleaved Q4_K kernels do not run on this CPU";
   EXPECT_EQ(matmul_blocks_prepared_bytes(), size_t(n_out / 8) * 3 * sizeof(detail::Q4KGroupBlock));
   for (int64_t n_rows = 1; n_rows <= 9; ++n_rows) {
     const std::vector<float> x = random_values(n_in * n_rows, 300 + n_rows, 1.0f);
     std::vector<float> want(size_t(n_out * n_rows)), got(size_t(n_out * n_rows), NAN);
     matmul_blocks(wt.w, x.data(), n_rows, want.data(), pool, BlockKernels::Scalar);
-    matmul(wt.w, x.data(), n_rows, got.data(), pool);
     double scale = 0;
     for (float v : want) scale = std::max(scale, double(std::fabs(v)));
-    for (size_t i = 0; i < want.size(); ++i)
-      ASSERT_NEAR(got[i], want[i], 1e-5 * scale + 1e-6) << "rows " << n_rows << " at " << i;
+    // Every kernel set with interleaved tiles that this CPU has (Auto: the best).
+    for (BlockKernels k : {BlockKernels::Auto, BlockKernels::Avx512, BlockKernels::Avx2}) {
+      if (!block_kernels_available(k)) continue;
+      std::fill(got.begin(), got.end(), NAN);
+      matmul_blocks(wt.w, x.data(), n_rows, got.data(), pool, k);
+      for (size_t i = 0; i < want.size(); ++i)
+        ASSERT_NEAR(got[i], want[i], 1e-5 * scale + 1e-6) << block_kernels_name(k) << " rows " << n_rows << " at " << i;
+    }
   }
   // A matrix whose row count is not a multiple of 8 keeps the row-by-row kernels.
   Weights odd = make_weights(GGMLType::Q4_K, 256, 12, 5);

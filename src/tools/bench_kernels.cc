@@ -245,7 +245,9 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
       bool interleaved;  // Q4_K's interleaved copy (matmul_blocks_prepare), built outside the timing
     };
     std::vector<Set> sets;
-    if (matmul_blocks_prepare(w, pool)) sets.push_back({BlockKernels::Avx512, true});
+    if (matmul_blocks_prepare(w, pool))
+      for (BlockKernels k : {BlockKernels::Avx512, BlockKernels::Avx2})
+        if (block_kernels_available(k)) sets.push_back({k, true});
     matmul_blocks_forget(w.data);
     for (BlockKernels k : {BlockKernels::Avx512, BlockKernels::Avx2})
       if (block_kernels_available(k)) sets.push_back({k, false});
