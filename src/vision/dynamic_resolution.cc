@@ -169,7 +169,10 @@ ResizeMode TilingConfig::effective_thumbnail_resize() const {
 std::array<uint8_t, 3> TilingConfig::effective_pad() const {
   if (pad_rgb) return *pad_rgb;
   std::array<uint8_t, 3> p;
-  for (int c = 0; c < 3; ++c) p[c] = uint8_t(std::clamp(int(double(mean[c]) * 255.0), 0, 255));
+  for (int c = 0; c < 3; ++c) {
+    const double v = double(mean[c]) * 255.0;
+    p[c] = v > 0 ? uint8_t(std::min(v, 255.0)) : 0;  // NaN and negatives: 0
+  }
   return p;
 }
 

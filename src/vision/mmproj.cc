@@ -183,8 +183,12 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     fail("mmproj '%s': a layer-norm epsilon is out of range (0, 1)", path);
   c.image_mean = rgb_key(f, "clip.vision.image_mean", c.image_mean);
   c.image_std = rgb_key(f, "clip.vision.image_std", c.image_std);
+  // Real models normalise pixels in [0, 1] by means near 0.5 and deviations of 0.2-0.5; a value far
+  // outside is a broken file (a mean of -2.6e33 once overflowed the padding colour derived from it).
+  for (float m : c.image_mean)
+    if (!(m >= -1 && m <= 2)) fail("mmproj '%s': clip.vision.image_mean %g is outside [-1, 2]", path, double(m));
   for (float s : c.image_std)
-    if (!(s > 0)) fail("mmproj '%s': clip.vision.image_std must be positive", path);
+    if (!(s > 0 && s <= 10)) fail("mmproj '%s': clip.vision.image_std must be positive and at most 10, is %g", path, double(s));
 
   c.tiling_policy = f.get_string_or("edgevlm.tiling.policy", c.tiling_policy);
   if (c.tiling_policy != "relaxed" && c.tiling_policy != "llava_next" && c.tiling_policy != "llava-next" &&

@@ -269,6 +269,10 @@ TEST(MmprojBadInput, InconsistentKeys) {
       {"clip.vision.attention.head_count", GGUFValue::from_u32(5), "head count"},
       {"clip.vision.image_std", GGUFValue::from_f32s({0.5f, 0.0f, 0.5f}), "image_std"},
       {"clip.vision.image_mean", GGUFValue::from_f32s({0.5f, 0.5f}), "image_mean"},
+      // Found by fuzz_mmproj (fuzz/regressions/mmproj/huge-image-mean.gguf): the padding colour
+      // derived from a mean of -2.6e33 overflowed an int.
+      {"clip.vision.image_mean", GGUFValue::from_f32s({0.5f, -2.6e33f, 0.5f}), "image_mean"},
+      {"clip.vision.image_std", GGUFValue::from_f32s({0.5f, 1e30f, 0.5f}), "image_std"},
       {"clip.vision.projector.scale_factor", GGUFValue::from_u32(9), "scale_factor"},
       {"clip.vision.block_count", GGUFValue::from_u32(5), "v.blk.2.ln1.weight"},
       {"clip.vision.block_count", GGUFValue::from_u32(1), "more ViT blocks"},
