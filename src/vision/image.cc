@@ -91,6 +91,7 @@ const char* jpeg_structure_error(const uint8_t* d, size_t n) {
   size_t p = jpeg_soi_end(d, n);
   bool scanned = false;
   bool defined[2][4] = {};  // [DC, AC][table id] seen in a DHT
+  bool progressive = false;  // SOF2; sequential frames decode every scan with both tables
   while (true) {
     if (p + 2 > n) return "truncated JPEG (ends before the end-of-image marker)";
     if (d[p] != 0xFF) return "corrupt JPEG (bytes between segments)";
@@ -118,17 +119,19 @@ const char* jpeg_structure_error(const uint8_t* d, size_t n) {
         q += 17 + codes;
       }
     }
+    if (m == 0xC2) progressive = true;
     if (m == 0xDA) {
-      // Start of scan: Ns, Ns × (component, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al. A first
-      // DC scan (Ss = 0, Ah = 0) decodes with the DC tables, any scan with Se > 0 with the AC ones.
+      // Start of scan: Ns, Ns × (component, DC table << 4 | AC table), Ss, Se, Ah << 4 | Al. A
+      // sequential frame's scans decode with both tables whatever Ss and Se say; a progressive
+      // frame's first DC scan (Ss = 0, Ah = 0) with the DC tables, a scan with Se > 0 with the AC ones.
       const size_t ns = len >= 3 ? d[p + 2] : 0;
       if (len < 6 || len != 6 + 2 * ns) return "corrupt JPEG (bad start-of-scan header)";
       const uint8_t ss = d[p + 3 + 2 * ns], se = d[p + 4 + 2 * ns], ah = d[p + 5 + 2 * ns] >> 4;
       for (size_t c = 0; c < ns; ++c) {
         const uint8_t tables = d[p + 4 + 2 * c];
-        if (ss == 0 && ah == 0 && ((tables >> 4) > 3 || !defined[0][tables >> 4]))
+        if ((!progressive || (ss == 0 && ah == 0)) && ((tables >> 4) > 3 || !defined[0][tables >> 4]))
           return "corrupt JPEG (scan uses a DC Huffman table no DHT segment defined)";
-        if (se > 0 && ((tables & 15) > 3 || !defined[1][tables & 15]))
+        if ((!progressive || se > 0) && ((tables & 15) > 3 || !defined[1][tables & 15]))
           return "corrupt JPEG (scan uses an AC Huffman table no DHT segment defined)";
       }
     }

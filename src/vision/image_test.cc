@@ -485,6 +485,13 @@ TEST(ImageLoad, ScanWithUndefinedHuffmanTableIsRejectedBeforeStb) {
   bad_dc[sos + 6] = (bad_dc[sos + 6] & 0x0F) | 0x30;  // DC table 3
   e = error_of([&] { load_image_from_memory(bad_dc.data(), bad_dc.size()); });
   EXPECT_NE(e.find("DC Huffman table"), std::string::npos) << e;
+  // A sequential frame decodes with the AC table even when the scan header says Se = 0
+  // (fuzz/regressions/image/sequential-scan-se0-undefined-ac-table.jpg).
+  auto se0 = bad_ac;
+  const size_t ns = se0[sos + 4];
+  se0[sos + 6 + 2 * ns] = 0;  // Se
+  e = error_of([&] { load_image_from_memory(se0.data(), se0.size()); });
+  EXPECT_NE(e.find("AC Huffman table no DHT segment defined"), std::string::npos) << e;
 }
 
 // Fuzz-style: mutated bytes of every fixture format must decode or throw edgevlm::Error, never crash.
