@@ -131,7 +131,11 @@ def main():
              "edgevlm: INT8 KV cache, prefill chunks of 128, one process per measurement.", "",
              "| shape | scheme | GB | threads | edgevlm prefill tok/s | llama.cpp prefill | ratio | edgevlm decode "
              "tok/s | llama.cpp decode | ratio | edgevlm decode, of read bandwidth | peak RSS MB edgevlm / llama.cpp |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"] + rows + ["", END]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"] + rows + [
+             "", "Ratio = edgevlm ÷ llama.cpp (above 1: edgevlm faster). Decode of read bandwidth = weight bytes per "
+             "token × tokens/s ÷ the read bandwidth `edgevlm bench` measured in the same process at the same thread "
+             "count. The peer's peak RSS includes ggml's repacked copies beside the mapped file; edgevlm's "
+             "interleaved Q4_K copy replaces the mapped rows.", "", END]
     text = "\n".join(lines)
     print(text)
     if args.out != "-":
