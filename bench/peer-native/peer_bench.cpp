@@ -51,23 +51,10 @@ int run(int argc, char** argv) {
   if (f.str("model").empty()) throw std::runtime_error("--model is required");
   const int threads = f.num("threads"), n_prompt = f.num("prompt"), n_gen = f.num("n"), reps = f.num("reps"),
             depth = f.num("depth"), batch = std::max(1, f.num("batch"));
-  llama_log_set(peer::quiet_log, nullptr);
-  llama_backend_init();
-
   auto t_load = std::chrono::steady_clock::now();
-  llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
-  llama_model* model = llama_model_load_from_file(f.str("model").c_str(), mp);
-  if (!model) throw std::runtime_error("cannot load " + f.str("model"));
-  llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = depth + n_prompt + n_gen + 16;
-  cp.n_batch = batch;
-  cp.n_threads = cp.n_threads_batch = threads;
-  cp.flash_attn_type = peer::flash_attn(f.str("flash-attn"));
-  cp.type_k = cp.type_v = peer::kv_type(f.str("kv"));
-  cp.no_perf = true;
-  llama_context* ctx = llama_init_from_model(model, cp);
-  if (!ctx) throw std::runtime_error("cannot create a context (is --kv " + f.str("kv") + " allowed without flash attention?)");
+  const peer::Loaded l = peer::load(f, depth + n_prompt + n_gen + 16);
+  llama_model* model = l.model;
+  llama_context* ctx = l.ctx;
   const double load_s = peer::seconds_since(t_load);
 
   const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));

@@ -111,6 +111,32 @@ inline llama_token argmax(const float* logits, int n_vocab) {
   return static_cast<llama_token>(std::max_element(logits, logits + n_vocab) - logits);
 }
 
+// The model on the CPU and a context of n_ctx positions with the flags' threads, batch, flash
+// attention and KV type.
+struct Loaded {
+  llama_model* model = nullptr;
+  llama_context* ctx = nullptr;
+};
+inline Loaded load(const Flags& f, int n_ctx) {
+  llama_log_set(quiet_log, nullptr);
+  llama_backend_init();
+  llama_model_params mp = llama_model_default_params();
+  mp.n_gpu_layers = 0;
+  Loaded l;
+  l.model = llama_model_load_from_file(f.str("model").c_str(), mp);
+  if (!l.model) throw std::runtime_error("cannot load " + f.str("model"));
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = n_ctx;
+  cp.n_batch = std::max(1, f.num("batch"));
+  cp.n_threads = cp.n_threads_batch = f.num("threads");
+  cp.flash_attn_type = flash_attn(f.str("flash-attn"));
+  cp.type_k = cp.type_v = kv_type(f.str("kv"));
+  cp.no_perf = true;
+  l.ctx = llama_init_from_model(l.model, cp);
+  if (!l.ctx) throw std::runtime_error("cannot create a context (is --kv " + f.str("kv") + " allowed without flash attention?)");
+  return l;
+}
+
 // main() of a driver: runs body, and turns an exception into "NAME: why" on stderr and exit 1.
 template <typename Body>
 int guarded_main(const char* name, Body body) {

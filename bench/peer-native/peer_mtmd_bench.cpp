@@ -35,29 +35,16 @@ int run(int argc, char** argv) {
   for (const char* k : {"model", "mmproj", "image"})
     if (f.str(k).empty()) throw std::runtime_error(std::string("--") + k + " is required");
   const int threads = f.num("threads"), n_gen = f.num("n"), reps = f.num("reps"), batch = std::max(1, f.num("batch"));
-  llama_log_set(peer::quiet_log, nullptr);
   mtmd_helper_log_set(peer::quiet_log, nullptr);
-  llama_backend_init();
-
   auto t_load = std::chrono::steady_clock::now();
-  llama_model_params mp = llama_model_default_params();
-  mp.n_gpu_layers = 0;
-  llama_model* model = llama_model_load_from_file(f.str("model").c_str(), mp);
-  if (!model) throw std::runtime_error("cannot load " + f.str("model"));
-  llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = f.num("ctx");
-  cp.n_batch = batch;
-  cp.n_threads = cp.n_threads_batch = threads;
-  cp.flash_attn_type = peer::flash_attn(f.str("flash-attn"));
-  cp.type_k = cp.type_v = peer::kv_type(f.str("kv"));
-  cp.no_perf = true;
-  llama_context* ctx = llama_init_from_model(model, cp);
-  if (!ctx) throw std::runtime_error("cannot create a context");
+  const peer::Loaded l = peer::load(f, f.num("ctx"));
+  llama_model* model = l.model;
+  llama_context* ctx = l.ctx;
   mtmd_context_params mtp = mtmd_context_params_default();
   mtp.use_gpu = false;
   mtp.print_timings = false;
   mtp.n_threads = threads;
-  mtp.flash_attn_type = cp.flash_attn_type;
+  mtp.flash_attn_type = peer::flash_attn(f.str("flash-attn"));
   mtp.warmup = false;
   mtmd_context* mctx = mtmd_init_from_file(f.str("mmproj").c_str(), model, mtp);
   if (!mctx) throw std::runtime_error("mtmd cannot load " + f.str("mmproj"));
