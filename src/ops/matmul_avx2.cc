@@ -1048,7 +1048,8 @@ int matmul_avx512_tile_pairs(int pairs) {
 }  // namespace detail
 
 bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool) {
-  if (matmul_blocks_supports(w.type)) return matmul_blocks_prepare(w, pool);
+  // The cache switch (EDGEVLM_NO_REPACK, matmul_packed_enable) covers the block types' copies too.
+  if (matmul_blocks_supports(w.type)) return pack_cache().enabled.load() && matmul_blocks_prepare(w, pool);
   if (!cpu_has_avx2() || (w.type != GGMLType::Q8_0 && w.type != GGMLType::Q4_0)) return false;
   const auto ik = detail::IntKernels(g_int_kernels.load());
   const bool split = g_split_scales.load();

@@ -1,7 +1,6 @@
 #include "ops/matmul_blocks.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -306,18 +305,13 @@ std::shared_ptr<const Q4KCopy> find_q4k_copy(const WeightMatrix& w) {
   return it->second;
 }
 
-bool env_no_repack() {
-  const char* e = std::getenv("EDGEVLM_NO_REPACK");
-  return e && *e && std::strcmp(e, "0") != 0;
-}
-
 }  // namespace
 
 bool matmul_blocks_prepare(const WeightMatrix& w, ThreadPool& pool) {
   const BlockKernels k = best_block_kernels();
   const bool tiles = k == BlockKernels::Avx512 ? detail::q4k_x8_tile_avx512(1) != nullptr
                                                : k == BlockKernels::Avx2 && detail::q4k_x8_tile_avx2(1) != nullptr;
-  if (w.type != GGMLType::Q4_K || w.n_out % 8 != 0 || env_no_repack() || !tiles) return false;
+  if (w.type != GGMLType::Q4_K || w.n_out % 8 != 0 || !tiles) return false;
   if (find_q4k_copy(w)) return true;
   auto copy = std::make_shared<Q4KCopy>();
   copy->n_in = w.n_in;
@@ -388,10 +382,7 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
   if ((k == BlockKernels::Avx512 || k == BlockKernels::Avx2) && t == GGMLType::Q4_K) {
     if (const std::shared_ptr<const Q4KCopy> copy = find_q4k_copy(w)) {
       // Each group's interleaved super-blocks (about 12 KiB for 2560 inputs) stay in L1 while the
-      // activation rows go past four at a time.
-      // Two groups per tile (512-bit registers); an odd last group alone. Decode (one row) runs one
-      // group per tile: without rows to share them, the 512-bit tiles' joins cost more than they
-      // save (`edgevlm bench --gemm --chunk 1`: 0.73× the 256-bit tiles' rate on Zen 5).
+      // activation rows go past.
       const int64_t nbk = copy->nb, groups = w.n_out / 8;
       const detail::Q4KGroupBlock* blocks = copy->blocks.get();
       if (k == BlockKernels::Avx2) {  // one group and two rows per tile (16 registers)
@@ -404,6 +395,10 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
         });
         return;
       }
+      // AVX512-VNNI: two groups and four rows per tile (512-bit registers); an odd last group alone.
+      // Decode (one row) runs one group per tile: without rows to share them, the 512-bit tiles'
+      // joins cost more than they save (`edgevlm bench --gemm --chunk 1`: 0.73× the 256-bit tiles'
+      // rate on Zen 5).
       pool.parallel_for((groups + 1) / 2, [&](int64_t u0, int64_t u1) {
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t g = 2 * u;

@@ -53,8 +53,8 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
 // vpdpbusd with AVX512-VNNI, of maddubs otherwise): batched products then run at several times the
 // rate of the row-by-row dots, and decode at one thread keeps up with memory. The copy replaces the original in memory: the
 // original's pages are given back when they lie in a read-only file mapping. Returns whether w has
-// a copy now. As with matmul_prepare, the caller must call matmul_blocks_forget before w's memory
-// changes or goes away.
+// a copy now. matmul_prepare honours the repack switch (EDGEVLM_NO_REPACK) before calling it. As
+// with matmul_prepare, the caller must call matmul_blocks_forget before w's memory changes or goes away.
 bool matmul_blocks_prepare(const WeightMatrix& w, ThreadPool& pool);
 void matmul_blocks_forget(const void* data);
 size_t matmul_blocks_prepared_bytes();  // held by the interleaved copies
