@@ -3,6 +3,7 @@ name and features, and writing a marked section of docs/BENCHMARKS.md."""
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ def cpu_name():
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return "unknown CPU"
+    return platform.processor() or "unknown CPU"
 
 
 def cpu_features():

@@ -16,12 +16,13 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import time
+
+from benchlib import cpu_name
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 MODEL_FLAGS = ["--arch", "llama", "--embd", "768", "--layers", "12", "--heads", "12", "--kv-heads", "4",
@@ -64,15 +65,6 @@ def peer_once(model, prompt, n, threads, seed):
     r = json.loads(out.strip().splitlines()[-1])
     return r["prefill_tok_s"], r["decode_tok_s"]
 
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main():
