@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <random>
 #include <thread>
@@ -150,6 +151,68 @@ double bench_peak_int8(int threads, int reps, bool vnni) {
   return best;
 }
 
+namespace {
+
+// A random matrix of type t (n_out rows of n_in) with its GemmAb label, and rows of random inputs.
+struct GemmCase {
+  std::vector<uint8_t> wq;
+  WeightMatrix w;
+  std::vector<float> x, y;
+  GemmAb r;
+};
+GemmCase make_gemm_case(GGMLType t, int64_t n_in, int64_t n_out, int rows, std::mt19937& rng) {
+  std::normal_distribution<float> nd;
+  GemmCase c;
+  std::vector<float> wf(static_cast<size_t>(n_in));
+  const size_t rb = row_bytes(t, n_in);
+  c.wq.resize(rb * size_t(n_out));
+  for (int64_t o = 0; o < n_out; ++o) {
+    for (float& v : wf) v = nd(rng);
+    quantize_row(t, wf.data(), c.wq.data() + size_t(o) * rb, n_in);
+  }
+  c.x.resize(size_t(rows) * size_t(n_in));
+  for (float& v : c.x) v = nd(rng);
+  c.y.resize(size_t(rows) * size_t(n_out));
+  c.w = WeightMatrix::from_data(t, c.wq.data(), n_in, n_out);
+  c.r.label = type_name(t) + " " + std::to_string(n_in) + "x" + std::to_string(n_out);
+  c.r.macs = double(rows) * double(n_in) * double(n_out);
+  return c;
+}
+
+// Runs each named variant once per round, the order rotating from round to round: a variant that
+// always ran after another layout's copy had been through the caches measured up to 6% slow. Only
+// run(v), one product, is timed; setup(v) before it and teardown(v) after it are not. Fills r's
+// variants, median rates and geometric-mean ratios to the first.
+void alternate_variants(GemmAb& r, const std::vector<std::string>& names, int reps,
+                        const std::function<void(size_t)>& setup, const std::function<void(size_t)>& run,
+                        const std::function<void(size_t)>& teardown) {
+  const size_t nv = names.size();
+  std::vector<std::vector<double>> rates(nv);
+  std::vector<double> log_ratio(nv, 0.0);
+  for (int i = 0; i < reps; ++i) {
+    std::vector<double> ms(nv);
+    for (size_t j = 0; j < nv; ++j) {
+      const size_t v = (j + size_t(i)) % nv;
+      setup(v);
+      const double t0 = now_ms();
+      run(v);
+      ms[v] = std::max(now_ms() - t0, 1e-6);
+      teardown(v);
+    }
+    for (size_t v = 0; v < nv; ++v) {
+      rates[v].push_back(r.macs / (ms[v] * 1e6));
+      log_ratio[v] += std::log(ms[0] / ms[v]);
+    }
+  }
+  for (size_t v = 0; v < nv; ++v) {
+    r.variants.push_back(names[v]);
+    r.gmacs.push_back(median(rates[v]));
+    r.vs_first.push_back(std::exp(log_ratio[v] / reps));
+  }
+}
+
+}  // namespace
+
 std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
   EV_CHECK(rows >= 1 && reps >= 1, "gemm benchmark: bad parameters");
   EV_CHECK(cpu_has_avx2(), "gemm benchmark: the tilings compared are the AVX2 kernels'; this CPU runs others");
@@ -161,22 +224,10 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
   const Case cases[] = {{GGMLType::Q4_0, 2560, 6912}, {GGMLType::Q4_0, 6912, 2560}, {GGMLType::Q4_0, 2560, 2560},
                         {GGMLType::Q8_0, 1152, 4304}};
   std::mt19937 rng(5);
-  std::normal_distribution<float> nd;
   std::vector<GemmAb> out;
-  for (const Case& c : cases) {
-    std::vector<float> wf(size_t(c.n_in)), x(size_t(rows) * size_t(c.n_in)), y(size_t(rows) * size_t(c.n_out));
-    const size_t rb = row_bytes(c.type, c.n_in);
-    std::vector<uint8_t> wq(rb * size_t(c.n_out));
-    for (int64_t o = 0; o < c.n_out; ++o) {
-      for (float& v : wf) v = nd(rng);
-      quantize_row(c.type, wf.data(), wq.data() + size_t(o) * rb, c.n_in);
-    }
-    for (float& v : x) v = nd(rng);
-    const WeightMatrix w = WeightMatrix::from_data(c.type, wq.data(), c.n_in, c.n_out);
-    GemmAb r;
-    r.label = type_name(c.type) + " " + std::to_string(c.n_in) + "x" + std::to_string(c.n_out);
-    r.macs = double(rows) * double(c.n_in) * double(c.n_out);
-    matmul(w, x.data(), rows, y.data(), pool);  // repacks the weights (shared by every tiling)
+  for (const Case& cs : cases) {
+    GemmCase c = make_gemm_case(cs.type, cs.n_in, cs.n_out, rows, rng);
+    matmul(c.w, c.x.data(), rows, c.y.data(), pool);  // repacks the weights (shared by every tiling)
     struct Tiling {
       const char* name;
       bool wide, pairs;
@@ -190,92 +241,48 @@ std::vector<GemmAb> bench_gemm_tilings(int rows, ThreadPool& pool, int reps) {
     }
     tilings.push_back({"256-bit, 2 groups", false, true});
     tilings.push_back({"256-bit, 1 group", false, false});
-    const size_t nv = tilings.size();
-    std::vector<std::vector<double>> rates(nv);
-    std::vector<double> log_ratio(nv, 0.0);
+    std::vector<std::string> names;
+    for (const Tiling& t : tilings) names.push_back(t.name);
     const bool was_pairs = detail::matmul_avx2_group_pairs(true), was_wide = detail::matmul_avx512_wide_tiles(true);
     const int was_tile_pairs = detail::matmul_avx512_tile_pairs(0);
-    for (int i = 0; i < reps; ++i) {
-      std::vector<double> ms(nv);
-      // The order rotates from round to round: a tiling that always ran after another layout's
-      // copy had been through the caches measured up to 6% slow.
-      for (size_t j = 0; j < nv; ++j) {
-        const size_t v = (j + size_t(i)) % nv;
-        detail::matmul_avx2_group_pairs(tilings[v].pairs);
-        detail::matmul_avx512_wide_tiles(tilings[v].wide);
-        detail::matmul_avx512_tile_pairs(tilings[v].tile_pairs);
-        const double t0 = now_ms();
-        matmul(w, x.data(), rows, y.data(), pool);
-        ms[v] = std::max(now_ms() - t0, 1e-6);
-      }
-      for (size_t v = 0; v < nv; ++v) {
-        rates[v].push_back(r.macs / (ms[v] * 1e6));
-        log_ratio[v] += std::log(ms[0] / ms[v]);
-      }
-    }
+    alternate_variants(
+        c.r, names, reps,
+        [&](size_t v) {
+          detail::matmul_avx2_group_pairs(tilings[v].pairs);
+          detail::matmul_avx512_wide_tiles(tilings[v].wide);
+          detail::matmul_avx512_tile_pairs(tilings[v].tile_pairs);
+        },
+        [&](size_t) { matmul(c.w, c.x.data(), rows, c.y.data(), pool); }, [](size_t) {});
     detail::matmul_avx2_group_pairs(was_pairs);
     detail::matmul_avx512_wide_tiles(was_wide);
     detail::matmul_avx512_tile_pairs(was_tile_pairs);
-    matmul_forget(w);
-    for (size_t v = 0; v < nv; ++v) {
-      r.variants.push_back(tilings[v].name);
-      r.gmacs.push_back(median(rates[v]));
-      r.vs_first.push_back(std::exp(log_ratio[v] / reps));
-    }
-    out.push_back(r);
+    matmul_forget(c.w);
+    out.push_back(c.r);
   }
   // The block types llama-quantize writes (ops/matmul_blocks.h), on the FFN up/gate shape: each
-  // kernel set this CPU has, alternated the same way.
+  // kernel set this CPU has, and Q4_K's interleaved copy (matmul_blocks_prepare, built outside the
+  // timing) under each set that has tiles for it.
   for (GGMLType type : {GGMLType::Q4_K, GGMLType::Q6_K, GGMLType::IQ4_XS}) {
-    const int64_t n_in = 2560, n_out = 6912;
-    std::vector<float> wf(static_cast<size_t>(n_in)), x(size_t(rows) * size_t(n_in)), y(size_t(rows) * size_t(n_out));
-    const size_t rb = row_bytes(type, n_in);
-    std::vector<uint8_t> wq(rb * size_t(n_out));
-    for (int64_t o = 0; o < n_out; ++o) {
-      for (float& v : wf) v = nd(rng);
-      quantize_row(type, wf.data(), wq.data() + size_t(o) * rb, n_in);
-    }
-    for (float& v : x) v = nd(rng);
-    const WeightMatrix w = WeightMatrix::from_data(type, wq.data(), n_in, n_out);
-    GemmAb r;
-    r.label = type_name(type) + " " + std::to_string(n_in) + "x" + std::to_string(n_out);
-    r.macs = double(rows) * double(n_in) * double(n_out);
+    GemmCase c = make_gemm_case(type, 2560, 6912, rows, rng);
     struct Set {
       BlockKernels k;
-      bool interleaved;  // Q4_K's interleaved copy (matmul_blocks_prepare), built outside the timing
+      bool interleaved;
     };
     std::vector<Set> sets;
-    if (matmul_blocks_prepare(w, pool))
+    if (matmul_blocks_prepare(c.w, pool))
       for (BlockKernels k : {BlockKernels::Avx512, BlockKernels::Avx2})
         if (block_kernels_available(k)) sets.push_back({k, true});
-    matmul_blocks_forget(w.data);
+    matmul_blocks_forget(c.w.data);
     for (BlockKernels k : {BlockKernels::Avx512, BlockKernels::Avx2})
       if (block_kernels_available(k)) sets.push_back({k, false});
-    const size_t nv = sets.size();
-    std::vector<std::vector<double>> rates(nv);
-    std::vector<double> log_ratio(nv, 0.0);
-    for (int i = 0; i < reps; ++i) {
-      std::vector<double> ms(nv);
-      for (size_t j = 0; j < nv; ++j) {
-        const size_t v = (j + size_t(i)) % nv;
-        if (sets[v].interleaved) matmul_blocks_prepare(w, pool);
-        const double t0 = now_ms();
-        matmul_blocks(w, x.data(), rows, y.data(), pool, sets[v].k);
-        ms[v] = std::max(now_ms() - t0, 1e-6);
-        matmul_blocks_forget(w.data);
-      }
-      for (size_t v = 0; v < nv; ++v) {
-        rates[v].push_back(r.macs / (ms[v] * 1e6));
-        log_ratio[v] += std::log(ms[0] / ms[v]);
-      }
-    }
-    for (size_t v = 0; v < nv; ++v) {
-      r.variants.push_back(std::string("blocks ") + block_kernels_name(sets[v].k) +
-                           (sets[v].interleaved ? " interleaved" : ""));
-      r.gmacs.push_back(median(rates[v]));
-      r.vs_first.push_back(std::exp(log_ratio[v] / reps));
-    }
-    out.push_back(r);
+    std::vector<std::string> names;
+    for (const Set& st : sets)
+      names.push_back(std::string("blocks ") + block_kernels_name(st.k) + (st.interleaved ? " interleaved" : ""));
+    alternate_variants(
+        c.r, names, reps, [&](size_t v) { if (sets[v].interleaved) matmul_blocks_prepare(c.w, pool); },
+        [&](size_t v) { matmul_blocks(c.w, c.x.data(), rows, c.y.data(), pool, sets[v].k); },
+        [&](size_t) { matmul_blocks_forget(c.w.data); });
+    out.push_back(c.r);
   }
   return out;
 }
