@@ -7,6 +7,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -59,6 +64,24 @@ static bool detect_avx512_bf16() {
 #endif
 }
 
+static bool detect_amx_bf16() {
+  if (!cpu_has_avx512_bf16() || env_set("EDGEVLM_NO_AMX")) return false;
+#if defined(__x86_64__) && defined(__linux__)
+  // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE; the OS enables the tile state in XCR0
+  // (bits 17 and 18) and hands it to a process that asks (Linux 5.16+).
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return false;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE
+  unsigned xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 static bool detect_neon() {
   if (env_set("EDGEVLM_NO_SIMD")) return false;
 #if defined(__aarch64__)
@@ -84,6 +107,11 @@ bool cpu_has_avx2() {
 
 bool cpu_has_avx512_bf16() {
   static const bool has = detect_avx512_bf16();
+  return has;
+}
+
+bool cpu_has_amx_bf16() {
+  static const bool has = detect_amx_bf16();
   return has;
 }
 

@@ -14,6 +14,11 @@ bool cpu_has_avx_vnni();
 // cpu_has_avx2(): the *_avx512bf16.cc kernels may run. EDGEVLM_NO_AVX512=1 turns it off.
 bool cpu_has_avx512_bf16();
 
+// x86-64 with AMX-TILE and AMX-BF16 (Sapphire Rapids and later Xeons) besides cpu_has_avx512_bf16(),
+// and the kernel's permission to use the tile state (Linux arch_prctl(ARCH_REQ_XCOMP_PERM), asked
+// for once here): the *_amx.cc kernels may run. EDGEVLM_NO_AMX=1 turns it off.
+bool cpu_has_amx_bf16();
+
 // aarch64: NEON (Advanced SIMD) is part of the base ISA, so this is true on every aarch64 CPU
 // unless EDGEVLM_NO_SIMD is set; false on other architectures. The *_neon.cc kernels may run.
 bool cpu_has_neon();

@@ -44,6 +44,14 @@ constexpr int64_t kActBudgetQ = 384 * 1024;
 constexpr int64_t kWeightBudgetQ = 40 * 1024;
 
 using simd::hsum;
+using detail::kGR;
+using detail::packed_qb;
+using detail::kPairScaleBytes;
+using detail::pair_super_bytes;
+using detail::pair_steps_offset;
+using detail::pair_scales_offset;
+using detail::pair_qbytes;
+using detail::pair_bytes;
 
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -54,8 +62,6 @@ inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // multiply-add by (weight scales × activation scale) accumulates them in float. Q4_0 nibbles
 // (0..15) are maddubs' unsigned operand; their offset of 8 enters as the integer −8·Σq_x added
 // per block (ActRows::corr). Q8_0 uses the sign trick (maddubs needs one unsigned operand).
-
-constexpr int kGR = 8;  // weight rows per group
 
 template <GGMLType T>
 struct PackTraits;
@@ -72,7 +78,6 @@ struct PackTraits<GGMLType::Q8_0> {
   static constexpr int kBlockBytes = 34;
 };
 
-inline int packed_qb(GGMLType t) { return t == GGMLType::Q4_0 ? 128 : 256; }
 // Bytes between consecutive groups' quants (a multiple of 128) and scales in a cached copy.
 inline size_t group_qstride(GGMLType t, int64_t nb) { return size_t(nb) * size_t(packed_qb(t)); }
 inline size_t group_dstride(int64_t nb) { return size_t(nb) * kGR * 2; }
@@ -131,20 +136,6 @@ void pack_group(GGMLType t, const uint8_t* w, size_t ws, int64_t n_out, int64_t 
     }
   }
 }
-
-// The pair layout (matmul_internal.h) stores blocks two at a time: both blocks' interleaved quants,
-// then both blocks' 16 scales, so a pair is one unbroken stream. With pq bytes of a pair's quants
-// per block: a super-block of two blocks (a multiple of 64 bytes), and where block ib's quants
-// and scales lie from the pair's start (packing, the 512-bit tiles and their prefetch use these).
-constexpr int kPairScaleBytes = 2 * kGR * 2;  // a pair's 16 F16 scales of one block
-constexpr size_t pair_super_bytes(int pq) { return 2 * size_t(pq) + 2 * kPairScaleBytes; }
-constexpr size_t pair_steps_offset(int pq, int64_t ib) { return size_t(ib >> 1) * pair_super_bytes(pq) + size_t(ib & 1) * size_t(pq); }
-constexpr size_t pair_scales_offset(int pq, int64_t ib) {
-  return size_t(ib >> 1) * pair_super_bytes(pq) + 2 * size_t(pq) + size_t(ib & 1) * kPairScaleBytes;
-}
-inline int pair_qbytes(GGMLType t) { return 2 * packed_qb(t); }
-// A pair over nblk blocks (an odd count leaves the last super-block's second half unused).
-inline size_t pair_bytes(GGMLType t, int64_t nblk) { return size_t((nblk + 1) / 2) * pair_super_bytes(pair_qbytes(t)); }
 
 // Groups g and g + 1 (g + 1 below the group count), blocks [b0, b0 + nblk), into out
 // (pair_bytes(t, nblk)): per block, step k of g then step k of g + 1 (64 bytes, one zmm), and the
@@ -788,16 +779,33 @@ inline void add_bias_segment(float* y, const float* b, int64_t n) {
 void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool, const MatmulOut& out) {
   const GGMLType t = w.type;
   const int64_t n_in = w.n_in, n_out = w.n_out, nb = n_in / kQK, ldy = out.ldy ? out.ldy : n_out;
+  const auto ik = detail::IntKernels(g_int_kernels.load(std::memory_order_relaxed));
+  const bool vnni = ik != detail::IntKernels::Avx2;
+  const bool flip = vnni && t == GGMLType::Q8_0;
+  const int32_t corr_mul = t == GGMLType::Q4_0 ? -8 : flip ? -128 : 0;
+  const bool split = g_split_scales.load(std::memory_order_relaxed);
+  // The Avx512Vnni set's 512-bit tiles read the pair layout, and then run every product of the
+  // matrix, decode included (the odd last group of a matrix runs the 256-bit tiles).
+  const bool pair_layout = use_pair_layout(ik, split);
+  const uint8_t* packed = packed_weights(w, flip, split, pair_layout, pool);
+  const int qb = packed_qb(t);
+  const int64_t n_groups = (n_out + kGR - 1) / kGR;
+  const CopyLayout layout{t, nb, n_groups, split, pair_layout};
+  // Products of several rows over the pairs run on the matrix engine where the CPU has one
+  // (matmul_amx.cc); an odd last group stays below.
+  int64_t g_begin = 0;
+  if (packed && pair_layout && n_rows >= detail::kAmxMinRows && detail::matmul_amx_active()) {
+    const detail::AmxPairs m{t, packed, layout.pair_stride(), n_groups / 2, nb, n_out, flip};
+    detail::matmul_amx_pairs(m, x, n_rows, n_in, y, ldy, out.bias, out.accumulate, pool);
+    g_begin = 2 * (n_groups / 2);
+    if (g_begin == n_groups) return;
+  }
   thread_local detail::Scratch<int8_t> qs_buf;
   thread_local detail::Scratch<float> d_buf;
   thread_local detail::Scratch<int32_t> c_buf;
   int8_t* qs = qs_buf.get(size_t(n_rows * n_in));
   float* xd = d_buf.get(size_t(n_rows * nb));
   int32_t* xc = c_buf.get(size_t(n_rows * nb));
-  const auto ik = detail::IntKernels(g_int_kernels.load(std::memory_order_relaxed));
-  const bool vnni = ik != detail::IntKernels::Avx2;
-  const bool flip = vnni && t == GGMLType::Q8_0;
-  const int32_t corr_mul = t == GGMLType::Q4_0 ? -8 : flip ? -128 : 0;
   auto quant_rows = [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r)
       quantize_row_avx2(x + r * n_in, nb, qs + r * n_in, xd + r * nb, xc + r * nb, corr_mul);
@@ -821,15 +829,6 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
     if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
     held = now;
   }
-
-  const bool split = g_split_scales.load(std::memory_order_relaxed);
-  // The Avx512Vnni set's 512-bit tiles read the pair layout, and then run every product of the
-  // matrix, decode included (the odd last group of a matrix runs the 256-bit tiles).
-  const bool pair_layout = use_pair_layout(ik, split);
-  const uint8_t* packed = packed_weights(w, flip, split, pair_layout, pool);
-  const int qb = packed_qb(t);
-  const int64_t n_groups = (n_out + kGR - 1) / kGR;
-  const CopyLayout layout{t, nb, n_groups, split, pair_layout};
 
   // Work units of ngu groups. The 256-bit decode (one row) keeps one group per unit: it streams the
   // weights once, so sharing the one broadcast per step gains nothing, and its prefetch is tuned for
@@ -864,7 +863,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
       ik == detail::IntKernels::Avx512Vnni ? (t == GGMLType::Q4_0 ? kGemmQ4_0Evex : kGemmQ8_0Evex)
       : ik == detail::IntKernels::AvxVnni  ? (t == GGMLType::Q4_0 ? kGemmQ4_0Vnni : kGemmQ8_0Vnni)
                                            : (t == GGMLType::Q4_0 ? kGemmQ4_0 : kGemmQ8_0);
-  const int64_t n_units = (n_groups + ngu - 1) / ngu;
+  const int64_t n_units = (n_groups - g_begin + ngu - 1) / ngu;
   // Per-call repacking into scratch, sgs bytes per group (64-byte aligned): a single group's quants
   // followed by its scales; with the pair layout, a pair (pair_bytes) in two such places.
   const size_t sgs = (size_t(kslice / kQK + 1) * size_t(qb + 2 * kGR) + 63) / 64 * 64;
@@ -876,7 +875,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
       for (int64_t k0 = 0; k0 < n_in; k0 += kslice) {
         const int64_t kb0 = k0 / kQK, nblk = (std::min(n_in, k0 + kslice) - k0) / kQK;
         for (int64_t u = u0; u < u1; ++u) {
-          const int64_t g = u * ngu;
+          const int64_t g = g_begin + u * ngu;
           const int ng = int(std::min<int64_t>(ngu, n_groups - g));
           const int np = pair_layout ? ng / 2 : 0;  // pairs in the unit
           // The unit's pairs (pair p at pq + p·pstride) and its groups outside pairs (group j at

@@ -70,6 +70,51 @@ struct Scratch {
 // any matrix while the cache is disabled, are repacked per call into per-thread scratch.
 constexpr size_t kRepackMinBytes = 32 * 1024;
 
+// The layouts' geometry (the integer kernels and the AMX products read the same copies).
+constexpr int kGR = 8;  // weight rows per group
+// Packed quant bytes per block and group.
+inline int packed_qb(GGMLType t) { return t == GGMLType::Q4_0 ? 128 : 256; }
+// The pair layout stores blocks two at a time: both blocks' interleaved quants, then both blocks'
+// 16 scales, so a pair is one unbroken stream. With pq bytes of a pair's quants per block: a
+// super-block of two blocks (a multiple of 64 bytes), and where block ib's quants and scales lie
+// from the pair's start (packing, the 512-bit tiles, their prefetch and the AMX products use these).
+constexpr int kPairScaleBytes = 2 * kGR * 2;  // a pair's 16 F16 scales of one block
+constexpr size_t pair_super_bytes(int pq) { return 2 * size_t(pq) + 2 * kPairScaleBytes; }
+constexpr size_t pair_steps_offset(int pq, int64_t ib) { return size_t(ib >> 1) * pair_super_bytes(pq) + size_t(ib & 1) * size_t(pq); }
+constexpr size_t pair_scales_offset(int pq, int64_t ib) {
+  return size_t(ib >> 1) * pair_super_bytes(pq) + 2 * size_t(pq) + size_t(ib & 1) * kPairScaleBytes;
+}
+inline int pair_qbytes(GGMLType t) { return 2 * packed_qb(t); }
+// A pair over nblk blocks (an odd count leaves the last super-block's second half unused).
+inline size_t pair_bytes(GGMLType t, int64_t nblk) { return size_t((nblk + 1) / 2) * pair_super_bytes(pair_qbytes(t)); }
+
+// ---- AMX-BF16 products (matmul_amx.cc) ------------------------------------------------------
+// Products of at least kAmxMinRows rows of a Q4_0/Q8_0 matrix with a cached pair-layout copy run
+// on the CPU's matrix engine where it has AMX-BF16 (cpu_has_amx_bf16), the weights converted to
+// BF16 per panel and the activations rounded to BF16; fewer rows (decode) stay on the integer
+// kernels, bound by memory. An odd last group of 8 rows outside the pairs stays there too.
+constexpr int64_t kAmxMinRows = 16;
+// The pairs of a cached copy: n_pairs pairs of 16 weight rows, pstride bytes apart, nb blocks per
+// row; n_out rows in all (a last pair may be part zero); flip: Q8_0 stored as q + 128.
+struct AmxPairs {
+  GGMLType type = GGMLType::Q4_0;
+  const uint8_t* data = nullptr;
+  size_t pstride = 0;
+  int64_t n_pairs = 0, nb = 0, n_out = 0;
+  bool flip = false;
+};
+// Whether this build has the AMX kernels (x86-64 with a compiler that has AMX).
+bool matmul_amx_compiled();
+// y[r·ldy + o] (+)= Σ_i W[o, i] · x[r·n_in + i] (+ bias[o]) for o < min(n_out, 16·n_pairs).
+// Call only when cpu_has_amx_bf16() and matmul_amx_compiled().
+void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
+                      const float* bias, bool accumulate, ThreadPool& pool);
+// Whether products of several rows use the AMX kernels where the CPU has them (default on;
+// EDGEVLM_NO_AMX=1 turns them off, as it does cpu_has_amx_bf16). Returns the previous setting.
+bool matmul_amx_enable(bool on);
+// Whether the AMX kernels run now (the CPU has them, the build has them, and they are enabled).
+bool matmul_amx_active();
+
 // Bytes held by repacked weights (the memory cost of the cache).
 size_t matmul_packed_bytes();
 // Number of cached matrices.

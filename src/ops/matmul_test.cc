@@ -183,8 +183,14 @@ TEST_F(MatmulAvx2, F16) { check_type(GGMLType::F16, float_shapes(), matmul_avx2)
 TEST_F(MatmulAvx2, BF16) { check_type(GGMLType::BF16, float_shapes(), matmul_avx2); }
 // Runs fn with every integer kernel set this CPU has (plain AVX2, AVX-VNNI, AVX512-VNNI), each
 // with every tiling of weight groups it has.
+// Every integer kernel set and tiling this CPU has, with the AMX products off (they round the
+// activations to BF16, not to 8 bits: MatmulAvx2.AmxBf16 checks them).
 void each_int8_variant(const std::function<void()>& fn) {
   using detail::IntKernels;
+  struct AmxOff {
+    bool was = detail::matmul_amx_enable(false);
+    ~AmxOff() { detail::matmul_amx_enable(was); }
+  } amx_off;
   for (IntKernels k : {IntKernels::Avx2, IntKernels::AvxVnni, IntKernels::Avx512Vnni}) {
     if (!detail::matmul_int_kernels_available(k)) continue;
     struct Tiling {
@@ -278,7 +284,11 @@ void check_epilogue(GGMLType t) {
             continue;
           }
           float want = plain[size_t(r * sh.n_out + o)] + (out.accumulate ? init[i] : 0.0f) + (out.bias ? bias[size_t(o)] : 0.0f);
-          ASSERT_NEAR(got[i], want, 1e-5f * (std::fabs(want) + std::fabs(init[i]) + 1.0f)) << "row " << r << " out " << o;
+          // The AMX products sum into the tiles from y's old values (the order differs): F32
+          // rounding of the partial sums, a few ulps of Σ|w·x|.
+          const double sum_order = 2e-7 * abs_dot(p, o, r);
+          ASSERT_NEAR(got[i], want, 1e-5f * (std::fabs(want) + std::fabs(init[i]) + 1.0f) + sum_order)
+              << "row " << r << " out " << o;
         }
     }
 }
@@ -286,7 +296,7 @@ void check_epilogue(GGMLType t) {
 TEST(MatmulEpilogue, EveryTypeAndPath) {
   for (GGMLType t : {GGMLType::F32, GGMLType::F16, GGMLType::Q8_0, GGMLType::Q4_0}) {
     if (cpu_has_avx2() && (t == GGMLType::Q8_0 || t == GGMLType::Q4_0)) each_int8_variant([&] { check_epilogue(t); });
-    else check_epilogue(t);
+    check_epilogue(t);  // with the AMX products where the CPU has them ({4096, 24, 100} takes them)
   }
   ThreadPool pool(1);
   const Problem p = make_problem(GGMLType::Q8_0, 64, 8, 1, 3);
@@ -294,6 +304,44 @@ TEST(MatmulEpilogue, EveryTypeAndPath) {
   MatmulOut narrow;
   narrow.ldy = 4;
   EXPECT_THROW(matmul(p.w(), p.x.data(), 1, y.data(), pool, narrow), Error);
+}
+
+// The AMX-BF16 products (prefill rows of cached Q4_0/Q8_0 matrices on CPUs with AMX) against the
+// scalar reference. Activations and weights (q·d) are rounded to BF16 (8 significant bits, error
+// ≤ 2^-8 relative each) and summed in F32: |y − y_ref| ≤ 2·2^-8 · Σ|w·x| bounds it (with room
+// for F32 sums). Shapes: a pair and a lone group with a 17-row tail (one row in the second
+// tile), a panel of one pair, a partial last pair, two row blocks with two reduction slices.
+TEST_F(MatmulAvx2, AmxBf16) {
+  if (!detail::matmul_amx_active()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or EDGEVLM_NO_AMX set)";
+  const struct { GGMLType t; int64_t n_in, n_out, n_rows; } cases[] = {
+      {GGMLType::Q4_0, 2048, 40, 17},  {GGMLType::Q8_0, 1024, 48, 33},  {GGMLType::Q4_0, 2048, 61, 100},
+      {GGMLType::Q8_0, 2048, 61, 16},  {GGMLType::Q4_0, 1280, 64, 600}, {GGMLType::Q8_0, 4096, 17, 100}};
+  const bool was = detail::matmul_packed_enable(true);
+  uint64_t seed = 100;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (const auto& c : cases) {
+      SCOPED_TRACE(type_name(c.t) + " " + std::to_string(c.n_in) + "x" + std::to_string(c.n_out) + " rows " +
+                   std::to_string(c.n_rows) + " threads " + std::to_string(threads));
+      const Problem p = make_problem(c.t, c.n_in, c.n_out, c.n_rows, seed++);
+      ASSERT_TRUE(matmul_prepare(p.w(), pool));
+      std::vector<float> ref(size_t(c.n_out * c.n_rows)), got(ref.size(), NAN);
+      matmul_ref(p.w(), p.x.data(), c.n_rows, ref.data(), &pool);
+      matmul_avx2(p.w(), p.x.data(), c.n_rows, got.data(), pool);
+      double worst = 0;  // the largest error as a fraction of Σ|w·x|
+      for (int64_t r = 0; r < c.n_rows; ++r)
+        for (int64_t o = 0; o < c.n_out; ++o) {
+          const size_t i = size_t(r * c.n_out + o);
+          const double ad = abs_dot(p, o, r);
+          ASSERT_NEAR(got[i], ref[i], 2.5 / 256 * ad) << "row " << r << " out " << o;
+          worst = std::max(worst, std::fabs(got[i] - ref[i]) / ad);
+        }
+      // Rounding errors of random sign: far below the bound (a wrong layout gives errors of order 1).
+      EXPECT_LT(worst, 2e-3);
+      matmul_forget(p.w());
+    }
+  }
+  detail::matmul_packed_enable(was);
 }
 
 // MatmulOut::same_x: the previous product's 8-bit quantization of x is reused (a change to x at a

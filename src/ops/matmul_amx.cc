@@ -1,0 +1,250 @@
+// AMX-BF16 products of several activation rows (prefill, the ViT) for Q4_0 / Q8_0 weights, on
+// CPUs with Intel's matrix engine (Sapphire Rapids and later; cpu_has_amx_bf16). Compiled with
+// -mamx-tile -mamx-bf16 -mavx512bf16 and -fno-tree-dse: GCC 12 has been seen to delete the stores
+// that fill a tile configuration before ldtilecfg.
+//
+// Why BF16 and not AMX-INT8: an int8 tile product covers one 32-element block (one weight scale
+// and one activation scale per block), so every block's int32 tile has to be stored and scaled
+// with AVX-512 before the next; measured here (Xeon, one core) that ran at 215-230 G MAC/s, no
+// faster than the AVX512-VNNI tiles (180-210). In BF16 the scales are applied once, while a
+// weight panel is converted, and the tiles accumulate in F32 over the whole reduction: 1.5-1.7 T
+// MAC/s from L1, and the products below reach a large part of it. The activations are rounded to
+// BF16 (8 significant bits, error 2^-9 relative) instead of Q8_0 blocks (error up to max|x|/254
+// per element), so these products are closer to F32 than the integer path's.
+//
+// Layout. Activations: a row block's rows in chunks of 32 (two 16-row tiles), per 32-element step
+// 2 KiB: rows 0-15 then 16-31, each row's 32 BF16 values in order. Weights: the cached pair layout
+// of the integer kernels (matmul_internal.h), converted per panel of two pairs (32 output rows)
+// and reduction slice into the B tiles' form, per step 2 KiB: pair 0 then pair 1, tile row r
+// holding elements 2r and 2r+1 of each of the 16 weight rows, times the block's scale.
+// Per thread: a range of panels; per reduction slice (the row block's activations of the slice
+// stay in L2) and panel, the slice of weights converted once, then every 32-row chunk: 4 tile
+// products per step into 4 F32 accumulator tiles, which load from and store to y between slices.
+// Tails (rows or outputs short of a tile) run with a tile configuration of that shape.
+#include <algorithm>
+#include <cstring>
+
+#include <atomic>
+
+#include "core/error.h"
+#include "ops/cpu_features.h"
+#include "ops/matmul_internal.h"
+
+namespace edgevlm::detail {
+namespace {
+std::atomic<bool> g_amx_enabled{true};
+}  // namespace
+bool matmul_amx_enable(bool on) { return g_amx_enabled.exchange(on); }
+bool matmul_amx_active() {
+  return g_amx_enabled.load(std::memory_order_relaxed) && matmul_amx_compiled() && cpu_has_amx_bf16();
+}
+}  // namespace edgevlm::detail
+
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__AVX512BW__)
+#include <immintrin.h>
+
+namespace edgevlm::detail {
+namespace {
+
+// The maskz forms with a full mask compile to the plain instructions; the plain intrinsics' undefined
+// pass-through operand trips GCC 12's -Wmaybe-uninitialized.
+constexpr __mmask16 kAll16 = 0xFFFF;
+constexpr int kChunkRows = 32;          // activation rows per chunk (two tiles)
+constexpr int kStepElems = 1024;        // BF16 values per step of a chunk or a panel (two tiles)
+constexpr int kTileElems = 512;         // one tile: 16 rows × 32 BF16
+constexpr int64_t kRowBlock = 512;      // rows converted at once (the activation buffer's size)
+constexpr int64_t kSliceBudget = 1 << 20;  // bytes of the row block's activations per slice (L2)
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// A tile shape: rows of the two activation tiles, outputs of the two weight tiles (0: unused).
+// Tiles 0-3 accumulate (activation tile i, weight tile j at 2i + j), 4-5 hold activations, 6-7
+// weights.
+struct TileShape {
+  int r0 = -1, r1 = -1, n0 = -1, n1 = -1;
+  bool operator==(const TileShape& o) const { return r0 == o.r0 && r1 == o.r1 && n0 == o.n0 && n1 == o.n1; }
+};
+
+thread_local TileShape t_shape;
+
+void use_shape(const TileShape& s) {
+  if (t_shape == s) return;
+  TileConfig c;
+  const int rows[2] = {s.r0, s.r1}, cols[2] = {s.n0, s.n1};
+  for (int i = 0; i < 2; ++i) {
+    if (rows[i] <= 0) continue;
+    c.rows[4 + i] = uint8_t(rows[i]);
+    c.colsb[4 + i] = 64;
+    for (int j = 0; j < 2; ++j)
+      if (cols[j] > 0) {
+        c.rows[2 * i + j] = uint8_t(rows[i]);
+        c.colsb[2 * i + j] = uint16_t(4 * cols[j]);
+      }
+  }
+  for (int j = 0; j < 2; ++j)
+    if (cols[j] > 0) {
+      c.rows[6 + j] = 16;
+      c.colsb[6 + j] = uint16_t(4 * cols[j]);
+    }
+  _tile_loadconfig(&c);
+  t_shape = s;
+}
+
+// steps × (mt activation tiles × nt weight tiles) into the accumulators at c (ldc floats apart),
+// which start from c's values (load_c) or from zero, and are stored back to c.
+template <int mt, int nt>
+void tile_steps(const uint16_t* a, const uint16_t* b, int64_t steps, float* c, int64_t ldc, bool load_c) {
+  const size_t ldcb = size_t(ldc) * sizeof(float);
+  float* c1 = c + 16 * ldc;
+  if (load_c) {
+    _tile_loadd(0, c, ldcb);
+    if constexpr (nt > 1) _tile_loadd(1, c + 16, ldcb);
+    if constexpr (mt > 1) _tile_loadd(2, c1, ldcb);
+    if constexpr (mt > 1 && nt > 1) _tile_loadd(3, c1 + 16, ldcb);
+  } else {
+    _tile_zero(0);
+    if constexpr (nt > 1) _tile_zero(1);
+    if constexpr (mt > 1) _tile_zero(2);
+    if constexpr (mt > 1 && nt > 1) _tile_zero(3);
+  }
+  for (int64_t s = 0; s < steps; ++s, a += kStepElems, b += kStepElems) {
+    _tile_loadd(4, a, 64);
+    if constexpr (mt > 1) _tile_loadd(5, a + kTileElems, 64);
+    _tile_loadd(6, b, 64);
+    if constexpr (nt > 1) _tile_loadd(7, b + kTileElems, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (nt > 1) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (mt > 1) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (mt > 1 && nt > 1) _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, c, ldcb);
+  if constexpr (nt > 1) _tile_stored(1, c + 16, ldcb);
+  if constexpr (mt > 1) _tile_stored(2, c1, ldcb);
+  if constexpr (mt > 1 && nt > 1) _tile_stored(3, c1 + 16, ldcb);
+}
+
+using TileSteps = void (*)(const uint16_t*, const uint16_t*, int64_t, float*, int64_t, bool);
+const TileSteps kTileSteps[2][2] = {{tile_steps<1, 1>, tile_steps<1, 2>}, {tile_steps<2, 1>, tile_steps<2, 2>}};
+
+// Rows [r0, r1) of x (n_in floats each) into the chunked BF16 layout at a (the row block's start).
+void convert_rows(const float* x, int64_t n_in, int64_t r0, int64_t r1, uint16_t* a) {
+  const int64_t steps = n_in / kQK;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * n_in;
+    uint16_t* ar = a + (r / kChunkRows) * steps * kStepElems + ((r % kChunkRows) / 16) * kTileElems + (r % 16) * 32;
+    for (int64_t s = 0; s < steps; ++s, xr += 32, ar += kStepElems) {
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + 16), _mm512_loadu_ps(xr));
+      _mm512_store_si512(ar, reinterpret_cast<const __m512i&>(v));
+    }
+  }
+}
+
+// 64 signed 8-bit weights, 4 consecutive elements (4q..4q+3) of each of 16 weight rows, into tile
+// rows 2q and 2q + 1 at out (BF16, times the rows' scales: slo for rows 0-7 and shi for rows
+// 8-15, each scale twice in a row).
+inline void quad_to_rows(__m512i q, __m512 slo, __m512 shi, uint16_t* out) {
+  // Words 2n (elements 4q, 4q + 1 of row n) to the low half, words 2n + 1 to the high half.
+  const __m512i idx = _mm512_set_epi16(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1,  //
+                                       30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i t = _mm512_maskz_permutexvar_epi16(~__mmask32(0), idx, q);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i half = h ? _mm512_maskz_extracti64x4_epi64(0xFF, t, 1) : _mm512_maskz_extracti64x4_epi64(0xFF, t, 0);
+    const __m512 f0 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll16, _mm512_maskz_cvtepi8_epi32(kAll16, _mm256_castsi256_si128(half))), slo);
+    const __m512 f1 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll16, _mm512_maskz_cvtepi8_epi32(kAll16, _mm256_extracti128_si256(half, 1))), shi);
+    const __m512bh r = _mm512_cvtne2ps_pbh(f1, f0);
+    _mm512_store_si512(out + h * 32, reinterpret_cast<const __m512i&>(r));
+  }
+}
+
+// Block ib of the pair at w into one B tile at out (16 rows × 32 BF16).
+void convert_block(const AmxPairs& m, const uint8_t* w, int64_t ib, uint16_t* out) {
+  const int pq = pair_qbytes(m.type);
+  const uint8_t* q = w + pair_steps_offset(pq, ib);
+  const __m512 d = _mm512_maskz_cvtph_ps(kAll16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + pair_scales_offset(pq, ib))));
+  const __m512 slo = _mm512_maskz_permutexvar_ps(kAll16, _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), d);
+  const __m512 shi = _mm512_maskz_permutexvar_ps(kAll16, _mm512_set_epi32(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8), d);
+  if (m.type == GGMLType::Q4_0) {
+    // Step k: low nibbles are elements 4k..4k+3, high nibbles 16+4k..16+4k+3 (offset 8).
+    const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
+    for (int k = 0; k < 4; ++k) {
+      const __m512i v = _mm512_load_si512(q + 64 * k);
+      quad_to_rows(_mm512_sub_epi8(_mm512_and_si512(v, m4), eight), slo, shi, out + 2 * k * 32);
+      quad_to_rows(_mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), eight), slo, shi, out + 2 * (4 + k) * 32);
+    }
+  } else {  // Q8_0, stored as q + 128 when flipped
+    const __m512i flip = _mm512_set1_epi8(m.flip ? char(0x80) : 0);
+    for (int k = 0; k < 8; ++k)
+      quad_to_rows(_mm512_xor_si512(_mm512_load_si512(q + 64 * k), flip), slo, shi, out + 2 * k * 32);
+  }
+}
+
+}  // namespace
+
+bool matmul_amx_compiled() { return true; }
+
+void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
+                      const float* bias, bool accumulate, ThreadPool& pool) {
+  EV_CHECK(n_in == m.nb * kQK, "matmul_amx_pairs: %lld inputs for %lld blocks", (long long)n_in, (long long)m.nb);
+  const int64_t steps = m.nb, n_panels = (m.n_pairs + 1) / 2;
+  thread_local Scratch<uint16_t> a_buf;
+  const int64_t block_rows = std::min(n_rows, kRowBlock);
+  uint16_t* a = a_buf.get(size_t((block_rows + kChunkRows - 1) / kChunkRows) * size_t(steps) * kStepElems);
+  for (int64_t rb0 = 0; rb0 < n_rows; rb0 += kRowBlock) {
+    const int64_t rb1 = std::min(n_rows, rb0 + kRowBlock), rows = rb1 - rb0;
+    const int64_t n_chunks = (rows + kChunkRows - 1) / kChunkRows;
+    pool.parallel_for(n_chunks, [&](int64_t c0, int64_t c1) {
+      convert_rows(x + rb0 * n_in, n_in, c0 * kChunkRows, std::min(rows, c1 * kChunkRows), a);
+    });
+    const int64_t slice = std::max<int64_t>(8, kSliceBudget / (n_chunks * kChunkRows * 64));
+    pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1) {
+      thread_local Scratch<uint16_t> b_buf;
+      uint16_t* b = b_buf.get(size_t(std::min(slice, steps)) * kStepElems);
+      for (int64_t s0 = 0; s0 < steps; s0 += slice) {
+        const int64_t s1 = std::min(steps, s0 + slice);
+        for (int64_t p = p0; p < p1; ++p) {
+          const int np = int(std::min<int64_t>(2, m.n_pairs - 2 * p));
+          const int64_t o0 = 32 * p;
+          const int n0 = int(std::min<int64_t>(16, m.n_out - o0));
+          const int n1 = np > 1 ? int(std::min<int64_t>(16, m.n_out - o0 - 16)) : 0;
+          for (int j = 0; j < np; ++j) {
+            const uint8_t* w = m.data + size_t(2 * p + j) * m.pstride;
+            for (int64_t s = s0; s < s1; ++s) convert_block(m, w, s, b + (s - s0) * kStepElems + j * kTileElems);
+          }
+          for (int64_t c = 0; c < n_chunks; ++c) {
+            const int rv = int(std::min<int64_t>(kChunkRows, rows - c * kChunkRows));
+            const int r0 = std::min(16, rv), r1 = rv - r0;
+            use_shape({r0, r1, n0, n1});
+            kTileSteps[r1 > 0][n1 > 0](a + (c * steps + s0) * kStepElems, b, s1 - s0,
+                                       y + (rb0 + c * kChunkRows) * ldy + o0, ldy, s0 > 0 || accumulate);
+          }
+          if (bias && s1 == steps) {
+            const int n = n0 + n1;
+            for (int64_t r = rb0; r < rb1; ++r) {
+              float* yr = y + r * ldy + o0;
+              for (int i = 0; i < n; ++i) yr[i] += bias[o0 + i];
+            }
+          }
+        }
+      }
+    });
+  }
+}
+
+}  // namespace edgevlm::detail
+
+#else  // compiled without AMX (another architecture, or a compiler without it): never called.
+
+namespace edgevlm::detail {
+bool matmul_amx_compiled() { return false; }
+void matmul_amx_pairs(const AmxPairs&, const float*, int64_t, int64_t, float*, int64_t, const float*, bool, ThreadPool&) {
+  throw Error("matmul_amx_pairs: this build has no AMX kernels");
+}
+}  // namespace edgevlm::detail
+
+#endif
