@@ -1,7 +1,7 @@
 // AMX-BF16 products of several activation rows (prefill, the ViT) for Q4_0 / Q8_0 weights, on
 // CPUs with Intel's matrix engine (Sapphire Rapids and later; cpu_has_amx_bf16). Compiled with
-// -mamx-tile -mamx-bf16 -mavx512bf16 and -fno-tree-dse: GCC 12 has been seen to delete the stores
-// that fill a tile configuration before ldtilecfg.
+// -mamx-tile -mamx-bf16 -mavx512bf16; tile configurations load through amx_load_config
+// (matmul_internal.h), since GCC 12 deletes the stores that fill them before _tile_loadconfig.
 //
 // Why BF16 and not AMX-INT8: an int8 tile product covers one 32-element block (one weight scale
 // and one activation scale per block), so every block's int32 tile has to be stored and scaled
@@ -55,14 +55,6 @@ constexpr int kTileElems = 512;         // one tile: 16 rows × 32 BF16
 constexpr int64_t kRowBlock = 512;      // rows converted at once (the activation buffer's size)
 constexpr int64_t kSliceBudget = 1 << 20;  // bytes of the row block's activations per slice (L2)
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // A tile shape: rows of the two activation tiles, outputs of the two weight tiles (0: unused).
 // Tiles 0-3 accumulate (activation tile i, weight tile j at 2i + j), 4-5 hold activations, 6-7
 // weights.
@@ -75,7 +67,7 @@ thread_local TileShape t_shape;
 
 void use_shape(const TileShape& s) {
   if (t_shape == s) return;
-  TileConfig c;
+  AmxTileConfig c;
   const int rows[2] = {s.r0, s.r1}, cols[2] = {s.n0, s.n1};
   for (int i = 0; i < 2; ++i) {
     if (rows[i] <= 0) continue;
@@ -92,57 +84,8 @@ void use_shape(const TileShape& s) {
       c.rows[6 + j] = 16;
       c.colsb[6 + j] = uint16_t(4 * cols[j]);
     }
-  _tile_loadconfig(&c);
+  amx_load_config(c);
   t_shape = s;
-}
-
-// steps × (mt activation tiles × nt weight tiles) into the accumulators at c (ldc floats apart),
-// which start from c's values (load_c) or from zero, and are stored back to c.
-template <int mt, int nt>
-void tile_steps(const uint16_t* a, const uint16_t* b, int64_t steps, float* c, int64_t ldc, bool load_c) {
-  const size_t ldcb = size_t(ldc) * sizeof(float);
-  float* c1 = c + 16 * ldc;
-  if (load_c) {
-    _tile_loadd(0, c, ldcb);
-    if constexpr (nt > 1) _tile_loadd(1, c + 16, ldcb);
-    if constexpr (mt > 1) _tile_loadd(2, c1, ldcb);
-    if constexpr (mt > 1 && nt > 1) _tile_loadd(3, c1 + 16, ldcb);
-  } else {
-    _tile_zero(0);
-    if constexpr (nt > 1) _tile_zero(1);
-    if constexpr (mt > 1) _tile_zero(2);
-    if constexpr (mt > 1 && nt > 1) _tile_zero(3);
-  }
-  for (int64_t s = 0; s < steps; ++s, a += kStepElems, b += kStepElems) {
-    _tile_loadd(4, a, 64);
-    if constexpr (mt > 1) _tile_loadd(5, a + kTileElems, 64);
-    _tile_loadd(6, b, 64);
-    if constexpr (nt > 1) _tile_loadd(7, b + kTileElems, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    if constexpr (nt > 1) _tile_dpbf16ps(1, 4, 7);
-    if constexpr (mt > 1) _tile_dpbf16ps(2, 5, 6);
-    if constexpr (mt > 1 && nt > 1) _tile_dpbf16ps(3, 5, 7);
-  }
-  _tile_stored(0, c, ldcb);
-  if constexpr (nt > 1) _tile_stored(1, c + 16, ldcb);
-  if constexpr (mt > 1) _tile_stored(2, c1, ldcb);
-  if constexpr (mt > 1 && nt > 1) _tile_stored(3, c1 + 16, ldcb);
-}
-
-using TileSteps = void (*)(const uint16_t*, const uint16_t*, int64_t, float*, int64_t, bool);
-const TileSteps kTileSteps[2][2] = {{tile_steps<1, 1>, tile_steps<1, 2>}, {tile_steps<2, 1>, tile_steps<2, 2>}};
-
-// Rows [r0, r1) of x (n_in floats each) into the chunked BF16 layout at a (the row block's start).
-void convert_rows(const float* x, int64_t n_in, int64_t r0, int64_t r1, uint16_t* a) {
-  const int64_t steps = n_in / kQK;
-  for (int64_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * n_in;
-    uint16_t* ar = a + (r / kChunkRows) * steps * kStepElems + ((r % kChunkRows) / 16) * kTileElems + (r % 16) * 32;
-    for (int64_t s = 0; s < steps; ++s, xr += 32, ar += kStepElems) {
-      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + 16), _mm512_loadu_ps(xr));
-      _mm512_store_si512(ar, reinterpret_cast<const __m512i&>(v));
-    }
-  }
 }
 
 // 64 signed 8-bit weights, 4 consecutive elements (4q..4q+3) of each of 16 weight rows, into tile
@@ -184,9 +127,84 @@ void convert_block(const AmxPairs& m, const uint8_t* w, int64_t ib, uint16_t* ou
   }
 }
 
+// A panel's slice of weights to convert (its pairs' blocks [s0, s1) into out, per step pair 0 then
+// pair 1), a few blocks at a time: the next panel's, converted between the tile products of the
+// current one, so that the vector units convert while the matrix unit multiplies (tile products
+// do not wait for earlier vector instructions, nor these for them).
+struct PanelConversion {
+  const AmxPairs* m = nullptr;
+  const uint8_t* pair[2] = {};
+  int np = 0;
+  int64_t s0 = 0, s1 = 0, next = 0;  // next: the next block to convert, in [s0, s1)
+  uint16_t* out = nullptr;
+
+  bool done() const { return next >= s1; }
+  // Converts block `next` of every pair of the panel.
+  void step() {
+    for (int j = 0; j < np; ++j) convert_block(*m, pair[j], next, out + (next - s0) * kStepElems + j * kTileElems);
+    ++next;
+  }
+  void finish() {
+    while (!done()) step();
+  }
+};
+
+// steps × (mt activation tiles × nt weight tiles) into the accumulators at c (ldc floats apart),
+// which start from c's values (load_c) or from zero, and are stored back to c. Between steps, a
+// block of the conversion `side` (when not done).
+template <int mt, int nt>
+void tile_steps(const uint16_t* a, const uint16_t* b, int64_t steps, float* c, int64_t ldc, bool load_c,
+                PanelConversion& side) {
+  const size_t ldcb = size_t(ldc) * sizeof(float);
+  float* c1 = c + 16 * ldc;
+  if (load_c) {
+    _tile_loadd(0, c, ldcb);
+    if constexpr (nt > 1) _tile_loadd(1, c + 16, ldcb);
+    if constexpr (mt > 1) _tile_loadd(2, c1, ldcb);
+    if constexpr (mt > 1 && nt > 1) _tile_loadd(3, c1 + 16, ldcb);
+  } else {
+    _tile_zero(0);
+    if constexpr (nt > 1) _tile_zero(1);
+    if constexpr (mt > 1) _tile_zero(2);
+    if constexpr (mt > 1 && nt > 1) _tile_zero(3);
+  }
+  for (int64_t s = 0; s < steps; ++s, a += kStepElems, b += kStepElems) {
+    _tile_loadd(4, a, 64);
+    if constexpr (mt > 1) _tile_loadd(5, a + kTileElems, 64);
+    _tile_loadd(6, b, 64);
+    if constexpr (nt > 1) _tile_loadd(7, b + kTileElems, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (nt > 1) _tile_dpbf16ps(1, 4, 7);
+    if constexpr (mt > 1) _tile_dpbf16ps(2, 5, 6);
+    if constexpr (mt > 1 && nt > 1) _tile_dpbf16ps(3, 5, 7);
+    if (!side.done()) side.step();
+  }
+  _tile_stored(0, c, ldcb);
+  if constexpr (nt > 1) _tile_stored(1, c + 16, ldcb);
+  if constexpr (mt > 1) _tile_stored(2, c1, ldcb);
+  if constexpr (mt > 1 && nt > 1) _tile_stored(3, c1 + 16, ldcb);
+}
+
+using TileSteps = void (*)(const uint16_t*, const uint16_t*, int64_t, float*, int64_t, bool, PanelConversion&);
+const TileSteps kTileSteps[2][2] = {{tile_steps<1, 1>, tile_steps<1, 2>}, {tile_steps<2, 1>, tile_steps<2, 2>}};
+
+// Rows [r0, r1) of x (n_in floats each) into the chunked BF16 layout at a (the row block's start).
+void convert_rows(const float* x, int64_t n_in, int64_t r0, int64_t r1, uint16_t* a) {
+  const int64_t steps = n_in / kQK;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * n_in;
+    uint16_t* ar = a + (r / kChunkRows) * steps * kStepElems + ((r % kChunkRows) / 16) * kTileElems + (r % 16) * 32;
+    for (int64_t s = 0; s < steps; ++s, xr += 32, ar += kStepElems) {
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + 16), _mm512_loadu_ps(xr));
+      _mm512_store_si512(ar, reinterpret_cast<const __m512i&>(v));
+    }
+  }
+}
+
 }  // namespace
 
 bool matmul_amx_compiled() { return true; }
+void matmul_amx_thread_reset() { t_shape = TileShape{}; }
 
 void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
                       const float* bias, bool accumulate, ThreadPool& pool) {
@@ -204,24 +222,35 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
     const int64_t slice = std::max<int64_t>(8, kSliceBudget / (n_chunks * kChunkRows * 64));
     pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1) {
       thread_local Scratch<uint16_t> b_buf;
-      uint16_t* b = b_buf.get(size_t(std::min(slice, steps)) * kStepElems);
+      const size_t b_elems = size_t(std::min(slice, steps)) * kStepElems;
+      uint16_t* b = b_buf.get(2 * b_elems);  // the current panel's slice and the next one's
+      auto conversion = [&](int64_t p, int64_t s0, int64_t s1) {
+        PanelConversion pc;
+        pc.m = &m;
+        pc.np = int(std::min<int64_t>(2, m.n_pairs - 2 * p));
+        for (int j = 0; j < pc.np; ++j) pc.pair[j] = m.data + size_t(2 * p + j) * m.pstride;
+        pc.s0 = pc.next = s0;
+        pc.s1 = s1;
+        pc.out = b + size_t((p - p0) % 2) * b_elems;
+        return pc;
+      };
       for (int64_t s0 = 0; s0 < steps; s0 += slice) {
         const int64_t s1 = std::min(steps, s0 + slice);
+        PanelConversion next = conversion(p0, s0, s1);
         for (int64_t p = p0; p < p1; ++p) {
+          next.finish();
+          const uint16_t* bp = next.out;
+          next = p + 1 < p1 ? conversion(p + 1, s0, s1) : PanelConversion{};
           const int np = int(std::min<int64_t>(2, m.n_pairs - 2 * p));
           const int64_t o0 = 32 * p;
           const int n0 = int(std::min<int64_t>(16, m.n_out - o0));
           const int n1 = np > 1 ? int(std::min<int64_t>(16, m.n_out - o0 - 16)) : 0;
-          for (int j = 0; j < np; ++j) {
-            const uint8_t* w = m.data + size_t(2 * p + j) * m.pstride;
-            for (int64_t s = s0; s < s1; ++s) convert_block(m, w, s, b + (s - s0) * kStepElems + j * kTileElems);
-          }
           for (int64_t c = 0; c < n_chunks; ++c) {
             const int rv = int(std::min<int64_t>(kChunkRows, rows - c * kChunkRows));
             const int r0 = std::min(16, rv), r1 = rv - r0;
             use_shape({r0, r1, n0, n1});
-            kTileSteps[r1 > 0][n1 > 0](a + (c * steps + s0) * kStepElems, b, s1 - s0,
-                                       y + (rb0 + c * kChunkRows) * ldy + o0, ldy, s0 > 0 || accumulate);
+            kTileSteps[r1 > 0][n1 > 0](a + (c * steps + s0) * kStepElems, bp, s1 - s0,
+                                       y + (rb0 + c * kChunkRows) * ldy + o0, ldy, s0 > 0 || accumulate, next);
           }
           if (bias && s1 == steps) {
             const int n = n0 + n1;
@@ -242,6 +271,7 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
 
 namespace edgevlm::detail {
 bool matmul_amx_compiled() { return false; }
+void matmul_amx_thread_reset() {}
 void matmul_amx_pairs(const AmxPairs&, const float*, int64_t, int64_t, float*, int64_t, const float*, bool, ThreadPool&) {
   throw Error("matmul_amx_pairs: this build has no AMX kernels");
 }

@@ -103,12 +103,29 @@ struct AmxPairs {
   int64_t n_pairs = 0, nb = 0, n_out = 0;
   bool flip = false;
 };
+// An AMX tile configuration (palette 1) as ldtilecfg reads it, and its loading. The load is an asm
+// statement that reads the struct: GCC 12 does not see _tile_loadconfig read its operand and
+// deletes the stores that fill it, -fno-tree-dse or not (at -O3 its RTL pass removes them too; the
+// llama.cpp peer's AMX path, built that way, faulted in ldtilecfg with only the palette byte stored).
+struct alignas(64) AmxTileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+#if defined(__x86_64__)
+inline void amx_load_config(const AmxTileConfig& c) { __asm__ volatile("ldtilecfg %0" : : "m"(c)); }
+#endif
 // Whether this build has the AMX kernels (x86-64 with a compiler that has AMX).
 bool matmul_amx_compiled();
 // y[r·ldy + o] (+)= Σ_i W[o, i] · x[r·n_in + i] (+ bias[o]) for o < min(n_out, 16·n_pairs).
 // Call only when cpu_has_amx_bf16() and matmul_amx_compiled().
 void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
                       const float* bias, bool accumulate, ThreadPool& pool);
+// Forget the tile configuration this thread's AMX products last loaded (call after other code on
+// the thread loaded its own or released the tiles; the next product loads its configuration again).
+void matmul_amx_thread_reset();
 // Whether products of several rows use the AMX kernels where the CPU has them (default on;
 // EDGEVLM_NO_AMX=1 turns them off, as it does cpu_has_amx_bf16). Returns the previous setting.
 bool matmul_amx_enable(bool on);

@@ -120,6 +120,7 @@ double bench_peak_fma(int threads, int reps) {
 
 const char* int8_peak_kind(bool vnni) {
   if (!cpu_has_avx2()) return "scalar";
+  if (detail::matmul_amx_active()) return "amx-bf16 tiles";
   if (!vnni) return "avx2 maddubs";
   return detail::matmul_int_kernels() == detail::IntKernels::AvxVnni ? "avx-vnni" : "avx512-vnni zmm";
 }
@@ -128,7 +129,11 @@ double bench_peak_int8(int threads, int reps, bool vnni) {
   const long iters = 20'000'000;
   double best = 0;
   for (int r = 0; r < reps; ++r) {
-    if (cpu_has_avx2() && vnni) {
+    if (detail::matmul_amx_active()) {
+      const long tile_iters = iters / 64;  // about as long as the vector loops
+      const double ms = run_threads(threads, [&](int) { return bench_detail::amx_bf16_loop(tile_iters); });
+      best = std::max(best, 32768.0 * double(tile_iters) * threads / (ms * 1e6));
+    } else if (cpu_has_avx2() && vnni) {
       const bool zmm = detail::matmul_int_kernels() != detail::IntKernels::AvxVnni;
       const double ms = run_threads(threads, [&](int) {
         return zmm ? bench_detail::int8_loop_zmm(iters) : bench_detail::int8_loop_vnni(iters);

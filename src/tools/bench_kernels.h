@@ -45,8 +45,11 @@ double bench_peak_fma(int threads, int reps);
 // best of `reps`. The caller passes the kernels' setting (matmul_avx2_use_vnni), so that a
 // "% of peak" compares the kernels with what their own instruction can do. One rep takes about
 // 30 ms, so it can also be paired with each run of a figure (see ReadProbe).
+// Where the products of several rows run on AMX (detail::matmul_amx_active()), the peak of its
+// BF16 tile product instead.
 double bench_peak_int8(int threads, int reps, bool vnni);
-// The name of that peak's instruction for reports: "avx-vnni", "avx512-vnni zmm", "avx2 maddubs" or "scalar".
+// The name of that peak's instruction for reports: "avx-vnni", "avx512-vnni zmm", "avx2 maddubs",
+// "amx-bf16 tiles" or "scalar".
 const char* int8_peak_kind(bool vnni);
 
 // The x86 integer GEMM's tilings compared in one process, alternated `reps` times over a prefill
@@ -86,6 +89,7 @@ double fma_loop_avx2(long iters);   // 160 flops per iteration
 double int8_loop_avx2(long iters);  // 256 int8 multiply-adds per iteration
 double int8_loop_vnni(long iters);  // 320 int8 multiply-adds per iteration; call only with AVX-VNNI
 double int8_loop_zmm(long iters);   // 640 int8 multiply-adds per iteration (512-bit); only with AVX512-VNNI
+double amx_bf16_loop(long iters);   // 32768 BF16 multiply-adds per iteration; only with detail::matmul_amx_active()
 }  // namespace bench_detail
 
 }  // namespace edgevlm

@@ -70,7 +70,15 @@ double macs(const WeightMatrix& w) { return double(w.n_in) * double(w.n_out); }
 struct Limits {
   double bw_gbs = 0, fma_gflops = 0, int8_gops = 0;
   const char* int8_kind = "";
-  std::string peak_name(bool ints) const { return ints ? std::string("int8 peak (") + int8_kind + ")" : "FMA peak"; }
+  // The peak of the instruction the quantized products of several rows run (AMX's BF16 tile
+  // product where they run on AMX).
+  std::string peak_name(bool ints) const {
+    if (!ints) return "FMA peak";
+    std::string name = std::strncmp(int8_kind, "amx", 3) == 0 ? "peak (" : "int8 peak (";
+    name += int8_kind;
+    name += ')';
+    return name;
+  }
 };
 
 std::string json_num(double v) {
@@ -166,7 +174,7 @@ int bench_main(int argc, char** argv) {
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::string model_path, mmproj_path, kv_type = kv_type_name(kDefaultKvType);
   int threads = 2, n_prompt = 512, n_gen = 32, chunk = kDefaultPrefillChunk, reps = 3, tiles = 4, bw_mb = 1024, gemv_mb = 128;
-  bool no_limits = false, json = false, attn = false, no_vnni = false, gemm = false, gemv = false;
+  bool no_limits = false, json = false, attn = false, no_vnni = false, no_amx = false, gemm = false, gemv = false;
   app.add_option("-m,--model", model_path, "Language model GGUF");
   app.add_option("--mmproj", mmproj_path, "Vision GGUF (ViT ms per tile)");
   app.add_option("-t,--threads", threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
@@ -179,6 +187,9 @@ int bench_main(int argc, char** argv) {
   app.add_option("--bw-mb", bw_mb, "Buffer of the bandwidth benchmark, MB (well above the L3 cache)")
       ->capture_default_str()->check(CLI::Range(16, 1 << 16));
   app.add_flag("--no-limits", no_limits, "Skip the machine-limit microbenchmarks");
+  app.add_flag("--no-amx", no_amx,
+               "Run products of several rows (prefill, the ViT) on the integer kernels even where the CPU has AMX-BF16 "
+               "(as EDGEVLM_NO_AMX=1 does)");
   app.add_flag("--no-vnni", no_vnni,
                "Run the integer kernels without AVX-VNNI (the AVX2 path of CPUs that lack it) and measure the "
                "int8 peak of that path's instruction");
@@ -233,12 +244,16 @@ int bench_main(int argc, char** argv) {
     // Before any weights are repacked (Q8_0's packed layout depends on the kernel set).
     const bool vnni = !no_vnni && detail::matmul_avx2_has_vnni();
     detail::matmul_avx2_use_vnni(vnni);
+    if (no_amx) detail::matmul_amx_enable(false);
+    const bool amx = detail::matmul_amx_active();
     ThreadPool pool(threads);
     std::vector<std::pair<std::string, double>> fig;  // for --json
     const double load0 = load_average();
-    std::printf("edgevlm bench: %s, %d threads, %s kernels, load average %.2f\n", cpu_name().c_str(), threads,
-                !cpu_has_avx2() ? "scalar" : detail::int_kernels_name(detail::matmul_int_kernels()), load0);
+    std::printf("edgevlm bench: %s, %d threads, %s kernels%s, load average %.2f\n", cpu_name().c_str(), threads,
+                !cpu_has_avx2() ? "scalar" : detail::int_kernels_name(detail::matmul_int_kernels()),
+                amx ? " + AMX-BF16 for prefill and the ViT" : "", load0);
     fig.emplace_back("threads", threads);
+    fig.emplace_back("amx", amx ? 1 : 0);
     fig.emplace_back("load_start", load0);
 
     if (vit_sweep || prefill_sweep || paper) {
@@ -279,9 +294,8 @@ int bench_main(int argc, char** argv) {
       lim.fma_gflops = bench_peak_fma(threads, 3);
       lim.int8_gops = bench_peak_int8(threads, 3, vnni);
       lim.int8_kind = int8_peak_kind(vnni);
-      std::printf("limits: read bandwidth %.2f GB/s (%d MB buffer) | FMA %.1f GFLOP/s | int8 peak (%s) %.1f G "
-                  "multiply-adds/s\n",
-                  lim.bw_gbs, bw_mb, lim.fma_gflops, lim.int8_kind, lim.int8_gops);
+      std::printf("limits: read bandwidth %.2f GB/s (%d MB buffer) | FMA %.1f GFLOP/s | %s %.1f G multiply-adds/s\n",
+                  lim.bw_gbs, bw_mb, lim.fma_gflops, lim.peak_name(true).c_str(), lim.int8_gops);
       fig.emplace_back("bandwidth_gbs", lim.bw_gbs);
       fig.emplace_back("peak_fma_gflops", lim.fma_gflops);
       fig.emplace_back("peak_int8_gops", lim.int8_gops);

@@ -7,13 +7,15 @@
 #include "ops/activations.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul.h"
+#include "ops/matmul_internal.h"  // detail::matmul_amx_active
 
 namespace edgevlm {
 
 void vit_attention(const float* q, const float* k, const float* v, float* out, int n_tiles, int n_tok,
                    int n_head, int head_dim, float scale, ThreadPool& pool, bool bf16) {
   if (bf16 && cpu_has_avx512_bf16()) {
-    vit_attention_bf16(q, k, v, out, n_tiles, n_tok, n_head, head_dim, scale, pool);
+    if (detail::matmul_amx_active()) vit_attention_amx(q, k, v, out, n_tiles, n_tok, n_head, head_dim, scale, pool);
+    else vit_attention_bf16(q, k, v, out, n_tiles, n_tok, n_head, head_dim, scale, pool);
     return;
   }
   if (cpu_has_avx2()) {

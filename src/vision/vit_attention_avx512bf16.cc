@@ -25,68 +25,6 @@ namespace {
 constexpr int kRows = 8;   // query rows per block: 8 × 2 accumulators + 2 panel loads + 1 broadcast
 constexpr int kCols = 16;  // keys (scores) or features (output) per panel
 
-// dst[i] = bf16(src[i] · mul) for i < n, zero up to n_pad.
-void to_bf16(const float* src, int64_t n, float mul, uint16_t* dst, int64_t n_pad) {
-  const __m256 m = _mm256_set1_ps(mul);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
-                     reinterpret_cast<__m128i>(_mm256_cvtneps_pbh(_mm256_mul_ps(_mm256_loadu_ps(src + i), m))));
-  for (; i < n; ++i) dst[i] = f32_to_bf16(src[i] * mul);
-  for (; i < n_pad; ++i) dst[i] = 0;
-}
-
-inline __m256bh as_bh(__m256i v) { return reinterpret_cast<__m256bh>(v); }
-
-// One head's slice of a token row is a few cache lines 4.6 KB (the model width) after the last
-// one: the hardware prefetcher misses that pattern, and the gathers into Kᵀ, V and q waited on
-// memory for each row (in a profile they took as long as the score products). Rows this far ahead
-// are fetched in software.
-constexpr int64_t kRowsAhead = 8;
-inline void prefetch_slice(const float* p, int64_t n) {
-  const char* b = reinterpret_cast<const char*>(p);
-  for (int64_t off = 0; off < n * int64_t(sizeof(float)) + 63; off += 64) _mm_prefetch(b + off, _MM_HINT_T0);
-}
-
-inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
-
-// simd::exp (ops/simd_avx2.h) on 16 lanes: the same range reduction and polynomial.
-inline __m512 exp16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)), _mm512_set1_ps(88.3762626647949f));
-  const __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
-                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-  __m512 y = _mm512_set1_ps(1.9875691500E-4f);
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
-  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-}
-
-// Softmax of a row of T scores (s, padded to Tp, a multiple of 16), unnormalized, straight to bf16:
-// p[j] = bf16(exp(s[j] − max)), 0 for the padding keys. Returns 1 / Σ exp, which the caller applies
-// to the row's outputs (hd values) instead of to its Tp weights.
-inline float softmax_bf16(const float* s, int64_t T, int64_t Tp, uint16_t* p) {
-  __m512 vmx = _mm512_set1_ps(-INFINITY);
-  int64_t j = 0;
-  for (; j + 16 <= T; j += 16) vmx = _mm512_max_ps(vmx, _mm512_loadu_ps(s + j));
-  if (j < T) vmx = _mm512_max_ps(vmx, _mm512_mask_loadu_ps(vmx, __mmask16((1u << (T - j)) - 1), s + j));
-  const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
-  __m512 sum = _mm512_setzero_ps();
-  for (j = 0; j < Tp; j += 16) {
-    const __mmask16 real = j + 16 <= T ? __mmask16(0xFFFF) : j < T ? __mmask16((1u << (T - j)) - 1) : __mmask16(0);
-    const __m512 e = _mm512_maskz_mov_ps(real, exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), mx)));
-    sum = _mm512_add_ps(sum, e);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
-  }
-  return 1.0f / _mm512_reduce_add_ps(sum);
-}
-
 // s[x·ldS + 16p + c] = Σ_e q[x][e] · k_{16p+c}[e] for P panels of 16 keys (panel p at kp + p·16·h2,
 // h2 × 16 pairs each): q2 rows of h2 bf16 pairs. One 512-bit register per row and panel; two panels
 // keep 2R sums in flight, more than vdpbf16ps's latency × rate.
@@ -184,49 +122,16 @@ void vit_attention_bf16(const float* q, const float* k, const float* v, float* o
     float inv[kRows];
     for (int64_t u = begin; u < end; ++u) {
       const int64_t row0 = (u / n_head) * T, col = (u % n_head) * hd;
-      for (int64_t t = 0; t < T; ++t) {  // Kᵀ: key t's dims, two per lane
-        if (t + kRowsAhead < T) prefetch_slice(k + (row0 + t + kRowsAhead) * d + col, hd);
-        to_bf16(k + (row0 + t) * d + col, hd, 1.0f, row.data(), 2 * h2);
-        uint32_t* kp = kt.data() + (t / kCols) * kCols * h2 + t % kCols;
-        for (int64_t e = 0; e < h2; ++e) std::memcpy(kp + e * kCols, row.data() + 2 * e, 4);
-      }
-      for (int64_t t = 0; t < T; t += 2) {  // V: keys t and t + 1 of each feature, paired
-        for (int64_t a = t + kRowsAhead; a < std::min(T, t + kRowsAhead + 2); ++a) prefetch_slice(v + (row0 + a) * d + col, hd);
-        to_bf16(v + (row0 + t) * d + col, hd, 1.0f, rows.data(), hdp);
-        if (t + 1 < T) to_bf16(v + (row0 + t + 1) * d + col, hd, 1.0f, rows.data() + hdp, hdp);
-        else std::fill(rows.begin() + hdp, rows.end(), uint16_t(0));
-        for (int64_t e0 = 0; e0 < hdp; e0 += 16) {  // panels as query_block reads them: 16 wide, then 8
-          const int64_t w = e0 + 16 <= hdp ? 16 : 8;
-          uint32_t* dst = vh.data() + e0 * (Tp / 2) + (t / 2) * w;
-          // (key t, key t + 1) of features c..c+7: unpack interleaves within 128-bit halves.
-          const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + e0));
-          const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + hdp + e0));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(a, b));
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 4), _mm_unpackhi_epi16(a, b));
-          if (w == 16) {
-            const __m128i a1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + e0 + 8));
-            const __m128i b1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows.data() + hdp + e0 + 8));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 8), _mm_unpacklo_epi16(a1, b1));
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 12), _mm_unpackhi_epi16(a1, b1));
-          }
-        }
-      }
+      pack_head_bf16(k + row0 * d + col, v + row0 * d + col, d, T, Tp, hd, h2, hdp, kt.data(), vh.data(), row.data(),
+                     rows.data());
       for (int64_t i0 = 0; i0 < T; i0 += kRows) {
         const int r = int(std::min<int64_t>(kRows, T - i0));
         for (int64_t a = i0 + kRows; a < std::min(T, i0 + 2 * kRows); ++a) prefetch_slice(q + (row0 + a) * d + col, hd);
         for (int x = 0; x < r; ++x)
           to_bf16(q + (row0 + i0 + x) * d + col, hd, scale, reinterpret_cast<uint16_t*>(q2.data() + x * h2), 2 * h2);
         kBlock[r - 1](q2.data(), h2, kt.data(), vh.data(), T, Tp, hdp, s.data(), p2.data(), o.data(), inv);
-        for (int x = 0; x < r; ++x) {  // the softmax's normalization
-          const float* ox = o.data() + x * hdp;
-          float* dst = out + (row0 + i0 + x) * d + col;
-          int64_t e = 0;
-          for (; e + 16 <= hd; e += 16) _mm512_storeu_ps(dst + e, _mm512_mul_ps(_mm512_loadu_ps(ox + e), _mm512_set1_ps(inv[x])));
-          if (e < hd) {
-            const __mmask16 m = __mmask16((1u << (hd - e)) - 1);
-            _mm512_mask_storeu_ps(dst + e, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, ox + e), _mm512_set1_ps(inv[x])));
-          }
-        }
+        for (int x = 0; x < r; ++x)  // the softmax's normalization
+          store_scaled(o.data() + x * hdp, hd, inv[x], out + (row0 + i0 + x) * d + col);
       }
     }
   });

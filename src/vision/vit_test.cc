@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "ops/cpu_features.h"
 #include "vision/vit_attention.h"
+#include "ops/matmul_internal.h"
 
 namespace edgevlm {
 namespace {
@@ -132,11 +133,19 @@ TEST(VitAttention, Bf16KernelMatchesBf16Reference) {
     EXPECT_LT(max_abs_diff(out, bf16_attention_reference(q, k, v, sh.tiles, sh.n_tok, sh.heads, sh.hd, scale)), 5e-4f);
     vit_attention_ref(q.data(), k.data(), v.data(), exact.data(), sh.tiles, sh.n_tok, sh.heads, sh.hd, scale);
     EXPECT_LT(max_abs_diff(out, exact), sh.qscale > 1 ? 5e-2f : 1e-2f);
-    // vit_attention takes this kernel when asked for bf16, and the f32 one otherwise.
+    // The AMX kernel (same arithmetic on tile products) where the CPU has it: the same bounds.
+    std::vector<float> amx(n, 99.0f);
+    if (detail::matmul_amx_active()) {
+      vit_attention_amx(q.data(), k.data(), v.data(), amx.data(), sh.tiles, sh.n_tok, sh.heads, sh.hd, scale, pool);
+      EXPECT_LT(max_abs_diff(amx, bf16_attention_reference(q, k, v, sh.tiles, sh.n_tok, sh.heads, sh.hd, scale)), 5e-4f);
+      EXPECT_LT(max_abs_diff(amx, exact), sh.qscale > 1 ? 5e-2f : 1e-2f);
+    }
+    // vit_attention takes this kernel (the AMX one where the CPU has it) when asked for bf16, and
+    // the f32 one otherwise.
     std::vector<float> via(n), f32(n);
     vit_attention(q.data(), k.data(), v.data(), via.data(), sh.tiles, sh.n_tok, sh.heads, sh.hd, scale, pool, true);
     vit_attention(q.data(), k.data(), v.data(), f32.data(), sh.tiles, sh.n_tok, sh.heads, sh.hd, scale, pool, false);
-    EXPECT_EQ(via, out);
+    EXPECT_EQ(via, detail::matmul_amx_active() ? amx : out);
     EXPECT_LT(max_abs_diff(f32, exact), 2e-6f);
   }
 }
