@@ -8,8 +8,8 @@ OpenMP, repack), run with flash attention on and off in every round, the faster 
 The decoder and mmproj are written by `edgevlm gen-bluelm` (random weights at the paper's precisions:
 LLM Q4_0 with Q8_0 embeddings/output, ViT Q8_0) into --workdir (never git). Each round runs, for every
 thread count, `edgevlm bench --json` (which also measures this machine's limits in the same process:
-read bandwidth, peak FMA rate, and the int8 multiply-add rate of the instruction the integer kernels
-run: vpdpbusd on 512-bit registers with AVX512-VNNI, on 256-bit ones with AVX-VNNI, maddubs otherwise or with --no-vnni) and then llama.cpp (bench/peer/bench.mjs) with the
+read bandwidth, peak FMA rate, and the multiply-add rate of the instruction the prefill kernels
+run: AMX's BF16 tile product where the CPU has AMX, else vpdpbusd on 512-bit registers with AVX512-VNNI, on 256-bit ones with AVX-VNNI, maddubs otherwise or with --no-vnni) and then llama.cpp (bench/peer/bench.mjs) with the
 same prompt length and decoded tokens. The table gives medians over the rounds plus the load average
 (the machines are shared; quote ratios, not absolute figures). Output: a Markdown section of
 docs/BENCHMARKS.md between the bluelm-bench markers, and stdout.
@@ -44,6 +44,8 @@ def run(cmd, what, timeout=3600):
 def peak_kind(runs):
     """The instruction of the runs' int8 peak (older binaries without the keys: maddubs, or AVX-VNNI's vpdpbusd)."""
     names = {0: "avx2", 1: "avx-vnni", 2: "avx512-vnni zmm"}
+    if any(x.get("amx", 0) for x in runs):  # products of several rows on AMX: the peak of its BF16 tile product
+        return "amx-bf16 tiles"
     kinds = {names.get(int(x.get("int_kernels", 1)), "?") if x.get("peak_int8_vnni", 0) else "avx2" for x in runs}
     return "/".join(sorted(kinds))
 
@@ -64,6 +66,10 @@ def main():
     ap.add_argument("--no-peer", action="store_true", help="edgevlm only")
     ap.add_argument("--peer", default=os.path.join(ROOT, "build", "peer-native", "peer_bench"),
                     help="the native peer's peer_bench (bench/peer-native/build.sh), or 'node' for node-llama-cpp")
+    ap.add_argument("--peer-no-amx", default=os.path.join(ROOT, "build", "peer-native-noamx", "peer_bench"),
+                    help="the native peer built without its AMX path (PEER_AMX=OFF bench/peer-native/build.sh "
+                         "build/peer-native-noamx); run too where it exists, the faster build counting per figure")
+    ap.add_argument("--no-amx", action="store_true", help="edgevlm without its AMX kernels (as EDGEVLM_NO_AMX=1)")
     ap.add_argument("--no-vnni", action="store_true",
                     help="edgevlm's integer kernels without AVX-VNNI (the AVX2 path), against the maddubs peak")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"), help="'-' for stdout only")
@@ -86,14 +92,19 @@ def main():
     if not args.no_peer and not native:
         run([os.path.join(ROOT, "bench", "peer", "install.sh")], "installing the llama.cpp peer")
 
+    peers = [("native", args.peer)]
+    if not args.no_peer and native and os.path.exists(args.peer_no_amx):
+        peers = [("native", args.peer), ("native, no AMX", args.peer_no_amx)]
     ev = {t: [] for t in threads}
     lc = {t: [] for t in threads}
+    lc_default = {t: [] for t in threads}  # upstream's defaults: the native build, flash attention auto
     loads = []
     t_start = time.time()
     for r in range(args.rounds):
         for t in threads:
             cmd = [args.edgevlm, "bench", "--json", "-m", model, "-t", str(t), "-p", str(args.prompt), "-n", str(args.n),
-                   "--reps", "1", "--kv-type", args.kv_type] + (["--no-vnni"] if args.no_vnni else [])
+                   "--reps", "1", "--kv-type", args.kv_type] + (["--no-vnni"] if args.no_vnni else []) + \
+                  (["--no-amx"] if args.no_amx else [])
             if mmproj:
                 cmd += ["--mmproj", mmproj, "--tiles", str(args.tiles)]
             out, secs = run(cmd, f"edgevlm bench -t {t}")
@@ -103,20 +114,31 @@ def main():
             line = (f"round {r + 1}/{args.rounds} t={t}: edgevlm prefill {e['prefill_tok_s']:.2f} decode "
                     f"{e['decode_tok_s']:.2f} tok/s (load {e.get('load_start', -1):.1f}, {secs:.0f} s)")
             if not args.no_peer and native:
-                # Flash attention on and off; the faster of the two per figure (the peer's best configuration).
+                # Flash attention on and off, and each build (with and without its AMX path where both
+                # exist); the fastest per figure (the peer's best configuration). Upstream's defaults
+                # (the native build, flash attention auto) are kept apart.
                 ps, secs = [], 0
-                for fa in ("on", "off"):
-                    out, s_fa = run([args.peer, "--model", model, "--threads", str(t), "--prompt", str(args.prompt),
-                                     "--n", str(args.n), "--reps", "1", "--flash-attn", fa], f"llama.cpp bench -t {t} fa={fa}")
-                    ps.append(last_json(out))
-                    secs += s_fa
+                for build, exe in peers:
+                    for fa in ("on", "off", "auto"):
+                        if fa == "auto" and build != "native":
+                            continue
+                        out, s_fa = run([exe, "--model", model, "--threads", str(t), "--prompt", str(args.prompt),
+                                         "--n", str(args.n), "--reps", "1", "--flash-attn", fa],
+                                        f"llama.cpp ({build}) bench -t {t} fa={fa}")
+                        x = dict(last_json(out), build=build)
+                        secs += s_fa
+                        if fa == "auto":
+                            lc_default[t].append(x)
+                        else:
+                            ps.append(x)
                 best_p = max(ps, key=lambda x: x["prefill_tok_s"])
                 best_d = max(ps, key=lambda x: x["decode_tok_s"])
                 p = dict(best_p, decode_tok_s=best_d["decode_tok_s"], fa_prefill=best_p["flash_attn"],
-                         fa_decode=best_d["flash_attn"], peak_rss_mib=min(x["peak_rss_mib"] for x in ps))
+                         fa_decode=best_d["flash_attn"], build_prefill=best_p["build"], build_decode=best_d["build"],
+                         peak_rss_mib=min(x["peak_rss_mib"] for x in ps))
                 lc[t].append(p)
-                line += (f" | llama.cpp prefill {p['prefill_tok_s']:.2f} (fa {p['fa_prefill']}) decode "
-                         f"{p['decode_tok_s']:.2f} (fa {p['fa_decode']}) ({secs:.0f} s)")
+                line += (f" | llama.cpp prefill {p['prefill_tok_s']:.2f} ({p['build_prefill']}, fa {p['fa_prefill']}) "
+                         f"decode {p['decode_tok_s']:.2f} ({p['build_decode']}, fa {p['fa_decode']}) ({secs:.0f} s)")
             elif not args.no_peer:
                 out, secs = run(["node", os.path.join(ROOT, "bench", "peer", "bench.mjs"), "--model", model, "--threads",
                                  str(t), "--prompt", str(args.prompt), "-n", str(args.n), "--reps", "1"],
@@ -132,10 +154,16 @@ def main():
         peer_desc = "not run"
     elif native:
         info = lc[threads[0]][0]
-        fa = sorted({f"prefill {x['fa_prefill']}, decode {x['fa_decode']}" for t in threads for x in lc[t]})
+        fa = sorted({f"prefill {x['build_prefill']} fa {x['fa_prefill']}, decode {x['build_decode']} fa {x['fa_decode']}"
+                     for t in threads for x in lc[t]})
         rss = ", ".join(f"{med([x['peak_rss_mib'] for x in lc[t]]) * 1.048576:.0f} MB at {t} thread(s)" for t in threads)
-        peer_desc = (f"{info['engine']} ({info['build_flags']}; `{info['system_info'].strip()}`), flash attention "
-                     f"on and off in every round, the faster per figure (chosen: {'; '.join(fa)}); its peak RSS {rss}")
+        builds = " and the same built without its AMX path" if len(peers) > 1 else ""
+        dflt = "; ".join(f"{med([x['prefill_tok_s'] for x in lc_default[t]]):.2f} prefill and "
+                         f"{med([x['decode_tok_s'] for x in lc_default[t]]):.2f} decode tok/s at {t} thread(s)"
+                         for t in threads if lc_default[t])
+        peer_desc = (f"{info['engine']} ({info['build_flags']}; `{info['system_info'].strip()}`){builds}, flash "
+                     f"attention on and off in every round, the fastest per figure (chosen: {'; '.join(fa)}); its "
+                     f"peak RSS {rss}; with upstream's defaults (the native build, flash attention auto): {dflt}")
     else:
         peer_desc = "node-llama-cpp 3.21.1's prebuilt CPU build"
     lines = [BEGIN, "## bluelm-v-3b shape: edgevlm vs llama.cpp", "",
@@ -145,9 +173,9 @@ def main():
              f"llama.cpp in one batch), then {args.n} greedy decode steps. edgevlm KV cache: {args.kv_type}; "
              f"llama.cpp: {peer_desc}, F16 KV cache. Medians of "
              f"{args.rounds} interleaved rounds; the limits (read bandwidth over a 1 GB buffer, peak FMA rate, and "
-             "the int8 multiply-add rate of the instruction edgevlm's integer GEMM kernels run: vpdpbusd on 512-bit "
-             "registers where the CPU has AVX512-VNNI, on 256-bit ones with AVX-VNNI, else maddubs; same thread "
-             "count) are measured inside each edgevlm run.", "",
+             "the multiply-add rate of the instruction edgevlm's GEMM kernels run for several rows: AMX's BF16 tile "
+             "product where the CPU has AMX, else vpdpbusd on 512-bit registers where it has AVX512-VNNI, on 256-bit "
+             "ones with AVX-VNNI, else maddubs; same thread count) are measured inside each edgevlm run.", "",
              f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs. Load average during the runs: "
              f"{min(loads):.1f}–{max(loads):.1f} (shared machine; other engineers' builds and tests ran at the same "
              f"time). Date {datetime.date.today().isoformat()}. Command: `bench/run_bluelm_bench.py --rounds "
@@ -158,8 +186,8 @@ def main():
                   "figures and the fractions of the limits are depressed by contention; rerun on a quiet machine "
                   "before quoting them.", ""]
     lines += ["| threads | prefill tok/s edgevlm | llama.cpp | ratio | decode tok/s edgevlm | llama.cpp | ratio | "
-              "decode: % of read bandwidth (paired) | prefill: % of int8 peak (paired) | bandwidth GB/s | "
-              "int8 peak G mul-add/s | peak RSS MB |",
+              "decode: % of read bandwidth (paired) | prefill: % of peak (paired) | bandwidth GB/s | "
+              "peak G mul-add/s | peak RSS MB |",
               "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for t in threads:
         e = ev[t]
@@ -184,7 +212,7 @@ def main():
         lines += ["", "ViT (so400m at 384×384, 27 layers, Q8_0 matrices; the MLP down-projections, F16 in the file "
                   "since 4304 is not a multiple of 32, quantized to Q8_0 with zero-padded rows at load), batches of "
                   f"{args.tiles} tiles, medians of the rounds:", "",
-                  "| threads | ms per tile | % of int8 peak (paired) | mmproj load ms |", "| ---: | ---: | ---: | ---: |"]
+                  "| threads | ms per tile | % of peak (paired) | mmproj load ms |", "| ---: | ---: | ---: | ---: |"]
         for t in threads:
             xs = [x for x in ev[t] if "vit_ms_per_tile" in x]
             if xs:
@@ -194,7 +222,8 @@ def main():
                              f"{med([x.get('vit_load_ms', float('nan')) for x in xs]):.0f} |")
     lines += ["", "Ratio = edgevlm ÷ llama.cpp. Decode % of bandwidth = weight bytes per token × tokens/s ÷ measured "
               "read bandwidth. Prefill % of peak = multiply-adds per token (matrices + attention) × tokens/s ÷ measured "
-              "int8 multiply-add rate of the GEMM kernels' instruction (avx512-vnni zmm: vpdpbusd on 512-bit registers, "
+              "multiply-add rate of the GEMM kernels' instruction (amx-bf16 tiles: AMX's BF16 tile product, where the "
+              "products of several rows run on AMX; avx512-vnni zmm: vpdpbusd on 512-bit registers, "
               "twice the 256-bit rate on Zen 5, the same on Zen 4; avx-vnni: vpdpbusd on 256-bit registers, about "
               "twice the maddubs rate; avx2: maddubs → madd → add). The limits are the best of several passes "
               "measured before the model loads; (paired) divides each run by the same limit measured around that "

@@ -128,30 +128,40 @@ void convert_block(const AmxPairs& m, const uint8_t* w, int64_t ib, uint16_t* ou
 }
 
 // A panel's slice of weights to convert (its pairs' blocks [s0, s1) into out, per step pair 0 then
-// pair 1), a few blocks at a time: the next panel's, converted between the tile products of the
-// current one, so that the vector units convert while the matrix unit multiplies (tile products
-// do not wait for earlier vector instructions, nor these for them).
+// pair 1), a block of one pair at a time: the next panel's, converted between the tile products of
+// the current one, so that the vector units convert while the matrix unit multiplies (tile products
+// do not wait for earlier vector instructions, nor these for them). Spread evenly over the current
+// panel's steps (`per` blocks every `every` steps): converted all at once during its first chunk,
+// the conversion outlasted that chunk's products and left the matrix unit idle.
 struct PanelConversion {
   const AmxPairs* m = nullptr;
   const uint8_t* pair[2] = {};
   int np = 0;
-  int64_t s0 = 0, s1 = 0, next = 0;  // next: the next block to convert, in [s0, s1)
+  int64_t s0 = 0, units = 0, next = 0;  // units: np·(s1 − s0) blocks; next: the next one
+  int64_t every = 1, per = 1, count = 0;
   uint16_t* out = nullptr;
 
-  bool done() const { return next >= s1; }
-  // Converts block `next` of every pair of the panel.
-  void step() {
-    for (int j = 0; j < np; ++j) convert_block(*m, pair[j], next, out + (next - s0) * kStepElems + j * kTileElems);
+  bool done() const { return next >= units; }
+  void convert_next() {
+    const int64_t s = s0 + next / np;
+    const int j = int(next % np);
+    convert_block(*m, pair[j], s, out + (s - s0) * kStepElems + j * kTileElems);
     ++next;
   }
+  // Called once per tile step of the current panel.
+  void tick() {
+    if (done() || ++count < every) return;
+    count = 0;
+    for (int64_t i = 0; i < per && !done(); ++i) convert_next();
+  }
   void finish() {
-    while (!done()) step();
+    while (!done()) convert_next();
   }
 };
 
 // steps × (mt activation tiles × nt weight tiles) into the accumulators at c (ldc floats apart),
 // which start from c's values (load_c) or from zero, and are stored back to c. Between steps, a
-// block of the conversion `side` (when not done).
+// share of the conversion `side`.
 template <int mt, int nt>
 void tile_steps(const uint16_t* a, const uint16_t* b, int64_t steps, float* c, int64_t ldc, bool load_c,
                 PanelConversion& side) {
@@ -177,7 +187,7 @@ void tile_steps(const uint16_t* a, const uint16_t* b, int64_t steps, float* c, i
     if constexpr (nt > 1) _tile_dpbf16ps(1, 4, 7);
     if constexpr (mt > 1) _tile_dpbf16ps(2, 5, 6);
     if constexpr (mt > 1 && nt > 1) _tile_dpbf16ps(3, 5, 7);
-    if (!side.done()) side.step();
+    side.tick();
   }
   _tile_stored(0, c, ldcb);
   if constexpr (nt > 1) _tile_stored(1, c + 16, ldcb);
@@ -224,13 +234,17 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
       thread_local Scratch<uint16_t> b_buf;
       const size_t b_elems = size_t(std::min(slice, steps)) * kStepElems;
       uint16_t* b = b_buf.get(2 * b_elems);  // the current panel's slice and the next one's
+      // The conversion of panel p's slice [s0, s1), spread over n_chunks · (s1 − s0) tile steps.
       auto conversion = [&](int64_t p, int64_t s0, int64_t s1) {
         PanelConversion pc;
         pc.m = &m;
         pc.np = int(std::min<int64_t>(2, m.n_pairs - 2 * p));
         for (int j = 0; j < pc.np; ++j) pc.pair[j] = m.data + size_t(2 * p + j) * m.pstride;
-        pc.s0 = pc.next = s0;
-        pc.s1 = s1;
+        pc.s0 = s0;
+        pc.units = pc.np * (s1 - s0);
+        const int64_t tile_steps = n_chunks * (s1 - s0);
+        pc.every = std::max<int64_t>(1, tile_steps / pc.units);
+        pc.per = (pc.units + tile_steps - 1) / tile_steps;
         pc.out = b + size_t((p - p0) % 2) * b_elems;
         return pc;
       };
