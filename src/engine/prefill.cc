@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "ops/matmul.h"
 
 namespace edgevlm {
 
@@ -15,6 +16,8 @@ std::vector<float> prefill_chunked(const LlmModel& m, KvCache& cache, const floa
            n, cache.n_past(), cache.n_ctx());
   const LlmConfig& c = m.config();
   std::vector<float> logits(size_t(c.n_vocab));
+  // A prompt's products on the same kernels whatever the chunk size (ops/matmul.h).
+  PromptRowsScope prompt_rows;
   for (int done = 0; done < n;) {
     if (cancel && cancel->load(std::memory_order_relaxed)) return {};
     const int len = std::min(chunk_size, n - done);

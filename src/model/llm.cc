@@ -510,7 +510,11 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   const int n_out = n - first;
   float* xb = b.get(b.xb, n * D);
   rms_norm(x + first * D, m.output_norm(), c.rms_eps, D, n_out, xb);
-  matmul(m.output(), xb, n_out, logits, pool);
+  {
+    // The last position's logits: one row whatever the chunking (ops/matmul.h, PromptRowsScope).
+    PromptRowsScope one_row(PromptRowsScope::active() && n_out > 1);
+    matmul(m.output(), xb, n_out, logits, pool);
+  }
   if (m.lora())
     if (const LoraDelta* d = m.lora()->delta(m.output())) lora_delta_add(*d, xb, n_out, logits, pool);
   if (c.logit_softcap > 0) {

@@ -15,6 +15,14 @@
 
 namespace edgevlm {
 
+namespace {
+thread_local bool t_prompt_rows = false;
+}  // namespace
+
+PromptRowsScope::PromptRowsScope(bool on) : was_(t_prompt_rows) { t_prompt_rows = on; }
+PromptRowsScope::~PromptRowsScope() { t_prompt_rows = was_; }
+bool PromptRowsScope::active() { return t_prompt_rows; }
+
 bool matmul_supports(GGMLType t) {
   return t == GGMLType::F32 || t == GGMLType::F16 || t == GGMLType::BF16 || t == GGMLType::Q8_0 ||
          t == GGMLType::Q4_0 || matmul_blocks_supports(t);

@@ -76,6 +76,25 @@ bool matmul_prepare(const WeightMatrix& w, ThreadPool& pool);
 // Frees w's repacked copy, if any (call before w's memory is unmapped or reused).
 void matmul_forget(const WeightMatrix& w);
 
+// Products of a prompt's rows. Where the CPU has AMX, Q4_0/Q8_0 products of several rows run on it
+// (BF16 tiles) and single rows on the integer kernels (decode, bound by memory): the two round the
+// activations differently (to BF16, to 8-bit blocks), so a prompt's numbers would depend on how it
+// is cut into chunks. Within this scope (on the constructing thread) every product takes the
+// kernels of several rows, whatever its row count; prefill_chunked opens it. `on` false suspends
+// an enclosing scope (a product whose row count does not depend on the chunking: the last
+// position's logits). Nested scopes restore the previous setting.
+class PromptRowsScope {
+ public:
+  explicit PromptRowsScope(bool on = true);
+  ~PromptRowsScope();
+  PromptRowsScope(const PromptRowsScope&) = delete;
+  PromptRowsScope& operator=(const PromptRowsScope&) = delete;
+  static bool active();  // on this thread
+
+ private:
+  bool was_;
+};
+
 // Scalar reference; pool may be null (single thread).
 void matmul_ref(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool* pool = nullptr);
 

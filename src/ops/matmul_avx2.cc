@@ -791,10 +791,11 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   const int qb = packed_qb(t);
   const int64_t n_groups = (n_out + kGR - 1) / kGR;
   const CopyLayout layout{t, nb, n_groups, split, pair_layout};
-  // Products of several rows over the pairs run on the matrix engine where the CPU has one
-  // (matmul_amx.cc); an odd last group stays below.
+  // Products of several rows (and every product of a prompt's rows: PromptRowsScope) over the pairs
+  // run on the matrix engine where the CPU has one (matmul_amx.cc); an odd last group stays below.
   int64_t g_begin = 0;
-  if (packed && pair_layout && n_rows >= detail::kAmxMinRows && detail::matmul_amx_active()) {
+  if (packed && pair_layout && (n_rows >= detail::kAmxMinRows || PromptRowsScope::active()) &&
+      detail::matmul_amx_active()) {
     const detail::AmxPairs m{t, packed, layout.pair_stride(), n_groups / 2, nb, n_out, flip};
     detail::matmul_amx_pairs(m, x, n_rows, n_in, y, ldy, out.bias, out.accumulate, pool);
     g_begin = 2 * (n_groups / 2);

@@ -92,7 +92,8 @@ inline size_t pair_bytes(GGMLType t, int64_t nblk) { return size_t((nblk + 1) / 
 // Products of at least kAmxMinRows rows of a Q4_0/Q8_0 matrix with a cached pair-layout copy run
 // on the CPU's matrix engine where it has AMX-BF16 (cpu_has_amx_bf16), the weights converted to
 // BF16 per panel and the activations rounded to BF16; fewer rows (decode) stay on the integer
-// kernels, bound by memory. An odd last group of 8 rows outside the pairs stays there too.
+// kernels, bound by memory, except within a PromptRowsScope (ops/matmul.h). An odd last group of 8
+// rows outside the pairs stays on the integer kernels too.
 constexpr int64_t kAmxMinRows = 16;
 // The pairs of a cached copy: n_pairs pairs of 16 weight rows, pstride bytes apart, nb blocks per
 // row; n_out rows in all (a last pair may be part zero); flip: Q8_0 stored as q + 128.
