@@ -9,6 +9,8 @@
 //     Several activation rows share each weight block loaded (integer tiles of 16 weight rows ×
 //     4 activation rows; float tiles of 4 × 2), and the reduction is cut into slices whose
 //     activations stay in L2, so batched prefill is bound by arithmetic.
+//     Where the CPU has AMX-BF16, Q8_0/Q4_0 products of several rows run on its tiles instead
+//     (matmul_amx.cc, see PromptRowsScope below).
 #pragma once
 
 #include <cstddef>

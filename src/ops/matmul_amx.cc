@@ -9,7 +9,7 @@
 // faster than the AVX512-VNNI tiles (180-210). In BF16 the scales are applied once, while a
 // weight panel is converted, and the tiles accumulate in F32 over the whole reduction: 1.5-1.7 T
 // MAC/s from L1, and the products below reach a large part of it. The activations are rounded to
-// BF16 (8 significant bits, error 2^-9 relative) instead of Q8_0 blocks (error up to max|x|/254
+// BF16 (8 significant bits, error ≤ 2^-8 relative) instead of Q8_0 blocks (error up to max|x|/254
 // per element), so these products are closer to F32 than the integer path's.
 //
 // Layout. Activations: a row block's rows in chunks of 32 (two 16-row tiles), per 32-element step
@@ -18,13 +18,13 @@
 // and reduction slice into the B tiles' form, per step 2 KiB: pair 0 then pair 1, tile row r
 // holding elements 2r and 2r+1 of each of the 16 weight rows, times the block's scale.
 // Per thread: a range of panels; per reduction slice (the row block's activations of the slice
-// stay in L2) and panel, the slice of weights converted once, then every 32-row chunk: 4 tile
-// products per step into 4 F32 accumulator tiles, which load from and store to y between slices.
+// stay in L2) and panel, every 32-row chunk: 4 tile products per step into 4 F32 accumulator tiles,
+// which load from and store to y between slices; meanwhile the vector units convert the next
+// panel's slice of weights (PanelConversion), once per row block.
 // Tails (rows or outputs short of a tile) run with a tile configuration of that shape.
 #include <algorithm>
-#include <cstring>
-
 #include <atomic>
+#include <cstring>
 
 #include "core/error.h"
 #include "ops/cpu_features.h"
