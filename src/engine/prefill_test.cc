@@ -1,9 +1,9 @@
 // Chunked prefill must be invisible in the results: chunk sizes 1, 3 and 128 give the logits
 // (≤ 1e-4 relative) and greedy continuations of one unchunked forward pass. The wider Q4_0 model's
 // matrices are large enough for the cached layouts, so where the CPU has AMX its products run
-// there, for chunks of two rows too (PromptRowsScope). (Its chunks of one row differ from the
-// unchunked pass by up to 1% of the largest logit with or without AMX, a discrepancy of the
-// single-row path not yet found: the matrix products of one row match those of many to 1e-7.)
+// there, for chunks of one row too (PromptRowsScope); without AMX its one-row products run the
+// decode tile, which must sum in the order of the many-row tiles (a last-bit difference flipped a
+// later layer's 8-bit rounding of the activations, 1% of the largest logit).
 #include "engine/prefill.h"
 
 #include <gtest/gtest.h>
@@ -44,7 +44,7 @@ TEST(PrefillChunked, SameLogitsAndTokensAsUnchunked) {
   };
   for (const auto& [arch, wt, n_embd, chunks] :
        {Case{"llama", GGMLType::F32, 32, {1, 3, 128}}, Case{"qwen2", GGMLType::Q4_0, 32, {1, 3, 128}},
-        Case{"llama", GGMLType::Q8_0, 32, {1, 3, 128}}, Case{"llama", GGMLType::Q4_0, 256, {2, 3, 128}}}) {
+        Case{"llama", GGMLType::Q8_0, 32, {1, 3, 128}}, Case{"llama", GGMLType::Q4_0, 256, {1, 3, 128}}}) {
     SCOPED_TRACE(std::string(arch) + " " + type_name(wt) + " width " + std::to_string(n_embd));
     testing::TinySpec s;
     s.arch = arch;
