@@ -242,6 +242,10 @@ TEST_F(MatmulAvx2, KernelSetsMatchCpuinfo) {
   EXPECT_EQ(detail::matmul_int_kernels_available(IntKernels::Avx512Vnni),
             has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512_vnni") && !env("EDGEVLM_NO_VNNI") &&
                 !env("EDGEVLM_NO_AVX512"));
+  // AMX (Linux names its flags only where it supports the tile state, which the engine then asks for).
+  EXPECT_EQ(detail::matmul_amx_active(), has("amx_tile") && has("amx_bf16") && has("avx512f") && has("avx512bw") &&
+                                             has("avx512vl") && has("avx512_bf16") && !env("EDGEVLM_NO_AMX") &&
+                                             !env("EDGEVLM_NO_AVX512"));
 }
 
 TEST_F(MatmulAvx2, Q8_0) {
