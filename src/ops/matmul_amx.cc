@@ -234,11 +234,12 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
       thread_local Scratch<uint16_t> b_buf;
       const size_t b_elems = size_t(std::min(slice, steps)) * kStepElems;
       uint16_t* b = b_buf.get(2 * b_elems);  // the current panel's slice and the next one's
+      auto pairs_in = [&](int64_t p) { return int(std::min<int64_t>(2, m.n_pairs - 2 * p)); };  // of panel p
       // The conversion of panel p's slice [s0, s1), spread over n_chunks · (s1 − s0) tile steps.
       auto conversion = [&](int64_t p, int64_t s0, int64_t s1) {
         PanelConversion pc;
         pc.m = &m;
-        pc.np = int(std::min<int64_t>(2, m.n_pairs - 2 * p));
+        pc.np = pairs_in(p);
         for (int j = 0; j < pc.np; ++j) pc.pair[j] = m.data + size_t(2 * p + j) * m.pstride;
         pc.s0 = s0;
         pc.units = pc.np * (s1 - s0);
@@ -255,7 +256,7 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
           next.finish();
           const uint16_t* bp = next.out;
           next = p + 1 < p1 ? conversion(p + 1, s0, s1) : PanelConversion{};
-          const int np = int(std::min<int64_t>(2, m.n_pairs - 2 * p));
+          const int np = pairs_in(p);
           const int64_t o0 = 32 * p;
           const int n0 = int(std::min<int64_t>(16, m.n_out - o0));
           const int n1 = np > 1 ? int(std::min<int64_t>(16, m.n_out - o0 - 16)) : 0;
