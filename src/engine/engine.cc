@@ -60,7 +60,7 @@ Engine::Engine(const EngineOptions& opt) : opt_(opt) {
     EV_CHECK(vc_.projection_dim == cfg.n_embd, "%s projects to width %d but %s has width %d: not a matching pair",
              opt.mmproj_path.c_str(), vc_.projection_dim, opt.model_path.c_str(), cfg.n_embd);
     tcfg_ = tiling_config_for(vc_, opt.tiling);
-    markers_ = image_markers(vc_, *tok_);
+    markers_ = image_markers(vc_, *tok_, tcfg_.strategy);
     report("load-mmproj", opt.mmproj_path, 1);
   }
   tmpl_ = chat_template_for(opt.chat_template, *llm_file_, &tmpl_unknown_);

@@ -10,6 +10,7 @@
 #include "model/tokenizer.h"
 #include "vision/family_idefics3.h"
 #include "vision/family_internvl.h"
+#include "vision/family_lfm2.h"
 #include "vision/projector.h"
 
 namespace edgevlm {
@@ -26,6 +27,8 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   t.std = c.image_std;
   if (c.projector == ProjectorType::Idefics3) idefics3_tiling(c, t);
   if (c.projector == ProjectorType::InternVL) internvl_tiling(c, t);
+  if (c.projector == ProjectorType::Lfm2 && (t.strategy == TilingStrategy::Lfm2 || t.strategy == TilingStrategy::Lfm2Mtmd))
+    lfm2_tiling(c, t);
   if (o.resample == "mtmd") {
     EV_CHECK(c.projector == ProjectorType::Idefics3 || c.projector == ProjectorType::InternVL,
              "--resample mtmd: llama.cpp's mtmd resampling is known here for the idefics3 and internvl families only");
@@ -41,26 +44,63 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   return t;
 }
 
-int ImageEmbeddings::positions() const { return n_tiles * tokens_per_tile; }
+int ImageEmbeddings::positions() const {
+  int n = n_tiles * tokens_per_tile;
+  if (thumbnail_index >= 0 && thumbnail_tokens > 0) n += thumbnail_tokens - tokens_per_tile;
+  return n;
+}
+
+const float* ImageEmbeddings::tile(int i) const {
+  size_t row = size_t(i) * tokens_per_tile;
+  if (thumbnail_index >= 0 && i > thumbnail_index) row += size_t(tile_positions(thumbnail_index) - tokens_per_tile);
+  return data.data() + row * n_embd;
+}
 
 namespace {
 
-// The merge and projector after the ViT, and the fields every encode fills.
-ImageEmbeddings project(const MmprojModel& m, std::vector<float> vit, Grid grid, int n_tiles, int thumbnail_index,
-                        const VitTimings& vt, ThreadPool& pool, bool keep_vit_out) {
+// The ViT, merge and projector over an image's tiles: the grid tiles as one run of batches, and a
+// thumbnail of its own size (LFM2-VL) as a run of its own, its embeddings kept at its index.
+// source(i, scratch) gives tile i's pixels (TileSource); thumb_w × thumb_h is the thumbnail's size.
+ImageEmbeddings encode(const MmprojModel& m, const TileSource& source, Grid grid, int n_tiles, int thumbnail_index,
+                       int thumb_w, int thumb_h, int tile_size, ThreadPool& pool, VitOptions vit, bool keep_vit_out) {
   const VisionConfig& c = m.config();
+  const bool native = tile_size == c.image_size;
+  const PatchGrid tile_grid = native ? PatchGrid{} : PatchGrid{tile_size / c.patch_size, tile_size / c.patch_size};
+  const bool own_thumb = thumbnail_index >= 0 && (thumb_w != tile_size || thumb_h != tile_size);
   ImageEmbeddings e;
   e.grid = grid;
   e.n_tiles = n_tiles;
   e.thumbnail_index = thumbnail_index;
-  e.tokens_per_tile = c.tokens_per_tile();
+  e.tokens_per_tile = merged_tokens(c, tile_grid);
   e.n_embd = c.projection_dim;
-  e.vit_timings = vt;
-  e.vit_ms = vt.wall_ms;
+  const int n_grid = own_thumb ? n_tiles - 1 : n_tiles;
+  const int first = own_thumb && thumbnail_index == 0 ? 1 : 0;  // the grid tiles' first index
+  VitOptions grid_opt = vit;
+  grid_opt.patches = tile_grid;
+  std::vector<float> out = vit_forward(
+      m, [&](int i, float* scratch) { return source(first + i, scratch); }, n_grid, pool, grid_opt, &e.vit_timings);
   Timer t;
-  e.data = project_tiles(m, vit.data(), n_tiles, pool);
+  e.data = project_tiles(m, out.data(), n_grid, pool, tile_grid);
   e.projector_ms = t.elapsed_ms();
-  if (keep_vit_out) e.vit_out = std::move(vit);
+  if (own_thumb) {
+    VitOptions thumb_opt = vit;
+    thumb_opt.patches = {thumb_w / c.patch_size, thumb_h / c.patch_size};
+    VitTimings tt;
+    std::vector<float> thumb_out =
+        vit_forward(m, [&](int, float* scratch) { return source(thumbnail_index, scratch); }, 1, pool, thumb_opt, &tt);
+    t.reset();
+    std::vector<float> thumb = project_tiles(m, thumb_out.data(), 1, pool, thumb_opt.patches);
+    e.projector_ms += t.elapsed_ms();
+    e.thumbnail_tokens = merged_tokens(c, thumb_opt.patches);
+    e.data.insert(thumbnail_index == 0 ? e.data.begin() : e.data.end(), thumb.begin(), thumb.end());
+    if (keep_vit_out) out.insert(thumbnail_index == 0 ? out.begin() : out.end(), thumb_out.begin(), thumb_out.end());
+    e.vit_timings.prepare_ms += tt.prepare_ms;
+    e.vit_timings.blocks_ms += tt.blocks_ms;
+    e.vit_timings.wall_ms += tt.wall_ms;
+    e.vit_timings.n_batches += tt.n_batches;
+  }
+  e.vit_ms = e.vit_timings.wall_ms;
+  if (keep_vit_out) e.vit_out = std::move(out);
   return e;
 }
 
@@ -69,32 +109,34 @@ ImageEmbeddings project(const MmprojModel& m, std::vector<float> vit, Grid grid,
 ImageEmbeddings encode_tiles(const MmprojModel& m, const TiledImage& tiles, ThreadPool& pool, VitOptions vit,
                              bool keep_vit_out) {
   const VisionConfig& c = m.config();
-  EV_CHECK(tiles.tile_size == c.image_size, "image tiles are %d pixels but the vision model takes %d",
-           tiles.tile_size, c.image_size);
-  EV_CHECK(tiles.data.size() == size_t(tiles.n_tiles) * tiles.tile_floats(), "image tiles: %zu floats for %d tiles",
-           tiles.data.size(), tiles.n_tiles);
-  VitTimings vt;
-  std::vector<float> out = vit_forward(m, tiles.data.data(), tiles.n_tiles, pool, vit, &vt);
-  return project(m, std::move(out), tiles.grid, tiles.n_tiles, tiles.thumbnail_index, vt, pool, keep_vit_out);
+  EV_CHECK(tiles.tile_size == c.image_size || c.interpolate_positions,
+           "image tiles are %d pixels but the vision model takes %d", tiles.tile_size, c.image_size);
+  EV_CHECK(tiles.n_tiles >= 0 && tiles.data.size() == (tiles.n_tiles > 0 ? tiles.offset(tiles.n_tiles - 1) +
+                                                                               tiles.floats(tiles.n_tiles - 1)
+                                                                         : 0),
+           "image tiles: %zu floats for %d tiles", tiles.data.size(), tiles.n_tiles);
+  const int tw = tiles.thumbnail_index >= 0 ? tiles.thumb_w : tiles.tile_size;
+  const int th = tiles.thumbnail_index >= 0 ? tiles.thumb_h : tiles.tile_size;
+  return encode(
+      m, [&tiles](int i, float*) { return tiles.tile(i); }, tiles.grid, tiles.n_tiles, tiles.thumbnail_index, tw, th,
+      tiles.tile_size, pool, vit, keep_vit_out);
 }
 
 ImageEmbeddings encode_image(const MmprojModel& m, const Image& img, const TilingConfig& cfg, ThreadPool& pool,
                              VitOptions vit, bool keep_vit_out) {
-  EV_CHECK(cfg.tile_size == m.config().image_size, "image tiles are %d pixels but the vision model takes %d",
-           cfg.tile_size, m.config().image_size);
+  EV_CHECK(cfg.tile_size == m.config().image_size || m.config().interpolate_positions,
+           "image tiles are %d pixels but the vision model takes %d", cfg.tile_size, m.config().image_size);
   Timer t;
   const ImageTiler tiler(img, cfg);
   const double pre_ms = t.elapsed_ms();
-  VitTimings vt;
-  std::vector<float> out = vit_forward(
+  ImageEmbeddings e = encode(
       m,
       [&tiler](int i, float* scratch) {
         tiler.emit(i, scratch);
         return static_cast<const float*>(scratch);
       },
-      tiler.n_tiles(), pool, vit, &vt);
-  ImageEmbeddings e =
-      project(m, std::move(out), tiler.grid(), tiler.n_tiles(), tiler.thumbnail_index(), vt, pool, keep_vit_out);
+      tiler.grid(), tiler.n_tiles(), tiler.thumbnail_index(), tiler.thumb_w(), tiler.thumb_h(), tiler.tile_size(), pool,
+      vit, keep_vit_out);
   e.preprocess_ms = pre_ms;
   return e;
 }
@@ -116,14 +158,16 @@ std::string add_image_placeholders(std::string text, int n_images) {
   return prefix + text;
 }
 
-ImageMarkers image_markers(const VisionConfig& c, const Tokenizer& tok) {
+ImageMarkers image_markers(const VisionConfig& c, const Tokenizer& tok, TilingStrategy strategy) {
   auto ids = [&](const std::string& s) -> std::vector<int32_t> {
     if (s.empty()) return {};
     const int32_t id = tok.find_token(s);
     if (id >= 0) return {id};
     return tok.encode(s, false, true);
   };
-  ImageMarkers mk{ids(c.image_start), ids(c.image_end), ids(c.tile_separator), ids(c.row_separator), {}, 0, {}, {}};
+  ImageMarkers mk{ids(c.image_start), ids(c.image_end), ids(c.tile_separator), ids(c.row_separator), {}, 0, {}, {},
+                  // mtmd lays out an LFM2-VL image that is not cut as a lone thumbnail, marker included
+                  c.thumbnail_markers_alone || strategy == TilingStrategy::Lfm2Mtmd};
   for (const std::string& s : c.thumbnail_start) for (int32_t id : ids(s)) mk.thumb_start.push_back(id);
   for (const std::string& s : c.thumbnail_end) for (int32_t id : ids(s)) mk.thumb_end.push_back(id);
   if (!c.tile_marker_format.empty()) {
@@ -152,9 +196,10 @@ std::vector<LayoutItem> image_layout(const ImageEmbeddings& img, const ImageMark
   const bool thumb_first = img.thumbnail_index == 0 && grid_tiles > 0;
   const bool own_thumb_markers = !mk.thumb_start.empty() || !mk.thumb_end.empty();
   auto thumbnail = [&] {
-    markers(mk.thumb_start);
+    const bool marked = grid_tiles > 0 || mk.thumb_markers_alone;
+    if (marked) markers(mk.thumb_start);
     seq.push_back({-1, img.thumbnail_index});
-    markers(mk.thumb_end);
+    if (marked) markers(mk.thumb_end);
   };
   const int first_grid = thumb_first ? 1 : 0;
   markers(mk.start);
@@ -233,8 +278,9 @@ VlmPrompt assemble_prompt(const LlmModel& llm, const Tokenizer& tok, const Image
     if (s.token >= 0) {
       p.tokens.push_back(s.token);
     } else {
-      p.tokens.insert(p.tokens.end(), size_t(images[size_t(s.image)]->tokens_per_tile), -1);
-      p.n_image_positions += images[size_t(s.image)]->tokens_per_tile;
+      const int n = images[size_t(s.image)]->tile_positions(s.tile);
+      p.tokens.insert(p.tokens.end(), size_t(n), -1);
+      p.n_image_positions += n;
     }
   }
   p.n_positions = int(p.tokens.size());
@@ -252,9 +298,9 @@ VlmPrompt assemble_prompt(const LlmModel& llm, const Tokenizer& tok, const Image
       i = j;
     } else {
       const ImageEmbeddings& im = *images[size_t(seq[i].image)];
-      const size_t n = size_t(im.tokens_per_tile) * n_embd;
-      std::memcpy(p.embeddings.data() + row * n_embd, im.tile(seq[i].tile), n * sizeof(float));
-      row += size_t(im.tokens_per_tile);
+      const size_t n = size_t(im.tile_positions(seq[i].tile));
+      std::memcpy(p.embeddings.data() + row * n_embd, im.tile(seq[i].tile), n * n_embd * sizeof(float));
+      row += n;
       ++i;
     }
   }

@@ -53,15 +53,19 @@ struct ImageEmbeddings {
   int n_tiles = 0;           // grid tiles + thumbnail
   int thumbnail_index = -1;  // -1: none
   int tokens_per_tile = 0;
+  int thumbnail_tokens = 0;  // the thumbnail's positions when it has its own size (LFM2-VL); 0: a tile's
   int n_embd = 0;
-  std::vector<float> data;     // n_tiles × tokens_per_tile × n_embd, tiles in TiledImage order
-  std::vector<float> vit_out;  // n_tiles × n_patches × vit width, only when asked for
+  std::vector<float> data;     // each tile's positions × n_embd, tiles in TiledImage order
+  std::vector<float> vit_out;  // each tile's patches × vit width, in the same order, only when asked for
   // preprocess: grid choice and the resize onto the canvas (cutting the tiles, the thumbnail's
   // resize and normalising are part of the ViT's prepare stage, so that they can be pipelined).
   double preprocess_ms = 0, vit_ms = 0, projector_ms = 0;
   VitTimings vit_timings;  // the ViT's stages (prepare / blocks / wall / hidden by the pipeline)
   int positions() const;       // embedding positions of the image alone (markers not counted)
-  const float* tile(int i) const { return data.data() + size_t(i) * tokens_per_tile * n_embd; }
+  int tile_positions(int i) const {
+    return i == thumbnail_index && thumbnail_tokens > 0 ? thumbnail_tokens : tokens_per_tile;
+  }
+  const float* tile(int i) const;
 };
 
 // Preprocesses (dynamic resolution) and encodes one image: ViT batched vit.batch tiles at a time
@@ -69,7 +73,7 @@ struct ImageEmbeddings {
 // while the current batch runs), then the merge and projector. An int converts to VitOptions.
 ImageEmbeddings encode_image(const MmprojModel& m, const Image& img, const TilingConfig& cfg, ThreadPool& pool,
                              VitOptions vit = {}, bool keep_vit_out = false);
-// Same from tiles already preprocessed (n_tiles × 3 × T × T normalised, TiledImage layout).
+// Same from tiles already preprocessed (TiledImage layout).
 ImageEmbeddings encode_tiles(const MmprojModel& m, const TiledImage& tiles, ThreadPool& pool, VitOptions vit = {},
                              bool keep_vit_out = false);
 
@@ -86,10 +90,13 @@ struct ImageMarkers {
   std::vector<std::vector<int32_t>> tile_start;
   int tile_start_cols = 0;
   std::vector<int32_t> thumb_start, thumb_end;  // empty: row_sep before the thumbnail
+  bool thumb_markers_alone = true;              // thumb_start/end also when there is no grid
 };
-ImageMarkers image_markers(const VisionConfig& c, const Tokenizer& tok);
+// `strategy`: the tiling the images get (a family's mtmd layout may mark them differently).
+ImageMarkers image_markers(const VisionConfig& c, const Tokenizer& tok,
+                           TilingStrategy strategy = TilingStrategy::Relaxed);
 
-// One image's sequence: a marker token (token ≥ 0) or all tokens_per_tile positions of a tile.
+// One image's sequence: a marker token (token ≥ 0) or all positions of a tile.
 struct LayoutItem {
   int32_t token = -1;
   int tile = -1;

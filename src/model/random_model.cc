@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "vision/family_lfm2.h"
 #include "vision/mmproj.h"
 
 namespace edgevlm {
@@ -705,11 +706,47 @@ void write_random_idefics3(const std::string& llm_path, const std::string& mmpro
   m.writer().write(mmproj_path);
 }
 
+std::vector<std::string> lfm2vl_added_tokens() {
+  std::vector<std::string> t = {"<|startoftext|>", "<|im_start|>", "<|im_end|>", "<image>",
+                                "<|image_start|>", "<|image_end|>", "<|img_thumbnail|>"};
+  for (int r = 1; r <= kLfm2MaxTiles; ++r)
+    for (int c = 1; c <= kLfm2MaxTiles; ++c)
+      t.push_back("<|img_row_" + std::to_string(r) + "_col_" + std::to_string(c) + "|>");
+  return t;
+}
+
+void write_random_lfm2vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
+  EV_CHECK(!s.vocab_from.empty(), "random lfm2 pair: a vocabulary file (vocab_from) is needed");
+  RandomLlamaSpec l;
+  l.arch = "lfm2";
+  l.n_embd = s.projection_dim;
+  l.n_layer = s.n_layer;
+  l.n_head = s.n_head;
+  l.n_head_kv = s.n_head_kv;
+  l.n_ff = s.n_ff;
+  l.n_ctx = s.n_ctx;
+  l.weight_type = s.llm_type;
+  l.seed = s.seed;
+  l.vocab_from = s.vocab_from;
+  l.rope_freq_base = 1000000;  // LFM2's
+  for (int i = 1; i < s.n_layer; i += 2) l.attn_layers.push_back(i);  // convolutions and attention alternate
+  l.added_tokens = lfm2vl_added_tokens();
+  l.bos_token = "<|startoftext|>";
+  l.eos_token = "<|im_end|>";
+  l.add_bos = 0;  // the chat template writes <|startoftext|> itself
+  l.output_scale = s.output_scale;
+  write_random_llama(llm_path, l);
+
+  RandomMmproj m = converter_mmproj(s, ProjectorType::Lfm2, 43);
+  m.writer().write(mmproj_path);
+}
+
 namespace {
 const char* kGenIdefics3Usage =
-    "usage: edgevlm gen-vlm-pair --family idefics3|internvl --out LLM.gguf --mmproj-out MMPROJ.gguf\n"
+    "usage: edgevlm gen-vlm-pair --family idefics3|internvl|lfm2 --out LLM.gguf --mmproj-out MMPROJ.gguf\n"
     "                            --vocab-from GPT2_VOCAB.gguf [flags]\n"
-    "  A random-weight SmolVLM (idefics3) or InternVL (internvl) pair in llama.cpp's converter's conventions.\n"
+    "  A random-weight SmolVLM (idefics3), InternVL (internvl) or LFM2-VL (lfm2) pair in llama.cpp's\n"
+    "  converter's conventions (lfm2: --tile is the position-embedding grid's size, 256 in the real files).\n"
     "  --min-tiles N --max-tiles N (internvl: clip.vision.preproc_min/max_tiles; 0: absent)\n"
     "  --seed S  --layers N --heads N --kv-heads N --ff N --embd N (decoder = projection width)  --type T\n"
     "  --tile PX --patch PX --vit-embd N --vit-ff N --vit-layers N --vit-heads N --scale-factor S\n"
@@ -787,9 +824,11 @@ int gen_vlm_pair_main(int argc, char** argv) {
       }
     }
     EV_CHECK(!llm.empty() && !mmproj.empty(), "gen-vlm-pair: --out and --mmproj-out are required");
-    EV_CHECK(family == "idefics3" || family == "internvl", "gen-vlm-pair: --family must be idefics3 or internvl");
+    EV_CHECK(family == "idefics3" || family == "internvl" || family == "lfm2",
+             "gen-vlm-pair: --family must be idefics3, internvl or lfm2");
     if (family == "idefics3") write_random_idefics3(llm, mmproj, s);
-    else write_random_internvl(llm, mmproj, s);
+    else if (family == "internvl") write_random_internvl(llm, mmproj, s);
+    else write_random_lfm2vl(llm, mmproj, s);
     std::printf("wrote %s and %s (%s: tile %d, patch %d, scale factor %d)\n", llm.c_str(), mmproj.c_str(),
                 family.c_str(), s.image_size, s.patch_size, s.scale_factor);
     return 0;

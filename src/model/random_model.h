@@ -135,7 +135,14 @@ void write_random_idefics3(const std::string& llm_path, const std::string& mmpro
 // and preproc_max_tiles when set. longest_edge is not used.
 void write_random_internvl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
 
-// `edgevlm gen-vlm-pair --family idefics3|internvl --out LLM --mmproj-out MMPROJ --vocab-from VOCAB [...]`
+// ---- A random-weight LFM2-VL pair (clip.projector_type lfm2), same spec: the decoder is lfm2
+// (short convolutions and attention alternating) with the GPT-2 vocabulary plus <|startoftext|>,
+// <|im_start|>, <|im_end|> (EOS), <image>, <|image_start|>, <|image_end|>, <|img_thumbnail|> and
+// <|img_row_R_col_C|> for R, C in 1..10; the mmproj is SigLIP2-shaped (image_size = the position
+// grid's pixels, post-LayerNorm) with mm.input_norm, mm.1, mm.2 and their biases.
+void write_random_lfm2vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
+
+// `edgevlm gen-vlm-pair --family idefics3|internvl|lfm2 --out LLM --mmproj-out MMPROJ --vocab-from VOCAB [...]`
 // (see --help).
 int gen_vlm_pair_main(int argc, char** argv);
 

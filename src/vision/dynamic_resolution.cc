@@ -5,10 +5,12 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <tuple>
 
 #include "core/error.h"
 #include "vision/family_idefics3.h"
 #include "vision/family_internvl.h"
+#include "vision/family_lfm2.h"
 #include "vision/resize.h"
 
 namespace edgevlm {
@@ -21,8 +23,10 @@ TilingStrategy parse_tiling_strategy(std::string_view name) {
   if (name == "idefics3" || name == "smolvlm") return TilingStrategy::Idefics3;
   if (name == "internvl-mtmd") return TilingStrategy::InternVLMtmd;
   if (name == "idefics3-mtmd" || name == "smolvlm-mtmd") return TilingStrategy::Idefics3Mtmd;
-  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single, idefics3, idefics3-mtmd or "
-       "internvl-mtmd)",
+  if (name == "lfm2") return TilingStrategy::Lfm2;
+  if (name == "lfm2-mtmd") return TilingStrategy::Lfm2Mtmd;
+  fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single, idefics3, idefics3-mtmd, "
+       "internvl-mtmd, lfm2 or lfm2-mtmd)",
        int(name.size()),
        name.data());
 }
@@ -36,6 +40,8 @@ const char* tiling_strategy_name(TilingStrategy s) {
     case TilingStrategy::Idefics3: return "idefics3";
     case TilingStrategy::InternVLMtmd: return "internvl-mtmd";
     case TilingStrategy::Idefics3Mtmd: return "idefics3-mtmd";
+    case TilingStrategy::Lfm2: return "lfm2";
+    case TilingStrategy::Lfm2Mtmd: return "lfm2-mtmd";
   }
   return "?";
 }
@@ -145,6 +151,12 @@ void TilingConfig::validate() const {
   EV_CHECK(min_tiles >= 1 && min_tiles <= max_tiles, "min tiles must be in 1..%d, got %d", max_tiles, min_tiles);
   EV_CHECK(alpha >= 0 && std::isfinite(alpha), "alpha must be a finite number >= 0, got %g", alpha);
   if (!candidates.empty()) check_candidates(candidates, tile_size);
+  EV_CHECK((strategy != TilingStrategy::Lfm2 && strategy != TilingStrategy::Lfm2Mtmd) || smart.align > 0,
+           "tiling %s is LFM2-VL's: it needs a model of that family (clip.projector_type lfm2)",
+           tiling_strategy_name(strategy));
+  if (smart.align > 0)
+    EV_CHECK(smart.align <= 1024 && smart.patch > 0 && smart.min_pixels > 0 && smart.max_pixels >= smart.min_pixels,
+             "invalid smart resize (align %d, pixels %d..%d)", smart.align, smart.min_pixels, smart.max_pixels);
   for (int c = 0; c < 3; ++c)
     EV_CHECK(std::isfinite(mean[c]) && std::isfinite(std[c]) && std[c] != 0,
              "normalisation mean/std for channel %d must be finite with std != 0 (mean %g, std %g)", c,
@@ -188,6 +200,8 @@ Grid choose_grid(const TilingConfig& cfg, int w, int h) {
     case TilingStrategy::Idefics3: return idefics3_hf_sizing(w, h, cfg.tile_size, cfg.longest_edge).canvas.grid;
     case TilingStrategy::Idefics3Mtmd: return idefics3_sizing(w, h, cfg.tile_size, cfg.longest_edge).grid;
     case TilingStrategy::InternVLMtmd: return internvl_mtmd_grid(w, h, cfg.effective_candidates(), cfg.tile_size);
+    case TilingStrategy::Lfm2: return lfm2_grid(w, h, cfg);
+    case TilingStrategy::Lfm2Mtmd: return lfm2_mtmd_grid(w, h, cfg);
   }
   return {1, 1};
 }
@@ -239,15 +253,17 @@ struct NormLut {
   }
 };
 
-// Writes the t×t region at (x0, y0) of src as planar CHW floats.
-void emit_tile(const Image& src, int x0, int y0, int t, const NormLut& lut, float* out) {
-  const size_t plane = size_t(t) * t;
-  for (int y = 0; y < t; ++y) {
+// Writes the t×t region (t × th when th is given) at (x0, y0) of src as planar CHW floats.
+void emit_tile(const Image& src, int x0, int y0, int t, const NormLut& lut, float* out, int th = 0) {
+  const int tw = t;
+  if (th == 0) th = t;
+  const size_t plane = size_t(tw) * th;
+  for (int y = 0; y < th; ++y) {
     const uint8_t* p = src.at(x0, y0 + y);
-    float* r = out + size_t(y) * t;
+    float* r = out + size_t(y) * tw;
     float* g = r + plane;
     float* b = g + plane;
-    for (int x = 0; x < t; ++x, p += 3) {
+    for (int x = 0; x < tw; ++x, p += 3) {
       r[x] = lut.v[0][p[0]];
       g[x] = lut.v[1][p[1]];
       b[x] = lut.v[2][p[2]];
@@ -266,6 +282,10 @@ ImageTiler::ImageTiler(const Image& img, const TilingConfig& cfg) : img_(img), c
   const bool thumb = has_thumbnail(cfg, grid_);
   n_tiles_ = grid_.tiles() + (thumb ? 1 : 0);
   if (thumb) thumbnail_index_ = cfg.thumbnail == ThumbnailPlacement::First ? 0 : grid_.tiles();
+  thumb_w_ = thumb_h_ = t;
+  if (thumb && cfg.smart.align > 0)
+    std::tie(thumb_w_, thumb_h_) = lfm2_smart_size(img.width, img.height, cfg.smart,
+                                                   cfg.strategy == TilingStrategy::Lfm2Mtmd);
   if (cfg.strategy == TilingStrategy::Idefics3) {
     // The processor's two resizes; the global image is cut from this canvas, also without a grid.
     canvas_ = idefics3_hf_canvas(img, t, cfg.longest_edge, cfg.filter);
@@ -282,7 +302,10 @@ void ImageTiler::emit(int i, float* out) const {
   if (i == thumbnail_index_) {
     // A 1×1 canvas already is the thumbnail when both are resized the same way.
     const ResizeMode mode = cfg_.effective_thumbnail_resize();
-    if (cfg_.strategy == TilingStrategy::Idefics3 && !canvas_.empty())
+    if (!thumb_is_tile())
+      emit_tile(resize_image(img_, thumb_w_, thumb_h_, cfg_.effective_thumbnail_filter()), 0, 0, thumb_w_, lut, out,
+                thumb_h_);
+    else if (cfg_.strategy == TilingStrategy::Idefics3 && !canvas_.empty())
       emit_tile(canvas_.width == t && canvas_.height == t
                     ? canvas_
                     : fit_to_canvas(canvas_, t, t, ResizeMode::Stretch, cfg_.effective_pad(), cfg_.effective_thumbnail_filter()),
@@ -305,8 +328,10 @@ TiledImage preprocess_image(const Image& img, const TilingConfig& cfg) {
   out.tile_size = tiler.tile_size();
   out.n_tiles = tiler.n_tiles();
   out.thumbnail_index = tiler.thumbnail_index();
-  out.data.resize(out.tile_floats() * out.n_tiles);
-  for (int i = 0; i < out.n_tiles; ++i) tiler.emit(i, out.data.data() + size_t(i) * out.tile_floats());
+  out.thumb_w = tiler.thumb_w();
+  out.thumb_h = tiler.thumb_h();
+  out.data.resize(out.n_tiles > 0 ? out.offset(out.n_tiles - 1) + out.floats(out.n_tiles - 1) : 0);
+  for (int i = 0; i < out.n_tiles; ++i) tiler.emit(i, out.data.data() + out.offset(i));
   return out;
 }
 

@@ -33,6 +33,10 @@
 //   float32, each side rounded up to whole tiles, the image padded onto it.
 // - internvl-mtmd: llama.cpp mtmd's InternVL rule (src/vision/family_internvl.h): Grid{0, 0} when
 //   the image fits in one tile, else LLaVA-NeXT's choice in float32.
+// - lfm2, lfm2-mtmd: LFM2-VL's processor and mtmd's version of it (src/vision/family_lfm2.h):
+//   Grid{0, 0} (the smart-resized image alone) unless the image is too large, else InternVL's
+//   closest-aspect rule over 2..10 tiles of 512 px; the thumbnail has its own smart-resized size
+//   (TilingConfig::smart).
 //
 // Candidate order (Algorithm 1 is order-dependent; llava-next and internvl only on exact ties):
 // default_grid_candidates() lists every m×n with min_tiles ≤ m·n ≤ max_tiles in ascending m·n, then
@@ -69,7 +73,7 @@
 
 namespace edgevlm {
 
-enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd, Idefics3Mtmd };
+enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd, Idefics3Mtmd, Lfm2, Lfm2Mtmd };
 // Accepts "relaxed", "llava-next" (also "llava_next", "llavanext"), "internvl" (also "internvl-1.5"),
 // "single", "idefics3"; throws edgevlm::Error listing the valid names otherwise.
 TilingStrategy parse_tiling_strategy(std::string_view name);
@@ -97,6 +101,13 @@ Grid select_grid_relaxed(int width, int height, const std::vector<Grid>& candida
 Grid select_grid_llava_next(int width, int height, const std::vector<Grid>& candidates, int tile_size);
 Grid select_grid_internvl(int width, int height, const std::vector<Grid>& candidates, int tile_size);
 
+// A thumbnail of its own size (LFM2-VL's smart resize): the aspect ratio kept, each side a multiple
+// of align, the area within [min_pixels, max_pixels]; patch is the encoder's (the processor's
+// smallest side). align 0: the thumbnail is a tile.
+struct SmartResize {
+  int align = 0, min_pixels = 0, max_pixels = 0, patch = 0;
+};
+
 struct TilingConfig {
   TilingStrategy strategy = TilingStrategy::Relaxed;
   int tile_size = 384;
@@ -117,6 +128,7 @@ struct TilingConfig {
   // llama.cpp mtmd's float32 (one scale, both sides ceil(side·scale) capped: 750·(256/1000)f → 193).
   bool pad_float32 = false;
   ResizeMode thumbnail_resize = ResizeMode::Auto;  // Auto: as the grid's canvas
+  SmartResize smart;                               // lfm2 only
 
   void validate() const;  // throws edgevlm::Error naming the bad field
   std::vector<Grid> effective_candidates() const;
@@ -143,9 +155,14 @@ struct TiledImage {
   int tile_size = 0;
   int n_tiles = 0;           // grid tiles + thumbnail
   int thumbnail_index = -1;  // -1 when there is none
-  std::vector<float> data;   // n_tiles × 3 × tile_size × tile_size, planar CHW per tile
+  int thumb_w = 0, thumb_h = 0;  // the thumbnail's size in pixels (a tile's unless TilingConfig::smart)
+  std::vector<float> data;   // the tiles in order, each 3 × height × width, planar CHW
   size_t tile_floats() const { return size_t(3) * tile_size * tile_size; }
-  const float* tile(int i) const { return data.data() + size_t(i) * tile_floats(); }
+  size_t floats(int i) const { return i == thumbnail_index ? size_t(3) * thumb_w * thumb_h : tile_floats(); }
+  size_t offset(int i) const {
+    return size_t(i) * tile_floats() + (thumbnail_index >= 0 && i > thumbnail_index ? floats(thumbnail_index) - tile_floats() : 0);
+  }
+  const float* tile(int i) const { return data.data() + offset(i); }
   // Index of the grid tile at column col, row row.
   int grid_tile_index(int col, int row) const {
     return (thumbnail_index == 0 ? 1 : 0) + row * grid.m + col;
@@ -169,13 +186,17 @@ class ImageTiler {
   int n_tiles() const { return n_tiles_; }
   int thumbnail_index() const { return thumbnail_index_; }
   size_t tile_floats() const { return size_t(3) * cfg_.tile_size * cfg_.tile_size; }
-  void emit(int i, float* out) const;
+  // The thumbnail's size: a tile's, or its own (TilingConfig::smart).
+  int thumb_w() const { return thumb_w_; }
+  int thumb_h() const { return thumb_h_; }
+  bool thumb_is_tile() const { return thumb_w_ == cfg_.tile_size && thumb_h_ == cfg_.tile_size; }
+  void emit(int i, float* out) const;  // tile i: 3 × its height × its width
 
  private:
   const Image& img_;
   TilingConfig cfg_;
   Grid grid_;
-  int n_tiles_ = 0, thumbnail_index_ = -1;
+  int n_tiles_ = 0, thumbnail_index_ = -1, thumb_w_ = 0, thumb_h_ = 0;
   Image canvas_;
 };
 

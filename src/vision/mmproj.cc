@@ -13,6 +13,7 @@
 #include "ops/matmul.h"
 #include "vision/family_idefics3.h"
 #include "vision/family_internvl.h"
+#include "vision/family_lfm2.h"
 
 namespace edgevlm {
 
@@ -206,6 +207,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   c.row_separator = f.get_string_or("edgevlm.image.row_separator", "");
   if (c.projector == ProjectorType::Idefics3) idefics3_configure(f, c);
   if (c.projector == ProjectorType::InternVL) internvl_configure(f, c);
+  if (c.projector == ProjectorType::Lfm2) lfm2_configure(f, c);
   c.class_position_last = c.class_token && opt.vit_compat == "mtmd";
 
   // ---- tensors

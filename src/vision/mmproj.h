@@ -56,6 +56,7 @@ struct VisionConfig {
   int longest_edge = 0;            // idefics3: clip.vision.preproc_image_size (0: absent)
   std::string tile_marker_format;  // text before grid tile (row, col), printf with two %d, 1-based ("": none)
   std::vector<std::string> thumbnail_start, thumbnail_end;  // around the thumbnail (else row_separator before it)
+  bool thumbnail_markers_alone = true;  // also around an image that is not cut (false: LFM2-VL's bare image)
 
   int patches_per_side() const { return image_size / patch_size; }
   int n_patches() const { return patches_per_side() * patches_per_side(); }
@@ -70,6 +71,10 @@ struct VisionConfig {
   bool class_position_last = false;
   int min_tiles = 1;          // internvl: clip.vision.preproc_min_tiles
   int vit_tokens() const { return n_patches() + (class_token ? 1 : 0); }
+  // Images of another patch grid than the file's square tile take position embeddings resized to
+  // their grid (bilinear with antialiasing, as SigLIP2 NaFlex and llama.cpp do for lfm2); without it
+  // such an image is refused.
+  bool interpolate_positions = false;
 };
 
 struct VitBlock {

@@ -10,20 +10,24 @@
 namespace edgevlm {
 
 void merge_patches(const float* h, int n_tiles, int side, int d, int s, float* out) {
-  const int ms = (side + s - 1) / s;
+  merge_patches(h, n_tiles, PatchGrid{side, side}, d, s, out);
+}
+
+void merge_patches(const float* h, int n_tiles, PatchGrid g, int d, int s, float* out) {
+  const int mw = (g.w + s - 1) / s, mh = (g.h + s - 1) / s;
   const size_t merged = size_t(s) * s * d;
   for (int t = 0; t < n_tiles; ++t) {
-    const float* ht = h + size_t(t) * side * side * d;
-    float* ot = out + size_t(t) * ms * ms * merged;
-    for (int my = 0; my < ms; ++my)
-      for (int mx = 0; mx < ms; ++mx) {
-        float* dst = ot + (size_t(my) * ms + mx) * merged;
+    const float* ht = h + size_t(t) * g.n() * d;
+    float* ot = out + size_t(t) * mw * mh * merged;
+    for (int my = 0; my < mh; ++my)
+      for (int mx = 0; mx < mw; ++mx) {
+        float* dst = ot + (size_t(my) * mw + mx) * merged;
         for (int dy = 0; dy < s; ++dy)
           for (int dx = 0; dx < s; ++dx) {
             const int x = s * mx + dx, y = s * my + dy;
             float* part = dst + (size_t(dy) * s + dx) * d;
-            if (x < side && y < side) {
-              std::memcpy(part, ht + (size_t(y) * side + x) * d, sizeof(float) * d);
+            if (x < g.w && y < g.h) {
+              std::memcpy(part, ht + (size_t(y) * g.w + x) * d, sizeof(float) * d);
             } else {
               std::memset(part, 0, sizeof(float) * d);  // padding of an odd side
             }
@@ -42,13 +46,21 @@ void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* 
 
 }  // namespace
 
-std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int n_tiles, ThreadPool& pool) {
+int merged_tokens(const VisionConfig& c, PatchGrid g) {
+  if (g.n() == 0) return c.tokens_per_tile();
+  const int s = c.scale_factor;
+  return ((g.w + s - 1) / s) * ((g.h + s - 1) / s);
+}
+
+std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int n_tiles, ThreadPool& pool,
+                                 PatchGrid g) {
   const VisionConfig& c = m.config();
   EV_CHECK(n_tiles >= 0, "project_tiles: negative tile count %d", n_tiles);
-  const int64_t rows = int64_t(n_tiles) * c.tokens_per_tile();
+  if (g.n() == 0) g = {c.patches_per_side(), c.patches_per_side()};
+  const int64_t rows = int64_t(n_tiles) * merged_tokens(c, g);
   const int64_t MD = c.merged_dim();
   std::vector<float> merged(size_t(rows * MD));
-  merge_patches(vit_out, n_tiles, c.patches_per_side(), c.n_embd, c.scale_factor, merged.data());
+  merge_patches(vit_out, n_tiles, g, c.n_embd, c.scale_factor, merged.data());
   std::vector<float> out(size_t(rows) * c.projection_dim);
   if (rows == 0) return out;
 

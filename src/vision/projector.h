@@ -15,14 +15,24 @@
 
 #include "core/thread_pool.h"
 #include "vision/mmproj.h"
+#include "vision/vit.h"
 
 namespace edgevlm {
 
 // h: n_tiles × side² × d (token (x, y) of a tile at row y·side + x). out: n_tiles × ms² × (s²·d),
 // ms = ceil(side / s).
 void merge_patches(const float* h, int n_tiles, int side, int d, int s, float* out);
+// The same on a w × h grid (token (x, y) at row y·w + x): ceil(w/s) × ceil(h/s) merged tokens,
+// row-major, each padded with zeros past the right and bottom edges (llama.cpp's order on
+// non-square grids too).
+void merge_patches(const float* h, int n_tiles, PatchGrid g, int d, int s, float* out);
 
-// ViT output (n_tiles × n_patches × n_embd) → n_tiles × tokens_per_tile × projection_dim.
-std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int n_tiles, ThreadPool& pool);
+// Tokens a tile of patch grid g gives after the merge ({0, 0}: the model's tile, tokens_per_tile()).
+int merged_tokens(const VisionConfig& c, PatchGrid g);
+
+// ViT output (n_tiles × patches × n_embd) → n_tiles × merged_tokens × projection_dim, for tiles of
+// patch grid g ({0, 0}: the model's square tile).
+std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int n_tiles, ThreadPool& pool,
+                                 PatchGrid g = {});
 
 }  // namespace edgevlm

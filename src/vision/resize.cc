@@ -31,12 +31,19 @@ double lanczos_filter(double x) {
   return 0.0;
 }
 
+// PIL's bilinear: the triangle 1 − |x| on [-1, 1].
+double bilinear_filter(double x) {
+  x = std::fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
 struct Filter {
   double (*f)(double);
   double support;
 };
 constexpr Filter kBicubic{bicubic_filter, 2.0};
 constexpr Filter kLanczos{lanczos_filter, 3.0};
+constexpr Filter kBilinear{bilinear_filter, 1.0};
 
 struct Coeffs {
   int ksize = 0;
@@ -215,6 +222,7 @@ const char* resample_filter_name(ResampleFilter f) {
   switch (f) {
     case ResampleFilter::Bicubic: return "bicubic";
     case ResampleFilter::Lanczos: return "lanczos";
+    case ResampleFilter::Bilinear: return "bilinear";
     case ResampleFilter::LlamaCppBicubic: return "llama-cpp-bicubic";
     case ResampleFilter::LlamaCppBilinear: return "llama-cpp-bilinear";
   }
@@ -224,9 +232,10 @@ const char* resample_filter_name(ResampleFilter f) {
 ResampleFilter parse_resample_filter(std::string_view name) {
   if (name == "bicubic") return ResampleFilter::Bicubic;
   if (name == "lanczos") return ResampleFilter::Lanczos;
+  if (name == "bilinear") return ResampleFilter::Bilinear;
   if (name == "llama-cpp-bicubic" || name == "llama.cpp-bicubic") return ResampleFilter::LlamaCppBicubic;
   if (name == "llama-cpp-bilinear" || name == "llama.cpp-bilinear") return ResampleFilter::LlamaCppBilinear;
-  fail("unknown resampling filter '%.*s' (expected bicubic, lanczos, llama-cpp-bicubic or llama-cpp-bilinear)",
+  fail("unknown resampling filter '%.*s' (expected bicubic, lanczos, bilinear, llama-cpp-bicubic or llama-cpp-bilinear)",
        int(name.size()),
        name.data());
 }
@@ -250,6 +259,9 @@ Image resize_image(const Image& src, int out_w, int out_h, ResampleFilter f) {
       break;
     case ResampleFilter::Lanczos:
       resize_pil_u8(src.pixels.data(), src.width, src.height, 3, out.pixels.data(), out_w, out_h, kLanczos);
+      break;
+    case ResampleFilter::Bilinear:
+      resize_pil_u8(src.pixels.data(), src.width, src.height, 3, out.pixels.data(), out_w, out_h, kBilinear);
       break;
     case ResampleFilter::LlamaCppBicubic: resize_llama_cpp_bicubic(src, out); break;
     case ResampleFilter::LlamaCppBilinear: resize_llama_cpp_bilinear(src, out); break;

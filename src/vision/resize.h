@@ -24,6 +24,9 @@ namespace edgevlm {
 // - Bicubic: PIL's Image.BICUBIC, bit-exact (above);
 // - Lanczos: PIL's Image.LANCZOS, the same resampler with Lanczos a = 3 (support 3, stretched by
 //   the downscale factor): what transformers' Idefics3 (SmolVLM) processor resizes with;
+// - Bilinear: PIL's Image.BILINEAR, the same resampler with the triangle filter (support 1,
+//   stretched when downscaling): LFM2-VL's processor (torchvision's antialiased bilinear, which
+//   computes the same weights in float);
 // - LlamaCppBicubic: llama.cpp's clip bicubic (RESIZE_ALGO_BICUBIC of tools/mtmd): no
 //   antialiasing; output pixel (j, i) samples source (int(tx·j), int(ty·i)) + fraction, tx =
 //   W/out_w in float; a cubic through 4 clamped columns (a0 = p0, a1 = −d0/3 + d2 − d3/6,
@@ -32,8 +35,8 @@ namespace edgevlm {
 //   predate its Lanczos use for SmolVLM, kept so that parity with them can be checked pixel for pixel;
 // - LlamaCppBilinear: llama.cpp's clip bilinear (RESIZE_ALGO_BILINEAR): corners aligned (source
 //   x·(W−1)/(out_w−1), float), linear in x then y, truncated to uint8.
-enum class ResampleFilter { Bicubic, Lanczos, LlamaCppBicubic, LlamaCppBilinear };
-// "bicubic", "lanczos", "llama-cpp-bicubic", "llama-cpp-bilinear"
+enum class ResampleFilter { Bicubic, Lanczos, Bilinear, LlamaCppBicubic, LlamaCppBilinear };
+// "bicubic", "lanczos", "bilinear", "llama-cpp-bicubic", "llama-cpp-bilinear"
 const char* resample_filter_name(ResampleFilter f);
 ResampleFilter parse_resample_filter(std::string_view name);
 // Throws edgevlm::Error if the source is empty or out_w/out_h is not positive. A same-size resize copies.

@@ -20,18 +20,75 @@
 
 namespace edgevlm {
 
-void unfold_patches(const float* tile_chw, int tile_size, int patch_size, float* out) {
-  const int T = tile_size, P = patch_size, side = T / P;
-  const size_t plane = size_t(T) * T;
-  for (int py = 0; py < side; ++py)
-    for (int px = 0; px < side; ++px) {
-      float* row = out + (size_t(py) * side + px) * 3 * P * P;
+void unfold_patches(const float* tile_chw, int width, int height, int patch_size, float* out) {
+  const int P = patch_size, gw = width / P, gh = height / P;
+  const size_t plane = size_t(width) * height;
+  for (int py = 0; py < gh; ++py)
+    for (int px = 0; px < gw; ++px) {
+      float* row = out + (size_t(py) * gw + px) * 3 * P * P;
       for (int c = 0; c < 3; ++c)
         for (int ky = 0; ky < P; ++ky) {
-          const float* src = tile_chw + c * plane + size_t(py * P + ky) * T + size_t(px) * P;
+          const float* src = tile_chw + c * plane + size_t(py * P + ky) * width + size_t(px) * P;
           std::memcpy(row + (size_t(c) * P + ky) * P, src, sizeof(float) * P);
         }
     }
+}
+
+namespace {
+
+// One axis of the antialiased bilinear resize: for each output index, its first source index and
+// normalised weights (PyTorch's _upsample_bilinear2d_aa: centre (i + 0.5)/scale, support
+// max(1, 1/scale), taps [int(centre − support + 0.5), int(centre + support + 0.5)) clamped).
+struct AxisTaps {
+  std::vector<int> first, count;
+  std::vector<std::vector<float>> w;
+};
+AxisTaps axis_taps(int in, int out) {
+  AxisTaps a;
+  const float scale = float(out) / float(in);
+  const float support = std::max(1.0f, 1.0f / scale), inv = 1.0f / support;
+  for (int i = 0; i < out; ++i) {
+    const float centre = (float(i) + 0.5f) / scale;
+    const int lo = std::max(int(centre - support + 0.5f), 0), hi = std::min(int(centre + support + 0.5f), in);
+    std::vector<float> w;
+    float total = 0;
+    for (int s = lo; s < hi; ++s) {
+      const float t = std::max(1.0f - std::fabs((float(s) - centre + 0.5f) * inv), 0.0f);
+      w.push_back(t);
+      total += t;
+    }
+    if (total > 0)
+      for (float& t : w) t /= total;
+    a.first.push_back(lo);
+    a.count.push_back(hi - lo);
+    a.w.push_back(std::move(w));
+  }
+  return a;
+}
+
+}  // namespace
+
+std::pair<int, int> tile_pixels(const VisionConfig& c, PatchGrid g) {
+  const int side = c.patches_per_side();
+  if (g.w == side && g.h == side) return {c.image_size, c.image_size};
+  return {g.w * c.patch_size, g.h * c.patch_size};
+}
+
+std::vector<float> interpolate_positions(const float* table, int side, int d, int w, int h) {
+  EV_CHECK(side > 0 && d > 0 && w > 0 && h > 0, "interpolate_positions: invalid sizes %d, %d, %dx%d", side, d, w, h);
+  const AxisTaps ax = axis_taps(side, w), ay = axis_taps(side, h);
+  std::vector<float> out(size_t(w) * h * d, 0.0f);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      float* o = out.data() + (size_t(y) * w + x) * d;
+      for (int j = 0; j < ay.count[size_t(y)]; ++j)
+        for (int i = 0; i < ax.count[size_t(x)]; ++i) {
+          const float wt = ay.w[size_t(y)][size_t(j)] * ax.w[size_t(x)][size_t(i)];
+          const float* src = table + (size_t(ay.first[size_t(y)] + j) * side + size_t(ax.first[size_t(x)] + i)) * d;
+          for (int k = 0; k < d; ++k) o[k] += wt * src[k];
+        }
+    }
+  return out;
 }
 
 namespace {
@@ -61,13 +118,26 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
   const Timer wall;
   const VisionConfig& c = m.config();
   EV_CHECK(n_tiles >= 0, "vit_forward: negative tile count %d", n_tiles);
-  const int64_t N = c.n_patches(), D = c.n_embd, F = c.n_ff, PD = c.patch_dim();
+  const int side = c.patches_per_side();
+  const PatchGrid grid = opt.patches.n() > 0 ? opt.patches : PatchGrid{side, side};
+  EV_CHECK(grid.w > 0 && grid.h > 0 && grid.n() <= kMaxPatchesPerTile, "vit_forward: invalid patch grid %d x %d",
+           grid.w, grid.h);
+  // Position rows: the file's own for its square tile, else resized to the grid where the family does so.
+  std::vector<float> resized_pos;
+  if (grid.w != side || grid.h != side) {
+    EV_CHECK(c.interpolate_positions && m.class_embd.empty(),
+             "vit_forward: this vision model encodes %dx%d-patch tiles only, not %dx%d", side, side, grid.w, grid.h);
+    resized_pos = interpolate_positions(m.pos_embd.data(), side, c.n_embd, grid.w, grid.h);
+  }
+  const float* pos_table = resized_pos.empty() ? m.pos_embd.data() : resized_pos.data();
+  const int64_t N = grid.n(), D = c.n_embd, F = c.n_ff, PD = c.patch_dim();
   // Tokens per tile in the residual stream: the patches, then the class token when the ViT has one.
   const bool cls = !m.class_embd.empty();
   const int64_t S = N + (cls ? 1 : 0);
   // Patch p's position row: p, or p + 1 when the class token takes row 0 (InternViT's own order).
   const int64_t pos_shift = cls && !c.class_position_last ? 1 : 0;
-  const size_t tile_floats = size_t(3) * c.image_size * c.image_size;
+  const int pixel_w = tile_pixels(c, grid).first, pixel_h = tile_pixels(c, grid).second;
+  const size_t tile_floats = size_t(3) * pixel_w * pixel_h;
   std::vector<float> result(size_t(n_tiles) * S * D);
   VitTimings tm;
   const int batch = opt.batch < 1 || opt.batch > n_tiles ? n_tiles : opt.batch;
@@ -90,7 +160,7 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     p.parallel_for(bt, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const float* px = source(int(t0 + b), buf.pixels.get() + size_t(b) * tile_floats);
-        unfold_patches(px, c.image_size, c.patch_size, buf.patches.data() + size_t(b * N * PD));
+        unfold_patches(px, pixel_w, pixel_h, c.patch_size, buf.patches.data() + size_t(b * N * PD));
       }
     });
     if (!cls) {
@@ -101,14 +171,14 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
       for (int b = 0; b < bt; ++b) matmul(m.patch_embd, buf.patches.data() + size_t(b) * N * PD, N, h + size_t(b) * S * D, p);
       for (int b = 0; b < bt; ++b) {
         float* hc = h + (size_t(b) * S + N) * D;
-        const float* pe = m.pos_embd.data() + (c.class_position_last ? N : 0) * D;
+        const float* pe = pos_table + (c.class_position_last ? N : 0) * D;
         for (int64_t i = 0; i < D; ++i) hc[i] = m.class_embd[size_t(i)] + pe[i];
       }
     }
     p.parallel_for(rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         float* hr = h + ((r / N) * S + r % N) * D;
-        const float* pe = m.pos_embd.data() + (r % N + pos_shift) * D;
+        const float* pe = pos_table + (r % N + pos_shift) * D;
         for (int64_t i = 0; i < D; ++i) hr[i] += m.patch_bias[size_t(i)] + pe[i];
       }
     });
@@ -251,7 +321,10 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
 
 std::vector<float> vit_forward(const MmprojModel& m, const float* tiles, int n_tiles, ThreadPool& pool, VitOptions opt,
                                VitTimings* timings) {
-  const size_t tile_floats = size_t(3) * m.config().image_size * m.config().image_size;
+  const VisionConfig& c = m.config();
+  const int side = c.patches_per_side();
+  const auto [w, h] = tile_pixels(c, opt.patches.n() > 0 ? opt.patches : PatchGrid{side, side});
+  const size_t tile_floats = size_t(3) * w * h;
   return vit_forward(
       m, [tiles, tile_floats](int i, float*) { return tiles + size_t(i) * tile_floats; }, n_tiles, pool, opt,
       timings);

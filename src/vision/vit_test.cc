@@ -36,7 +36,7 @@ TEST(VitUnfold, PatchRowsAreChannelRowColumnOrder) {
     for (int y = 0; y < T; ++y)
       for (int x = 0; x < T; ++x) tile[(c * T + y) * T + x] = float(c * 10000 + y * 100 + x);
   std::vector<float> out(side * side * 3 * P * P);
-  unfold_patches(tile.data(), T, P, out.data());
+  unfold_patches(tile.data(), T, T, P, out.data());
   for (int py = 0; py < side; ++py)
     for (int px = 0; px < side; ++px)
       for (int c = 0; c < 3; ++c)
