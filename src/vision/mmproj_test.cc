@@ -158,14 +158,16 @@ TEST(Mmproj, Int8VitQuantizesDownProjectionsWhoseRowsAreNotWholeBlocks) {
   EXPECT_FALSE(m32->blocks[0].down_q8);
 }
 
-TEST(Mmproj, FilesWithoutEdgevlmKeysGetOneTileAndNoMarkers) {
+// An lfm2-projector file without edgevlm.* keys is LFM2-VL's, as llama.cpp's converter writes it:
+// its family's tiling and markers (src/vision/family_lfm2.h), not edgevlm's nano conventions.
+TEST(Mmproj, Lfm2FilesWithoutEdgevlmKeysAreLfm2Vl) {
   RandomMmproj r = make_random_mmproj({});
   std::erase_if(r.keys, [](const auto& kv) { return kv.first.rfind("edgevlm.", 0) == 0; });
   auto f = to_file(r);
   auto m = MmprojModel::load(*f);
-  EXPECT_EQ(m->config().tiling_policy, "single");
-  EXPECT_EQ(m->config().max_tiles, 1);
-  EXPECT_TRUE(m->config().image_start.empty());
+  EXPECT_EQ(m->config().tiling_policy, "lfm2");
+  EXPECT_EQ(m->config().max_tiles, 10);
+  EXPECT_EQ(m->config().image_start, "<|image_start|>");
   EXPECT_FLOAT_EQ(m->config().proj_norm_eps, 1e-5f);
 }
 

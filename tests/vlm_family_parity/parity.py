@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Parity of edgevlm's vision families (SmolVLM: idefics3; InternVL: internvl) against llama.cpp's mtmd.
+"""Parity of edgevlm's vision families (SmolVLM: idefics3; InternVL: internvl; LFM2-VL: lfm2) against llama.cpp's mtmd.
 
 For random-weight pairs written by `edgevlm gen-vlm-pair` (llama.cpp's converter conventions) and
 images of several sizes and aspect ratios, edgevlm (`edgevlm run --trace`) and mtmd
@@ -47,12 +47,19 @@ MODELS = [
                                              "--longest-edge", "0", "--seed", "7"], ["--tiling", "idefics3-mtmd", "--resample", "mtmd"]),
     ("internvl-s2", "internvl", ["--tile", "32", "--patch", "4", "--scale-factor", "2", "--max-tiles", "6",
                                  "--seed", "5"], ["--tiling", "internvl-mtmd", "--resample", "mtmd", "--vit-compat", "mtmd"]),
+    # LFM2-VL as published: a 16x16 grid of position embeddings (256 px, patch 16) resized to every
+    # image's patch grid, 512-px tiles, scale factor 2; the decoder lfm2 (convolutions + attention).
+    ("lfm2vl", "lfm2", ["--tile", "256", "--patch", "16", "--scale-factor", "2", "--layers", "3",
+                        "--seed", "6"], ["--tiling", "lfm2-mtmd"]),
 ]
+# Images per family beyond the first four: LFM2-VL cuts only images with a side over 1024 px.
+FAMILY_IMAGES = {"lfm2": ["huge"]}
 
 # (name, width, height): square, wide, tall, big; "tile" (32×32, one InternVL tile) is also run with
 # InternVL's own tiling, which agrees with mtmd's on an image that is exactly one tile. InternVL runs
 # with --vit-compat mtmd: mtmd pairs InternViT's position rows with its tokens its own way.
-IMAGES = [("square", 96, 96), ("wide", 300, 100), ("tall", 90, 270), ("big", 1000, 750), ("tile", 32, 32)]
+IMAGES = [("square", 96, 96), ("wide", 300, 100), ("tall", 90, 270), ("big", 1000, 750), ("tile", 32, 32),
+          ("huge", 1300, 1100)]
 EXTRA_CASES = [("internvl-s2", "tile", ["--vit-compat", "mtmd"])]
 
 
@@ -80,6 +87,9 @@ TEMPLATES = {
     # chatml (InternVL's): the image on its own line before the question
     "internvl": ("chatml", "<image>\n" + QUESTION,
                  lambda media: "<|im_start|>user\n" + media + "\n" + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"),
+    # lfm2: ChatML after <|startoftext|>, the image before the question
+    "lfm2": ("lfm2", "<image>" + QUESTION,
+             lambda media: "<|startoftext|><|im_start|>user\n" + media + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"),
 }
 
 
@@ -144,7 +154,7 @@ def main():
         mmproj = os.path.join(a.workdir, mname + "-mmproj.gguf")
         run([a.edgevlm, "gen-vlm-pair", "--family", family, "--out", llm, "--mmproj-out", mmproj,
              "--vocab-from", a.vocab, *VIT, *flags])
-        for iname, _, _ in IMAGES[:4]:
+        for iname in [i[0] for i in IMAGES[:4]] + FAMILY_IMAGES.get(family, []):
             cases.append((mname, family, llm, mmproj, iname, run_flags, f"{mname}/{iname}"))
         for xm, xi, xf in EXTRA_CASES:
             if xm == mname:
@@ -163,7 +173,10 @@ def main():
                             f"edgevlm {o[max(0, k - 3):k + 4]} vs mtmd {p[max(0, k - 3):k + 4]}")
             n_img_ours = sum(1 for t in ours["positions"] if t < 0)
             n_img_peer = sum(1 for t in peer["prompt_tokens"] if t < 0)
-            if peer.get("n_prompt", -1) not in (-1, len(ours["positions"])):
+            # mtmd's timings count what its last decode evaluated: the whole prompt, or for a model
+            # with recurrent state (lfm2) the text after the last image.
+            trailing = next((i for i, t in enumerate(reversed(ours["positions"])) if t < 0), 0)
+            if peer.get("n_prompt", -1) not in (-1, len(ours["positions"]), trailing):
                 errs.append(f"mtmd evaluated {peer['n_prompt']} positions, edgevlm {len(ours['positions'])}")
             ours_pieces = ours["pieces"]
             peer_pieces = [s["content"] for s in peer["steps"]]
