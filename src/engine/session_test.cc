@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <string>
 
@@ -189,36 +190,26 @@ TEST(Session, EveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
   }
 }
 
-// The same for the SmolVLM family (projector idefics3: tiles by its grid rule, per-tile row/col
-// markers, the global image last, scale factor 4): a random pair in llama.cpp's converter
-// conventions, every runtime feature on or off, and the KV cache type (F32, F16 and Q8 give the
-// same tokens on this pair, whose greedy margins are wide).
-TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
+std::string gpt2_vocab() {
   const char* env = std::getenv("EDGEVLM_SHARED_DIR");
-  const std::string vocab = (env && *env ? std::string(env) : std::string(EDGEVLM_SOURCE_DIR) + "/../shared") +
-                            "/testdata/tokenizer/ggml-vocab-gpt-2.gguf";
-  if (!std::ifstream(vocab).good()) GTEST_SKIP() << "no GPT-2 vocabulary at " << vocab;
-  const std::string dir = ::testing::TempDir();
-  const std::string llm = dir + "/idefics3_rt.gguf", mmproj = dir + "/idefics3_rt-mmproj.gguf";
-  RandomIdefics3Spec spec;
-  spec.vocab_from = vocab;
-  spec.image_size = 32;
-  spec.patch_size = 4;
-  spec.scale_factor = 4;
-  spec.preproc_image_size = 64;  // up to 2 × 2 tiles + the global image
-  spec.seed = 11;
-  write_random_idefics3(llm, mmproj, spec);
-  const std::vector<std::string> images = {fixture("big.png"), fixture("wide.png"), fixture("tall.png")};
+  return (env && *env ? std::string(env) : std::string(EDGEVLM_SOURCE_DIR) + "/../shared") +
+         "/testdata/tokenizer/ggml-vocab-gpt-2.gguf";
+}
+
+// Every runtime feature on or off, and the KV cache type, give the same tokens on a model family's
+// random pair (F32, F16 and Q8 agree on these pairs, whose greedy margins are wide). attach puts
+// the images in a session; returns the image positions of the reference answer.
+int expect_runtime_features_keep_the_tokens(const std::string& llm, const std::string& mmproj,
+                                            const std::function<void(Session&)>& attach) {
   const std::string q = "Describe the pictures.";
   const int n = 8;
-
   auto answer = [&](int vit_batch, bool pipeline, bool low_memory, KvType kv, int chunk, bool while_typing,
                     int* n_pos = nullptr, int* n_img = nullptr) {
     EngineOptions o;
     o.model_path = llm;
     o.mmproj_path = mmproj;
     o.threads = 2;
-    o.n_ctx = 1024;
+    o.n_ctx = 4096;
     o.low_memory = low_memory;
     o.kv_type = kv;
     o.vit_batch = vit_batch;
@@ -226,7 +217,7 @@ TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
     SessionOptions so;
     so.prefill_while_typing = while_typing;
     auto sp = open_session(o, so);
-    for (const auto& p : images) sp->attach_image(p);
+    attach(*sp);
     GenerateParams gp = greedy(n);
     gp.stop_at_eog = false;
     gp.chunk_size = chunk > 0 ? chunk : 4096;
@@ -237,11 +228,8 @@ TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
   };
   int n_pos = 0, n_img = 0;
   const std::vector<int32_t> want = answer(0, false, false, KvType::F32, 0, false, &n_pos, &n_img);
-  ASSERT_EQ(want.size(), size_t(n));
-  // big (83 × 77) → 2 × 2 tiles, wide (150 × 44) → 2 × 1, tall (37 × 101) → 1 × 2, each + global:
-  // 4 tokens per tile.
-  EXPECT_EQ(n_img, (5 + 3 + 3) * 4);
-  ASSERT_GT(n_pos, 64);
+  EXPECT_EQ(want.size(), size_t(n));
+  EXPECT_GT(n_pos, 64);
   struct Variant {
     const char* name;
     int vit_batch;
@@ -265,6 +253,76 @@ TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
     SCOPED_TRACE(v.name);
     EXPECT_EQ(answer(v.vit_batch, v.pipeline, v.low_memory, v.kv, v.chunk, v.while_typing), want);
   }
+  return n_img;
+}
+
+// SmolVLM (projector idefics3: tiles by its grid rule, per-tile row/col markers, the global image
+// last, scale factor 4), a random pair in llama.cpp's converter conventions.
+TEST(Session, Idefics3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
+  const std::string vocab = gpt2_vocab();
+  if (!std::ifstream(vocab).good()) GTEST_SKIP() << "no GPT-2 vocabulary at " << vocab;
+  const std::string dir = ::testing::TempDir();
+  const std::string llm = dir + "/idefics3_rt.gguf", mmproj = dir + "/idefics3_rt-mmproj.gguf";
+  RandomIdefics3Spec spec;
+  spec.vocab_from = vocab;
+  spec.image_size = 32;
+  spec.patch_size = 4;
+  spec.scale_factor = 4;
+  spec.preproc_image_size = 64;  // up to 2 × 2 tiles + the global image
+  spec.seed = 11;
+  write_random_idefics3(llm, mmproj, spec);
+  const int n_img = expect_runtime_features_keep_the_tokens(llm, mmproj, [](Session& s) {
+    for (const char* p : {"big.png", "wide.png", "tall.png"}) s.attach_image(fixture(p));
+  });
+  // big (83 × 77) → 2 × 2 tiles, wide (150 × 44) → 2 × 1, tall (37 × 101) → 1 × 2, each + global:
+  // 4 tokens per tile.
+  EXPECT_EQ(n_img, (5 + 3 + 3) * 4);
+}
+
+// InternVL (class token, layer scales, its own grid rule with the thumbnail last).
+TEST(Session, InternVLPairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
+  const std::string vocab = gpt2_vocab();
+  if (!std::ifstream(vocab).good()) GTEST_SKIP() << "no GPT-2 vocabulary at " << vocab;
+  const std::string dir = ::testing::TempDir();
+  const std::string llm = dir + "/internvl_rt.gguf", mmproj = dir + "/internvl_rt-mmproj.gguf";
+  RandomIdefics3Spec spec;
+  spec.vocab_from = vocab;
+  spec.image_size = 32;
+  spec.patch_size = 4;
+  spec.max_tiles = 6;
+  spec.seed = 7;  // seed 5's last greedy token is within INT8-KV rounding of its runner-up
+  write_random_internvl(llm, mmproj, spec);
+  const int n_img = expect_runtime_features_keep_the_tokens(llm, mmproj, [](Session& s) {
+    for (const char* p : {"big.png", "wide.png"}) s.attach_image(fixture(p));
+  });
+  EXPECT_GT(n_img, 2 * 16);  // more than one tile per image
+}
+
+// LFM2-VL (position embeddings resized to each image, 512-px tiles, a thumbnail of its own size,
+// the hybrid convolution + attention decoder, whose state the cache keeps).
+TEST(Session, Lfm2VlPairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
+  const std::string vocab = gpt2_vocab();
+  if (!std::ifstream(vocab).good()) GTEST_SKIP() << "no GPT-2 vocabulary at " << vocab;
+  const std::string dir = ::testing::TempDir();
+  const std::string llm = dir + "/lfm2vl_rt.gguf", mmproj = dir + "/lfm2vl_rt-mmproj.gguf";
+  RandomIdefics3Spec spec;
+  spec.vocab_from = vocab;
+  spec.image_size = 64;  // a 4 × 4 position grid
+  spec.patch_size = 16;
+  spec.n_embd = 16;
+  spec.n_ff_vit = 32;
+  spec.n_head_vit = 2;
+  spec.n_layer = 3;
+  spec.seed = 6;
+  write_random_lfm2vl(llm, mmproj, spec);
+  // 1100 × 800 is cut into 3 × 2 tiles of 256 tokens + a thumbnail; the fixture stays whole.
+  Image big(1100, 800);
+  for (size_t i = 0; i < big.pixels.size(); ++i) big.pixels[i] = uint8_t((i * 7 + i / 3300) % 253);
+  const int n_img = expect_runtime_features_keep_the_tokens(llm, mmproj, [&](Session& s) {
+    s.attach_image_pixels(big);
+    s.attach_image(fixture("wide.png"));
+  });
+  EXPECT_GT(n_img, 6 * 256 + 64);
 }
 
 std::vector<uint8_t> file_bytes(const std::string& path) {
