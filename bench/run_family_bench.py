@@ -39,6 +39,13 @@ FAMILIES = {
                       "--max-tiles", "12", "--type", "q8_0", "--vision-type", "q8_0"],
                      ["--tiling", "internvl-mtmd", "--resample", "mtmd", "--vit-compat", "mtmd"],
                      "InternVL3-1B: InternViT-300M at 448 (24 layers), pixel shuffle 0.5, Qwen2.5-0.5B-sized decoder"),
+    "lfm2vl-1.6b": (["--family", "lfm2", "--embd", "2048", "--layers", "16", "--heads", "32", "--kv-heads", "8",
+                     "--ff", "8192", "--vit-embd", "1152", "--vit-ff", "4304", "--vit-layers", "26", "--vit-heads",
+                     "16", "--tile", "256", "--patch", "16", "--scale-factor", "2", "--type", "q8_0",
+                     "--vision-type", "q8_0"],
+                    ["--tiling", "lfm2-mtmd"],
+                    "LFM2-VL-1.6B: SigLIP2 NaFlex so400m-sized (26 layers) on 512-px tiles + its smart-resized "
+                    "thumbnail, pixel unshuffle 2, LFM2-1.2B-sized decoder (convolution and attention layers alternating)"),
 }
 
 
