@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "model/llm.h"
 
 namespace edgevlm {
 
@@ -94,11 +95,13 @@ class Generator {
                           const TextCallback& on_text = {});
 
   // Same from n_prompt ready embeddings (n_prompt × n_embd floats). `history` lists the ids of
-  // the text part of the prompt for the repetition penalty (image positions have none).
+  // the text part of the prompt for the repetition penalty (image positions have none);
+  // `bidirectional` the prompt's spans read both ways (VlmPrompt::bidirectional).
   GenerateResult generate_from_embeddings(const float* embeddings, int n_prompt,
                                           const GenerateParams& params,
                                           const TextCallback& on_text = {},
-                                          const std::vector<int32_t>& history = {});
+                                          const std::vector<int32_t>& history = {},
+                                          const std::vector<PositionSpan>& bidirectional = {});
 
  private:
   const LlmModel& model_;

@@ -171,7 +171,7 @@ GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, c
   GenerateResult r;
   begin_run();
   try {
-    r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, history);
+    r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, history, vp.bidirectional);
   } catch (...) {
     end_run();
     cache_->restore(rollback);
@@ -242,7 +242,8 @@ void Session::prefill_next_image(const ImageEmbeddings& e) {
     early_.broken = true;
     return;
   }
-  prefill_chunked(engine_->llm(), *cache_, vp.embeddings.data(), vp.n_positions, kDefaultPrefillChunk, engine_->pool());
+  prefill_chunked(engine_->llm(), *cache_, vp.embeddings.data(), vp.n_positions, kDefaultPrefillChunk, engine_->pool(),
+                  nullptr, vp.bidirectional);
   early_.active = true;
   early_.before = before;
   early_.n_images = k;
@@ -348,7 +349,7 @@ SessionAnswer Session::run_turn(const std::string& question, GenerateParams gp, 
     Timer t;
     try {
       prefill_chunked(engine_->llm(), *cache_, vp.embeddings.data(), vp.n_positions, kDefaultPrefillChunk,
-                      engine_->pool());
+                      engine_->pool(), nullptr, vp.bidirectional);
     } catch (...) {
       cache_->restore(rollback);
       throw;

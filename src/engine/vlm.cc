@@ -8,6 +8,7 @@
 #include "core/timer.h"
 #include "model/llm.h"
 #include "model/tokenizer.h"
+#include "vision/family_gemma3.h"
 #include "vision/family_idefics3.h"
 #include "vision/family_internvl.h"
 #include "vision/family_lfm2.h"
@@ -29,11 +30,13 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   if (c.projector == ProjectorType::InternVL) internvl_tiling(c, t);
   if (c.projector == ProjectorType::Lfm2 && (t.strategy == TilingStrategy::Lfm2 || t.strategy == TilingStrategy::Lfm2Mtmd))
     lfm2_tiling(c, t);
+  if (c.projector == ProjectorType::Gemma3) gemma3_tiling(c, t);
   if (o.resample == "mtmd") {
-    EV_CHECK(c.projector == ProjectorType::Idefics3 || c.projector == ProjectorType::InternVL,
-             "--resample mtmd: llama.cpp's mtmd resampling is known here for the idefics3 and internvl families only");
+    EV_CHECK(c.projector != ProjectorType::Lfm2 || t.strategy == TilingStrategy::Lfm2Mtmd,
+             "--resample mtmd: for LFM2-VL use --tiling lfm2-mtmd (which resamples as mtmd does)");
     if (c.projector == ProjectorType::Idefics3) idefics3_mtmd_resampling(t);  // with --tiling idefics3-mtmd
-    else internvl_mtmd_resampling(t);
+    else if (c.projector == ProjectorType::InternVL) internvl_mtmd_resampling(t);
+    else if (c.projector == ProjectorType::Gemma3) gemma3_mtmd_resampling(t);
   } else if (!o.resample.empty()) {
     const size_t comma = o.resample.find(',');
     t.filter = parse_resample_filter(o.resample.substr(0, comma));
@@ -73,6 +76,7 @@ ImageEmbeddings encode(const MmprojModel& m, const TileSource& source, Grid grid
   e.thumbnail_index = thumbnail_index;
   e.tokens_per_tile = merged_tokens(c, tile_grid);
   e.n_embd = c.projection_dim;
+  e.bidirectional = c.bidirectional_image_attention;
   const int n_grid = own_thumb ? n_tiles - 1 : n_tiles;
   const int first = own_thumb && thumbnail_index == 0 ? 1 : 0;  // the grid tiles' first index
   VitOptions grid_opt = vit;
@@ -279,6 +283,8 @@ VlmPrompt assemble_prompt(const LlmModel& llm, const Tokenizer& tok, const Image
       p.tokens.push_back(s.token);
     } else {
       const int n = images[size_t(s.image)]->tile_positions(s.tile);
+      if (images[size_t(s.image)]->bidirectional)
+        p.bidirectional.push_back({int(p.tokens.size()), int(p.tokens.size()) + n});
       p.tokens.insert(p.tokens.end(), size_t(n), -1);
       p.n_image_positions += n;
     }

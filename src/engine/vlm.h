@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "model/llm.h"
 #include "vision/dynamic_resolution.h"
 #include "vision/image.h"
 #include "vision/mmproj.h"
@@ -54,6 +55,7 @@ struct ImageEmbeddings {
   int thumbnail_index = -1;  // -1: none
   int tokens_per_tile = 0;
   int thumbnail_tokens = 0;  // the thumbnail's positions when it has its own size (LFM2-VL); 0: a tile's
+  bool bidirectional = false;  // each tile's positions attend to each other both ways in the decoder (Gemma 3)
   int n_embd = 0;
   std::vector<float> data;     // each tile's positions × n_embd, tiles in TiledImage order
   std::vector<float> vit_out;  // each tile's patches × vit width, in the same order, only when asked for
@@ -109,6 +111,7 @@ struct VlmPrompt {
   std::vector<float> embeddings;  // n_positions × n_embd
   std::vector<int32_t> tokens;    // per position: the token id, or -1 for an image position
   int n_image_positions = 0;
+  std::vector<PositionSpan> bidirectional;  // image runs the decoder reads both ways (ImageEmbeddings::bidirectional)
   std::vector<int32_t> text_tokens() const;  // tokens without the image positions
 };
 

@@ -344,6 +344,7 @@ struct Step {
   const float* rope;      // cos/sin table of the global layers (n × n_rot)
   const float* rope_swa;  // of the sliding-window layers, or null
   const LoraWeights* lora;  // adapters applied on the fly, or null
+  PositionSpan bidirectional;  // positions that see each other both ways (empty: causal)
 
   // y = W·x for the n positions, plus W's LoRA term B·(A·x) when it has one on the fly (which
   // adds onto rows of n_out floats: out.ldy must stay 0).
@@ -406,6 +407,8 @@ void attention_block(const Step& s, const LlmLayer& L, int l, float* x) {
   a.head_dim = c.head_dim;
   a.scale = c.attn_scale;
   a.window = swa ? c.n_swa : 0;
+  a.bidir_begin = s.bidirectional.begin;
+  a.bidir_end = s.bidirectional.end;
   attention(a, s.pool);
   s.linear(L.wo, att, proj);
   if (L.attn_post_norm) rms_norm(proj, L.attn_post_norm, c.rms_eps, D, n, proj);
@@ -465,7 +468,7 @@ void ffn_block(const Step& s, const LlmLayer& L, float* x) {
 
 // The forward pass, top to bottom. Activations are row-major: one row per new position.
 void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int n, float* logits,
-                 bool all_logits, ThreadPool& pool) {
+                 bool all_logits, ThreadPool& pool, PositionSpan bidirectional) {
   const LlmConfig& c = m.config();
   EV_CHECK(n >= 1, "llm_forward: need at least one position, got %d", n);
   EV_CHECK(cache.n_layer() == c.n_layer && cache.kv_dim() == c.n_head_kv * c.head_dim,
@@ -493,7 +496,11 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
     rope_table(c.n_rot, c.rope_freq_base_swa, pos0, n, rope_swa, RopeScaling{});
   }
 
-  const Step step{c, cache, pool, b, n, pos0, rope, rope_swa, m.lora()};
+  EV_CHECK(bidirectional.begin == bidirectional.end ||
+               (bidirectional.begin >= pos0 && bidirectional.begin < bidirectional.end && bidirectional.end <= pos0 + n),
+           "llm_forward: bidirectional positions [%d, %d) are not among the %d new ones from %d", bidirectional.begin,
+           bidirectional.end, n, pos0);
+  const Step step{c, cache, pool, b, n, pos0, rope, rope_swa, m.lora(), bidirectional};
   for (int l = 0; l < c.n_layer; ++l) {
     const LlmLayer& L = m.layers()[size_t(l)];
     if (c.is_conv(l))

@@ -148,7 +148,13 @@ class KvCache;
 // Decoder forward over n new positions (embeddings n × n_embd) appended at cache.n_past();
 // advances the cache. logits: n_vocab floats for the last position, or n × n_vocab when
 // all_logits; logits may be null when only the cache matters (earlier prefill chunks). Throws edgevlm::Error when the positions do not fit in the cache.
+// bidirectional: new positions that attend to each other both ways (a Gemma 3 image, which
+// llama.cpp decodes with non-causal attention); empty: causal throughout.
+struct PositionSpan {
+  int begin = 0, end = 0;  // absolute positions, [begin, end)
+  bool empty() const { return begin >= end; }
+};
 void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int n, float* logits,
-                 bool all_logits, ThreadPool& pool);
+                 bool all_logits, ThreadPool& pool, PositionSpan bidirectional = {});
 
 }  // namespace edgevlm

@@ -741,12 +741,41 @@ void write_random_lfm2vl(const std::string& llm_path, const std::string& mmproj_
   m.writer().write(mmproj_path);
 }
 
+void write_random_gemma3vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
+  EV_CHECK(!s.vocab_from.empty(), "random gemma3 pair: a vocabulary file (vocab_from) is needed");
+  RandomLlamaSpec l;
+  l.arch = "gemma3";
+  l.n_embd = s.projection_dim;
+  l.n_layer = s.n_layer;
+  l.n_head = s.n_head;
+  l.n_head_kv = s.n_head_kv;
+  l.n_ff = s.n_ff;
+  l.n_ctx = s.n_ctx;
+  l.weight_type = s.llm_type;
+  l.seed = s.seed;
+  l.vocab_from = s.vocab_from;
+  l.rope_freq_base = 1000000;  // Gemma 3's global layers
+  l.n_swa = s.sliding_window;
+  l.rms_eps = 1e-6f;
+  l.added_tokens = {"<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
+                    "<image_soft_token>"};
+  l.bos_token = "<bos>";
+  l.eos_token = "<end_of_turn>";
+  l.add_bos = 0;  // the chat template writes <bos> itself
+  l.output_scale = s.output_scale;
+  write_random_llama(llm_path, l);
+
+  RandomMmproj m = converter_mmproj(s, ProjectorType::Gemma3, 59);
+  m.writer().write(mmproj_path);
+}
+
 namespace {
 const char* kGenIdefics3Usage =
-    "usage: edgevlm gen-vlm-pair --family idefics3|internvl|lfm2 --out LLM.gguf --mmproj-out MMPROJ.gguf\n"
+    "usage: edgevlm gen-vlm-pair --family idefics3|internvl|lfm2|gemma3 --out LLM.gguf --mmproj-out MMPROJ.gguf\n"
     "                            --vocab-from GPT2_VOCAB.gguf [flags]\n"
-    "  A random-weight SmolVLM (idefics3), InternVL (internvl) or LFM2-VL (lfm2) pair in llama.cpp's\n"
-    "  converter's conventions (lfm2: --tile is the position-embedding grid's size, 256 in the real files).\n"
+    "  A random-weight SmolVLM (idefics3), InternVL (internvl), LFM2-VL (lfm2) or Gemma 3 (gemma3) pair in\n"
+    "  llama.cpp's converter's conventions (lfm2: --tile is the position-embedding grid's size, 256 in the\n"
+    "  real files; gemma3: --scale-factor is the average pool, --sliding-window N the local layers' window).\n"
     "  --min-tiles N --max-tiles N (internvl: clip.vision.preproc_min/max_tiles; 0: absent)\n"
     "  --seed S  --layers N --heads N --kv-heads N --ff N --embd N (decoder = projection width)  --type T\n"
     "  --tile PX --patch PX --vit-embd N --vit-ff N --vit-layers N --vit-heads N --scale-factor S\n"
@@ -815,6 +844,8 @@ int gen_vlm_pair_main(int argc, char** argv) {
         s.n_head_vit = int_val(1);
       } else if (a == "--scale-factor") {
         s.scale_factor = int_val(1);
+      } else if (a == "--sliding-window") {
+        s.sliding_window = int_val(0);
       } else if (a == "--longest-edge") {
         s.preproc_image_size = int_val(0);
       } else if (a == "--output-scale") {
@@ -824,11 +855,12 @@ int gen_vlm_pair_main(int argc, char** argv) {
       }
     }
     EV_CHECK(!llm.empty() && !mmproj.empty(), "gen-vlm-pair: --out and --mmproj-out are required");
-    EV_CHECK(family == "idefics3" || family == "internvl" || family == "lfm2",
-             "gen-vlm-pair: --family must be idefics3, internvl or lfm2");
+    EV_CHECK(family == "idefics3" || family == "internvl" || family == "lfm2" || family == "gemma3",
+             "gen-vlm-pair: --family must be idefics3, internvl, lfm2 or gemma3");
     if (family == "idefics3") write_random_idefics3(llm, mmproj, s);
     else if (family == "internvl") write_random_internvl(llm, mmproj, s);
-    else write_random_lfm2vl(llm, mmproj, s);
+    else if (family == "lfm2") write_random_lfm2vl(llm, mmproj, s);
+    else write_random_gemma3vl(llm, mmproj, s);
     std::printf("wrote %s and %s (%s: tile %d, patch %d, scale factor %d)\n", llm.c_str(), mmproj.c_str(),
                 family.c_str(), s.image_size, s.patch_size, s.scale_factor);
     return 0;

@@ -123,6 +123,7 @@ struct RandomIdefics3Spec {
   std::array<float, 3> image_mean = {0.5f, 0.5f, 0.5f}, image_std = {0.5f, 0.5f, 0.5f};
   GGMLType vision_type = GGMLType::F16;
   int min_tiles = 0, max_tiles = 0;  // internvl: clip.vision.preproc_min/max_tiles (0: absent)
+  int sliding_window = 512;          // gemma3: the local layers' window (Gemma 3 1B's)
 };
 // SmolVLM's added tokens, in the order they are appended.
 std::vector<std::string> smolvlm_added_tokens();
@@ -142,7 +143,13 @@ void write_random_internvl(const std::string& llm_path, const std::string& mmpro
 // grid's pixels, post-LayerNorm) with mm.input_norm, mm.1, mm.2 and their biases.
 void write_random_lfm2vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
 
-// `edgevlm gen-vlm-pair --family idefics3|internvl|lfm2 --out LLM --mmproj-out MMPROJ --vocab-from VOCAB [...]`
+// ---- A random-weight Gemma 3 pair (clip.projector_type gemma3), same spec: the decoder is gemma3
+// (post-norms, GELU, sliding-window local layers) with the GPT-2 vocabulary plus <bos>, <eos>,
+// <start_of_turn>, <end_of_turn> (EOS), <start_of_image>, <end_of_image>, <image_soft_token>; the
+// mmproj is SigLIP-shaped with mm.soft_emb_norm and mm.input_projection ([text, vit] in GGUF).
+void write_random_gemma3vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
+
+// `edgevlm gen-vlm-pair --family idefics3|internvl|lfm2|gemma3 --out LLM --mmproj-out MMPROJ --vocab-from VOCAB [...]`
 // (see --help).
 int gen_vlm_pair_main(int argc, char** argv);
 

@@ -40,6 +40,9 @@ void check_args(const AttentionArgs& a) {
       EV_CHECK(a.k_raw && a.v_raw && a.k_scale && a.v_scale, "attention: INT8 K/V rows or scales missing");
       break;
   }
+  EV_CHECK(a.bidir_begin <= a.bidir_end && (a.bidir_begin == a.bidir_end || (a.bidir_begin >= 0 && a.bidir_end <= a.pos0 + a.n_q)),
+           "attention: bidirectional span [%lld, %lld) is not within the %lld positions written",
+           (long long)a.bidir_begin, (long long)a.bidir_end, (long long)(a.pos0 + a.n_q));
 }
 
 // Row of KV head g at position t as F32: a pointer into the F32 storage or into buf.
@@ -98,8 +101,9 @@ void attention_ref(const AttentionArgs& a) {
   std::vector<float> scores(size_t(a.pos0 + a.n_q));
   std::vector<float> buf(size_t(a.head_dim));
   for (int i = 0; i < a.n_q; ++i) {
-    const int64_t kv_end = a.pos0 + i + 1;
-    const int64_t kv_first = a.window > 0 ? std::max<int64_t>(0, kv_end - a.window) : 0;
+    const int64_t p = a.pos0 + i;
+    const int64_t kv_end = p >= a.bidir_begin && p < a.bidir_end ? a.bidir_end : p + 1;
+    const int64_t kv_first = a.window > 0 ? std::max<int64_t>(0, p + 1 - a.window) : 0;
     const int64_t kv_len = kv_end - kv_first;
     for (int h = 0; h < a.n_head; ++h) {
       const int g = h / group;
@@ -150,6 +154,27 @@ AttentionArgs from_position(const AttentionArgs& a, int64_t first) {
 void attention(const AttentionArgs& a, ThreadPool& pool) {
   if (a.n_q <= 0) return;
   check_args(a);
+  const int64_t span_first = std::max(a.bidir_begin, a.pos0), span_last = std::min(a.bidir_end, a.pos0 + a.n_q);
+  if (span_first < span_last) {
+    // The causal kernels on three parts: the rows before the span, each row of the span on its own
+    // as if it sat at the span's last position (its window widened to keep its own start), the rest.
+    auto rows = [&](int64_t first, int64_t last, int64_t at, int64_t window) {
+      if (first >= last) return;
+      AttentionArgs s = a;
+      s.bidir_begin = s.bidir_end = 0;
+      s.q = a.q + (first - a.pos0) * a.q_stride;
+      s.out = a.out + (first - a.pos0) * a.out_stride;
+      s.pos0 = at;
+      s.n_q = int(last - first);
+      s.window = window;
+      attention(s, pool);
+    };
+    rows(a.pos0, span_first, a.pos0, a.window);
+    for (int64_t p = span_first; p < span_last; ++p)
+      rows(p, p + 1, a.bidir_end - 1, a.window > 0 ? a.window + (a.bidir_end - 1 - p) : 0);
+    rows(span_last, a.pos0 + a.n_q, span_last, a.window);
+    return;
+  }
   if (cpu_has_avx2()) {
     attention_avx2(a, pool);
     return;

@@ -1,6 +1,7 @@
 // Causal grouped-query attention over a key/value history (the KV cache's rows).
 // Query row i (i < n_q) sits at position pos0 + i and attends to positions 0 .. pos0 + i, or only
-// to the last `window` of them in a sliding-window layer (gemma3's local layers).
+// to the last `window` of them in a sliding-window layer (gemma3's local layers); inside a
+// bidirectional span also to the span's later positions.
 // Query head h reads KV head h / (n_head / n_head_kv).
 //
 // The K/V rows may be stored as F32, F16 or INT8 (KvElem). INT8 rows carry one scale per
@@ -37,6 +38,10 @@ struct AttentionArgs {
   // Sliding window: when > 0, the query at position p sees positions p − window + 1 .. p only
   // (llama.cpp's LLAMA_SWA_TYPE_STANDARD masks p' when p − p' ≥ window). 0: all of 0 .. p.
   int64_t window = 0;
+  // A bidirectional span: the queries at positions in [bidir_begin, bidir_end) also see the later
+  // positions of the span (llama.cpp decodes a Gemma 3 image with non-causal attention). The span's
+  // positions must all be in the history (bidir_end ≤ pos0 + n_q). Empty (begin = end): causal.
+  int64_t bidir_begin = 0, bidir_end = 0;
 
   // Other storage (kv_type F16 or Q8): the rows are read from k_raw / v_raw instead of k / v,
   // same element layout (uint16_t F16 or int8_t elements); Q8 scales (F16 bits) of position p,

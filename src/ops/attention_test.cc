@@ -279,6 +279,70 @@ TEST(AttentionKv, SlidingWindow) {
   set_attention_qk_mode(prev);
 }
 
+// Bidirectional span (a Gemma 3 image, which llama.cpp decodes non-causally): a query inside
+// [b, e) sees every position before e. Reference: the same query row on its own at position e − 1
+// of plain causal attention (with its window moved so it still starts at p − window + 1); the
+// dispatcher (SIMD kernels on the split rows) matches the reference for every storage type.
+TEST(AttentionKv, BidirectionalSpan) {
+  ThreadPool pool(2);
+  const QkMode prev = attention_qk_mode();
+  set_attention_qk_mode(QkMode::Float);
+  const Shape c{4, 2, 20, 12, 5};  // positions 5 .. 16
+  const int q_dim = c.n_head * c.head_dim;
+  struct Span {
+    int begin, end, window;
+  };
+  for (const Span sp : {Span{8, 14, 0}, Span{5, 17, 0}, Span{2, 9, 0}, Span{9, 15, 4}, Span{12, 13, 0}}) {
+    SCOPED_TRACE("span " + std::to_string(sp.begin) + ".." + std::to_string(sp.end) + " window " +
+                 std::to_string(sp.window));
+    Kv kv(KvElem::F32, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 5);
+    AttnRun bi(c, 9), causal(c, 9);
+    kv.bind(bi.a);
+    bi.a.bidir_begin = sp.begin, bi.a.bidir_end = sp.end, bi.a.window = sp.window;
+    attention_ref(bi.a);
+    kv.bind(causal.a);
+    causal.a.window = sp.window;
+    attention_ref(causal.a);
+    for (int i = 0; i < c.n_q; ++i) {
+      const int p = c.pos0 + i;
+      std::vector<float> row(bi.out.begin() + i * q_dim, bi.out.begin() + (i + 1) * q_dim);
+      if (p < sp.begin || p >= sp.end) {  // outside: causal
+        std::vector<float> want(causal.out.begin() + i * q_dim, causal.out.begin() + (i + 1) * q_dim);
+        EXPECT_EQ(row, want) << "row " << i;
+        continue;
+      }
+      const int first = sp.window > 0 ? std::max(0, p - sp.window + 1) : 0;
+      AttnRun one({c.n_head, c.n_head_kv, c.head_dim, 1, sp.end - 1 - first}, 1);
+      std::copy(bi.q.begin() + i * q_dim, bi.q.begin() + (i + 1) * q_dim, one.q.begin());
+      kv.bind(one.a);
+      one.a.k += size_t(first) * kv.k.size() / size_t(kv.n_pos);
+      one.a.v += size_t(first) * kv.v.size() / size_t(kv.n_pos);
+      attention_ref(one.a);
+      EXPECT_LE(max_diff(row, one.out), 1e-6f) << "row " << i;
+    }
+    for (KvElem t : {KvElem::F32, KvElem::F16, KvElem::Q8}) {
+      SCOPED_TRACE(kv_elem_name(t));
+      Kv kt(t, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 5);
+      AttnRun want(c, 9), got(c, 9);
+      kt.bind_f32(want.a, true);
+      want.a.bidir_begin = got.a.bidir_begin = sp.begin;
+      want.a.bidir_end = got.a.bidir_end = sp.end;
+      want.a.window = got.a.window = sp.window;
+      attention_ref(want.a);
+      kt.bind(got.a);
+      attention(got.a, pool);
+      EXPECT_LE(max_diff(got.out, want.out), 2e-5f);
+    }
+  }
+  // A span past the positions written is refused.
+  Kv kv(KvElem::F32, c.pos0 + c.n_q, c.n_head_kv, c.head_dim, 5);
+  AttnRun bad(c, 9);
+  kv.bind(bad.a);
+  bad.a.bidir_begin = 10, bad.a.bidir_end = 40;
+  EXPECT_THROW(attention(bad.a, pool), Error);
+  set_attention_qk_mode(prev);
+}
+
 // What INT8 storage costs against exact F32 attention on the original values. Bound: the V error
 // alone is at most d/2 = max|v|/254 per element (the output is a convex combination of V rows);
 // the K error shifts each score by at most Σ|q|·d_k/2, which moves the softmax weights by a

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/pages.h"
 #include "ops/matmul.h"
+#include "vision/family_gemma3.h"
 #include "vision/family_idefics3.h"
 #include "vision/family_internvl.h"
 #include "vision/family_lfm2.h"
@@ -22,6 +23,7 @@ const char* projector_type_name(ProjectorType t) {
     case ProjectorType::Lfm2: return "lfm2";
     case ProjectorType::Idefics3: return "idefics3";
     case ProjectorType::InternVL: return "internvl";
+    case ProjectorType::Gemma3: return "gemma3";
   }
   return "?";
 }
@@ -139,7 +141,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   if (!f.get_bool_or("clip.has_vision_encoder", true))
     fail("mmproj '%s': clip.has_vision_encoder is false: the file has no vision encoder", path);
   if (!f.has("clip.projector_type"))
-    fail("mmproj '%s': key 'clip.projector_type' is missing (supported: lfm2, idefics3, internvl)", path);
+    fail("mmproj '%s': key 'clip.projector_type' is missing (supported: lfm2, idefics3, internvl, gemma3)", path);
   const std::string ptype = f.get_string("clip.projector_type");
   if (ptype == "lfm2") {
     c.projector = ProjectorType::Lfm2;
@@ -147,8 +149,10 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     c.projector = ProjectorType::Idefics3;
   } else if (ptype == "internvl") {
     c.projector = ProjectorType::InternVL;
+  } else if (ptype == "gemma3") {
+    c.projector = ProjectorType::Gemma3;
   } else {
-    fail("mmproj '%s': clip.projector_type '%s' is not supported (supported: lfm2, idefics3, internvl)", path,
+    fail("mmproj '%s': clip.projector_type '%s' is not supported (supported: lfm2, idefics3, internvl, gemma3)", path,
          ptype.c_str());
   }
   // The ViT's MLP is GELU (tanh form, as ggml_gelu); other activations would silently differ.
@@ -166,7 +170,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   c.eps = float(f.get_float_or("clip.vision.attention.layer_norm_epsilon", 1e-6));
   c.scale_factor = f.has("clip.vision.projector.scale_factor")
                        ? positive_key(f, "clip.vision.projector.scale_factor", 64)
-                       : 2;
+                       : c.projector == ProjectorType::Gemma3 ? kGemma3PoolSize : 2;
   c.proj_norm_eps = float(f.get_float_or("edgevlm.projector.input_norm_epsilon", 1e-5));
   if (c.n_embd % c.n_head != 0)
     fail("mmproj '%s': clip.vision.embedding_length %d is not a multiple of the head count %d", path, c.n_embd,
@@ -208,6 +212,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   if (c.projector == ProjectorType::Idefics3) idefics3_configure(f, c);
   if (c.projector == ProjectorType::InternVL) internvl_configure(f, c);
   if (c.projector == ProjectorType::Lfm2) lfm2_configure(f, c);
+  if (c.projector == ProjectorType::Gemma3) gemma3_configure(f, c);
   c.class_position_last = c.class_token && opt.vit_compat == "mtmd";
 
   // ---- tensors
@@ -318,6 +323,25 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     m->mm_2 = r.mat("mm.model.mlp.3.weight", hidden, out);
     m->mm_2_b = r.vec_opt("mm.model.mlp.3.bias", out);
     c.proj_norm_eps = 1e-5f;
+    c.projection_dim = int(out);
+  } else if (c.projector == ProjectorType::Gemma3) {
+    // RMSNorm (mm.soft_emb_norm, the converter adds Gemma's 1) → mm.input_projection, which the
+    // converter keeps in PyTorch's [vit, text] order: [text, vit] in GGUF, transposed here once.
+    if (c.patches_per_side() % c.scale_factor != 0)
+      fail("mmproj '%s': %d patches per side are not a multiple of the %d x %d average pool", path,
+           c.patches_per_side(), c.scale_factor, c.scale_factor);
+    m->mm_soft_norm_w = r.vec("mm.soft_emb_norm.weight", D);
+    const GGUFTensorInfo* t = r.find("mm.input_projection.weight");
+    if (!t) fail("mmproj '%s': tensor 'mm.input_projection.weight' is missing (projector type gemma3)", path);
+    if (t->ne.size() != 2 || t->ne[1] != D)
+      fail("mmproj '%s': tensor 'mm.input_projection.weight' has shape %s, expected [projection_dim, %d]", path,
+           shape_str(t->ne).c_str(), D);
+    const int64_t out = t->ne[0];
+    const std::vector<float> w = r.to_f32(r.get("mm.input_projection.weight", {out, D}));
+    m->mm_input_proj_data.resize(w.size());
+    for (int64_t k = 0; k < D; ++k)
+      for (int64_t j = 0; j < out; ++j) m->mm_input_proj_data[size_t(j * D + k)] = w[size_t(k * out + j)];
+    m->mm_input_proj = WeightMatrix::from_data(GGMLType::F32, m->mm_input_proj_data.data(), D, out);
     c.projection_dim = int(out);
   } else {
     const GGUFTensorInfo* t = r.find("mm.model.fc.weight");
@@ -483,7 +507,8 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
     add("v.post_ln.weight", {D}, 0.2f, 1.0f, false);
     add("v.post_ln.bias", {D}, 0.1f, 0, false);
   }
-  const int64_t MD = D * s.scale_factor * s.scale_factor, OUT = s.projection_dim;
+  const int64_t MD = s.projector == ProjectorType::Gemma3 ? D : D * s.scale_factor * s.scale_factor,
+                OUT = s.projection_dim;
   if (s.projector == ProjectorType::Lfm2) {
     const int64_t H = s.proj_hidden > 0 ? s.proj_hidden : OUT;
     add("mm.input_norm.weight", {MD}, 0.2f, 1.0f, false);
@@ -500,6 +525,9 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
     add("mm.model.mlp.1.bias", {H}, 0.1f, 0, false);
     add("mm.model.mlp.3.weight", {H, OUT}, k3 / std::sqrt(float(H)), 0, true);
     add("mm.model.mlp.3.bias", {OUT}, 0.1f, 0, false);
+  } else if (s.projector == ProjectorType::Gemma3) {
+    add("mm.soft_emb_norm.weight", {D}, 0.2f, 1.0f, false);
+    add("mm.input_projection.weight", {OUT, D}, k3 / std::sqrt(float(D)), 0, true);  // the converter's [vit, text]
   } else {
     add("mm.model.fc.weight", {MD, OUT}, k3 / std::sqrt(float(MD)), 0, true);
   }
@@ -515,7 +543,7 @@ MmprojModel::~MmprojModel() {
 }
 
 std::vector<const WeightMatrix*> MmprojModel::matrices() const {
-  std::vector<const WeightMatrix*> ws = {&patch_embd, &mm_1, &mm_2, &mm_fc};
+  std::vector<const WeightMatrix*> ws = {&patch_embd, &mm_1, &mm_2, &mm_fc, &mm_input_proj};
   for (const VitBlock& b : blocks)
     for (const WeightMatrix* w : {&b.q, &b.k, &b.v, &b.o, &b.up, &b.down}) ws.push_back(w);
   return ws;

@@ -5,6 +5,7 @@
 //   projector   clip.projector_type = lfm2:     2×2 merge → mm.input_norm (LN) → mm.1 → GELU → mm.2
 //                                     idefics3: s×s merge → mm.model.fc (one Linear, no bias)
 //                                     internvl: s×s merge → mm.model.mlp.0 (LN, eps 1e-5) → mm.model.mlp.1 → GELU → mm.model.mlp.3
+//                                     gemma3:   s×s average pool → RMSNorm (mm.soft_emb_norm) → mm.input_projection
 //               (internvl's ViT, InternViT-300M: a class token v.class_embd appended after the
 //               patches, position embeddings for patches + class token, layer scales
 //               v.blk.N.ls1/ls2 on the attention and MLP outputs; the class token is dropped
@@ -24,11 +25,11 @@
 
 namespace edgevlm {
 
-enum class ProjectorType { Lfm2, Idefics3, InternVL };
+enum class ProjectorType { Lfm2, Idefics3, InternVL, Gemma3 };
 
 // Patches per tile a vision model may have (so400m: 729; the largest public encoders: 4096).
 inline constexpr int kMaxPatchesPerTile = 16384;
-const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3", "internvl"
+const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3", "internvl", "gemma3"
 
 struct VisionConfig {
   int image_size = 0;      // tile side in pixels
@@ -64,7 +65,8 @@ struct VisionConfig {
   int patch_dim() const { return 3 * patch_size * patch_size; }
   int merged_side() const { return (patches_per_side() + scale_factor - 1) / scale_factor; }
   int tokens_per_tile() const { return merged_side() * merged_side(); }
-  int merged_dim() const { return n_embd * scale_factor * scale_factor; }
+  // A merged token's width: s×s tokens side by side, or one averaged token (gemma3's pool).
+  int merged_dim() const { return projector == ProjectorType::Gemma3 ? n_embd : n_embd * scale_factor * scale_factor; }
   bool class_token = false;  // the ViT appends a class token (internvl)
   // Which position-embedding row the class token takes: false (InternViT's own), row 0, patch p
   // row p + 1; true (llama.cpp mtmd's pairing), row n_patches, patch p row p (MmprojLoadOptions).
@@ -75,6 +77,8 @@ struct VisionConfig {
   // their grid (bilinear with antialiasing, as SigLIP2 NaFlex and llama.cpp do for lfm2); without it
   // such an image is refused.
   bool interpolate_positions = false;
+  // The decoder reads an image's positions both ways (Gemma 3: llama.cpp decodes it non-causally).
+  bool bidirectional_image_attention = false;
 };
 
 struct VitBlock {
@@ -126,6 +130,9 @@ class MmprojModel {
   std::vector<float> mm_1_b, mm_2_b;
   WeightMatrix mm_fc;                       // idefics3
   std::vector<float> mm_fc_b;               // idefics3: empty (llama.cpp has none)
+  std::vector<float> mm_soft_norm_w;        // gemma3: mm.soft_emb_norm (RMSNorm weight, 1 added)
+  WeightMatrix mm_input_proj;               // gemma3: mm.input_projection, transposed to n_embd → projection_dim
+  std::vector<float> mm_input_proj_data;    // its F32 storage
 
  private:
   MmprojModel() = default;

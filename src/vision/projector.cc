@@ -1,5 +1,6 @@
 #include "vision/projector.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -36,6 +37,26 @@ void merge_patches(const float* h, int n_tiles, PatchGrid g, int d, int s, float
   }
 }
 
+void average_pool(const float* h, int n_tiles, PatchGrid g, int d, int s, float* out) {
+  const int mw = g.w / s, mh = g.h / s;
+  const float inv = 1.0f / float(s * s);
+  for (int t = 0; t < n_tiles; ++t) {
+    const float* ht = h + size_t(t) * g.n() * d;
+    float* ot = out + size_t(t) * mw * mh * d;
+    for (int my = 0; my < mh; ++my)
+      for (int mx = 0; mx < mw; ++mx) {
+        float* dst = ot + (size_t(my) * mw + mx) * d;
+        std::fill(dst, dst + d, 0.0f);
+        for (int dy = 0; dy < s; ++dy)
+          for (int dx = 0; dx < s; ++dx) {
+            const float* src = ht + (size_t(s * my + dy) * g.w + size_t(s * mx + dx)) * d;
+            for (int i = 0; i < d; ++i) dst[i] += src[i];
+          }
+        for (int i = 0; i < d; ++i) dst[i] *= inv;
+      }
+  }
+}
+
 namespace {
 
 void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* x, int64_t rows, float* y,
@@ -60,9 +81,18 @@ std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int
   const int64_t rows = int64_t(n_tiles) * merged_tokens(c, g);
   const int64_t MD = c.merged_dim();
   std::vector<float> merged(size_t(rows * MD));
-  merge_patches(vit_out, n_tiles, g, c.n_embd, c.scale_factor, merged.data());
+  if (c.projector == ProjectorType::Gemma3) average_pool(vit_out, n_tiles, g, c.n_embd, c.scale_factor, merged.data());
+  else merge_patches(vit_out, n_tiles, g, c.n_embd, c.scale_factor, merged.data());
   std::vector<float> out(size_t(rows) * c.projection_dim);
   if (rows == 0) return out;
+
+  if (c.projector == ProjectorType::Gemma3) {
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+      rms_norm(merged.data() + r0 * MD, m.mm_soft_norm_w.data(), c.eps, MD, r1 - r0, merged.data() + r0 * MD);
+    });
+    matmul(m.mm_input_proj, merged.data(), rows, out.data(), pool);
+    return out;
+  }
 
   if (c.projector == ProjectorType::Idefics3) {
     linear(m.mm_fc, m.mm_fc_b, merged.data(), rows, out.data(), pool);

@@ -9,6 +9,7 @@
 //
 // Projection:  lfm2      LayerNorm(eps 1e-5, mm.input_norm) → mm.1 → gelu_tanh → mm.2
 //              idefics3  mm.model.fc (one Linear)
+//              gemma3    (after a s×s average pool instead of the merge) RMSNorm → mm.input_projection
 #pragma once
 
 #include <vector>
@@ -26,6 +27,10 @@ void merge_patches(const float* h, int n_tiles, int side, int d, int s, float* o
 // row-major, each padded with zeros past the right and bottom edges (llama.cpp's order on
 // non-square grids too).
 void merge_patches(const float* h, int n_tiles, PatchGrid g, int d, int s, float* out);
+
+// Gemma 3's merge: the mean of each s × s block of tokens (g's sides multiples of s; llama.cpp's
+// pool_2d): (w/s) × (h/s) tokens of d, row-major.
+void average_pool(const float* h, int n_tiles, PatchGrid g, int d, int s, float* out);
 
 // Tokens a tile of patch grid g gives after the merge ({0, 0}: the model's tile, tokens_per_tile()).
 int merged_tokens(const VisionConfig& c, PatchGrid g);
