@@ -81,6 +81,49 @@ TEST(PrefillChunked, SameLogitsAndTokensAsUnchunked) {
   }
 }
 
+// Bidirectional spans (a Gemma 3 image) go through whole whatever the chunk size: every chunking
+// gives the logits of one forward pass with the same spans, and those differ from causal ones.
+TEST(PrefillChunked, BidirectionalSpansAreNeverCut) {
+  ThreadPool pool(2);
+  testing::TinySpec s;
+  s.n_head = 2;
+  s.n_head_kv = 1;
+  auto tm = testing::make_tiny_model(s);
+  const LlmModel& m = *tm.model;
+  const int n = 40;
+  std::vector<int32_t> toks(n);
+  for (int i = 0; i < n; ++i) toks[size_t(i)] = int32_t((i * 29 + 5) % m.config().n_vocab);
+  std::vector<float> emb(size_t(n) * m.config().n_embd);
+  m.embed_tokens(toks.data(), n, emb.data());
+  const std::vector<PositionSpan> spans = {{3, 12}, {12, 15}, {20, 37}};
+  // Reference: one forward pass per stretch, each span alone with what precedes it.
+  KvCache ref(m.config(), 64);
+  std::vector<float> want(size_t(m.config().n_vocab));
+  int done = 0;
+  for (const PositionSpan& sp : spans) {
+    if (sp.begin > done) llm_forward(m, ref, emb.data() + size_t(done) * m.config().n_embd, sp.begin - done, nullptr, false, pool);
+    llm_forward(m, ref, emb.data() + size_t(sp.begin) * m.config().n_embd, sp.end - sp.begin, nullptr, false, pool, sp);
+    done = sp.end;
+  }
+  llm_forward(m, ref, emb.data() + size_t(done) * m.config().n_embd, n - done, want.data(), false, pool);
+  float scale = 0;
+  for (float v : want) scale = std::max(scale, std::fabs(v));
+  for (int chunk : {1, 4, 10, 128}) {
+    SCOPED_TRACE("chunk " + std::to_string(chunk));
+    KvCache cache(m.config(), 64);
+    const std::vector<float> got = prefill_chunked(m, cache, emb.data(), n, chunk, pool, nullptr, spans);
+    EXPECT_EQ(cache.n_past(), n);
+    for (size_t v = 0; v < got.size(); ++v) ASSERT_NEAR(got[v], want[v], 1e-4f * scale) << "logit " << v;
+  }
+  KvCache causal(m.config(), 64);
+  const std::vector<float> c = prefill_chunked(m, causal, emb.data(), n, 128, pool);
+  float diff = 0;
+  for (size_t v = 0; v < c.size(); ++v) diff = std::max(diff, std::fabs(c[v] - want[v]));
+  EXPECT_GT(diff, 1e-3f * scale);  // the spans change the answer
+  KvCache bad(m.config(), 64);
+  EXPECT_THROW(prefill_chunked(m, bad, emb.data(), n, 8, pool, nullptr, {{30, 50}}), Error);
+}
+
 TEST(PrefillChunked, TooLongPromptNamesBothNumbers) {
   ThreadPool pool(1);
   auto tm = testing::make_tiny_model(testing::TinySpec());

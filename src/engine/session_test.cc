@@ -325,6 +325,28 @@ TEST(Session, Lfm2VlPairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
   EXPECT_GT(n_img, 6 * 256 + 64);
 }
 
+// Gemma 3 (one tile, 4 × 4 average pool, the image read both ways by the gemma3 decoder, whose
+// sliding window here is shorter than the image): chunked prefill must keep each image whole.
+TEST(Session, Gemma3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
+  const std::string vocab = gpt2_vocab();
+  if (!std::ifstream(vocab).good()) GTEST_SKIP() << "no GPT-2 vocabulary at " << vocab;
+  const std::string dir = ::testing::TempDir();
+  const std::string llm = dir + "/gemma3_rt.gguf", mmproj = dir + "/gemma3_rt-mmproj.gguf";
+  RandomIdefics3Spec spec;
+  spec.vocab_from = vocab;
+  spec.image_size = 128;
+  spec.patch_size = 4;
+  spec.scale_factor = 4;  // 32 × 32 patches → 64 positions
+  spec.n_layer = 3;
+  spec.sliding_window = 40;
+  spec.seed = 3;
+  write_random_gemma3vl(llm, mmproj, spec);
+  const int n_img = expect_runtime_features_keep_the_tokens(llm, mmproj, [](Session& s) {
+    for (const char* p : {"big.png", "wide.png", "tall.png"}) s.attach_image(fixture(p));
+  });
+  EXPECT_EQ(n_img, 3 * 64);
+}
+
 std::vector<uint8_t> file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
