@@ -140,8 +140,8 @@ def main():
              f"{os.getloadavg()[0]:.1f} at the end. `bench/run_family_bench.py --rounds {args.rounds}` (medians of "
              f"{args.rounds} interleaved rounds), one {w}x{h} PNG, \"Describe the image.\", {args.n} greedy tokens. "
              f"Pairs (random weights, Q8_0 decoder and ViT): {descr}.", "",
-             f"Peer: {peer_info['engine']}; {peer_info['build_flags']}; F16 KV cache; flash attention on and off "
-             "(the better per figure shown). Its encode is mtmd_tokenize (preprocessing) plus mtmd_encode_chunk; "
+             f"Peer: {peer_info['engine']}; {peer_info['build_flags']}; F16 KV cache; flash attention "
+             f"{' and '.join(fas)} (the better per figure shown). Its encode is mtmd_tokenize (preprocessing) plus mtmd_encode_chunk; "
              "edgevlm's is the wait for the image after the question (PNG decode, tiling, ViT, projector, and the "
              "image positions' prefill, which `run` does while the question is pending: compare the sums). "
              "Ratios: > 1 means edgevlm is faster (or, for RSS, see the MiB).", "",

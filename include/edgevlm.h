@@ -76,7 +76,11 @@ EDGEVLM_API const char* edgevlm_last_error(void);
 /* ---- Model ------------------------------------------------------------------------------- */
 /* Options, by name:
  *   strings: "model" (GGUF language model, required), "mmproj" (vision GGUF, optional),
- *            "kv_type" (q8 | f16 | f32), "tiling" (relaxed | llava-next | internvl | single),
+ *            "kv_type" (q8 | f16 | f32), "tiling" (relaxed | llava-next | internvl | single | idefics3 |
+ *            lfm2, or a family's llama.cpp-compatible idefics3-mtmd | internvl-mtmd | lfm2-mtmd; default:
+ *            the model family's own), "resample" (bicubic | lanczos | bilinear | llama-cpp-bicubic |
+ *            llama-cpp-bilinear | mtmd: llama.cpp's for the model's family), "vit_compat" (mtmd: InternViT
+ *            as llama.cpp runs it),
  *            "chat_template" (auto | chatml | llama3 | none),
  *            "lora" ("FILE" or "FILE:SCALE": a LoRA adapter GGUF on the decoder; each call adds one),
  *            "lora_mode" (auto: merged into F32 matrices, on the fly elsewhere | on-the-fly)

@@ -125,14 +125,16 @@ class Model:
     def __init__(self, model: Union[str, os.PathLike], mmproj: Union[str, os.PathLike, None] = None, *,
                  threads: int = 0, n_ctx: int = 0, kv_type: Optional[str] = None, tiling: Optional[str] = None,
                  max_tiles: Optional[int] = None, vit_batch: Optional[int] = None, low_memory: bool = False,
-                 chat_template: Optional[str] = None):
+                 chat_template: Optional[str] = None, resample: Optional[str] = None,
+                 vit_compat: Optional[str] = None):
         self._h = None
         params = _lib.edgevlm_model_params_new()
         try:
             _check(_lib.edgevlm_model_params_set_string(params, b"model", _utf8(model)))
             if mmproj is not None:
                 _check(_lib.edgevlm_model_params_set_string(params, b"mmproj", _utf8(mmproj)))
-            for name, value in (("kv_type", kv_type), ("tiling", tiling), ("chat_template", chat_template)):
+            for name, value in (("kv_type", kv_type), ("tiling", tiling), ("chat_template", chat_template),
+                                ("resample", resample), ("vit_compat", vit_compat)):
                 if value is not None:
                     _check(_lib.edgevlm_model_params_set_string(params, name.encode(), _utf8(value)))
             for name, value in (("threads", threads), ("n_ctx", n_ctx), ("max_tiles", max_tiles),

@@ -169,13 +169,18 @@ edgevlm_status edgevlm_model_params_set_string(edgevlm_model_params* p, const ch
     else if (is(name, "mmproj")) o.mmproj_path = value;
     else if (is(name, "kv_type")) o.kv_type = edgevlm::parse_kv_type(value);
     else if (is(name, "tiling")) o.tiling.strategy = value;
+    else if (is(name, "resample")) o.tiling.resample = value;
+    else if (is(name, "vit_compat")) {
+      EV_CHECK(is(value, "mtmd") || is(value, ""), "option 'vit_compat' = '%s': expected mtmd or an empty string", value);
+      o.vit_compat = value;
+    }
     else if (is(name, "chat_template")) o.chat_template = value;
     else if (is(name, "lora")) o.loras.push_back(edgevlm::parse_lora_spec(value));  // one more adapter
     else if (is(name, "lora_mode")) {
       EV_CHECK(is(value, "auto") || is(value, "on-the-fly"), "option 'lora_mode' = '%s': expected auto or on-the-fly",
                value);
       o.lora_mode = is(value, "on-the-fly") ? edgevlm::LoraMode::OnTheFly : edgevlm::LoraMode::Auto;
-    } else edgevlm::fail("unknown string option '%s' (model, mmproj, kv_type, tiling, chat_template, lora, lora_mode)", name);
+    } else edgevlm::fail("unknown string option '%s' (model, mmproj, kv_type, tiling, resample, vit_compat, chat_template, lora, lora_mode)", name);
   });
 }
 

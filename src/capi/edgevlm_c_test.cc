@@ -120,6 +120,9 @@ TEST(CApi, BadArgumentsAndFilesSayWhat) {
   EXPECT_EQ(edgevlm_model_params_set_string(p, "colour", "blue"), EDGEVLM_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(edgevlm_last_error()).find("colour"), std::string::npos);
   EXPECT_EQ(edgevlm_model_params_set_string(p, "kv_type", "q3"), EDGEVLM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "vit_compat", "hf"), EDGEVLM_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "vit_compat", "mtmd"), EDGEVLM_OK);
+  EXPECT_EQ(edgevlm_model_params_set_string(p, "resample", "mtmd"), EDGEVLM_OK);  // checked at load, by family
   EXPECT_EQ(edgevlm_model_params_set_int(p, "threads", -4), EDGEVLM_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(edgevlm_model_params_set_string(p, "model", "/nonexistent/model.gguf"), EDGEVLM_OK);
   edgevlm_model* m = reinterpret_cast<edgevlm_model*>(1);

@@ -288,13 +288,15 @@ void print_timing(const GenerateResult& r, double load_ms, int n_images, int n_t
 }
 
 void print_json_answer(const GenerateResult& r, double load_ms, int n_images, int n_tiles, double vit_ms,
-                       double wait_ms, const std::vector<std::string>& image_errors) {
+                       double wait_ms, const std::vector<std::string>& image_errors, int prompt_positions) {
   nlohmann::ordered_json j;
   j["text"] = r.text;
   j["tokens"] = r.tokens;
   j["stop_reason"] = stop_reason_name(r.stop_reason);
   if (r.stop_reason == StopReason::StopString) j["stop_string"] = r.stop_string;
-  j["usage"] = {{"prompt_tokens", r.n_prompt}, {"completion_tokens", int(r.tokens.size())}};
+  // The whole prompt, image positions included, also those prefilled before the question came.
+  j["usage"] = {{"prompt_tokens", prompt_positions >= 0 ? prompt_positions : r.n_prompt},
+                {"completion_tokens", int(r.tokens.size())}};
   j["timings"] = {{"load_ms", load_ms},       {"images", n_images},
                   {"tiles", n_tiles},         {"vit_ms", vit_ms},
                   {"encode_wait_ms", wait_ms}, {"prefill_ms", r.prefill_ms},

@@ -66,6 +66,7 @@ void print_timing(const GenerateResult& r, double load_ms, int n_images, int n_t
                   double wait_ms);
 // The answer as one JSON object on stdout: text, token ids, stop reason, usage and timings.
 void print_json_answer(const GenerateResult& r, double load_ms, int n_images, int n_tiles, double vit_ms,
-                       double wait_ms, const std::vector<std::string>& image_errors = {});
+                       double wait_ms, const std::vector<std::string>& image_errors = {},
+                       int prompt_positions = -1);  // usage.prompt_tokens (-1: r.n_prompt)
 
 }  // namespace edgevlm

@@ -114,7 +114,7 @@ int run_main(int argc, char** argv) {
   for (const std::string& e : a.image_errors) std::fprintf(stderr, "error: %s\n", e.c_str());
   if (!trace.empty()) write_trace(trace, a, engine->tokenizer());
   if (json) {
-    print_json_answer(r, engine->load_ms(), a.n_images, a.n_tiles, a.vit_ms, a.wait_ms, a.image_errors);
+    print_json_answer(r, engine->load_ms(), a.n_images, a.n_tiles, a.vit_ms, a.wait_ms, a.image_errors, a.n_positions);
   } else {
     if (r.text.empty() || r.text.back() != '\n') std::fputc('\n', stdout);
     if (print_ids) {
