@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "engine/vlm.h"
 #include "vision/projector.h"
@@ -43,6 +44,23 @@ TEST(Gemma3, ConventionsAndProjectorFromTheFilesTensors) {
   TilingOverrides o;
   o.resample = "mtmd";
   EXPECT_EQ(tiling_config_for(c, o).effective_resize(), ResizeMode::Pad);
+
+  // Broken files are refused naming the tensor: no projection, or one of the wrong width.
+  for (const bool drop : {true, false}) {
+    RandomMmproj b = r;
+    if (drop) b.erase("mm.input_projection.weight");
+    else b.find("mm.input_projection.weight")->ne = {24, 8};
+    if (!drop) b.find("mm.input_projection.weight")->values.resize(24 * 8);
+    const std::string bp = ::testing::TempDir() + "/gemma3_broken.gguf";
+    b.writer().write(bp);
+    auto bf = GGUFFile::open(bp);
+    try {
+      MmprojModel::load(*bf);
+      ADD_FAILURE() << "a broken projection was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("mm.input_projection.weight"), std::string::npos) << e.what();
+    }
+  }
 
   const int D = 16, OUT = 24, side = 8;
   std::vector<float> vit(size_t(side) * side * D);
