@@ -671,6 +671,23 @@ static RandomMmproj converter_mmproj(const RandomIdefics3Spec& s, ProjectorType 
   return m;
 }
 
+// The decoder half of a random VLM pair: the spec's sizes, type, seed and vocabulary.
+static RandomLlamaSpec vlm_decoder_spec(const RandomIdefics3Spec& s, const char* arch) {
+  RandomLlamaSpec l;
+  l.arch = arch;
+  l.n_embd = s.projection_dim;
+  l.n_layer = s.n_layer;
+  l.n_head = s.n_head;
+  l.n_head_kv = s.n_head_kv;
+  l.n_ff = s.n_ff;
+  l.n_ctx = s.n_ctx;
+  l.weight_type = s.llm_type;
+  l.seed = s.seed;
+  l.vocab_from = s.vocab_from;
+  l.output_scale = s.output_scale;
+  return l;
+}
+
 std::vector<std::string> smolvlm_added_tokens() {
   std::vector<std::string> t = {"<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
                                 "<global-img>"};
@@ -681,23 +698,12 @@ std::vector<std::string> smolvlm_added_tokens() {
 
 void write_random_idefics3(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
   EV_CHECK(!s.vocab_from.empty(), "random idefics3 pair: a vocabulary file (vocab_from) is needed");
-  RandomLlamaSpec l;
-  l.arch = "llama";
-  l.n_embd = s.projection_dim;
-  l.n_layer = s.n_layer;
-  l.n_head = s.n_head;
-  l.n_head_kv = s.n_head_kv;
-  l.n_ff = s.n_ff;
-  l.n_ctx = s.n_ctx;
-  l.weight_type = s.llm_type;
-  l.seed = s.seed;
-  l.vocab_from = s.vocab_from;
+  RandomLlamaSpec l = vlm_decoder_spec(s, "llama");
   l.rope_freq_base = 100000;  // SmolLM2's
   l.added_tokens = smolvlm_added_tokens();
   l.bos_token = "<|im_start|>";
   l.eos_token = "<end_of_utterance>";
   l.add_bos = 0;  // the chat template writes <|im_start|> itself
-  l.output_scale = s.output_scale;
   write_random_llama(llm_path, l);
 
   RandomMmproj m = converter_mmproj(s, ProjectorType::Idefics3, 17);
@@ -717,24 +723,13 @@ std::vector<std::string> lfm2vl_added_tokens() {
 
 void write_random_lfm2vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
   EV_CHECK(!s.vocab_from.empty(), "random lfm2 pair: a vocabulary file (vocab_from) is needed");
-  RandomLlamaSpec l;
-  l.arch = "lfm2";
-  l.n_embd = s.projection_dim;
-  l.n_layer = s.n_layer;
-  l.n_head = s.n_head;
-  l.n_head_kv = s.n_head_kv;
-  l.n_ff = s.n_ff;
-  l.n_ctx = s.n_ctx;
-  l.weight_type = s.llm_type;
-  l.seed = s.seed;
-  l.vocab_from = s.vocab_from;
+  RandomLlamaSpec l = vlm_decoder_spec(s, "lfm2");
   l.rope_freq_base = 1000000;  // LFM2's
   for (int i = 1; i < s.n_layer; i += 2) l.attn_layers.push_back(i);  // convolutions and attention alternate
   l.added_tokens = lfm2vl_added_tokens();
   l.bos_token = "<|startoftext|>";
   l.eos_token = "<|im_end|>";
   l.add_bos = 0;  // the chat template writes <|startoftext|> itself
-  l.output_scale = s.output_scale;
   write_random_llama(llm_path, l);
 
   RandomMmproj m = converter_mmproj(s, ProjectorType::Lfm2, 43);
@@ -743,17 +738,7 @@ void write_random_lfm2vl(const std::string& llm_path, const std::string& mmproj_
 
 void write_random_gemma3vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
   EV_CHECK(!s.vocab_from.empty(), "random gemma3 pair: a vocabulary file (vocab_from) is needed");
-  RandomLlamaSpec l;
-  l.arch = "gemma3";
-  l.n_embd = s.projection_dim;
-  l.n_layer = s.n_layer;
-  l.n_head = s.n_head;
-  l.n_head_kv = s.n_head_kv;
-  l.n_ff = s.n_ff;
-  l.n_ctx = s.n_ctx;
-  l.weight_type = s.llm_type;
-  l.seed = s.seed;
-  l.vocab_from = s.vocab_from;
+  RandomLlamaSpec l = vlm_decoder_spec(s, "gemma3");
   l.rope_freq_base = 1000000;  // Gemma 3's global layers
   l.n_swa = s.sliding_window;
   l.rms_eps = 1e-6f;
@@ -762,7 +747,6 @@ void write_random_gemma3vl(const std::string& llm_path, const std::string& mmpro
   l.bos_token = "<bos>";
   l.eos_token = "<end_of_turn>";
   l.add_bos = 0;  // the chat template writes <bos> itself
-  l.output_scale = s.output_scale;
   write_random_llama(llm_path, l);
 
   RandomMmproj m = converter_mmproj(s, ProjectorType::Gemma3, 59);
@@ -872,24 +856,13 @@ int gen_vlm_pair_main(int argc, char** argv) {
 
 void write_random_internvl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s) {
   EV_CHECK(!s.vocab_from.empty(), "random internvl pair: a vocabulary file (vocab_from) is needed");
-  RandomLlamaSpec l;
-  l.arch = "qwen2";
-  l.n_embd = s.projection_dim;
-  l.n_layer = s.n_layer;
-  l.n_head = s.n_head;
-  l.n_head_kv = s.n_head_kv;
-  l.n_ff = s.n_ff;
-  l.n_ctx = s.n_ctx;
-  l.weight_type = s.llm_type;
-  l.seed = s.seed;
-  l.vocab_from = s.vocab_from;
+  RandomLlamaSpec l = vlm_decoder_spec(s, "qwen2");
   l.rope_freq_base = 1000000;  // Qwen2.5's
   l.qkv_bias = true;
   l.rms_eps = 1e-6f;
   l.added_tokens = {"<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>"};
   l.eos_token = "<|im_end|>";
   l.add_bos = 0;
-  l.output_scale = s.output_scale;
   write_random_llama(llm_path, l);
 
   RandomMmproj m = converter_mmproj(s, ProjectorType::InternVL, 29);
