@@ -46,6 +46,13 @@ FAMILIES = {
                     ["--tiling", "lfm2-mtmd"],
                     "LFM2-VL-1.6B: SigLIP2 NaFlex so400m-sized (26 layers) on 512-px tiles + its smart-resized "
                     "thumbnail, pixel unshuffle 2, LFM2-1.2B-sized decoder (convolution and attention layers alternating)"),
+    "gemma3-4b": (["--family", "gemma3", "--embd", "2560", "--layers", "34", "--heads", "10", "--kv-heads", "5",
+                   "--ff", "10240", "--vit-embd", "1152", "--vit-ff", "4304", "--vit-layers", "27", "--vit-heads",
+                   "16", "--tile", "896", "--patch", "14", "--scale-factor", "4", "--sliding-window", "1024",
+                   "--type", "q8_0", "--vision-type", "q8_0"],
+                  ["--resample", "mtmd"],
+                  "Gemma 3 4B: SigLIP so400m at 896 (27 layers, 4096 patches), 4x4 average pool (256 tokens), a "
+                  "Gemma-3-4B-sized decoder (34 layers, 2560 wide, heads of 256, 1024-position sliding window)"),
 }
 
 
