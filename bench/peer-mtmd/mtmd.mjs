@@ -61,4 +61,6 @@ const steps = (res.completion_probabilities || []).slice(-res.tokens_predicted).
 writeFileSync(o.out, JSON.stringify({prompt_tokens: Array.from(tk.tokens), chunk_pos: tk.chunk_pos || [],
     chunk_pos_media: tk.chunk_pos_media || [], n_prompt: first.timings ? first.timings.prompt_n : -1,
     steps, text: res.text}) + "\n");
-await ctx.release();
+// Exit at once: the prebuilt binding's teardown (ctx.release and its finalizers) has been seen to
+// crash now and then after the answer was complete; the process exit frees everything anyway.
+process.exit(0);
