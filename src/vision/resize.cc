@@ -45,22 +45,16 @@ constexpr Filter kBicubic{bicubic_filter, 2.0};
 constexpr Filter kLanczos{lanczos_filter, 3.0};
 constexpr Filter kBilinear{bilinear_filter, 1.0};
 
-struct Coeffs {
-  int ksize = 0;
-  std::vector<int> bounds;  // per output pixel: first tap, number of taps
-  std::vector<int32_t> k;   // per output pixel: ksize fixed-point weights
-};
-
-// Mirrors precompute_coeffs + normalize_coeffs_8bpc, in the same floating-point order.
-Coeffs precompute(int in_size, int out_size, const Filter& flt) {
+// Mirrors PIL's precompute_coeffs, in the same floating-point order.
+ResampleTaps taps_of(int in_size, int out_size, const Filter& flt) {
   const double scale = double(float(in_size) - 0.0f) / out_size;
   const double filterscale = scale < 1.0 ? 1.0 : scale;
   const double support = flt.support * filterscale;
-  Coeffs c;
-  c.ksize = int(std::ceil(support)) * 2 + 1;
-  c.bounds.resize(size_t(out_size) * 2);
-  c.k.assign(size_t(out_size) * c.ksize, 0);
-  std::vector<double> w(c.ksize);
+  ResampleTaps t;
+  t.ksize = int(std::ceil(support)) * 2 + 1;
+  t.first.resize(size_t(out_size));
+  t.count.resize(size_t(out_size));
+  t.w.assign(size_t(out_size) * t.ksize, 0.0);
   for (int xx = 0; xx < out_size; ++xx) {
     const double center = 0.0 + (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
@@ -69,18 +63,48 @@ Coeffs precompute(int in_size, int out_size, const Filter& flt) {
     int xmax = int(center + support + 0.5);
     if (xmax > in_size) xmax = in_size;
     xmax -= xmin;
+    double* w = &t.w[size_t(xx) * t.ksize];
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
       w[x] = flt.f((x + xmin - center + 0.5) * ss);
       ww += w[x];
     }
+    for (int x = 0; x < xmax; ++x) w[x] = ww != 0.0 ? w[x] / ww : w[x];
+    t.first[size_t(xx)] = xmin;
+    t.count[size_t(xx)] = xmax;
+  }
+  return t;
+}
+
+struct Coeffs {
+  int ksize = 0;
+  std::vector<int> bounds;  // per output pixel: first tap, number of taps
+  std::vector<int32_t> k;   // per output pixel: ksize fixed-point weights
+};
+
+const Filter& filter_of(ResampleFilter f) {
+  switch (f) {
+    case ResampleFilter::Bicubic: return kBicubic;
+    case ResampleFilter::Lanczos: return kLanczos;
+    case ResampleFilter::Bilinear: return kBilinear;
+    default: fail("resampling filter %s has no separable weights", resample_filter_name(f));
+  }
+}
+
+// PIL's normalize_coeffs_8bpc: the weights of resample_taps in fixed point.
+Coeffs precompute(int in_size, int out_size, const Filter& flt) {
+  const ResampleTaps t = taps_of(in_size, out_size, flt);
+  Coeffs c;
+  c.ksize = t.ksize;
+  c.bounds.resize(size_t(out_size) * 2);
+  c.k.assign(size_t(out_size) * c.ksize, 0);
+  for (int xx = 0; xx < out_size; ++xx) {
     int32_t* k = &c.k[size_t(xx) * c.ksize];
-    for (int x = 0; x < xmax; ++x) {
-      double v = ww != 0.0 ? w[x] / ww : w[x];
-      k[x] = v < 0 ? int32_t(-0.5 + v * (1 << kPrecisionBits)) : int32_t(0.5 + v * (1 << kPrecisionBits));
-    }
-    c.bounds[size_t(xx) * 2] = xmin;
-    c.bounds[size_t(xx) * 2 + 1] = xmax;
+    const double* w = &t.w[size_t(xx) * t.ksize];
+    for (int x = 0; x < t.count[size_t(xx)]; ++x)
+      k[x] = w[x] < 0 ? int32_t(-0.5 + w[x] * (1 << kPrecisionBits)) : int32_t(0.5 + w[x] * (1 << kPrecisionBits));
+    c.bounds[size_t(xx) * 2] = t.first[size_t(xx)];
+    c.bounds[size_t(xx) * 2 + 1] = t.count[size_t(xx)];
   }
   return c;
 }
@@ -217,6 +241,11 @@ void resize_llama_cpp_bilinear(const Image& src, Image& dst) {
 }
 
 }  // namespace
+
+ResampleTaps resample_taps(int in_size, int out_size, ResampleFilter f) {
+  EV_CHECK(in_size > 0 && out_size > 0, "resample_taps: invalid sizes %d -> %d", in_size, out_size);
+  return taps_of(in_size, out_size, filter_of(f));
+}
 
 const char* resample_filter_name(ResampleFilter f) {
   switch (f) {

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "vision/image.h"
 
@@ -39,6 +40,17 @@ enum class ResampleFilter { Bicubic, Lanczos, Bilinear, LlamaCppBicubic, LlamaCp
 // "bicubic", "lanczos", "bilinear", "llama-cpp-bicubic", "llama-cpp-bilinear"
 const char* resample_filter_name(ResampleFilter f);
 ResampleFilter parse_resample_filter(std::string_view name);
+// The weights of one axis of the separable resamplers (Bicubic, Lanczos, Bilinear): for output
+// index i, taps first[i] .. first[i] + count[i] − 1 of the input with normalised weights
+// w[i·ksize ..]. PIL's precompute_coeffs in its float64 order; PyTorch's antialiased interpolate
+// (F.interpolate(..., antialias=True)) computes the same taps and weights.
+struct ResampleTaps {
+  int ksize = 0;
+  std::vector<int> first, count;
+  std::vector<double> w;
+};
+ResampleTaps resample_taps(int in_size, int out_size, ResampleFilter f);
+
 // Throws edgevlm::Error if the source is empty or out_w/out_h is not positive. A same-size resize copies.
 Image resize_image(const Image& src, int out_w, int out_h, ResampleFilter f);
 

@@ -16,6 +16,7 @@
 #include "ops/activations.h"
 #include "ops/matmul.h"
 #include "ops/norms.h"
+#include "vision/resize.h"
 #include "vision/vit_attention.h"
 
 namespace edgevlm {
@@ -34,40 +35,6 @@ void unfold_patches(const float* tile_chw, int width, int height, int patch_size
     }
 }
 
-namespace {
-
-// One axis of the antialiased bilinear resize: for each output index, its first source index and
-// normalised weights (PyTorch's _upsample_bilinear2d_aa: centre (i + 0.5)/scale, support
-// max(1, 1/scale), taps [int(centre − support + 0.5), int(centre + support + 0.5)) clamped).
-struct AxisTaps {
-  std::vector<int> first, count;
-  std::vector<std::vector<float>> w;
-};
-AxisTaps axis_taps(int in, int out) {
-  AxisTaps a;
-  const float scale = float(out) / float(in);
-  const float support = std::max(1.0f, 1.0f / scale), inv = 1.0f / support;
-  for (int i = 0; i < out; ++i) {
-    const float centre = (float(i) + 0.5f) / scale;
-    const int lo = std::max(int(centre - support + 0.5f), 0), hi = std::min(int(centre + support + 0.5f), in);
-    std::vector<float> w;
-    float total = 0;
-    for (int s = lo; s < hi; ++s) {
-      const float t = std::max(1.0f - std::fabs((float(s) - centre + 0.5f) * inv), 0.0f);
-      w.push_back(t);
-      total += t;
-    }
-    if (total > 0)
-      for (float& t : w) t /= total;
-    a.first.push_back(lo);
-    a.count.push_back(hi - lo);
-    a.w.push_back(std::move(w));
-  }
-  return a;
-}
-
-}  // namespace
-
 std::pair<int, int> tile_pixels(const VisionConfig& c, PatchGrid g) {
   const int side = c.patches_per_side();
   if (g.w == side && g.h == side) return {c.image_size, c.image_size};
@@ -76,14 +43,16 @@ std::pair<int, int> tile_pixels(const VisionConfig& c, PatchGrid g) {
 
 std::vector<float> interpolate_positions(const float* table, int side, int d, int w, int h) {
   EV_CHECK(side > 0 && d > 0 && w > 0 && h > 0, "interpolate_positions: invalid sizes %d, %d, %dx%d", side, d, w, h);
-  const AxisTaps ax = axis_taps(side, w), ay = axis_taps(side, h);
+  // PyTorch's antialiased bilinear has PIL's bilinear taps and weights (vision/resize.h).
+  const ResampleTaps ax = resample_taps(side, w, ResampleFilter::Bilinear);
+  const ResampleTaps ay = resample_taps(side, h, ResampleFilter::Bilinear);
   std::vector<float> out(size_t(w) * h * d, 0.0f);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) {
       float* o = out.data() + (size_t(y) * w + x) * d;
       for (int j = 0; j < ay.count[size_t(y)]; ++j)
         for (int i = 0; i < ax.count[size_t(x)]; ++i) {
-          const float wt = ay.w[size_t(y)][size_t(j)] * ax.w[size_t(x)][size_t(i)];
+          const float wt = float(ay.w[size_t(y) * ay.ksize + j] * ax.w[size_t(x) * ax.ksize + i]);
           const float* src = table + (size_t(ay.first[size_t(y)] + j) * side + size_t(ax.first[size_t(x)] + i)) * d;
           for (int k = 0; k < d; ++k) o[k] += wt * src[k];
         }
@@ -136,7 +105,7 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
   const int64_t S = N + (cls ? 1 : 0);
   // Patch p's position row: p, or p + 1 when the class token takes row 0 (InternViT's own order).
   const int64_t pos_shift = cls && !c.class_position_last ? 1 : 0;
-  const int pixel_w = tile_pixels(c, grid).first, pixel_h = tile_pixels(c, grid).second;
+  const auto [pixel_w, pixel_h] = tile_pixels(c, grid);
   const size_t tile_floats = size_t(3) * pixel_w * pixel_h;
   std::vector<float> result(size_t(n_tiles) * S * D);
   VitTimings tm;
