@@ -253,17 +253,15 @@ struct NormLut {
   }
 };
 
-// Writes the t×t region (t × th when th is given) at (x0, y0) of src as planar CHW floats.
-void emit_tile(const Image& src, int x0, int y0, int t, const NormLut& lut, float* out, int th = 0) {
-  const int tw = t;
-  if (th == 0) th = t;
-  const size_t plane = size_t(tw) * th;
-  for (int y = 0; y < th; ++y) {
+// Writes the w × h region at (x0, y0) of src as planar CHW floats.
+void emit_tile(const Image& src, int x0, int y0, int w, int h, const NormLut& lut, float* out) {
+  const size_t plane = size_t(w) * h;
+  for (int y = 0; y < h; ++y) {
     const uint8_t* p = src.at(x0, y0 + y);
-    float* r = out + size_t(y) * tw;
+    float* r = out + size_t(y) * w;
     float* g = r + plane;
     float* b = g + plane;
-    for (int x = 0; x < tw; ++x, p += 3) {
+    for (int x = 0; x < w; ++x, p += 3) {
       r[x] = lut.v[0][p[0]];
       g[x] = lut.v[1][p[1]];
       b[x] = lut.v[2][p[2]];
@@ -303,22 +301,22 @@ void ImageTiler::emit(int i, float* out) const {
     // A 1×1 canvas already is the thumbnail when both are resized the same way.
     const ResizeMode mode = cfg_.effective_thumbnail_resize();
     if (!thumb_is_tile())
-      emit_tile(resize_image(img_, thumb_w_, thumb_h_, cfg_.effective_thumbnail_filter()), 0, 0, thumb_w_, lut, out,
-                thumb_h_);
+      emit_tile(resize_image(img_, thumb_w_, thumb_h_, cfg_.effective_thumbnail_filter()), 0, 0, thumb_w_, thumb_h_,
+                lut, out);
     else if (cfg_.strategy == TilingStrategy::Idefics3 && !canvas_.empty())
       emit_tile(canvas_.width == t && canvas_.height == t
                     ? canvas_
                     : fit_to_canvas(canvas_, t, t, ResizeMode::Stretch, cfg_.effective_pad(), cfg_.effective_thumbnail_filter()),
-                0, 0, t, lut, out);
+                0, 0, t, t, lut, out);
     else if (grid_.tiles() == 1 && mode == cfg_.effective_resize() && cfg_.effective_thumbnail_filter() == cfg_.filter)
-      emit_tile(canvas_, 0, 0, t, lut, out);
+      emit_tile(canvas_, 0, 0, t, t, lut, out);
     else
       emit_tile(fit_to_canvas(img_, t, t, mode, cfg_.effective_pad(), cfg_.effective_thumbnail_filter(), cfg_.pad_float32),
-                0, 0, t, lut, out);
+                0, 0, t, t, lut, out);
     return;
   }
   const int g = thumbnail_index_ == 0 ? i - 1 : i;
-  emit_tile(canvas_, (g % grid_.m) * t, (g / grid_.m) * t, t, lut, out);
+  emit_tile(canvas_, (g % grid_.m) * t, (g / grid_.m) * t, t, t, lut, out);
 }
 
 TiledImage preprocess_image(const Image& img, const TilingConfig& cfg) {
