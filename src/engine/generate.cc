@@ -98,7 +98,7 @@ GenerateResult Generator::generate_from_embeddings(const float* embeddings, int 
                                                    const GenerateParams& params,
                                                    const TextCallback& on_text,
                                                    const std::vector<int32_t>& history,
-                                                   const std::vector<PositionSpan>& bidirectional) {
+                                                   const std::vector<PositionSpan>& image_spans) {
   const LlmConfig& cfg = model_.config();
   EV_CHECK(n_prompt > 0, "generate: the prompt is empty");
   EV_CHECK(params.chunk_size > 0, "generate: prefill chunk size must be positive, got %d", params.chunk_size);
@@ -121,7 +121,7 @@ GenerateResult Generator::generate_from_embeddings(const float* embeddings, int 
 
   Timer prefill_timer;
   std::vector<float> logits =
-      prefill_chunked(model_, cache_, embeddings, n_prompt, params.chunk_size, pool_, params.cancel, bidirectional);
+      prefill_chunked(model_, cache_, embeddings, n_prompt, params.chunk_size, pool_, params.cancel, image_spans);
   r.prefill_ms = prefill_timer.elapsed_ms();
   if (logits.empty() && params.cancel && params.cancel->load()) {
     r.stop_reason = StopReason::Cancelled;

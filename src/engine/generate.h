@@ -96,12 +96,12 @@ class Generator {
 
   // Same from n_prompt ready embeddings (n_prompt × n_embd floats). `history` lists the ids of
   // the text part of the prompt for the repetition penalty (image positions have none);
-  // `bidirectional` the prompt's spans read both ways (VlmPrompt::bidirectional).
+  // `image_spans` the prompt's image runs the decoder reads in its own way (VlmPrompt::image_spans).
   GenerateResult generate_from_embeddings(const float* embeddings, int n_prompt,
                                           const GenerateParams& params,
                                           const TextCallback& on_text = {},
                                           const std::vector<int32_t>& history = {},
-                                          const std::vector<PositionSpan>& bidirectional = {});
+                                          const std::vector<PositionSpan>& image_spans = {});
 
  private:
   const LlmModel& model_;

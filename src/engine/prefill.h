@@ -20,10 +20,10 @@ constexpr int kDefaultPrefillChunk = 128;
 // cache.n_past() + n exceeds cache.n_ctx(), and when n < 1 or chunk_size < 1. When *cancel turns
 // true, stops after the chunk in progress and returns no logits (the cache then holds a prefix of
 // the prompt; the caller truncates it).
-// bidirectional: spans of the prompt (positions relative to its start) that attend to each other
-// both ways (a Gemma 3 image); each goes through in one chunk, whatever chunk_size.
+// spans: the prompt's image runs (positions relative to its start) that the decoder reads in its
+// own way (PositionSpan); a bidirectional one goes through in one chunk, whatever chunk_size.
 std::vector<float> prefill_chunked(const LlmModel& m, KvCache& cache, const float* embeddings, int n,
                                    int chunk_size, ThreadPool& pool, const std::atomic<bool>* cancel = nullptr,
-                                   const std::vector<PositionSpan>& bidirectional = {});
+                                   const std::vector<PositionSpan>& spans = {});
 
 }  // namespace edgevlm

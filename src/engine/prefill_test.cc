@@ -95,14 +95,14 @@ TEST(PrefillChunked, BidirectionalSpansAreNeverCut) {
   for (int i = 0; i < n; ++i) toks[size_t(i)] = int32_t((i * 29 + 5) % m.config().n_vocab);
   std::vector<float> emb(size_t(n) * m.config().n_embd);
   m.embed_tokens(toks.data(), n, emb.data());
-  const std::vector<PositionSpan> spans = {{3, 12}, {12, 15}, {20, 37}};
+  const std::vector<PositionSpan> spans = {{3, 12, true}, {12, 15, true}, {20, 37, true}};
   // Reference: one forward pass per stretch, each span alone with what precedes it.
   KvCache ref(m.config(), 64);
   std::vector<float> want(size_t(m.config().n_vocab));
   int done = 0;
   for (const PositionSpan& sp : spans) {
     if (sp.begin > done) llm_forward(m, ref, emb.data() + size_t(done) * m.config().n_embd, sp.begin - done, nullptr, false, pool);
-    llm_forward(m, ref, emb.data() + size_t(sp.begin) * m.config().n_embd, sp.end - sp.begin, nullptr, false, pool, sp);
+    llm_forward(m, ref, emb.data() + size_t(sp.begin) * m.config().n_embd, sp.end - sp.begin, nullptr, false, pool, {sp});
     done = sp.end;
   }
   llm_forward(m, ref, emb.data() + size_t(done) * m.config().n_embd, n - done, want.data(), false, pool);
@@ -121,7 +121,7 @@ TEST(PrefillChunked, BidirectionalSpansAreNeverCut) {
   for (size_t v = 0; v < c.size(); ++v) diff = std::max(diff, std::fabs(c[v] - want[v]));
   EXPECT_GT(diff, 1e-3f * scale);  // the spans change the answer
   KvCache bad(m.config(), 64);
-  EXPECT_THROW(prefill_chunked(m, bad, emb.data(), n, 8, pool, nullptr, {{30, 50}}), Error);
+  EXPECT_THROW(prefill_chunked(m, bad, emb.data(), n, 8, pool, nullptr, {{30, 50, true}}), Error);
 }
 
 TEST(PrefillChunked, TooLongPromptNamesBothNumbers) {

@@ -171,7 +171,7 @@ GenerateResult Session::run_generation(const VlmPrompt& vp, GenerateParams gp, c
   GenerateResult r;
   begin_run();
   try {
-    r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, history, vp.bidirectional);
+    r = gen.generate_from_embeddings(vp.embeddings.data(), vp.n_positions, gp, on_text, history, vp.image_spans);
   } catch (...) {
     end_run();
     cache_->restore(rollback);
@@ -243,7 +243,7 @@ void Session::prefill_next_image(const ImageEmbeddings& e) {
     return;
   }
   prefill_chunked(engine_->llm(), *cache_, vp.embeddings.data(), vp.n_positions, kDefaultPrefillChunk, engine_->pool(),
-                  nullptr, vp.bidirectional);
+                  nullptr, vp.image_spans);
   early_.active = true;
   early_.before = before;
   early_.n_images = k;
@@ -286,6 +286,8 @@ SessionAnswer Session::run_turn(const std::string& question, GenerateParams gp, 
   for (const auto& e : embs) {
     ans.n_tiles += e->n_tiles;
     ans.grids.push_back(e->grid);
+    if (e->mrope)
+      for (int i = 0; i < e->n_tiles; ++i) ans.mrope_grids.push_back(e->token_grid(i));
     ans.vit_ms += e->vit_ms + e->projector_ms;
   }
 
@@ -349,7 +351,7 @@ SessionAnswer Session::run_turn(const std::string& question, GenerateParams gp, 
     Timer t;
     try {
       prefill_chunked(engine_->llm(), *cache_, vp.embeddings.data(), vp.n_positions, kDefaultPrefillChunk,
-                      engine_->pool(), nullptr, vp.bidirectional);
+                      engine_->pool(), nullptr, vp.image_spans);
     } catch (...) {
       cache_->restore(rollback);
       throw;

@@ -53,6 +53,7 @@ struct SessionAnswer {
   int n_images = 0;        // images this question carried
   int n_tiles = 0;
   std::vector<Grid> grids;  // each image's tile grid
+  std::vector<PatchGrid> mrope_grids;  // M-RoPE images (Qwen2-VL): each run's tokens across × down
   double vit_ms = 0;       // their ViT + projector time (mostly spent before ask() when decoupled)
   int n_positions = 0;     // positions this turn prefilled (while typing and at ask())
   std::vector<int32_t> positions;  // those positions in order: token ids, -1 at image positions

@@ -12,6 +12,7 @@
 #include "vision/family_idefics3.h"
 #include "vision/family_internvl.h"
 #include "vision/family_lfm2.h"
+#include "vision/family_qwen2vl.h"
 #include "vision/projector.h"
 
 namespace edgevlm {
@@ -31,12 +32,15 @@ TilingConfig tiling_config_for(const VisionConfig& c, const TilingOverrides& o) 
   if (c.projector == ProjectorType::Lfm2 && (t.strategy == TilingStrategy::Lfm2 || t.strategy == TilingStrategy::Lfm2Mtmd))
     lfm2_tiling(c, t);
   if (c.projector == ProjectorType::Gemma3) gemma3_tiling(c, t);
+  const bool qwen = c.projector == ProjectorType::Qwen2VL || c.projector == ProjectorType::Qwen25VL;
+  if (qwen) qwen2vl_tiling(c, t);
   if (o.resample == "mtmd") {
     EV_CHECK(c.projector != ProjectorType::Lfm2 || t.strategy == TilingStrategy::Lfm2Mtmd,
              "--resample mtmd: for LFM2-VL use --tiling lfm2-mtmd (which resamples as mtmd does)");
     if (c.projector == ProjectorType::Idefics3) idefics3_mtmd_resampling(t);  // with --tiling idefics3-mtmd
     else if (c.projector == ProjectorType::InternVL) internvl_mtmd_resampling(t);
     else if (c.projector == ProjectorType::Gemma3) gemma3_mtmd_resampling(t);
+    else if (qwen) qwen2vl_mtmd_resampling(c, t);
   } else if (!o.resample.empty()) {
     const size_t comma = o.resample.find(',');
     t.filter = parse_resample_filter(o.resample.substr(0, comma));
@@ -77,6 +81,12 @@ ImageEmbeddings encode(const MmprojModel& m, const TileSource& source, Grid grid
   e.tokens_per_tile = merged_tokens(c, tile_grid);
   e.n_embd = c.projection_dim;
   e.bidirectional = c.bidirectional_image_attention;
+  e.mrope = c.mrope_positions;
+  {
+    const PatchGrid g = tile_grid.n() > 0 ? tile_grid : PatchGrid{c.patches_per_side(), c.patches_per_side()};
+    const int s = c.scale_factor;
+    e.tile_token_grid = {(g.w + s - 1) / s, (g.h + s - 1) / s};
+  }
   const int n_grid = own_thumb ? n_tiles - 1 : n_tiles;
   const int first = own_thumb && thumbnail_index == 0 ? 1 : 0;  // the grid tiles' first index
   VitOptions grid_opt = vit;
@@ -96,6 +106,8 @@ ImageEmbeddings encode(const MmprojModel& m, const TileSource& source, Grid grid
     std::vector<float> thumb = project_tiles(m, thumb_out.data(), 1, pool, thumb_opt.patches);
     e.projector_ms += t.elapsed_ms();
     e.thumbnail_tokens = merged_tokens(c, thumb_opt.patches);
+    e.thumbnail_token_grid = {(thumb_opt.patches.w + c.scale_factor - 1) / c.scale_factor,
+                              (thumb_opt.patches.h + c.scale_factor - 1) / c.scale_factor};
     e.data.insert(thumbnail_index == 0 ? e.data.begin() : e.data.end(), thumb.begin(), thumb.end());
     if (keep_vit_out) out.insert(thumbnail_index == 0 ? out.begin() : out.end(), thumb_out.begin(), thumb_out.end());
     e.vit_timings.prepare_ms += tt.prepare_ms;
@@ -282,9 +294,12 @@ VlmPrompt assemble_prompt(const LlmModel& llm, const Tokenizer& tok, const Image
     if (s.token >= 0) {
       p.tokens.push_back(s.token);
     } else {
-      const int n = images[size_t(s.image)]->tile_positions(s.tile);
-      if (images[size_t(s.image)]->bidirectional)
-        p.bidirectional.push_back({int(p.tokens.size()), int(p.tokens.size()) + n});
+      const ImageEmbeddings& im = *images[size_t(s.image)];
+      const int n = im.tile_positions(s.tile);
+      if (im.bidirectional || im.mrope) {
+        const PatchGrid g = im.mrope ? im.token_grid(s.tile) : PatchGrid{};
+        p.image_spans.push_back({int(p.tokens.size()), int(p.tokens.size()) + n, im.bidirectional, g.w, g.h});
+      }
       p.tokens.insert(p.tokens.end(), size_t(n), -1);
       p.n_image_positions += n;
     }

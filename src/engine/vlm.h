@@ -56,6 +56,8 @@ struct ImageEmbeddings {
   int tokens_per_tile = 0;
   int thumbnail_tokens = 0;  // the thumbnail's positions when it has its own size (LFM2-VL); 0: a tile's
   bool bidirectional = false;  // each tile's positions attend to each other both ways in the decoder (Gemma 3)
+  bool mrope = false;          // each tile's positions take 2-D M-RoPE coordinates in the decoder (Qwen2-VL)
+  PatchGrid tile_token_grid, thumbnail_token_grid;  // merged tokens across × down of a tile, of the thumbnail
   int n_embd = 0;
   std::vector<float> data;     // each tile's positions × n_embd, tiles in TiledImage order
   std::vector<float> vit_out;  // each tile's patches × vit width, in the same order, only when asked for
@@ -68,6 +70,7 @@ struct ImageEmbeddings {
     return i == thumbnail_index && thumbnail_tokens > 0 ? thumbnail_tokens : tokens_per_tile;
   }
   const float* tile(int i) const;
+  PatchGrid token_grid(int i) const { return i == thumbnail_index && thumbnail_tokens > 0 ? thumbnail_token_grid : tile_token_grid; }
 };
 
 // Preprocesses (dynamic resolution) and encodes one image: ViT batched vit.batch tiles at a time
@@ -111,7 +114,9 @@ struct VlmPrompt {
   std::vector<float> embeddings;  // n_positions × n_embd
   std::vector<int32_t> tokens;    // per position: the token id, or -1 for an image position
   int n_image_positions = 0;
-  std::vector<PositionSpan> bidirectional;  // image runs the decoder reads both ways (ImageEmbeddings::bidirectional)
+  // Image runs the decoder reads in its own way: both ways (ImageEmbeddings::bidirectional) or
+  // with 2-D M-RoPE coordinates (ImageEmbeddings::mrope).
+  std::vector<PositionSpan> image_spans;
   std::vector<int32_t> text_tokens() const;  // tokens without the image positions
 };
 

@@ -54,6 +54,7 @@ KvCache::KvCache(const LlmConfig& c, int n_ctx, KvType type) : type_(type) {
     ok = k_scale_ && v_scale_;
   }
   EV_CHECK(ok, "KV cache: cannot allocate %zu MiB for %d positions", bytes() >> 20, n_ctx);
+  if (c.mrope) next_pos_.assign(size_t(n_ctx), 0);
   if (c.conv_kernel > 0) {
     conv_layer_ = c.conv_layer;
     conv_elems_ = size_t(c.conv_kernel - 1) * size_t(c.n_embd);
@@ -85,7 +86,7 @@ size_t KvCache::elem_bytes() const {
 
 size_t KvCache::bytes() const {
   return 2 * size_t(n_kv_layers_) * (layer_elems_ * elem_bytes() + layer_scales_ * sizeof(uint16_t)) +
-         conv_.size() * sizeof(float);
+         conv_.size() * sizeof(float) + next_pos_.size() * sizeof(int32_t);
 }
 
 size_t KvCache::bytes_per_position() const { return bytes() / size_t(n_ctx_); }
@@ -183,6 +184,17 @@ void KvCache::attention_view(int layer, AttentionArgs& a) const {
       a.v_scale = v_scale_.get() + slot * layer_scales_;
       break;
   }
+}
+
+int KvCache::position_after(int slot) const {
+  EV_CHECK(!next_pos_.empty() && slot >= 0 && slot < n_ctx_, "KV cache: no RoPE position after slot %d", slot);
+  return next_pos_[size_t(slot)];
+}
+
+void KvCache::set_position_after(int slot, int pos) {
+  EV_CHECK(!next_pos_.empty() && slot >= 0 && slot < n_ctx_, "KV cache: cannot record a RoPE position at slot %d",
+           slot);
+  next_pos_[size_t(slot)] = pos;
 }
 
 void KvCache::advance(int n) {

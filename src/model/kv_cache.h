@@ -73,6 +73,15 @@ class KvCache {
   // or was cancelled during its prefill).
   void restore(const Checkpoint& c);
 
+  // M-RoPE decoders (LlmConfig::mrope): an image's grid of tokens advances the RoPE position by its
+  // longer side, not by its length (llama.cpp's mtmd), so the position that follows each slot is
+  // kept per slot and survives truncate/restore. next_position(): the position of the next text
+  // token; position_after(p): of the token after slot p < n_past().
+  int next_position() const { return n_past_ == 0 ? 0 : next_pos_[size_t(n_past_ - 1)]; }
+  int position_after(int slot) const;
+  // Records the position after slot (llm_forward, for the slots it writes).
+  void set_position_after(int slot, int pos);
+
   // LFM2 convolution layer's state: (conv_kernel − 1) × n_embd floats. Throws for other layers.
   float* conv_state(int layer);
 
@@ -106,6 +115,7 @@ class KvCache {
   std::vector<uint8_t> conv_layer_;  // which layers are convolutions
   size_t conv_elems_ = 0;            // per convolution layer
   std::vector<float> conv_;          // n_layer × conv_elems_ (zero-sized without convolutions)
+  std::vector<int32_t> next_pos_;    // M-RoPE decoders: n_ctx positions (empty otherwise)
 };
 
 }  // namespace edgevlm

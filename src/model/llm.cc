@@ -326,6 +326,7 @@ namespace {
 // and then reused: a decode step allocates none of them.
 struct ForwardBuffers {
   std::vector<float> x, xb, q, k, v, att, proj, gate, up, rope, rope_swa, bcx, conv;
+  std::vector<int32_t> pos3;  // M-RoPE coordinates of the new positions
   static float* get(std::vector<float>& buf, int64_t n) {
     if (buf.size() < size_t(n)) buf.resize(size_t(n));
     return buf.data();
@@ -464,11 +465,57 @@ void ffn_block(const Step& s, const LlmLayer& L, float* x) {
   add_inplace(x, proj, n * D);
 }
 
+// M-RoPE (LlmConfig::mrope): the (t, h, w) coordinates of the n new positions, as llama.cpp's mtmd
+// gives them: a text token at position p takes (p, p, p) and the next one p + 1; the tokens of an
+// image grid that starts at position p0 take (p0, p0 + row, p0 + column), and the position after
+// them is p0 + max(rows, columns). The position after each slot is kept in the cache, so that a
+// grid cut by a prefill chunk, a decode step or a truncated cache continue where they should.
+// Writes the rotation table (n × n_rot/2 (cos, sin)) into rope.
+void mrope_table(const LlmConfig& c, KvCache& cache, const std::vector<PositionSpan>& spans, int n,
+                 const RopeScaling& scaling, std::vector<int32_t>& pos3, float* rope) {
+  const int pos0 = cache.n_past();
+  pos3.resize(size_t(3) * size_t(n));
+  int p = cache.next_position();
+  for (const PositionSpan& s : spans)
+    if (s.grid_w > 0 || s.grid_h > 0)
+      EV_CHECK(s.grid_w > 0 && s.grid_h > 0 && int64_t(s.grid_w) * s.grid_h == int64_t(s.end) - s.begin && s.begin >= 0,
+               "llm_forward: image grid %d x %d does not fill its positions [%d, %d)", s.grid_w, s.grid_h, s.begin,
+               s.end);
+  for (int i = 0; i < n; ++i) {
+    const int slot = pos0 + i;
+    const PositionSpan* g = nullptr;
+    for (const PositionSpan& s : spans)
+      if (s.grid_w > 0 && slot >= s.begin && slot < s.end) g = &s;
+    int32_t* xyz = pos3.data() + 3 * i;
+    int next;
+    if (g) {
+      // The grid's first position: reached in this call, or (a grid begun in an earlier chunk) the
+      // position after the slot before it.
+      int first;
+      if (slot == g->begin) first = p;
+      else if (g->begin >= pos0) first = pos3[size_t(3) * size_t(g->begin - pos0)];  // its first token's t
+      else first = g->begin == 0 ? 0 : cache.position_after(g->begin - 1);
+      const int k = slot - g->begin;
+      xyz[0] = first;
+      xyz[1] = first + k / g->grid_w;
+      xyz[2] = first + k % g->grid_w;
+      next = first + std::max(g->grid_w, g->grid_h);
+    } else {
+      xyz[0] = xyz[1] = xyz[2] = p;
+      next = p + 1;
+    }
+    cache.set_position_after(slot, next);
+    p = next;
+  }
+  rope_table_sections(c.n_rot / 2, std::pow(c.rope_freq_base, -2.0f / float(c.n_rot)), c.rope_sections, pos3.data(),
+                      n, rope, scaling);
+}
+
 }  // namespace
 
 // The forward pass, top to bottom. Activations are row-major: one row per new position.
 void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int n, float* logits,
-                 bool all_logits, ThreadPool& pool, PositionSpan bidirectional) {
+                 bool all_logits, ThreadPool& pool, const std::vector<PositionSpan>& spans) {
   const LlmConfig& c = m.config();
   EV_CHECK(n >= 1, "llm_forward: need at least one position, got %d", n);
   EV_CHECK(cache.n_layer() == c.n_layer && cache.kv_dim() == c.n_head_kv * c.head_dim,
@@ -489,17 +536,25 @@ void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int
   scaling.freq_factors = m.rope_factors(cache.n_ctx());
   scaling.attn_factor = c.rope_attn_factor;
   float* rope = b.get(b.rope, n * rope_row);
-  rope_table(c.n_rot, c.rope_freq_base, pos0, n, rope, scaling);
+  if (c.mrope)
+    mrope_table(c, cache, spans, n, scaling, b.pos3, rope);
+  else
+    rope_table(c.n_rot, c.rope_freq_base, pos0, n, rope, scaling);
   float* rope_swa = nullptr;
   if (c.n_swa > 0) {
     rope_swa = b.get(b.rope_swa, n * rope_row);
     rope_table(c.n_rot, c.rope_freq_base_swa, pos0, n, rope_swa, RopeScaling{});
   }
 
-  EV_CHECK(bidirectional.begin == bidirectional.end ||
-               (bidirectional.begin >= pos0 && bidirectional.begin < bidirectional.end && bidirectional.end <= pos0 + n),
-           "llm_forward: bidirectional positions [%d, %d) are not among the %d new ones from %d", bidirectional.begin,
-           bidirectional.end, n, pos0);
+  PositionSpan bidirectional;
+  for (const PositionSpan& s : spans) {
+    if (!s.bidirectional || s.empty()) continue;
+    EV_CHECK(bidirectional.empty(), "llm_forward: more than one bidirectional span among the new positions");
+    EV_CHECK(s.begin >= pos0 && s.end <= pos0 + n,
+             "llm_forward: bidirectional positions [%d, %d) are not among the %d new ones from %d", s.begin, s.end, n,
+             pos0);
+    bidirectional = s;
+  }
   const Step step{c, cache, pool, b, n, pos0, rope, rope_swa, m.lora(), bidirectional};
   for (int l = 0; l < c.n_layer; ++l) {
     const LlmLayer& L = m.layers()[size_t(l)];

@@ -34,6 +34,11 @@ struct LlmConfig {
   bool qkv_bias = false;
   bool tied_output = false;  // output.weight absent: logits use token_embd.weight
   int n_rot = 0;             // rotated dimensions per head ({arch}.rope.dimension_count, default head_dim)
+  // M-RoPE (qwen2vl: Qwen2-VL, Qwen2.5-VL): the rotation pairs split into sections that rotate by
+  // a position's t, h and w coordinates ({arch}.rope.dimension_sections); an image's tokens take
+  // 2-D coordinates (PositionSpan::grid_w/grid_h), text tokens the same value in all three.
+  bool mrope = false;
+  RopeSections rope_sections;
 
   // What differs between the families (llm_arch.cc sets these from the architecture and its keys).
   bool qk_norm = false;        // blk.N.attn_q_norm/attn_k_norm: RMSNorm over each head before RoPE
@@ -145,16 +150,23 @@ class LlmModel {
 
 class KvCache;
 
-// Decoder forward over n new positions (embeddings n × n_embd) appended at cache.n_past();
-// advances the cache. logits: n_vocab floats for the last position, or n × n_vocab when
-// all_logits; logits may be null when only the cache matters (earlier prefill chunks). Throws edgevlm::Error when the positions do not fit in the cache.
-// bidirectional: new positions that attend to each other both ways (a Gemma 3 image, which
-// llama.cpp decodes with non-causal attention); empty: causal throughout.
+// A run of image positions that the decoder reads in its own way.
 struct PositionSpan {
-  int begin = 0, end = 0;  // absolute positions, [begin, end)
+  int begin = 0, end = 0;      // positions [begin, end): absolute in llm_forward, relative to the prompt elsewhere
+  bool bidirectional = false;  // they attend to each other both ways (a Gemma 3 image: llama.cpp
+                               // decodes it with non-causal attention)
+  int grid_w = 0, grid_h = 0;  // > 0: a grid_h × grid_w raster of image tokens with 2-D M-RoPE
+                               // coordinates (Qwen2-VL; ignored by decoders without M-RoPE)
   bool empty() const { return begin >= end; }
 };
+
+// Decoder forward over n new positions (embeddings n × n_embd) appended at cache.n_past();
+// advances the cache. logits: n_vocab floats for the last position, or n × n_vocab when
+// all_logits; logits may be null when only the cache matters (earlier prefill chunks). Throws
+// edgevlm::Error when the positions do not fit in the cache.
+// spans: image runs among (or, for an M-RoPE grid cut by a prefill chunk, around) the new
+// positions; at most one bidirectional, and it must lie within the new positions.
 void llm_forward(const LlmModel& m, KvCache& cache, const float* embeddings, int n, float* logits,
-                 bool all_logits, ThreadPool& pool, PositionSpan bidirectional = {});
+                 bool all_logits, ThreadPool& pool, const std::vector<PositionSpan>& spans = {});
 
 }  // namespace edgevlm

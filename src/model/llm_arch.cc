@@ -5,6 +5,8 @@
 //   llama   Normal RoPE (the converter permutes Q/K for it). Llama 3.1/3.2 write their RoPE
 //           scaling as rope_freqs.weight, n_rot/2 divisors of the frequencies.
 //   qwen2   NeoX RoPE, Q/K/V biases.
+//   qwen2vl (the decoder of Qwen2-VL and Qwen2.5-VL) qwen2 with M-RoPE: rope.dimension_sections
+//           splits the rotation pairs among an image token's (t, row, column) coordinates.
 //   qwen3   NeoX RoPE, no biases, attn_q_norm/attn_k_norm: RMSNorm over each head before RoPE.
 //   gemma3  NeoX RoPE; embeddings × √n_embd (tokens only, not image embeddings); q/k norms;
 //           post_attention_norm and post_ffw_norm on each sub-block's output before the residual;
@@ -39,7 +41,7 @@ namespace edgevlm {
 
 namespace {
 
-const char* const kArchs[] = {"llama", "qwen2", "qwen3", "gemma3", "phi3", "lfm2"};
+const char* const kArchs[] = {"llama", "qwen2", "qwen2vl", "qwen3", "gemma3", "phi3", "lfm2"};
 
 }  // namespace
 
@@ -80,6 +82,22 @@ void apply_arch_conventions(const GGUFFile& f, LlmConfig& c) {
     c.rope_type = RopeType::Normal;
   } else if (c.arch == "qwen2") {
     c.rope_type = RopeType::NeoX;
+  } else if (c.arch == "qwen2vl") {
+    // Qwen2 with M-RoPE: rope.dimension_sections = [t, h, w, e] rotation pairs (Qwen2-VL 2B/7B:
+    // 16, 24, 24, 0 of 64); llama.cpp requires the key and requires n_rot = head_dim.
+    c.rope_type = RopeType::NeoX;
+    c.mrope = true;
+    const std::string key = a + "rope.dimension_sections";
+    EV_CHECK(f.has(key), "%s: missing metadata key '%s'", path, key.c_str());
+    const std::vector<int64_t> s = f.get_ints(key);
+    EV_CHECK(s.size() == 4, "%s: '%s' has %zu entries, expected 4", path, key.c_str(), s.size());
+    for (int64_t v : s) EV_CHECK(v >= 0 && v <= c.n_rot, "%s: '%s' holds %lld, outside [0, %d]", path, key.c_str(), (long long)v, c.n_rot);
+    EV_CHECK(s[3] == 0, "%s: '%s' gives %lld pairs to a fourth position coordinate, which no supported model uses",
+             path, key.c_str(), (long long)s[3]);
+    EV_CHECK(s[0] + s[1] + s[2] > 0 && s[0] + s[1] + s[2] <= c.n_rot / 2,
+             "%s: '%s' sums to %lld pairs; it must be in [1, n_rot/2 = %d]", path, key.c_str(),
+             (long long)(s[0] + s[1] + s[2]), c.n_rot / 2);
+    c.rope_sections = {int(s[0]), int(s[1]), int(s[2]), false};
   } else if (c.arch == "qwen3") {
     c.rope_type = RopeType::NeoX;
     c.qk_norm = true;

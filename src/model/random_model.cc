@@ -106,9 +106,12 @@ int head_dim_of(const RandomLlamaSpec& s) { return s.head_dim > 0 ? s.head_dim :
 int n_rot_of(const RandomLlamaSpec& s) { return s.n_rot > 0 ? s.n_rot : head_dim_of(s); }
 
 void validate(const RandomLlamaSpec& s) {
-  EV_CHECK(s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen3" || s.arch == "gemma3" || s.arch == "phi3" ||
-               s.arch == "lfm2",
-           "gen-model: architecture '%s' is not one of llama, qwen2, qwen3, gemma3, phi3, lfm2", s.arch.c_str());
+  EV_CHECK(s.arch == "llama" || s.arch == "qwen2" || s.arch == "qwen2vl" || s.arch == "qwen3" || s.arch == "gemma3" ||
+               s.arch == "phi3" || s.arch == "lfm2",
+           "gen-model: architecture '%s' is not one of llama, qwen2, qwen2vl, qwen3, gemma3, phi3, lfm2", s.arch.c_str());
+  EV_CHECK((s.arch == "qwen2vl") ==
+               (s.rope_sections[0] + s.rope_sections[1] + s.rope_sections[2] > 0),
+           "gen-model: qwen2vl, and only it, takes M-RoPE sections");
   EV_CHECK(s.n_embd > 0 && s.n_layer > 0 && s.n_head > 0 && s.n_head_kv > 0 && s.n_ff > 0 && s.n_ctx > 0,
            "gen-model: embd (%d), layers (%d), heads (%d), kv-heads (%d), ff (%d) and ctx (%d) must all be positive",
            s.n_embd, s.n_layer, s.n_head, s.n_head_kv, s.n_ff, s.n_ctx);
@@ -216,6 +219,9 @@ void write_random_llama(const std::string& path, const RandomLlamaSpec& spec) {
   }
   if (!gemma && !lfm2) w.set_u32(a + ".rope.dimension_count", uint32_t(n_rot));
   w.set_f32(a + ".rope.freq_base", spec.rope_freq_base);
+  if (spec.arch == "qwen2vl")
+    w.set(a + ".rope.dimension_sections", GGUFValue::from_i32s({spec.rope_sections[0], spec.rope_sections[1],
+                                                                 spec.rope_sections[2], 0}));
   w.set_f32(a + ".attention.layer_norm_rms_epsilon", spec.rms_eps);
   if (spec.n_swa > 0) w.set_u32(a + ".attention.sliding_window", uint32_t(spec.n_swa));
   if (spec.rope_linear_factor > 0) {
@@ -753,11 +759,36 @@ void write_random_gemma3vl(const std::string& llm_path, const std::string& mmpro
   m.writer().write(mmproj_path);
 }
 
+void write_random_qwen2vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& s,
+                          bool qwen25) {
+  EV_CHECK(!s.vocab_from.empty(), "random qwen2vl pair: a vocabulary file (vocab_from) is needed");
+  RandomLlamaSpec l = vlm_decoder_spec(s, "qwen2vl");
+  l.rope_freq_base = 1000000;  // Qwen2's
+  l.qkv_bias = true;
+  l.rms_eps = 1e-6f;
+  // M-RoPE sections in Qwen2-VL's proportions (16, 24, 24 of 64 pairs).
+  const int pairs = s.projection_dim / s.n_head / 2, t = std::max(1, pairs / 4), h = (pairs - t) / 2;
+  l.rope_sections = {t, h, pairs - t - h};
+  l.added_tokens = {"<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"};
+  l.eos_token = "<|im_end|>";
+  l.add_bos = 0;
+  write_random_llama(llm_path, l);
+
+  RandomIdefics3Spec v = s;
+  v.image_mean = {0.48145466f, 0.4578275f, 0.40821073f};  // OpenAI CLIP's, as Qwen2-VL's processor
+  v.image_std = {0.26862954f, 0.26130258f, 0.27577711f};
+  v.scale_factor = 2;
+  RandomMmproj m = converter_mmproj(v, qwen25 ? ProjectorType::Qwen25VL : ProjectorType::Qwen2VL, 71);
+  m.writer().write(mmproj_path);
+}
+
 namespace {
 const char* kGenIdefics3Usage =
-    "usage: edgevlm gen-vlm-pair --family idefics3|internvl|lfm2|gemma3 --out LLM.gguf --mmproj-out MMPROJ.gguf\n"
+    "usage: edgevlm gen-vlm-pair --family idefics3|internvl|lfm2|gemma3|qwen2vl|qwen25vl --out LLM.gguf\n"
+    "                            --mmproj-out MMPROJ.gguf\n"
     "                            --vocab-from GPT2_VOCAB.gguf [flags]\n"
-    "  A random-weight SmolVLM (idefics3), InternVL (internvl), LFM2-VL (lfm2) or Gemma 3 (gemma3) pair in\n"
+    "  A random-weight SmolVLM (idefics3), InternVL (internvl), LFM2-VL (lfm2), Gemma 3 (gemma3), Qwen2-VL\n"
+    "  (qwen2vl) or Qwen2.5-VL (qwen25vl: window attention, every 4th layer full) pair in\n"
     "  llama.cpp's converter's conventions (lfm2: --tile is the position-embedding grid's size, 256 in the\n"
     "  real files; gemma3: --scale-factor is the average pool, --sliding-window N the local layers' window).\n"
     "  --min-tiles N --max-tiles N (internvl: clip.vision.preproc_min/max_tiles; 0: absent)\n"
@@ -839,11 +870,13 @@ int gen_vlm_pair_main(int argc, char** argv) {
       }
     }
     EV_CHECK(!llm.empty() && !mmproj.empty(), "gen-vlm-pair: --out and --mmproj-out are required");
-    EV_CHECK(family == "idefics3" || family == "internvl" || family == "lfm2" || family == "gemma3",
-             "gen-vlm-pair: --family must be idefics3, internvl, lfm2 or gemma3");
+    EV_CHECK(family == "idefics3" || family == "internvl" || family == "lfm2" || family == "gemma3" ||
+                 family == "qwen2vl" || family == "qwen25vl",
+             "gen-vlm-pair: --family must be idefics3, internvl, lfm2, gemma3, qwen2vl or qwen25vl");
     if (family == "idefics3") write_random_idefics3(llm, mmproj, s);
     else if (family == "internvl") write_random_internvl(llm, mmproj, s);
     else if (family == "lfm2") write_random_lfm2vl(llm, mmproj, s);
+    else if (family == "qwen2vl" || family == "qwen25vl") write_random_qwen2vl(llm, mmproj, s, family == "qwen25vl");
     else write_random_gemma3vl(llm, mmproj, s);
     std::printf("wrote %s and %s (%s: tile %d, patch %d, scale factor %d)\n", llm.c_str(), mmproj.c_str(),
                 family.c_str(), s.image_size, s.patch_size, s.scale_factor);

@@ -14,7 +14,7 @@
 namespace edgevlm {
 
 struct RandomLlamaSpec {
-  // llama (normal RoPE), qwen2 (NeoX RoPE, usually with qkv_bias), qwen3 (q/k norms), gemma3
+  // llama (normal RoPE), qwen2 (NeoX RoPE, usually with qkv_bias), qwen2vl (qwen2 with M-RoPE), qwen3 (q/k norms), gemma3
   // (post-norms, GELU, sliding window), phi3 (fused QKV and gate/up), lfm2 (short convolutions
   // and attention)
   std::string arch = "llama";
@@ -37,6 +37,8 @@ struct RandomLlamaSpec {
   std::vector<int> attn_layers;
   int conv_kernel = 3;
   float rope_freq_base = 10000;
+  // qwen2vl: rope.dimension_sections (t, h, w; the converter writes a fourth, 0), pairs of n_rot/2.
+  std::array<int, 3> rope_sections{};
   bool qkv_bias = false;
   bool tied_output = false;  // no output.weight: the output projection is token_embd
   GGMLType weight_type = GGMLType::F32;  // every matrix (token_embd included); norms and biases stay F32
@@ -135,6 +137,13 @@ void write_random_idefics3(const std::string& llm_path, const std::string& mmpro
 // no post-LayerNorm, and mm.model.mlp.0 (LayerNorm) / .1 / .3 with biases; clip.vision.preproc_min_tiles
 // and preproc_max_tiles when set. longest_edge is not used.
 void write_random_internvl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec);
+// ---- A random-weight Qwen2-VL / Qwen2.5-VL pair (clip.projector_type qwen2vl_merger /
+// qwen2.5vl_merger), same spec: the decoder is qwen2vl (Q/K/V biases, M-RoPE sections in Qwen2-VL's
+// proportions) with the GPT-2 vocabulary plus <|im_start|>, <|im_end|> (EOS), <|vision_start|>,
+// <|vision_end|>, <|image_pad|>; the mmproj has the Conv3d's two slices, no position table, CLIP's
+// mean/std, mm.0/mm.2 with biases; 2.5: RMSNorm, SwiGLU (clip.use_silu) and clip.vision.n_wa_pattern.
+void write_random_qwen2vl(const std::string& llm_path, const std::string& mmproj_path, const RandomIdefics3Spec& spec,
+                          bool qwen25);
 
 // ---- A random-weight LFM2-VL pair (clip.projector_type lfm2), same spec: the decoder is lfm2
 // (short convolutions and attention alternating) with the GPT-2 vocabulary plus <|startoftext|>,

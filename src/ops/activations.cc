@@ -37,6 +37,10 @@ void gelu_tanh_ref(const float* x, float* y, int64_t n) {
   }
 }
 
+void gelu_quick(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
+}
+
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
   float mx = *std::max_element(x, x + n);

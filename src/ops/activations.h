@@ -12,6 +12,8 @@ void geglu_tanh(float* gate, const float* up, int64_t n);
 // GELU, tanh approximation: y = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); y may be x.
 void gelu_tanh(const float* x, float* y, int64_t n);
 inline void gelu_tanh(float* x, int64_t n) { gelu_tanh(x, x, n); }
+// QuickGELU (CLIP's, Qwen2-VL's ViT): x · sigmoid(1.702·x), in place.
+void gelu_quick(float* x, int64_t n);
 // In-place softmax over n values (max-subtracted).
 void softmax(float* x, int64_t n);
 // y[r·n + i] += b[i] for every row.

@@ -113,6 +113,36 @@ TEST(Rope, ScalingFactorsAndAttnFactor) {
   EXPECT_EQ(got, plain);
 }
 
+// M-RoPE with the same three coordinates is the plain NeoX table (a text token of Qwen2-VL), and
+// each section takes its own coordinate; the ViT's 2-D form restarts the power at each section.
+TEST(Rope, SectionsFollowGgmlRopeMulti) {
+  const int n_rot = 16;
+  const float base = 1000000.0f;
+  const float scale = std::pow(base, -2.0f / float(n_rot));
+  const int32_t same[3] = {37, 37, 37};
+  std::vector<float> got(n_rot), plain = rope_table(n_rot, base, 37, 1);
+  rope_table_sections(n_rot / 2, scale, {2, 3, 3, false}, same, 1, got.data());
+  for (int i = 0; i < n_rot; ++i) EXPECT_NEAR(got[size_t(i)], plain[size_t(i)], 1e-6f);
+  const int32_t pos[3] = {5, 9, 13};
+  rope_table_sections(n_rot / 2, scale, {2, 3, 3, false}, pos, 1, got.data());
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const int p = i < 2 ? 5 : i < 5 ? 9 : 13;
+    const double th = p * std::pow(double(base), -2.0 * i / n_rot);
+    EXPECT_NEAR(got[size_t(2 * i)], std::cos(th), 1e-5 * (1 + th));
+    EXPECT_NEAR(got[size_t(2 * i + 1)], std::sin(th), 1e-5 * (1 + th));
+  }
+  // ViT (head 16: 8 pairs, rows then columns, 4 each, exponents restarting at 0).
+  const int hd = 16;
+  const int32_t rc[3] = {3, 7, 0};
+  rope_table_sections(hd / 2, std::pow(10000.0f, -4.0f / hd), {hd / 4, hd / 4, 0, true}, rc, 1, got.data());
+  for (int i = 0; i < hd / 2; ++i) {
+    const int k = i % (hd / 4), p = i < hd / 4 ? 3 : 7;
+    const double th = p * std::pow(10000.0, -4.0 * k / hd);
+    EXPECT_NEAR(got[size_t(2 * i)], std::cos(th), 1e-5 * (1 + th));
+    EXPECT_NEAR(got[size_t(2 * i + 1)], std::sin(th), 1e-5 * (1 + th));
+  }
+}
+
 // LFM2's causal short convolution: against the formula over the whole sequence, and split into
 // calls of 1, 2 and 4 positions that carry the state (a decode step, a chunked prefill).
 TEST(ShortConv, CausalAndStateCarriesAcrossCalls) {

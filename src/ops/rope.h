@@ -32,6 +32,20 @@ void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float*
 // With scaling.
 void rope_table(int n_dims, float freq_base, int64_t pos0, int64_t n_pos, float* out, const RopeScaling& s);
 
+// Positions by sections (ggml_rope_multi): M-RoPE, Qwen2-VL's decoder, and the 2-D RoPE of its
+// ViT. Every position has three coordinates (t, h, w) at pos[3·p ..]; rotation pair i (of n_pairs)
+// takes one of them by its sector i mod (t + h + w): [0, t) t, [t, t + h) h, the rest w. The angle
+// is coordinate · theta_scale^k as a running float product like ggml, k = i (restart false: the
+// decoder, theta_scale = base^(−2/n_rot)) or i minus the sector's start (restart true: the ViT,
+// sections {d/4, d/4, 0} on (row, column), theta_scale = base^(−4/d)). Writes n_pos rows of
+// n_pairs (cos, sin), applied with rope_apply(NeoX, ..., n_dims = 2·n_pairs).
+struct RopeSections {
+  int t = 0, h = 0, w = 0;
+  bool restart = false;
+};
+void rope_table_sections(int n_pairs, float theta_scale, const RopeSections& sec, const int32_t* pos, int64_t n_pos,
+                         float* out, const RopeScaling& s = {});
+
 // Rotates n_heads vectors of head_dim floats (contiguous) at one position; cs points at that
 // position's row of rope_table.
 void rope_apply(RopeType type, float* x, int n_heads, int head_dim, int n_dims, const float* cs);

@@ -50,6 +50,9 @@ void write_trace(const std::string& path, const SessionAnswer& a, const Tokenize
   for (size_t i = 0; i < a.result.margins.size(); ++i) std::fprintf(f, "%s%.6g", i ? "," : "", double(a.result.margins[i]));
   std::fprintf(f, "], \"grids\": [");
   for (size_t i = 0; i < a.grids.size(); ++i) std::fprintf(f, "%s[%d,%d]", i ? "," : "", a.grids[i].m, a.grids[i].n);
+  std::fprintf(f, "], \"mrope_grids\": [");
+  for (size_t i = 0; i < a.mrope_grids.size(); ++i)
+    std::fprintf(f, "%s[%d,%d]", i ? "," : "", a.mrope_grids[i].w, a.mrope_grids[i].h);
   std::fprintf(f, "], \"first_top\": [");
   const std::vector<float>& l = a.result.first_logits;
   if (!l.empty()) {

@@ -25,8 +25,9 @@ TilingStrategy parse_tiling_strategy(std::string_view name) {
   if (name == "idefics3-mtmd" || name == "smolvlm-mtmd") return TilingStrategy::Idefics3Mtmd;
   if (name == "lfm2") return TilingStrategy::Lfm2;
   if (name == "lfm2-mtmd") return TilingStrategy::Lfm2Mtmd;
+  if (name == "qwen2vl" || name == "qwen2.5vl") return TilingStrategy::Qwen2VL;
   fail("unknown tiling strategy '%.*s' (expected relaxed, llava-next, internvl, single, idefics3, idefics3-mtmd, "
-       "internvl-mtmd, lfm2 or lfm2-mtmd)",
+       "internvl-mtmd, lfm2, lfm2-mtmd or qwen2vl)",
        int(name.size()),
        name.data());
 }
@@ -42,6 +43,7 @@ const char* tiling_strategy_name(TilingStrategy s) {
     case TilingStrategy::Idefics3Mtmd: return "idefics3-mtmd";
     case TilingStrategy::Lfm2: return "lfm2";
     case TilingStrategy::Lfm2Mtmd: return "lfm2-mtmd";
+    case TilingStrategy::Qwen2VL: return "qwen2vl";
   }
   return "?";
 }
@@ -145,6 +147,46 @@ Grid select_grid_internvl(int w, int h, const std::vector<Grid>& c, int tile) {
   return best;
 }
 
+std::pair<int, int> smart_resize_size(int width, int height, const SmartResize& s) {
+  EV_CHECK(width > 0 && height > 0, "image size must be positive, got %d x %d", width, height);
+  EV_CHECK(s.align > 0 && s.min_pixels > 0 && s.max_pixels >= s.min_pixels, "invalid smart resize %d/%d/%d", s.align,
+           s.min_pixels, s.max_pixels);
+  const int f = s.align;
+  int64_t w, h;
+  if (s.float32) {  // mtmd: float arithmetic, std::round (halves away from zero)
+    auto round_f = [f](float x) { return int64_t(std::round(x / float(f))) * f; };
+    auto floor_f = [f](float x) { return int64_t(std::floor(x / float(f))) * f; };
+    auto ceil_f = [f](float x) { return int64_t(std::ceil(x / float(f))) * f; };
+    h = std::max<int64_t>(f, round_f(float(height)));
+    w = std::max<int64_t>(f, round_f(float(width)));
+    if (h * w > s.max_pixels) {
+      const float beta = std::sqrt(float(int64_t(height) * width) / float(s.max_pixels));
+      h = std::max<int64_t>(f, floor_f(float(height) / beta));
+      w = std::max<int64_t>(f, floor_f(float(width) / beta));
+    } else if (h * w < s.min_pixels) {
+      const float beta = std::sqrt(float(s.min_pixels) / float(int64_t(height) * width));
+      h = ceil_f(float(height) * beta);
+      w = ceil_f(float(width) * beta);
+    }
+  } else {  // the processor: Python floats (float64), round() halves to even
+    auto round_f = [f](double x) { return int64_t(std::nearbyint(x / f)) * f; };
+    h = std::max<int64_t>(f, round_f(height));
+    w = std::max<int64_t>(f, round_f(width));
+    if (h * w > s.max_pixels) {
+      const double beta = std::sqrt(double(height) * width / s.max_pixels);
+      h = std::max<int64_t>(f, int64_t(std::floor(height / beta / f)) * f);
+      w = std::max<int64_t>(f, int64_t(std::floor(width / beta / f)) * f);
+    } else if (h * w < s.min_pixels) {
+      const double beta = std::sqrt(double(s.min_pixels) / (double(height) * width));
+      h = int64_t(std::ceil(height * beta / f)) * f;
+      w = int64_t(std::ceil(width * beta / f)) * f;
+    }
+  }
+  EV_CHECK(w > 0 && h > 0 && w <= 65536 && h <= 65536, "smart resize of %d x %d gives %lld x %lld", width, height,
+           (long long)w, (long long)h);
+  return {int(w), int(h)};
+}
+
 void TilingConfig::validate() const {
   EV_CHECK(tile_size > 0 && tile_size <= 8192, "tile size must be in 1..8192, got %d", tile_size);
   EV_CHECK(max_tiles >= 1 && max_tiles <= 1024, "max tiles must be in 1..1024, got %d", max_tiles);
@@ -154,6 +196,8 @@ void TilingConfig::validate() const {
   EV_CHECK((strategy != TilingStrategy::Lfm2 && strategy != TilingStrategy::Lfm2Mtmd) || smart.align > 0,
            "tiling %s is LFM2-VL's: it needs a model of that family (clip.projector_type lfm2)",
            tiling_strategy_name(strategy));
+  EV_CHECK(strategy != TilingStrategy::Qwen2VL || smart.align > 0,
+           "tiling qwen2vl is Qwen2-VL's: it needs a model of that family (clip.projector_type qwen2vl_merger)");
   if (smart.align > 0)
     EV_CHECK(smart.align <= 1024 && smart.patch > 0 && smart.min_pixels > 0 && smart.max_pixels >= smart.min_pixels,
              "invalid smart resize (align %d, pixels %d..%d)", smart.align, smart.min_pixels, smart.max_pixels);
@@ -202,6 +246,7 @@ Grid choose_grid(const TilingConfig& cfg, int w, int h) {
     case TilingStrategy::InternVLMtmd: return internvl_mtmd_grid(w, h, cfg.effective_candidates(), cfg.tile_size);
     case TilingStrategy::Lfm2: return lfm2_grid(w, h, cfg);
     case TilingStrategy::Lfm2Mtmd: return lfm2_mtmd_grid(w, h, cfg);
+    case TilingStrategy::Qwen2VL: return {0, 0};
   }
   return {1, 1};
 }
@@ -282,8 +327,7 @@ ImageTiler::ImageTiler(const Image& img, const TilingConfig& cfg) : img_(img), c
   if (thumb) thumbnail_index_ = cfg.thumbnail == ThumbnailPlacement::First ? 0 : grid_.tiles();
   thumb_w_ = thumb_h_ = t;
   if (thumb && cfg.smart.align > 0)
-    std::tie(thumb_w_, thumb_h_) = lfm2_smart_size(img.width, img.height, cfg.smart,
-                                                   cfg.strategy == TilingStrategy::Lfm2Mtmd);
+    std::tie(thumb_w_, thumb_h_) = smart_resize_size(img.width, img.height, cfg.smart);
   if (cfg.strategy == TilingStrategy::Idefics3) {
     // The processor's two resizes; the global image is cut from this canvas, also without a grid.
     canvas_ = idefics3_hf_canvas(img, t, cfg.longest_edge, cfg.filter);
@@ -301,8 +345,9 @@ void ImageTiler::emit(int i, float* out) const {
     // A 1×1 canvas already is the thumbnail when both are resized the same way.
     const ResizeMode mode = cfg_.effective_thumbnail_resize();
     if (!thumb_is_tile())
-      emit_tile(resize_image(img_, thumb_w_, thumb_h_, cfg_.effective_thumbnail_filter()), 0, 0, thumb_w_, thumb_h_,
-                lut, out);
+      emit_tile(fit_to_canvas(img_, thumb_w_, thumb_h_, mode, cfg_.effective_pad(), cfg_.effective_thumbnail_filter(),
+                              cfg_.pad_float32),
+                0, 0, thumb_w_, thumb_h_, lut, out);
     else if (cfg_.strategy == TilingStrategy::Idefics3 && !canvas_.empty())
       emit_tile(canvas_.width == t && canvas_.height == t
                     ? canvas_

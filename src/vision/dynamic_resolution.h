@@ -37,6 +37,8 @@
 //   Grid{0, 0} (the smart-resized image alone) unless the image is too large, else InternVL's
 //   closest-aspect rule over 2..10 tiles of 512 px; the thumbnail has its own smart-resized size
 //   (TilingConfig::smart).
+// - qwen2vl: Qwen2-VL's native resolution (src/vision/family_qwen2vl.h): Grid{0, 0} always, the
+//   image as a thumbnail of its own smart-resized size.
 //
 // Candidate order (Algorithm 1 is order-dependent; llava-next and internvl only on exact ties):
 // default_grid_candidates() lists every m×n with min_tiles ≤ m·n ≤ max_tiles in ascending m·n, then
@@ -73,7 +75,7 @@
 
 namespace edgevlm {
 
-enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd, Idefics3Mtmd, Lfm2, Lfm2Mtmd };
+enum class TilingStrategy { Relaxed, LlavaNext, InternVL, Single, Idefics3, InternVLMtmd, Idefics3Mtmd, Lfm2, Lfm2Mtmd, Qwen2VL };
 // Accepts "relaxed", "llava-next" (also "llava_next", "llavanext"), "internvl" (also "internvl-1.5"),
 // "single", "idefics3"; throws edgevlm::Error listing the valid names otherwise.
 TilingStrategy parse_tiling_strategy(std::string_view name);
@@ -106,7 +108,13 @@ Grid select_grid_internvl(int width, int height, const std::vector<Grid>& candid
 // smallest side). align 0: the thumbnail is a tile.
 struct SmartResize {
   int align = 0, min_pixels = 0, max_pixels = 0, patch = 0;
+  bool float32 = false;  // llama.cpp mtmd's float32 arithmetic (std::round: halves away from zero),
+                         // else the processors' Python floats (round(): halves to even)
 };
+// The smart resize of a width × height image (transformers' smart_resize, shared by Qwen2-VL and
+// LFM2-VL): {w, h}, multiples of s.align, the aspect ratio kept, sides rounded to the nearest
+// multiple first, then scaled down (floor) or up (ceil) into [min_pixels, max_pixels].
+std::pair<int, int> smart_resize_size(int width, int height, const SmartResize& s);
 
 struct TilingConfig {
   TilingStrategy strategy = TilingStrategy::Relaxed;
@@ -128,7 +136,7 @@ struct TilingConfig {
   // llama.cpp mtmd's float32 (one scale, both sides ceil(side·scale) capped: 750·(256/1000)f → 193).
   bool pad_float32 = false;
   ResizeMode thumbnail_resize = ResizeMode::Auto;  // Auto: as the grid's canvas
-  SmartResize smart;                               // lfm2 only
+  SmartResize smart;                               // lfm2, qwen2vl only
 
   void validate() const;  // throws edgevlm::Error naming the bad field
   std::vector<Grid> effective_candidates() const;

@@ -34,6 +34,7 @@ void lfm2_tiling(const VisionConfig& c, TilingConfig& t) {
   const int align = c.patch_size * c.scale_factor;
   t.smart = {align, kLfm2MinImageTokens * align * align, kLfm2MaxImageTokens * align * align, c.patch_size};
   if (t.strategy == TilingStrategy::Lfm2Mtmd) {
+    t.smart.float32 = true;
     t.resize = ResizeMode::Pad;
     t.pad_rgb = std::array<uint8_t, 3>{0, 0, 0};
     t.pad_float32 = true;
@@ -43,46 +44,6 @@ void lfm2_tiling(const VisionConfig& c, TilingConfig& t) {
     t.filter = ResampleFilter::Bilinear;
   }
   t.thumbnail_resize = ResizeMode::Stretch;
-}
-
-std::pair<int, int> lfm2_smart_size(int width, int height, const SmartResize& s, bool float32) {
-  EV_CHECK(width > 0 && height > 0, "image size must be positive, got %d x %d", width, height);
-  EV_CHECK(s.align > 0 && s.min_pixels > 0 && s.max_pixels >= s.min_pixels, "invalid smart resize %d/%d/%d", s.align,
-           s.min_pixels, s.max_pixels);
-  const int f = s.align;
-  int64_t w, h;
-  if (float32) {  // mtmd: float arithmetic, std::round (halves away from zero)
-    auto round_f = [f](float x) { return int64_t(std::round(x / float(f))) * f; };
-    auto floor_f = [f](float x) { return int64_t(std::floor(x / float(f))) * f; };
-    auto ceil_f = [f](float x) { return int64_t(std::ceil(x / float(f))) * f; };
-    h = std::max<int64_t>(f, round_f(float(height)));
-    w = std::max<int64_t>(f, round_f(float(width)));
-    if (h * w > s.max_pixels) {
-      const float beta = std::sqrt(float(int64_t(height) * width) / float(s.max_pixels));
-      h = std::max<int64_t>(f, floor_f(float(height) / beta));
-      w = std::max<int64_t>(f, floor_f(float(width) / beta));
-    } else if (h * w < s.min_pixels) {
-      const float beta = std::sqrt(float(s.min_pixels) / float(int64_t(height) * width));
-      h = ceil_f(float(height) * beta);
-      w = ceil_f(float(width) * beta);
-    }
-  } else {  // the processor: Python floats (float64), round() halves to even
-    auto round_f = [f](double x) { return int64_t(std::nearbyint(x / f)) * f; };
-    h = std::max<int64_t>(f, round_f(height));
-    w = std::max<int64_t>(f, round_f(width));
-    if (h * w > s.max_pixels) {
-      const double beta = std::sqrt(double(height) * width / s.max_pixels);
-      h = std::max<int64_t>(f, int64_t(std::floor(height / beta / f)) * f);
-      w = std::max<int64_t>(f, int64_t(std::floor(width / beta / f)) * f);
-    } else if (h * w < s.min_pixels) {
-      const double beta = std::sqrt(double(s.min_pixels) / (double(height) * width));
-      h = int64_t(std::ceil(height * beta / f)) * f;
-      w = int64_t(std::ceil(width * beta / f)) * f;
-    }
-  }
-  EV_CHECK(w > 0 && h > 0 && w <= 65536 && h <= 65536, "smart resize of %d x %d gives %lld x %lld", width, height,
-           (long long)w, (long long)h);
-  return {int(w), int(h)};
 }
 
 Grid lfm2_grid(int width, int height, const TilingConfig& t) {

@@ -51,9 +51,6 @@ void lfm2_configure(const GGUFFile& f, VisionConfig& c);
 // The family's preprocessing on a tiling config built from c (strategy lfm2 or lfm2-mtmd).
 void lfm2_tiling(const VisionConfig& c, TilingConfig& t);
 
-// The smart resize of a width × height image: {w, h}, multiples of t.smart.align (float32: mtmd's
-// arithmetic, else the processor's float64 with halves to even).
-std::pair<int, int> lfm2_smart_size(int width, int height, const SmartResize& s, bool float32);
 
 // The grid (Grid{0, 0}: the image is not cut) under the processor's rule or mtmd's.
 Grid lfm2_grid(int width, int height, const TilingConfig& t);

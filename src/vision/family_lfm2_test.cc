@@ -15,23 +15,27 @@ namespace {
 
 // LFM2-VL's real geometry: patch 16, scale factor 2 (32-px merged patches), 64..256 tokens.
 SmartResize lfm2_smart() { return {32, 64 * 32 * 32, 256 * 32 * 32, 16}; }
+SmartResize with_f32(SmartResize s) {
+  s.float32 = true;
+  return s;
+}
 
 TEST(Lfm2SmartSize, ProcessorRoundsHalvesToEvenMtmdAwayFromZero) {
   const SmartResize s = lfm2_smart();
   // 400 × 208: 12.5 and 6.5 merged patches. Python's round gives 12 and 6 (384 × 192, in range);
   // mtmd's std::round 13 and 7 (416 × 224).
-  EXPECT_EQ(lfm2_smart_size(400, 208, s, false), (std::pair<int, int>{384, 192}));
-  EXPECT_EQ(lfm2_smart_size(400, 208, s, true), (std::pair<int, int>{416, 224}));
+  EXPECT_EQ(smart_resize_size(400, 208, s), (std::pair<int, int>{384, 192}));
+  EXPECT_EQ(smart_resize_size(400, 208, with_f32(s)), (std::pair<int, int>{416, 224}));
   // Small images grow to at least 64 tokens (96 × 96 → 256 × 256, as mtmd gave 64 positions).
-  EXPECT_EQ(lfm2_smart_size(96, 96, s, false), (std::pair<int, int>{256, 256}));
-  EXPECT_EQ(lfm2_smart_size(96, 96, s, true), (std::pair<int, int>{256, 256}));
+  EXPECT_EQ(smart_resize_size(96, 96, s), (std::pair<int, int>{256, 256}));
+  EXPECT_EQ(smart_resize_size(96, 96, with_f32(s)), (std::pair<int, int>{256, 256}));
   // Large ones shrink to at most 256 tokens, keeping the aspect ratio (floor).
-  const auto [w, h] = lfm2_smart_size(1300, 1100, s, false);
+  const auto [w, h] = smart_resize_size(1300, 1100, s);
   EXPECT_LE(w * h, 256 * 32 * 32);
   EXPECT_EQ(w % 32, 0);
   EXPECT_EQ(h % 32, 0);
-  EXPECT_EQ(std::pair(w, h), lfm2_smart_size(1300, 1100, s, true));
-  EXPECT_THROW(lfm2_smart_size(0, 10, s, false), Error);
+  EXPECT_EQ(std::pair(w, h), smart_resize_size(1300, 1100, with_f32(s)));
+  EXPECT_THROW(smart_resize_size(0, 10, s), Error);
 }
 
 TEST(Lfm2Grid, ProcessorCutsByAreaMtmdBySide) {
@@ -112,7 +116,7 @@ TEST(Lfm2Configure, MarkersTilingAndImagesOfTheirOwnSize) {
   Image img(1300, 1100);
   for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = uint8_t((i * 37) % 251);
   const ImageEmbeddings e = encode_image(*m, img, t, pool);
-  const auto [tw, th] = lfm2_smart_size(1300, 1100, t.smart, false);
+  const auto [tw, th] = smart_resize_size(1300, 1100, t.smart);
   EXPECT_EQ(e.grid, (Grid{3, 3}));
   EXPECT_EQ(e.thumbnail_index, 9);
   EXPECT_EQ(e.tokens_per_tile, 256);

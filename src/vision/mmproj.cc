@@ -15,6 +15,7 @@
 #include "vision/family_idefics3.h"
 #include "vision/family_internvl.h"
 #include "vision/family_lfm2.h"
+#include "vision/family_qwen2vl.h"
 
 namespace edgevlm {
 
@@ -24,11 +25,15 @@ const char* projector_type_name(ProjectorType t) {
     case ProjectorType::Idefics3: return "idefics3";
     case ProjectorType::InternVL: return "internvl";
     case ProjectorType::Gemma3: return "gemma3";
+    case ProjectorType::Qwen2VL: return "qwen2vl_merger";
+    case ProjectorType::Qwen25VL: return "qwen2.5vl_merger";
   }
   return "?";
 }
 
 namespace {
+
+constexpr const char* kSupportedProjectors = "lfm2, idefics3, internvl, gemma3, qwen2vl_merger, qwen2.5vl_merger";
 
 std::string shape_str(const std::vector<int64_t>& ne) {
   std::string s = "[";
@@ -141,7 +146,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   if (!f.get_bool_or("clip.has_vision_encoder", true))
     fail("mmproj '%s': clip.has_vision_encoder is false: the file has no vision encoder", path);
   if (!f.has("clip.projector_type"))
-    fail("mmproj '%s': key 'clip.projector_type' is missing (supported: lfm2, idefics3, internvl, gemma3)", path);
+    fail("mmproj '%s': key 'clip.projector_type' is missing (supported: %s)", path, kSupportedProjectors);
   const std::string ptype = f.get_string("clip.projector_type");
   if (ptype == "lfm2") {
     c.projector = ProjectorType::Lfm2;
@@ -151,14 +156,20 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     c.projector = ProjectorType::InternVL;
   } else if (ptype == "gemma3") {
     c.projector = ProjectorType::Gemma3;
+  } else if (ptype == "qwen2vl_merger") {
+    c.projector = ProjectorType::Qwen2VL;
+  } else if (ptype == "qwen2.5vl_merger") {
+    c.projector = ProjectorType::Qwen25VL;
   } else {
-    fail("mmproj '%s': clip.projector_type '%s' is not supported (supported: lfm2, idefics3, internvl, gemma3)", path,
-         ptype.c_str());
+    fail("mmproj '%s': clip.projector_type '%s' is not supported (supported: %s)", path, ptype.c_str(),
+         kSupportedProjectors);
   }
-  // The ViT's MLP is GELU (tanh form, as ggml_gelu); other activations would silently differ.
-  if (!f.get_bool_or("clip.use_gelu", true))
+  const bool qwen = c.projector == ProjectorType::Qwen2VL || c.projector == ProjectorType::Qwen25VL;
+  // The SigLIP families' MLP is GELU (tanh form, as ggml_gelu); other activations would silently
+  // differ. (Qwen2-VL's files choose theirs: family_qwen2vl.h.)
+  if (!qwen && !f.get_bool_or("clip.use_gelu", true))
     fail("mmproj '%s': clip.use_gelu is false; only GELU vision encoders are supported", path);
-  if (f.get_bool_or("clip.use_silu", false))
+  if (!qwen && f.get_bool_or("clip.use_silu", false))
     fail("mmproj '%s': clip.use_silu is set; only GELU vision encoders are supported", path);
 
   c.image_size = positive_key(f, "clip.vision.image_size", 8192);
@@ -213,12 +224,23 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   if (c.projector == ProjectorType::InternVL) internvl_configure(f, c);
   if (c.projector == ProjectorType::Lfm2) lfm2_configure(f, c);
   if (c.projector == ProjectorType::Gemma3) gemma3_configure(f, c);
+  if (qwen) qwen2vl_configure(f, c);
   c.class_position_last = c.class_token && opt.vit_compat == "mtmd";
 
   // ---- tensors
   Reader r(f, m->weight_bytes_);
   const int P = c.patch_size, D = c.n_embd, F = c.n_ff, N = c.n_patches();
-  {
+  if (r.find("v.patch_embd.weight.1")) {
+    // Qwen2-VL's Conv3d over two frames, as two kernels; a still image is both frames, so the
+    // patch embedding is the kernels' sum.
+    EV_CHECK(qwen, "mmproj '%s': tensor 'v.patch_embd.weight.1' (a second temporal slice) is only read for "
+             "Qwen2-VL files", path);
+    std::vector<float> w0 = r.to_f32(r.get("v.patch_embd.weight", {P, P, 3, D}));
+    const std::vector<float> w1 = r.to_f32(r.get("v.patch_embd.weight.1", {P, P, 3, D}));
+    for (size_t i = 0; i < w0.size(); ++i) w0[i] += w1[i];
+    m->patch_embd_data = std::move(w0);
+    m->patch_embd = WeightMatrix::from_data(GGMLType::F32, m->patch_embd_data.data(), int64_t(3) * P * P, D);
+  } else {
     const GGUFTensorInfo& t = r.get("v.patch_embd.weight", {P, P, 3, D});
     // The kernel is a matrix product over unfolded patches: row o holds (c, ky, kx) in order.
     try {
@@ -245,6 +267,10 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
       fail("mmproj '%s': tensor 'v.class_embd' has shape %s, expected [%lld]", path, shape_str(ce->ne).c_str(),
            (long long)D);
     m->class_embd = r.to_f32(r.get("v.class_embd", cne));
+  } else if (c.rope_2d) {
+    if (r.find("v.position_embd.weight"))
+      fail("mmproj '%s': tensor 'v.position_embd.weight' in a %s file, whose ViT has 2-D RoPE and no position table",
+           path, ptype.c_str());
   } else {
     m->pos_embd = r.to_f32(r.get("v.position_embd.weight", {D, N}));
   }
@@ -254,9 +280,11 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     VitBlock& b = m->blocks[size_t(i)];
     const std::string p = "v.blk." + std::to_string(i) + ".";
     b.ln1_w = r.vec(p + "ln1.weight", D);
-    b.ln1_b = r.vec(p + "ln1.bias", D);
     b.ln2_w = r.vec(p + "ln2.weight", D);
-    b.ln2_b = r.vec(p + "ln2.bias", D);
+    if (!c.rms_norms) {  // RMSNorm has no bias
+      b.ln1_b = r.vec(p + "ln1.bias", D);
+      b.ln2_b = r.vec(p + "ln2.bias", D);
+    }
     b.q = r.mat(p + "attn_q.weight", D, D);
     b.k = r.mat(p + "attn_k.weight", D, D);
     b.v = r.mat(p + "attn_v.weight", D, D);
@@ -269,6 +297,10 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     b.o_b = r.vec_opt(p + "attn_out.bias", D);
     b.up_b = r.vec_opt(p + "ffn_up.bias", F);
     b.down_b = r.vec_opt(p + "ffn_down.bias", D);
+    if (c.vit_act == VitAct::SwiGLU) {
+      b.gate = r.mat(p + "ffn_gate.weight", D, F);
+      b.gate_b = r.vec_opt(p + "ffn_gate.bias", F);
+    }
     b.ls1 = r.vec_opt(p + "ls1.weight", D);
     b.ls2 = r.vec_opt(p + "ls2.weight", D);
     if (r.find(p + "attn_q_norm.weight") || r.find(p + "attn_k_norm.weight"))
@@ -280,7 +312,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   // A missing weight with its bias present (or the reverse) is a broken file, not "no post-LN".
   if (r.find("v.post_ln.weight") || r.find("v.post_ln.bias")) {
     m->post_ln_w = r.vec("v.post_ln.weight", D);
-    m->post_ln_b = r.vec("v.post_ln.bias", D);
+    if (!c.rms_norms) m->post_ln_b = r.vec("v.post_ln.bias", D);
   }
 
   const int64_t MD = c.merged_dim();
@@ -323,6 +355,19 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     m->mm_2 = r.mat("mm.model.mlp.3.weight", hidden, out);
     m->mm_2_b = r.vec_opt("mm.model.mlp.3.bias", out);
     c.proj_norm_eps = 1e-5f;
+    c.projection_dim = int(out);
+  } else if (qwen) {
+    // The merger: mm.0 → GELU → mm.2 (the lfm2 path's arithmetic without its norm).
+    const GGUFTensorInfo* t0 = r.find("mm.0.weight");
+    const GGUFTensorInfo* t2 = r.find("mm.2.weight");
+    if (!t0 || !t2) fail("mmproj '%s': tensor '%s' is missing (projector type %s)", path, t0 ? "mm.2.weight" : "mm.0.weight", ptype.c_str());
+    if (t0->ne.size() != 2 || t2->ne.size() != 2)
+      fail("mmproj '%s': tensors 'mm.0.weight' and 'mm.2.weight' must be 2-D", path);
+    const int64_t hidden = t0->ne[1], out = t2->ne[1];
+    m->mm_1 = r.mat("mm.0.weight", MD, hidden);
+    m->mm_1_b = r.vec_opt("mm.0.bias", hidden);
+    m->mm_2 = r.mat("mm.2.weight", hidden, out);
+    m->mm_2_b = r.vec_opt("mm.2.bias", out);
     c.projection_dim = int(out);
   } else if (c.projector == ProjectorType::Gemma3) {
     // RMSNorm (mm.soft_emb_norm, the converter adds Gemma's 1) → mm.input_projection, which the
@@ -476,24 +521,45 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
   const int64_t P = s.patch_size, D = s.n_embd, F = s.n_ff, N = int64_t(s.image_size / s.patch_size) * (s.image_size / s.patch_size);
   const float k3 = std::sqrt(3.0f);  // uniform [-a, a] has variance a²/3
   const bool internvl = s.projector == ProjectorType::InternVL;
-  add("v.patch_embd.weight", {P, P, 3, D}, k3 / std::sqrt(float(3 * P * P)), 0, true);
-  add("v.patch_embd.bias", {D}, 0.1f, 0, false);
+  const bool qwen = s.projector == ProjectorType::Qwen2VL || s.projector == ProjectorType::Qwen25VL;
+  const bool qwen25 = s.projector == ProjectorType::Qwen25VL;
+  if (qwen) {
+    // The converter's Qwen2-VL keys: no clip.use_gelu (QuickGELU), SwiGLU and the window pattern
+    // for 2.5 (full attention every 4th layer here; Qwen2.5-VL's 32 layers: every 8th).
+    std::erase_if(r.keys, [](const auto& kv) {
+      return kv.first == "clip.use_gelu" || kv.first == "clip.vision.projector.scale_factor";
+    });
+    if (qwen25) {
+      key("clip.use_silu", GGUFValue::from_bool(true));
+      key("clip.vision.n_wa_pattern", GGUFValue::from_u32(uint32_t(std::min(4, s.n_layer))));
+    }
+    // Two temporal slices of the Conv3d, no bias, no position table (2-D RoPE).
+    add("v.patch_embd.weight", {P, P, 3, D}, k3 / std::sqrt(float(6 * P * P)), 0, true);
+    add("v.patch_embd.weight.1", {P, P, 3, D}, k3 / std::sqrt(float(6 * P * P)), 0, true);
+  } else {
+    add("v.patch_embd.weight", {P, P, 3, D}, k3 / std::sqrt(float(3 * P * P)), 0, true);
+    add("v.patch_embd.bias", {D}, 0.1f, 0, false);
+  }
   if (internvl) {  // the converter's shapes: the class token's position row included
     add("v.class_embd", {D, 1, 1}, 0.5f, 0, false);
     add("v.position_embd.weight", {D, N + 1, 1}, 0.5f, 0, false);
-  } else {
+  } else if (!qwen) {
     add("v.position_embd.weight", {D, N}, 0.5f, 0, false);
   }
   for (int i = 0; i < s.n_layer; ++i) {
     const std::string p = "v.blk." + std::to_string(i) + ".";
     add(p + "ln1.weight", {D}, 0.2f, 1.0f, false);
-    add(p + "ln1.bias", {D}, 0.1f, 0, false);
+    if (!qwen25) add(p + "ln1.bias", {D}, 0.1f, 0, false);
     for (const char* n : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
       add(p + n + ".weight", {D, D}, k3 / std::sqrt(float(D)), 0, true);
       add(p + n + ".bias", {D}, 0.1f, 0, false);
     }
     add(p + "ln2.weight", {D}, 0.2f, 1.0f, false);
-    add(p + "ln2.bias", {D}, 0.1f, 0, false);
+    if (!qwen25) add(p + "ln2.bias", {D}, 0.1f, 0, false);
+    if (qwen25) {
+      add(p + "ffn_gate.weight", {D, F}, k3 / std::sqrt(float(D)), 0, true);
+      add(p + "ffn_gate.bias", {F}, 0.1f, 0, false);
+    }
     add(p + "ffn_up.weight", {D, F}, k3 / std::sqrt(float(D)), 0, true);
     add(p + "ffn_up.bias", {F}, 0.1f, 0, false);
     add(p + "ffn_down.weight", {F, D}, k3 / std::sqrt(float(F)), 0, true);
@@ -505,7 +571,7 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
   }
   if (!internvl) {  // InternViT has no post-LayerNorm
     add("v.post_ln.weight", {D}, 0.2f, 1.0f, false);
-    add("v.post_ln.bias", {D}, 0.1f, 0, false);
+    if (!qwen25) add("v.post_ln.bias", {D}, 0.1f, 0, false);
   }
   const int64_t MD = s.projector == ProjectorType::Gemma3 ? D : D * s.scale_factor * s.scale_factor,
                 OUT = s.projection_dim;
@@ -525,6 +591,11 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
     add("mm.model.mlp.1.bias", {H}, 0.1f, 0, false);
     add("mm.model.mlp.3.weight", {H, OUT}, k3 / std::sqrt(float(H)), 0, true);
     add("mm.model.mlp.3.bias", {OUT}, 0.1f, 0, false);
+  } else if (qwen) {  // the merger's MLP: 4·D → 4·D → text width
+    add("mm.0.weight", {MD, MD}, k3 / std::sqrt(float(MD)), 0, true);
+    add("mm.0.bias", {MD}, 0.1f, 0, false);
+    add("mm.2.weight", {MD, OUT}, k3 / std::sqrt(float(MD)), 0, true);
+    add("mm.2.bias", {OUT}, 0.1f, 0, false);
   } else if (s.projector == ProjectorType::Gemma3) {
     add("mm.soft_emb_norm.weight", {D}, 0.2f, 1.0f, false);
     add("mm.input_projection.weight", {OUT, D}, k3 / std::sqrt(float(D)), 0, true);  // the converter's [vit, text]
@@ -545,7 +616,7 @@ MmprojModel::~MmprojModel() {
 std::vector<const WeightMatrix*> MmprojModel::matrices() const {
   std::vector<const WeightMatrix*> ws = {&patch_embd, &mm_1, &mm_2, &mm_fc, &mm_input_proj};
   for (const VitBlock& b : blocks)
-    for (const WeightMatrix* w : {&b.q, &b.k, &b.v, &b.o, &b.up, &b.down}) ws.push_back(w);
+    for (const WeightMatrix* w : {&b.q, &b.k, &b.v, &b.o, &b.up, &b.down, &b.gate}) ws.push_back(w);
   return ws;
 }
 

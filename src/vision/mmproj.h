@@ -6,6 +6,9 @@
 //                                     idefics3: s×s merge → mm.model.fc (one Linear, no bias)
 //                                     internvl: s×s merge → mm.model.mlp.0 (LN, eps 1e-5) → mm.model.mlp.1 → GELU → mm.model.mlp.3
 //                                     gemma3:   s×s average pool → RMSNorm (mm.soft_emb_norm) → mm.input_projection
+//                                     qwen2vl_merger / qwen2.5vl_merger: 2×2 merge → mm.0 → GELU → mm.2
+//               (qwen2vl's ViT: no position table but 2-D RoPE, v.patch_embd.weight.1, RMSNorm,
+//               SwiGLU v.blk.N.ffn_gate and window attention for 2.5: src/vision/family_qwen2vl.h)
 //               (internvl's ViT, InternViT-300M: a class token v.class_embd appended after the
 //               patches, position embeddings for patches + class token, layer scales
 //               v.blk.N.ls1/ls2 on the attention and MLP outputs; the class token is dropped
@@ -25,11 +28,15 @@
 
 namespace edgevlm {
 
-enum class ProjectorType { Lfm2, Idefics3, InternVL, Gemma3 };
+enum class ProjectorType { Lfm2, Idefics3, InternVL, Gemma3, Qwen2VL, Qwen25VL };
+// The ViT's MLP: Linear → GELU (tanh) → Linear (SigLIP), → QuickGELU (Qwen2-VL), or the SwiGLU
+// silu(gate) ⊙ up → down (Qwen2.5-VL).
+enum class VitAct { GeluTanh, GeluQuick, SwiGLU };
 
 // Patches per tile a vision model may have (so400m: 729; the largest public encoders: 4096).
 inline constexpr int kMaxPatchesPerTile = 16384;
-const char* projector_type_name(ProjectorType t);  // "lfm2", "idefics3", "internvl", "gemma3"
+// "lfm2", "idefics3", "internvl", "gemma3", "qwen2vl_merger", "qwen2.5vl_merger"
+const char* projector_type_name(ProjectorType t);
 
 struct VisionConfig {
   int image_size = 0;      // tile side in pixels
@@ -79,6 +86,14 @@ struct VisionConfig {
   bool interpolate_positions = false;
   // The decoder reads an image's positions both ways (Gemma 3: llama.cpp decodes it non-causally).
   bool bidirectional_image_attention = false;
+  // Qwen2-VL / Qwen2.5-VL (src/vision/family_qwen2vl.h):
+  bool rope_2d = false;          // no position table: 2-D RoPE by each patch's (row, column) in every attention
+  bool rms_norms = false;        // the ViT's norms are RMSNorm (no bias), else LayerNorm
+  VitAct vit_act = VitAct::GeluTanh;
+  int window_pattern = 0;        // > 0: layer l attends within windows unless (l + 1) % window_pattern == 0
+  int window_patches = 0;        // a window's side in patches
+  bool mrope_positions = false;  // the decoder gives the image's tokens 2-D M-RoPE coordinates
+  bool window_layer(int l) const { return window_pattern > 0 && (l + 1) % window_pattern != 0; }
 };
 
 struct VitBlock {
@@ -86,7 +101,8 @@ struct VitBlock {
   // down.n_in ≥ n_ff: an INT8 ViT's down-projection may be a padded Q8_0 copy (down_q8), whose
   // inputs past n_ff multiply zero weights and must be given as zeros.
   WeightMatrix q, k, v, o, up, down;
-  std::vector<float> q_b, k_b, v_b, o_b, up_b, down_b;  // empty when the file has no bias
+  WeightMatrix gate;  // VitAct::SwiGLU only
+  std::vector<float> q_b, k_b, v_b, o_b, up_b, down_b, gate_b;  // empty when the file has no bias
   std::vector<float> ls1, ls2;  // layer scales of the attention / MLP outputs (internvl); empty: none
   std::unique_ptr<uint8_t[]> down_q8;                    // owns down's data when it is that copy
 };
@@ -116,7 +132,8 @@ class MmprojModel {
   // ViT
   WeightMatrix patch_embd;          // n_in = 3·P·P in (c, ky, kx) order, n_out = n_embd
   std::vector<float> patch_bias;    // n_embd (zeros when absent)
-  std::vector<float> pos_embd;      // n_patches × n_embd (+ 1 row for the class token when there is one)
+  std::vector<float> patch_embd_data;  // its F32 storage when made at load (Qwen2-VL's two slices summed)
+  std::vector<float> pos_embd;      // n_patches × n_embd (+ 1 row for the class token when there is one); empty with rope_2d
   std::vector<float> class_embd;    // n_embd: the class token appended after the patches (internvl); empty: none
   // INT8 ViT: when every block matrix is Q8_0 but the down-projections, which a GGUF file cannot
   // hold as Q8_0 because their rows are not whole blocks (so400m's 4304), load quantizes those

@@ -16,6 +16,7 @@
 #include "ops/activations.h"
 #include "ops/matmul.h"
 #include "ops/norms.h"
+#include "ops/rope.h"
 #include "vision/resize.h"
 #include "vision/vit_attention.h"
 
@@ -63,13 +64,36 @@ std::vector<float> interpolate_positions(const float* table, int side, int d, in
 namespace {
 
 // Row-parallel helpers: the ViT has thousands of rows per batch, so even LayerNorm is worth
-// splitting across threads.
-void layer_norm_rows(const float* x, const std::vector<float>& w, const std::vector<float>& b, float eps,
-                     int64_t n, int64_t rows, float* y, ThreadPool& pool) {
+// splitting across threads. The model's norm: LayerNorm, or RMSNorm (VisionConfig::rms_norms).
+void norm_rows(const VisionConfig& c, const float* x, const std::vector<float>& w, const std::vector<float>& b,
+               int64_t n, int64_t rows, float* y, ThreadPool& pool) {
   pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    layer_norm(x + r0 * n, w.empty() ? nullptr : w.data(), b.empty() ? nullptr : b.data(), eps, n, r1 - r0,
-               y + r0 * n);
+    if (c.rms_norms)
+      rms_norm(x + r0 * n, w.data(), c.eps, n, r1 - r0, y + r0 * n);
+    else
+      layer_norm(x + r0 * n, w.empty() ? nullptr : w.data(), b.empty() ? nullptr : b.data(), c.eps, n, r1 - r0,
+                 y + r0 * n);
   });
+}
+
+// Qwen2.5-VL's window attention: the patches regrouped window by window (windows of
+// VisionConfig::window_patches² patches, row-major over the grid, cut at its right and bottom
+// edges; inside a window, row-major), so that each window's attention is one contiguous call.
+// order[i]: the patch (row-major index) at stream row i; windows: [start, length) of each.
+struct WindowLayout {
+  std::vector<int32_t> order;
+  std::vector<std::pair<int64_t, int64_t>> windows;
+};
+WindowLayout window_layout(PatchGrid g, int side) {
+  WindowLayout w;
+  for (int wy = 0; wy < g.h; wy += side)
+    for (int wx = 0; wx < g.w; wx += side) {
+      const int64_t start = int64_t(w.order.size());
+      for (int y = wy; y < std::min(wy + side, g.h); ++y)
+        for (int x = wx; x < std::min(wx + side, g.w); ++x) w.order.push_back(y * g.w + x);
+      w.windows.push_back({start, int64_t(w.order.size()) - start});
+    }
+  return w;
 }
 
 // y = x·Wᵀ + bias, or y += that (a residual), into rows ldy apart: the bias and the sum in the
@@ -93,12 +117,14 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
            grid.w, grid.h);
   // Position rows: the file's own for its square tile, else resized to the grid where the family does so.
   std::vector<float> resized_pos;
-  if (grid.w != side || grid.h != side) {
+  if ((grid.w != side || grid.h != side) && !c.rope_2d) {
     EV_CHECK(c.interpolate_positions && m.class_embd.empty(),
              "vit_forward: this vision model encodes %dx%d-patch tiles only, not %dx%d", side, side, grid.w, grid.h);
     resized_pos = interpolate_positions(m.pos_embd.data(), side, c.n_embd, grid.w, grid.h);
   }
-  const float* pos_table = resized_pos.empty() ? m.pos_embd.data() : resized_pos.data();
+  // Null with 2-D RoPE (Qwen2-VL): positions enter every attention instead.
+  const float* pos_table = !resized_pos.empty() ? resized_pos.data() : m.pos_embd.empty() ? nullptr : m.pos_embd.data();
+  EV_CHECK(pos_table || c.rope_2d, "vit_forward: the vision model has no position embeddings");
   const int64_t N = grid.n(), D = c.n_embd, F = c.n_ff, PD = c.patch_dim();
   // Tokens per tile in the residual stream: the patches, then the class token when the ViT has one.
   const bool cls = !m.class_embd.empty();
@@ -147,6 +173,10 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     p.parallel_for(rows, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         float* hr = h + ((r / N) * S + r % N) * D;
+        if (!pos_table) {
+          for (int64_t i = 0; i < D; ++i) hr[i] += m.patch_bias[size_t(i)];
+          continue;
+        }
         const float* pe = pos_table + (r % N + pos_shift) * D;
         for (int64_t i = 0; i < D; ++i) hr[i] += m.patch_bias[size_t(i)] + pe[i];
       }
@@ -168,8 +198,35 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
              (long long)blk.down.n_in, (long long)F);
     FP = std::max(FP, blk.down.n_in);
   }
+  const bool swiglu_mlp = c.vit_act == VitAct::SwiGLU;
   const HugeBuffer<float> x = activations(max_rows * D), q = activations(max_rows * D), k = activations(max_rows * D),
-                          v = activations(max_rows * D), a = activations(max_rows * D), ff = activations(max_rows * FP);
+                          v = activations(max_rows * D), a = activations(max_rows * D), ff = activations(max_rows * FP),
+                          ff_up = activations(swiglu_mlp ? max_rows * F : 1);
+  // 2-D RoPE (Qwen2-VL): each stream row's (row, column) rotation table, and with window attention
+  // the window-by-window order of the rows.
+  const int HD = c.head_dim();
+  WindowLayout win;
+  std::vector<float> rope2d;
+  if (c.rope_2d) {
+    EV_CHECK(!cls && HD % 4 == 0, "vit_forward: 2-D RoPE needs a head size that is a multiple of 4, got %d", HD);
+    EV_CHECK(grid.w % 2 == 0 && grid.h % 2 == 0, "vit_forward: a %d x %d patch grid cannot be merged 2 x 2", grid.w,
+             grid.h);
+    bool any_window = false;
+    for (int l = 0; l < c.n_layer; ++l) any_window = any_window || c.window_layer(l);
+    if (any_window) win = window_layout(grid, c.window_patches);
+    std::vector<int32_t> pos3(size_t(3 * N));
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t p = win.order.empty() ? i : win.order[size_t(i)];
+      pos3[size_t(3 * i)] = int32_t(p / grid.w);
+      pos3[size_t(3 * i + 1)] = int32_t(p % grid.w);
+      pos3[size_t(3 * i + 2)] = 0;
+    }
+    rope2d.resize(size_t(N * HD));
+    // As ggml_rope_multi in vision mode: head_dim/2 pairs (i, i + head_dim/2), the first quarter by
+    // the row, the second by the column, theta_scale = 10000^(−2 / (head_dim/2)).
+    rope_table_sections(HD / 2, std::pow(10000.0f, -2.0f / float(HD / 2)), {HD / 4, HD / 4, 0, true}, pos3.data(), N,
+                        rope2d.data());
+  }
   int64_t ff_width = 0;  // the row width ff's padding was zeroed for
   const float scale = 1.0f / std::sqrt(float(c.head_dim()));
   // The INT8 ViT's attention runs on bf16 products where the CPU has them (twice the f32 rate, a
@@ -188,13 +245,44 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
           for (int64_t i = 0; i < D; ++i) h[r * D + i] += scale_v[size_t(i)] * y[r * D + i];
       });
     };
-    for (const VitBlock& blk : m.blocks) {
-      layer_norm_rows(h, blk.ln1_w, blk.ln1_b, c.eps, D, rows, x.get(), pool);
+    // Window attention regroups each tile's rows window by window for the blocks, and back after.
+    auto permute = [&](bool to_windows) {
+      if (win.order.empty()) return;
+      for (int b = 0; b < bt; ++b) {
+        float* ht = h + size_t(b) * S * D;
+        for (int64_t i = 0; i < N; ++i) {
+          const int64_t p = win.order[size_t(i)];
+          std::memcpy(x.get() + (to_windows ? i : p) * D, ht + (to_windows ? p : i) * D, sizeof(float) * size_t(D));
+        }
+        std::memcpy(ht, x.get(), sizeof(float) * size_t(N * D));
+      }
+    };
+    permute(true);
+    for (int l = 0; l < c.n_layer; ++l) {
+      const VitBlock& blk = m.blocks[size_t(l)];
+      norm_rows(c, h, blk.ln1_w, blk.ln1_b, D, rows, x.get(), pool);
       linear(blk.q, blk.q_b, x.get(), rows, q.get(), pool);
       linear(blk.k, blk.k_b, x.get(), rows, k.get(), pool, {.same_x = true});
       linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool, {.same_x = true});
-      vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(S), c.n_head, c.head_dim(), scale, pool,
-                    bf16_attention);
+      if (c.rope_2d) {
+        pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const float* cs = rope2d.data() + (r % S) * HD;
+            rope_apply(RopeType::NeoX, q.get() + r * D, c.n_head, HD, HD, cs);
+            rope_apply(RopeType::NeoX, k.get() + r * D, c.n_head, HD, HD, cs);
+          }
+        });
+      }
+      if (c.window_layer(l)) {
+        for (int b = 0; b < bt; ++b)
+          for (const auto& [start, len] : win.windows) {
+            const int64_t off = (int64_t(b) * S + start) * D;
+            vit_attention(q.get() + off, k.get() + off, v.get() + off, a.get() + off, 1, int(len), c.n_head, HD, scale,
+                          pool, bf16_attention);
+          }
+      } else {
+        vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(S), c.n_head, HD, scale, pool, bf16_attention);
+      }
       if (blk.ls1.empty()) {
         linear(blk.o, blk.o_b, a.get(), rows, h, pool, {.accumulate = true});
       } else {
@@ -202,7 +290,7 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
         add_scaled(x.get(), blk.ls1);
       }
 
-      layer_norm_rows(h, blk.ln2_w, blk.ln2_b, c.eps, D, rows, x.get(), pool);
+      norm_rows(c, h, blk.ln2_w, blk.ln2_b, D, rows, x.get(), pool);
       const int64_t fi = blk.down.n_in;
       if (fi == F) {
         ff_width = 0;  // rows of n_ff cover any earlier padding
@@ -210,10 +298,19 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
         std::memset(ff.get(), 0, size_t(max_rows * fi) * sizeof(float));
         ff_width = fi;
       }
-      linear(blk.up, blk.up_b, x.get(), rows, ff.get(), pool, {.ldy = fi});
+      if (swiglu_mlp) {  // silu(gate) ⊙ up
+        linear(blk.gate, blk.gate_b, x.get(), rows, ff.get(), pool, {.ldy = fi});
+        linear(blk.up, blk.up_b, x.get(), rows, ff_up.get(), pool, {.same_x = true});
+      } else {
+        linear(blk.up, blk.up_b, x.get(), rows, ff.get(), pool, {.ldy = fi});
+      }
       pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-        if (fi == F) gelu_tanh(ff.get() + r0 * F, (r1 - r0) * F);
-        else for (int64_t r = r0; r < r1; ++r) gelu_tanh(ff.get() + r * fi, F);
+        for (int64_t r = r0; r < r1; ++r) {
+          float* fr = ff.get() + r * fi;
+          if (c.vit_act == VitAct::GeluTanh) gelu_tanh(fr, F);
+          else if (c.vit_act == VitAct::GeluQuick) gelu_quick(fr, F);
+          else swiglu(fr, ff_up.get() + r * F, F);
+        }
       });
       if (blk.ls2.empty()) {
         linear(blk.down, blk.down_b, ff.get(), rows, h, pool, {.accumulate = true});
@@ -222,7 +319,8 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
         add_scaled(x.get(), blk.ls2);
       }
     }
-    if (!m.post_ln_w.empty()) layer_norm_rows(h, m.post_ln_w, m.post_ln_b, c.eps, D, rows, h, pool);
+    if (!m.post_ln_w.empty()) norm_rows(c, h, m.post_ln_w, m.post_ln_b, D, rows, h, pool);
+    permute(false);
   };
 
   PrepBuffers main_buf;

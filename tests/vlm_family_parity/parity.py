@@ -56,6 +56,13 @@ MODELS = [
     # decoder reads both ways; mtmd pads the image onto the tile (--resample mtmd).
     ("gemma3-p4", "gemma3", ["--tile", "448", "--patch", "14", "--scale-factor", "4", "--layers", "3",
                              "--sliding-window", "32", "--seed", "3"], ["--resample", "mtmd"]),
+    # Qwen2-VL / Qwen2.5-VL: each image at its own smart-resized size (multiples of 28 px), a ViT
+    # with 2-D RoPE (head size 16) and, for 2.5, window attention in 3 of its 4 layers; the decoder
+    # qwen2vl reads the image with M-RoPE coordinates. mtmd resizes with its padding (--resample mtmd).
+    ("qwen2vl", "qwen2vl", ["--tile", "224", "--patch", "14", "--vit-heads", "2", "--vit-layers", "4",
+                            "--seed", "4"], ["--resample", "mtmd"]),
+    ("qwen25vl", "qwen25vl", ["--tile", "224", "--patch", "14", "--vit-heads", "2", "--vit-layers", "4",
+                              "--seed", "1"], ["--resample", "mtmd"]),
 ]
 # Images per family beyond the first four: LFM2-VL cuts only images with a side over 1024 px.
 FAMILY_IMAGES = {"lfm2": ["huge"]}
@@ -96,6 +103,9 @@ TEMPLATES = {
     # gemma: <bos>, turns of <start_of_turn>role ... <end_of_turn>
     "gemma3": ("gemma", "<image>" + QUESTION,
                lambda media: "<bos><start_of_turn>user\n" + media + QUESTION + "<end_of_turn>\n<start_of_turn>model\n"),
+    # chatml, the image (between <|vision_start|> and <|vision_end|>) before the question
+    "qwen2vl": ("chatml", "<image>" + QUESTION,
+                lambda media: "<|im_start|>user\n" + media + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"),
     "lfm2": ("lfm2", "<image>" + QUESTION,
              lambda media: "<|startoftext|><|im_start|>user\n" + media + QUESTION + "<|im_end|>\n<|im_start|>assistant\n"),
 }
@@ -111,7 +121,7 @@ def run(cmd, **kw):
 
 def edgevlm_trace(a, family, llm, mmproj, img, work, name, extra=()):
     trace = os.path.join(work, name + ".edgevlm.json")
-    template, user, _ = TEMPLATES[family]
+    template, user, _ = TEMPLATES[family.replace("qwen25vl", "qwen2vl")]
     run([a.edgevlm, "run", "-m", llm, "--mmproj", mmproj, "--image", img, "-p", user,
          "--chat-template", template, "--temp", "0", "-n", str(N_GEN), "-t", str(a.threads),
          "--trace", trace, "-q", *extra])
@@ -122,7 +132,7 @@ def edgevlm_trace(a, family, llm, mmproj, img, work, name, extra=()):
 def peer_trace(a, family, llm, mmproj, img, work, name):
     pf = os.path.join(work, name + ".prompt.txt")
     with open(pf, "w") as f:
-        f.write(TEMPLATES[family][2]("<__media__>"))
+        f.write(TEMPLATES[family.replace("qwen25vl", "qwen2vl")][2]("<__media__>"))
     out = os.path.join(work, name + ".mtmd.json")
     cmd = ["node", PEER, "--model", llm, "--mmproj", mmproj, "--prompt-file", pf, "--image", img,
            "-n", str(N_GEN), "--threads", str(a.threads), "--top", "5", "--out", out]
@@ -190,14 +200,29 @@ def main():
             ours = edgevlm_trace(a, family, llm, mmproj, imgs[iname], a.workdir, tag, run_flags)
             peer = peer_trace(a, family, llm, mmproj, imgs[iname], a.workdir, tag)
             errs = []
-            if ours["positions"] != peer["prompt_tokens"]:
+            o, p = ours["positions"], peer["prompt_tokens"]
+            if ours.get("mrope_grids"):
+                # M-RoPE (Qwen2-VL): mtmd lists an image of w x h tokens as max(w, h) positions (the
+                # positions it advances); edgevlm's w x h image positions are compared in that form,
+                # and the greedy tokens and probabilities below check the grid itself.
+                o, k, grids = [], 0, list(ours["mrope_grids"])
+                while k < len(ours["positions"]):
+                    if ours["positions"][k] < 0:
+                        w, h = grids.pop(0)
+                        o += [-1] * max(w, h)
+                        k += w * h
+                    else:
+                        o.append(ours["positions"][k])
+                        k += 1
+            if o != p:
                 # First difference, for the message.
-                o, p = ours["positions"], peer["prompt_tokens"]
                 k = next((i for i in range(min(len(o), len(p))) if o[i] != p[i]), min(len(o), len(p)))
                 errs.append(f"prompt differs at position {k} (edgevlm {len(o)} positions, mtmd {len(p)}): "
                             f"edgevlm {o[max(0, k - 3):k + 4]} vs mtmd {p[max(0, k - 3):k + 4]}")
             n_img_ours = sum(1 for t in ours["positions"] if t < 0)
             n_img_peer = sum(1 for t in peer["prompt_tokens"] if t < 0)
+            if ours.get("mrope_grids"):
+                n_img_ours = "+".join(f"{w}x{h}" for w, h in ours["mrope_grids"])
             # mtmd's timings count what its last decode evaluated: the whole prompt, or for a model
             # with recurrent state (lfm2) or a sliding window (gemma3) at most the text after the
             # last image (the binding reuses its cache for the rest).
