@@ -347,6 +347,31 @@ TEST(Session, Gemma3PairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) {
   EXPECT_EQ(n_img, 3 * 64);
 }
 
+// Qwen2-VL and Qwen2.5-VL (each image at its own size, 2-D RoPE in the ViT, window attention in
+// 2.5's, M-RoPE coordinates in the decoder): chunks that cut an image's grid, a cache truncated to
+// a checkpoint and the early prefill while typing must all continue its positions.
+void expect_qwen2vl_runtime_features(bool qwen25) {
+  const std::string vocab = gpt2_vocab();
+  if (!std::ifstream(vocab).good()) GTEST_SKIP() << "no GPT-2 vocabulary at " << vocab;
+  const std::string dir = ::testing::TempDir();
+  const std::string name = qwen25 ? "qwen25vl_rt" : "qwen2vl_rt";
+  const std::string llm = dir + "/" + name + ".gguf", mmproj = dir + "/" + name + "-mmproj.gguf";
+  RandomIdefics3Spec spec;
+  spec.vocab_from = vocab;
+  spec.image_size = 64;
+  spec.patch_size = 8;  // sides in multiples of 16 px, windows of 14 patches
+  spec.n_head_vit = 2;
+  spec.seed = 4;
+  write_random_qwen2vl(llm, mmproj, spec, qwen25);
+  const int n_img = expect_runtime_features_keep_the_tokens(llm, mmproj, [](Session& s) {
+    for (const char* p : {"big.png", "wide.png", "tall.png"}) s.attach_image(fixture(p));
+  });
+  EXPECT_EQ(n_img, 5 * 5 + 9 * 3 + 2 * 6);  // 80 × 80, 144 × 48 and 32 × 96 px
+}
+
+TEST(Session, Qwen2VLPairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) { expect_qwen2vl_runtime_features(false); }
+TEST(Session, Qwen25VLPairEveryRuntimeFeatureOnOrOffGivesTheSameTokens) { expect_qwen2vl_runtime_features(true); }
+
 std::vector<uint8_t> file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});

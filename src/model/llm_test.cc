@@ -178,6 +178,8 @@ const ArchCase kArchCases[] = {
     {"gemma3", [](RandomLlamaSpec& s) { s.n_layer = 7, s.n_swa = 3, s.head_dim = 32, s.tied_output = true; }},
     {"phi3", [](RandomLlamaSpec& s) { s.n_rot = 12, s.longrope_orig_ctx = 16; }},
     {"lfm2", [](RandomLlamaSpec& s) { s.n_layer = 3, s.attn_layers = {1}, s.tied_output = true; }},
+    {"qwen2vl", [](RandomLlamaSpec& s) { s.rope_sections = {2, 3, 3}, s.qkv_bias = true; }},
+    {"qwen2", [](RandomLlamaSpec& s) { s.qkv_bias = true; }},
 };
 
 std::unique_ptr<GGUFFile> write_arch(const ArchCase& ac, GGMLType wt = GGMLType::F32) {
@@ -211,6 +213,8 @@ TEST(LlmArch, ConfigFollowsEachFamily) {
     if (a == "qwen3" || a == "gemma3") {
       EXPECT_EQ(c.head_dim, 32);
     }
+    EXPECT_EQ(c.mrope, a == "qwen2vl");
+    if (a == "qwen2vl") EXPECT_EQ(c.rope_sections.t + c.rope_sections.h + c.rope_sections.w, 8);
     if (a == "gemma3") {
       // Pattern 6: layers 0-4 local, 5 global, 6 local; local RoPE base 10000.
       EXPECT_EQ(c.n_swa, 3);
@@ -289,6 +293,59 @@ TEST(LlmArch, IncrementalEqualsBatch) {
       }
     }
   }
+}
+
+// Qwen2-VL's M-RoPE: text alone is qwen2's NeoX RoPE (the same weights give the same logits); an
+// image grid takes 2-D coordinates and advances the position by its longer side, whether the
+// prefill cuts it or not, and a truncated cache continues from the right position.
+TEST(LlmArch, Qwen2VLImageGridPositions) {
+  ThreadPool pool(2);
+  auto fv = write_arch(kArchCases[5]), fq = write_arch(kArchCases[6]);
+  auto mv = LlmModel::load(*fv), mq = LlmModel::load(*fq);
+  const LlmConfig& cfg = mv->config();
+  const int T = 19;  // 3 text, a 4 × 3 image grid, 4 text
+  const PositionSpan grid{3, 15, false, 4, 3};
+  std::vector<int32_t> toks = some_tokens(T, cfg.n_vocab, 9);
+  std::vector<float> emb(size_t(T) * cfg.n_embd);
+  mv->embed_tokens(toks.data(), T, emb.data());
+  auto logits = [&](const LlmModel& m, const std::vector<PositionSpan>& spans, int chunk, KvCache& c) {
+    std::vector<float> out(size_t(cfg.n_vocab));
+    for (int done = 0; done < T; done += chunk) {
+      std::vector<PositionSpan> abs = spans;  // llm_forward takes absolute positions: the cache starts empty
+      llm_forward(m, c, emb.data() + size_t(done) * cfg.n_embd, std::min(chunk, T - done), out.data(), false, pool, abs);
+    }
+    return out;
+  };
+  KvCache a(cfg, 32), b(cfg, 32);
+  const std::vector<float> text_v = logits(*mv, {}, T, a), text_q = logits(*mq, {}, T, b);
+  for (int v = 0; v < cfg.n_vocab; ++v) ASSERT_NEAR(text_v[size_t(v)], text_q[size_t(v)], 1e-5f) << v;
+  EXPECT_EQ(a.next_position(), T);
+
+  KvCache whole(cfg, 32);
+  const std::vector<float> want = logits(*mv, {grid}, T, whole);
+  EXPECT_EQ(whole.next_position(), 3 + 4 + 4);  // the grid advances by max(4, 3)
+  float diff = 0, scale = 0;
+  for (int v = 0; v < cfg.n_vocab; ++v) {
+    diff = std::max(diff, std::fabs(want[size_t(v)] - text_v[size_t(v)]));
+    scale = std::max(scale, std::fabs(want[size_t(v)]));
+  }
+  EXPECT_GT(diff, 1e-3f * scale);  // the coordinates change the answer
+  for (int chunk : {1, 5, 7}) {
+    SCOPED_TRACE("chunk " + std::to_string(chunk));
+    KvCache c(cfg, 32);
+    const std::vector<float> got = logits(*mv, {grid}, chunk, c);
+    for (int v = 0; v < cfg.n_vocab; ++v) ASSERT_NEAR(got[size_t(v)], want[size_t(v)], 1e-4f * scale) << v;
+    EXPECT_EQ(c.next_position(), 11);
+  }
+  // Back to the end of the image, the text again: the same answer.
+  whole.truncate(15);
+  EXPECT_EQ(whole.next_position(), 7);
+  std::vector<float> again(size_t(cfg.n_vocab));
+  llm_forward(*mv, whole, emb.data() + size_t(15) * cfg.n_embd, 4, again.data(), false, pool);
+  for (int v = 0; v < cfg.n_vocab; ++v) ASSERT_NEAR(again[size_t(v)], want[size_t(v)], 1e-4f * scale) << v;
+  // A grid whose size does not match its positions is refused.
+  KvCache bad(cfg, 32);
+  EXPECT_THROW(llm_forward(*mv, bad, emb.data(), T, again.data(), false, pool, {{3, 15, false, 5, 3}}), Error);
 }
 
 // LFM2's convolution state lives in the KvCache: clear() starts a fresh sequence (same logits
