@@ -77,7 +77,7 @@ EDGEVLM_API const char* edgevlm_last_error(void);
 /* Options, by name:
  *   strings: "model" (GGUF language model, required), "mmproj" (vision GGUF, optional),
  *            "kv_type" (q8 | f16 | f32), "tiling" (relaxed | llava-next | internvl | single | idefics3 |
- *            lfm2, or a family's llama.cpp-compatible idefics3-mtmd | internvl-mtmd | lfm2-mtmd; default:
+ *            lfm2 | qwen2vl, or a family's llama.cpp-compatible idefics3-mtmd | internvl-mtmd | lfm2-mtmd; default:
  *            the model family's own), "resample" (bicubic | lanczos | bilinear | llama-cpp-bicubic |
  *            llama-cpp-bilinear | mtmd: llama.cpp's for the model's family), "vit_compat" (mtmd: InternViT
  *            as llama.cpp runs it),

@@ -152,7 +152,7 @@ void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision) {
   if (vision != VisionFlags::None) {
     auto* mm = app.add_option("--mmproj", o.mmproj_path, "Vision model GGUF file (clip / mmproj)");
     if (vision == VisionFlags::Required) mm->required();
-    app.add_option("--tiling", o.tiling.strategy, "relaxed | llava-next | internvl | single | idefics3 | idefics3-mtmd | internvl-mtmd | lfm2 | lfm2-mtmd (default: the model's)");
+    app.add_option("--tiling", o.tiling.strategy, "relaxed | llava-next | internvl | single | idefics3 | idefics3-mtmd | internvl-mtmd | lfm2 | lfm2-mtmd | qwen2vl (default: the model's)");
     app.add_option("--max-tiles", o.tiling.max_tiles, "Most grid tiles per image (default: the model's)")
         ->check(CLI::Range(1, 64));
     app.add_option("--vit-compat", o.vit_compat,

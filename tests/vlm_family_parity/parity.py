@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Parity of edgevlm's vision families (SmolVLM: idefics3; InternVL: internvl; LFM2-VL: lfm2; Gemma 3: gemma3) against llama.cpp's mtmd.
+"""Parity of edgevlm's vision families (SmolVLM: idefics3; InternVL: internvl; LFM2-VL: lfm2; Gemma 3: gemma3;
+Qwen2-VL / Qwen2.5-VL: qwen2vl_merger / qwen2.5vl_merger) against llama.cpp's mtmd.
 
 For random-weight pairs written by `edgevlm gen-vlm-pair` (llama.cpp's converter conventions) and
 images of several sizes and aspect ratios, edgevlm (`edgevlm run --trace`) and mtmd
