@@ -316,59 +316,44 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   }
 
   const int64_t MD = c.merged_dim();
+  // An MLP projector's two Linear layers (first: merged token → hidden, second: hidden → text
+  // width, the widths read from their shapes, the latter checked against `declared` when > 0) into
+  // mm_1 / mm_2; returns the text width.
+  auto read_mlp = [&](const std::string& first, const std::string& second, int64_t declared = 0) {
+    const GGUFTensorInfo* t1 = r.find(first + ".weight");
+    const GGUFTensorInfo* t2 = r.find(second + ".weight");
+    if (!t1 || !t2)
+      fail("mmproj '%s': tensor '%s.weight' is missing (projector type %s)", path, (t1 ? second : first).c_str(),
+           ptype.c_str());
+    if (t1->ne.size() != 2 || t2->ne.size() != 2)
+      fail("mmproj '%s': tensors '%s.weight' and '%s.weight' must be 2-D", path, first.c_str(), second.c_str());
+    const int64_t hidden = t1->ne[1], out = t2->ne[1];
+    if (out < 1 || out > (1 << 18)) fail("mmproj '%s': tensor '%s.weight' has %lld outputs", path, second.c_str(), (long long)out);
+    if (declared > 0 && out != declared)
+      fail("mmproj '%s': tensor '%s.weight' gives %lld outputs but clip.vision.projection_dim is %lld", path,
+           second.c_str(), (long long)out, (long long)declared);
+    m->mm_1 = r.mat(first + ".weight", MD, hidden);
+    m->mm_1_b = r.vec_opt(first + ".bias", hidden);
+    m->mm_2 = r.mat(second + ".weight", hidden, out);
+    m->mm_2_b = r.vec_opt(second + ".bias", out);
+    return int(out);
+  };
   if (c.projector == ProjectorType::Lfm2) {
-    int64_t out = f.has("clip.vision.projection_dim") ? positive_key(f, "clip.vision.projection_dim", 1 << 18) : 0;
-    if (out == 0) {
-      const GGUFTensorInfo* t = r.find("mm.2.weight");
-      if (!t) fail("mmproj '%s': tensor 'mm.2.weight' is missing", path);
-      if (t->ne.size() != 2) fail("mmproj '%s': tensor 'mm.2.weight' must be 2-D", path);
-      out = t->ne[1];
-    }
     if (r.find("mm.input_norm.weight") || r.find("mm.input_norm.bias")) {
       m->mm_norm_w = r.vec("mm.input_norm.weight", MD);
       m->mm_norm_b = r.vec("mm.input_norm.bias", MD);
     }
-    // mm.1 maps the merged token to the hidden width, which the file states only through mm.1's shape.
-    const GGUFTensorInfo* t1 = r.find("mm.1.weight");
-    if (!t1) fail("mmproj '%s': tensor 'mm.1.weight' is missing", path);
-    if (t1->ne.size() != 2)
-      fail("mmproj '%s': tensor 'mm.1.weight' has shape %s, expected [%lld, hidden]", path,
-           shape_str(t1->ne).c_str(), (long long)MD);
-    const int64_t hidden = t1->ne[1];
-    m->mm_1 = r.mat("mm.1.weight", MD, hidden);
-    m->mm_1_b = r.vec_opt("mm.1.bias", hidden);
-    m->mm_2 = r.mat("mm.2.weight", hidden, out);
-    m->mm_2_b = r.vec_opt("mm.2.bias", out);
-    c.projection_dim = int(out);
+    c.projection_dim = read_mlp("mm.1", "mm.2",
+                                f.has("clip.vision.projection_dim") ? positive_key(f, "clip.vision.projection_dim", 1 << 18) : 0);
   } else if (c.projector == ProjectorType::InternVL) {
     // mm.0 LayerNorm (eps 1e-5, PyTorch's default) → mm.1 → GELU → mm.3: the lfm2 path's arithmetic.
     m->mm_norm_w = r.vec("mm.model.mlp.0.weight", MD);
     m->mm_norm_b = r.vec("mm.model.mlp.0.bias", MD);
-    const GGUFTensorInfo* t1 = r.find("mm.model.mlp.1.weight");
-    const GGUFTensorInfo* t3 = r.find("mm.model.mlp.3.weight");
-    if (!t1 || !t3) fail("mmproj '%s': tensor '%s' is missing (projector type internvl)", path, t1 ? "mm.model.mlp.3.weight" : "mm.model.mlp.1.weight");
-    if (t1->ne.size() != 2 || t3->ne.size() != 2)
-      fail("mmproj '%s': tensors 'mm.model.mlp.1.weight' and 'mm.model.mlp.3.weight' must be 2-D", path);
-    const int64_t hidden = t1->ne[1], out = t3->ne[1];
-    m->mm_1 = r.mat("mm.model.mlp.1.weight", MD, hidden);
-    m->mm_1_b = r.vec_opt("mm.model.mlp.1.bias", hidden);
-    m->mm_2 = r.mat("mm.model.mlp.3.weight", hidden, out);
-    m->mm_2_b = r.vec_opt("mm.model.mlp.3.bias", out);
+    c.projection_dim = read_mlp("mm.model.mlp.1", "mm.model.mlp.3");
     c.proj_norm_eps = 1e-5f;
-    c.projection_dim = int(out);
   } else if (qwen) {
     // The merger: mm.0 → GELU → mm.2 (the lfm2 path's arithmetic without its norm).
-    const GGUFTensorInfo* t0 = r.find("mm.0.weight");
-    const GGUFTensorInfo* t2 = r.find("mm.2.weight");
-    if (!t0 || !t2) fail("mmproj '%s': tensor '%s' is missing (projector type %s)", path, t0 ? "mm.2.weight" : "mm.0.weight", ptype.c_str());
-    if (t0->ne.size() != 2 || t2->ne.size() != 2)
-      fail("mmproj '%s': tensors 'mm.0.weight' and 'mm.2.weight' must be 2-D", path);
-    const int64_t hidden = t0->ne[1], out = t2->ne[1];
-    m->mm_1 = r.mat("mm.0.weight", MD, hidden);
-    m->mm_1_b = r.vec_opt("mm.0.bias", hidden);
-    m->mm_2 = r.mat("mm.2.weight", hidden, out);
-    m->mm_2_b = r.vec_opt("mm.2.bias", out);
-    c.projection_dim = int(out);
+    c.projection_dim = read_mlp("mm.0", "mm.2");
   } else if (c.projector == ProjectorType::Gemma3) {
     // RMSNorm (mm.soft_emb_norm, the converter adds Gemma's 1) → mm.input_projection, which the
     // converter keeps in PyTorch's [vit, text] order: [text, vit] in GGUF, transposed here once.
