@@ -1,9 +1,11 @@
 // The hostile-file suite: one well-formed but hostile file per class, each given to the `edgevlm`
-// binary as a user would, in a child process whose peak RSS (wait4's ru_maxrss) is asserted below
+// binary as a user would, in a child process whose peak RSS (wait4's ru_maxrss, the child's own:
+// see Launcher) is asserted below
 // a stated bound. Each must end in an error that names what is wrong, within that memory.
 //   bound = kRssPerFileByte × (the files' bytes) + kRssConstant
 // (the constant covers the binary, its libraries and a small model's working memory).
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,31 +44,107 @@ struct Outcome {
   double peak_mib = 0;
 };
 
+// The children are started by a small launcher process forked before main, while this test binary
+// is small: Linux keeps a process's peak RSS across execve, and a child forked from the test
+// process starts as a copy of it, so its peak would count whatever the tests that ran before held.
+// The launcher reads requests (argv, NUL-separated, after a length) from one pipe, forks and execs
+// each, and writes back its exit status and wait4's ru_maxrss; it ends when the pipe closes.
+class Launcher {
+ public:
+  Launcher() {
+    int req[2], resp[2];
+    if (pipe(req) != 0 || pipe(resp) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(req[1]);
+      close(resp[0]);
+      serve(req[0], resp[1]);
+      _exit(0);
+    }
+    close(req[0]);
+    close(resp[1]);
+    if (pid_ < 0) {
+      close(req[1]);
+      close(resp[0]);
+      return;
+    }
+    req_ = req[1];
+    resp_ = resp[0];
+  }
+  // args[0] is the binary; the child's stderr goes to err_path, its stdout to /dev/null.
+  bool run(const std::vector<std::string>& args, const std::string& err_path, int* rc, long* maxrss_kib) {
+    if (req_ < 0) return false;
+    std::string blob = err_path + '\0';
+    for (const std::string& a : args) blob += a + '\0';
+    const uint64_t n = blob.size();
+    long out[2];
+    return write_all(req_, &n, sizeof n) && write_all(req_, blob.data(), blob.size()) &&
+           read_all(resp_, out, sizeof out) && (*rc = int(out[0]), *maxrss_kib = out[1], true);
+  }
+
+ private:
+  static bool write_all(int fd, const void* p, size_t n) {
+    for (const char* c = static_cast<const char*>(p); n > 0;) {
+      const ssize_t w = write(fd, c, n);
+      if (w <= 0) return false;
+      c += w;
+      n -= size_t(w);
+    }
+    return true;
+  }
+  static bool read_all(int fd, void* p, size_t n) {
+    for (char* c = static_cast<char*>(p); n > 0;) {
+      const ssize_t r = read(fd, c, n);
+      if (r <= 0) return false;
+      c += r;
+      n -= size_t(r);
+    }
+    return true;
+  }
+  static void serve(int in, int out) {
+    uint64_t n = 0;
+    while (read_all(in, &n, sizeof n) && n < (1u << 20)) {
+      std::string blob(n, '\0');
+      if (!read_all(in, blob.data(), n)) break;
+      std::vector<char*> argv;
+      for (size_t i = 0; i < n; i += std::strlen(&blob[i]) + 1) argv.push_back(&blob[i]);
+      argv.push_back(nullptr);
+      const pid_t pid = fork();
+      if (pid == 0) {
+        const int e = open(argv[0], O_WRONLY | O_CREAT | O_TRUNC, 0644), null = open("/dev/null", O_WRONLY);
+        if (e >= 0) dup2(e, 2);
+        if (null >= 0) dup2(null, 1);
+        execv(argv[1], argv.data() + 1);
+        _exit(127);
+      }
+      int status = 0;
+      rusage ru{};
+      long res[2] = {-1, 0};
+      if (pid > 0 && wait4(pid, &status, 0, &ru) == pid) {
+        res[0] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        res[1] = ru.ru_maxrss;
+      }
+      if (!write_all(out, res, sizeof res)) break;
+    }
+  }
+  pid_t pid_ = -1;
+  int req_ = -1, resp_ = -1;
+};
+Launcher& launcher() {
+  static Launcher l;
+  return l;
+}
+[[maybe_unused]] const bool kLauncherStartedBeforeMain = (launcher(), true);
+
 // Runs the binary with args; stderr captured, stdout discarded; peak RSS of the child.
 Outcome run_child(const std::vector<std::string>& args) {
   const fs::path err_path = fs::temp_directory_path() / ("edgevlm_hostile_" + std::to_string(getpid()) + ".err");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    FILE* e = std::fopen(err_path.c_str(), "w");
-    FILE* n = std::fopen("/dev/null", "w");
-    if (e) dup2(fileno(e), 2);
-    if (n) dup2(fileno(n), 1);
-    std::vector<char*> argv;
-    std::string bin = binary_path();
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
+  std::vector<std::string> argv = {binary_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
   Outcome o;
-  int status = 0;
-  rusage ru{};
-  if (pid > 0 && wait4(pid, &status, 0, &ru) == pid) {
-    o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    o.peak_mib = double(ru.ru_maxrss) / 1024.0;
-  }
+  long maxrss_kib = 0;
+  EXPECT_TRUE(launcher().run(argv, err_path.string(), &o.rc, &maxrss_kib)) << "the launcher process is not running";
+  o.peak_mib = double(maxrss_kib) / 1024.0;
   std::ifstream in(err_path);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -202,8 +280,7 @@ TEST_F(HostileFiles, NanInAWeightTheLoaderRequantizes) {
 TEST_F(HostileFiles, LoraWithAHugeRank) {
   const std::string llm = write_llm(path("llm.gguf")), bad = path("rank.gguf"), overlap = path("lora-overlap.gguf");
   {
-    // Scoped: the child forked below starts as a copy of this process, and its peak RSS counts
-    // what this one holds at that moment.
+    // Scoped: the 51 MB of tensors are freed before the binary runs.
     const int64_t e = 64, r = 100000;
     GGUFWriter w;
     w.set_string("general.architecture", "llama");
