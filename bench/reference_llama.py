@@ -51,7 +51,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "training"))
 import gguf_io  # noqa: E402
 
-ARCHS = ("llama", "qwen2", "qwen3", "gemma3", "phi3", "lfm2")
+# qwen2vl (Qwen2-VL's decoder): on text its M-RoPE gives every rotation pair the same position, which
+# is qwen2's NeoX RoPE; images are not part of this reference.
+ARCHS = ("llama", "qwen2", "qwen2vl", "qwen3", "gemma3", "phi3", "lfm2")
 
 
 def lora_deltas(loras, arch):

@@ -363,6 +363,7 @@ const char* kGenModelUsage =
     "  --vocab-from GGUF   copy the tokenizer.* keys (and vocabulary size) of this GGUF\n"
     "  --vocab-size N      vocabulary size when no --vocab-from (the file then has no tokenizer)\n"
     "  --rope-base B       rope.freq_base (default 10000)\n"
+    "  --rope-sections T,H,W  qwen2vl: M-RoPE rotation pairs per coordinate (rope.dimension_sections)\n"
     "  --eps E             RMSNorm epsilon (default 1e-5)\n"
     "  --qkv-bias          add q/k/v biases (as qwen2 has)\n"
     "  --tied              no output.weight: the output projection reuses token_embd\n"
@@ -451,6 +452,11 @@ int gen_model_main(int argc, char** argv) {
         spec.n_vocab = int_val(1);
       } else if (a == "--rope-base") {
         spec.rope_freq_base = float(parse_double(a.c_str(), val()));
+      } else if (a == "--rope-sections") {
+        const char* v = val();
+        EV_CHECK(std::sscanf(v, "%d,%d,%d", &spec.rope_sections[0], &spec.rope_sections[1], &spec.rope_sections[2]) == 3 &&
+                     spec.rope_sections[0] >= 0 && spec.rope_sections[1] >= 0 && spec.rope_sections[2] >= 0,
+                 "gen-model: --rope-sections expects T,H,W (non-negative), got '%s'", v);
       } else if (a == "--eps") {
         spec.rms_eps = float(parse_double(a.c_str(), val()));
       } else if (a == "--qkv-bias") {

@@ -284,6 +284,8 @@ def main():
         ("llama-f32", llama + ["--type", "f32"], "f32"),
         ("llama-q4_0", llama + ["--type", "q4_0"], "quant"),
         ("qwen2-bias-q8_0", qwen + ["--type", "q8_0"], "quant"),
+        # Qwen2-VL's decoder on text: M-RoPE with sections 2, 3, 3 of its 8 pairs (Qwen2-VL: 16, 24, 24).
+        ("qwen2vl-f32", [a if a != "qwen2" else "qwen2vl" for a in qwen] + ["--rope-sections", "2,3,3", "--type", "f32"], "f32"),
         ("llama3-rope-f32", llama3 + ["--type", "f32"], "f32"),
         ("qwen3-f32", qwen3 + ["--type", "f32"], "f32"),
         ("qwen3-q4_0", qwen3 + ["--type", "q4_0"], "quant"),
