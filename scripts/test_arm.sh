@@ -4,8 +4,9 @@
 # qemu-user twice, so both NEON variants run against the scalar reference. The kernel tests are one
 # list in CMakeLists.txt (EDGEVLM_KERNEL_TEST_SOURCES: src/ops/*_test.cc — matmul, attention,
 # CPU features, norms/RoPE — and formats/quant_test.cc).
-#   -cpu max        has the Armv8.2 dot product (SDOT): plain NEON and SDOT kernels are tested;
-#   -cpu cortex-a53 has not: the plain NEON kernels are what the dispatcher picks.
+#   -cpu max        has the Armv8.2 dot product (SDOT) and the Armv8.6 int8 matrix multiply (SMMLA):
+#                   plain NEON, SDOT and SMMLA kernels are tested;
+#   -cpu cortex-a53 has neither: the plain NEON kernels are what the dispatcher picks.
 # EDGEVLM_EXPECT_* make the tests fail if feature detection disagrees with the emulated CPU.
 # Usage: scripts/test_arm.sh [BUILD_DIR]   (default build-arm; JOBS=2)
 set -euo pipefail
@@ -30,8 +31,8 @@ echo "test_arm: cross build $((t1 - t0)) s"
 # Both emulated CPUs at once (qemu-user is one process each; the machine has 2 cores).
 LOGS="$BUILD/test_arm_logs"
 mkdir -p "$LOGS"
-run() {  # cpu expect_dotprod
-  EDGEVLM_EXPECT_NEON=1 EDGEVLM_EXPECT_DOTPROD="$2" \
+run() {  # cpu expect_dotprod_and_i8mm
+  EDGEVLM_EXPECT_NEON=1 EDGEVLM_EXPECT_DOTPROD="$2" EDGEVLM_EXPECT_I8MM="$2" \
     qemu-aarch64 -L "$SYSROOT" -cpu "$1" "$BUILD/edgevlm_kernel_tests" --gtest_brief=1 >"$LOGS/$1.log" 2>&1
 }
 run max 1 & pid_max=$!

@@ -237,7 +237,9 @@ void attention_neon(const AttentionArgs& a, ThreadPool& pool, NeonKernels kernel
   EV_CHECK(kernels != NeonKernels::Dotprod || cpu_has_neon_dotprod(),
            "attention: this CPU has no Armv8.2 dot product (SDOT) for the int8 q·k");
   const bool int8_qk = a.kv_type == KvElem::Q8 && attention_qk_mode() == QkMode::Int8;
-  const bool sdot = kernels == NeonKernels::Dotprod || (kernels == NeonKernels::Auto && cpu_has_neon_dotprod());
+  // No SMMLA attention kernels: I8mm takes the SDOT ones (I8MM implies SDOT).
+  const bool sdot = kernels == NeonKernels::Dotprod || (kernels == NeonKernels::I8mm && cpu_has_neon_dotprod()) ||
+                    (kernels == NeonKernels::Auto && cpu_has_neon_dotprod());
   const attn::QkInt8Kernels* qk = !int8_qk ? nullptr : sdot ? &attn::qk_int8_dotprod() : &kPlainQk;
   attn::for_each_item(a, pool, int8_qk, [&](const Item& it, int nh) {
     switch (a.kv_type) {

@@ -100,6 +100,16 @@ static bool detect_neon_dotprod() {
 #endif
 }
 
+static bool detect_neon_i8mm() {
+  if (!cpu_has_neon_dotprod() || env_set("EDGEVLM_NO_I8MM")) return false;
+#if defined(__aarch64__) && defined(__linux__)
+  constexpr unsigned long kHwcap2I8mm = 1ul << 13;  // HWCAP2_I8MM (asm/hwcap.h; older headers lack it)
+  return (getauxval(AT_HWCAP2) & kHwcap2I8mm) != 0;
+#else
+  return false;
+#endif
+}
+
 bool cpu_has_avx2() {
   static const bool has = detect_avx2();
   return has;
@@ -122,6 +132,11 @@ bool cpu_has_neon() {
 
 bool cpu_has_neon_dotprod() {
   static const bool has = detect_neon_dotprod();
+  return has;
+}
+
+bool cpu_has_neon_i8mm() {
+  static const bool has = detect_neon_i8mm();
   return has;
 }
 

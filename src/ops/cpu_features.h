@@ -27,5 +27,9 @@ bool cpu_has_neon();
 // A75 and later, not A53/A57/A72): the *_dotprod_neon.cc kernels may run. Implies cpu_has_neon().
 // EDGEVLM_NO_DOTPROD=1 turns it off alone (to run the plain-NEON kernels on a dotprod CPU).
 bool cpu_has_neon_dotprod();
+// Armv8.6 int8 matrix multiply (FEAT_I8MM, SMMLA: AT_HWCAP2's HWCAP2_I8MM; Cortex-A710/X2 and later,
+// the Dimensity 9300's cores): the *_i8mm_neon.cc kernels may run. Implies cpu_has_neon_dotprod().
+// EDGEVLM_NO_I8MM=1 turns it off alone.
+bool cpu_has_neon_i8mm();
 
 }  // namespace edgevlm

@@ -1,6 +1,6 @@
 // CPU feature detection. scripts/test_arm.sh runs the kernel tests under qemu-user with
-// `-cpu max` (has SDOT) and `-cpu cortex-a53` (has not) and sets EDGEVLM_EXPECT_DOTPROD, so a
-// detection that silently failed (and left the SDOT tests skipped) is caught.
+// `-cpu max` (has SDOT and I8MM) and `-cpu cortex-a53` (has neither) and sets EDGEVLM_EXPECT_DOTPROD
+// and EDGEVLM_EXPECT_I8MM, so a detection that silently failed (and left those tests skipped) is caught.
 #include "ops/cpu_features.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,13 @@
 
 namespace edgevlm {
 namespace {
+
+TEST(CpuFeatures, I8mmImpliesDotprod) {
+  if (cpu_has_neon_i8mm()) EXPECT_TRUE(cpu_has_neon_dotprod());
+#if !defined(__aarch64__)
+  EXPECT_FALSE(cpu_has_neon_i8mm());
+#endif
+}
 
 TEST(CpuFeatures, DotprodImpliesNeon) {
   if (cpu_has_neon_dotprod()) {
@@ -27,7 +34,11 @@ TEST(CpuFeatures, DotprodImpliesNeon) {
 TEST(CpuFeatures, MatchesWhatTheRunnerExpects) {
   const char* neon = std::getenv("EDGEVLM_EXPECT_NEON");
   const char* dot = std::getenv("EDGEVLM_EXPECT_DOTPROD");
-  if (!neon && !dot) GTEST_SKIP() << "EDGEVLM_EXPECT_NEON / EDGEVLM_EXPECT_DOTPROD not set";
+  const char* i8mm = std::getenv("EDGEVLM_EXPECT_I8MM");
+  if (!neon && !dot && !i8mm) GTEST_SKIP() << "EDGEVLM_EXPECT_NEON / _DOTPROD / _I8MM not set";
+  if (i8mm) {
+    EXPECT_EQ(cpu_has_neon_i8mm(), std::string(i8mm) == "1");
+  }
   if (neon) {
     EXPECT_EQ(cpu_has_neon(), std::string(neon) == "1");
   }

@@ -1,5 +1,5 @@
 // NEON matrix products for aarch64 (compiled with -march=armv8-a: every aarch64 CPU runs this
-// file; the SDOT tiles are in matmul_dotprod_neon.cc). The work is laid out, per thread:
+// file; the SDOT tiles are in matmul_dotprod_neon.cc, the SMMLA (I8MM) ones in matmul_i8mm_neon.cc). The work is laid out, per thread:
 //   for each block of activation rows (sized so a slice of them fits in L2)
 //     for each slice of the reduction dimension
 //       for each tile of 4 weight rows owned by this thread
@@ -178,11 +178,14 @@ void matmul_neon(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
   EV_CHECK(matmul_supports(w.type), "matmul: unsupported weight type %s", type_name(w.type).c_str());
   EV_CHECK(kernels != NeonKernels::Dotprod || cpu_has_neon_dotprod(),
            "matmul: the dot-product kernels were asked for but this CPU lacks Armv8.2 SDOT");
+  EV_CHECK(kernels != NeonKernels::I8mm || cpu_has_neon_i8mm(),
+           "matmul: the int8 matrix-multiply kernels were asked for but this CPU lacks Armv8.6 I8MM");
   if (n_rows <= 0) return;
-  const IntKernels& ik =
-      (kernels == NeonKernels::Dotprod || (kernels == NeonKernels::Auto && cpu_has_neon_dotprod()))
-          ? neon::int_kernels_dotprod()
-          : kPlain;
+  // SMMLA fills its 2×2 tiles with two activation rows; one row (decode) takes SDOT.
+  const bool i8mm = n_rows >= 2 && (kernels == NeonKernels::I8mm || (kernels == NeonKernels::Auto && cpu_has_neon_i8mm()));
+  const bool sdot = kernels == NeonKernels::Dotprod || kernels == NeonKernels::I8mm ||
+                    (kernels == NeonKernels::Auto && cpu_has_neon_dotprod());
+  const IntKernels& ik = i8mm ? neon::int_kernels_i8mm() : sdot ? neon::int_kernels_dotprod() : kPlain;
   const int64_t n_in = w.n_in, n_out = w.n_out;
   const GGMLType t = w.type;
   const bool quant = t == GGMLType::Q8_0 || t == GGMLType::Q4_0;

@@ -12,9 +12,10 @@
 namespace edgevlm {
 
 enum class NeonKernels {
-  Auto,     // SDOT when cpu_has_neon_dotprod(), else Plain
+  Auto,     // I8mm when cpu_has_neon_i8mm(), else SDOT when cpu_has_neon_dotprod(), else Plain
   Plain,    // Armv8.0 NEON: widening multiplies (SMULL/SMLAL) and pairwise adds (SADALP)
   Dotprod,  // Armv8.2 SDOT; throws edgevlm::Error when the CPU lacks it
+  I8mm,     // Armv8.6 SMMLA for two or more activation rows, SDOT for one; throws without FEAT_I8MM
 };
 
 // Call only when cpu_has_neon(). Parallel over tiles of output rows.

@@ -12,6 +12,7 @@
 
 #include <arm_neon.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -51,6 +52,8 @@ struct IntKernels {
 
 // The SDOT variant (matmul_dotprod_neon.cc); call only when cpu_has_neon_dotprod().
 const IntKernels& int_kernels_dotprod();
+// The SMMLA variant (matmul_i8mm_neon.cc); call only when cpu_has_neon_i8mm().
+const IntKernels& int_kernels_i8mm();
 
 namespace {
 

@@ -107,6 +107,9 @@ void neon_plain(const WeightMatrix& w, const float* x, int64_t n, float* y, Thre
 void neon_dotprod(const WeightMatrix& w, const float* x, int64_t n, float* y, ThreadPool& p) {
   matmul_neon(w, x, n, y, p, NeonKernels::Dotprod);
 }
+void neon_i8mm(const WeightMatrix& w, const float* x, int64_t n, float* y, ThreadPool& p) {
+  matmul_neon(w, x, n, y, p, NeonKernels::I8mm);
+}
 #endif
 
 // The SIMD kernels this CPU can run, by name.
@@ -116,6 +119,7 @@ std::vector<std::pair<std::string, Kernel>> simd_kernels() {
 #if defined(__aarch64__)
   if (cpu_has_neon()) k.emplace_back("neon", neon_plain);
   if (cpu_has_neon_dotprod()) k.emplace_back("neon-dotprod", neon_dotprod);
+  if (cpu_has_neon_i8mm()) k.emplace_back("neon-i8mm", neon_i8mm);
 #endif
   return k;
 }
@@ -575,6 +579,13 @@ class MatmulNeonDotprod : public ::testing::Test {
   }
 };
 
+class MatmulNeonI8mm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cpu_has_neon_i8mm()) GTEST_SKIP() << "no Armv8.6 I8MM on this CPU (or EDGEVLM_NO_SIMD/NO_I8MM set)";
+  }
+};
+
 TEST_F(MatmulNeon, F32) { check_type(GGMLType::F32, float_shapes(), neon_plain); }
 TEST_F(MatmulNeon, F16) { check_type(GGMLType::F16, float_shapes(), neon_plain); }
 TEST_F(MatmulNeon, BF16) { check_type(GGMLType::BF16, float_shapes(), neon_plain); }
@@ -583,6 +594,35 @@ TEST_F(MatmulNeon, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), neon_plain
 // Only the int8 tiles differ between the variants.
 TEST_F(MatmulNeonDotprod, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes(), neon_dotprod); }
 TEST_F(MatmulNeonDotprod, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), neon_dotprod); }
+TEST_F(MatmulNeonI8mm, Q8_0) { check_type(GGMLType::Q8_0, quant_shapes(), neon_i8mm); }
+TEST_F(MatmulNeonI8mm, Q4_0) { check_type(GGMLType::Q4_0, quant_shapes(), neon_i8mm); }
+
+// SMMLA sums each block's 32 products in one int32 lane; SDOT in four, converted to float apart:
+// the two agree to float rounding, on every tile shape (1-4 weight rows, 1-2 activation rows, the
+// unpacked Q4_0 of 4+ rows) and on slices of the reduction.
+TEST_F(MatmulNeonI8mm, AgreesWithDotprod) {
+  ThreadPool pool(2);
+  for (GGMLType t : {GGMLType::Q8_0, GGMLType::Q4_0})
+    for (int64_t rows : {1, 2, 3, 5, 8})
+      for (int64_t n_out : {1, 2, 3, 7, 10}) {
+        Problem p = make_problem(t, 512, n_out, rows, 17);
+        std::vector<float> a(size_t(n_out * rows)), b(a.size());
+        neon_dotprod(p.w(), p.x.data(), rows, a.data(), pool);
+        neon_i8mm(p.w(), p.x.data(), rows, b.data(), pool);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t o = 0; o < n_out; ++o)
+            ASSERT_NEAR(a[size_t(r * n_out + o)], b[size_t(r * n_out + o)], 2e-6 * abs_dot(p, o, r))
+                << type_name(t) << " rows " << rows << " outputs " << n_out << " out " << o;
+      }
+}
+
+TEST_F(MatmulNeon, I8mmRefusedWithoutIt) {
+  if (cpu_has_neon_i8mm()) GTEST_SKIP() << "this CPU has I8MM";
+  ThreadPool pool(1);
+  Problem p = make_problem(GGMLType::Q8_0, 32, 1, 2, 13);
+  float y[2] = {};
+  EXPECT_THROW(neon_i8mm(p.w(), p.x.data(), 2, y, pool), Error);
+}
 
 // Both variants sum each block exactly in int32; they differ only in how the int32 lanes split
 // the 32 products before the per-lane float multiply-add, so they agree to float rounding.
@@ -601,14 +641,14 @@ TEST_F(MatmulNeonDotprod, AgreesWithPlain) {
     }
 }
 
-// matmul() takes the NEON path (SDOT when present) and never the scalar reference.
+// matmul() takes the NEON path (SMMLA or SDOT when present) and never the scalar reference.
 TEST_F(MatmulNeon, DispatchUsesNeon) {
   ThreadPool pool(2);
   Problem p = make_problem(GGMLType::Q4_0, 256, 9, 3, 12);
   std::vector<float> got(27), want(27), ref(27);
   matmul(p.w(), p.x.data(), 3, got.data(), pool);
   matmul_neon(p.w(), p.x.data(), 3, want.data(), pool,
-              cpu_has_neon_dotprod() ? NeonKernels::Dotprod : NeonKernels::Plain);
+              cpu_has_neon_i8mm() ? NeonKernels::I8mm : cpu_has_neon_dotprod() ? NeonKernels::Dotprod : NeonKernels::Plain);
   matmul_ref(p.w(), p.x.data(), 3, ref.data(), &pool);
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
   EXPECT_NE(0, std::memcmp(got.data(), ref.data(), got.size() * sizeof(float)));  // 8-bit activations differ
