@@ -82,7 +82,8 @@ EDGEVLM_API const char* edgevlm_last_error(void);
  *            llama-cpp-bilinear | mtmd: llama.cpp's for the model's family), "vit_compat" (mtmd: InternViT
  *            as llama.cpp runs it),
  *            "chat_template" (auto | chatml | llama3 | none),
- *            "lora" ("FILE" or "FILE:SCALE": a LoRA adapter GGUF on the decoder; each call adds one),
+ *            "lora" ("FILE" or "FILE:SCALE": a LoRA adapter GGUF on the decoder, or on the vision model
+ *            when its general.architecture is clip; each call adds one),
  *            "lora_mode" (auto: merged into F32 matrices, on the fly elsewhere | on-the-fly)
  *   ints:    "threads" (0 = all hardware threads), "n_ctx" (0 = the model's, at most 4096),
  *            "max_tiles", "vit_batch", "low_memory" (0/1), "vit_pipeline" (0/1)

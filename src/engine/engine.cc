@@ -35,7 +35,14 @@ Engine::Engine(const EngineOptions& opt) : opt_(opt) {
     std::vector<std::unique_ptr<LoraAdapter>> adapters;  // closed once applied
     std::vector<const LoraAdapter*> ptrs;
     for (const LoraAdapterSpec& spec : opt.loras) {
-      adapters.push_back(LoraAdapter::open(spec.path, spec.scale));
+      std::unique_ptr<LoraAdapter> a = LoraAdapter::open(spec.path, spec.scale);
+      if (a->arch() == "clip") {  // the vision model's (applied when it is loaded)
+        EV_CHECK(!opt.mmproj_path.empty(), "%s: a LoRA adapter for the vision model (general.architecture clip), "
+                 "but no vision model (--mmproj) was given", spec.path.c_str());
+        vision_loras_.push_back(std::move(a));
+        continue;
+      }
+      adapters.push_back(std::move(a));
       ptrs.push_back(adapters.back().get());
     }
     llm_ = LlmModel::load(*llm_file_, opt.low_memory ? nullptr : pool_.get(), ptrs,
@@ -50,7 +57,8 @@ Engine::Engine(const EngineOptions& opt) : opt_(opt) {
   if (!opt.mmproj_path.empty()) {
     report("load-mmproj", opt.mmproj_path, 0);
     auto mm_file = GGUFFile::open(opt.mmproj_path);
-    auto mm = MmprojModel::load(*mm_file, {opt.vit_compat});
+    auto mm = MmprojModel::load(*mm_file, {opt.vit_compat}, vision_loras(),
+                                opt.low_memory ? LoraMode::OnTheFly : opt.lora_mode);
     vc_ = mm->config();
     has_vision_ = true;
     if (!opt.low_memory) {
@@ -71,6 +79,12 @@ Engine::Engine(const EngineOptions& opt) : opt_(opt) {
 
 Engine::~Engine() = default;
 
+std::vector<const LoraAdapter*> Engine::vision_loras() const {
+  std::vector<const LoraAdapter*> v;
+  for (const auto& a : vision_loras_) v.push_back(a.get());
+  return v;
+}
+
 ImageEmbeddings Engine::encode(const Image& img, const std::string& name) const {
   EV_CHECK(has_vision_, "%s: this model has no vision part (load it with an mmproj file to use images)",
            name.c_str());
@@ -81,7 +95,7 @@ ImageEmbeddings Engine::encode(const Image& img, const std::string& name) const 
     std::lock_guard<std::mutex> lk(low_memory_mu_);
     drop_llm_pages();
     auto f = GGUFFile::open(opt_.mmproj_path);  // unmapped when this scope ends
-    auto mm = MmprojModel::load(*f, {opt_.vit_compat});
+    auto mm = MmprojModel::load(*f, {opt_.vit_compat}, vision_loras(), LoraMode::OnTheFly);
     e = encode_image(*mm, img, tcfg_, *pool_, vit);
   } else {
     e = encode_image(*mm_, img, tcfg_, *pool_, vit);

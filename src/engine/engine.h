@@ -59,9 +59,10 @@ struct EngineOptions {
   bool vit_pipeline = kDefaultVitPipeline;  // prepare the next ViT batch while one runs (vit.h)
   std::string chat_template = "auto";       // a name chat_template_for knows, or "auto"
   bool low_memory = false;
-  // LoRA adapters on the decoder (--lora FILE[:SCALE], model/lora.h), applied in this order.
-  // lora_mode Auto merges them into F32 matrices and applies them on the fly elsewhere; in
-  // low-memory mode they are always applied on the fly (a merged copy could not be dropped).
+  // LoRA adapters (--lora FILE[:SCALE], model/lora.h), applied in this order: on the decoder, or on
+  // the ViT and projector for an adapter whose general.architecture is "clip" (it names the mmproj's
+  // tensors). lora_mode Auto merges them into F32 matrices and applies them on the fly elsewhere;
+  // in low-memory mode they are always applied on the fly (a merged copy could not be dropped).
   std::vector<LoraAdapterSpec> loras;
   LoraMode lora_mode = LoraMode::Auto;
   std::string vit_compat;  // MmprojLoadOptions::vit_compat: "mtmd" or "" (the model authors' ViT)
@@ -98,6 +99,7 @@ class Engine {
  private:
   explicit Engine(const EngineOptions& opt);
   void drop_llm_pages() const;
+  std::vector<const LoraAdapter*> vision_loras() const;
 
   EngineOptions opt_;
   std::unique_ptr<ThreadPool> pool_;
@@ -105,6 +107,7 @@ class Engine {
   std::unique_ptr<LlmModel> llm_;
   std::unique_ptr<Tokenizer> tok_;
   std::unique_ptr<MmprojModel> mm_;  // null without vision and in low-memory mode (loaded per encode)
+  std::vector<std::unique_ptr<LoraAdapter>> vision_loras_;  // kept open: low-memory mode reloads the mmproj
   bool has_vision_ = false;
   VisionConfig vc_;
   TilingConfig tcfg_;

@@ -214,7 +214,9 @@ TEST(LlmArch, ConfigFollowsEachFamily) {
       EXPECT_EQ(c.head_dim, 32);
     }
     EXPECT_EQ(c.mrope, a == "qwen2vl");
-    if (a == "qwen2vl") EXPECT_EQ(c.rope_sections.t + c.rope_sections.h + c.rope_sections.w, 8);
+    if (a == "qwen2vl") {
+      EXPECT_EQ(c.rope_sections.t + c.rope_sections.h + c.rope_sections.w, 8);
+    }
     if (a == "gemma3") {
       // Pattern 6: layers 0-4 local, 5 global, 6 local; local RoPE base 10000.
       EXPECT_EQ(c.n_swa, 3);

@@ -181,8 +181,9 @@ LoraWeights::LoraWeights(const std::vector<const LoraAdapter*>& adapters, const 
         const GGUFTensorInfo* t = base.find_tensor(pr.target);
         EV_CHECK(t != nullptr, "%s: tensor '%s.lora_a' targets '%s', which the model %s does not have (an adapter "
                  "for another model?)", p, pr.target.c_str(), pr.target.c_str(), base.path().c_str());
-        fail("%s: tensor '%s.lora_a' targets '%s', which is not a matrix the decoder multiplies (LoRA is supported "
-             "on the attention, feed-forward, convolution projections and output.weight)",
+        fail("%s: tensor '%s.lora_a' targets '%s', which is not a matrix the model multiplies (LoRA is supported "
+             "on the decoder's attention, feed-forward, convolution projections and output.weight, and on the ViT's "
+             "and projector's matrices)",
              p, pr.target.c_str(), pr.target.c_str());
       }
       const LoraTarget& t0 = *it->second.front();

@@ -1,5 +1,6 @@
 // LoRA adapters on the decoder, in llama.cpp's GGUF adapter format (what convert_lora_to_gguf.py
-// writes):
+// writes), and in the same format on the vision model (general.architecture "clip", targets named
+// as the mmproj's tensors: MmprojModel::load):
 //   general.type = "adapter", adapter.type = "lora", general.architecture = the base model's,
 //   adapter.lora.alpha (optional float), and per adapted matrix W (a 2-D tensor of the base file,
 //   ne = [n_in, n_out]) the pair

@@ -288,7 +288,7 @@ TEST(Lora, RefusesBadAdaptersNamingFileAndTensor) {
          good_keys(w);
          pair(w, "blk.0.attn_norm.weight", e, 4, 1);
        },
-       "targets 'blk.0.attn_norm.weight', which is not a matrix the decoder multiplies"},
+       "targets 'blk.0.attn_norm.weight', which is not a matrix the model multiplies"},
       {"the embedding table as target",
        [](GGUFWriter& w, int64_t e) {
          good_keys(w);

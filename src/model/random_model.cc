@@ -507,17 +507,24 @@ int gen_model_main(int argc, char** argv) {
 
 namespace {
 
-// Whether a base tensor is a matrix the decoder multiplies (what an adapter may target), and its
-// short name ("attn_q", "output") for --targets.
-bool lora_target_name(const std::string& tensor, std::string* short_name) {
+// Whether a base tensor is a matrix the model multiplies (what an adapter may target), and its
+// short name ("attn_q", "output"; a vision model's: "attn_out", "projector" for its mm.* matrices)
+// for --targets.
+bool lora_target_name(std::string tensor, std::string* short_name) {
   static const std::set<std::string> kBlockMatrices = {
-      "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down",
+      "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_output", "attn_out", "ffn_gate", "ffn_up", "ffn_down",
       "shortconv.in_proj", "shortconv.out_proj"};
   if (tensor == "output.weight") {
     *short_name = "output";
     return true;
   }
   const std::string suffix = ".weight";
+  if (tensor.rfind("mm.", 0) == 0 && tensor != "mm.input_projection.weight" && tensor.size() > suffix.size() &&
+      tensor.compare(tensor.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    *short_name = "projector";
+    return true;
+  }
+  if (tensor.rfind("v.blk.", 0) == 0) tensor = tensor.substr(2);  // a ViT block's matrices
   if (tensor.rfind("blk.", 0) != 0 || tensor.size() <= suffix.size() ||
       tensor.compare(tensor.size() - suffix.size(), suffix.size(), suffix) != 0)
     return false;
@@ -535,7 +542,8 @@ const char* kGenLoraUsage =
     "  --rank R        adapter rank (default 8)\n"
     "  --alpha A       adapter.lora.alpha (default 16; the scale is alpha / rank)\n"
     "  --targets T,... attn_q, attn_k, attn_v, attn_qkv, attn_output, ffn_gate, ffn_up, ffn_down,\n"
-    "                  shortconv.in_proj, shortconv.out_proj, output, or all (default)\n"
+    "                  shortconv.in_proj, shortconv.out_proj, output, or all (default); a vision model\n"
+    "                  (mmproj, general.architecture clip): attn_q .. attn_out, ffn_*, projector\n"
     "  --type T        f32 (default), f16, bf16, q8_0\n"
     "  --strength S    rms of the scaled update relative to the base matrix's (default 0.5)\n"
     "  --seed S        random seed (default 1)\n";
@@ -569,6 +577,7 @@ int write_random_lora(const std::string& path, const RandomLoraSpec& spec) {
   for (const GGUFTensorInfo& t : base->tensors()) {
     std::string short_name;
     if (!lora_target_name(t.name, &short_name)) continue;
+    if (short_name == "projector" && t.ne.size() != 2) continue;  // the projector's norms
     if (!all && std::find(spec.targets.begin(), spec.targets.end(), short_name) == spec.targets.end()) continue;
     matched.insert(short_name);
     EV_CHECK(t.ne.size() == 2, "gen-lora: %s: tensor '%s' is not 2-D", spec.base.c_str(), t.name.c_str());

@@ -189,7 +189,8 @@ void add_engine_options(CLI::App& app, EngineFlags& f, VisionFlags vision) {
          [&o](const std::vector<std::string>& v) {
            for (const std::string& s : v) o.loras.push_back(parse_lora_spec(s));
          },
-         "LoRA adapter GGUF (llama.cpp's adapter format) on the decoder, scaled by SCALE (default 1); repeatable")
+         "LoRA adapter GGUF (llama.cpp's adapter format) on the decoder, or on the ViT and projector when its "
+         "general.architecture is clip, scaled by SCALE (default 1); repeatable")
       ->check(lora_spec)
       ->allow_extra_args(false)
       ->type_name("FILE[:SCALE]");

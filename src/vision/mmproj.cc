@@ -5,6 +5,7 @@
 #include <cmath>
 #include <exception>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -131,7 +132,8 @@ std::array<float, 3> rgb_key(const GGUFFile& f, const std::string& key, std::arr
 
 }  // namespace
 
-std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLoadOptions& opt) {
+std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLoadOptions& opt,
+                                               const std::vector<const LoraAdapter*>& adapters, LoraMode mode) {
   EV_CHECK(opt.vit_compat.empty() || opt.vit_compat == "mtmd", "unknown ViT compatibility mode '%s' (mtmd or none)",
            opt.vit_compat.c_str());
   std::unique_ptr<MmprojModel> m(new MmprojModel());
@@ -385,13 +387,48 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     m->mm_fc_b = r.vec_opt("mm.model.fc.bias", out);
     c.projection_dim = int(out);
   }
+  // The matrices an adapter may target, by the file's tensor names (gemma3's input projection is a
+  // transposed copy and its patch embedding a convolution: neither is a target).
+  std::vector<LoraTarget> targets;
+  auto target = [&](const std::string& name, WeightMatrix& w) {
+    if (w.data) targets.push_back({name, &w, 0, w.n_out});
+  };
+  for (int i = 0; i < c.n_layer; ++i) {
+    VitBlock& b = m->blocks[size_t(i)];
+    const std::string p = "v.blk." + std::to_string(i) + ".";
+    target(p + "attn_q.weight", b.q);
+    target(p + "attn_k.weight", b.k);
+    target(p + "attn_v.weight", b.v);
+    target(p + "attn_out.weight", b.o);
+    target(p + "ffn_up.weight", b.up);
+    target(p + "ffn_down.weight", b.down);
+    target(p + "ffn_gate.weight", b.gate);
+  }
+  if (c.projector == ProjectorType::Lfm2) {
+    target("mm.1.weight", m->mm_1);
+    target("mm.2.weight", m->mm_2);
+  } else if (c.projector == ProjectorType::InternVL) {
+    target("mm.model.mlp.1.weight", m->mm_1);
+    target("mm.model.mlp.3.weight", m->mm_2);
+  } else if (qwen) {
+    target("mm.0.weight", m->mm_1);
+    target("mm.2.weight", m->mm_2);
+  } else if (c.projector == ProjectorType::Idefics3) {
+    target("mm.model.fc.weight", m->mm_fc);
+  }
+  std::set<std::string> adapted;  // the targets some adapter names
+  for (const LoraAdapter* ad : adapters)
+    for (const LoraAdapter::Pair& pr : ad->pairs()) adapted.insert(pr.target);
   {
     bool int8 = !m->blocks.empty();
     for (const VitBlock& b : m->blocks)
       for (const WeightMatrix* w : {&b.q, &b.k, &b.v, &b.o, &b.up}) int8 = int8 && w->type == GGMLType::Q8_0;
     std::vector<VitBlock*> todo;
-    for (VitBlock& b : m->blocks)
-      if (int8 && b.down.n_in % kQK != 0 && type_block_elems(b.down.type) == 1) todo.push_back(&b);
+    for (VitBlock& b : m->blocks) {
+      // An adapted down-projection keeps the file's rows: its LoRA term reads unpadded inputs.
+      const bool lora_down = adapted.count("v.blk." + std::to_string(&b - m->blocks.data()) + ".ffn_down.weight") > 0;
+      if (int8 && !lora_down && b.down.n_in % kQK != 0 && type_block_elems(b.down.type) == 1) todo.push_back(&b);
+    }
     // About a second of scalar work for so400m on one core: spread over the CPU's threads.
     std::atomic<size_t> next{0};
     std::mutex mu;
@@ -418,6 +455,7 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     }
     if (error) std::rethrow_exception(error);
   }
+  if (!adapters.empty()) m->lora_ = std::make_unique<LoraWeights>(adapters, targets, f, "clip", mode, nullptr);
   return m;
 }
 

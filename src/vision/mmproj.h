@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "formats/gguf.h"
+#include "model/lora.h"
 #include "ops/matmul.h"
 
 namespace edgevlm {
@@ -119,7 +120,12 @@ class MmprojModel {
  public:
   // Reads the config and checks every tensor. Keeps a reference to f, which must outlive the model.
   // Throws edgevlm::Error naming the file and the key or tensor at fault.
-  static std::unique_ptr<MmprojModel> load(const GGUFFile& f, const MmprojLoadOptions& opt = {});
+  // adapters: LoRA adapters on the ViT and projector (general.architecture "clip", targets named
+  // as this file's tensors, e.g. v.blk.0.attn_q.weight, mm.1.weight; model/lora.h), merged into
+  // F32 matrices or applied on the fly as mode says; they may be closed once load returns.
+  static std::unique_ptr<MmprojModel> load(const GGUFFile& f, const MmprojLoadOptions& opt = {},
+                                           const std::vector<const LoraAdapter*>& adapters = {},
+                                           LoraMode mode = LoraMode::Auto);
   ~MmprojModel();  // frees the repacked copies of its matrices (low-memory mode unmaps the file after each encode)
   // Every weight matrix the ViT and projector multiply by.
   std::vector<const WeightMatrix*> matrices() const;
@@ -128,6 +134,8 @@ class MmprojModel {
   const GGUFFile& file() const { return *file_; }
   // Bytes of all weights (for memory reports).
   size_t weight_bytes() const { return weight_bytes_; }
+  // The LoRA adapters applied at load, or null without any.
+  const LoraWeights* lora() const { return lora_.get(); }
 
   // ViT
   WeightMatrix patch_embd;          // n_in = 3·P·P in (c, ky, kx) order, n_out = n_embd
@@ -156,6 +164,7 @@ class MmprojModel {
   const GGUFFile* file_ = nullptr;
   VisionConfig cfg_;
   size_t weight_bytes_ = 0;
+  std::unique_ptr<LoraWeights> lora_;
 };
 
 // ---- Random-weight mmproj files: the subjects of unit tests and of benchmarks at the paper's

@@ -59,9 +59,12 @@ void average_pool(const float* h, int n_tiles, PatchGrid g, int d, int s, float*
 
 namespace {
 
+// y = x·Wᵀ (+ W's LoRA term on the fly) + bias.
 void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* x, int64_t rows, float* y,
-            ThreadPool& pool) {
+            ThreadPool& pool, const LoraWeights* lora) {
   matmul(w, x, rows, y, pool);
+  if (lora)
+    if (const LoraDelta* d = lora->delta(w)) lora_delta_add(*d, x, rows, y, pool);
   if (!bias.empty()) add_bias(y, bias.data(), w.n_out, rows);
 }
 
@@ -95,7 +98,7 @@ std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int
   }
 
   if (c.projector == ProjectorType::Idefics3) {
-    linear(m.mm_fc, m.mm_fc_b, merged.data(), rows, out.data(), pool);
+    linear(m.mm_fc, m.mm_fc_b, merged.data(), rows, out.data(), pool, m.lora());
     return out;
   }
   if (!m.mm_norm_w.empty()) {
@@ -105,9 +108,9 @@ std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int
     });
   }
   std::vector<float> hidden(size_t(rows * m.mm_1.n_out));
-  linear(m.mm_1, m.mm_1_b, merged.data(), rows, hidden.data(), pool);
+  linear(m.mm_1, m.mm_1_b, merged.data(), rows, hidden.data(), pool, m.lora());
   gelu_tanh(hidden.data(), int64_t(hidden.size()));
-  linear(m.mm_2, m.mm_2_b, hidden.data(), rows, out.data(), pool);
+  linear(m.mm_2, m.mm_2_b, hidden.data(), rows, out.data(), pool, m.lora());
   return out;
 }
 

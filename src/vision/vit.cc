@@ -97,11 +97,16 @@ WindowLayout window_layout(PatchGrid g, int side) {
 }
 
 // y = x·Wᵀ + bias, or y += that (a residual), into rows ldy apart: the bias and the sum in the
-// product's epilogue (ops/matmul.h).
+// product's epilogue (ops/matmul.h); plus W's LoRA term when an adapter puts one on the fly.
 void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* x, int64_t rows, float* y,
-            ThreadPool& pool, MatmulOut out = {}) {
+            ThreadPool& pool, MatmulOut out = {}, const LoraWeights* lora = nullptr) {
   out.bias = bias.empty() ? nullptr : bias.data();
   matmul(w, x, rows, y, pool, out);
+  if (lora)
+    if (const LoraDelta* d = lora->delta(w)) {
+      EV_CHECK(out.ldy == 0 || out.ldy == w.n_out, "vit_forward: a LoRA term needs packed output rows");
+      lora_delta_add(*d, x, rows, y, pool);
+    }
 }
 
 }  // namespace
@@ -199,6 +204,7 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     FP = std::max(FP, blk.down.n_in);
   }
   const bool swiglu_mlp = c.vit_act == VitAct::SwiGLU;
+  const LoraWeights* lora = m.lora();
   const HugeBuffer<float> x = activations(max_rows * D), q = activations(max_rows * D), k = activations(max_rows * D),
                           v = activations(max_rows * D), a = activations(max_rows * D), ff = activations(max_rows * FP),
                           ff_up = activations(swiglu_mlp ? max_rows * F : 1);
@@ -261,9 +267,9 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
     for (int l = 0; l < c.n_layer; ++l) {
       const VitBlock& blk = m.blocks[size_t(l)];
       norm_rows(c, h, blk.ln1_w, blk.ln1_b, D, rows, x.get(), pool);
-      linear(blk.q, blk.q_b, x.get(), rows, q.get(), pool);
-      linear(blk.k, blk.k_b, x.get(), rows, k.get(), pool, {.same_x = true});
-      linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool, {.same_x = true});
+      linear(blk.q, blk.q_b, x.get(), rows, q.get(), pool, {}, lora);
+      linear(blk.k, blk.k_b, x.get(), rows, k.get(), pool, {.same_x = true}, lora);
+      linear(blk.v, blk.v_b, x.get(), rows, v.get(), pool, {.same_x = true}, lora);
       if (c.rope_2d) {
         pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; ++r) {
@@ -284,9 +290,9 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
         vit_attention(q.get(), k.get(), v.get(), a.get(), bt, int(S), c.n_head, HD, scale, pool, bf16_attention);
       }
       if (blk.ls1.empty()) {
-        linear(blk.o, blk.o_b, a.get(), rows, h, pool, {.accumulate = true});
+        linear(blk.o, blk.o_b, a.get(), rows, h, pool, {.accumulate = true}, lora);
       } else {
-        linear(blk.o, blk.o_b, a.get(), rows, x.get(), pool);
+        linear(blk.o, blk.o_b, a.get(), rows, x.get(), pool, {}, lora);
         add_scaled(x.get(), blk.ls1);
       }
 
@@ -299,10 +305,10 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
         ff_width = fi;
       }
       if (swiglu_mlp) {  // silu(gate) ⊙ up
-        linear(blk.gate, blk.gate_b, x.get(), rows, ff.get(), pool, {.ldy = fi});
-        linear(blk.up, blk.up_b, x.get(), rows, ff_up.get(), pool, {.same_x = true});
+        linear(blk.gate, blk.gate_b, x.get(), rows, ff.get(), pool, {.ldy = fi}, lora);
+        linear(blk.up, blk.up_b, x.get(), rows, ff_up.get(), pool, {.same_x = true}, lora);
       } else {
-        linear(blk.up, blk.up_b, x.get(), rows, ff.get(), pool, {.ldy = fi});
+        linear(blk.up, blk.up_b, x.get(), rows, ff.get(), pool, {.ldy = fi}, lora);
       }
       pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
@@ -313,9 +319,9 @@ std::vector<float> vit_forward(const MmprojModel& m, const TileSource& source, i
         }
       });
       if (blk.ls2.empty()) {
-        linear(blk.down, blk.down_b, ff.get(), rows, h, pool, {.accumulate = true});
+        linear(blk.down, blk.down_b, ff.get(), rows, h, pool, {.accumulate = true}, lora);
       } else {
-        linear(blk.down, blk.down_b, ff.get(), rows, x.get(), pool);
+        linear(blk.down, blk.down_b, ff.get(), rows, x.get(), pool, {}, lora);
         add_scaled(x.get(), blk.ls2);
       }
     }
