@@ -53,6 +53,14 @@ FAMILIES = {
                   ["--resample", "mtmd"],
                   "Gemma 3 4B: SigLIP so400m at 896 (27 layers, 4096 patches), 4x4 average pool (256 tokens), a "
                   "Gemma-3-4B-sized decoder (34 layers, 2560 wide, heads of 256, 1024-position sliding window)"),
+    "qwen25vl-3b": (["--family", "qwen25vl", "--embd", "2048", "--layers", "36", "--heads", "16", "--kv-heads", "2",
+                     "--ff", "11008", "--vit-embd", "1280", "--vit-ff", "3420", "--vit-layers", "32", "--vit-heads",
+                     "16", "--tile", "560", "--patch", "14", "--wa-pattern", "8", "--type", "q8_0",
+                     "--vision-type", "q8_0"],
+                    ["--resample", "mtmd"],
+                    "Qwen2.5-VL-3B: its ViT (32 layers, 1280 wide, SwiGLU 3420, 2-D RoPE, 112-px windows with every "
+                    "8th layer full) at the image's own size (768x1536 -> 27x55 tokens), a Qwen2.5-3B-sized decoder "
+                    "(36 layers, 2048 wide, 16/2 heads, M-RoPE)"),
 }
 
 

@@ -794,6 +794,8 @@ void write_random_qwen2vl(const std::string& llm_path, const std::string& mmproj
   v.image_std = {0.26862954f, 0.26130258f, 0.27577711f};
   v.scale_factor = 2;
   RandomMmproj m = converter_mmproj(v, qwen25 ? ProjectorType::Qwen25VL : ProjectorType::Qwen2VL, 71);
+  for (auto& [k, val] : m.keys)
+    if (k == "clip.vision.n_wa_pattern") val = GGUFValue::from_u32(uint32_t(std::min(s.window_pattern, s.n_layer_vit)));
   m.writer().write(mmproj_path);
 }
 
@@ -803,7 +805,7 @@ const char* kGenIdefics3Usage =
     "                            --mmproj-out MMPROJ.gguf\n"
     "                            --vocab-from GPT2_VOCAB.gguf [flags]\n"
     "  A random-weight SmolVLM (idefics3), InternVL (internvl), LFM2-VL (lfm2), Gemma 3 (gemma3), Qwen2-VL\n"
-    "  (qwen2vl) or Qwen2.5-VL (qwen25vl: window attention, every 4th layer full) pair in\n"
+    "  (qwen2vl) or Qwen2.5-VL (qwen25vl: window attention, every --wa-pattern-th layer full, default 4) pair in\n"
     "  llama.cpp's converter's conventions (lfm2: --tile is the position-embedding grid's size, 256 in the\n"
     "  real files; gemma3: --scale-factor is the average pool, --sliding-window N the local layers' window).\n"
     "  --min-tiles N --max-tiles N (internvl: clip.vision.preproc_min/max_tiles; 0: absent)\n"
@@ -876,6 +878,8 @@ int gen_vlm_pair_main(int argc, char** argv) {
         s.scale_factor = int_val(1);
       } else if (a == "--sliding-window") {
         s.sliding_window = int_val(0);
+      } else if (a == "--wa-pattern") {
+        s.window_pattern = int_val(0);
       } else if (a == "--longest-edge") {
         s.preproc_image_size = int_val(0);
       } else if (a == "--output-scale") {

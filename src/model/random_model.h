@@ -126,6 +126,7 @@ struct RandomIdefics3Spec {
   GGMLType vision_type = GGMLType::F16;
   int min_tiles = 0, max_tiles = 0;  // internvl: clip.vision.preproc_min/max_tiles (0: absent)
   int sliding_window = 512;          // gemma3: the local layers' window (Gemma 3 1B's)
+  int window_pattern = 4;            // qwen25vl: clip.vision.n_wa_pattern (Qwen2.5-VL's 32 layers: 8)
 };
 // SmolVLM's added tokens, in the order they are appended.
 std::vector<std::string> smolvlm_added_tokens();
