@@ -82,11 +82,7 @@ ImageEmbeddings encode(const MmprojModel& m, const TileSource& source, Grid grid
   e.n_embd = c.projection_dim;
   e.bidirectional = c.bidirectional_image_attention;
   e.mrope = c.mrope_positions;
-  {
-    const PatchGrid g = tile_grid.n() > 0 ? tile_grid : PatchGrid{c.patches_per_side(), c.patches_per_side()};
-    const int s = c.scale_factor;
-    e.tile_token_grid = {(g.w + s - 1) / s, (g.h + s - 1) / s};
-  }
+  e.tile_token_grid = merged_grid(c, tile_grid);
   const int n_grid = own_thumb ? n_tiles - 1 : n_tiles;
   const int first = own_thumb && thumbnail_index == 0 ? 1 : 0;  // the grid tiles' first index
   VitOptions grid_opt = vit;
@@ -106,8 +102,7 @@ ImageEmbeddings encode(const MmprojModel& m, const TileSource& source, Grid grid
     std::vector<float> thumb = project_tiles(m, thumb_out.data(), 1, pool, thumb_opt.patches);
     e.projector_ms += t.elapsed_ms();
     e.thumbnail_tokens = merged_tokens(c, thumb_opt.patches);
-    e.thumbnail_token_grid = {(thumb_opt.patches.w + c.scale_factor - 1) / c.scale_factor,
-                              (thumb_opt.patches.h + c.scale_factor - 1) / c.scale_factor};
+    e.thumbnail_token_grid = merged_grid(c, thumb_opt.patches);
     e.data.insert(thumbnail_index == 0 ? e.data.begin() : e.data.end(), thumb.begin(), thumb.end());
     if (keep_vit_out) out.insert(thumbnail_index == 0 ? out.begin() : out.end(), thumb_out.begin(), thumb_out.end());
     e.vit_timings.prepare_ms += tt.prepare_ms;

@@ -350,12 +350,7 @@ struct Step {
   // y = W·x for the n positions, plus W's LoRA term B·(A·x) when it has one on the fly (which
   // adds onto rows of n_out floats: out.ldy must stay 0).
   void linear(const WeightMatrix& w, const float* x, float* y, const MatmulOut& out = {}) const {
-    matmul(w, x, n, y, pool, out);
-    if (lora)
-      if (const LoraDelta* d = lora->delta(w)) {
-        EV_CHECK(out.ldy == 0 || out.ldy == w.n_out, "llm_forward: a LoRA term needs packed output rows");
-        lora_delta_add(*d, x, n, y, pool);
-      }
+    matmul_lora(w, x, n, y, pool, lora, out);
   }
 };
 

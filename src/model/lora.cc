@@ -257,6 +257,17 @@ LoraWeights::LoraWeights(const std::vector<const LoraAdapter*>& adapters, const 
   }
 }
 
+void matmul_lora(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                 const LoraWeights* lora, const MatmulOut& out) {
+  matmul(w, x, n_rows, y, pool, out);
+  if (!lora) return;
+  if (const LoraDelta* d = lora->delta(w)) {
+    EV_CHECK(out.ldy == 0 || out.ldy == w.n_out, "matmul: a LoRA term needs packed output rows (ldy %lld, %lld outputs)",
+             (long long)out.ldy, (long long)w.n_out);
+    lora_delta_add(*d, x, n_rows, y, pool);
+  }
+}
+
 void lora_delta_add(const LoraDelta& d, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   thread_local std::vector<float> ax;
   const int64_t rank = d.wa.n_out;

@@ -128,4 +128,10 @@ class LoraWeights {
 // y[r·n_out + o] += (B·(A·x_r))[o] for r < n_rows (the on-the-fly term of a product y = W·x).
 void lora_delta_add(const LoraDelta& d, const float* x, int64_t n_rows, float* y, ThreadPool& pool);
 
+// y = W·x with out's epilogue (ops/matmul.h), plus W's on-the-fly term when lora (may be null) has
+// one for W. The term adds onto rows of n_out floats: out.ldy must then be 0 or n_out. The one
+// product of the decoder, the ViT and the projector whose matrices an adapter may target.
+void matmul_lora(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                 const LoraWeights* lora, const MatmulOut& out = {});
+
 }  // namespace edgevlm

@@ -681,6 +681,7 @@ static RandomMmproj converter_mmproj(const RandomIdefics3Spec& s, ProjectorType 
   v.projector = projector;
   v.weight_type = s.vision_type;
   v.seed = s.seed * 7919 + seed_salt;
+  v.window_pattern = s.window_pattern;
   RandomMmproj m = make_random_mmproj(v);
   std::erase_if(m.keys, [](const auto& kv) {
     return kv.first.rfind("edgevlm.", 0) == 0 || kv.first == "clip.has_text_encoder";
@@ -794,8 +795,6 @@ void write_random_qwen2vl(const std::string& llm_path, const std::string& mmproj
   v.image_std = {0.26862954f, 0.26130258f, 0.27577711f};
   v.scale_factor = 2;
   RandomMmproj m = converter_mmproj(v, qwen25 ? ProjectorType::Qwen25VL : ProjectorType::Qwen2VL, 71);
-  for (auto& [k, val] : m.keys)
-    if (k == "clip.vision.n_wa_pattern") val = GGUFValue::from_u32(uint32_t(std::min(s.window_pattern, s.n_layer_vit)));
   m.writer().write(mmproj_path);
 }
 

@@ -318,6 +318,13 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
   }
 
   const int64_t MD = c.merged_dim();
+  // The matrices an adapter may target, by the file's tensor names: the ViT blocks' (below) and the
+  // projector's, as it is read (gemma3's input projection is a transposed copy and the patch
+  // embedding a convolution: neither is a target).
+  std::vector<LoraTarget> targets;
+  auto target = [&](const std::string& name, WeightMatrix& w) {
+    if (w.data) targets.push_back({name, &w, 0, w.n_out});
+  };
   // An MLP projector's two Linear layers (first: merged token → hidden, second: hidden → text
   // width, the widths read from their shapes, the latter checked against `declared` when > 0) into
   // mm_1 / mm_2; returns the text width.
@@ -338,6 +345,8 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     m->mm_1_b = r.vec_opt(first + ".bias", hidden);
     m->mm_2 = r.mat(second + ".weight", hidden, out);
     m->mm_2_b = r.vec_opt(second + ".bias", out);
+    target(first + ".weight", m->mm_1);
+    target(second + ".weight", m->mm_2);
     return int(out);
   };
   if (c.projector == ProjectorType::Lfm2) {
@@ -385,14 +394,9 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     if (f.has("clip.vision.projection_dim")) out = positive_key(f, "clip.vision.projection_dim", 1 << 18);
     m->mm_fc = r.mat("mm.model.fc.weight", MD, out);
     m->mm_fc_b = r.vec_opt("mm.model.fc.bias", out);
+    target("mm.model.fc.weight", m->mm_fc);
     c.projection_dim = int(out);
   }
-  // The matrices an adapter may target, by the file's tensor names (gemma3's input projection is a
-  // transposed copy and its patch embedding a convolution: neither is a target).
-  std::vector<LoraTarget> targets;
-  auto target = [&](const std::string& name, WeightMatrix& w) {
-    if (w.data) targets.push_back({name, &w, 0, w.n_out});
-  };
   for (int i = 0; i < c.n_layer; ++i) {
     VitBlock& b = m->blocks[size_t(i)];
     const std::string p = "v.blk." + std::to_string(i) + ".";
@@ -403,18 +407,6 @@ std::unique_ptr<MmprojModel> MmprojModel::load(const GGUFFile& f, const MmprojLo
     target(p + "ffn_up.weight", b.up);
     target(p + "ffn_down.weight", b.down);
     target(p + "ffn_gate.weight", b.gate);
-  }
-  if (c.projector == ProjectorType::Lfm2) {
-    target("mm.1.weight", m->mm_1);
-    target("mm.2.weight", m->mm_2);
-  } else if (c.projector == ProjectorType::InternVL) {
-    target("mm.model.mlp.1.weight", m->mm_1);
-    target("mm.model.mlp.3.weight", m->mm_2);
-  } else if (qwen) {
-    target("mm.0.weight", m->mm_1);
-    target("mm.2.weight", m->mm_2);
-  } else if (c.projector == ProjectorType::Idefics3) {
-    target("mm.model.fc.weight", m->mm_fc);
   }
   std::set<std::string> adapted;  // the targets some adapter names
   for (const LoraAdapter* ad : adapters)
@@ -554,7 +546,7 @@ RandomMmproj make_random_mmproj(const RandomMmprojSpec& s) {
     });
     if (qwen25) {
       key("clip.use_silu", GGUFValue::from_bool(true));
-      key("clip.vision.n_wa_pattern", GGUFValue::from_u32(uint32_t(std::min(4, s.n_layer))));
+      key("clip.vision.n_wa_pattern", GGUFValue::from_u32(uint32_t(std::min(s.window_pattern, s.n_layer))));
     }
     // Two temporal slices of the Conv3d, no bias, no position table (2-D RoPE).
     add("v.patch_embd.weight", {P, P, 3, D}, k3 / std::sqrt(float(6 * P * P)), 0, true);

@@ -175,6 +175,7 @@ struct RandomMmprojSpec {
   int proj_hidden = 0;      // lfm2: width of mm.1's output (0: projection_dim)
   int scale_factor = 2;
   ProjectorType projector = ProjectorType::Lfm2;
+  int window_pattern = 4;  // qwen2.5vl_merger: clip.vision.n_wa_pattern (at most n_layer)
   GGMLType weight_type = GGMLType::F32;  // 2-D matrices (and patch_embd when F16); vectors stay F32
   uint64_t seed = 1;
   std::string tiling_policy = "relaxed";

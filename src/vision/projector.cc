@@ -62,19 +62,19 @@ namespace {
 // y = x·Wᵀ (+ W's LoRA term on the fly) + bias.
 void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* x, int64_t rows, float* y,
             ThreadPool& pool, const LoraWeights* lora) {
-  matmul(w, x, rows, y, pool);
-  if (lora)
-    if (const LoraDelta* d = lora->delta(w)) lora_delta_add(*d, x, rows, y, pool);
+  matmul_lora(w, x, rows, y, pool, lora);
   if (!bias.empty()) add_bias(y, bias.data(), w.n_out, rows);
 }
 
 }  // namespace
 
-int merged_tokens(const VisionConfig& c, PatchGrid g) {
-  if (g.n() == 0) return c.tokens_per_tile();
+PatchGrid merged_grid(const VisionConfig& c, PatchGrid g) {
+  if (g.n() == 0) g = {c.patches_per_side(), c.patches_per_side()};
   const int s = c.scale_factor;
-  return ((g.w + s - 1) / s) * ((g.h + s - 1) / s);
+  return {(g.w + s - 1) / s, (g.h + s - 1) / s};
 }
+
+int merged_tokens(const VisionConfig& c, PatchGrid g) { return int(merged_grid(c, g).n()); }
 
 std::vector<float> project_tiles(const MmprojModel& m, const float* vit_out, int n_tiles, ThreadPool& pool,
                                  PatchGrid g) {

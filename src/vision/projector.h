@@ -32,7 +32,9 @@ void merge_patches(const float* h, int n_tiles, PatchGrid g, int d, int s, float
 // pool_2d): (w/s) × (h/s) tokens of d, row-major.
 void average_pool(const float* h, int n_tiles, PatchGrid g, int d, int s, float* out);
 
-// Tokens a tile of patch grid g gives after the merge ({0, 0}: the model's tile, tokens_per_tile()).
+// The merged tokens across × down of a tile of patch grid g ({0, 0}: the model's tile), and how
+// many (tokens_per_tile() for the model's tile).
+PatchGrid merged_grid(const VisionConfig& c, PatchGrid g);
 int merged_tokens(const VisionConfig& c, PatchGrid g);
 
 // ViT output (n_tiles × patches × n_embd) → n_tiles × merged_tokens × projection_dim, for tiles of

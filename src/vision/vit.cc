@@ -101,12 +101,7 @@ WindowLayout window_layout(PatchGrid g, int side) {
 void linear(const WeightMatrix& w, const std::vector<float>& bias, const float* x, int64_t rows, float* y,
             ThreadPool& pool, MatmulOut out = {}, const LoraWeights* lora = nullptr) {
   out.bias = bias.empty() ? nullptr : bias.data();
-  matmul(w, x, rows, y, pool, out);
-  if (lora)
-    if (const LoraDelta* d = lora->delta(w)) {
-      EV_CHECK(out.ldy == 0 || out.ldy == w.n_out, "vit_forward: a LoRA term needs packed output rows");
-      lora_delta_add(*d, x, rows, y, pool);
-    }
+  matmul_lora(w, x, rows, y, pool, lora, out);
 }
 
 }  // namespace
