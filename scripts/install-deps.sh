@@ -11,7 +11,7 @@ PACKAGES=(
   nodejs chromium nginx
   python3 python3-numpy python3-pil python3-pytest python3-torch python3-matplotlib python3-regex
   libopenblas0-pthread
-  fonts-dejavu-core fonts-noto-cjk
+  fonts-dejavu-core fonts-noto-cjk fonts-liberation2 fonts-freefont-ttf fonts-urw-base35
   g++-aarch64-linux-gnu qemu-user
 )
 

@@ -17,7 +17,10 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-SPLIT_ID = {"train": 1, "val": 2, "test": 3}
+import variation
+
+# "ood" is the out-of-distribution set's own seed space (ood.py)
+SPLIT_ID = {"train": 1, "val": 2, "test": 3, "ood": 4}
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/"
 NOTO = "/usr/share/fonts/opentype/noto/"
@@ -66,6 +69,17 @@ _font_cache = {}
 # every text drawn through draw_text appends (char, x0, y0, x1, y1) in image pixels. Drawing is unchanged
 # and no random numbers are drawn, so the images stay what earlier models were trained and tested on.
 _glyph_record: list | None = None
+
+# A sample drawn in other fonts (variation.py): every Latin font the generator picks is swapped for one of
+# this pool, drawn from the variation's own random stream, so the sample's content stays the same.
+_font_swap: tuple | None = None   # (pool, rng)
+
+
+def swap_font(path):
+    if _font_swap is None or path in CJK_FONTS:
+        return path
+    pool, rng = _font_swap
+    return pick(rng, pool)
 
 
 def draw_text(d, xy, text, fnt, fill):
@@ -154,7 +168,7 @@ def fit_font(paths, text, size, max_w, max_h):
 def text_image(rng, text, w, h, size, fontpaths):
     fg, bg = fg_bg(rng)
     img = background(rng, w, h, bg)
-    f = fit_font(pick(rng, fontpaths), text, size, w - 4, h - 4)
+    f = fit_font(swap_font(pick(rng, fontpaths)), text, size, w - 4, h - 4)
     draw_centered(img, text, f, fg, rng)
     if rng.random() < 0.2:
         img = img.filter(ImageFilter.GaussianBlur(0.5))
@@ -223,7 +237,7 @@ def t_strip(rng):
     fg, bg = fg_bg(rng)
     img = background(rng, w, h, bg)
     d = ImageDraw.Draw(img)
-    fp = pick(rng, LATIN_FONTS)
+    fp = swap_font(pick(rng, LATIN_FONTS))
     row_h = h // n
     for i, wd in enumerate(words):
         f = fit_font(fp, wd, int(rng.integers(16, 22)), w - 4, row_h - 6)
@@ -241,7 +255,7 @@ def t_document(rng):
     w, h = int(rng.integers(110, 140)), int(rng.integers(110, 150))
     img = background(rng, w, h, bg)
     d = ImageDraw.Draw(img)
-    fp = pick(rng, LATIN_FONTS)
+    fp = swap_font(pick(rng, LATIN_FONTS))
     if kind == 0:   # receipt
         prices = [int(rng.integers(1, 10)) * 100 + int(rng.integers(0, 4)) * 25 for _ in range(int(rng.integers(1, 3)))]
         total = sum(prices)
@@ -271,7 +285,7 @@ def t_chart(rng):
         vals = list(rng.choice(np.arange(1, 10), n, replace=False))
         bw = (w - 8) // n
         top = 15
-        fnt = font(DEJAVU + "DejaVuSans-Bold.ttf", 12)
+        fnt = font(swap_font(DEJAVU + "DejaVuSans-Bold.ttf"), 12)
         for i, (c, v) in enumerate(zip(cols, vals)):
             x0 = 4 + i * bw + 2
             bh = int((h - top - 4) * v / 9)
@@ -418,18 +432,28 @@ GLYPH_CLASS = {ch: k + 1 for k, ch in enumerate(GLYPHS)}
 
 
 def make_sample(split: str, index: int, task: str | None = None, max_turns: int | None = None,
-                weights: dict | None = None):
+                weights: dict | None = None, recipe: variation.Recipe | None = None):
     """Sample `index` of `split`. With task=None the task is drawn from the mixture (training; `weights`
     overrides TASKS' weights and may include DESCRIBE); training uses every question about the image as
-    turns of one conversation (more supervision per ViT pass), evaluation passes the task and max_turns=1."""
-    global _glyph_record
+    turns of one conversation (more supervision per ViT pass), evaluation passes the task and max_turns=1.
+    `recipe` varies the sample (variation.py) from a random stream of its own: the same content, in other
+    words, fonts and framings."""
+    global _glyph_record, _font_swap
+    p = None
+    if recipe is not None:
+        p = variation.plan(recipe, np.random.default_rng(np.random.SeedSequence(
+            [SPLIT_ID[split], index, VARIATION_STREAM] + ([(TASK_NAMES + [DESCRIBE]).index(task) + 1] if task else []))))
+        _font_swap = (p.font_pool, p.rng) if p.font_pool else None
     _glyph_record = []
     try:
         s = _make_sample(split, index, task, max_turns, weights)
     finally:
-        glyphs, _glyph_record = _glyph_record, None
+        glyphs, _glyph_record, _font_swap = _glyph_record, None, None
     s["glyphs"] = [(GLYPH_CLASS[g[0]],) + g[1:] for g in glyphs if g[0] in GLYPH_CLASS]
-    return s
+    return variation.apply(s, p) if p is not None else s
+
+
+VARIATION_STREAM = 7919   # the third seed word of a sample's variation stream
 
 
 def _make_sample(split, index, task, max_turns, weights):

@@ -3,6 +3,7 @@
   PyTorch:  python3 training/evaluate.py --ckpt training/runs/nano/final.pt [--split test --per-task 100]
   edgevlm:  python3 training/evaluate.py --ckpt ... --cli build/edgevlm --model models/edgevlm-nano.gguf \
                 --mmproj models/edgevlm-nano-mmproj.gguf       (also scores the PyTorch answers and their agreement)
+  out of distribution: --split ood --per-task 20   (ood.py: per task × condition)
   tiling:   --policy relaxed|llava_next|single   (accuracy and image tokens per policy)
   variants: --cli-args "--kv-type q8" --compare-with f32.json   (agreement of the CLI's answers with an
             earlier run's, e.g. INT8 against F32 KV cache, or a quantized model against F32 files)
@@ -23,6 +24,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+import ood  # noqa: E402
 import sequence  # noqa: E402
 import tiling  # noqa: E402
 
@@ -152,6 +154,7 @@ def main():
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-task", type=int, default=100)
     ap.add_argument("--policy", default=None, help="override the tiling policy (relaxed, llava_next, single)")
+    ap.add_argument("--max-tiles", type=int, default=None, help="override the model's tile budget")
     ap.add_argument("--compare-tiling", action="store_true",
                     help="score relaxed, llava_next and single tiling: accuracy and image tokens per image")
     ap.add_argument("--cli", default=None, help="path of the edgevlm binary to score as well")
@@ -167,6 +170,10 @@ def main():
     model, tok, tcfg = train.load_checkpoint(a.ckpt)
     if a.policy:
         tcfg = tiling.TilingConfig(**{**tcfg.__dict__, "policy": a.policy})
+    if a.max_tiles:
+        tcfg = tiling.TilingConfig(**{**tcfg.__dict__, "max_tiles": a.max_tiles})
+    if a.split == "ood":
+        return evaluate_ood(a, model, tok, tcfg)
     samples = data.eval_set(a.split, a.per_task)
     if a.compare_tiling:
         rows = ["| tiling | overall exact match | image tokens / image | " + " | ".join(data.TASK_NAMES) + " |",
@@ -211,6 +218,32 @@ def main():
     if a.out:
         res["examples"] = [{"task": s["task"], "q": s["qa"][0][0], "gold": s["qa"][0][1], "pred": p}
                            for s, p in zip(samples, preds)]
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1, ensure_ascii=False)
+
+
+def evaluate_ood(a, model, tok, tcfg):
+    """The out-of-distribution set (ood.py), scored per task × condition in PyTorch and, with --cli, through
+    the engine (--max-tiles is passed on to it)."""
+    samples = ood.ood_set(a.per_task)
+    t0 = time.time()
+    preds, ntok = generate(model, tok, samples, tcfg)
+    res = {"split": "ood", "per_cell": a.per_task, "max_tiles": tcfg.max_tiles, "pytorch": ood.table(samples, preds),
+           "seconds": time.time() - t0}
+    print(ood.markdown(res["pytorch"], f"PyTorch, out-of-distribution set, {a.per_task} per cell, "
+                                       f"up to {tcfg.max_tiles} tiles"), flush=True)
+    if a.cli:
+        extra = shlex.split(a.cli_args) + (["--max-tiles", str(a.max_tiles)] if a.max_tiles else [])
+        with tempfile.TemporaryDirectory() as d:
+            cp = run_cli(a.cli, a.model, a.mmproj, samples, d, extra)
+        res["edgevlm"] = ood.table(samples, cp)
+        res["agreement"] = float(np.mean([x.strip() == y.strip() for x, y in zip(preds, cp)]))
+        preds = cp
+        print(ood.markdown(res["edgevlm"], "edgevlm CLI"))
+        print(f"edgevlm == PyTorch on {100 * res['agreement']:.1f}% of prompts")
+    if a.out:
+        res["examples"] = [{"condition": s["condition"], "task": s["task"], "q": s["qa"][0][0], "gold": s["qa"][0][1],
+                            "pred": p} for s, p in zip(samples, preds)]
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1, ensure_ascii=False)
 

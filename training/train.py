@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 import sequence  # noqa: E402
 import tiling  # noqa: E402
+import variation  # noqa: E402
 from model import ModelConfig, VLM, merge2x2  # noqa: E402
 from tokenizer import BPETokenizer  # noqa: E402
 
@@ -186,7 +187,8 @@ class Trainer:
                     data.READING_WEIGHTS if name == "read" else None
                 if name == "stage2" and self.task_boost:
                     w = {t: v * self.task_boost.get(t, 1.0) for t, v in w.items()}
-                s = data.make_sample("train", PHASE_BASE[name] + a.data_offset + i, weights=w)
+                s = data.make_sample("train", PHASE_BASE[name] + a.data_offset + i, weights=w,
+                                     recipe=variation.TRAIN if a.vary else None)
                 i += 1
                 if name in ("siglip", "read"):
                     if s["image"] is None:
@@ -577,6 +579,9 @@ def parse_args(argv=None):
     ap.add_argument("--no-curriculum", dest="curriculum", action="store_false",
                     help="stage 2 on the full mixture (the curriculum's end point, describe task included) from its "
                          "first step: for a stage 2 continued from a run that already had the curriculum")
+    ap.add_argument("--vary", action="store_true",
+                    help="vary the training samples as real inputs differ (variation.TRAIN: wording, fonts, "
+                         "dark theme, larger, screenshots, camera frames, degradation, describe turns)")
     ap.add_argument("--task-boost", nargs="*", default=[], metavar="TASK=FACTOR",
                     help="multiply stage 2's weight of these tasks, e.g. ocr_word=2 text=1.5")
     ap.add_argument("--content-loss", type=float, default=0.05,
