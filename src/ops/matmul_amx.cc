@@ -28,6 +28,7 @@
 
 #include "core/error.h"
 #include "ops/cpu_features.h"
+#include "ops/matmul_blocks.h"
 #include "ops/matmul_internal.h"
 
 namespace edgevlm::detail {
@@ -127,25 +128,178 @@ void convert_block(const AmxPairs& m, const uint8_t* w, int64_t ib, uint16_t* ou
   }
 }
 
-// A panel's slice of weights to convert (its pairs' blocks [s0, s1) into out, per step pair 0 then
-// pair 1), a block of one pair at a time: the next panel's, converted between the tile products of
-// the current one, so that the vector units convert while the matrix unit multiplies (tile products
-// do not wait for earlier vector instructions, nor these for them). Spread evenly over the current
-// panel's steps (`per` blocks every `every` steps): converted all at once during its first chunk,
-// the conversion outlasted that chunk's products and left the matrix unit idle.
+// Where a panel's weights come from, in halves of 16 weight rows (the two B tiles of a step): the
+// integer kernels' cached pair layout (Q4_0 / Q8_0, one pair a half, one block a step), or a block
+// type's rows as they lie in the file (K-quants, IQ4, the 32-element types: one block, of one to
+// eight steps, of each of the half's rows dequantized at a time).
+struct PanelSource {
+  int64_t n_out = 0, steps = 0, n_halves = 0;
+  int steps_per_unit = 1;            // reduction steps of 32 one conversion unit covers
+  const AmxPairs* pairs = nullptr;   // the pair layout, or else:
+  GGMLType type = GGMLType::F32;     // the file's rows
+  const uint8_t* data = nullptr;
+  size_t row_stride = 0, block_bytes = 0;
+  const Q4KGroupBlock* q4k = nullptr;  // or a Q4_K matrix's interleaved copy (nb blocks a group of 8 rows)
+
+  const uint8_t* half(int64_t h) const {
+    if (pairs) return pairs->data + size_t(h) * pairs->pstride;
+    if (q4k) return reinterpret_cast<const uint8_t*>(q4k + 2 * h * steps / 8);
+    return data + size_t(16 * h) * row_stride;
+  }
+  int half_rows(int64_t h) const { return int(std::min<int64_t>(16, n_out - 16 * h)); }
+};
+
+// 32 signed 8-bit values (two sub-blocks of 16) to F32 at out: out[i] = q[i]·s0 − m0 for i < 16, then
+// q[i]·s1 − m1.
+inline void store_q32(__m256i q, float s0, float m0, float s1, float m1, float* out) {
+  const __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+  const __m512 b = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+  _mm512_storeu_ps(out, _mm512_fmsub_ps(a, _mm512_set1_ps(s0), _mm512_set1_ps(m0)));
+  _mm512_storeu_ps(out + 16, _mm512_fmsub_ps(b, _mm512_set1_ps(s1), _mm512_set1_ps(m1)));
+}
+
+// One super-block of 256 to F32, vectorized (the layouts: formats/quant.h); false for a type
+// without a vectorized form here (dequantize_row then does it).
+bool dequant_superblock(GGMLType t, const uint8_t* src, float* out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  switch (t) {
+    case GGMLType::Q6_K: {
+      const auto* b = reinterpret_cast<const BlockQ6_K*>(src);
+      const float d = f16_to_f32(b->d);
+      for (int h = 0; h < 2; ++h) {
+        const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h));
+        const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * h));
+        for (int sb = 0; sb < 4; ++sb) {
+          const __m256i ql = sb & 1 ? ql1 : ql0;
+          const __m256i lo = _mm256_and_si256(sb < 2 ? ql : _mm256_srli_epi16(ql, 4), m4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * sb), m2);
+          const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+          const int si = 8 * h + 2 * sb;
+          store_q32(q, d * b->scales[si], 0.0f, d * b->scales[si + 1], 0.0f, out + 128 * h + 32 * sb);
+        }
+      }
+      return true;
+    }
+    case GGMLType::IQ4_XS: {
+      const auto* b = reinterpret_cast<const BlockIQ4_XS*>(src);
+      const float d = f16_to_f32(b->d);
+      const __m128i table = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4NLValues));
+      const __m128i n4 = _mm_set1_epi8(0x0F);
+      for (int ib = 0; ib < 8; ++ib) {
+        const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs + 16 * ib));
+        const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(qs, n4));
+        const __m128i hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(qs, 4), n4));
+        const int ls = ((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b->scales_h >> (2 * ib)) & 3) << 4);
+        const float dl = d * float(ls - 32);
+        store_q32(_mm256_set_m128i(hi, lo), dl, 0.0f, dl, 0.0f, out + 32 * ib);
+      }
+      return true;
+    }
+    case GGMLType::Q4_K:
+    case GGMLType::Q5_K: {
+      const bool five = t == GGMLType::Q5_K;
+      const uint8_t* scales = five ? reinterpret_cast<const BlockQ5_K*>(src)->scales : reinterpret_cast<const BlockQ4_K*>(src)->scales;
+      const uint8_t* qs = five ? reinterpret_cast<const BlockQ5_K*>(src)->qs : reinterpret_cast<const BlockQ4_K*>(src)->qs;
+      const uint16_t dd = five ? reinterpret_cast<const BlockQ5_K*>(src)->d : reinterpret_cast<const BlockQ4_K*>(src)->d;
+      const uint16_t dm = five ? reinterpret_cast<const BlockQ5_K*>(src)->dmin : reinterpret_cast<const BlockQ4_K*>(src)->dmin;
+      const float d = f16_to_f32(dd), dmin = f16_to_f32(dm);
+      const __m256i qh = five ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(reinterpret_cast<const BlockQ5_K*>(src)->qh))
+                              : _mm256_setzero_si256();
+      const __m256i one = _mm256_set1_epi8(1);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j));
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (five) {
+          lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+          hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+        }
+        uint8_t sc0, m0, sc1, m1;
+        kquant_scale_min(2 * j, scales, &sc0, &m0);
+        kquant_scale_min(2 * j + 1, scales, &sc1, &m1);
+        store_q32(lo, d * sc0, dmin * m0, d * sc0, dmin * m0, out + 64 * j);
+        store_q32(hi, d * sc1, dmin * m1, d * sc1, dmin * m1, out + 64 * j + 32);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// Row r of a Q4_K group's interleaved super-block (ops/matmul_blocks.h) to F32: its quant bytes
+// gathered back into order (bytes 4r..4r+3 of each of a pair's 8 steps), then as dequant_superblock.
+void dequant_q4k_group_row(const Q4KGroupBlock& g, int r, float* out) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i step = _mm256_set_epi32(224, 192, 160, 128, 96, 64, 32, 0);
+  const float d = f16_to_f32(g.d[r]), dmin = f16_to_f32(g.dmin[r]);
+  for (int p = 0; p < 4; ++p) {
+    const __m256i q = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(&g.qs[p][0][4 * r]),
+                                                  step, _mm256_set1_epi32(-1), 1);
+    const float s0 = d * g.scales[2 * p][r], m0 = dmin * g.mins[p][r][0];
+    const float s1 = d * g.scales[2 * p + 1][r], m1 = dmin * g.mins[p][r][1];
+    store_q32(_mm256_and_si256(q, m4), s0, m0, s0, m0, out + 64 * p);
+    store_q32(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), s1, m1, s1, m1, out + 64 * p + 32);
+  }
+}
+
+// Block `unit` (steps [unit·spu, unit·spu + spu)) of up to 16 rows of a block type into B tiles at
+// out (one step every kStepElems): each row's block dequantized to F32, rounded to BF16 pairs, and the
+// 16 × 16 pairs of every step transposed so that tile row t holds pair t of each weight row.
+void convert_rows_unit(const PanelSource& src, const uint8_t* half, int rows, int64_t unit, uint16_t* out) {
+  const int spu = src.steps_per_unit, elems = 32 * spu;
+  alignas(64) float f[16 * 256];
+  alignas(64) uint32_t pairs[16 * 16];
+  for (int r = 0; r < 16; ++r) {
+    if (r >= rows) {
+      std::fill(f + r * elems, f + (r + 1) * elems, 0.0f);
+      continue;
+    }
+    if (src.q4k) {
+      const auto* g = reinterpret_cast<const Q4KGroupBlock*>(half) + (r / 8) * (src.steps / 8) + unit;
+      dequant_q4k_group_row(*g, r % 8, f + r * elems);
+      continue;
+    }
+    const uint8_t* block = half + size_t(r) * src.row_stride + size_t(unit) * src.block_bytes;
+    if (!dequant_superblock(src.type, block, f + r * elems)) dequantize_row(src.type, block, f + r * elems, elems);
+  }
+  const __m512i col = _mm512_set_epi32(240, 224, 208, 192, 176, 160, 144, 128, 112, 96, 80, 64, 48, 32, 16, 0);
+  for (int k = 0; k < spu; ++k) {
+    for (int r = 0; r < 16; ++r) {
+      const float* fr = f + r * elems + 32 * k;
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_load_ps(fr + 16), _mm512_load_ps(fr));
+      _mm512_store_si512(pairs + 16 * r, reinterpret_cast<const __m512i&>(v));
+    }
+    uint16_t* o = out + size_t(k) * kStepElems;
+    for (int t = 0; t < 16; ++t)
+      _mm512_store_si512(o + 32 * t, _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), kAll16,
+                                                                  _mm512_add_epi32(col, _mm512_set1_epi32(t)), pairs, 4));
+  }
+}
+
+// A panel's slice of weights to convert (its halves' units covering steps [s0, s1) into out, per step
+// half 0 then half 1), a unit of one half at a time: the next panel's, converted between the tile
+// products of the current one, so that the vector units convert while the matrix unit multiplies
+// (tile products do not wait for earlier vector instructions, nor these for them). Spread evenly over
+// the current panel's steps (`per` units every `every` steps): converted all at once during its first
+// chunk, the conversion outlasted that chunk's products and left the matrix unit idle.
 struct PanelConversion {
-  const AmxPairs* m = nullptr;
-  const uint8_t* pair[2] = {};
+  const PanelSource* src = nullptr;
+  const uint8_t* half[2] = {};
+  int rows[2] = {};
   int np = 0;
-  int64_t s0 = 0, units = 0, next = 0;  // units: np·(s1 − s0) blocks; next: the next one
+  int64_t s0 = 0, units = 0, next = 0;  // units: np·(s1 − s0)/steps_per_unit; next: the next one
   int64_t every = 1, per = 1, count = 0;
   uint16_t* out = nullptr;
 
   bool done() const { return next >= units; }
   void convert_next() {
-    const int64_t s = s0 + next / np;
+    const int spu = src->steps_per_unit;
+    const int64_t s = s0 + (next / np) * spu;
     const int j = int(next % np);
-    convert_block(*m, pair[j], s, out + (s - s0) * kStepElems + j * kTileElems);
+    uint16_t* o = out + (s - s0) * kStepElems + j * kTileElems;
+    if (src->pairs) convert_block(*src->pairs, half[j], s, o);
+    else convert_rows_unit(*src, half[j], rows[j], s / spu, o);
     ++next;
   }
   // Called once per tile step of the current panel.
@@ -214,12 +368,17 @@ void convert_rows(const float* x, int64_t n_in, int64_t r0, int64_t r1, uint16_t
 }  // namespace
 
 bool matmul_amx_compiled() { return true; }
+bool matmul_amx_converts(GGMLType t) {
+  return t == GGMLType::Q4_K || t == GGMLType::Q5_K || t == GGMLType::Q6_K || t == GGMLType::IQ4_XS;
+}
 void matmul_amx_thread_reset() { t_shape = TileShape{}; }
 
-void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
-                      const float* bias, bool accumulate, ThreadPool& pool) {
-  EV_CHECK(n_in == m.nb * kQK, "matmul_amx_pairs: %lld inputs for %lld blocks", (long long)n_in, (long long)m.nb);
-  const int64_t steps = m.nb, n_panels = (m.n_pairs + 1) / 2;
+namespace {
+
+void run_panels(const PanelSource& src, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
+                const float* bias, bool accumulate, ThreadPool& pool) {
+  EV_CHECK(n_in == src.steps * kQK, "matmul_amx: %lld inputs for %lld steps", (long long)n_in, (long long)src.steps);
+  const int64_t steps = src.steps, n_panels = (src.n_halves + 1) / 2, spu = src.steps_per_unit;
   thread_local Scratch<uint16_t> a_buf;
   const int64_t block_rows = std::min(n_rows, kRowBlock);
   uint16_t* a = a_buf.get(size_t((block_rows + kChunkRows - 1) / kChunkRows) * size_t(steps) * kStepElems);
@@ -229,20 +388,24 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
     pool.parallel_for(n_chunks, [&](int64_t c0, int64_t c1) {
       convert_rows(x + rb0 * n_in, n_in, c0 * kChunkRows, std::min(rows, c1 * kChunkRows), a);
     });
-    const int64_t slice = std::max<int64_t>(8, kSliceBudget / (n_chunks * kChunkRows * 64));
+    // a slice holds whole conversion units
+    const int64_t slice = (std::max<int64_t>(8, kSliceBudget / (n_chunks * kChunkRows * 64)) + spu - 1) / spu * spu;
     pool.parallel_for(n_panels, [&](int64_t p0, int64_t p1) {
       thread_local Scratch<uint16_t> b_buf;
       const size_t b_elems = size_t(std::min(slice, steps)) * kStepElems;
       uint16_t* b = b_buf.get(2 * b_elems);  // the current panel's slice and the next one's
-      auto pairs_in = [&](int64_t p) { return int(std::min<int64_t>(2, m.n_pairs - 2 * p)); };  // of panel p
+      auto halves_in = [&](int64_t p) { return int(std::min<int64_t>(2, src.n_halves - 2 * p)); };  // of panel p
       // The conversion of panel p's slice [s0, s1), spread over n_chunks · (s1 − s0) tile steps.
       auto conversion = [&](int64_t p, int64_t s0, int64_t s1) {
         PanelConversion pc;
-        pc.m = &m;
-        pc.np = pairs_in(p);
-        for (int j = 0; j < pc.np; ++j) pc.pair[j] = m.data + size_t(2 * p + j) * m.pstride;
+        pc.src = &src;
+        pc.np = halves_in(p);
+        for (int j = 0; j < pc.np; ++j) {
+          pc.half[j] = src.half(2 * p + j);
+          pc.rows[j] = src.half_rows(2 * p + j);
+        }
         pc.s0 = s0;
-        pc.units = pc.np * (s1 - s0);
+        pc.units = pc.np * ((s1 - s0) / spu);
         const int64_t tile_steps = n_chunks * (s1 - s0);
         pc.every = std::max<int64_t>(1, tile_steps / pc.units);
         pc.per = (pc.units + tile_steps - 1) / tile_steps;
@@ -256,10 +419,10 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
           next.finish();
           const uint16_t* bp = next.out;
           next = p + 1 < p1 ? conversion(p + 1, s0, s1) : PanelConversion{};
-          const int np = pairs_in(p);
+          const int np = halves_in(p);
           const int64_t o0 = 32 * p;
-          const int n0 = int(std::min<int64_t>(16, m.n_out - o0));
-          const int n1 = np > 1 ? int(std::min<int64_t>(16, m.n_out - o0 - 16)) : 0;
+          const int n0 = int(std::min<int64_t>(16, src.n_out - o0));
+          const int n1 = np > 1 ? int(std::min<int64_t>(16, src.n_out - o0 - 16)) : 0;
           for (int64_t c = 0; c < n_chunks; ++c) {
             const int rv = int(std::min<int64_t>(kChunkRows, rows - c * kChunkRows));
             const int r0 = std::min(16, rv), r1 = rv - r0;
@@ -280,15 +443,46 @@ void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t
   }
 }
 
+}  // namespace
+
+void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
+                      const float* bias, bool accumulate, ThreadPool& pool) {
+  PanelSource src;
+  src.n_out = m.n_out;
+  src.steps = m.nb;
+  src.n_halves = m.n_pairs;
+  src.pairs = &m;
+  run_panels(src, x, n_rows, n_in, y, ldy, bias, accumulate, pool);
+}
+
+void matmul_amx_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                       const Q4KGroupBlock* q4k) {
+  PanelSource src;
+  src.q4k = q4k;
+  src.n_out = w.n_out;
+  src.steps = w.n_in / kQK;
+  src.n_halves = (w.n_out + 15) / 16;
+  src.steps_per_unit = int(type_block_elems(w.type) / kQK);
+  src.type = w.type;
+  src.data = w.data;
+  src.row_stride = w.row_stride;
+  src.block_bytes = type_block_bytes(w.type);
+  run_panels(src, x, n_rows, w.n_in, y, w.n_out, nullptr, false, pool);
+}
+
 }  // namespace edgevlm::detail
 
 #else  // compiled without AMX (another architecture, or a compiler without it): never called.
 
 namespace edgevlm::detail {
 bool matmul_amx_compiled() { return false; }
+bool matmul_amx_converts(GGMLType) { return false; }
 void matmul_amx_thread_reset() {}
 void matmul_amx_pairs(const AmxPairs&, const float*, int64_t, int64_t, float*, int64_t, const float*, bool, ThreadPool&) {
   throw Error("matmul_amx_pairs: this build has no AMX kernels");
+}
+void matmul_amx_blocks(const WeightMatrix&, const float*, int64_t, float*, ThreadPool&, const Q4KGroupBlock*) {
+  throw Error("matmul_amx_blocks: this build has no AMX kernels");
 }
 }  // namespace edgevlm::detail
 

@@ -359,6 +359,15 @@ void matmul_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float*
   EV_CHECK(matmul_blocks_supports(w.type), "matmul: no block kernel for tensor type %s", type_name(w.type).c_str());
   EV_CHECK(block_kernels_available(k), "matmul: kernel set %s is not available on this CPU", block_kernels_name(k));
   if (n_rows <= 0) return;
+  // Products of several rows (and every product of a prompt's rows: PromptRowsScope) run on the matrix
+  // engine where the CPU has one, as Q4_0/Q8_0 do; a Q4_K matrix's from its interleaved copy where it
+  // has one (its rows in the file have been given back).
+  if (k == BlockKernels::Auto && (n_rows >= detail::kAmxMinRows || PromptRowsScope::active()) &&
+      detail::matmul_amx_active() && detail::matmul_amx_converts(w.type)) {
+    const std::shared_ptr<const Q4KCopy> copy = w.type == GGMLType::Q4_K ? find_q4k_copy(w) : nullptr;
+    detail::matmul_amx_blocks(w, x, n_rows, y, pool, copy ? copy->blocks.get() : nullptr);
+    return;
+  }
   if (k == BlockKernels::Auto) k = best_block_kernels();
   detail::BlockDot dot = detail::block_dot(w.type, k);
   if (!dot) dot = detail::block_dot_scalar(w.type);

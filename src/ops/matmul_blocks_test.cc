@@ -2,13 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "ops/matmul_internal.h"
 
 namespace edgevlm {
 namespace {
@@ -203,6 +206,60 @@ TEST(MatmulBlocks, RefusesOtherTypesAndMissingSets) {
   for (BlockKernels k : kSets) {
     if (block_kernels_available(k)) continue;
     EXPECT_THROW(matmul_blocks(wt.w, x.data(), 1, y.data(), pool, k), Error) << block_kernels_name(k);
+  }
+}
+
+// The AMX-BF16 products of a prompt's rows (matmul through the default kernels, on CPUs with AMX, for
+// the types detail::matmul_amx_converts) against the dequantized weights times the F32 activations in double. Weights and activations are
+// rounded to BF16 (error ≤ 2^-8 relative each) and summed in F32: |y − y_ref| ≤ 2.5·2^-8 · Σ|w·x|.
+// Shapes: n_out with a partial last half (37), one half short of a panel (16 + 7), row counts with
+// one-row tails (17, 33) and two row blocks (600), one and two reduction slices; a single row in a
+// PromptRowsScope takes the same kernels.
+TEST(MatmulBlocks, AmxBf16MatchesTheDequantizedProduct) {
+  if (!detail::matmul_amx_active()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or EDGEVLM_NO_AMX set)";
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    uint64_t seed = 500;
+    for (GGMLType t : kTypes) {
+      if (!detail::matmul_amx_converts(t)) continue;  // the integer kernels (KernelSetsMatchScalarReference)
+      for (const auto& [n_in_variant, n_out, n_rows] : {std::tuple{0, 37, 17}, std::tuple{1, 23, 33},
+                                                        std::tuple{1, 64, 600}, std::tuple{0, 40, 1}}) {
+        const int64_t n_in = detail::block_uses_q8k(t) ? (n_in_variant ? 2816 : 256) : (n_in_variant ? 800 : 96);
+        SCOPED_TRACE(type_name(t) + " " + std::to_string(n_in) + "x" + std::to_string(n_out) + " rows " +
+                     std::to_string(n_rows) + " threads " + std::to_string(threads));
+        Weights wt = make_weights(t, n_in, n_out, seed++);
+        const std::vector<float> x = random_values(n_in * n_rows, seed++, 1.0f);
+        std::vector<float> wf(size_t(n_in * n_out)), got(size_t(n_out * n_rows), NAN);
+        for (int64_t o = 0; o < n_out; ++o)
+          dequantize_row(t, wt.w.data + size_t(o) * wt.w.row_stride, wf.data() + o * n_in, n_in);
+        // Q4_K twice: from the file's rows, and (where n_out allows an interleaved copy) from the copy.
+        for (bool copy : {false, true}) {
+        if (copy && !(t == GGMLType::Q4_K && matmul_blocks_prepare(wt.w, pool))) continue;
+        SCOPED_TRACE(copy ? "from the interleaved copy" : "from the rows");
+        {
+          PromptRowsScope prompt;
+          matmul(wt.w, x.data(), n_rows, got.data(), pool);
+        }
+        double worst = 0;
+        for (int64_t r = 0; r < n_rows; ++r)
+          for (int64_t o = 0; o < n_out; ++o) {
+            double want = 0, mag = 0;
+            for (int64_t i = 0; i < n_in; ++i) {
+              const double p = double(wf[size_t(o * n_in + i)]) * x[size_t(r * n_in + i)];
+              want += p;
+              mag += std::fabs(p);
+            }
+            const double err = std::fabs(got[size_t(r * n_out + o)] - want);
+            ASSERT_LE(err, 2.5 / 256 * mag + 1e-6) << "row " << r << " out " << o;
+            worst = std::max(worst, err / (mag + 1e-30));
+          }
+        // Rounding errors of random sign: below the bound, the more so the longer the row (a wrong
+        // layout gives errors of order 1).
+        EXPECT_LT(worst, n_in < 256 ? 6e-3 : 3e-3);
+        if (copy) matmul_blocks_forget(wt.w.data);
+        }
+      }
+    }
   }
 }
 

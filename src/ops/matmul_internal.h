@@ -124,6 +124,16 @@ bool matmul_amx_compiled();
 // Call only when cpu_has_amx_bf16() and matmul_amx_compiled().
 void matmul_amx_pairs(const AmxPairs& m, const float* x, int64_t n_rows, int64_t n_in, float* y, int64_t ldy,
                       const float* bias, bool accumulate, ThreadPool& pool);
+// y[r·n_out + o] = Σ_i W[o, i] · x[r·n_in + i] for a block type's matrix (ops/matmul_blocks.h) read as
+// it lies in the file, or for Q4_K from its interleaved copy (q4k, nb super-blocks a group of 8 rows):
+// each block dequantized and rounded to BF16 per panel, as the pairs are. Call only when
+// matmul_amx_active() and matmul_amx_converts(w.type): the types whose super-blocks have a vectorized
+// conversion (Q4_K, Q5_K, Q6_K, IQ4_XS); the others converted element by element ran slower than the
+// integer kernels.
+struct Q4KGroupBlock;
+bool matmul_amx_converts(GGMLType t);
+void matmul_amx_blocks(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool,
+                       const Q4KGroupBlock* q4k = nullptr);
 // Forget the tile configuration this thread's AMX products last loaded (call after other code on
 // the thread loaded its own or released the tiles; the next product loads its configuration again).
 void matmul_amx_thread_reset();
