@@ -21,6 +21,7 @@
 #include "ops/matmul.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul_blocks.h"
+#include "ops/matmul_driver.h"
 #include "ops/matmul_internal.h"
 #include "ops/matmul_repack.h"
 
@@ -564,7 +565,7 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   const int rx_step = pair_layout ? kRXZ : kRXQ;
   // Block the product so that a unit's slice of packed weights stays in L1 for every row of a row
   // block, and the row block's slice of activations in L2.
-  int64_t row_block = n_rows, kslice = n_in;
+  detail::Blocking blocking{n_rows, n_in};
   if (n_rows * n_in > kActBudgetQ) {
     // Slices as long as a unit's packed weights allow within kWeightBudgetQ (equal lengths), then
     // as many rows as fit the activation budget: every output is then written once per slice.
@@ -577,9 +578,8 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
     const int64_t n_slices = (nb + max_blocks - 1) / max_blocks;
     int64_t slice_blocks = (nb + n_slices - 1) / n_slices;
     if (pair_layout) slice_blocks += slice_blocks % 2;
-    kslice = slice_blocks * kQK;
-    row_block = std::max<int64_t>(rx_step, kActBudgetQ / kslice / rx_step * rx_step);
-    if (row_block > n_rows) row_block = n_rows;
+    blocking.kslice = slice_blocks * kQK;
+    blocking.row_block = std::min(n_rows, std::max<int64_t>(rx_step, kActBudgetQ / blocking.kslice / rx_step * rx_step));
   }
   const GKernel(*tab)[kRXQ] =
       ik == detail::IntKernels::Avx512Vnni ? (t == GGMLType::Q4_0 ? kGemmQ4_0Evex : kGemmQ8_0Evex)
@@ -588,85 +588,72 @@ void matmul_quant(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   const int64_t n_units = (n_groups - g_begin + ngu - 1) / ngu;
   // Per-call repacking into scratch, sgs bytes per group (64-byte aligned): a single group's quants
   // followed by its scales; with the pair layout, a pair (pair_bytes) in two such places.
-  const size_t sgs = (size_t(kslice / kQK + 1) * size_t(qb + 2 * kGR) + 63) / 64 * 64;
-  pool.parallel_for(n_units, [&](int64_t u0, int64_t u1) {
+  const size_t sgs = (size_t(blocking.kslice / kQK + 1) * size_t(qb + 2 * kGR) + 63) / 64 * 64;
+  detail::for_each_block(pool, n_units, n_rows, n_in, blocking,
+                         [&](int64_t u, int64_t rb0, int64_t rb1, int64_t k0, int64_t k1) {
     thread_local detail::Scratch<uint8_t> pack_buf;
     uint8_t* scratch = packed ? nullptr : pack_buf.get(size_t(ngu) * sgs);
-    for (int64_t rb0 = 0; rb0 < n_rows; rb0 += row_block) {
-      const int64_t rb1 = std::min(n_rows, rb0 + row_block);
-      for (int64_t k0 = 0; k0 < n_in; k0 += kslice) {
-        const int64_t kb0 = k0 / kQK, nblk = (std::min(n_in, k0 + kslice) - k0) / kQK;
-        for (int64_t u = u0; u < u1; ++u) {
-          const int64_t g = g_begin + u * ngu;
-          const int ng = int(std::min<int64_t>(ngu, n_groups - g));
-          const int np = pair_layout ? ng / 2 : 0;  // pairs in the unit
-          // The unit's pairs (pair p at pq + p·pstride) and its groups outside pairs (group j at
-          // q + j·qstride, its scales at d + j·dstride bytes).
-          const uint8_t* pq = nullptr;
-          size_t pstride = 0;
-          const uint8_t* q;
-          const uint16_t* d;
-          size_t qstride, dstride;
-          if (packed) {
-            pq = packed + layout.pair_offset(g) + pair_steps_offset(pair_qbytes(t), kb0);  // kb0 is even
-            pstride = layout.pair_stride();
-            const int64_t gs = g + 2 * np;  // the first group outside a pair
-            q = packed + layout.quant_offset(gs) + size_t(kb0) * size_t(qb);
-            d = reinterpret_cast<const uint16_t*>(packed + layout.scale_offset(gs)) + kb0 * kGR;
-            qstride = layout.next_group_q();
-            dstride = layout.next_group_d();
-          } else {
-            for (int p = 0; p < np; ++p)
-              pack_pair(t, w.data, w.row_stride, n_out, g + 2 * p, kb0, nblk, scratch + size_t(2 * p) * sgs, flip);
-            for (int j = 2 * np; j < ng; ++j) {
-              uint8_t* sq = scratch + size_t(j) * sgs;
-              pack_group(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq, reinterpret_cast<uint16_t*>(sq + nblk * qb), flip);
-            }
-            pq = scratch;
-            pstride = 2 * sgs;
-            q = scratch + size_t(2 * np) * sgs;
-            d = reinterpret_cast<const uint16_t*>(q + nblk * qb);
-            qstride = dstride = sgs;
-          }
-          const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
-          const bool acc = k0 > 0 || out.accumulate;
-          for (int64_t r0 = rb0; r0 < rb1; r0 += rx_step) {
-            const int rx = int(std::min<int64_t>(rx_step, rb1 - r0));
-            const int64_t ai = r0 * nb + kb0;
-            const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
-            float* yt = y + r0 * ldy + g * kGR;
-            if (!wide) {
-              tab[ng - 1][rx - 1](q, d, qstride, dstride, nblk, a, yt, ldy, rw, acc);
-              continue;
-            }
-            // The unit's group pairs in one 512-bit tile; a last odd group in the 256-bit one.
-            if (np > 0)
-              (n_rows == 1 ? wide_decode : wide[np - 1][rx - 1])(pq, nullptr, pstride, 0, nblk, a, yt, ldy,
-                                                                  ng == 2 * np ? rw : kGR, acc);
-            if (ng % 2) tab[0][rx - 1](q, d, qstride, dstride, nblk, a, yt + 2 * np * kGR, ldy, rw, acc);
-          }
-          // The unit's outputs of the row block are final after the last slice, and still in cache.
-          if (out.bias && k0 + kslice >= n_in) {
-            const int64_t o0 = g * kGR, n = std::min<int64_t>(int64_t(ng) * kGR, n_out - o0);
-            for (int64_t r = rb0; r < rb1; ++r) add_bias_segment(y + r * ldy + o0, out.bias + o0, n);
-          }
-        }
+    const int64_t kb0 = k0 / kQK, nblk = (k1 - k0) / kQK;
+    const int64_t g = g_begin + u * ngu;
+    const int ng = int(std::min<int64_t>(ngu, n_groups - g));
+    const int np = pair_layout ? ng / 2 : 0;  // pairs in the unit
+    // The unit's pairs (pair p at pq + p·pstride) and its groups outside pairs (group j at
+    // q + j·qstride, its scales at d + j·dstride bytes).
+    const uint8_t* pq = nullptr;
+    size_t pstride = 0;
+    const uint8_t* q;
+    const uint16_t* d;
+    size_t qstride, dstride;
+    if (packed) {
+      pq = packed + layout.pair_offset(g) + pair_steps_offset(pair_qbytes(t), kb0);  // kb0 is even
+      pstride = layout.pair_stride();
+      const int64_t gs = g + 2 * np;  // the first group outside a pair
+      q = packed + layout.quant_offset(gs) + size_t(kb0) * size_t(qb);
+      d = reinterpret_cast<const uint16_t*>(packed + layout.scale_offset(gs)) + kb0 * kGR;
+      qstride = layout.next_group_q();
+      dstride = layout.next_group_d();
+    } else {
+      for (int p = 0; p < np; ++p)
+        pack_pair(t, w.data, w.row_stride, n_out, g + 2 * p, kb0, nblk, scratch + size_t(2 * p) * sgs, flip);
+      for (int j = 2 * np; j < ng; ++j) {
+        uint8_t* sq = scratch + size_t(j) * sgs;
+        pack_group(t, w.data, w.row_stride, n_out, g + j, kb0, nblk, sq, reinterpret_cast<uint16_t*>(sq + nblk * qb), flip);
       }
+      pq = scratch;
+      pstride = 2 * sgs;
+      q = scratch + size_t(2 * np) * sgs;
+      d = reinterpret_cast<const uint16_t*>(q + nblk * qb);
+      qstride = dstride = sgs;
+    }
+    const int rw = int(std::min<int64_t>(kGR, n_out - (g + ng - 1) * kGR));  // outputs in the last group
+    const bool acc = k0 > 0 || out.accumulate;
+    for (int64_t r0 = rb0; r0 < rb1; r0 += rx_step) {
+      const int rx = int(std::min<int64_t>(rx_step, rb1 - r0));
+      const int64_t ai = r0 * nb + kb0;
+      const ActRows a{qs + ai * kQK, xd + ai, xc + ai, nb};
+      float* yt = y + r0 * ldy + g * kGR;
+      if (!wide) {
+        tab[ng - 1][rx - 1](q, d, qstride, dstride, nblk, a, yt, ldy, rw, acc);
+        continue;
+      }
+      // The unit's group pairs in one 512-bit tile; a last odd group in the 256-bit one.
+      if (np > 0)
+        (n_rows == 1 ? wide_decode : wide[np - 1][rx - 1])(pq, nullptr, pstride, 0, nblk, a, yt, ldy,
+                                                            ng == 2 * np ? rw : kGR, acc);
+      if (ng % 2) tab[0][rx - 1](q, d, qstride, dstride, nblk, a, yt + 2 * np * kGR, ldy, rw, acc);
+    }
+    // The unit's outputs of the row block are final after the last slice, and still in cache.
+    if (out.bias && k1 >= n_in) {
+      const int64_t o0 = g * kGR, n = std::min<int64_t>(int64_t(ng) * kGR, n_out - o0);
+      for (int64_t r = rb0; r < rb1; ++r) add_bias_segment(y + r * ldy + o0, out.bias + o0, n);
     }
   });
 }
 
 void matmul_float(const WeightMatrix& w, const float* x, int64_t n_rows, float* y, ThreadPool& pool) {
   const int64_t n_in = w.n_in, n_out = w.n_out;
-  // Slice the reduction so that (row block × slice) of activations stays within kL2Budget.
-  int64_t row_block = n_rows;
-  int64_t kslice = n_in;
-  if (n_rows * n_in * 4 > kL2Budget) {
-    kslice = std::max<int64_t>(256, kL2Budget / (n_rows * 4)) / 32 * 32;
-    if (kslice >= n_in) kslice = n_in;
-    row_block = std::max<int64_t>(kRX, kL2Budget / (kslice * 4) / kRX * kRX);
-    if (row_block > n_rows) row_block = n_rows;
-  }
+  // Blocks of rows and slices of the reduction that keep the activations within kL2Budget.
+  const detail::Blocking blocking = detail::activation_blocking(n_rows, n_in, 4, kL2Budget, kRX);
 
   // F16/BF16 weight tiles are converted to F32 once per slice when at least kPackMinRows
   // activation rows will reuse them; decode reads the file's layout directly.
@@ -676,36 +663,29 @@ void matmul_float(const WeightMatrix& w, const float* x, int64_t n_rows, float* 
   const FKernel(*ftab)[kRX] = t == GGMLType::F32 ? kF32 : t == GGMLType::F16 ? kF16 : kBF16;
   const size_t elem_bytes = t == GGMLType::F32 ? 4 : 2;
 
-  const int64_t n_tiles = (n_out + kRW - 1) / kRW;
-  pool.parallel_for(n_tiles, [&](int64_t tb, int64_t te) {
+  // Units of one tile of kRW weight rows.
+  detail::for_each_block(pool, (n_out + kRW - 1) / kRW, n_rows, n_in, blocking,
+                         [&](int64_t tile, int64_t rb0, int64_t rb1, int64_t k0, int64_t k1) {
     thread_local detail::Scratch<float> scratch_buf;
-    float* scratch = pack ? scratch_buf.get(size_t(kRW * kslice)) : nullptr;
-    for (int64_t rb0 = 0; rb0 < n_rows; rb0 += row_block) {
-      const int64_t rb1 = std::min(n_rows, rb0 + row_block);
-      for (int64_t k0 = 0; k0 < n_in; k0 += kslice) {
-        const int64_t k1 = std::min(n_in, k0 + kslice);
-        const int64_t klen = k1 - k0;
-        const bool accumulate = k0 > 0;
-        for (int64_t tile = tb; tile < te; ++tile) {
-          const int64_t o0 = tile * kRW;
-          const int rw = int(std::min<int64_t>(kRW, n_out - o0));
-          const uint8_t* w0 = w.data + size_t(o0) * w.row_stride + size_t(k0) * elem_bytes;
-          const uint8_t* wk = w0;
-          size_t wks = w.row_stride;
-          const FKernel(*tab)[kRX] = ftab;
-          if (pack) {
-            if (t == GGMLType::F16) unpack_float<LoadF16>(w0, w.row_stride, rw, klen, scratch);
-            else unpack_float<LoadBF16>(w0, w.row_stride, rw, klen, scratch);
-            wk = reinterpret_cast<const uint8_t*>(scratch);
-            wks = size_t(klen) * 4;
-            tab = kF32;
-          }
-          for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
-            const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
-            tab[rw - 1][rx - 1](wk, wks, x + r0 * n_in + k0, n_in, klen, y + r0 * n_out + o0, n_out, accumulate);
-          }
-        }
-      }
+    float* scratch = pack ? scratch_buf.get(size_t(kRW * blocking.kslice)) : nullptr;
+    const int64_t klen = k1 - k0;
+    const bool accumulate = k0 > 0;
+    const int64_t o0 = tile * kRW;
+    const int rw = int(std::min<int64_t>(kRW, n_out - o0));
+    const uint8_t* w0 = w.data + size_t(o0) * w.row_stride + size_t(k0) * elem_bytes;
+    const uint8_t* wk = w0;
+    size_t wks = w.row_stride;
+    const FKernel(*tab)[kRX] = ftab;
+    if (pack) {
+      if (t == GGMLType::F16) unpack_float<LoadF16>(w0, w.row_stride, rw, klen, scratch);
+      else unpack_float<LoadBF16>(w0, w.row_stride, rw, klen, scratch);
+      wk = reinterpret_cast<const uint8_t*>(scratch);
+      wks = size_t(klen) * 4;
+      tab = kF32;
+    }
+    for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
+      const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
+      tab[rw - 1][rx - 1](wk, wks, x + r0 * n_in + k0, n_in, klen, y + r0 * n_out + o0, n_out, accumulate);
     }
   });
 }

@@ -1,9 +1,7 @@
 // NEON matrix products for aarch64 (compiled with -march=armv8-a: every aarch64 CPU runs this
-// file; the SDOT tiles are in matmul_dotprod_neon.cc, the SMMLA (I8MM) ones in matmul_i8mm_neon.cc). The work is laid out, per thread:
-//   for each block of activation rows (sized so a slice of them fits in L2)
-//     for each slice of the reduction dimension
-//       for each tile of 4 weight rows owned by this thread
-//         for each pair of activation rows: 4×2 dot products in registers
+// file; the SDOT tiles are in matmul_dotprod_neon.cc, the SMMLA (I8MM) ones in matmul_i8mm_neon.cc). The loop
+// over row blocks, reduction slices and units is matmul_driver.h's; a unit here is a tile of 4 weight
+// rows, run against each pair of activation rows of the block (4×2 dot products in registers).
 // With 4 or more activation rows (prefill, ViT), a tile's slice of F16/BF16 weights is converted
 // to F32 and Q4_0 unpacked to int8 once, then reused by every row pair. Without SDOT the int8
 // products of a block are formed with SMULL/SMLAL into int16 (two products per lane: at most
@@ -16,6 +14,7 @@
 #include "core/error.h"
 #include "ops/cpu_features.h"
 #include "ops/matmul_blocks_neon.h"
+#include "ops/matmul_driver.h"
 #include "ops/matmul_internal.h"
 #include "ops/matmul_neon_tiles.h"
 
@@ -202,16 +201,9 @@ void matmul_neon(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
     if (n_rows >= 8) pool.parallel_for(n_rows, quant_rows); else quant_rows(0, n_rows);
   }
 
-  // Slice the reduction so that (row block × slice) of activations stays within kL2Budget.
-  const int64_t bpe = quant ? 1 : 4;
-  int64_t row_block = n_rows;
-  int64_t kslice = n_in;
-  if (n_rows * n_in * bpe > kL2Budget) {
-    kslice = std::max<int64_t>(256, kL2Budget / (n_rows * bpe)) / 32 * 32;
-    if (kslice >= n_in) kslice = n_in;
-    row_block = std::max<int64_t>(kRX, kL2Budget / (kslice * bpe) / kRX * kRX);
-    if (row_block > n_rows) row_block = n_rows;
-  }
+  // Blocks of rows and slices of the reduction that keep the activations within kL2Budget.
+  const detail::Blocking blocking = detail::activation_blocking(n_rows, n_in, quant ? 1 : 4, kL2Budget, kRX);
+  const int64_t kslice = blocking.kslice;
 
   // Weight tiles are converted once per slice when at least kPackMinRows activation rows reuse
   // them; decode reads the file's layout directly.
@@ -221,57 +213,48 @@ void matmul_neon(const WeightMatrix& w, const float* x, int64_t n_rows, float* y
   const FKernel(*ftab)[kRX] = t == GGMLType::F32 ? kF32 : t == GGMLType::F16 ? kF16 : kBF16;
   const size_t elem_bytes = t == GGMLType::F32 ? 4 : 2;  // float types only
 
-  const int64_t n_tiles = (n_out + kRW - 1) / kRW;
-  pool.parallel_for(n_tiles, [&](int64_t tb, int64_t te) {
-    detail::AlignedBuf<uint8_t> scratch;
-    detail::AlignedBuf<float> scratch_d;
-    if (pack) {
-      scratch = detail::aligned_alloc_n<uint8_t>(size_t(kRW * kslice) * 4);
-      scratch_d = detail::aligned_alloc_n<float>(size_t(kRW * (kslice / kQK)));
-    }
-    for (int64_t rb0 = 0; rb0 < n_rows; rb0 += row_block) {
-      const int64_t rb1 = std::min(n_rows, rb0 + row_block);
-      for (int64_t k0 = 0; k0 < n_in; k0 += kslice) {
-        const int64_t k1 = std::min(n_in, k0 + kslice);
-        const int64_t klen = k1 - k0;
-        const bool accumulate = k0 > 0;
-        for (int64_t tile = tb; tile < te; ++tile) {
-          const int64_t o0 = tile * kRW;
-          const int rw = int(std::min<int64_t>(kRW, n_out - o0));
-          const uint8_t* wrow = w.data + size_t(o0) * w.row_stride;
-          if (quant) {
-            const int64_t kb0 = k0 / kQK, nblk = klen / kQK;
-            WeightTile wt{wrow + size_t(kb0) * type_block_bytes(t), w.row_stride, nullptr};
-            const neon::IntKernel(*tab)[kRX] = qtab;
-            if (pack) {
-              unpack_q4_0(wt.w0, wt.ws, rw, nblk, reinterpret_cast<int8_t*>(scratch.get()), scratch_d.get());
-              wt = WeightTile{scratch.get(), size_t(nblk) * kQK, scratch_d.get()};
-              tab = ik.q4_0_unpacked;
-            }
-            for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
-              const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
-              const int64_t ai = r0 * nb + kb0;
-              const ActSlice as{act_q.get() + ai * kQK, act_d.get() + ai, nb};
-              tab[rw - 1][rx - 1](wt, as, nblk, y + r0 * n_out + o0, n_out, accumulate);
-            }
-          } else {
-            const uint8_t* wk = wrow + size_t(k0) * elem_bytes;
-            size_t wks = w.row_stride;
-            const FKernel(*tab)[kRX] = ftab;
-            if (pack) {
-              float* f = reinterpret_cast<float*>(scratch.get());
-              if (t == GGMLType::F16) unpack_float<LoadF16>(wk, w.row_stride, rw, klen, f);
-              else unpack_float<LoadBF16>(wk, w.row_stride, rw, klen, f);
-              wk = scratch.get();
-              wks = size_t(klen) * 4;
-              tab = kF32;
-            }
-            for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
-              const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
-              tab[rw - 1][rx - 1](wk, wks, x + r0 * n_in + k0, n_in, klen, y + r0 * n_out + o0, n_out, accumulate);
-            }
-          }
-        }
+  // Units of one tile of kRW weight rows.
+  detail::for_each_block(pool, (n_out + kRW - 1) / kRW, n_rows, n_in, blocking,
+                         [&](int64_t tile, int64_t rb0, int64_t rb1, int64_t k0, int64_t k1) {
+    thread_local detail::Scratch<uint8_t> scratch_buf;
+    thread_local detail::Scratch<float> scratch_d_buf;
+    uint8_t* scratch = pack ? scratch_buf.get(size_t(kRW * kslice) * 4) : nullptr;
+    float* scratch_d = pack ? scratch_d_buf.get(size_t(kRW * (kslice / kQK))) : nullptr;
+    const int64_t klen = k1 - k0;
+    const bool accumulate = k0 > 0;
+    const int64_t o0 = tile * kRW;
+    const int rw = int(std::min<int64_t>(kRW, n_out - o0));
+    const uint8_t* wrow = w.data + size_t(o0) * w.row_stride;
+    if (quant) {
+      const int64_t kb0 = k0 / kQK, nblk = klen / kQK;
+      WeightTile wt{wrow + size_t(kb0) * type_block_bytes(t), w.row_stride, nullptr};
+      const neon::IntKernel(*tab)[kRX] = qtab;
+      if (pack) {
+        unpack_q4_0(wt.w0, wt.ws, rw, nblk, reinterpret_cast<int8_t*>(scratch), scratch_d);
+        wt = WeightTile{scratch, size_t(nblk) * kQK, scratch_d};
+        tab = ik.q4_0_unpacked;
+      }
+      for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
+        const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
+        const int64_t ai = r0 * nb + kb0;
+        const ActSlice as{act_q.get() + ai * kQK, act_d.get() + ai, nb};
+        tab[rw - 1][rx - 1](wt, as, nblk, y + r0 * n_out + o0, n_out, accumulate);
+      }
+    } else {
+      const uint8_t* wk = wrow + size_t(k0) * elem_bytes;
+      size_t wks = w.row_stride;
+      const FKernel(*tab)[kRX] = ftab;
+      if (pack) {
+        float* f = reinterpret_cast<float*>(scratch);
+        if (t == GGMLType::F16) unpack_float<LoadF16>(wk, w.row_stride, rw, klen, f);
+        else unpack_float<LoadBF16>(wk, w.row_stride, rw, klen, f);
+        wk = scratch;
+        wks = size_t(klen) * 4;
+        tab = kF32;
+      }
+      for (int64_t r0 = rb0; r0 < rb1; r0 += kRX) {
+        const int rx = int(std::min<int64_t>(kRX, rb1 - r0));
+        tab[rw - 1][rx - 1](wk, wks, x + r0 * n_in + k0, n_in, klen, y + r0 * n_out + o0, n_out, accumulate);
       }
     }
   });
