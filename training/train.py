@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
+import lora  # noqa: E402
 import sequence  # noqa: E402
 import tiling  # noqa: E402
 import variation  # noqa: E402
@@ -132,6 +133,12 @@ class Trainer:
                               ("glyph", self.glyph)):
                 if key in init:
                     head.load_state_dict(init[key])
+        # The modular variant: stage 2 trains a LoRA adapter on the frozen decoder instead of the decoder.
+        self.lora = None
+        if a.modular_lora:
+            self.lora = lora.DecoderLora(self.model.llm, a.modular_lora, a.lora_alpha).attach(self.model.llm)
+            if init is not None and "lora" in init:
+                self.lora.load_state_dict(init["lora"])
         self.task_boost = parse_task_boost(a.task_boost)
         self.pad = self.tok.id("<|endoftext|>")
         self.log = open(os.path.join(a.out, "log.jsonl"), "a")
@@ -162,6 +169,9 @@ class Trainer:
             ps = list(m.llm.parameters())
         elif name == "stage1":
             ps = list(m.proj.parameters())
+        elif self.lora is not None:   # modular stage 2: the decoder stays the text model
+            ps = list(m.vit.parameters()) + list(m.proj.parameters()) + list(self.lora.parameters())
+            ps += list(self.content.parameters()) if self.a.content_loss > 0 else []
         else:
             ps = list(m.parameters()) + (list(self.content.parameters()) if self.a.content_loss > 0 else [])
             ps += list(self.glyph.parameters()) if self.a.glyph_loss > 0 else []
@@ -322,6 +332,9 @@ class Trainer:
         ck["sig"] = self.sig.state_dict()
         ck["content"] = self.content.state_dict()
         ck["glyph"] = self.glyph.state_dict()
+        if self.lora is not None:
+            ck["lora"] = self.lora.state_dict()
+            ck["lora_config"] = {"rank": self.lora.rank, "alpha": self.lora.alpha}
         if not final:
             ck["opt"] = self.opt.state_dict() if self.opt is not None else None
         tmp = path + ".tmp"
@@ -521,6 +534,10 @@ def load_checkpoint(path):
     mc = ModelConfig(**ck["config"])
     model = VLM(mc)
     model.load_state_dict(ck["model"])
+    if "lora" in ck:   # a modular run: the decoder with its vision adapter attached
+        model.lora = lora.DecoderLora(model.llm, ck["lora_config"]["rank"], ck["lora_config"]["alpha"])
+        model.lora.load_state_dict(ck["lora"])
+        model.lora.attach(model.llm)
     model.eval()
     tok = BPETokenizer([tuple(m) for m in ck["tokenizer_merges"]])
     return model, tok, tiling.TilingConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in ck["tiling"].items()})
@@ -531,6 +548,9 @@ def finish(a):
     import export
     model, tok, tcfg = load_checkpoint(os.path.join(a.out, "final.pt"))
     paths = export.export_pair(model, tok, tcfg, os.path.join(a.out, "edgevlm-nano"), "f32")
+    if getattr(model, "lora", None) is not None:   # the decoder file is the base text model; vision needs this
+        paths = list(paths) + [os.path.join(a.out, "edgevlm-nano-vision-lora.gguf")]
+        lora.export_adapter(model.lora, paths[-1])
     print("exported", paths, flush=True)
     samples = data.eval_set("test", a.test_per_task)
     t0 = time.time()
@@ -597,6 +617,10 @@ def parse_args(argv=None):
                     help="steps fitting the glyph and content heads alone before stage 2, when --init has none "
                          "(a GGUF pair)")
     ap.add_argument("--vit-lr", type=float, default=3e-4, help="peak learning rate of the ViT in stage 2")
+    ap.add_argument("--modular-lora", type=int, default=0, metavar="RANK",
+                    help="the modular variant: stage 2 trains the ViT, the projector and a rank-RANK LoRA adapter "
+                         "on the frozen decoder (exported beside the pair as edgevlm-nano-vision-lora.gguf)")
+    ap.add_argument("--lora-alpha", type=float, default=16.0, help="alpha of --modular-lora (scale alpha / rank)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--siglip-batch", type=int, default=32, help="batch of the ViT-only phases (siglip, read)")
     ap.add_argument("--warmup", type=int, default=50)
