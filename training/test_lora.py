@@ -18,6 +18,7 @@ import tiling  # noqa: E402
 import train  # noqa: E402
 from gguf_io import GGUFReader  # noqa: E402
 from model import ModelConfig, VLM  # noqa: E402
+from test_train import fit_stage2, small_trainer  # noqa: E402
 from tokenizer import BPETokenizer  # noqa: E402
 
 CLI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "edgevlm")
@@ -110,23 +111,11 @@ def test_engine_applies_the_exported_adapter_like_pytorch():
 
 def test_modular_stage2_trains_the_adapter_and_leaves_the_decoder(tmp_path):
     torch.manual_seed(0)
-    a = train.parse_args(["--out", str(tmp_path), "--corpus", "150", "--vocab", "300", "--v-width", "32",
-                          "--v-layers", "1", "--v-heads", "2", "--width", "48", "--layers", "1", "--heads", "4",
-                          "--kv-heads", "2", "--ff", "64", "--batch", "6", "--modular-lora", "4"])
-    tr = train.Trainer(a)
+    tr = small_trainer(tmp_path, "--modular-lora", "4")
     decoder = {k: v.clone() for k, v in tr.model.llm.state_dict().items()}
-    ps = tr.params_for("stage2")
-    assert not any(p is q for p in ps for q in tr.model.llm.parameters())
-    batch, _ = next(tr.batches("stage2", 0))
-    opt = torch.optim.AdamW(ps, lr=3e-3)
-    first = None
-    for _ in range(12):
-        loss = tr.loss("stage2", batch)
-        first = first if first is not None else loss.item()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.8 * first
+    assert not any(p is q for p in tr.params_for("stage2") for q in tr.model.llm.parameters())
+    first, last = fit_stage2(tr, 12)
+    assert last < 0.8 * first
     for k, v in tr.model.llm.state_dict().items():
         assert torch.equal(v, decoder[k]), k
     assert max(p.abs().max().item() for p in tr.lora.b.values()) > 0
