@@ -57,9 +57,13 @@ TOL = {"f32": {"max": 1e-3, "rms": 1e-4}, "f16": {"max": 1e-3, "rms": 1e-4}, "qu
 # Greedy tokens must be identical on F32 files. On quantized files both engines round activations
 # to 8 bits, each its own way (~1e-2·σ rms per logit, so ~2e-2·σ on a difference of two logits from
 # engine to engine), which can flip a near-tie. There, every edgevlm pick is checked against
-# llama.cpp fed the same prefix (teacher forcing), and a disagreement passes only where llama.cpp's
-# own top-2 gap is below NEAR_TIE·σ and edgevlm chose llama.cpp's second token.
+# llama.cpp fed the same prefix (teacher forcing), and a disagreement passes only where edgevlm's token
+# is among llama.cpp's top NEAR_TIE_TOP and within NEAR_TIE·σ of llama.cpp's first choice. Ties of
+# three tokens occur: on the IQ4_XS model three were within 0.021σ, and edgevlm's AVX2 and AVX-512
+# kernels picked different ones. Each kernel is within 1e-5 of the scalar reference per product, but
+# their float rounding flips some 8-bit roundings of the next layer's activations.
 NEAR_TIE = 0.05
+NEAR_TIE_TOP = 4
 # LoRA: edgevlm's log-probabilities against llama.cpp's (both engines fed the same base and adapter),
 # as fractions of σ. F32 bases: both exact up to rounding (~1e-5σ measured). Q4_0: both quantize the
 # activations to 8 bits the same way (ggml's rounding) and compute the adapter's products in F32:
@@ -95,7 +99,7 @@ def edgevlm_generate(exe, model, prompt, logits_path, chunk, threads, extra=()):
 
 def peer_generate(model, prompt, threads, force=None, extra=()):
     cmd = ["node", os.path.join(ROOT, "bench", "peer", "greedy.mjs"), "--model", model,
-           "--tokens", ",".join(map(str, prompt)), "-n", str(N_GEN), "--top", "2", "--kv", "f32",
+           "--tokens", ",".join(map(str, prompt)), "-n", str(N_GEN), "--top", str(NEAR_TIE_TOP), "--kv", "f32",
            "--threads", str(threads)] + list(extra)
     if force:
         cmd += ["--force", ",".join(map(str, force))]
@@ -170,7 +174,7 @@ def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, schem
                          f"      llama.cpp {lc_tokens}")
         else:
             # Teacher-forced: llama.cpp's pick at every step of edgevlm's sequence. Each disagreement
-            # must be a near-tie in llama.cpp's own logits, with edgevlm's token its second choice.
+            # must be a near-tie in llama.cpp's own logits between its first choice and edgevlm's token.
             forced, dt = peer_generate(path, prompt, peer_threads, force=ev_tokens, extra=lora_args)
             peer_dt += dt
             sigma = ref_logits.std()
@@ -178,13 +182,15 @@ def check_model(exe, workdir, name, gen_flags, kind, prompt, threads, log, schem
             for i, st in enumerate(forced["steps"]):
                 if st["token"] == ev_tokens[i]:
                     continue
-                (t1, l1), (t2, l2) = st["top"]
-                gap = (l1 - l2) / sigma
-                if gap < NEAR_TIE and t2 == ev_tokens[i]:
-                    ties.append(f"{i}:{gap:.3f}σ")
+                t1, l1 = st["top"][0]
+                rank, l_ev = next(((r, l) for r, (t, l) in enumerate(st["top"]) if t == ev_tokens[i]), (None, None))
+                gap = (l1 - l_ev) / sigma if rank is not None else float("inf")
+                if gap < NEAR_TIE:
+                    ties.append(f"{i}:{gap:.3f}σ (llama.cpp's #{rank + 1})")
                 else:
+                    where = f"its #{rank + 1}, {gap:.3f}σ below" if rank is not None else f"not in its top {NEAR_TIE_TOP}"
                     fails.append(f"at step {i} of edgevlm's greedy sequence llama.cpp picks {t1}, edgevlm {ev_tokens[i]} "
-                                 f"(llama.cpp's top-2 gap {gap:.3f}σ, not a near-tie < {NEAR_TIE}σ):\n"
+                                 f"({where}; a near-tie is < {NEAR_TIE}σ):\n"
                                  f"      edgevlm   {ev_tokens}\n      llama.cpp {lc_tokens} (free-running)")
                     break
             note = (f" (free-running sequences part at step {k}; teacher-forced, llama.cpp agrees with every "
