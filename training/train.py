@@ -169,11 +169,10 @@ class Trainer:
             ps = list(m.llm.parameters())
         elif name == "stage1":
             ps = list(m.proj.parameters())
-        elif self.lora is not None:   # modular stage 2: the decoder stays the text model
-            ps = list(m.vit.parameters()) + list(m.proj.parameters()) + list(self.lora.parameters())
+        else:   # stage 2; the modular variant keeps the decoder the text model and trains its adapter
+            ps = (list(m.parameters()) if self.lora is None
+                  else list(m.vit.parameters()) + list(m.proj.parameters()) + list(self.lora.parameters()))
             ps += list(self.content.parameters()) if self.a.content_loss > 0 else []
-        else:
-            ps = list(m.parameters()) + (list(self.content.parameters()) if self.a.content_loss > 0 else [])
             ps += list(self.glyph.parameters()) if self.a.glyph_loss > 0 else []
         for p in ps:
             p.requires_grad_(True)
