@@ -123,6 +123,11 @@ def markdown(table, title="") -> str:
     return "\n".join(lines)
 
 
+def same_answers(a, b) -> float:
+    """The share of prompts whose two answers are equal (whitespace aside)."""
+    return float(np.mean([x.strip() == y.strip() for x, y in zip(a, b)]))
+
+
 def run_cli(cli, model_path, mmproj, samples, workdir, extra=()):
     """Answers through the edgevlm CLI, one process per prompt, greedy: `edgevlm run -m MODEL
     --mmproj MMPROJ --image IMG -p QUESTION -n MAX_NEW --temp 0` (the flags scripts/demo.sh uses), or
@@ -204,7 +209,7 @@ def main():
         with tempfile.TemporaryDirectory() as d:
             cp = run_cli(a.cli, a.model, a.mmproj, samples, d, shlex.split(a.cli_args))
         res["edgevlm"] = score(samples, cp)
-        res["agreement"] = float(np.mean([x.strip() == y.strip() for x, y in zip(preds, cp)]))
+        res["agreement"] = same_answers(preds, cp)
         res["cli_answers"] = cp
         print(markdown(res["edgevlm"], "edgevlm CLI"))
         print(f"edgevlm == PyTorch on {100 * res['agreement']:.1f}% of prompts")
@@ -212,7 +217,7 @@ def main():
             ref = json.load(open(a.compare_with))["cli_answers"]
             if len(ref) != len(cp):
                 sys.exit(f"--compare-with: {a.compare_with} holds {len(ref)} answers, this run {len(cp)}")
-            res["agreement_with_reference"] = float(np.mean([x.strip() == y.strip() for x, y in zip(ref, cp)]))
+            res["agreement_with_reference"] = same_answers(ref, cp)
             print(f"edgevlm ({a.cli_args or 'default flags'}) == {a.compare_with} on "
                   f"{100 * res['agreement_with_reference']:.1f}% of prompts")
     if a.out:
@@ -237,7 +242,7 @@ def evaluate_ood(a, model, tok, tcfg):
         with tempfile.TemporaryDirectory() as d:
             cp = run_cli(a.cli, a.model, a.mmproj, samples, d, extra)
         res["edgevlm"] = ood.table(samples, cp)
-        res["agreement"] = float(np.mean([x.strip() == y.strip() for x, y in zip(preds, cp)]))
+        res["agreement"] = same_answers(preds, cp)
         preds = cp
         print(ood.markdown(res["edgevlm"], "edgevlm CLI"))
         print(f"edgevlm == PyTorch on {100 * res['agreement']:.1f}% of prompts")
